@@ -1,0 +1,176 @@
+"""Request and response shapes of the accounts API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from marketplace.accounts.models import OrganizationKind, OrganizationStatus, Role, Scope
+from marketplace.kit.schemas import Email, Name, Reason, RequestBody, ResponseBody
+
+Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
+Uscc = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{18}$")]
+# A GB/T 2260 division code (domestic) or an ISO 3166-1 alpha-2 code (foreign).
+Jurisdiction = Annotated[str, StringConstraints(pattern=r"^([0-9]{6}|[A-Z]{2})$")]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Certification = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+DsmmLevel = Annotated[StrictInt, Field(ge=0, le=5)]
+PenaltyCount = Annotated[StrictInt, Field(ge=0, le=10_000)]
+
+
+class RegisterRequest(RequestBody):
+    email: Email
+    password: Password
+    name: Name
+
+
+class UserRead(ResponseBody):
+    id: uuid.UUID
+    email: str
+    name: str
+
+
+class TokenRequest(RequestBody):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254)]
+    password: Annotated[str, StringConstraints(max_length=256)]
+
+
+class TokenResponse(ResponseBody):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class MembershipSummary(ResponseBody):
+    organization_id: uuid.UUID
+    role: Role
+
+
+class MeResponse(ResponseBody):
+    id: uuid.UUID
+    email: str
+    name: str
+    is_admin: bool
+    memberships: list[MembershipSummary]
+
+
+class IntermediaryQualification(RequestBody):
+    """What a data intermediary declares (RULEBOOK R8)."""
+
+    roles: Annotated[list[Literal["broker", "assessor", "delivery"]], Field(min_length=1, max_length=3)]
+    fee_disclosure: LongText
+    retains_no_traded_data: StrictBool
+
+
+class OrganizationCreate(RequestBody):
+    name: Name
+    uscc: Uscc
+    kind: OrganizationKind
+    jurisdiction: Jurisdiction
+    legal_representative: ShortText | None = None
+    registered_address: ShortText | None = None
+    business_scope: LongText | None = None
+    dsmm_level: DsmmLevel = 0
+    penalties_last_3y: PenaltyCount = 0
+    security_certifications: Annotated[list[Certification], Field(max_length=50)] = []
+    intermediary: IntermediaryQualification | None = None
+
+
+class OrganizationUpdate(RequestBody):
+    name: Name | None = None
+    jurisdiction: Jurisdiction | None = None
+    legal_representative: ShortText | None = None
+    registered_address: ShortText | None = None
+    business_scope: LongText | None = None
+    dsmm_level: DsmmLevel | None = None
+    penalties_last_3y: PenaltyCount | None = None
+    security_certifications: Annotated[list[Certification], Field(max_length=50)] | None = None
+    intermediary: IntermediaryQualification | None = None
+
+
+class OrganizationRead(ResponseBody):
+    id: uuid.UUID
+    name: str
+    uscc: str
+    kind: OrganizationKind
+    jurisdiction: str
+    status: OrganizationStatus
+    legal_representative: str | None
+    registered_address: str | None
+    business_scope: str | None
+    dsmm_level: int
+    penalties_last_3y: int
+    security_certifications: list[str]
+    intermediary: IntermediaryQualification | None
+    decision_reason: str | None
+    admitted_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AdmissionResponse(ResponseBody):
+    status: OrganizationStatus
+    verdict: dict[str, object] | None = None
+
+
+class DecisionRequest(RequestBody):
+    decision: Literal["approve", "reject"]
+    reason: Reason
+
+
+class MembershipCreate(RequestBody):
+    email: Email
+    role: Role
+
+
+class MembershipUpdate(RequestBody):
+    role: Role
+
+
+class MembershipRead(ResponseBody):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: Role
+    created_at: datetime
+
+
+class ApiKeyCreate(RequestBody):
+    organization_id: uuid.UUID
+    name: Name
+    scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=730)] = 90
+
+
+class ApiKeyRead(ResponseBody):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[Scope]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="the secret, shown only in this response")
+
+
+class UserAdminRead(ResponseBody):
+    id: uuid.UUID
+    email: str
+    name: str
+    is_admin: bool
+    status: str
+    created_at: datetime
+
+
+class UserStatusChange(RequestBody):
+    status: Literal["active", "disabled"]
+    reason: Reason

@@ -1,0 +1,132 @@
+"""JWT access tokens: Ed25519 (EdDSA) only, with a key id, every registered claim required."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from marketplace.config import Settings
+from marketplace.errors import NotAuthenticated
+from marketplace.kit import clock
+from marketplace.kit.secrets import load_or_create
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
+LEEWAY_SECONDS = 5
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """RFC 7638-style thumbprint, shortened: stable for a key, different across keys."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")[:22]
+
+
+def _new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+class TokenKeyring:
+    """One signing key and every key still accepted for verification (rotation)."""
+
+    def __init__(
+        self,
+        signing_key: Ed25519PrivateKey,
+        retired: list[Ed25519PublicKey],
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+    ) -> None:
+        self.signing_key = signing_key
+        self.signing_kid = key_id(signing_key.public_key())
+        self.verification_keys = {key_id(k): k for k in retired}
+        self.verification_keys[self.signing_kid] = signing_key.public_key()
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenKeyring:
+        pem = load_or_create(settings.signing_key_path, _new_private_pem)
+        private = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(private, Ed25519PrivateKey):
+            raise ValueError(f"{settings.signing_key_path} is not an Ed25519 private key")
+        retired = [_load_public(path) for path in settings.jwt_retired_public_keys]
+        return cls(
+            private,
+            retired,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.jwt_ttl_seconds,
+        )
+
+    def issue(self, subject: uuid.UUID) -> IssuedToken:
+        now = clock.now()
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(subject),
+            "iat": now,
+            "nbf": now,
+            "exp": now + timedelta(seconds=self.ttl_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self.signing_key, algorithm=ALGORITHM, headers={"kid": self.signing_kid})
+        return IssuedToken(token=token, expires_in=self.ttl_seconds)
+
+    def verify(self, token: str) -> uuid.UUID:
+        """Return the subject of a valid token; anything else is NotAuthenticated."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise NotAuthenticated("malformed token") from exc
+        if header.get("alg") != ALGORITHM:
+            raise NotAuthenticated("token algorithm not accepted")
+        key = self.verification_keys.get(str(header.get("kid")))
+        if key is None:
+            raise NotAuthenticated("unknown token key")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+            )
+            return uuid.UUID(str(claims["sub"]))
+        except (jwt.PyJWTError, ValueError) as exc:
+            raise NotAuthenticated("invalid token") from exc
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid, public in self.verification_keys.items():
+            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            x = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+            keys.append({"kty": "OKP", "crv": "Ed25519", "alg": ALGORITHM, "use": "sig", "kid": kid, "x": x})
+        return {"keys": keys}
+
+
+def _load_public(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key

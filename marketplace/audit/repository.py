@@ -1,0 +1,111 @@
+"""Every query on the audit tables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from marketplace.audit.models import AuditEntry, AuditHead
+
+HEAD_ID = 1
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def advance_head(self) -> tuple[int, str]:
+        """Take the head's row lock and the next sequence number; returns (seq, prev_hash).
+
+        The lock is held until the transaction ends, so concurrent appends line up."""
+        row = (
+            await self.session.execute(
+                update(AuditHead)
+                .where(col(AuditHead.id) == HEAD_ID)
+                .values(seq=col(AuditHead.seq) + 1)
+                .returning(col(AuditHead.seq), col(AuditHead.hash))
+            )
+        ).one()
+        return int(row[0]), str(row[1])
+
+    async def insert_entry(self, values: dict[str, Any]) -> None:
+        await self.session.execute(insert(AuditEntry).values(**values))
+        await self.session.execute(
+            update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=values["hash"])
+        )
+
+    async def head(self) -> tuple[int, str]:
+        row = (
+            await self.session.execute(
+                select(col(AuditHead.seq), col(AuditHead.hash)).where(col(AuditHead.id) == HEAD_ID)
+            )
+        ).one()
+        return int(row[0]), str(row[1])
+
+    async def first_seq_beyond_head(self) -> int | None:
+        """An entry numbered past the head was not appended through the chain; read in one
+        statement so a concurrent append (entry and head commit together) cannot look like one."""
+        beyond = (
+            select(func.min(col(AuditEntry.seq)))
+            .where(
+                col(AuditEntry.seq)
+                > select(col(AuditHead.seq)).where(col(AuditHead.id) == HEAD_ID).scalar_subquery()
+            )
+            .scalar_subquery()
+        )
+        value = (await self.session.execute(select(beyond))).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def stream_in_order(self, up_to_seq: int, batch: int = 1000) -> AsyncIterator[AuditEntry]:
+        last = 0
+        while True:
+            rows = (
+                await self.session.scalars(
+                    select(AuditEntry)
+                    .where(col(AuditEntry.seq) > last, col(AuditEntry.seq) <= up_to_seq)
+                    .order_by(col(AuditEntry.seq))
+                    .limit(batch)
+                )
+            ).all()
+            for row in rows:
+                yield row
+            if len(rows) < batch:
+                return
+            last = rows[-1].seq
+
+    async def search(
+        self,
+        *,
+        object_type: str | None,
+        object_id: str | None,
+        actor: str | None,
+        action: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[Sequence[AuditEntry], int]:
+        conditions = []
+        if object_type:
+            conditions.append(col(AuditEntry.object_type) == object_type)
+        if object_id:
+            conditions.append(col(AuditEntry.object_id) == object_id)
+        if actor:
+            conditions.append(col(AuditEntry.actor) == actor)
+        if action:
+            conditions.append(col(AuditEntry.action) == action)
+        if since:
+            conditions.append(col(AuditEntry.at) >= since)
+        if until:
+            conditions.append(col(AuditEntry.at) < until)
+        query = select(AuditEntry).where(*conditions)
+        total = (await self.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = (
+            await self.session.scalars(query.order_by(col(AuditEntry.seq).desc()).limit(limit).offset(offset))
+        ).all()
+        return rows, int(total)

@@ -1,0 +1,166 @@
+"""The `marketplace` command: serve, migrate, administer, verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from marketplace.config import Settings
+
+CLI_ACTOR = "cli"
+MIN_PASSWORD_LENGTH = 12
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+def db_upgrade(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+
+    if settings.is_sqlite:
+        _sqlite_file(settings.database_url).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.database_url), revision)
+
+
+def db_downgrade(settings: Settings, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(settings.database_url), revision)
+
+
+def _sqlite_file(url: str) -> Path:
+    return Path(url.split(":///", 1)[1]) if ":///" in url else Path("marketplace.db")
+
+
+async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+
+    engine = create_engine(settings)
+    try:
+        async with unit_of_work(create_sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "marketplace.app:app_from_env",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_access=False,
+    ).serve()
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    if args.db_command == "upgrade":
+        db_upgrade(settings, args.revision)
+    else:
+        db_downgrade(settings, args.revision)
+    return 0
+
+
+def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.accounts.service import AccountService
+
+    if len(args.password) < MIN_PASSWORD_LENGTH:
+        print(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+        return 2
+
+    async def work(session: Any) -> Any:
+        return await AccountService(session).create_admin(
+            email=args.email.strip().lower(), password=args.password, name=args.name, actor=CLI_ACTOR
+        )
+
+    user = asyncio.run(_with_session(settings, work))
+    print(f"administrator {user.email} ({user.id}) is ready")
+    return 0
+
+
+def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.audit.service import AuditService
+
+    async def work(session: Any) -> Any:
+        return await AuditService(session).verify()
+
+    report = asyncio.run(_with_session(settings, work))
+    print(json.dumps(report.__dict__, indent=2))
+    return 0 if report.ok else 1
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.demo import seed_demo
+
+    summary = asyncio.run(
+        _with_session(settings, lambda session: seed_demo(session, only_if_empty=args.if_empty))
+    )
+    print(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="marketplace", description="Data exchange marketplace")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(handler=cmd_serve)
+
+    db = commands.add_parser("db", help="database migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    downgrade = db_commands.add_parser("downgrade", help="revert migrations")
+    downgrade.add_argument("revision")
+    db.set_defaults(handler=cmd_db)
+
+    admin = commands.add_parser("admin", help="platform administrators")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create", help="create or promote an administrator")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--name", default="Administrator")
+    create.set_defaults(handler=cmd_admin_create)
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the hash chain")
+    verify.set_defaults(handler=cmd_audit_verify)
+
+    demo = commands.add_parser("demo", help="seed demonstration data")
+    demo.add_argument("--if-empty", action="store_true", help="do nothing if the database has users")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    result: int = args.handler(settings, args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Liveness with a database round trip, and the public keys that verify access tokens."""
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import State
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from marketplace.accounts.tokens import TokenKeyring
+from marketplace.db import DbSession
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+class HealthController(Controller):
+    path = "/"
+    tags = ["service"]
+
+    @get("/health", responses={})
+    async def health(self, db_session: DbSession) -> Response[Health]:
+        try:
+            await db_session.execute(text("SELECT 1"))
+        except Exception:
+            return Response(Health(status="degraded", database="unavailable"), status_code=503)
+        return Response(Health(status="ok", database="ok"))
+
+    @get("/.well-known/jwks.json")
+    async def jwks(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """The keys that verify this service's access tokens (RFC 7517)."""
+        keyring: TokenKeyring = request.app.state.token_keyring
+        return keyring.jwks()

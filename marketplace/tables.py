@@ -1,0 +1,10 @@
+"""Imports every table, so SQLModel.metadata is complete for Alembic and the tests."""
+
+from sqlmodel import SQLModel
+
+from marketplace.accounts import models as accounts_models
+from marketplace.audit import models as audit_models
+
+metadata = SQLModel.metadata
+
+__all__ = ["accounts_models", "audit_models", "metadata"]

@@ -1,0 +1,101 @@
+"""Shared fixtures: one database and one app per run, empty tables for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from marketplace.accounts import credentials
+from marketplace.app import create_app
+from marketplace.cli import db_upgrade
+from marketplace.config import Settings
+from marketplace.db import SessionMaker
+from tests.fixtures.api import Api
+from tests.fixtures.database import (
+    create_postgres_database,
+    database_url_for_run,
+    drop_postgres_database,
+    empty_all_tables,
+    is_postgres_url,
+    run_in_thread,
+)
+
+# Production-strength argon2 costs ~50 ms a hash; tests hash hundreds of passwords.
+credentials._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    return f"database: {'PostgreSQL' if is_postgres_url(url) else 'SQLite'}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if is_postgres_url(os.environ.get("TEST_DATABASE_URL", "")):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (SQLite serialises writers and hides lost updates)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture(scope="session")
+async def settings(run_dir: Path) -> AsyncIterator[Settings]:
+    url, admin_url = database_url_for_run(run_dir)
+    name = url.rsplit("/", 1)[1]
+    if admin_url:
+        await create_postgres_database(admin_url, name)
+    test_settings = Settings(
+        database_url=url,
+        storage_dir=run_dir / "storage",
+        log_json=False,
+        log_level="WARNING",
+        database_pool_size=20,
+    )
+    await run_in_thread(db_upgrade, test_settings)
+    yield test_settings
+    if admin_url:
+        await drop_postgres_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def sessions(app: Litestar, client: AsyncTestClient[Litestar]) -> SessionMaker:
+    return app.state.db_sessions  # type: ignore[no-any-return]
+
+
+DATABASE_FIXTURES = {"client", "sessions", "api", "app"}
+
+
+@pytest.fixture(autouse=True)
+async def empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Tests that touch the database leave it empty for the next one."""
+    yield
+    if DATABASE_FIXTURES.intersection(request.fixturenames):
+        app: Litestar = request.getfixturevalue("app")
+        await empty_all_tables(app.state.db_sessions.kw["bind"])
+
+
+@pytest.fixture
+def api(client: AsyncTestClient[Litestar], sessions: SessionMaker) -> Api:
+    return Api(client, sessions)
