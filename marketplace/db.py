@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar.di import NamedDependency
 from sqlalchemy import event
+from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from marketplace.config import Settings
@@ -22,6 +23,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    if settings.database_pool_size == 0:  # no pooling: for callers that run several event loops
+        return create_async_engine(settings.database_url, poolclass=NullPool)
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,

@@ -76,8 +76,8 @@ class ChainVerifier:
         if self.first_broken_seq is not None:
             return
         if entry.seq != self.expected_seq:
-            # a missing entry breaks the chain at the first number that is not there
-            self._break(min(entry.seq, self.expected_seq), "sequence gap or reorder")
+            # missing, moved or inserted entries: the chain breaks where the expected number is not
+            self._break(self.expected_seq, "sequence gap or reorder")
         elif entry.prev_hash != self.prev_hash:
             self._break(entry.seq, "prev_hash does not match the previous entry")
         elif entry_hash(entry.prev_hash, entry.body()) != entry.hash:
