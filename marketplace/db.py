@@ -8,8 +8,8 @@ from typing import Any
 
 from litestar.di import NamedDependency
 from sqlalchemy import event
-from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from marketplace.config import Settings
 

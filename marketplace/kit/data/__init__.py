@@ -1,0 +1,1 @@
+"""Reference data files (CSV) read by marketplace.kit.codelists."""
