@@ -15,7 +15,7 @@ from marketplace.kit.identifiers import uscc_check_char
 
 DEMO_ACTOR = "demo"
 # Demonstration credentials, printed on purpose: this data is for a local sandbox only.
-ADMIN_EMAIL, ADMIN_PASSWORD = "admin@demo.example", "demo-admin-password"  # noqa: S105
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@demo.example", "demo-admin-password"
 MEMBER_PASSWORD = "demo-member-password"  # noqa: S105
 
 

@@ -6,10 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from argon2 import PasswordHasher
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from marketplace.accounts import credentials
 from marketplace.app import create_app
@@ -74,13 +74,17 @@ async def app(settings: Settings) -> Litestar:
 
 
 @pytest.fixture(scope="session")
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=app) as test_client:
-        yield test_client
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Requests run on the test's own event loop (Litestar's test client uses a second one,
+    which the database connections of the same app cannot cross), so tests can be concurrent."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")
-def sessions(app: Litestar, client: AsyncTestClient[Litestar]) -> SessionMaker:
+def sessions(app: Litestar) -> SessionMaker:
     return app.state.db_sessions  # type: ignore[no-any-return]
 
 
@@ -97,5 +101,5 @@ async def empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def api(client: AsyncTestClient[Litestar], sessions: SessionMaker) -> Api:
-    return Api(client, sessions)
+def api(app: Litestar, client: httpx.AsyncClient) -> Api:
+    return Api(app, client)

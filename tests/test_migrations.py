@@ -1,0 +1,57 @@
+"""The migrations build exactly the models' schema, and can be undone and redone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from marketplace.cli import alembic_config, db_downgrade, db_upgrade
+from marketplace.config import Settings
+from marketplace.tables import metadata
+from tests.fixtures.database import create_postgres_database, drop_postgres_database, is_postgres_url
+
+
+@pytest.fixture
+async def scratch_settings(tmp_path: Path) -> AsyncIterator[Settings]:
+    """A database of its own, so downgrading does not disturb the run's database."""
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not is_postgres_url(base):
+        yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}", storage_dir=tmp_path)
+        return
+    server = base.rpartition("/")[0]
+    name = f"marketplace_migrations_{uuid.uuid4().hex[:8]}"
+    await create_postgres_database(f"{server}/postgres", name)
+    yield Settings(database_url=f"{server}/{name}", storage_dir=tmp_path)
+    await drop_postgres_database(f"{server}/postgres", name)
+
+
+async def table_names(settings: Settings) -> set[str]:
+    engine = create_async_engine(settings.database_url)
+    async with engine.connect() as connection:
+        names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    await engine.dispose()
+    return names - {"alembic_version"}
+
+
+async def test_models_and_migrations_agree(scratch_settings: Settings) -> None:
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+    # raises if autogenerate would write any operation
+    await asyncio.to_thread(command.check, alembic_config(scratch_settings.database_url))
+    assert await table_names(scratch_settings) == set(metadata.tables)
+
+
+async def test_upgrade_downgrade_upgrade(scratch_settings: Settings) -> None:
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+    await asyncio.to_thread(db_downgrade, scratch_settings, "base")
+    assert await table_names(scratch_settings) == set()
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+    assert await table_names(scratch_settings) == set(metadata.tables)
+    await asyncio.to_thread(command.check, alembic_config(scratch_settings.database_url))
