@@ -27,8 +27,8 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed lint typecheck test-sqlite test-postgres
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check marketplace rules tests bench migrations
-	$(BIN)/ruff format --check marketplace rules tests bench migrations
+	$(BIN)/ruff check marketplace rules tests migrations $(wildcard bench)
+	$(BIN)/ruff format --check marketplace rules tests migrations $(wildcard bench)
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
