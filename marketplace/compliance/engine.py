@@ -1,0 +1,87 @@
+"""The engine: run the stage's enabled rules in their fixed order and decide.
+
+Decision, as a function of the findings and the severity of the rule behind each:
+  - rejected  if any finding fails and its rule's severity is `block`
+              (a rule that raises counts as a blocking failure: fail closed);
+  - review    else, if any finding fails under a `review` rule, or asks for review under a
+              `block` or `review` rule;
+  - accepted  otherwise. `warn` rules never change the decision."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from marketplace.compliance.contract import Decision, Finding, Outcome, RuleContext, Severity, Stage
+from marketplace.compliance.rulebook import ActiveRule, Rulebook
+from marketplace.compliance.snapshots import Snapshot
+
+log = logging.getLogger("marketplace.compliance")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    stage: Stage
+    decision: Decision
+    findings: tuple[Finding, ...]
+    rulebook_fingerprint: str
+    evaluated_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.value,
+            "decision": self.decision.value,
+            "findings": [f.as_json() for f in self.findings],
+            "rulebook_fingerprint": self.rulebook_fingerprint,
+            "evaluated_at": self.evaluated_at.isoformat(),
+        }
+
+    def failures(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW))
+
+
+def decide(judged: Iterable[tuple[Severity, Outcome]]) -> Decision:
+    review = False
+    for severity, outcome in judged:
+        if outcome is Outcome.FAIL:
+            if severity is Severity.BLOCK:
+                return Decision.REJECTED
+            if severity is Severity.REVIEW:
+                review = True
+        elif outcome is Outcome.REVIEW and severity is not Severity.WARN:
+            review = True
+    return Decision.REVIEW if review else Decision.ACCEPTED
+
+
+def evaluate(rulebook: Rulebook, stage: Stage, snapshot: Snapshot, now: datetime) -> Verdict:
+    ctx = RuleContext(stage=stage, now=now, snapshot=snapshot)
+    findings: list[Finding] = []
+    judged: list[tuple[Severity, Outcome]] = []
+    for active in rulebook.by_stage[stage]:
+        for finding, severity in _run(active, ctx):
+            findings.append(finding)
+            judged.append((severity, finding.outcome))
+    return Verdict(
+        stage=stage,
+        decision=decide(judged),
+        findings=tuple(findings),
+        rulebook_fingerprint=rulebook.fingerprint,
+        evaluated_at=now,
+    )
+
+
+def _run(active: ActiveRule, ctx: RuleContext) -> list[tuple[Finding, Severity]]:
+    rule = active.rule
+    try:
+        produced = rule.evaluate(ctx)
+    except Exception as exc:  # noqa: BLE001 - any error in a rule fails closed
+        log.exception("rule %s raised while evaluating the %s stage", rule.id, ctx.stage.value)
+        error = rule.finding(
+            "error", Outcome.FAIL, f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
+            {"error": type(exc).__name__},
+        )
+        return [(error, Severity.BLOCK)]
+    return [(finding, active.severity) for finding in produced]
