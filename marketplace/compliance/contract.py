@@ -27,7 +27,7 @@ class Stage(enum.StrEnum):
 
 
 class Outcome(enum.StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - an outcome, not a password
     FAIL = "fail"
     REVIEW = "review"
     NOT_APPLICABLE = "not_applicable"
@@ -100,7 +100,11 @@ class Rule:
     # Helpers for subclasses: every finding carries the rule's id and basis.
 
     def finding(
-        self, check: str, outcome: Outcome, message: str, evidence: Mapping[str, Any] | None = None,
+        self,
+        check: str,
+        outcome: Outcome,
+        message: str,
+        evidence: Mapping[str, Any] | None = None,
         basis: tuple[str, ...] | None = None,
     ) -> Finding:
         return Finding(
@@ -125,8 +129,14 @@ class Rule:
         return self.finding(check, Outcome.NOT_APPLICABLE, message, evidence)
 
     def check(
-        self, check: str, ok: bool, passed: str, failed: str, evidence: Mapping[str, Any] | None = None,
-        *, outcome_if_not: Outcome = Outcome.FAIL,
+        self,
+        check: str,
+        ok: bool,
+        passed: str,
+        failed: str,
+        evidence: Mapping[str, Any] | None = None,
+        *,
+        outcome_if_not: Outcome = Outcome.FAIL,
     ) -> Finding:
         """One finding for a yes/no check: `passed` when ok, else `failed` with `outcome_if_not`."""
         if ok:

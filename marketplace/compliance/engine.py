@@ -77,10 +77,12 @@ def _run(active: ActiveRule, ctx: RuleContext) -> list[tuple[Finding, Severity]]
     rule = active.rule
     try:
         produced = rule.evaluate(ctx)
-    except Exception as exc:  # noqa: BLE001 - any error in a rule fails closed
+    except Exception as exc:
         log.exception("rule %s raised while evaluating the %s stage", rule.id, ctx.stage.value)
         error = rule.finding(
-            "error", Outcome.FAIL, f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
+            "error",
+            Outcome.FAIL,
+            f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
             {"error": type(exc).__name__},
         )
         return [(error, Severity.BLOCK)]

@@ -133,3 +133,10 @@ def _same_kind(default: Any, value: Any) -> bool:
     if isinstance(default, float):
         return isinstance(value, int | float)
     return isinstance(value, type(default))
+
+
+def load_rulebook(path: Path | None = None) -> Rulebook:
+    """The installed rules under the configuration at `path` (default: rules/rulebook.toml)."""
+    from marketplace.compliance.registry import load_rule_classes
+
+    return build_rulebook(load_rule_classes(), read_config(path or DEFAULT_RULEBOOK_PATH))

@@ -1,0 +1,30 @@
+"""Stored verdicts: every rulebook decision, with the frozen snapshot it judged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.kit import clock
+from marketplace.kit.ids import new_id
+from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
+
+
+class StoredVerdict(SQLModel, table=True):
+    __tablename__ = "verdict"
+    __table_args__ = (Index("ix_verdict_subject", "subject_type", "subject_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    stage: Stage = Field(sa_type=enum_column(Stage))
+    subject_type: str = Field(max_length=32)
+    subject_id: str = Field(max_length=64)
+    decision: Decision = Field(sa_type=enum_column(Decision))
+    findings: list[dict[str, Any]] = Field(sa_type=json_document())
+    rulebook_fingerprint: str = Field(max_length=64)
+    snapshot: dict[str, Any] = Field(sa_type=json_document())
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

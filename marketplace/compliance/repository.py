@@ -1,0 +1,61 @@
+"""Every query on stored verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.compliance.contract import Stage
+from marketplace.compliance.models import StoredVerdict
+
+
+class VerdictRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, verdict: StoredVerdict) -> None:
+        self.session.add(verdict)
+        await self.session.flush()
+
+    async def latest(self, subject_type: str, subject_id: str, stage: Stage) -> StoredVerdict | None:
+        query = (
+            select(StoredVerdict)
+            .where(
+                col(StoredVerdict.subject_type) == subject_type,
+                col(StoredVerdict.subject_id) == subject_id,
+                col(StoredVerdict.stage) == stage,
+            )
+            .order_by(col(StoredVerdict.created_at).desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def latest_for_subjects(
+        self, subject_type: str, subject_ids: Sequence[str], stage: Stage
+    ) -> Sequence[StoredVerdict]:
+        """The newest verdict of each subject at a stage."""
+        if not subject_ids:
+            return []
+        newest = (
+            select(col(StoredVerdict.subject_id), func.max(col(StoredVerdict.created_at)).label("at"))
+            .where(
+                col(StoredVerdict.subject_type) == subject_type,
+                col(StoredVerdict.subject_id).in_(subject_ids),
+                col(StoredVerdict.stage) == stage,
+            )
+            .group_by(col(StoredVerdict.subject_id))
+            .subquery()
+        )
+        query = (
+            select(StoredVerdict)
+            .join(
+                newest,
+                (col(StoredVerdict.subject_id) == newest.c.subject_id) & (col(StoredVerdict.created_at) == newest.c.at),
+            )
+            .where(col(StoredVerdict.subject_type) == subject_type, col(StoredVerdict.stage) == stage)
+            .order_by(col(StoredVerdict.subject_id))
+        )
+        return (await self.session.scalars(query)).all()

@@ -1,0 +1,100 @@
+"""Judging subjects with the rulebook, storing verdicts, previewing and impact analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.audit.service import AuditService
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.engine import Verdict, evaluate
+from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.repository import VerdictRepository
+from marketplace.compliance.rulebook import Rulebook
+from marketplace.compliance.snapshots import Snapshot
+from marketplace.kit import clock
+
+
+@dataclass(frozen=True)
+class ImpactRow:
+    subject_type: str
+    subject_id: str
+    stage: Stage
+    current_decision: Decision
+    candidate_decision: Decision
+    newly_failing: tuple[str, ...]
+    no_longer_failing: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.current_decision != self.candidate_decision or bool(self.newly_failing or self.no_longer_failing)
+
+
+class ComplianceService:
+    def __init__(self, session: AsyncSession, rulebook: Rulebook) -> None:
+        self.repository = VerdictRepository(session)
+        self.audit = AuditService(session)
+        self.rulebook = rulebook
+
+    def preview(self, stage: Stage, snapshot: Snapshot) -> Verdict:
+        """The verdict the rulebook gives now; writes nothing."""
+        return evaluate(self.rulebook, stage, snapshot, clock.now())
+
+    async def judge(
+        self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str
+    ) -> tuple[StoredVerdict, Verdict]:
+        """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
+        verdict = self.preview(stage, snapshot)
+        stored = StoredVerdict(
+            stage=stage,
+            subject_type=subject_type,
+            subject_id=str(subject_id),
+            decision=verdict.decision,
+            findings=[f.as_json() for f in verdict.findings],
+            rulebook_fingerprint=verdict.rulebook_fingerprint,
+            snapshot=snapshot.model_dump(mode="json"),
+            created_at=verdict.evaluated_at,
+        )
+        await self.repository.add(stored)
+        await self.audit.record(
+            actor=actor,
+            action="verdict.recorded",
+            object_type=subject_type,
+            object_id=subject_id,
+            payload={
+                "verdict_id": str(stored.id),
+                "stage": stage.value,
+                "decision": verdict.decision.value,
+                "rulebook_fingerprint": verdict.rulebook_fingerprint,
+                "failed_checks": [f.check for f in verdict.failures()],
+            },
+        )
+        return stored, verdict
+
+    async def latest(self, subject_type: str, subject_id: object, stage: Stage) -> StoredVerdict | None:
+        return await self.repository.latest(subject_type, str(subject_id), stage)
+
+    async def impact(
+        self, candidate: Rulebook, subject_type: str, subject_ids: Sequence[str], stage: Stage
+    ) -> list[ImpactRow]:
+        """Replay each active subject's latest stored snapshot under a candidate rulebook."""
+        now = clock.now()
+        rows: list[ImpactRow] = []
+        for stored in await self.repository.latest_for_subjects(subject_type, subject_ids, stage):
+            replayed = evaluate(candidate, stage, Snapshot.model_validate(stored.snapshot), now)
+            before = {f["check"] for f in stored.findings if f["outcome"] in ("fail", "review")}
+            after = {f.check for f in replayed.failures()}
+            rows.append(
+                ImpactRow(
+                    subject_type=subject_type,
+                    subject_id=stored.subject_id,
+                    stage=stage,
+                    current_decision=stored.decision,
+                    candidate_decision=replayed.decision,
+                    newly_failing=tuple(sorted(after - before)),
+                    no_longer_failing=tuple(sorted(before - after)),
+                )
+            )
+        return rows
