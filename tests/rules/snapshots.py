@@ -161,7 +161,10 @@ TRADE = TradeFacts(
 )
 
 AUTHORISATION = AuthorisationLink(
-    grantor="贵阳市大数据发展管理局", grantee="org-provider", document="授权运营协议 2026-017", valid_until=date(2028, 1, 1)
+    grantor="贵阳市大数据发展管理局",
+    grantee="org-provider",
+    document="授权运营协议 2026-017",
+    valid_until=date(2028, 1, 1),
 )
 DELIVERY = DeliveryFacts(mode="api", licence_status="active", content_sha256="b" * 64)
 SETTLEMENT = SettlementFacts(order_status="completed", amount_minor=1_200_000, currency="CNY")
