@@ -118,6 +118,53 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _rulebook(path: str | None, settings: Settings) -> Any:
+    from marketplace.compliance.rulebook import load_rulebook
+
+    return load_rulebook(Path(path) if path else settings.rulebook_path)
+
+
+def cmd_rules_list(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.compliance.schemas import RulebookRead
+
+    described = RulebookRead.of(_rulebook(args.rulebook, settings))
+    if args.json:
+        print(described.model_dump_json(indent=2))
+        return 0
+    for rule in described.items:
+        stages = ",".join(stage.value for stage in rule.stages)
+        print(f"{rule.id:<8} {rule.version:<8} {rule.severity.value:<7} {stages:<40} {rule.title['en']}")
+    if described.disabled:
+        print(f"disabled: {', '.join(described.disabled)}")
+    print(f"fingerprint: {described.fingerprint}")
+    return 0
+
+
+def cmd_rules_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from marketplace.compliance.contract import Stage
+    from marketplace.compliance.engine import evaluate
+    from marketplace.compliance.snapshots import Snapshot
+    from marketplace.kit import clock
+
+    snapshot = Snapshot.model_validate_json(Path(args.snapshot).read_bytes())
+    now = clock.as_utc(datetime.fromisoformat(args.at)) if args.at else clock.now()
+    verdict = evaluate(_rulebook(args.rulebook, settings), Stage(args.stage), snapshot, now)
+    print(json.dumps(verdict.as_json(), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.compliance.impact import impact_report
+
+    candidate = _rulebook(args.rulebook, settings)
+    current = _rulebook(None, settings)
+    report = asyncio.run(_with_session(settings, lambda session: impact_report(session, current, candidate)))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketplace", description="Data exchange marketplace")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser("verify", help="recompute the hash chain")
     verify.set_defaults(handler=cmd_audit_verify)
 
+    rules = commands.add_parser("rules", help="the rulebook")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    rules_list = rules_commands.add_parser("list", help="the enabled rules and the fingerprint")
+    rules_list.add_argument("--json", action="store_true")
+    rules_list.add_argument("--rulebook", help="a rulebook file other than the configured one")
+    rules_list.set_defaults(handler=cmd_rules_list)
+    rules_evaluate = rules_commands.add_parser("evaluate", help="dry-run a stage on a snapshot file; writes nothing")
+    stages = ["admission", "listing", "trade", "delivery", "settlement"]
+    rules_evaluate.add_argument("--stage", required=True, choices=stages)
+    rules_evaluate.add_argument("--snapshot", required=True, help="a JSON snapshot, as stored with every verdict")
+    rules_evaluate.add_argument("--rulebook", help="a rulebook file other than the configured one")
+    rules_evaluate.add_argument("--at", help="evaluation time (ISO 8601; default now), for exact replays")
+    rules_evaluate.set_defaults(handler=cmd_rules_evaluate)
+    rules_impact = rules_commands.add_parser("impact", help="what a candidate rulebook would change")
+    rules_impact.add_argument("--rulebook", required=True, help="the candidate rulebook file")
+    rules_impact.set_defaults(handler=cmd_rules_impact)
+
     demo = commands.add_parser("demo", help="seed demonstration data")
     demo.add_argument("--if-empty", action="store_true", help="do nothing if the database has users")
     demo.set_defaults(handler=cmd_demo)
@@ -156,9 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from marketplace.compliance.registry import RuleLoadError
+    from marketplace.compliance.rulebook import RulebookError
+
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
-    result: int = args.handler(settings, args)
+    try:
+        result: int = args.handler(settings, args)
+    except (RuleLoadError, RulebookError) as exc:
+        print(f"marketplace: the rulebook cannot be loaded: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

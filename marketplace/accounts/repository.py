@@ -101,6 +101,10 @@ class AccountRepository:
         ).all()
         return rows, int(total)
 
+    async def organization_ids_with_status(self, status: OrganizationStatus) -> Sequence[uuid.UUID]:
+        query = select(col(Organization.id)).where(col(Organization.status) == status)
+        return (await self.session.scalars(query)).all()
+
     # memberships
 
     async def memberships_of_user(self, user_id: uuid.UUID) -> Sequence[Membership]:

@@ -373,6 +373,9 @@ class AccountService:
     ) -> tuple[Sequence[Organization], int]:
         return await self.repository.list_organizations(status=status, limit=limit, offset=offset)
 
+    async def admitted_organization_ids(self) -> Sequence[uuid.UUID]:
+        return await self.repository.organization_ids_with_status(OrganizationStatus.ADMITTED)
+
     # memberships
 
     async def members(self, principal: Principal, organization_id: uuid.UUID) -> Sequence[Membership]:
