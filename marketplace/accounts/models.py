@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
@@ -33,6 +33,14 @@ class OrganizationStatus(enum.StrEnum):
     ADMITTED = "admitted"
     REJECTED = "rejected"
     SUSPENDED = "suspended"
+
+
+class DataGrade(enum.StrEnum):
+    """DSL Art. 21 grades; an organisation declares the highest it will handle."""
+
+    GENERAL = "general"
+    IMPORTANT = "important"
+    CORE = "core"
 
 
 class Role(enum.StrEnum):
@@ -84,7 +92,9 @@ class Organization(SQLModel, table=True):
     registered_address: str | None = Field(default=None, max_length=300)
     business_scope: str | None = Field(default=None, max_length=2000)
     dsmm_level: int = 0
+    max_data_grade: DataGrade = Field(default=DataGrade.GENERAL, sa_type=enum_column(DataGrade))
     penalties_last_3y: int = 0
+    last_penalty_on: date | None = None
     security_certifications: list[str] = Field(default_factory=list, sa_type=json_document())
     intermediary: dict[str, Any] | None = Field(default=None, sa_type=json_document())
     decision_reason: str | None = Field(default=None, max_length=2000)

@@ -70,9 +70,7 @@ def upgrade() -> None:
         sa.Column("uscc", sqlmodel.sql.sqltypes.AutoString(length=18), nullable=False),
         sa.Column(
             "kind",
-            sa.Enum(
-                "provider", "buyer", "intermediary", name="organizationkind", native_enum=False, length=16
-            ),
+            sa.Enum("provider", "buyer", "intermediary", name="organizationkind", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("jurisdiction", sqlmodel.sql.sqltypes.AutoString(length=6), nullable=False),
@@ -149,9 +147,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", marketplace.kit.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_used_at", marketplace.kit.sqltypes.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", marketplace.kit.sqltypes.UTCDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["created_by"], ["user_account.id"], name=op.f("fk_api_key_created_by_user_account")
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["user_account.id"], name=op.f("fk_api_key_created_by_user_account")),
         sa.ForeignKeyConstraint(
             ["organization_id"], ["organization.id"], name=op.f("fk_api_key_organization_id_organization")
         ),
@@ -175,9 +171,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["organization_id"], ["organization.id"], name=op.f("fk_membership_organization_id_organization")
         ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["user_account.id"], name=op.f("fk_membership_user_id_user_account")
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["user_account.id"], name=op.f("fk_membership_user_id_user_account")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_membership")),
         sa.UniqueConstraint("user_id", "organization_id", name=op.f("uq_membership_user_id")),
     )
