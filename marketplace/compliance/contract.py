@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, NamedTuple
 
 from marketplace.compliance.snapshots import Snapshot
 
 ENTRY_POINT_GROUP = "marketplace.rules"
+EMPTY_EVIDENCE: Mapping[str, Any] = MappingProxyType({})
 
 
 class Stage(enum.StrEnum):
@@ -47,13 +49,14 @@ class Decision(enum.StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
+    """One check's result. A named tuple: immutable, and cheap to make (a verdict holds dozens)."""
+
     rule_id: str
     check: str
     outcome: Outcome
     message: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Mapping[str, Any] = EMPTY_EVIDENCE
     basis: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
@@ -108,12 +111,12 @@ class Rule:
         basis: tuple[str, ...] | None = None,
     ) -> Finding:
         return Finding(
-            rule_id=self.id,
-            check=f"{self.id}.{check}",
-            outcome=outcome,
-            message=message,
-            evidence=evidence or {},
-            basis=basis if basis is not None else self.basis,
+            self.id,
+            f"{self.id}.{check}",
+            outcome,
+            message,
+            evidence or EMPTY_EVIDENCE,
+            self.basis if basis is None else basis,
         )
 
     def passed(self, check: str, message: str, evidence: Mapping[str, Any] | None = None) -> Finding:

@@ -61,9 +61,15 @@ def evaluate(rulebook: Rulebook, stage: Stage, snapshot: Snapshot, now: datetime
     findings: list[Finding] = []
     judged: list[tuple[Severity, Outcome]] = []
     for active in rulebook.by_stage[stage]:
-        for finding, severity in _run(active, ctx):
-            findings.append(finding)
-            judged.append((severity, finding.outcome))
+        try:
+            produced = active.rule.evaluate(ctx)
+        except Exception as exc:  # noqa: BLE001 - any error in a rule fails closed
+            produced = [_error_finding(active, ctx, exc)]
+            severity = Severity.BLOCK
+        else:
+            severity = active.severity
+        findings.extend(produced)
+        judged.extend((severity, finding.outcome) for finding in produced)
     return Verdict(
         stage=stage,
         decision=decide(judged),
@@ -73,17 +79,12 @@ def evaluate(rulebook: Rulebook, stage: Stage, snapshot: Snapshot, now: datetime
     )
 
 
-def _run(active: ActiveRule, ctx: RuleContext) -> list[tuple[Finding, Severity]]:
+def _error_finding(active: ActiveRule, ctx: RuleContext, exc: Exception) -> Finding:
     rule = active.rule
-    try:
-        produced = rule.evaluate(ctx)
-    except Exception as exc:
-        log.exception("rule %s raised while evaluating the %s stage", rule.id, ctx.stage.value)
-        error = rule.finding(
-            "error",
-            Outcome.FAIL,
-            f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
-            {"error": type(exc).__name__},
-        )
-        return [(error, Severity.BLOCK)]
-    return [(finding, active.severity) for finding in produced]
+    log.error("rule %s raised while evaluating the %s stage", rule.id, ctx.stage.value, exc_info=exc)
+    return rule.finding(
+        "error",
+        Outcome.FAIL,
+        f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
+        {"error": type(exc).__name__},
+    )

@@ -108,7 +108,11 @@ def build_rulebook(rule_classes: Mapping[str, type[Rule]], config: Mapping[str, 
         except ValueError as exc:
             raise RulebookError(f"[rules.{rule_id}] severity must be one of {[s.value for s in Severity]}") from exc
         params = _checked_parameters(rule_id, rule_class.parameters, setting.get("parameters", {}))
-        active.append(ActiveRule(rule=rule_class(params), severity=severity))
+        try:
+            rule = rule_class(params)
+        except (ValueError, TypeError) as exc:
+            raise RulebookError(f"rule {rule_id} refuses its parameters: {exc}") from exc
+        active.append(ActiveRule(rule=rule, severity=severity))
     return Rulebook(active, tuple(sorted(disabled, key=rule_order)))
 
 

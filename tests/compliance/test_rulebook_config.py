@@ -74,3 +74,19 @@ def test_registry_loads_rules_from_entry_points() -> None:
 def test_registry_refuses_broken_or_clashing_rules(points, message) -> None:
     with pytest.raises(RuleLoadError, match=message):
         load_rule_classes(points)
+
+
+def test_a_rule_that_refuses_its_parameter_values_stops_the_rulebook() -> None:
+    from tests.compliance.toy_rules import toy_rule as make
+
+    picky = make("V2", [Outcome.PASS], parameters={"band_bps": 3000})
+    original_init = picky.__init__
+
+    def init(self, params=None):  # type: ignore[no-untyped-def]
+        original_init(self, params)
+        if self.params["band_bps"] < 0:
+            raise ValueError("band_bps must not be negative")
+
+    picky.__init__ = init  # type: ignore[method-assign]
+    with pytest.raises(RulebookError, match="V2 refuses its parameters: band_bps must not be negative"):
+        build_rulebook({"V2": picky}, {"rules": {"V2": {"parameters": {"band_bps": -1}}}})
