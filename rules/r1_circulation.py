@@ -1,0 +1,395 @@
+"""R1 数据要素流通交易规则 — Data element circulation and trading rules.
+
+The rule text is a reconstruction: the official 2022 Guizhou text was not at hand, so the
+checks below are derived from the rulebook table (RULEBOOK.md, row R1) and the laws and
+policy it rests on. The *mechanism* is exact; the wording of the rule is ours.
+
+Listing stage (the provider puts a product on the exchange):
+  - ``registered``          the product is registered (数据产品登记) and carries its
+                            registration number — DSL Art. 19 (a data trading management
+                            system), 《数据二十条》 item 9 (trading venues and their rules).
+  - ``scenarios-declared``  the product declares the application scenarios it may be used for
+                            — 《数据二十条》 item 8 (authorised use by scenario and purpose).
+  - ``delivery-modes``      the product offers at least one delivery mode.
+  - ``licence-terms``       licence terms with a non-empty scope are published — 《数据二十条》
+                            item 3 (separate rights to hold, process/use and operate data: the
+                            buyer acquires a right of use, on stated terms), Civil Code Art. 470.
+  - ``dispute-route``       the product names a dispute route among
+                            ``accepted_dispute_routes`` (negotiation, mediation, arbitration) —
+                            Civil Code Art. 470 (a contract states how disputes are resolved).
+
+Trade stage (a buyer orders a licence):
+  - ``scenario``            the buyer declares an application scenario and it is among the
+                            product's permitted scenarios: no scenario, no trade.
+  - ``licence-accepted``    the product has licence terms and the buyer accepted them.
+  - ``delivery-mode``       the mode ordered is one the product offers.
+  - ``self-dealing``        buyer and provider are different organisations: different ids and
+                            different unified social credit codes (a wash trade fakes price and
+                            volume) — DSL Arts. 19 and 33, Civil Code Art. 146 (sham acts).
+  - ``dispute-route``       the contract (the trade's route, else the product's) names a
+                            dispute route among ``accepted_dispute_routes`` — Civil Code
+                            Art. 470.
+  - ``licences-available``  when the trade reports how many licences are left, they cover the
+                            quantity ordered; when the product caps its licences
+                            (``licence.max_licences``) but the count left is unknown, the check
+                            fails closed; not applicable when neither limits the sale.
+
+A part of the snapshot the stage needs (product at listing; product, trade, buyer, provider at
+trade) that is missing fails the checks that need it: the rule fails closed.
+
+Parameters (defaults):
+  - ``accepted_dispute_routes`` = [negotiation, mediation, arbitration]: the three routes the
+    rulebook names. An operator who wants a binding route may drop ``negotiation``, which
+    leaves a dispute unresolved when talks fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.snapshots import OrganizationFacts, ProductFacts, Snapshot, TradeFacts
+from marketplace.kit.identifiers import normalize_uscc
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+NA = Outcome.NOT_APPLICABLE
+
+_REGISTRATION_BASIS = ("DSL Art. 19", "《数据二十条》 (2022) item 9")
+_SCENARIO_BASIS = ("《数据二十条》 (2022) item 8",)
+_LICENCE_BASIS = ("《数据二十条》 (2022) item 3", "Civil Code Art. 470")
+_DELIVERY_BASIS = ("DSL Art. 19", "Civil Code Art. 470")
+_DISPUTE_BASIS = ("Civil Code Art. 470",)
+_SELF_DEALING_BASIS = ("DSL Art. 19", "DSL Art. 33", "Civil Code Art. 146")
+
+
+class CirculationRule(Rule):
+    id: ClassVar[str] = "R1"
+    title_zh: ClassVar[str] = "数据要素流通交易规则"
+    title_en: ClassVar[str] = "Data element circulation and trading rules"
+    version: ClassVar[str] = "1.0.0"
+    basis: ClassVar[tuple[str, ...]] = (
+        "DSL Art. 19",
+        "DSL Art. 33",
+        "Civil Code Art. 470",
+        "《数据二十条》 (2022)",
+    )
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.LISTING, Stage.TRADE})
+    parameters: ClassVar[dict[str, Any]] = {
+        "accepted_dispute_routes": ["negotiation", "mediation", "arbitration"],
+    }
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        self._routes = frozenset(str(r) for r in self.params["accepted_dispute_routes"])
+        self._routes_sorted = tuple(sorted(self._routes))
+        rid = self.id
+        self._c_registered = f"{rid}.registered"
+        self._c_scenarios_declared = f"{rid}.scenarios-declared"
+        self._c_delivery_modes = f"{rid}.delivery-modes"
+        self._c_licence_terms = f"{rid}.licence-terms"
+        self._c_dispute_route = f"{rid}.dispute-route"
+        self._c_scenario = f"{rid}.scenario"
+        self._c_licence_accepted = f"{rid}.licence-accepted"
+        self._c_delivery_mode = f"{rid}.delivery-mode"
+        self._c_self_dealing = f"{rid}.self-dealing"
+        self._c_licences_available = f"{rid}.licences-available"
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        if ctx.stage is Stage.LISTING:
+            return self._listing(ctx.snapshot.product)
+        if ctx.stage is Stage.TRADE:
+            return self._trade(ctx.snapshot)
+        return []
+
+    def _f(
+        self, code: str, outcome: Outcome, message: str, evidence: Mapping[str, Any], basis: tuple[str, ...]
+    ) -> Finding:
+        return Finding(self.id, code, outcome, message, evidence, basis)
+
+    # --- listing -------------------------------------------------------------------------
+
+    def _listing(self, product: ProductFacts | None) -> list[Finding]:
+        f = self._f
+        if product is None:
+            missing = {"product": None}
+            message = "no product in the snapshot; cannot list"
+            return [
+                f(self._c_registered, FAIL, message, missing, _REGISTRATION_BASIS),
+                f(self._c_scenarios_declared, FAIL, message, missing, _SCENARIO_BASIS),
+                f(self._c_delivery_modes, FAIL, message, missing, _DELIVERY_BASIS),
+                f(self._c_licence_terms, FAIL, message, missing, _LICENCE_BASIS),
+                f(self._c_dispute_route, FAIL, message, missing, _DISPUTE_BASIS),
+            ]
+        findings: list[Finding] = []
+
+        number = (product.registration_number or "").strip()
+        if number:
+            findings.append(
+                f(
+                    self._c_registered,
+                    PASS,
+                    "the product is registered",
+                    {"registration_number": number},
+                    _REGISTRATION_BASIS,
+                )
+            )
+        else:
+            findings.append(
+                f(
+                    self._c_registered,
+                    FAIL,
+                    "the product has no registration number: register it before listing",
+                    {"registration_number": product.registration_number},
+                    _REGISTRATION_BASIS,
+                )
+            )
+
+        scenarios = [s for s in product.permitted_scenarios if s.strip()]
+        findings.append(
+            f(
+                self._c_scenarios_declared,
+                PASS,
+                "permitted application scenarios are declared",
+                {"permitted_scenarios": scenarios},
+                _SCENARIO_BASIS,
+            )
+            if scenarios
+            else f(
+                self._c_scenarios_declared,
+                FAIL,
+                "the product declares no permitted application scenario",
+                {"permitted_scenarios": list(product.permitted_scenarios)},
+                _SCENARIO_BASIS,
+            )
+        )
+
+        modes = list(product.delivery_modes)
+        findings.append(
+            f(self._c_delivery_modes, PASS, "delivery modes are offered", {"delivery_modes": modes}, _DELIVERY_BASIS)
+            if modes
+            else f(
+                self._c_delivery_modes,
+                FAIL,
+                "the product offers no delivery mode",
+                {"delivery_modes": modes},
+                _DELIVERY_BASIS,
+            )
+        )
+
+        licence = product.licence
+        if licence is None:
+            findings.append(
+                f(
+                    self._c_licence_terms,
+                    FAIL,
+                    "the product publishes no licence terms",
+                    {"licence": None},
+                    _LICENCE_BASIS,
+                )
+            )
+        else:
+            evidence = {
+                "scope": licence.scope,
+                "term_days": licence.term_days,
+                "exclusive": licence.exclusive,
+                "resale_allowed": licence.resale_allowed,
+                "sublicensing_allowed": licence.sublicensing_allowed,
+                "max_licences": licence.max_licences,
+            }
+            findings.append(
+                f(self._c_licence_terms, PASS, "licence terms are published", evidence, _LICENCE_BASIS)
+                if licence.scope.strip()
+                else f(self._c_licence_terms, FAIL, "the licence terms state no scope of use", evidence, _LICENCE_BASIS)
+            )
+
+        findings.append(self._route(self._c_dispute_route, product.dispute_route, None, product.dispute_route))
+        return findings
+
+    def _route(self, code: str, route: str | None, trade_route: str | None, product_route: str | None) -> Finding:
+        evidence = {
+            "dispute_route": route,
+            "trade_route": trade_route,
+            "product_route": product_route,
+            "accepted": list(self._routes_sorted),
+        }
+        if route is None:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "no dispute route is named (negotiation, mediation or arbitration)",
+                evidence,
+                _DISPUTE_BASIS,
+            )
+        if route not in self._routes:
+            return Finding(
+                self.id, code, FAIL, f"{route} is not an accepted dispute route here", evidence, _DISPUTE_BASIS
+            )
+        return Finding(self.id, code, PASS, f"disputes go to {route}", evidence, _DISPUTE_BASIS)
+
+    # --- trade ---------------------------------------------------------------------------
+
+    def _trade(self, snapshot: Snapshot) -> list[Finding]:
+        product = snapshot.product
+        trade = snapshot.trade
+        return [
+            self._scenario(product, trade),
+            self._licence_accepted(product, trade),
+            self._delivery_mode(product, trade),
+            self._self_dealing(snapshot.buyer, snapshot.provider),
+            self._trade_dispute_route(product, trade),
+            self._licences_available(product, trade),
+        ]
+
+    def _missing(
+        self, code: str, basis: tuple[str, ...], product: ProductFacts | None, trade: TradeFacts | None
+    ) -> Finding:
+        evidence = {"product_present": product is not None, "trade_present": trade is not None}
+        return Finding(
+            self.id, code, FAIL, "the trade snapshot lacks the product or the trade; cannot check", evidence, basis
+        )
+
+    def _scenario(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        code = self._c_scenario
+        if product is None or trade is None:
+            return self._missing(code, _SCENARIO_BASIS, product, trade)
+        scenario = trade.scenario
+        permitted = product.permitted_scenarios
+        evidence = {"scenario": scenario, "permitted_scenarios": list(permitted)}
+        if not scenario:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "the buyer declared no application scenario: no scenario, no trade",
+                evidence,
+                _SCENARIO_BASIS,
+            )
+        if scenario not in permitted:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "the buyer's scenario is not among the product's permitted scenarios",
+                evidence,
+                _SCENARIO_BASIS,
+            )
+        return Finding(self.id, code, PASS, "the buyer's scenario is permitted", evidence, _SCENARIO_BASIS)
+
+    def _licence_accepted(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        code = self._c_licence_accepted
+        if product is None or trade is None:
+            return self._missing(code, _LICENCE_BASIS, product, trade)
+        has_terms = product.licence is not None
+        accepted = trade.licence_terms_accepted
+        evidence = {"licence_terms_accepted": accepted, "product_has_licence_terms": has_terms}
+        if not has_terms:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "the product has no licence terms for the buyer to accept",
+                evidence,
+                _LICENCE_BASIS,
+            )
+        if not accepted:
+            return Finding(
+                self.id, code, FAIL, "the buyer has not accepted the licence terms", evidence, _LICENCE_BASIS
+            )
+        return Finding(self.id, code, PASS, "the buyer accepted the licence terms", evidence, _LICENCE_BASIS)
+
+    def _delivery_mode(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        code = self._c_delivery_mode
+        if product is None or trade is None:
+            return self._missing(code, _DELIVERY_BASIS, product, trade)
+        mode = trade.delivery_mode
+        offered = product.delivery_modes
+        evidence = {"delivery_mode": mode, "offered_modes": list(offered)}
+        if mode in offered:
+            return Finding(self.id, code, PASS, "the delivery mode is offered", evidence, _DELIVERY_BASIS)
+        return Finding(self.id, code, FAIL, f"the product does not offer delivery by {mode}", evidence, _DELIVERY_BASIS)
+
+    def _self_dealing(self, buyer: OrganizationFacts | None, provider: OrganizationFacts | None) -> Finding:
+        code = self._c_self_dealing
+        if buyer is None or provider is None:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "the trade snapshot lacks the buyer or the provider; cannot check",
+                {
+                    "buyer_id": None if buyer is None else buyer.id,
+                    "provider_id": None if provider is None else provider.id,
+                },
+                _SELF_DEALING_BASIS,
+            )
+        same_id = buyer.id == provider.id
+        same_uscc = _same_uscc(buyer.uscc, provider.uscc)
+        evidence = {
+            "buyer_id": buyer.id,
+            "provider_id": provider.id,
+            "same_organization_id": same_id,
+            "same_uscc": same_uscc,
+        }
+        if same_id or same_uscc:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "the buyer is the provider itself: self-dealing is not allowed",
+                evidence,
+                _SELF_DEALING_BASIS,
+            )
+        return Finding(
+            self.id, code, PASS, "buyer and provider are different organisations", evidence, _SELF_DEALING_BASIS
+        )
+
+    def _trade_dispute_route(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        code = self._c_dispute_route
+        if product is None or trade is None:
+            return self._missing(code, _DISPUTE_BASIS, product, trade)
+        trade_route = trade.dispute_route
+        product_route = product.dispute_route
+        return self._route(code, trade_route or product_route, trade_route, product_route)
+
+    def _licences_available(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        code = self._c_licences_available
+        if product is None or trade is None:
+            return self._missing(code, _LICENCE_BASIS, product, trade)
+        available = trade.licences_available
+        licence = product.licence
+        max_licences = None if licence is None else licence.max_licences
+        evidence = {"licences_available": available, "quantity": trade.quantity, "max_licences": max_licences}
+        if available is None:
+            if max_licences is not None:
+                # The product limits licences but the trade does not say how many are left.
+                return Finding(
+                    self.id,
+                    code,
+                    FAIL,
+                    "the product limits its licences but the count still available is unknown",
+                    evidence,
+                    _LICENCE_BASIS,
+                )
+            return Finding(
+                self.id, code, NA, "the product does not limit the number of licences", evidence, _LICENCE_BASIS
+            )
+        if available < trade.quantity:
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                "not enough licences are left for the quantity ordered",
+                evidence,
+                _LICENCE_BASIS,
+            )
+        return Finding(self.id, code, PASS, "enough licences are left", evidence, _LICENCE_BASIS)
+
+
+def _same_uscc(a: str, b: str) -> bool:
+    """Equal codes, tolerating case and the spaces or hyphens people type (GB 32100)."""
+    if a == b:
+        return bool(a)
+    return bool(a) and normalize_uscc(a) == normalize_uscc(b)

@@ -1,0 +1,413 @@
+"""R5 数据产品交易价格评估指引 - Data product trading price evaluation.
+
+The rule text is a reconstruction: the official 2022 Guizhou guideline was not at hand, so
+each check below is derived from the rulebook row for R5 and the law it rests on, and is
+written so that a machine can decide it.
+
+Listing stage
+  - ``plan-price``: the product has at least one price plan, and every plan has a price in
+    integer minor units that is non-negative; a ``free`` plan is priced at exactly 0, every
+    other plan above 0, and a ``metered`` plan also names its per-call ``unit_price_minor``
+    (above 0). Rests on the Price Law's marked-price duty (价格法 Art. 13) and the
+    guideline's "every plan has a price".
+  - ``plan-currency``: every plan's currency is an ISO 4217 code with a minor unit (money is
+    kept in minor units, so gold, SDR and the like are refused).
+  - ``pricing-basis``: every plan names how its price was set: ``cost``, ``market`` or
+    ``income`` (the three bases of the guideline).
+  - ``reference-deviation``: when an assessed reference price is on file, each one-time or
+    subscription plan's price lies within ``price_deviation_band_bps`` of it, else a human
+    reviews the price. Free and metered plans are not compared (a free plan is 0 by
+    definition; a metered plan's price is a per-call rate, not a licence price).
+  - ``public-data-cap``: a product of public data (authorised operation of public data) is
+    priced at or under its government-guided cap; above the cap fails; public data with no
+    cap on file goes to review.
+
+Trade stage
+  - ``plan-listed``: the plan traded is one of the product's listed plans, unchanged (kind,
+    price, unit price, currency).
+  - ``private-offer``: a private offer, if any, was approved by the exchange; an
+    unapproved private offer fails.
+  - ``trade-amount``: the trade amount is the agreed unit price times the quantity: the
+    approved private offer's price if there is one, else the plan price (one-time and
+    subscription plans); 0 for a free plan; for a metered plan the calls are billed later,
+    so the plan's ``unit_price_minor`` must be present instead. The quantity is at least 1.
+  - ``trade-currency``: the trade is in the plan's currency.
+  - ``reference-deviation``: the agreed unit price lies within the band of the assessed
+    reference price, else review (not applicable without a reference or for metered and
+    free plans without a private offer).
+  - ``public-data-cap``: the agreed unit price of a public-data product is within the cap,
+    so a private offer cannot get round it (no cap on file -> review).
+
+Deviation is ``ceil(|price - reference| * 10000 / reference)`` basis points, computed in
+integers; it is within the band exactly when that figure is at most the band. A reference
+price that is not positive cannot anchor a deviation and goes to review.
+
+Parameters
+  - ``price_deviation_band_bps`` (default 3000, i.e. 30 %): the widest accepted deviation of
+    a price from the assessed reference price, in basis points. The figure is a judgement,
+    not a quoted norm: wide enough for ordinary negotiation and volume terms around an
+    appraised price, narrow enough that transfer pricing, dumping (价格法 Art. 14) or an
+    error of a factor of ten reaches a person. Operators should tune it to their market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from marketplace.compliance.contract import Finding, Rule, RuleContext, Stage
+from marketplace.compliance.snapshots import PlanFacts, ProductFacts, Snapshot, TradeFacts
+from marketplace.kit.codelists import currency_minor_units, is_currency
+
+_LISTING_CHECKS: Final = ("plan-price", "plan-currency", "pricing-basis", "reference-deviation", "public-data-cap")
+_TRADE_CHECKS: Final = (
+    "plan-listed",
+    "private-offer",
+    "trade-amount",
+    "trade-currency",
+    "reference-deviation",
+    "public-data-cap",
+)
+_PRICED_KINDS: Final = frozenset({"one_time", "subscription"})
+_BASES: Final = frozenset({"cost", "market", "income"})
+
+
+def _deviation_bps(price: int, reference: int) -> int:
+    """ceil(|price - reference| / reference * 10000), in integers (reference > 0)."""
+    return -(-abs(price - reference) * 10_000 // reference)
+
+
+class PriceEvaluationRule(Rule):
+    id = "R5"
+    title_zh = "数据产品交易价格评估指引"
+    title_en = "Data product trading price evaluation"
+    version = "1.0.0"
+    basis = (
+        "价格法 Art. 7 (fair, lawful pricing)",
+        "价格法 Art. 12 (government-guided prices observed)",
+        "价格法 Art. 13 (marked prices)",
+        "价格法 Art. 14 (unfair pricing prohibited)",
+        "DSL Art. 19",
+        "《数据二十条》 (public data for industry use: conditional paid use; market-based pricing)",
+        "《贵州省数据流通交易管理办法（试行）》 (2022)",
+    )
+    stages = frozenset({Stage.LISTING, Stage.TRADE})
+    parameters: ClassVar[Mapping[str, Any]] = {"price_deviation_band_bps": 3000}
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(params)
+        band = self.params["price_deviation_band_bps"]
+        if isinstance(band, bool) or not isinstance(band, int) or band < 0:
+            raise ValueError(f"R5 price_deviation_band_bps must be a non-negative integer, got {band!r}")
+        self._band: int = band
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        if ctx.stage is Stage.TRADE:
+            return self._trade(ctx.snapshot)
+        if ctx.stage is Stage.LISTING:
+            return self._listing(ctx.snapshot)
+        return []
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def _listing(self, snapshot: Snapshot) -> list[Finding]:
+        product = snapshot.product
+        if product is None:
+            return [
+                self.failed(code, "no product in the listing snapshot", {"missing": ["product"]})
+                for code in _LISTING_CHECKS
+            ]
+        plans = product.plans
+        if not plans:
+            none = {"plans": 0}
+            return [
+                self.failed("plan-price", "the product has no price plan", none),
+                self.not_applicable("plan-currency", "no price plan to check", none),
+                self.not_applicable("pricing-basis", "no price plan to check", none),
+                self.not_applicable("reference-deviation", "no price plan to compare", none),
+                self.not_applicable("public-data-cap", "no price plan to compare", none),
+            ]
+        return [
+            self._plan_prices(plans),
+            self._plan_currencies(plans),
+            self._pricing_bases(plans),
+            self._listing_deviation(product),
+            self._listing_cap(product),
+        ]
+
+    def _plan_prices(self, plans: tuple[PlanFacts, ...]) -> Finding:
+        problems: list[dict[str, Any]] = []
+        for plan in plans:
+            problem = _price_problem(plan)
+            if problem is not None:
+                problems.append(
+                    {
+                        "plan_id": plan.id,
+                        "kind": plan.kind,
+                        "price_minor": plan.price_minor,
+                        "unit_price_minor": plan.unit_price_minor,
+                        "problem": problem,
+                    }
+                )
+        evidence = {"plans_checked": len(plans), "problems": problems}
+        if problems:
+            return self.failed("plan-price", "a price plan has no valid price", evidence)
+        return self.passed("plan-price", "every plan has a valid price", evidence)
+
+    def _plan_currencies(self, plans: tuple[PlanFacts, ...]) -> Finding:
+        problems = [
+            {"plan_id": plan.id, "currency": plan.currency}
+            for plan in plans
+            if not is_currency(plan.currency) or currency_minor_units(plan.currency) is None
+        ]
+        evidence = {"currencies": sorted({plan.currency for plan in plans}), "problems": problems}
+        if problems:
+            return self.failed(
+                "plan-currency", "a plan's currency is not an ISO 4217 currency with a minor unit", evidence
+            )
+        return self.passed("plan-currency", "every plan is priced in an ISO 4217 currency", evidence)
+
+    def _pricing_bases(self, plans: tuple[PlanFacts, ...]) -> Finding:
+        missing = [plan.id for plan in plans if plan.pricing_basis not in _BASES]
+        evidence = {
+            "bases": {plan.id: plan.pricing_basis for plan in plans},
+            "allowed": sorted(_BASES),
+            "missing": missing,
+        }
+        if missing:
+            return self.failed(
+                "pricing-basis", "a plan does not say whether its price is cost-, market- or income-based", evidence
+            )
+        return self.passed("pricing-basis", "every plan names its pricing basis", evidence)
+
+    def _listing_deviation(self, product: ProductFacts) -> Finding:
+        reference = product.reference_price_minor
+        compared = [plan for plan in product.plans if plan.kind in _PRICED_KINDS]
+        skipped = [plan.id for plan in product.plans if plan.kind not in _PRICED_KINDS]
+        if reference is None:
+            return self.not_applicable(
+                "reference-deviation", "no assessed reference price on file", {"reference_price_minor": None}
+            )
+        if not compared:
+            return self.not_applicable(
+                "reference-deviation",
+                "no one-time or subscription plan to compare with the reference price",
+                {"reference_price_minor": reference, "not_compared": skipped},
+            )
+        if reference <= 0:
+            return self.review(
+                "reference-deviation",
+                "the reference price is not positive, so deviation cannot be measured",
+                {"reference_price_minor": reference},
+            )
+        rows: list[dict[str, Any]] = []
+        outside: list[str] = []
+        for plan in compared:
+            deviation = _deviation_bps(plan.price_minor, reference)
+            rows.append({"plan_id": plan.id, "price_minor": plan.price_minor, "deviation_bps": deviation})
+            if deviation > self._band:
+                outside.append(plan.id)
+        evidence = {
+            "reference_price_minor": reference,
+            "band_bps": self._band,
+            "plans": rows,
+            "outside_band": outside,
+            "not_compared": skipped,
+        }
+        if outside:
+            return self.review(
+                "reference-deviation", "a plan's price deviates from the reference price beyond the band", evidence
+            )
+        return self.passed("reference-deviation", "plan prices are within the band of the reference price", evidence)
+
+    def _listing_cap(self, product: ProductFacts) -> Finding:
+        if not product.public_data:
+            return self.not_applicable("public-data-cap", "not a public-data product", {"public_data": False})
+        cap = product.government_price_cap_minor
+        if cap is None:
+            return self.review(
+                "public-data-cap",
+                "public-data product without a government-guided price cap on file",
+                {"public_data": True, "government_price_cap_minor": None},
+            )
+        above = [
+            {"plan_id": plan.id, "price_minor": plan.price_minor} for plan in product.plans if plan.price_minor > cap
+        ]
+        evidence = {"public_data": True, "government_price_cap_minor": cap, "above_cap": above}
+        if above:
+            return self.failed("public-data-cap", "a plan is priced above the government-guided cap", evidence)
+        return self.passed("public-data-cap", "every plan is within the government-guided cap", evidence)
+
+    # --- trade -----------------------------------------------------------------------------
+
+    def _trade(self, snapshot: Snapshot) -> list[Finding]:
+        product = snapshot.product
+        plan = snapshot.plan
+        trade = snapshot.trade
+        if product is None or plan is None or trade is None:
+            missing = [name for name, part in (("product", product), ("plan", plan), ("trade", trade)) if part is None]
+            return [
+                self.failed(code, "the trade snapshot lacks " + ", ".join(missing), {"missing": missing})
+                for code in _TRADE_CHECKS
+            ]
+        offer = trade.private_offer
+        if offer is not None:
+            unit_price: int | None = offer.price_minor
+        elif plan.kind in _PRICED_KINDS:
+            unit_price = plan.price_minor
+        else:
+            unit_price = None
+        return [
+            self._plan_listed(product, plan),
+            self._private_offer(trade),
+            self._trade_amount(plan, trade),
+            self._trade_currency(plan, trade),
+            self._trade_deviation(product, unit_price, offer is not None),
+            self._trade_cap(product, unit_price),
+        ]
+
+    def _plan_listed(self, product: ProductFacts, plan: PlanFacts) -> Finding:
+        for listed in product.plans:
+            if listed.id == plan.id:
+                changed = [
+                    name
+                    for name, ok in (
+                        ("kind", listed.kind == plan.kind),
+                        ("price_minor", listed.price_minor == plan.price_minor),
+                        ("unit_price_minor", listed.unit_price_minor == plan.unit_price_minor),
+                        ("currency", listed.currency == plan.currency),
+                    )
+                    if not ok
+                ]
+                if changed:
+                    return self.failed(
+                        "plan-listed",
+                        "the plan traded differs from the listed plan",
+                        {"plan_id": plan.id, "changed": changed},
+                    )
+                return self.passed("plan-listed", "the plan traded is a listed plan", {"plan_id": plan.id})
+        return self.failed(
+            "plan-listed",
+            "the plan traded is not one of the product's plans",
+            {"plan_id": plan.id, "listed_plan_ids": [listed.id for listed in product.plans]},
+        )
+
+    def _private_offer(self, trade: TradeFacts) -> Finding:
+        offer = trade.private_offer
+        if offer is None:
+            return self.not_applicable("private-offer", "no private offer", {"private_offer": False})
+        evidence = {"private_offer": True, "approved": offer.approved, "price_minor": offer.price_minor}
+        if not offer.approved:
+            return self.failed("private-offer", "the private offer was not approved", evidence)
+        if offer.price_minor < 0:
+            return self.failed("private-offer", "the private offer's price is negative", evidence)
+        return self.passed("private-offer", "the private offer was approved", evidence)
+
+    def _trade_amount(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
+        quantity = trade.quantity
+        amount = trade.amount_minor
+        offer = trade.private_offer
+        if quantity < 1:
+            return self.failed(
+                "trade-amount", "the quantity must be at least 1", {"quantity": quantity, "amount_minor": amount}
+            )
+        if offer is not None:
+            priced_by = "private_offer"
+            expected = offer.price_minor * quantity
+        elif plan.kind == "metered":
+            unit = plan.unit_price_minor
+            evidence: dict[str, Any] = {
+                "priced_by": "metered",
+                "unit_price_minor": unit,
+                "quantity": quantity,
+                "amount_minor": amount,
+            }
+            if unit is None or unit <= 0:
+                return self.failed("trade-amount", "the metered plan has no per-call unit price", evidence)
+            return self.passed("trade-amount", "metered plan: calls are billed at the listed unit price", evidence)
+        elif plan.kind == "free":
+            priced_by = "free"
+            expected = 0
+        else:
+            priced_by = "plan"
+            expected = plan.price_minor * quantity
+        evidence = {"priced_by": priced_by, "expected_minor": expected, "amount_minor": amount, "quantity": quantity}
+        if amount != expected:
+            return self.failed("trade-amount", "the trade amount is not the agreed price times the quantity", evidence)
+        return self.passed("trade-amount", "the trade amount is the agreed price times the quantity", evidence)
+
+    def _trade_currency(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
+        evidence = {"trade_currency": trade.currency, "plan_currency": plan.currency}
+        if trade.currency != plan.currency:
+            return self.failed("trade-currency", "the trade is not in the plan's currency", evidence)
+        return self.passed("trade-currency", "the trade is in the plan's currency", evidence)
+
+    def _trade_deviation(self, product: ProductFacts, unit_price: int | None, by_offer: bool) -> Finding:
+        reference = product.reference_price_minor
+        if reference is None:
+            return self.not_applicable(
+                "reference-deviation", "no assessed reference price on file", {"reference_price_minor": None}
+            )
+        if unit_price is None:
+            return self.not_applicable(
+                "reference-deviation",
+                "metered or free plan: no licence price to compare",
+                {"reference_price_minor": reference},
+            )
+        if reference <= 0:
+            return self.review(
+                "reference-deviation",
+                "the reference price is not positive, so deviation cannot be measured",
+                {"reference_price_minor": reference, "unit_price_minor": unit_price},
+            )
+        deviation = _deviation_bps(unit_price, reference)
+        evidence = {
+            "reference_price_minor": reference,
+            "unit_price_minor": unit_price,
+            "priced_by": "private_offer" if by_offer else "plan",
+            "deviation_bps": deviation,
+            "band_bps": self._band,
+        }
+        if deviation > self._band:
+            return self.review(
+                "reference-deviation", "the agreed price deviates from the reference price beyond the band", evidence
+            )
+        return self.passed("reference-deviation", "the agreed price is within the band of the reference", evidence)
+
+    def _trade_cap(self, product: ProductFacts, unit_price: int | None) -> Finding:
+        if not product.public_data:
+            return self.not_applicable("public-data-cap", "not a public-data product", {"public_data": False})
+        cap = product.government_price_cap_minor
+        if unit_price is None:
+            return self.not_applicable(
+                "public-data-cap",
+                "metered or free plan: no licence price to compare",
+                {"public_data": True, "government_price_cap_minor": cap},
+            )
+        if cap is None:
+            return self.review(
+                "public-data-cap",
+                "public-data product without a government-guided price cap on file",
+                {"public_data": True, "government_price_cap_minor": None, "unit_price_minor": unit_price},
+            )
+        evidence = {"public_data": True, "government_price_cap_minor": cap, "unit_price_minor": unit_price}
+        if unit_price > cap:
+            return self.failed("public-data-cap", "the agreed price is above the government-guided cap", evidence)
+        return self.passed("public-data-cap", "the agreed price is within the government-guided cap", evidence)
+
+
+def _price_problem(plan: PlanFacts) -> str | None:
+    price = plan.price_minor
+    if type(price) is not int:
+        return "price is not an integer amount in minor units"
+    if price < 0:
+        return "price is negative"
+    if plan.kind == "free":
+        return None if price == 0 else "a free plan must be priced at 0"
+    if price == 0:
+        return "only a free plan may be priced at 0"
+    if plan.kind == "metered":
+        unit = plan.unit_price_minor
+        if type(unit) is not int or unit <= 0:
+            return "a metered plan needs a positive per-call unit price"
+    return None
