@@ -55,6 +55,8 @@ from marketplace.kit.identifiers import normalize_uscc
 PASS = Outcome.PASS
 FAIL = Outcome.FAIL
 NA = Outcome.NOT_APPLICABLE
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 _REGISTRATION_BASIS = ("DSL Art. 19", "《数据二十条》 (2022) item 9")
 _SCENARIO_BASIS = ("《数据二十条》 (2022) item 8",)
@@ -97,9 +99,9 @@ class CirculationRule(Rule):
         self._c_licences_available = f"{rid}.licences-available"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.stage is Stage.LISTING:
+        if ctx.stage is LISTING:
             return self._listing(ctx.snapshot.product)
-        if ctx.stage is Stage.TRADE:
+        if ctx.stage is TRADE:
             return self._trade(ctx.snapshot)
         return []
 

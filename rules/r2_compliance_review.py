@@ -69,6 +69,8 @@ from marketplace.compliance.snapshots import Assessment, OrganizationFacts, Prod
 PASS = Outcome.PASS
 FAIL = Outcome.FAIL
 NA = Outcome.NOT_APPLICABLE
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 _SOURCE_BASIS = ("DSL Art. 32", "DSL Art. 33")
 _CHAIN_BASIS = ("DSL Art. 33", "《数据二十条》 (2022) item 4", "《数据二十条》 (2022) item 5")
@@ -148,7 +150,7 @@ class ComplianceReviewRule(Rule):
         self._c_report = f"{rid}.compliance-report"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.stage is not Stage.LISTING and ctx.stage is not Stage.TRADE:
+        if ctx.stage is not LISTING and ctx.stage is not TRADE:
             return []
         snapshot = ctx.snapshot
         product = snapshot.product

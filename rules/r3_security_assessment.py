@@ -68,6 +68,8 @@ PASS = Outcome.PASS
 FAIL = Outcome.FAIL
 REVIEW = Outcome.REVIEW
 NA = Outcome.NOT_APPLICABLE
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 _GRADE_BASIS = ("DSL Art. 21", "GB/T 43697-2024")
 _CORE_BASIS = ("DSL Art. 21",)
@@ -354,7 +356,7 @@ class SecurityAssessmentRule(Rule):
         self, product: ProductFacts, buyer: OrganizationFacts | None, stage: Stage, today: date
     ) -> Finding:
         rid, code = self.id, self._c_cross
-        if stage is Stage.LISTING:
+        if stage is LISTING:
             return Finding(
                 rid,
                 code,
@@ -451,10 +453,10 @@ class SecurityAssessmentRule(Rule):
 
 def _modes(stage: Stage, snapshot: Snapshot) -> tuple[tuple[str, ...], str | None]:
     """The delivery modes the stage judges, or the name of the missing part."""
-    if stage is Stage.LISTING:
+    if stage is LISTING:
         product = snapshot.product
         return (product.delivery_modes if product is not None else ()), None
-    if stage is Stage.TRADE:
+    if stage is TRADE:
         trade = snapshot.trade
         return ((trade.delivery_mode,), None) if trade is not None else ((), "trade")
     delivery = snapshot.delivery

@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
 from marketplace.compliance.snapshots import PlanFacts, ProductFacts, Snapshot, TradeFacts
 from marketplace.kit.codelists import currency_minor_units, is_currency
 
@@ -70,6 +70,13 @@ _TRADE_CHECKS: Final = (
 )
 _PRICED_KINDS: Final = frozenset({"one_time", "subscription"})
 _BASES: Final = frozenset({"cost", "market", "income"})
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+REVIEW = Outcome.REVIEW
+NA = Outcome.NOT_APPLICABLE
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 
 def _deviation_bps(price: int, reference: int) -> int:
@@ -100,11 +107,18 @@ class PriceEvaluationRule(Rule):
         if isinstance(band, bool) or not isinstance(band, int) or band < 0:
             raise ValueError(f"R5 price_deviation_band_bps must be a non-negative integer, got {band!r}")
         self._band: int = band
+        rid = self.id
+        self._c_plan_listed = f"{rid}.plan-listed"
+        self._c_private_offer = f"{rid}.private-offer"
+        self._c_trade_amount = f"{rid}.trade-amount"
+        self._c_trade_currency = f"{rid}.trade-currency"
+        self._c_reference_deviation = f"{rid}.reference-deviation"
+        self._c_public_data_cap = f"{rid}.public-data-cap"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.stage is Stage.TRADE:
+        if ctx.stage is TRADE:
             return self._trade(ctx.snapshot)
-        if ctx.stage is Stage.LISTING:
+        if ctx.stage is LISTING:
             return self._listing(ctx.snapshot)
         return []
 
@@ -267,49 +281,62 @@ class PriceEvaluationRule(Rule):
         ]
 
     def _plan_listed(self, product: ProductFacts, plan: PlanFacts) -> Finding:
+        rid, code, basis = self.id, self._c_plan_listed, self.basis
         for listed in product.plans:
             if listed.id == plan.id:
-                changed = [
-                    name
-                    for name, ok in (
-                        ("kind", listed.kind == plan.kind),
-                        ("price_minor", listed.price_minor == plan.price_minor),
-                        ("unit_price_minor", listed.unit_price_minor == plan.unit_price_minor),
-                        ("currency", listed.currency == plan.currency),
-                    )
-                    if not ok
-                ]
+                changed: list[str] = []
+                if listed.kind != plan.kind:
+                    changed.append("kind")
+                if listed.price_minor != plan.price_minor:
+                    changed.append("price_minor")
+                if listed.unit_price_minor != plan.unit_price_minor:
+                    changed.append("unit_price_minor")
+                if listed.currency != plan.currency:
+                    changed.append("currency")
                 if changed:
-                    return self.failed(
-                        "plan-listed",
+                    return Finding(
+                        rid,
+                        code,
+                        FAIL,
                         "the plan traded differs from the listed plan",
                         {"plan_id": plan.id, "changed": changed},
+                        basis,
                     )
-                return self.passed("plan-listed", "the plan traded is a listed plan", {"plan_id": plan.id})
-        return self.failed(
-            "plan-listed",
+                return Finding(rid, code, PASS, "the plan traded is a listed plan", {"plan_id": plan.id}, basis)
+        return Finding(
+            rid,
+            code,
+            FAIL,
             "the plan traded is not one of the product's plans",
             {"plan_id": plan.id, "listed_plan_ids": [listed.id for listed in product.plans]},
+            basis,
         )
 
     def _private_offer(self, trade: TradeFacts) -> Finding:
+        rid, code, basis = self.id, self._c_private_offer, self.basis
         offer = trade.private_offer
         if offer is None:
-            return self.not_applicable("private-offer", "no private offer", {"private_offer": False})
+            return Finding(rid, code, NA, "no private offer", {"private_offer": False}, basis)
         evidence = {"private_offer": True, "approved": offer.approved, "price_minor": offer.price_minor}
         if not offer.approved:
-            return self.failed("private-offer", "the private offer was not approved", evidence)
+            return Finding(rid, code, FAIL, "the private offer was not approved", evidence, basis)
         if offer.price_minor < 0:
-            return self.failed("private-offer", "the private offer's price is negative", evidence)
-        return self.passed("private-offer", "the private offer was approved", evidence)
+            return Finding(rid, code, FAIL, "the private offer's price is negative", evidence, basis)
+        return Finding(rid, code, PASS, "the private offer was approved", evidence, basis)
 
     def _trade_amount(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
+        rid, code, basis = self.id, self._c_trade_amount, self.basis
         quantity = trade.quantity
         amount = trade.amount_minor
         offer = trade.private_offer
         if quantity < 1:
-            return self.failed(
-                "trade-amount", "the quantity must be at least 1", {"quantity": quantity, "amount_minor": amount}
+            return Finding(
+                rid,
+                code,
+                FAIL,
+                "the quantity must be at least 1",
+                {"quantity": quantity, "amount_minor": amount},
+                basis,
             )
         if offer is not None:
             priced_by = "private_offer"
@@ -323,8 +350,8 @@ class PriceEvaluationRule(Rule):
                 "amount_minor": amount,
             }
             if unit is None or unit <= 0:
-                return self.failed("trade-amount", "the metered plan has no per-call unit price", evidence)
-            return self.passed("trade-amount", "metered plan: calls are billed at the listed unit price", evidence)
+                return Finding(rid, code, FAIL, "the metered plan has no per-call unit price", evidence, basis)
+            return Finding(rid, code, PASS, "metered plan: calls are billed at the listed unit price", evidence, basis)
         elif plan.kind == "free":
             priced_by = "free"
             expected = 0
@@ -333,32 +360,40 @@ class PriceEvaluationRule(Rule):
             expected = plan.price_minor * quantity
         evidence = {"priced_by": priced_by, "expected_minor": expected, "amount_minor": amount, "quantity": quantity}
         if amount != expected:
-            return self.failed("trade-amount", "the trade amount is not the agreed price times the quantity", evidence)
-        return self.passed("trade-amount", "the trade amount is the agreed price times the quantity", evidence)
+            return Finding(
+                rid, code, FAIL, "the trade amount is not the agreed price times the quantity", evidence, basis
+            )
+        return Finding(rid, code, PASS, "the trade amount is the agreed price times the quantity", evidence, basis)
 
     def _trade_currency(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
+        rid, code, basis = self.id, self._c_trade_currency, self.basis
         evidence = {"trade_currency": trade.currency, "plan_currency": plan.currency}
         if trade.currency != plan.currency:
-            return self.failed("trade-currency", "the trade is not in the plan's currency", evidence)
-        return self.passed("trade-currency", "the trade is in the plan's currency", evidence)
+            return Finding(rid, code, FAIL, "the trade is not in the plan's currency", evidence, basis)
+        return Finding(rid, code, PASS, "the trade is in the plan's currency", evidence, basis)
 
     def _trade_deviation(self, product: ProductFacts, unit_price: int | None, by_offer: bool) -> Finding:
+        rid, code, basis = self.id, self._c_reference_deviation, self.basis
         reference = product.reference_price_minor
         if reference is None:
-            return self.not_applicable(
-                "reference-deviation", "no assessed reference price on file", {"reference_price_minor": None}
-            )
+            return Finding(rid, code, NA, "no assessed reference price on file", {"reference_price_minor": None}, basis)
         if unit_price is None:
-            return self.not_applicable(
-                "reference-deviation",
+            return Finding(
+                rid,
+                code,
+                NA,
                 "metered or free plan: no licence price to compare",
                 {"reference_price_minor": reference},
+                basis,
             )
         if reference <= 0:
-            return self.review(
-                "reference-deviation",
+            return Finding(
+                rid,
+                code,
+                REVIEW,
                 "the reference price is not positive, so deviation cannot be measured",
                 {"reference_price_minor": reference, "unit_price_minor": unit_price},
+                basis,
             )
         deviation = _deviation_bps(unit_price, reference)
         evidence = {
@@ -369,31 +404,43 @@ class PriceEvaluationRule(Rule):
             "band_bps": self._band,
         }
         if deviation > self._band:
-            return self.review(
-                "reference-deviation", "the agreed price deviates from the reference price beyond the band", evidence
+            return Finding(
+                rid,
+                code,
+                REVIEW,
+                "the agreed price deviates from the reference price beyond the band",
+                evidence,
+                basis,
             )
-        return self.passed("reference-deviation", "the agreed price is within the band of the reference", evidence)
+        return Finding(rid, code, PASS, "the agreed price is within the band of the reference", evidence, basis)
 
     def _trade_cap(self, product: ProductFacts, unit_price: int | None) -> Finding:
+        rid, code, basis = self.id, self._c_public_data_cap, self.basis
         if not product.public_data:
-            return self.not_applicable("public-data-cap", "not a public-data product", {"public_data": False})
+            return Finding(rid, code, NA, "not a public-data product", {"public_data": False}, basis)
         cap = product.government_price_cap_minor
         if unit_price is None:
-            return self.not_applicable(
-                "public-data-cap",
+            return Finding(
+                rid,
+                code,
+                NA,
                 "metered or free plan: no licence price to compare",
                 {"public_data": True, "government_price_cap_minor": cap},
+                basis,
             )
         if cap is None:
-            return self.review(
-                "public-data-cap",
+            return Finding(
+                rid,
+                code,
+                REVIEW,
                 "public-data product without a government-guided price cap on file",
                 {"public_data": True, "government_price_cap_minor": None, "unit_price_minor": unit_price},
+                basis,
             )
         evidence = {"public_data": True, "government_price_cap_minor": cap, "unit_price_minor": unit_price}
         if unit_price > cap:
-            return self.failed("public-data-cap", "the agreed price is above the government-guided cap", evidence)
-        return self.passed("public-data-cap", "the agreed price is within the government-guided cap", evidence)
+            return Finding(rid, code, FAIL, "the agreed price is above the government-guided cap", evidence, basis)
+        return Finding(rid, code, PASS, "the agreed price is within the government-guided cap", evidence, basis)
 
 
 def _price_problem(plan: PlanFacts) -> str | None:

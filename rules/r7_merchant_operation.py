@@ -45,11 +45,18 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
 from marketplace.compliance.snapshots import OrganizationFacts
 
 _ADMISSION_CHECKS: Final = ("penalties", "security-capability")
 _PENALTY_YEARS: Final = 3
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+REVIEW = Outcome.REVIEW
+NA = Outcome.NOT_APPLICABLE
+ADMISSION = Stage.ADMISSION
+TRADE = Stage.TRADE
 
 
 def _years_before(day: date, years: int) -> date:
@@ -99,22 +106,26 @@ class MerchantOperationRule(Rule):
         self._min_trades: int = max(1, p["min_trades_for_rate"])
         self._review_rate = review
         self._suspension_rate = suspension
+        rid = self.id
+        self._c_provider_status = f"{rid}.provider-status"
+        self._c_buyer_status = f"{rid}.buyer-status"
+        self._c_operation_rate = f"{rid}.operation-rate"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         stage = ctx.stage
         snapshot = ctx.snapshot
-        if stage is Stage.ADMISSION:
+        if stage is ADMISSION:
             return self._admission(snapshot.organization, ctx.now.date())
         if stage not in self.stages:
             return []
         provider = snapshot.provider
-        if stage is Stage.TRADE:
+        if stage is TRADE:
             return [
-                self._status("provider-status", "provider", provider),
-                self._status("buyer-status", "buyer", snapshot.buyer),
+                self._status(self._c_provider_status, "provider", provider),
+                self._status(self._c_buyer_status, "buyer", snapshot.buyer),
                 self._operation(provider),
             ]
-        return [self._status("provider-status", "provider", provider), self._operation(provider)]
+        return [self._status(self._c_provider_status, "provider", provider), self._operation(provider)]
 
     # --- admission -------------------------------------------------------------------------
 
@@ -162,41 +173,44 @@ class MerchantOperationRule(Rule):
     # --- listing, trade, settlement --------------------------------------------------------
 
     def _status(self, code: str, party: str, org: OrganizationFacts | None) -> Finding:
+        rid, basis = self.id, self.basis
         if org is None:
-            return self.failed(code, f"the snapshot has no {party}", {"missing": [party]})
+            return Finding(rid, code, FAIL, f"the snapshot has no {party}", {"missing": [party]}, basis)
         status = org.status
         evidence = {"organization_id": org.id, "party": party, "status": status}
         if status == "admitted":
-            return self.passed(code, f"the {party} is admitted and active", evidence)
+            return Finding(rid, code, PASS, f"the {party} is admitted and active", evidence, basis)
         if status == "suspended":
-            return self.failed(code, f"the {party} is suspended", evidence)
-        return self.failed(code, f"the {party} is not admitted", evidence)
+            return Finding(rid, code, FAIL, f"the {party} is suspended", evidence, basis)
+        return Finding(rid, code, FAIL, f"the {party} is not admitted", evidence, basis)
 
     def _operation(self, provider: OrganizationFacts | None) -> Finding:
+        rid, code, basis = self.id, self._c_operation_rate, self.basis
         if provider is None:
-            return self.failed("operation-rate", "the snapshot has no provider", {"missing": ["provider"]})
+            return Finding(rid, code, FAIL, "the snapshot has no provider", {"missing": ["provider"]}, basis)
         trades = provider.trades_in_window
-        incidents = provider.complaints_in_window + provider.disputes_in_window
+        complaints = provider.complaints_in_window
+        disputes = provider.disputes_in_window
         evidence: dict[str, Any] = {
             "organization_id": provider.id,
             "trades_in_window": trades,
-            "complaints_in_window": provider.complaints_in_window,
-            "disputes_in_window": provider.disputes_in_window,
+            "complaints_in_window": complaints,
+            "disputes_in_window": disputes,
             "min_trades_for_rate": self._min_trades,
             "review_rate": self._review_rate,
             "suspension_rate": self._suspension_rate,
         }
         if trades < self._min_trades:
             evidence["rate"] = None
-            return self.not_applicable("operation-rate", "too few trades in the window to judge the rate", evidence)
-        rate = incidents / trades
+            return Finding(rid, code, NA, "too few trades in the window to judge the rate", evidence, basis)
+        rate = (complaints + disputes) / trades
         evidence["rate"] = round(rate, 4)
         if rate >= self._suspension_rate:
-            return self.failed(
-                "operation-rate", "the complaint and dispute rate reaches the suspension threshold", evidence
+            return Finding(
+                rid, code, FAIL, "the complaint and dispute rate reaches the suspension threshold", evidence, basis
             )
         if rate >= self._review_rate:
-            return self.review(
-                "operation-rate", "the complaint and dispute rate reaches the review threshold", evidence
+            return Finding(
+                rid, code, REVIEW, "the complaint and dispute rate reaches the review threshold", evidence, basis
             )
-        return self.passed("operation-rate", "the complaint and dispute rate is below the thresholds", evidence)
+        return Finding(rid, code, PASS, "the complaint and dispute rate is below the thresholds", evidence, basis)

@@ -31,10 +31,17 @@ Parameters
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Final, get_args
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
 from marketplace.compliance.snapshots import IntermediaryRole, OrganizationFacts, Snapshot
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+REVIEW = Outcome.REVIEW
+ADMISSION = Stage.ADMISSION
+TRADE = Stage.TRADE
 
 _ADMISSION_CHECKS: Final = ("roles", "fee-disclosure", "no-data-retention")
 _TRADE_CHECKS: Final = ("admitted", "trade-role", "fee-disclosure", "related-parties", "no-data-retention")
@@ -65,16 +72,24 @@ class IntermediaryOperationRule(Rule):
         if unknown:
             raise ValueError(f"R8 trade_roles has unknown roles {unknown}; roles are {sorted(_ROLES)}")
         self._trade_roles: frozenset[str] = frozenset(roles)
-        self._trade_roles_list: list[str] = sorted(self._trade_roles)
-        absent = {"intermediary": False}
+        self._trade_roles_sorted: tuple[str, ...] = tuple(sorted(self._trade_roles))
+        rid = self.id
+        self._c_roles = f"{rid}.roles"
+        self._c_admitted = f"{rid}.admitted"
+        self._c_trade_role = f"{rid}.trade-role"
+        self._c_fee = f"{rid}.fee-disclosure"
+        self._c_related = f"{rid}.related-parties"
+        self._c_retention = f"{rid}.no-data-retention"
+        # Built once, shared by every verdict of a trade without an intermediary: read-only evidence.
+        absent = MappingProxyType({"intermediary": False})
         self._no_intermediary: tuple[Finding, ...] = tuple(
             self.not_applicable(code, "no intermediary in the trade", absent) for code in _TRADE_CHECKS
         )
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.stage is Stage.TRADE:
+        if ctx.stage is TRADE:
             return self._trade(ctx.snapshot)
-        if ctx.stage is Stage.ADMISSION:
+        if ctx.stage is ADMISSION:
             return self._admission(ctx.snapshot.organization)
         return []
 
@@ -95,9 +110,13 @@ class IntermediaryOperationRule(Rule):
         roles = list(org.intermediary_roles)
         evidence: dict[str, Any] = {"organization_id": org.id, "roles": roles}
         if roles:
-            role_finding = self.passed("roles", "the intermediary declares its roles", evidence)
+            role_finding = Finding(
+                self.id, self._c_roles, PASS, "the intermediary declares its roles", evidence, self.basis
+            )
         else:
-            role_finding = self.failed("roles", "the intermediary declares no role", evidence)
+            role_finding = Finding(
+                self.id, self._c_roles, FAIL, "the intermediary declares no role", evidence, self.basis
+            )
         return [role_finding, self._fee(org), self._retention(org)]
 
     # --- trade -----------------------------------------------------------------------------
@@ -115,40 +134,50 @@ class IntermediaryOperationRule(Rule):
         ]
 
     def _admitted(self, org: OrganizationFacts) -> Finding:
+        rid, code, basis = self.id, self._c_admitted, self.basis
         evidence = {"organization_id": org.id, "kind": org.kind, "status": org.status}
         if org.kind != "intermediary":
-            return self.failed("admitted", "the organisation is not admitted as a data intermediary", evidence)
+            return Finding(rid, code, FAIL, "the organisation is not admitted as a data intermediary", evidence, basis)
         if org.status != "admitted":
-            return self.failed("admitted", "the intermediary is not admitted", evidence)
-        return self.passed("admitted", "the intermediary is admitted", evidence)
+            return Finding(rid, code, FAIL, "the intermediary is not admitted", evidence, basis)
+        return Finding(rid, code, PASS, "the intermediary is admitted", evidence, basis)
 
     def _trade_role(self, org: OrganizationFacts) -> Finding:
+        rid, code, basis = self.id, self._c_trade_role, self.basis
         allowed = self._trade_roles
         evidence = {
             "organization_id": org.id,
             "roles": list(org.intermediary_roles),
-            "trade_roles": self._trade_roles_list,
+            "trade_roles": list(self._trade_roles_sorted),
         }
         for role in org.intermediary_roles:
             if role in allowed:
-                return self.passed("trade-role", "the intermediary is admitted for a trading role", evidence)
-        return self.failed("trade-role", "the intermediary is not admitted for a role allowed in a trade", evidence)
+                return Finding(rid, code, PASS, "the intermediary is admitted for a trading role", evidence, basis)
+        return Finding(
+            rid, code, FAIL, "the intermediary is not admitted for a role allowed in a trade", evidence, basis
+        )
 
     def _fee(self, org: OrganizationFacts) -> Finding:
+        rid, code, basis = self.id, self._c_fee, self.basis
         fee = org.fee_disclosure
         disclosed = fee is not None and fee != "" and not fee.isspace()
         evidence = {"organization_id": org.id, "fee_disclosed": disclosed}
         if not disclosed:
-            return self.failed("fee-disclosure", "the intermediary does not disclose its fee", evidence)
-        return self.passed("fee-disclosure", "the intermediary discloses its fee", evidence)
+            return Finding(rid, code, FAIL, "the intermediary does not disclose its fee", evidence, basis)
+        return Finding(rid, code, PASS, "the intermediary discloses its fee", evidence, basis)
 
     def _related(self, org: OrganizationFacts, snapshot: Snapshot) -> Finding:
+        rid, code, basis = self.id, self._c_related, self.basis
         buyer = snapshot.buyer
         provider = snapshot.provider
         if buyer is None or provider is None:
-            missing = [name for name, part in (("buyer", buyer), ("provider", provider)) if part is None]
-            return self.failed(
-                "related-parties", "the trade snapshot lacks " + ", ".join(missing), {"missing": missing}
+            missing = []
+            if buyer is None:
+                missing.append("buyer")
+            if provider is None:
+                missing.append("provider")
+            return Finding(
+                rid, code, FAIL, "the trade snapshot lacks " + ", ".join(missing), {"missing": missing}, basis
             )
         related = org.related_organization_ids
         to_buyer = buyer.id == org.id or buyer.id in related
@@ -161,16 +190,17 @@ class IntermediaryOperationRule(Rule):
             "related_to_provider": to_provider,
         }
         if to_buyer and to_provider:
-            return self.failed("related-parties", "the intermediary is related to both sides of the trade", evidence)
+            return Finding(rid, code, FAIL, "the intermediary is related to both sides of the trade", evidence, basis)
         if to_buyer or to_provider:
-            return self.review("related-parties", "the intermediary is related to one side of the trade", evidence)
-        return self.passed("related-parties", "the intermediary is related to neither side", evidence)
+            return Finding(rid, code, REVIEW, "the intermediary is related to one side of the trade", evidence, basis)
+        return Finding(rid, code, PASS, "the intermediary is related to neither side", evidence, basis)
 
     def _retention(self, org: OrganizationFacts) -> Finding:
+        rid, code, basis = self.id, self._c_retention, self.basis
         attested = org.retains_no_traded_data
         evidence = {"organization_id": org.id, "retains_no_traded_data": attested}
         if attested is not True:
-            return self.failed(
-                "no-data-retention", "the intermediary does not attest that it keeps no traded data", evidence
+            return Finding(
+                rid, code, FAIL, "the intermediary does not attest that it keeps no traded data", evidence, basis
             )
-        return self.passed("no-data-retention", "the intermediary attests that it keeps no traded data", evidence)
+        return Finding(rid, code, PASS, "the intermediary attests that it keeps no traded data", evidence, basis)

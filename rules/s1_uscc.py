@@ -95,6 +95,8 @@ PASS = Outcome.PASS
 FAIL = Outcome.FAIL
 REVIEW = Outcome.REVIEW
 NA = Outcome.NOT_APPLICABLE
+ADMISSION = Stage.ADMISSION
+TRADE = Stage.TRADE
 
 
 class UnifiedSocialCreditCodeStandard(Rule):
@@ -141,7 +143,7 @@ class UnifiedSocialCreditCodeStandard(Rule):
         snapshot = ctx.snapshot
         rid, basis = self.id, self.basis
         findings: list[Finding] = []
-        if ctx.stage is Stage.ADMISSION:
+        if ctx.stage is ADMISSION:
             if snapshot.organization is None:
                 findings.append(
                     Finding(
@@ -164,7 +166,7 @@ class UnifiedSocialCreditCodeStandard(Rule):
                         basis,
                     )
                 )
-        elif ctx.stage is Stage.TRADE:
+        elif ctx.stage is TRADE:
             if snapshot.provider is not None and snapshot.buyer is not None:
                 findings.append(
                     Finding(
@@ -244,9 +246,7 @@ class UnifiedSocialCreditCodeStandard(Rule):
                     basis,
                 )
             else:
-                invalid = [
-                    {"position": i + 1, "character": ch} for i, ch in enumerate(code) if ch not in USCC_ALPHABET
-                ]
+                invalid = [{"position": i + 1, "character": ch} for i, ch in enumerate(code) if ch not in USCC_ALPHABET]
                 structure = Finding(
                     rid,
                     self._c_alphabet,
@@ -297,7 +297,7 @@ class UnifiedSocialCreditCodeStandard(Rule):
                 },
                 basis,
             )
-        evidence = {
+        evidence: dict[str, Any] = {
             "party": role,
             "organization_id": org_id,
             "authority": authority,

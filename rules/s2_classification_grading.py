@@ -121,13 +121,13 @@ class ClassificationGradingStandard(Rule):
             return self.failed(
                 "category",
                 "the product has no data category (GB/T 43697 classification)",
-                {"category": category, "allowed": self._categories_sorted},
+                {"category": category, "allowed": list(self._categories_sorted)},
             )
         if category not in self._categories:
             return self.failed(
                 "category",
                 f"the data category {category!r} is not one the exchange recognises",
-                {"category": category, "allowed": self._categories_sorted},
+                {"category": category, "allowed": list(self._categories_sorted)},
             )
         return self.passed("category", f"the product is classified as {category}", {"category": category})
 

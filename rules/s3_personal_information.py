@@ -38,10 +38,17 @@ Parameters:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
 from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
 from marketplace.compliance.snapshots import FieldSpec, ProductFacts, TradeFacts
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+NA = Outcome.NOT_APPLICABLE
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 _LISTING_CHECKS: Final = ("consented-purposes", "field-purposes", "sensitive-consent")
 _TRADE_CHECKS: Final = ("consented-purposes", "scenario-within-consent", "field-minimality", "sensitive-consent")
@@ -73,14 +80,19 @@ class PersonalInformationStandard(Rule):
         super().__init__(params)
         self._excess_outcome = Outcome.REVIEW if self.params["excess_fields_review"] else Outcome.FAIL
         self._codes = {check: f"{self.id}.{check}" for check in (*_LISTING_CHECKS, *_TRADE_CHECKS)}
+        # Findings that depend only on the parameters are built once. They are shared by every
+        # verdict, so their evidence is read-only.
         reason = "the product holds no personal information"
-        no_pi = {"contains_personal_info": False}
+        no_pi = MappingProxyType({"contains_personal_info": False})
         self._no_pi: dict[Stage, list[Finding]] = {
             Stage.LISTING: [self.not_applicable(c, reason, no_pi) for c in _LISTING_CHECKS],
             Stage.TRADE: [self.not_applicable(c, reason, no_pi) for c in _TRADE_CHECKS],
         }
         self._no_product: dict[Stage, list[Finding]] = {
-            stage: [self.failed(c, f"the {stage.value} snapshot has no product", {"product": None}) for c in checks]
+            stage: [
+                self.failed(c, f"the {stage.value} snapshot has no product", MappingProxyType({"product": None}))
+                for c in checks
+            ]
             for stage, checks in ((Stage.LISTING, _LISTING_CHECKS), (Stage.TRADE, _TRADE_CHECKS))
         }
         # sensitive-consent without sensitive PI, keyed by the separate-consent flag.
@@ -88,7 +100,7 @@ class PersonalInformationStandard(Rule):
             flag: self.not_applicable(
                 "sensitive-consent",
                 "the product holds no sensitive personal information",
-                {"contains_sensitive_personal_info": False, "separate_consent_for_sensitive": flag},
+                MappingProxyType({"contains_sensitive_personal_info": False, "separate_consent_for_sensitive": flag}),
             )
             for flag in (False, True)
         }
@@ -99,12 +111,12 @@ class PersonalInformationStandard(Rule):
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         stage = ctx.stage
-        if stage is not Stage.LISTING and stage is not Stage.TRADE:
+        if stage is not LISTING and stage is not TRADE:
             return []
         product = ctx.snapshot.product
         if product is None:
             return list(self._no_product[stage])
-        trade = ctx.snapshot.trade if stage is Stage.TRADE else None
+        trade = ctx.snapshot.trade if stage is TRADE else None
         return self._judge(stage, product, trade)
 
     def _judge(self, stage: Stage, product: ProductFacts, trade: TradeFacts | None) -> list[Finding]:
@@ -126,7 +138,7 @@ class PersonalInformationStandard(Rule):
             sensitive_finding = self._sensitive_consent(product, sensitive)
         else:
             sensitive_finding = self._no_sensitive[product.separate_consent_for_sensitive]
-        if stage is Stage.LISTING:
+        if stage is LISTING:
             return [
                 self._consented_purposes(product, consent_based),
                 self._field_purposes(personal),
@@ -147,14 +159,14 @@ class PersonalInformationStandard(Rule):
             "consented_purposes": list(product.consented_purposes),
         }
         if not consent_based:
-            return self._emit("consented-purposes", Outcome.NOT_APPLICABLE, _NOT_CONSENT, evidence)
+            return self._emit("consented-purposes", NA, _NOT_CONSENT, evidence)
         if product.consented_purposes:
             return self._emit(
-                "consented-purposes", Outcome.PASS, "the purposes the data subjects consented to are recorded", evidence
+                "consented-purposes", PASS, "the purposes the data subjects consented to are recorded", evidence
             )
         return self._emit(
             "consented-purposes",
-            Outcome.FAIL,
+            FAIL,
             "the personal information rests on consent but no consented purpose is recorded",
             evidence,
         )
@@ -164,26 +176,26 @@ class PersonalInformationStandard(Rule):
     ) -> Finding:
         evidence = {"scenario": scenario, "consented_purposes": list(product.consented_purposes)}
         if not consent_based:
-            return self._emit("scenario-within-consent", Outcome.NOT_APPLICABLE, _NOT_CONSENT, evidence)
+            return self._emit("scenario-within-consent", NA, _NOT_CONSENT, evidence)
         if trade is None:
-            return self._emit("scenario-within-consent", Outcome.FAIL, "the trade snapshot has no trade", evidence)
+            return self._emit("scenario-within-consent", FAIL, "the trade snapshot has no trade", evidence)
         if not scenario:
             return self._emit(
                 "scenario-within-consent",
-                Outcome.FAIL,
+                FAIL,
                 "the buyer declares no application scenario, so it cannot be within the consented purposes",
                 evidence,
             )
         if scenario in product.consented_purposes:
             return self._emit(
                 "scenario-within-consent",
-                Outcome.PASS,
+                PASS,
                 "the buyer's scenario is within the purposes the data subjects consented to",
                 evidence,
             )
         return self._emit(
             "scenario-within-consent",
-            Outcome.FAIL,
+            FAIL,
             f"the buyer's scenario {scenario!r} is not among the purposes the data subjects consented to",
             evidence,
         )
@@ -209,14 +221,14 @@ class PersonalInformationStandard(Rule):
         if not personal:
             return self._emit(
                 "field-minimality",
-                Outcome.NOT_APPLICABLE,
+                NA,
                 "no field is marked personal",
                 {"scenario": scenario, "personal_fields": 0},
             )
         if not scenario:
             return self._emit(
                 "field-minimality",
-                Outcome.FAIL,
+                FAIL,
                 "the buyer declares no application scenario, so the personal fields needed cannot be judged",
                 {"scenario": scenario, "personal_fields": len(personal)},
             )
@@ -225,7 +237,7 @@ class PersonalInformationStandard(Rule):
         if not excess:
             return self._emit(
                 "field-minimality",
-                Outcome.PASS,
+                PASS,
                 "every personal field delivered is needed for the buyer's scenario",
                 evidence,
             )
@@ -245,13 +257,13 @@ class PersonalInformationStandard(Rule):
         if product.separate_consent_for_sensitive:
             return self._emit(
                 "sensitive-consent",
-                Outcome.PASS,
+                PASS,
                 "separate consent covers the sensitive personal information",
                 evidence,
             )
         return self._emit(
             "sensitive-consent",
-            Outcome.FAIL,
+            FAIL,
             "the product holds sensitive personal information without separate consent",
             evidence,
         )

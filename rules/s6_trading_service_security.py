@@ -38,13 +38,19 @@ Parameters
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
 from marketplace.compliance.snapshots import OrganizationFacts
 
 LEGAL_MINIMUM_RETENTION_YEARS: Final = 3
 _HEX_DIGITS: Final = "0123456789abcdef"
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+TRADE = Stage.TRADE
+DELIVERY = Stage.DELIVERY
 
 
 def _is_sha256_hex(value: str) -> bool:
@@ -74,19 +80,21 @@ class TradingServiceSecurityStandard(Rule):
         ok = isinstance(years, int) and not isinstance(years, bool) and years >= LEGAL_MINIMUM_RETENTION_YEARS
         # The retention finding depends only on the parameters: build it once, not per trade.
         self._retention_finding = self._retention(years, ok)
+        self._c_provider_verified = f"{self.id}.provider-verified"
+        self._c_buyer_verified = f"{self.id}.buyer-verified"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         snapshot = ctx.snapshot
-        if ctx.stage is Stage.TRADE:
+        if ctx.stage is TRADE:
             return [
-                self._party("provider", snapshot.provider),
-                self._party("buyer", snapshot.buyer),
+                self._party(self._c_provider_verified, "provider", snapshot.provider),
+                self._party(self._c_buyer_verified, "buyer", snapshot.buyer),
                 self._retention_finding,
             ]
-        if ctx.stage is Stage.DELIVERY:
+        if ctx.stage is DELIVERY:
             return [
-                self._party("provider", snapshot.provider),
-                self._party("buyer", snapshot.buyer),
+                self._party(self._c_provider_verified, "provider", snapshot.provider),
+                self._party(self._c_buyer_verified, "buyer", snapshot.buyer),
                 self._integrity(ctx),
                 self._licence(ctx),
                 self._retention_finding,
@@ -95,21 +103,34 @@ class TradingServiceSecurityStandard(Rule):
 
     # --- trade and delivery -------------------------------------------------------------------
 
-    def _party(self, role: str, org: OrganizationFacts | None) -> Finding:
-        check = f"{role}-verified"
+    def _party(self, code: str, role: str, org: OrganizationFacts | None) -> Finding:
         if org is None:
-            return self.failed(
-                check,
+            return Finding(
+                self.id,
+                code,
+                FAIL,
                 f"no {role} in the snapshot: the {role} cannot be verified",
                 {"role": role, "present": False},
+                self.basis,
             )
-        evidence = {"role": role, "present": True, "organization_id": org.id, "status": org.status}
-        if org.status == "admitted":
-            return self.passed(check, f"the {role} is authenticated and admitted to the exchange", evidence)
-        return self.failed(check, f"the {role} is not admitted to the exchange (status {org.status})", evidence)
+        status = org.status
+        evidence = {"role": role, "present": True, "organization_id": org.id, "status": status}
+        if status == "admitted":
+            return Finding(
+                self.id, code, PASS, f"the {role} is authenticated and admitted to the exchange", evidence, self.basis
+            )
+        return Finding(
+            self.id,
+            code,
+            FAIL,
+            f"the {role} is not admitted to the exchange (status {status})",
+            evidence,
+            self.basis,
+        )
 
     def _retention(self, years: Any, ok: bool) -> Finding:
-        evidence = {"retention_years": years, "legal_minimum_years": LEGAL_MINIMUM_RETENTION_YEARS}
+        # Shared by every verdict: read-only.
+        evidence = MappingProxyType({"retention_years": years, "legal_minimum_years": LEGAL_MINIMUM_RETENTION_YEARS})
         if ok:
             return self.passed(
                 "record-retention",

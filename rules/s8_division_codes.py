@@ -35,11 +35,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
 from marketplace.compliance.snapshots import OrganizationFacts
 from marketplace.kit import codelists
 
 _LEVELS: Final = ("province", "prefecture", "county")
+
+PASS = Outcome.PASS
+FAIL = Outcome.FAIL
+LISTING = Stage.LISTING
+TRADE = Stage.TRADE
 
 
 def _jurisdiction_name(code: str) -> str | None:
@@ -68,12 +73,17 @@ class DivisionCodesStandard(Rule):
         if unknown:
             raise ValueError(f"S8 region_levels has unknown levels {unknown}; known: {list(_LEVELS)}")
         self._region_levels: frozenset[str] = frozenset(levels)
+        self._c_provider_jurisdiction = f"{self.id}.provider-jurisdiction"
+        self._c_buyer_jurisdiction = f"{self.id}.buyer-jurisdiction"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
-        if ctx.stage is Stage.LISTING:
-            return [self._regions(ctx), self._jurisdiction("provider", ctx.snapshot.provider)]
-        if ctx.stage is Stage.TRADE:
-            return [self._jurisdiction("buyer", ctx.snapshot.buyer)]
+        if ctx.stage is LISTING:
+            return [
+                self._regions(ctx),
+                self._jurisdiction(self._c_provider_jurisdiction, "provider", ctx.snapshot.provider),
+            ]
+        if ctx.stage is TRADE:
+            return [self._jurisdiction(self._c_buyer_jurisdiction, "buyer", ctx.snapshot.buyer)]
         return []
 
     def _regions(self, ctx: RuleContext) -> Finding:
@@ -125,30 +135,38 @@ class DivisionCodesStandard(Rule):
             )
         return self.passed("region-coverage", f"all {len(regions)} regions are known GB/T 2260 codes", evidence)
 
-    def _jurisdiction(self, role: str, org: OrganizationFacts | None) -> Finding:
-        check = f"{role}-jurisdiction"
+    def _jurisdiction(self, code: str, role: str, org: OrganizationFacts | None) -> Finding:
         if org is None:
-            return self.failed(
-                check,
+            return Finding(
+                self.id,
+                code,
+                FAIL,
                 f"no {role} in the snapshot: its jurisdiction is unknown",
                 {"role": role, "jurisdiction": None, "scope": None},
+                self.basis,
             )
-        code = org.jurisdiction
-        scope = codelists.jurisdiction_scope(code)
+        jurisdiction = org.jurisdiction
+        scope = codelists.jurisdiction_scope(jurisdiction)
         if scope is None:
-            return self.failed(
-                check,
-                f"the {role}'s jurisdiction {code!r} is neither a GB/T 2260 nor an ISO 3166-1 alpha-2 code",
-                {"role": role, "organization_id": org.id, "jurisdiction": code, "scope": None},
+            return Finding(
+                self.id,
+                code,
+                FAIL,
+                f"the {role}'s jurisdiction {jurisdiction!r} is neither a GB/T 2260 nor an ISO 3166-1 alpha-2 code",
+                {"role": role, "organization_id": org.id, "jurisdiction": jurisdiction, "scope": None},
+                self.basis,
             )
-        return self.passed(
-            check,
-            f"the {role}'s jurisdiction {code} is known ({scope})",
+        return Finding(
+            self.id,
+            code,
+            PASS,
+            f"the {role}'s jurisdiction {jurisdiction} is known ({scope})",
             {
                 "role": role,
                 "organization_id": org.id,
-                "jurisdiction": code,
+                "jurisdiction": jurisdiction,
                 "scope": scope,
-                "name": _jurisdiction_name(code),
+                "name": _jurisdiction_name(jurisdiction),
             },
+            self.basis,
         )

@@ -43,15 +43,21 @@ class Verdict:
         return tuple(f for f in self.findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW))
 
 
+# Enum members as module globals: looking them up on the class costs ~100 ns each on 3.11,
+# and decide() runs once per finding of every trade.
+_FAIL, _REVIEW = Outcome.FAIL, Outcome.REVIEW
+_BLOCK, _REVIEW_SEVERITY, _WARN = Severity.BLOCK, Severity.REVIEW, Severity.WARN
+
+
 def decide(judged: Iterable[tuple[Severity, Outcome]]) -> Decision:
     review = False
     for severity, outcome in judged:
-        if outcome is Outcome.FAIL:
-            if severity is Severity.BLOCK:
+        if outcome is _FAIL:
+            if severity is _BLOCK:
                 return Decision.REJECTED
-            if severity is Severity.REVIEW:
+            if severity is _REVIEW_SEVERITY:
                 review = True
-        elif outcome is Outcome.REVIEW and severity is not Severity.WARN:
+        elif outcome is _REVIEW and severity is not _WARN:
             review = True
     return Decision.REVIEW if review else Decision.ACCEPTED
 
@@ -68,8 +74,9 @@ def evaluate(rulebook: Rulebook, stage: Stage, snapshot: Snapshot, now: datetime
             severity = Severity.BLOCK
         else:
             severity = active.severity
-        findings.extend(produced)
-        judged.extend((severity, finding.outcome) for finding in produced)
+        for finding in produced:
+            findings.append(finding)
+            judged.append((severity, finding.outcome))
     return Verdict(
         stage=stage,
         decision=decide(judged),

@@ -60,11 +60,14 @@ def uscc_check_char(first17: str) -> str:
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
+_USCC_CHARS = frozenset(USCC_ALPHABET)
+
+
 def uscc_problem(code: str) -> UsccProblem | None:
     """Why ``code`` is not a valid USCC, as a stable reason code; None when it is valid."""
     if len(code) != 18:
         return "length"
-    if any(ch not in _USCC_VALUE for ch in code):
+    if not _USCC_CHARS.issuperset(code):
         return "alphabet"
     if uscc_check_char(code[:17]) != code[17]:
         return "check_character"

@@ -107,8 +107,14 @@ PRODUCT = ProductFacts(
     licence=LicenceTerms(scope="internal analysis", term_days=365, max_licences=100),
     dispute_route="arbitration",
     cost=CostDeclaration(
-        collection_minor=300_000, processing_minor=250_000, storage_minor=50_000, compliance_minor=100_000,
-        other_minor=0, total_minor=700_000, currency="CNY", method="historical_cost",
+        collection_minor=300_000,
+        processing_minor=250_000,
+        storage_minor=50_000,
+        compliance_minor=100_000,
+        other_minor=0,
+        total_minor=700_000,
+        currency="CNY",
+        method="historical_cost",
     ),
     plans=(PLAN,),
     reference_price_minor=1_150_000,
@@ -120,7 +126,9 @@ PRODUCT = ProductFacts(
         source_entity="贵阳市交通运行监测中心 road sensors",
         activities=(
             ProvenanceActivity(
-                name="collection", performed_by="org-provider", started_at=datetime(2026, 1, 1, tzinfo=UTC),
+                name="collection",
+                performed_by="org-provider",
+                started_at=datetime(2026, 1, 1, tzinfo=UTC),
                 ended_at=datetime(2026, 10, 31, tzinfo=UTC),
             ),
             ProvenanceActivity(
@@ -200,7 +208,12 @@ def trade_snapshot(**parts: Any) -> Snapshot:
 
 def delivery_snapshot(**parts: Any) -> Snapshot:
     values: dict[str, Any] = {
-        "provider": PROVIDER, "buyer": BUYER, "product": PRODUCT, "plan": PLAN, "trade": TRADE, "delivery": DELIVERY,
+        "provider": PROVIDER,
+        "buyer": BUYER,
+        "product": PRODUCT,
+        "plan": PLAN,
+        "trade": TRADE,
+        "delivery": DELIVERY,
     }
     values.update(parts)
     return Snapshot(**values)
@@ -208,7 +221,11 @@ def delivery_snapshot(**parts: Any) -> Snapshot:
 
 def settlement_snapshot(**parts: Any) -> Snapshot:
     values: dict[str, Any] = {
-        "provider": PROVIDER, "buyer": BUYER, "product": PRODUCT, "plan": PLAN, "trade": TRADE,
+        "provider": PROVIDER,
+        "buyer": BUYER,
+        "product": PRODUCT,
+        "plan": PLAN,
+        "trade": TRADE,
         "settlement": SETTLEMENT,
     }
     values.update(parts)

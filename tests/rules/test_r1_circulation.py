@@ -274,7 +274,7 @@ def test_trade_without_buyer_fails_self_dealing_closed() -> None:
     assert finding.evidence == {"buyer_id": None, "provider_id": "org-provider"}
 
 
-def test_remembered_findings_follow_the_facts() -> None:
+def test_repeated_evaluation_follows_the_facts() -> None:
     rule = CirculationRule()
     first = trade(rule)
     assert trade(rule) == first  # same facts, same findings

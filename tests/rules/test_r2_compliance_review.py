@@ -342,7 +342,7 @@ def test_without_product_every_check_fails_closed() -> None:
         assert all(f.evidence == {"product": None} for f in findings.values())
 
 
-def test_remembered_findings_follow_the_facts() -> None:
+def test_repeated_evaluation_follows_the_facts() -> None:
     rule = ComplianceReviewRule()
     first = listing(rule)
     assert listing(rule) == first

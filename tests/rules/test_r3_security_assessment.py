@@ -358,7 +358,7 @@ def test_without_product_every_check_fails_closed() -> None:
         assert all(f.evidence == {"product": None} for f in findings.values())
 
 
-def test_remembered_findings_follow_the_facts_and_the_day() -> None:
+def test_repeated_evaluation_follows_the_facts_and_the_day() -> None:
     rule = SecurityAssessmentRule()
     important = product(grade="important", risk_assessment=ASSESSOR_REPORT)
     snapshot = delivery_snapshot(product=important)

@@ -339,7 +339,7 @@ def test_trade_public_data_cap() -> None:
     assert no_cap["public-data-cap"].outcome is Outcome.REVIEW
 
 
-def test_remembered_findings_follow_the_facts() -> None:
+def test_repeated_evaluation_follows_the_facts() -> None:
     rule = PriceEvaluationRule()
     assert trade(rule)["trade-amount"].outcome is Outcome.PASS
     assert trade(rule, trade=replace(TRADE, amount_minor=1))["trade-amount"].outcome is Outcome.FAIL

@@ -219,7 +219,7 @@ def test_operation_rate_not_applicable_with_few_trades() -> None:
     assert finding.evidence["rate"] is None
 
 
-def test_remembered_findings_follow_the_facts() -> None:
+def test_repeated_evaluation_follows_the_facts() -> None:
     rule = MerchantOperationRule()
     assert operating(Stage.TRADE, rule=rule)["provider-status"].outcome is Outcome.PASS
     suspended = replace(PROVIDER, status="suspended")

@@ -206,7 +206,7 @@ def test_trade_data_retention_not_attested_fails() -> None:
     assert finding.evidence["retains_no_traded_data"] is False
 
 
-def test_remembered_findings_follow_the_facts() -> None:
+def test_repeated_evaluation_follows_the_facts() -> None:
     rule = IntermediaryOperationRule()
     assert trade(rule)["related-parties"].outcome is Outcome.PASS
     assert trade(rule, related_organization_ids=("org-buyer",))["related-parties"].outcome is Outcome.REVIEW

@@ -120,7 +120,7 @@ def test_repeated_evaluation_gives_the_same_findings() -> None:
     snapshot = trade_snapshot()
     first = trade(snapshot, rule)
     assert trade(snapshot, rule) == first
-    # The memo is keyed by the code too: a corrected code is judged afresh.
+    # Nothing carries over between evaluations: a changed code is judged afresh.
     wrong = "Y" if BUYER.uscc[17] != "Y" else "X"
     bad = trade(trade_snapshot(buyer=replace(BUYER, uscc=BUYER.uscc[:17] + wrong)), rule)
     assert structure(bad, "buyer").outcome is Outcome.FAIL

@@ -266,7 +266,7 @@ def test_sensitive_pi_with_separate_consent_passes() -> None:
     assert at_trade(product)["sensitive-consent"].outcome is Outcome.PASS
 
 
-# --- memo ------------------------------------------------------------------------------------------------------
+# --- repeated evaluation ---------------------------------------------------------------------------------------
 
 
 def test_repeated_trades_give_the_same_findings_and_changed_facts_are_judged_afresh() -> None:
@@ -276,9 +276,3 @@ def test_repeated_trades_give_the_same_findings_and_changed_facts_are_judged_afr
     assert at_trade(rule=rule, **scenario("precision_marketing"))["scenario-within-consent"].outcome is Outcome.FAIL
     assert at_trade(excess_product(), rule)["field-minimality"].outcome is Outcome.FAIL
     assert at_trade(rule=rule) == first
-
-
-def test_unhashable_facts_are_judged_without_the_memo() -> None:
-    product = PRODUCT.model_copy(update={"consented_purposes": ["traffic_planning", "logistics_routing"]})
-    found = at_trade(product)
-    assert found["scenario-within-consent"].outcome is Outcome.PASS
