@@ -44,7 +44,11 @@ def distinct_snapshots(count: int) -> list[Snapshot]:
     """Realistic trades that differ in every party, product, scenario and amount, so no rule
     can answer from a cache of earlier evaluations."""
     base = trade_snapshot()
-    assert base.buyer and base.provider and base.product and base.trade and base.plan
+    assert base.buyer is not None
+    assert base.provider is not None
+    assert base.product is not None
+    assert base.trade is not None
+    assert base.plan is not None
     snapshots = []
     for n in range(count):
         price = base.plan.price_minor + n

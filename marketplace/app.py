@@ -11,7 +11,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.pydantic import PydanticDIPlugin, PydanticSchemaPlugin
+from litestar.plugins.pydantic import PydanticDIPlugin
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.controllers import (
@@ -23,12 +25,15 @@ from marketplace.accounts.controllers import (
 )
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.controllers import AuditController
+from marketplace.compliance.controllers import RulesController
+from marketplace.compliance.guards import RULEBOOK
+from marketplace.compliance.rulebook import load_rulebook
 from marketplace.config import Settings
-from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+from marketplace.db import create_engine, create_sessionmaker
 from marketplace.errors import EXCEPTION_HANDLERS
 from marketplace.health import HealthController
 from marketplace.kit.logs import configure_logging
-from marketplace.kit.schemas import RequestBodyPlugin
+from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
 
 CONTROLLERS = [
@@ -39,13 +44,51 @@ CONTROLLERS = [
     ApiKeyController,
     AdminAccountsController,
     AuditController,
+    RulesController,
 ]
 
 
-async def provide_db_session(state: State) -> AsyncGenerator[AsyncSession, None]:
-    """One transaction per request: committed when the handler succeeds, rolled back when it raises."""
-    async with unit_of_work(state.db_sessions) as session:
-        yield session
+# Where a request's session is kept in its ASGI scope, for `release_abandoned_session`.
+_SESSION_IN_SCOPE = "marketplace.db_session"
+
+
+async def provide_db_session(state: State, scope: Scope) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per request: committed when the handler succeeds, rolled back when it raises.
+
+    The same unit of work as `db.unit_of_work`, written out: a generator nested in this one would be
+    finalised twice at once when Litestar abandons this one (see `release_abandoned_session`)."""
+    async with state.db_sessions() as session:
+        scope.setdefault("state", {})[_SESSION_IN_SCOPE] = session
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+async def release_abandoned_session(_exc: Exception, scope: Scope) -> None:
+    """Litestar never resumes a generator dependency when a dependency resolved after it raises (a 401
+    from `principal`, a 400 from `page`): release that request's session, its connection and its open
+    transaction now rather than when the generator is garbage-collected."""
+    session = scope.get("state", {}).pop(_SESSION_IN_SCOPE, None)
+    if session is not None:
+        await session.close()
+
+
+async def complete_allow_header(message: Message, scope: Scope) -> None:
+    """Litestar builds a path's automatic OPTIONS answer with the first handler registered for the path,
+    and its `Allow` header keeps only that handler's methods: list every method the path has."""
+    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+        return
+    headers = list(message.get("headers", []))
+    template = scope.get("path_template")
+    routes = [r for r in scope["litestar_app"].routes if isinstance(r, HTTPRoute) and r.path_format == template]
+    if len(routes) != 1 or not any(name.lower() == b"allow" for name, _ in headers):
+        return
+    methods = routes[0].methods
+    allow = ", ".join(sorted(methods)).encode("latin-1")
+    message["headers"] = [(n, v) for n, v in headers if n.lower() != b"allow"] + [(b"allow", allow)]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -65,14 +108,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": settings,
             "db_sessions": create_sessionmaker(engine),
             "token_keyring": TokenKeyring.from_settings(settings),
+            "rulebook": load_rulebook(settings.rulebook_path),
             "secret_key": load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
         }
     )
     return Litestar(
         route_handlers=CONTROLLERS,
-        dependencies={"db_session": Provide(provide_db_session)},
-        plugins=[RequestBodyPlugin(), PydanticSchemaPlugin(), PydanticDIPlugin()],
+        dependencies={"db_session": Provide(provide_db_session), **RULEBOOK},
+        plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        after_exception=[release_abandoned_session],
+        before_send=[complete_allow_header],
         lifespan=[lifespan],
         state=state,
         request_max_body_size=settings.max_request_body_bytes,

@@ -111,8 +111,9 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.demo import seed_demo
 
+    rulebook = _rulebook(None, settings)
     summary = asyncio.run(
-        _with_session(settings, lambda session: seed_demo(session, only_if_empty=args.if_empty))
+        _with_session(settings, lambda session: seed_demo(session, rulebook, only_if_empty=args.if_empty))
     )
     print(summary)
     return 0

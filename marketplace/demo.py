@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.accounts.models import OrganizationKind, User
+from marketplace.accounts.models import DataGrade, OrganizationKind, OrganizationStatus, User
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.schemas import OrganizationCreate, RegisterRequest
 from marketplace.accounts.service import AccountService
+from marketplace.compliance.rulebook import Rulebook
 from marketplace.kit.identifiers import uscc_check_char
 
 DEMO_ACTOR = "demo"
@@ -28,6 +29,7 @@ class DemoOrganization:
     kind: OrganizationKind
     jurisdiction: str
     dsmm_level: int
+    max_data_grade: DataGrade
     certifications: tuple[str, ...]
 
 
@@ -40,6 +42,7 @@ ORGANIZATIONS = (
         OrganizationKind.PROVIDER,
         "520100",
         3,
+        DataGrade.IMPORTANT,
         ("ISO/IEC 27001", "DSMM level 3"),
     ),
     DemoOrganization(
@@ -50,6 +53,7 @@ ORGANIZATIONS = (
         OrganizationKind.PROVIDER,
         "522700",
         4,
+        DataGrade.IMPORTANT,
         ("ISO/IEC 27001", "DSMM level 4"),
     ),
     DemoOrganization(
@@ -60,18 +64,17 @@ ORGANIZATIONS = (
         OrganizationKind.BUYER,
         "520300",
         2,
+        DataGrade.GENERAL,
         ("MLPS level 2",),
     ),
 )
 
 
-async def seed_demo(session: AsyncSession, *, only_if_empty: bool) -> str:
+async def seed_demo(session: AsyncSession, rulebook: Rulebook, *, only_if_empty: bool) -> str:
     if only_if_empty and (await session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
         return "The database already has accounts; demo data not added."
     accounts = AccountService(session)
-    admin = await accounts.create_admin(
-        email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Demo Admin", actor=DEMO_ACTOR
-    )
+    admin = await accounts.create_admin(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Demo Admin", actor=DEMO_ACTOR)
     admin_principal = Principal(user_id=admin.id, is_admin=True)
     lines = [
         "Demo data is ready. Log in with POST /api/v1/auth/token {email, password}:",
@@ -90,13 +93,13 @@ async def seed_demo(session: AsyncSession, *, only_if_empty: bool) -> str:
                 kind=spec.kind,
                 jurisdiction=spec.jurisdiction,
                 dsmm_level=spec.dsmm_level,
+                max_data_grade=spec.max_data_grade,
                 security_certifications=list(spec.certifications),
             ),
         )
-        await accounts.request_admission(owner, organization.id)
-        await accounts.decide_admission(
-            admin_principal, organization.id, "approve", "demo qualification reviewed"
-        )
+        admitted, _ = await accounts.request_admission(owner, organization.id, rulebook)
+        if admitted.status == OrganizationStatus.UNDER_REVIEW:
+            await accounts.decide_admission(admin_principal, organization.id, "approve", "demo qualification reviewed")
         lines.append(f"  {spec.kind.value:<13}  {spec.owner_email} / {MEMBER_PASSWORD}  ({spec.name})")
     lines.append("API documentation: http://127.0.0.1:8000/schema")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -20,7 +21,10 @@ class HealthController(Controller):
     path = "/"
     tags = ["service"]
 
-    @get("/health", responses={})
+    @get(
+        "/health",
+        responses={503: ResponseSpec(data_container=Health, description="The database is unreachable")},
+    )
     async def health(self, db_session: DbSession) -> Response[Health]:
         try:
             await db_session.execute(text("SELECT 1"))

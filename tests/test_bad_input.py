@@ -50,7 +50,6 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         organization(dsmm_level="5"),
         organization(dsmm_level=True),
         organization(dsmm_level=5.5),
-        organization(dsmm_level=3.0),
         organization(penalties_last_3y="0"),
         organization(penalties_last_3y=False),
         organization(dsmm_level=6),
@@ -62,9 +61,7 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
         organization(name=123),
         organization(security_certifications="ISO 27001"),
         organization(unknown_field="surprise"),
-        organization(
-            intermediary={"roles": ["broker"], "fee_disclosure": "2%", "retains_no_traded_data": "yes"}
-        ),
+        organization(intermediary={"roles": ["broker"], "fee_disclosure": "2%", "retains_no_traded_data": "yes"}),
         {"name": "Acme Data"},
         [],
         "a string",

@@ -34,6 +34,8 @@ from marketplace.accounts.schemas import (
     UserStatusChange,
 )
 from marketplace.accounts.service import AccountService, AuthService
+from marketplace.compliance.guards import CurrentRulebook
+from marketplace.compliance.schemas import VerdictRead
 from marketplace.db import DbSession
 from marketplace.errors import problem_responses
 from marketplace.kit.pagination import PAGED, Page, Paging
@@ -145,11 +147,12 @@ class OrganizationController(Controller):
         "/{organization_id:uuid}/admission", status_code=200, responses=problem_responses(401, 403, 404, 409)
     )
     async def admission(
-        self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession, rulebook: CurrentRulebook
     ) -> AdmissionResponse:
-        """Ask to be admitted to the exchange."""
-        organization = await AccountService(db_session).request_admission(principal, organization_id)
-        return AdmissionResponse(status=organization.status, verdict=None)
+        """Ask to be admitted: the rulebook's admission stage admits, rejects with findings, or holds the
+        application for an administrator."""
+        organization, verdict = await AccountService(db_session).request_admission(principal, organization_id, rulebook)
+        return AdmissionResponse(status=organization.status, verdict=VerdictRead.of_stored(verdict))
 
     @get("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404))
     async def members(
@@ -209,7 +212,9 @@ class ApiKeyController(Controller):
     security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404))
-    async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, db_session: DbSession) -> ApiKeyCreated:
+    async def create(
+        self, data: JSONBody[ApiKeyCreate], principal: Caller, db_session: DbSession
+    ) -> ApiKeyCreated:
         """Create an API key for an organisation; the key is shown only in this response."""
         row, key = await AccountService(db_session).create_api_key(principal, data)
         return ApiKeyCreated.model_validate({**row.model_dump(), "key": key})
@@ -259,7 +264,11 @@ class AdminAccountsController(Controller):
         responses=problem_responses(401, 403, 404, 409),
     )
     async def decide(
-        self, organization_id: FromPath[uuid.UUID], data: JSONBody[DecisionRequest], admin: Caller, db_session: DbSession
+        self,
+        organization_id: FromPath[uuid.UUID],
+        data: JSONBody[DecisionRequest],
+        admin: Caller,
+        db_session: DbSession,
     ) -> OrganizationRead:
         """Admit or reject an organisation under review."""
         organization = await AccountService(db_session).decide_admission(
@@ -276,7 +285,11 @@ class AdminAccountsController(Controller):
 
     @post("/users/{user_id:uuid}/status", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def user_status(
-        self, user_id: FromPath[uuid.UUID], data: JSONBody[UserStatusChange], admin: Caller, db_session: DbSession
+        self,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[UserStatusChange],
+        admin: Caller,
+        db_session: DbSession,
     ) -> UserAdminRead:
         """Disable or re-enable an account; a disabled account's tokens stop working at once."""
         user = await AccountService(db_session).change_user_status(admin, user_id, data.status, data.reason)

@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
-from marketplace.accounts.models import OrganizationKind, OrganizationStatus, Role, Scope
-from marketplace.kit.schemas import Email, Name, Reason, RequestBody, ResponseBody
+from marketplace.accounts.models import DataGrade, OrganizationKind, OrganizationStatus, Role, Scope
+from marketplace.compliance.schemas import VerdictRead
+from marketplace.kit.schemas import (
+    LOWER,
+    NO_NUL_PATTERN,
+    STRIP,
+    TEXT_PATTERN,
+    WHOLE_NUMBER,
+    Email,
+    Name,
+    Reason,
+    RequestBody,
+    ResponseBody,
+)
 
 Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
 Uscc = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{18}$")]
 # A GB/T 2260 division code (domestic) or an ISO 3166-1 alpha-2 code (foreign).
 Jurisdiction = Annotated[str, StringConstraints(pattern=r"^([0-9]{6}|[A-Z]{2})$")]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Certification = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-DsmmLevel = Annotated[StrictInt, Field(ge=0, le=5)]
-PenaltyCount = Annotated[StrictInt, Field(ge=0, le=10_000)]
+ShortText = Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL_PATTERN), STRIP]
+LongText = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL_PATTERN), STRIP]
+Certification = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TEXT_PATTERN), STRIP]
+# As long as the columns that store them.
+PersonName = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL_PATTERN), STRIP]
+KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TEXT_PATTERN), STRIP]
+DsmmLevel = Annotated[StrictInt, Field(ge=0, le=5), WHOLE_NUMBER]
+PenaltyCount = Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE_NUMBER]
 
 
 class RegisterRequest(RequestBody):
@@ -35,7 +50,7 @@ class UserRead(ResponseBody):
 
 
 class TokenRequest(RequestBody):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=254)]
+    email: Annotated[str, StringConstraints(max_length=254, pattern=NO_NUL_PATTERN), STRIP, LOWER]
     password: Annotated[str, StringConstraints(max_length=256)]
 
 
@@ -71,11 +86,13 @@ class OrganizationCreate(RequestBody):
     uscc: Uscc
     kind: OrganizationKind
     jurisdiction: Jurisdiction
-    legal_representative: ShortText | None = None
+    legal_representative: PersonName | None = None
     registered_address: ShortText | None = None
     business_scope: LongText | None = None
     dsmm_level: DsmmLevel = 0
+    max_data_grade: DataGrade = DataGrade.GENERAL
     penalties_last_3y: PenaltyCount = 0
+    last_penalty_on: date | None = None
     security_certifications: Annotated[list[Certification], Field(max_length=50)] = []
     intermediary: IntermediaryQualification | None = None
 
@@ -83,11 +100,13 @@ class OrganizationCreate(RequestBody):
 class OrganizationUpdate(RequestBody):
     name: Name | None = None
     jurisdiction: Jurisdiction | None = None
-    legal_representative: ShortText | None = None
+    legal_representative: PersonName | None = None
     registered_address: ShortText | None = None
     business_scope: LongText | None = None
     dsmm_level: DsmmLevel | None = None
+    max_data_grade: DataGrade | None = None
     penalties_last_3y: PenaltyCount | None = None
+    last_penalty_on: date | None = None
     security_certifications: Annotated[list[Certification], Field(max_length=50)] | None = None
     intermediary: IntermediaryQualification | None = None
 
@@ -103,7 +122,9 @@ class OrganizationRead(ResponseBody):
     registered_address: str | None
     business_scope: str | None
     dsmm_level: int
+    max_data_grade: DataGrade
     penalties_last_3y: int
+    last_penalty_on: date | None
     security_certifications: list[str]
     intermediary: IntermediaryQualification | None
     decision_reason: str | None
@@ -114,7 +135,7 @@ class OrganizationRead(ResponseBody):
 
 class AdmissionResponse(ResponseBody):
     status: OrganizationStatus
-    verdict: dict[str, object] | None = None
+    verdict: VerdictRead
 
 
 class DecisionRequest(RequestBody):
@@ -141,9 +162,9 @@ class MembershipRead(ResponseBody):
 
 class ApiKeyCreate(RequestBody):
     organization_id: uuid.UUID
-    name: Name
+    name: KeyName
     scopes: Annotated[list[Scope], Field(min_length=1, max_length=len(Scope))]
-    expires_in_days: Annotated[StrictInt, Field(ge=1, le=730)] = 90
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=730), WHOLE_NUMBER] = 90
 
 
 class ApiKeyRead(ResponseBody):

@@ -37,6 +37,11 @@ from marketplace.accounts.schemas import (
 )
 from marketplace.accounts.tokens import IssuedToken, TokenKeyring
 from marketplace.audit.service import AuditService
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.rulebook import Rulebook
+from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.snapshots import OrganizationFacts, Snapshot
 from marketplace.config import Settings
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.errors import Conflict, Forbidden, NotAuthenticated, NotFound, TooManyRequests, Unprocessable
@@ -100,9 +105,7 @@ class AuthService:
             count, oldest = await self.repository.login_failures_since(subject, since)
             if count >= limit and oldest is not None:
                 wait = self.policy.window_seconds - (now - oldest).total_seconds()
-                raise TooManyRequests(
-                    "too many failed logins; try again later", retry_after=max(1, math.ceil(wait))
-                )
+                raise TooManyRequests("too many failed logins; try again later", retry_after=max(1, math.ceil(wait)))
         user = await self.repository.user_by_email(email)
         password_ok = credentials.verify_password(user.password_hash if user else None, password)
         if user is None or not password_ok or user.status != UserStatus.ACTIVE:
@@ -151,6 +154,7 @@ class AuthService:
 
 class AccountService:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.repository = AccountRepository(session)
         self.audit = AuditService(session)
 
@@ -174,9 +178,7 @@ class AccountService:
         """The command line's way in; promotes an existing account rather than failing."""
         user = await self.repository.user_by_email(email)
         if user is None:
-            user = User(
-                email=email, name=name, password_hash=credentials.hash_password(password), is_admin=True
-            )
+            user = User(email=email, name=name, password_hash=credentials.hash_password(password), is_admin=True)
             await self.repository.add(user, conflict="an account with this e-mail already exists")
         else:
             user.is_admin = True
@@ -199,21 +201,14 @@ class AccountService:
         if user is None:
             raise NotFound("user not found")
         for membership in await self.repository.memberships_of_user(user.id):
-            if (
-                membership.role == Role.OWNER
-                and await self.repository.count_owners(membership.organization_id) == 1
-            ):
+            if membership.role == Role.OWNER and await self.repository.count_owners(membership.organization_id) == 1:
                 raise Conflict("you are the last owner of an organisation; transfer ownership first")
-        await self._set_user_status(
-            user, UserStatus.DELETED, actor=principal.actor, reason="deleted by its user"
-        )
+        await self._set_user_status(user, UserStatus.DELETED, actor=principal.actor, reason="deleted by its user")
 
     async def list_users(self, *, limit: int, offset: int) -> tuple[Sequence[User], int]:
         return await self.repository.list_users(limit=limit, offset=offset)
 
-    async def change_user_status(
-        self, principal: Principal, user_id: uuid.UUID, status: str, reason: str
-    ) -> User:
+    async def change_user_status(self, principal: Principal, user_id: uuid.UUID, status: str, reason: str) -> User:
         user = await self.repository.get_user(user_id)
         if user is None or user.status == UserStatus.DELETED:
             raise NotFound("user not found")
@@ -243,12 +238,8 @@ class AccountService:
             **data.model_dump(exclude={"intermediary"}),
             intermediary=data.intermediary.model_dump() if data.intermediary else None,
         )
-        await self.repository.add(
-            organization, conflict="an organisation with this USCC is already registered"
-        )
-        await self.repository.add(
-            Membership(user_id=user_id, organization_id=organization.id, role=Role.OWNER)
-        )
+        await self.repository.add(organization, conflict="an organisation with this USCC is already registered")
+        await self.repository.add(Membership(user_id=user_id, organization_id=organization.id, role=Role.OWNER))
         await self.audit.record(
             actor=principal.actor,
             action="organization.created",
@@ -307,9 +298,7 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
-            raise Conflict(
-                f"an organisation that is {organization.status.value} cannot change its qualification"
-            )
+            raise Conflict(f"an organisation that is {organization.status.value} cannot change its qualification")
         changes = data.model_dump(exclude_unset=True)
         if "intermediary" in changes:
             changes["intermediary"] = data.intermediary.model_dump() if data.intermediary else None
@@ -326,17 +315,27 @@ class AccountService:
         )
         return organization
 
-    async def request_admission(self, principal: Principal, organization_id: uuid.UUID) -> Organization:
-        """Until the rulebook decides admissions, every request waits for an administrator."""
+    async def request_admission(
+        self, principal: Principal, organization_id: uuid.UUID, rulebook: Rulebook
+    ) -> tuple[Organization, StoredVerdict]:
+        """The rulebook's admission stage decides first: admitted, rejected with findings, or
+        held for an administrator."""
         await self._require_manager(principal, organization_id)
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
             raise Conflict(f"an organisation that is {organization.status.value} cannot request admission")
-        await self._set_organization_status(
-            organization, OrganizationStatus.UNDER_REVIEW, actor=principal.actor, reason=None
+        stored, verdict = await ComplianceService(self.session, rulebook).judge(
+            stage=Stage.ADMISSION,
+            subject_type="organization",
+            subject_id=organization.id,
+            snapshot=Snapshot(organization=organization_facts(organization)),
+            actor=principal.actor,
         )
-        return organization
+        status = ADMISSION_STATUS[verdict.decision]
+        reason = "; ".join(f.check for f in verdict.failures()) or None
+        await self._set_organization_status(organization, status, actor=principal.actor, reason=reason)
+        return organization, stored
 
     async def decide_admission(
         self, principal: Principal, organization_id: uuid.UUID, decision: str, reason: str
@@ -383,9 +382,7 @@ class AccountService:
         principal.require_person()
         return await self.repository.members_of(organization_id)
 
-    async def add_member(
-        self, principal: Principal, organization_id: uuid.UUID, data: MembershipCreate
-    ) -> Membership:
+    async def add_member(self, principal: Principal, organization_id: uuid.UUID, data: MembershipCreate) -> Membership:
         await self._require_manager(principal, organization_id)
         await self._require_owner_for(principal, organization_id, data.role)
         user = await self.repository.user_by_email(data.email)
@@ -439,9 +436,7 @@ class AccountService:
         )
         return membership
 
-    async def remove_member(
-        self, principal: Principal, organization_id: uuid.UUID, membership_id: uuid.UUID
-    ) -> None:
+    async def remove_member(self, principal: Principal, organization_id: uuid.UUID, membership_id: uuid.UUID) -> None:
         membership = await self._membership_in(principal, organization_id, membership_id)
         await self._require_owner_for(principal, organization_id, membership.role)
         await self._keep_an_owner(membership, new_role=None)
@@ -504,6 +499,34 @@ class AccountService:
                 payload={"organization_id": str(row.organization_id)},
             )
         return row
+
+
+ADMISSION_STATUS = {
+    Decision.ACCEPTED: OrganizationStatus.ADMITTED,
+    Decision.REVIEW: OrganizationStatus.UNDER_REVIEW,
+    Decision.REJECTED: OrganizationStatus.REJECTED,
+}
+
+
+def organization_facts(organization: Organization) -> OrganizationFacts:
+    """What the rulebook sees of an organisation."""
+    intermediary = organization.intermediary or {}
+    return OrganizationFacts(
+        id=str(organization.id),
+        name=organization.name,
+        kind=organization.kind.value,
+        uscc=organization.uscc,
+        jurisdiction=organization.jurisdiction,
+        status=organization.status.value,
+        dsmm_level=organization.dsmm_level,
+        max_data_grade=organization.max_data_grade.value,
+        penalties_last_3y=organization.penalties_last_3y,
+        last_penalty_on=organization.last_penalty_on,
+        security_certifications=tuple(organization.security_certifications),
+        intermediary_roles=tuple(intermediary.get("roles", ())),
+        fee_disclosure=intermediary.get("fee_disclosure"),
+        retains_no_traded_data=intermediary.get("retains_no_traded_data"),
+    )
 
 
 def _organization_facts(organization: Organization) -> dict[str, Any]:

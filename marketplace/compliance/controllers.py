@@ -1,10 +1,8 @@
 """The rulebook as the public sees it."""
 
-from typing import Any
+from litestar import Controller, get
 
-from litestar import Controller, Request, get
-from litestar.datastructures import State
-
+from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import RulebookRead
 from marketplace.errors import problem_responses
 
@@ -14,7 +12,7 @@ class RulesController(Controller):
     tags = ["compliance"]
 
     @get("/", responses=problem_responses())
-    async def list_rules(self, request: Request[Any, Any, State]) -> RulebookRead:
+    async def list_rules(self, rulebook: CurrentRulebook) -> RulebookRead:
         """Every enabled rule in evaluation order, with its severity and parameters, and the
         fingerprint stored with every verdict."""
-        return RulebookRead.of(request.app.state.rulebook)
+        return RulebookRead.of(rulebook)

@@ -21,9 +21,7 @@ class PageParams:
 
 
 def provide_page_params(
-    limit: Annotated[
-        int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)
-    ] = DEFAULT_PAGE_SIZE,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)

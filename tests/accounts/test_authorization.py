@@ -95,9 +95,7 @@ async def test_buyer_cannot_call_admin_routes(api: Api, world: dict[str, Any]) -
     assert bob.status_code == 200
 
 
-async def test_api_key_acts_only_for_its_organisation_and_cannot_manage(
-    api: Api, world: dict[str, Any]
-) -> None:
+async def test_api_key_acts_only_for_its_organisation_and_cannot_manage(api: Api, world: dict[str, Any]) -> None:
     key = {"Authorization": f"Bearer {world['key_b']['key']}"}
     org_a, org_b = world["org_a"]["id"], world["org_b"]["id"]
     assert (await api.client.get(f"/api/v1/organizations/{org_b}", headers=key)).status_code == 200
@@ -116,9 +114,7 @@ async def test_api_key_acts_only_for_its_organisation_and_cannot_manage(
 async def test_revoked_api_key_stops_working(api: Api, world: dict[str, Any]) -> None:
     key = {"Authorization": f"Bearer {world['key_b']['key']}"}
     org_b = world["org_b"]["id"]
-    revoked = await api.client.delete(
-        f"/api/v1/api-keys/{world['key_b']['id']}", headers=world["bob"].headers
-    )
+    revoked = await api.client.delete(f"/api/v1/api-keys/{world['key_b']['id']}", headers=world["bob"].headers)
     assert revoked.status_code == 204
     assert (await api.client.get(f"/api/v1/organizations/{org_b}", headers=key)).status_code == 401
 
@@ -146,15 +142,11 @@ async def test_plain_member_can_read_but_not_manage(api: Api, world: dict[str, A
     )
     assert added.status_code == 201
     assert (await api.client.get(f"/api/v1/organizations/{org_b}", headers=carol.headers)).status_code == 200
-    patch = await api.client.patch(
-        f"/api/v1/organizations/{org_b}", json={"name": "x"}, headers=carol.headers
-    )
+    patch = await api.client.patch(f"/api/v1/organizations/{org_b}", json={"name": "x"}, headers=carol.headers)
     assert patch.status_code == 403
 
 
-async def test_admins_cannot_grant_ownership_and_the_last_owner_stays(
-    api: Api, world: dict[str, Any]
-) -> None:
+async def test_admins_cannot_grant_ownership_and_the_last_owner_stays(api: Api, world: dict[str, Any]) -> None:
     bob: Person = world["bob"]
     org_b = world["org_b"]["id"]
     dave = await api.person("Dave")

@@ -44,9 +44,7 @@ def claims_for(keyring: TokenKeyring, subject: str, **overrides: Any) -> dict[st
 
 
 def signed(keyring: TokenKeyring, claims: dict[str, Any], **headers: Any) -> str:
-    return jwt.encode(
-        claims, keyring.signing_key, algorithm="EdDSA", headers={"kid": keyring.signing_kid, **headers}
-    )
+    return jwt.encode(claims, keyring.signing_key, algorithm="EdDSA", headers={"kid": keyring.signing_kid, **headers})
 
 
 async def me_status(api: Api, token: str) -> int:
@@ -112,9 +110,7 @@ async def test_wrong_issuer_is_rejected(api: Api, person: Person, keyring: Token
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"])
-async def test_missing_required_claim_is_rejected(
-    api: Api, person: Person, keyring: TokenKeyring, claim: str
-) -> None:
+async def test_missing_required_claim_is_rejected(api: Api, person: Person, keyring: TokenKeyring, claim: str) -> None:
     assert await me_status(api, signed(keyring, claims_for(keyring, person.id, **{claim: None}))) == 401
 
 
@@ -133,9 +129,7 @@ async def test_tampered_payload_is_rejected(api: Api, person: Person, keyring: T
     header, _, signature = person.token.split(".")
     payload = b64(json.dumps(claims_for(keyring, other.id)).encode())
     assert await me_status(api, f"{header}.{payload}.{signature}") == 401
-    assert (
-        await me_status(api, person.token[:-4] + ("AAAA" if person.token[-4:] != "AAAA" else "BBBB")) == 401
-    )
+    assert await me_status(api, person.token[:-4] + ("AAAA" if person.token[-4:] != "AAAA" else "BBBB")) == 401
 
 
 async def test_garbage_and_missing_credentials_are_rejected(api: Api) -> None:

@@ -34,7 +34,7 @@ async def test_every_account_change_writes_one_entry(api: Api) -> None:
         "user.made_admin",
         "user.registered",
         "organization.created",
-        "organization.status_changed",
+        "verdict.recorded",
         "organization.status_changed",
     ]
     report = await verify(api, admin)
@@ -94,9 +94,7 @@ async def test_tampering_in_the_database_is_named(api: Api, tamper: str, first_b
     assert report["first_broken_seq"] == first_broken
 
 
-async def test_cli_verify_exits_nonzero_on_a_broken_chain(
-    api: Api, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_cli_verify_exits_nonzero_on_a_broken_chain(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     await some_history(api)
     settings = api.app.state.settings
     env = {"DATABASE_URL": settings.database_url, "STORAGE_DIR": str(settings.storage_dir)}

@@ -16,9 +16,7 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=6,
 )
 payloads = st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4)
@@ -91,18 +89,14 @@ def test_any_edit_is_detected_at_the_edited_entry(items: list[dict[str, Any]], d
     if data.draw(st.booleans()) and field not in {"hash", "seq", "prev_hash"}:
         # The forger re-seals the edited entry so its own hash fits its content: the chain then
         # breaks at the next link (the following entry, or the recorded head after the last).
-        tampered[index] = seal(
-            **{k: v for k, v in dataclasses.asdict(tampered[index]).items() if k != "hash"}
-        )
+        tampered[index] = seal(**{k: v for k, v in dataclasses.asdict(tampered[index]).items() if k != "hash"})
         expected = index + 2 if index + 1 < len(chain) else index + 1
     assert verify(tampered, chain) == (False, expected)
 
 
 @settings(max_examples=300)
 @given(st.lists(bodies, min_size=1, max_size=12), st.data())
-def test_any_deletion_is_detected_at_the_deleted_entry(
-    items: list[dict[str, Any]], data: st.DataObject
-) -> None:
+def test_any_deletion_is_detected_at_the_deleted_entry(items: list[dict[str, Any]], data: st.DataObject) -> None:
     chain = build_chain(items)
     index = data.draw(st.integers(0, len(chain) - 1))
     tampered = chain[:index] + chain[index + 1 :]
@@ -111,9 +105,7 @@ def test_any_deletion_is_detected_at_the_deleted_entry(
 
 @settings(max_examples=300)
 @given(st.lists(bodies, min_size=0, max_size=12), bodies, st.data())
-def test_any_insertion_is_detected(
-    items: list[dict[str, Any]], forged: dict[str, Any], data: st.DataObject
-) -> None:
+def test_any_insertion_is_detected(items: list[dict[str, Any]], forged: dict[str, Any], data: st.DataObject) -> None:
     chain = build_chain(items)
     index = data.draw(st.integers(0, len(chain)))
     prev = chain[index - 1].hash if index else GENESIS_HASH
@@ -137,9 +129,7 @@ def test_any_insertion_is_detected(
 
 @settings(max_examples=300)
 @given(st.lists(bodies, min_size=2, max_size=12), st.data())
-def test_any_reordering_is_detected_at_the_first_moved_entry(
-    items: list[dict[str, Any]], data: st.DataObject
-) -> None:
+def test_any_reordering_is_detected_at_the_first_moved_entry(items: list[dict[str, Any]], data: st.DataObject) -> None:
     chain = build_chain(items)
     order = data.draw(st.permutations(range(len(chain))).filter(lambda p: list(p) != sorted(p)))
     tampered = [chain[i] for i in order]
@@ -149,9 +139,7 @@ def test_any_reordering_is_detected_at_the_first_moved_entry(
 
 @settings(max_examples=100)
 @given(st.lists(bodies, min_size=1, max_size=12), st.data())
-def test_swapping_stored_sequence_numbers_is_detected(
-    items: list[dict[str, Any]], data: st.DataObject
-) -> None:
+def test_swapping_stored_sequence_numbers_is_detected(items: list[dict[str, Any]], data: st.DataObject) -> None:
     """Reordering as a database sees it: rows keep their content, their numbers are swapped."""
     chain = build_chain(items)
     if len(chain) < 2:
