@@ -43,9 +43,7 @@ from marketplace.kit.pagination import PAGED, Page, Paging
 
 def organization_read(organization: Organization) -> OrganizationRead:
     intermediary = (
-        IntermediaryQualification.model_validate(organization.intermediary)
-        if organization.intermediary
-        else None
+        IntermediaryQualification.model_validate(organization.intermediary) if organization.intermediary else None
     )
     return OrganizationRead.model_validate(
         {**organization.model_dump(exclude={"intermediary"}), "intermediary": intermediary}
@@ -67,9 +65,7 @@ class AuthController(Controller):
     ) -> TokenResponse:
         """Exchange an e-mail and password for a short-lived access token."""
         address = request.client.host if request.client else "unknown"
-        issued = await AuthService.from_state(db_session, request.app.state).login(
-            data.email, data.password, address
-        )
+        issued = await AuthService.from_state(db_session, request.app.state).login(data.email, data.password, address)
         return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 
@@ -111,24 +107,16 @@ class OrganizationController(Controller):
         return organization_read(await AccountService(db_session).create_organization(principal, data))
 
     @get("/", responses=problem_responses(401))
-    async def list_mine(
-        self, principal: Caller, db_session: DbSession, page: Paging
-    ) -> Page[OrganizationRead]:
+    async def list_mine(self, principal: Caller, db_session: DbSession, page: Paging) -> Page[OrganizationRead]:
         """The organisations the caller belongs to."""
-        rows, total = await AccountService(db_session).my_organizations(
-            principal, limit=page.limit, offset=page.offset
-        )
-        return Page(
-            items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset
-        )
+        rows, total = await AccountService(db_session).my_organizations(principal, limit=page.limit, offset=page.offset)
+        return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @get("/{organization_id:uuid}", responses=problem_responses(401, 404))
     async def read(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession
     ) -> OrganizationRead:
-        return organization_read(
-            await AccountService(db_session).visible_organization(principal, organization_id)
-        )
+        return organization_read(await AccountService(db_session).visible_organization(principal, organization_id))
 
     @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409))
     async def update(
@@ -139,13 +127,9 @@ class OrganizationController(Controller):
         db_session: DbSession,
     ) -> OrganizationRead:
         """Change qualification details while the organisation is pending or rejected."""
-        return organization_read(
-            await AccountService(db_session).update_organization(principal, organization_id, data)
-        )
+        return organization_read(await AccountService(db_session).update_organization(principal, organization_id, data))
 
-    @post(
-        "/{organization_id:uuid}/admission", status_code=200, responses=problem_responses(401, 403, 404, 409)
-    )
+    @post("/{organization_id:uuid}/admission", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def admission(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession, rulebook: CurrentRulebook
     ) -> AdmissionResponse:
@@ -212,9 +196,7 @@ class ApiKeyController(Controller):
     security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404))
-    async def create(
-        self, data: JSONBody[ApiKeyCreate], principal: Caller, db_session: DbSession
-    ) -> ApiKeyCreated:
+    async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, db_session: DbSession) -> ApiKeyCreated:
         """Create an API key for an organisation; the key is shown only in this response."""
         row, key = await AccountService(db_session).create_api_key(principal, data)
         return ApiKeyCreated.model_validate({**row.model_dump(), "key": key})
@@ -227,8 +209,7 @@ class ApiKeyController(Controller):
         db_session: DbSession,
     ) -> list[ApiKeyRead]:
         return [
-            ApiKeyRead.model_validate(r)
-            for r in await AccountService(db_session).api_keys(principal, organization_id)
+            ApiKeyRead.model_validate(r) for r in await AccountService(db_session).api_keys(principal, organization_id)
         ]
 
     @delete("/{key_id:uuid}", responses=problem_responses(401, 403, 404))
@@ -254,9 +235,7 @@ class AdminAccountsController(Controller):
         rows, total = await AccountService(db_session).list_organizations(
             status=status, limit=page.limit, offset=page.offset
         )
-        return Page(
-            items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset
-        )
+        return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @post(
         "/organizations/{organization_id:uuid}/decision",
@@ -279,9 +258,7 @@ class AdminAccountsController(Controller):
     @get("/users", responses=problem_responses(401, 403))
     async def users(self, admin: Caller, db_session: DbSession, page: Paging) -> Page[UserAdminRead]:
         rows, total = await AccountService(db_session).list_users(limit=page.limit, offset=page.offset)
-        return Page(
-            items=[_user_admin_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset
-        )
+        return Page(items=[_user_admin_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @post("/users/{user_id:uuid}/status", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def user_status(

@@ -24,9 +24,7 @@ def bearer_credential(request: Request[object, object, State]) -> str:
 
 
 async def provide_principal(request: Request[object, object, State], db_session: DbSession) -> Principal:
-    return await AuthService.from_state(db_session, request.app.state).authenticate(
-        bearer_credential(request)
-    )
+    return await AuthService.from_state(db_session, request.app.state).authenticate(bearer_credential(request))
 
 
 async def provide_admin(principal: Caller) -> Principal:

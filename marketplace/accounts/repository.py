@@ -56,9 +56,7 @@ class AccountRepository:
     async def list_users(self, *, limit: int, offset: int) -> tuple[Sequence[User], int]:
         total = (await self.session.execute(select(func.count()).select_from(User))).scalar_one()
         rows = (
-            await self.session.scalars(
-                select(User).order_by(col(User.created_at)).limit(limit).offset(offset)
-            )
+            await self.session.scalars(select(User).order_by(col(User.created_at)).limit(limit).offset(offset))
         ).all()
         return rows, int(total)
 
@@ -95,9 +93,7 @@ class AccountRepository:
     ) -> tuple[Sequence[Organization], int]:
         total = (await self.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
         rows = (
-            await self.session.scalars(
-                query.order_by(col(Organization.created_at)).limit(limit).offset(offset)
-            )
+            await self.session.scalars(query.order_by(col(Organization.created_at)).limit(limit).offset(offset))
         ).all()
         return rows, int(total)
 
@@ -108,9 +104,7 @@ class AccountRepository:
     # memberships
 
     async def memberships_of_user(self, user_id: uuid.UUID) -> Sequence[Membership]:
-        query = (
-            select(Membership).where(col(Membership.user_id) == user_id).order_by(col(Membership.created_at))
-        )
+        query = select(Membership).where(col(Membership.user_id) == user_id).order_by(col(Membership.created_at))
         return (await self.session.scalars(query)).all()
 
     async def membership(self, user_id: uuid.UUID, organization_id: uuid.UUID) -> Membership | None:
@@ -145,11 +139,7 @@ class AccountRepository:
         return await self.session.get(ApiKey, key_id)
 
     async def api_keys_of(self, organization_id: uuid.UUID) -> Sequence[ApiKey]:
-        query = (
-            select(ApiKey)
-            .where(col(ApiKey.organization_id) == organization_id)
-            .order_by(col(ApiKey.created_at))
-        )
+        query = select(ApiKey).where(col(ApiKey.organization_id) == organization_id).order_by(col(ApiKey.created_at))
         return (await self.session.scalars(query)).all()
 
     # failed logins

@@ -35,9 +35,7 @@ class AuditRepository:
 
     async def insert_entry(self, values: dict[str, Any]) -> None:
         await self.session.execute(insert(AuditEntry).values(**values))
-        await self.session.execute(
-            update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=values["hash"])
-        )
+        await self.session.execute(update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=values["hash"]))
 
     async def head(self) -> tuple[int, str]:
         row = (
@@ -53,8 +51,7 @@ class AuditRepository:
         beyond = (
             select(func.min(col(AuditEntry.seq)))
             .where(
-                col(AuditEntry.seq)
-                > select(col(AuditHead.seq)).where(col(AuditHead.id) == HEAD_ID).scalar_subquery()
+                col(AuditEntry.seq) > select(col(AuditHead.seq)).where(col(AuditHead.id) == HEAD_ID).scalar_subquery()
             )
             .scalar_subquery()
         )

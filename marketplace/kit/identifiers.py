@@ -181,9 +181,7 @@ def mask_value(value: str) -> str:
 # folded where they have an ASCII equivalent. Every pattern refuses to start or end
 # inside a longer digit run, so a run is judged whole.
 _RID_SCAN: Final = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-_MOBILE_SCAN: Final = re.compile(
-    r"(?<![0-9])(?:\+?86[- ]?)?(1[3-9][0-9])[- ]?([0-9]{4})[- ]?([0-9]{4})(?![0-9])"
-)
+_MOBILE_SCAN: Final = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?(1[3-9][0-9])[- ]?([0-9]{4})[- ]?([0-9]{4})(?![0-9])")
 # Either one digit run of 13-19 (not followed by the X of an ID-shaped token), or 4-digit
 # groups joined by one consistent separator, as cards are printed; the grouped form must
 # not continue a digit group on either side.
