@@ -21,6 +21,7 @@ from marketplace.accounts.models import (
     LoginFailure,
     Membership,
     Organization,
+    OrganizationKind,
     OrganizationStatus,
     Role,
     User,
@@ -371,6 +372,23 @@ class AccountService:
         self, *, status: OrganizationStatus | None, limit: int, offset: int
     ) -> tuple[Sequence[Organization], int]:
         return await self.repository.list_organizations(status=status, limit=limit, offset=offset)
+
+    async def organization(self, organization_id: uuid.UUID) -> Organization:
+        """For other domains' services, which have already checked who may see it."""
+        organization = await self.repository.get_organization(organization_id)
+        if organization is None:
+            raise NotFound("organisation not found")
+        return organization
+
+    async def is_admitted_assessor(self, organization_id: uuid.UUID) -> bool:
+        """An admitted intermediary that declared the assessor role (R8)."""
+        organization = await self.repository.get_organization(organization_id)
+        return (
+            organization is not None
+            and organization.status == OrganizationStatus.ADMITTED
+            and organization.kind == OrganizationKind.INTERMEDIARY
+            and "assessor" in (organization.intermediary or {}).get("roles", ())
+        )
 
     async def admitted_organization_ids(self) -> Sequence[uuid.UUID]:
         return await self.repository.organization_ids_with_status(OrganizationStatus.ADMITTED)

@@ -35,6 +35,8 @@ from pydantic import (
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # PostgreSQL cannot store NUL in text, so text that is stored refuses it (and the schema says so).
 NO_NUL_PATTERN = r"^[^\x00]*$"
+# A single word: no NUL, no white space of any kind.
+TOKEN_PATTERN = rf"^[^\x00{_SPACE}]+$"
 # Not blank either: some character that stripping keeps.
 TEXT_PATTERN = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
 EMAIL_PATTERN = rf"^[{_SPACE}]*[^@\x00{_SPACE}]{{1,64}}@[^@\x00{_SPACE}]+\.[^@\x00{_SPACE}]+[{_SPACE}]*$"
@@ -207,6 +209,7 @@ __all__ = [
     "NO_NUL_PATTERN",
     "STRIP",
     "TEXT_PATTERN",
+    "TOKEN_PATTERN",
     "WHOLE_NUMBER",
     "Email",
     "Field",

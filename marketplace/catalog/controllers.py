@@ -1,0 +1,121 @@
+"""HTTP endpoints of the catalog."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, get, patch, post
+from litestar.params import FromPath, JSONBody
+
+from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.catalog.schemas import (
+    PlanCreate,
+    PlanRead,
+    ProductCreate,
+    ProductDecision,
+    ProductPatch,
+    ProductRead,
+    SampleRead,
+    SubmissionResponse,
+)
+from marketplace.catalog.service import CatalogService, ProductView
+from marketplace.compliance.guards import CurrentRulebook
+from marketplace.compliance.schemas import VerdictRead
+from marketplace.db import DbSession
+from marketplace.errors import problem_responses
+from marketplace.kit.schemas import Reason, RequestBody
+
+
+class DelistRequest(RequestBody):
+    reason: Reason
+
+
+def product_read(view: ProductView) -> ProductRead:
+    version = view.version
+    return ProductRead(
+        id=view.product.id,
+        organization_id=view.product.organization_id,
+        status=view.product.status,
+        version=version.version,
+        version_status=version.status,
+        listed_version=view.product.listed_version,
+        title=version.title,
+        description=version.description,
+        tags=version.tags,
+        category=version.category,
+        industry_code=version.industry_code,
+        regions=version.regions,
+        grade=version.grade,
+        contains_personal_info=version.contains_personal_info,
+        data_source=version.data_source,
+        permitted_scenarios=version.permitted_scenarios,
+        delivery_modes=version.delivery_modes,
+        details=version.details,
+        plans=[PlanRead.model_validate(plan) for plan in view.plans],
+        sample=SampleRead.model_validate(view.sample) if view.sample else None,
+        decision_reason=version.decision_reason,
+        created_at=view.product.created_at,
+        updated_at=view.product.updated_at,
+    )
+
+
+class ProductController(Controller):
+    path = "/api/v1/products"
+    tags = ["catalog"]
+    dependencies = AUTHENTICATED
+    security = SECURITY
+
+    @post("/", responses=problem_responses(401, 403, 404))
+    async def create(self, data: JSONBody[ProductCreate], principal: Caller, db_session: DbSession) -> ProductRead:
+        """Describe a new data product; it starts as a draft (version 1)."""
+        return product_read(await CatalogService(db_session).create(principal, data))
+
+    @get("/{product_id:uuid}", responses=problem_responses(401, 404))
+    async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession) -> ProductRead:
+        """Owners see the newest version; others see the listed version of a listed product."""
+        return product_read(await CatalogService(db_session).view(principal, product_id))
+
+    @patch("/{product_id:uuid}", responses=problem_responses(401, 403, 404, 409))
+    async def update(
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductPatch], principal: Caller, db_session: DbSession
+    ) -> ProductRead:
+        """Change the description; a listed version is kept and the change goes into a new draft version."""
+        return product_read(await CatalogService(db_session).update(principal, product_id, data))
+
+    @post("/{product_id:uuid}/plans", responses=problem_responses(401, 403, 404, 409))
+    async def add_plan(
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, db_session: DbSession
+    ) -> PlanRead:
+        """Add a price plan to the product's draft version."""
+        return PlanRead.model_validate(await CatalogService(db_session).add_plan(principal, product_id, data))
+
+    @post("/{product_id:uuid}/submit", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def submit(
+        self, product_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession, rulebook: CurrentRulebook
+    ) -> SubmissionResponse:
+        """Run the listing stage on the draft: listed, held for review, or rejected with findings."""
+        view, verdict = await CatalogService(db_session).submit(principal, product_id, rulebook)
+        return SubmissionResponse(
+            status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)
+        )
+
+    @post("/{product_id:uuid}/delist", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def delist(
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[DelistRequest], principal: Caller, db_session: DbSession
+    ) -> ProductRead:
+        """Take a listed product off the catalog."""
+        return product_read(await CatalogService(db_session).delist(principal, product_id, data.reason))
+
+
+class AdminProductController(Controller):
+    path = "/api/v1/admin/products"
+    tags = ["administration"]
+    dependencies = ADMIN_ONLY
+    security = SECURITY
+
+    @post("/{product_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def decide(
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductDecision], admin: Caller, db_session: DbSession
+    ) -> ProductRead:
+        """List or reject a version the listing stage held for review."""
+        return product_read(await CatalogService(db_session).decide(admin, product_id, data.decision, data.reason))

@@ -1,0 +1,274 @@
+"""Request and response shapes of the catalog API.
+
+A product's description is flat, as API.md lists it; nested parts (assessments, licence, cost,
+valuation, quality, provenance, fields) mirror the facts the listing-stage rules read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from marketplace.catalog.models import PlanKind, ProductStatus, VersionStatus
+from marketplace.compliance.schemas import VerdictRead
+from marketplace.kit.schemas import (
+    NO_NUL_PATTERN,
+    STRIP,
+    TEXT_PATTERN,
+    TOKEN_PATTERN,
+    WHOLE_NUMBER,
+    Reason,
+    RequestBody,
+    ResponseBody,
+)
+
+Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TEXT_PATTERN), STRIP]
+Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=TEXT_PATTERN), STRIP]
+LongText = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL_PATTERN)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TOKEN_PATTERN)]
+Code = Annotated[str, StringConstraints(min_length=1, max_length=8, pattern=r"^[A-Z0-9]+$")]
+DivisionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Money = Annotated[StrictInt, Field(ge=0, le=10**15), WHOLE_NUMBER]
+Share = Annotated[float, Field(ge=0, le=1, strict=True)]
+Grade = Literal["general", "important", "core"]
+DeliveryMode = Literal["file", "api", "privacy_computing"]
+DataSource = Literal["self_generated", "public_collection", "authorized_public", "purchased"]
+
+
+class AssessmentIn(RequestBody):
+    """A report by an assessor organisation registered on the exchange."""
+
+    assessor_organization_id: uuid.UUID
+    issued_on: date
+    valid_until: date | None = None
+    reference: Text100 | None = None
+
+
+class AuthorisationLinkIn(RequestBody):
+    grantor: Text300
+    grantee: Text300
+    document: Text300
+    valid_until: date | None = None
+
+
+class LicenceIn(RequestBody):
+    scope: Text300
+    term_days: Annotated[StrictInt, Field(ge=1, le=36_500), WHOLE_NUMBER] | None = None
+    resale_allowed: StrictBool = False
+    sublicensing_allowed: StrictBool = False
+    exclusive: StrictBool = False
+    max_licences: Annotated[StrictInt, Field(ge=1, le=1_000_000), WHOLE_NUMBER] | None = None
+
+
+class CostIn(RequestBody):
+    collection_minor: Money
+    processing_minor: Money
+    storage_minor: Money
+    compliance_minor: Money
+    other_minor: Money
+    total_minor: Money
+    currency: Currency
+    method: Token | None = None
+
+
+class ValuationIn(RequestBody):
+    method: Literal["cost", "income", "market"]
+    value_minor: Money
+    currency: Currency
+    assessment: AssessmentIn
+
+
+class QualityIn(RequestBody):
+    normativity: Share
+    completeness: Share
+    accuracy: Share
+    consistency: Share
+    timeliness: Share
+    accessibility: Share
+
+
+class ProvenanceActivityIn(RequestBody):
+    name: Text100
+    performed_by: Text300
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+class ProvenanceIn(RequestBody):
+    source_entity: Text300
+    activities: Annotated[list[ProvenanceActivityIn], Field(max_length=50)] = []
+    derived_from: Annotated[list[Text300], Field(max_length=50)] = []
+
+
+class FieldIn(RequestBody):
+    name: Text100
+    type: Token = "string"
+    personal: StrictBool = False
+    sensitive: StrictBool = False
+    direct_identifier: StrictBool = False
+    purposes: Annotated[list[Token], Field(max_length=20)] = []
+
+
+class ProductDescription(RequestBody):
+    """Everything a provider declares about one version of a product."""
+
+    title: Text300
+    description: LongText = ""
+    tags: Annotated[list[Token], Field(max_length=20)] = []
+    category: Token
+    industry_code: Code
+    regions: Annotated[list[DivisionCode], Field(min_length=1, max_length=100)]
+    grade: Grade
+    public_data: StrictBool = False
+    contains_personal_info: StrictBool = False
+    contains_sensitive_personal_info: StrictBool = False
+    pi_legal_basis: Token | None = None
+    separate_consent_for_provision: StrictBool = False
+    separate_consent_for_sensitive: StrictBool = False
+    pi_impact_assessment_on: date | None = None
+    consented_purposes: Annotated[list[Token], Field(max_length=20)] = []
+    sold_under_consent: StrictBool = False
+    deidentification_techniques: Annotated[list[Token], Field(max_length=10)] = []
+    data_source: DataSource
+    lawful_source_commitment: StrictBool = False
+    authorisation_chain: Annotated[list[AuthorisationLinkIn], Field(max_length=10)] = []
+    prohibited_content: Annotated[list[Token], Field(max_length=10)] = []
+    compliance_report: AssessmentIn | None = None
+    risk_assessment: AssessmentIn | None = None
+    cross_border_assessment: AssessmentIn | None = None
+    registration_number: Text100 | None = None
+    permitted_scenarios: Annotated[list[Token], Field(min_length=1, max_length=20)]
+    delivery_modes: Annotated[list[DeliveryMode], Field(min_length=1, max_length=3)]
+    licence: LicenceIn | None = None
+    dispute_route: Literal["negotiation", "mediation", "arbitration"] | None = None
+    cost: CostIn | None = None
+    reference_price_minor: Money | None = None
+    government_price_cap_minor: Money | None = None
+    valuation: ValuationIn | None = None
+    quality: QualityIn | None = None
+    provenance: ProvenanceIn | None = None
+    fields: Annotated[list[FieldIn], Field(max_length=200)] = []
+    update_frequency: Token | None = None
+    time_coverage_start: date | None = None
+    time_coverage_end: date | None = None
+
+
+class ProductCreate(ProductDescription):
+    organization_id: uuid.UUID
+
+
+class ProductPatch(RequestBody):
+    """PATCH: the fields given replace the current ones; a listed version is never changed, the
+    edit goes into a new draft version that is reviewed again."""
+
+    title: Text300 | None = None
+    description: LongText | None = None
+    tags: Annotated[list[Token], Field(max_length=20)] | None = None
+    category: Token | None = None
+    industry_code: Code | None = None
+    regions: Annotated[list[DivisionCode], Field(min_length=1, max_length=100)] | None = None
+    grade: Grade | None = None
+    public_data: StrictBool | None = None
+    contains_personal_info: StrictBool | None = None
+    contains_sensitive_personal_info: StrictBool | None = None
+    pi_legal_basis: Token | None = None
+    separate_consent_for_provision: StrictBool | None = None
+    separate_consent_for_sensitive: StrictBool | None = None
+    pi_impact_assessment_on: date | None = None
+    consented_purposes: Annotated[list[Token], Field(max_length=20)] | None = None
+    sold_under_consent: StrictBool | None = None
+    deidentification_techniques: Annotated[list[Token], Field(max_length=10)] | None = None
+    data_source: DataSource | None = None
+    lawful_source_commitment: StrictBool | None = None
+    authorisation_chain: Annotated[list[AuthorisationLinkIn], Field(max_length=10)] | None = None
+    prohibited_content: Annotated[list[Token], Field(max_length=10)] | None = None
+    compliance_report: AssessmentIn | None = None
+    risk_assessment: AssessmentIn | None = None
+    cross_border_assessment: AssessmentIn | None = None
+    registration_number: Text100 | None = None
+    permitted_scenarios: Annotated[list[Token], Field(min_length=1, max_length=20)] | None = None
+    delivery_modes: Annotated[list[DeliveryMode], Field(min_length=1, max_length=3)] | None = None
+    licence: LicenceIn | None = None
+    dispute_route: Literal["negotiation", "mediation", "arbitration"] | None = None
+    cost: CostIn | None = None
+    reference_price_minor: Money | None = None
+    government_price_cap_minor: Money | None = None
+    valuation: ValuationIn | None = None
+    quality: QualityIn | None = None
+    provenance: ProvenanceIn | None = None
+    fields: Annotated[list[FieldIn], Field(max_length=200)] | None = None
+    update_frequency: Token | None = None
+    time_coverage_start: date | None = None
+    time_coverage_end: date | None = None
+
+
+class PlanCreate(RequestBody):
+    kind: PlanKind
+    price_minor: Money
+    currency: Currency
+    pricing_basis: Literal["cost", "market", "income"] | None = None
+    period_days: Annotated[StrictInt, Field(ge=1, le=3660), WHOLE_NUMBER] | None = None
+    unit_price_minor: Money | None = None
+    included_calls: Annotated[StrictInt, Field(ge=0, le=10**9), WHOLE_NUMBER] | None = None
+    monthly_cap_minor: Money | None = None
+
+
+class PlanRead(ResponseBody):
+    id: uuid.UUID
+    kind: PlanKind
+    price_minor: int
+    currency: str
+    pricing_basis: str | None
+    period_days: int | None
+    unit_price_minor: int | None
+    included_calls: int | None
+    monthly_cap_minor: int | None
+
+
+class SampleRead(ResponseBody):
+    id: uuid.UUID
+    sha256: str
+    rows: int
+    columns: list[str]
+    media_type: str
+    size_bytes: int
+
+
+class ProductRead(ResponseBody):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    status: ProductStatus
+    version: int
+    version_status: VersionStatus
+    listed_version: int | None
+    title: str
+    description: str
+    tags: list[str]
+    category: str
+    industry_code: str
+    regions: list[str]
+    grade: str
+    contains_personal_info: bool
+    data_source: str
+    permitted_scenarios: list[str]
+    delivery_modes: list[str]
+    details: dict[str, Any]
+    plans: list[PlanRead]
+    sample: SampleRead | None
+    decision_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SubmissionResponse(ResponseBody):
+    status: ProductStatus
+    version: int
+    verdict: VerdictRead
+
+
+class ProductDecision(RequestBody):
+    decision: Literal["approve", "reject"]
+    reason: Reason

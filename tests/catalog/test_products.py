@@ -1,0 +1,172 @@
+"""Products through the API: drafts, versions, plans, the listing stage and who may see what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.fixtures.api import Api, Person
+
+
+def product_body(organization_id: str, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "organization_id": organization_id,
+        "title": "贵阳市主干道实时路况 Guiyang arterial road traffic",
+        "description": "Five-minute speed and volume per road segment, de-identified.",
+        "tags": ["traffic", "交通"],
+        "category": "transport",
+        "industry_code": "5431",
+        "regions": ["520100"],
+        "grade": "general",
+        "data_source": "self_generated",
+        "lawful_source_commitment": True,
+        "registration_number": "GZDE-2026-000123",
+        "permitted_scenarios": ["traffic_planning", "logistics_routing"],
+        "delivery_modes": ["file", "api"],
+        "licence": {"scope": "internal analysis", "term_days": 365},
+        "dispute_route": "arbitration",
+        "cost": {
+            "collection_minor": 300_000,
+            "processing_minor": 250_000,
+            "storage_minor": 50_000,
+            "compliance_minor": 100_000,
+            "other_minor": 0,
+            "total_minor": 700_000,
+            "currency": "CNY",
+            "method": "historical_cost",
+        },
+        "quality": {
+            "normativity": 0.95,
+            "completeness": 0.97,
+            "accuracy": 0.93,
+            "consistency": 0.96,
+            "timeliness": 0.9,
+            "accessibility": 0.99,
+        },
+        "provenance": {
+            "source_entity": "road sensors",
+            "activities": [{"name": "collection", "performed_by": "provider", "started_at": "2026-01-01T00:00:00Z"}],
+        },
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+async def provider(api: Api) -> tuple[Person, dict[str, Any]]:
+    admin = await api.admin()
+    owner = await api.person("Provider")
+    organization = await api.admitted_organization(owner, admin, kind="provider", dsmm_level=3)
+    return owner, organization
+
+
+async def create(api: Api, owner: Person, body: dict[str, Any]) -> dict[str, Any]:
+    response = await api.client.post("/api/v1/products", json=body, headers=owner.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def submit(api: Api, owner: Person, product_id: str) -> dict[str, Any]:
+    response = await api.client.post(f"/api/v1/products/{product_id}/submit", headers=owner.headers)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def failing(result: dict[str, Any]) -> dict[str, str]:
+    return {f["check"]: f["outcome"] for f in result["verdict"]["findings"] if f["outcome"] in ("fail", "review")}
+
+
+async def test_a_product_starts_as_a_draft_with_its_plans(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"]))
+    assert (product["status"], product["version"], product["version_status"]) == ("draft", 1, "draft")
+    plan = await api.client.post(
+        f"/api/v1/products/{product['id']}/plans",
+        json={"kind": "one_time", "price_minor": 1_200_000, "currency": "CNY", "pricing_basis": "cost"},
+        headers=owner.headers,
+    )
+    assert plan.status_code == 201, plan.text
+    read = await api.client.get(f"/api/v1/products/{product['id']}", headers=owner.headers)
+    assert [p["id"] for p in read.json()["plans"]] == [plan.json()["id"]]
+    assert read.json()["details"]["cost"]["total_minor"] == 700_000
+
+
+async def test_core_grade_product_is_rejected_by_r3(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"], grade="core"))
+    result = await submit(api, owner, product["id"])
+    assert result["status"] == "rejected"
+    assert failing(result)["R3.core-data"] == "fail"
+
+
+async def test_missing_cost_declaration_fails_r4(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"], cost=None))
+    result = await submit(api, owner, product["id"])
+    assert result["status"] == "rejected"
+    assert failing(result)["R4.cost-declared"] == "fail"
+
+
+async def test_invalid_industry_code_fails_s7(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"], industry_code="9999"))
+    result = await submit(api, owner, product["id"])
+    assert result["status"] == "rejected"
+    finding = next(f for f in result["verdict"]["findings"] if f["check"] == "S7.industry-code")
+    assert finding["outcome"] == "fail"
+    assert finding["evidence"]["declared"] == "9999"
+
+
+async def test_a_rejected_draft_can_be_fixed_and_submitted_again(
+    api: Api, provider: tuple[Person, dict[str, Any]]
+) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"], industry_code="9999"))
+    assert (await submit(api, owner, product["id"]))["status"] == "rejected"
+    fixed = await api.client.patch(
+        f"/api/v1/products/{product['id']}", json={"industry_code": "5431"}, headers=owner.headers
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["version"] == 1
+    again = await submit(api, owner, product["id"])
+    assert "S7.industry-code" not in failing(again)
+
+
+async def test_others_cannot_see_or_change_a_draft_and_buyers_cannot_create(
+    api: Api, provider: tuple[Person, dict[str, Any]]
+) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"]))
+    admin = await api.admin()
+    rival = await api.person("Rival")
+    await api.admitted_organization(rival, admin, kind="provider", dsmm_level=3)
+    for method, path, body in [
+        ("GET", f"/api/v1/products/{product['id']}", None),
+        ("PATCH", f"/api/v1/products/{product['id']}", {"title": "Mine now"}),
+        ("POST", f"/api/v1/products/{product['id']}/plans", {"kind": "free", "price_minor": 0, "currency": "CNY"}),
+        ("POST", f"/api/v1/products/{product['id']}/submit", None),
+    ]:
+        response = await api.client.request(method, path, json=body, headers=rival.headers)
+        assert response.status_code == 404, (method, path, response.text)
+    # a rival cannot create a product in someone else's organisation either
+    stolen = await api.client.post("/api/v1/products", json=product_body(organization["id"]), headers=rival.headers)
+    assert stolen.status_code == 404
+
+    buyer = await api.person("Buyer")
+    buyer_org = await api.admitted_organization(buyer, admin, kind="buyer")
+    response = await api.client.post("/api/v1/products", json=product_body(buyer_org["id"]), headers=buyer.headers)
+    assert response.status_code == 403
+    assert response.json()["detail"] == "only provider organisations list data products"
+    unchanged = await api.client.get(f"/api/v1/products/{product['id']}", headers=owner.headers)
+    assert unchanged.json()["title"] == product["title"]
+
+
+async def test_every_catalog_change_is_audited(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"], grade="core"))
+    await submit(api, owner, product["id"])
+    admin = await api.admin()
+    entries = await api.client.get("/api/v1/admin/audit", params={"object_id": product["id"]}, headers=admin.headers)
+    actions = [e["action"] for e in reversed(entries.json()["items"])]
+    assert actions == ["product.created", "verdict.recorded", "product.status_changed"]
