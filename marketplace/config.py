@@ -45,6 +45,7 @@ class Settings:
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
     max_request_body_bytes: int = 1_048_576
+    max_sample_bytes: int = 10_485_760
     database_pool_size: int = 10
     log_level: str = "INFO"
     log_json: bool = True
@@ -57,6 +58,10 @@ class Settings:
     def secret_key_path(self) -> Path:
         """Random key for HMACs the service keeps to itself (throttle keys)."""
         return self.storage_dir / "keys" / "hmac.key"
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.storage_dir / "samples"
 
     @property
     def is_sqlite(self) -> bool:
@@ -89,6 +94,7 @@ def _parse(name: str, raw: str) -> Any:
         "login_max_failures_per_account",
         "login_max_failures_per_address",
         "max_request_body_bytes",
+        "max_sample_bytes",
         "database_pool_size",
     }:
         try:

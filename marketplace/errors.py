@@ -36,6 +36,7 @@ _PROBLEM_DESCRIPTIONS = {
     404: "No such object, or one the caller may not see",
     409: "The object's current state does not allow this",
     413: "Request body too large",
+    415: "Unsupported media type",
     422: "Understood, but refused by a business rule",
     429: "Too many requests; see Retry-After",
 }
@@ -102,6 +103,18 @@ class TooManyRequests(DomainError):
 
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    code = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
 
 
 class Unprocessable(DomainError):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Annotated, Any
 
-from litestar import Controller, get, patch, post
-from litestar.params import FromPath, JSONBody
+import anyio
+from litestar import Controller, Request, get, patch, post
+from litestar.datastructures import State, UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody
 
 from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.catalog.samples import SampleError, media_type_for, parse_sample, store_content_addressed
 from marketplace.catalog.schemas import (
     PlanCreate,
     PlanRead,
@@ -21,8 +28,9 @@ from marketplace.catalog.schemas import (
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import VerdictRead
+from marketplace.config import Settings
 from marketplace.db import DbSession
-from marketplace.errors import problem_responses
+from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType, problem_responses
 from marketplace.kit.schemas import Reason, RequestBody
 
 
@@ -57,6 +65,27 @@ def product_read(view: ProductView) -> ProductRead:
         created_at=view.product.created_at,
         updated_at=view.product.updated_at,
     )
+
+
+@dataclass
+class SampleUpload:
+    file: UploadFile
+
+
+SAMPLE_BODY_LIMIT = 64 * 1024 * 1024  # the multipart envelope; the sample's own limit is MAX_SAMPLE_BYTES
+
+
+def _chunks(source: IO[bytes]) -> Iterator[bytes]:
+    while chunk := source.read(65_536):
+        yield chunk
+
+
+def _sample_problem(exc: SampleError) -> DomainError:
+    if exc.code == "too-large":
+        return PayloadTooLarge(exc.message)
+    if exc.code == "unsupported-type":
+        return UnsupportedMediaType(exc.message)
+    return Unprocessable(exc.message, sample_error=exc.code, line=exc.line)
 
 
 class ProductController(Controller):
@@ -105,6 +134,40 @@ class ProductController(Controller):
     ) -> ProductRead:
         """Take a listed product off the catalog."""
         return product_read(await CatalogService(db_session).delist(principal, product_id, data.reason))
+
+    @post(
+        "/{product_id:uuid}/samples",
+        request_max_body_size=SAMPLE_BODY_LIMIT,
+        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+    )
+    async def upload_sample(
+        self,
+        product_id: FromPath[uuid.UUID],
+        data: Annotated[SampleUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        principal: Caller,
+        db_session: DbSession,
+        request: Request[Any, Any, State],
+    ) -> SampleRead:
+        """Upload a sample (CSV or JSON lines) for the draft: stored by its sha256, rows counted; the
+        listing stage scans it for direct identifiers (S4) and measures its completeness (S5)."""
+        catalog = CatalogService(db_session)
+        await catalog.check_sample_upload(principal, product_id)
+        settings: Settings = request.app.state.settings
+        upload = data.file
+        try:
+            media_type = media_type_for(upload.filename or "", upload.content_type)
+            blob = await anyio.to_thread.run_sync(
+                store_content_addressed, _chunks(upload.file), settings.sample_dir, settings.max_sample_bytes
+            )
+            try:
+                parsed = await anyio.to_thread.run_sync(parse_sample, blob.path, media_type)
+            except SampleError:
+                if blob.created:
+                    blob.path.unlink(missing_ok=True)
+                raise
+        except SampleError as exc:
+            raise _sample_problem(exc) from exc
+        return SampleRead.model_validate(await catalog.attach_sample(principal, product_id, blob, parsed))
 
 
 class AdminProductController(Controller):

@@ -23,6 +23,7 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.repository import CatalogRepository
+from marketplace.catalog.samples import ParsedSample, StoredBlob
 from marketplace.catalog.schemas import PlanCreate, ProductCreate, ProductDescription, ProductPatch
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.models import StoredVerdict
@@ -192,6 +193,46 @@ class CatalogService:
             payload={"version": draft.version, "from_version": latest.version},
         )
         return draft
+
+    async def attach_sample(
+        self, principal: Principal, product_id: uuid.UUID, blob: StoredBlob, parsed: ParsedSample
+    ) -> Sample:
+        """Attach an uploaded, parsed sample to the product's draft version."""
+        product = await self._owned_product(principal, product_id, lock=True)
+        version = await self._editable_version(product, principal)
+        sample = Sample(
+            product_id=product.id,
+            sha256=blob.sha256,
+            media_type=parsed.media_type,
+            size_bytes=blob.size_bytes,
+            rows=parsed.rows,
+            columns=list(parsed.columns),
+            head=[list(row) for row in parsed.head],
+        )
+        await self.repository.add(sample)
+        version.sample_id = sample.id
+        version.updated_at = product.updated_at = clock.now()
+        await self.repository.flush()
+        await self.audit.record(
+            actor=principal.actor,
+            action="product.sample_attached",
+            object_type="product",
+            object_id=product.id,
+            payload={
+                "version": version.version,
+                "sample_id": str(sample.id),
+                "sha256": blob.sha256,
+                "rows": parsed.rows,
+            },
+        )
+        return sample
+
+    async def check_sample_upload(self, principal: Principal, product_id: uuid.UUID) -> None:
+        """Refuse early (404/403/409) before storing anything for a caller who may not upload."""
+        product = await self._owned_product(principal, product_id)
+        latest = await self.repository.version(product.id, product.latest_version)
+        if latest is not None and latest.status == VersionStatus.UNDER_REVIEW:
+            raise Conflict("this product's newest version is under review; wait for the decision")
 
     # the listing stage
 

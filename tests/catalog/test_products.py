@@ -170,3 +170,81 @@ async def test_every_catalog_change_is_audited(api: Api, provider: tuple[Person,
     entries = await api.client.get("/api/v1/admin/audit", params={"object_id": product["id"]}, headers=admin.headers)
     actions = [e["action"] for e in reversed(entries.json()["items"])]
     assert actions == ["product.created", "verdict.recorded", "product.status_changed"]
+
+
+async def upload(api: Api, owner: Person, product_id: str, name: str, content: bytes, media_type: str):  # type: ignore[no-untyped-def]
+    return await api.client.post(
+        f"/api/v1/products/{product_id}/samples", files={"file": (name, content, media_type)}, headers=owner.headers
+    )
+
+
+CLEAN_SAMPLE = (
+    b"segment_id,timestamp,avg_speed_kmh,vehicle_count\n"
+    b"GY-0001,2026-10-01T08:00:00+08:00,32.5,118\n"
+    b"GY-0002,2026-10-01T08:00:00+08:00,41.0,87\n"
+    b"GY-0003,2026-10-01T08:05:00+08:00,18.2,203\n"
+)
+
+
+async def test_a_complete_product_with_a_clean_sample_is_listed(
+    api: Api, provider: tuple[Person, dict[str, Any]]
+) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"]))
+    await api.client.post(
+        f"/api/v1/products/{product['id']}/plans",
+        json={"kind": "one_time", "price_minor": 1_200_000, "currency": "CNY", "pricing_basis": "cost"},
+        headers=owner.headers,
+    )
+    response = await upload(api, owner, product["id"], "sample.csv", CLEAN_SAMPLE, "text/csv")
+    assert response.status_code == 201, response.text
+    assert (response.json()["rows"], len(response.json()["sha256"])) == (3, 64)
+    result = await submit(api, owner, product["id"])
+    assert result["status"] == "listed", failing(result)
+    # listed: now visible to others, and an edit makes version 2 while version 1 stays listed
+    buyer = await api.person("Browser")
+    seen = await api.client.get(f"/api/v1/products/{product['id']}", headers=buyer.headers)
+    assert (seen.status_code, seen.json()["version"]) == (200, 1)
+    edited = await api.client.patch(
+        f"/api/v1/products/{product['id']}", json={"title": "New title"}, headers=owner.headers
+    )
+    assert (edited.json()["version"], edited.json()["version_status"], edited.json()["status"]) == (
+        2,
+        "draft",
+        "listed",
+    )
+    still = await api.client.get(f"/api/v1/products/{product['id']}", headers=buyer.headers)
+    assert (still.json()["version"], still.json()["title"]) == (1, product["title"])
+
+
+async def test_a_sample_holding_a_resident_id_number_is_rejected_by_s4(
+    api: Api, provider: tuple[Person, dict[str, Any]]
+) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"]))
+    leaky = CLEAN_SAMPLE + b"GY-0004,2026-10-01T08:05:00+08:00,11010519491231002X,7\n"
+    response = await upload(api, owner, product["id"], "sample.csv", leaky, "text/csv")
+    assert response.status_code == 201, response.text
+    result = await submit(api, owner, product["id"])
+    assert result["status"] == "rejected"
+    finding = next(f for f in result["verdict"]["findings"] if f["check"] == "S4.sample-scan")
+    assert finding["outcome"] == "fail"
+    assert "11010519491231002X" not in str(finding["evidence"])  # masked, never the raw number
+
+
+async def test_bad_or_oversized_samples_are_refused_and_nothing_is_stored(
+    api: Api, provider: tuple[Person, dict[str, Any]]
+) -> None:
+    owner, organization = provider
+    product = await create(api, owner, product_body(organization["id"]))
+    sample_dir = api.app.state.settings.sample_dir
+    before = sorted(sample_dir.rglob("*")) if sample_dir.exists() else []
+    ragged = b"a,b\n1,2\n3\n"
+    assert (await upload(api, owner, product["id"], "s.csv", ragged, "text/csv")).status_code == 422
+    assert (await upload(api, owner, product["id"], "s.xlsx", b"PK", "application/vnd.ms-excel")).status_code == 415
+    huge = b"a\n" + b"x\n" * (api.app.state.settings.max_sample_bytes // 2 + 1)
+    assert (await upload(api, owner, product["id"], "s.csv", huge, "text/csv")).status_code == 413
+    after = sorted(p for p in sample_dir.rglob("*") if p.is_file()) if sample_dir.exists() else []
+    assert [p for p in after if p.is_file()] == [p for p in before if p.is_file()]
+    read = await api.client.get(f"/api/v1/products/{product['id']}", headers=owner.headers)
+    assert read.json()["sample"] is None
