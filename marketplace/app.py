@@ -25,7 +25,7 @@ from marketplace.accounts.controllers import (
 )
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.controllers import AuditController
-from marketplace.catalog.controllers import AdminProductController, ProductController
+from marketplace.catalog.controllers import AdminProductController, CatalogFeedController, ProductController
 from marketplace.compliance.controllers import RulesController
 from marketplace.compliance.guards import RULEBOOK
 from marketplace.compliance.rulebook import load_rulebook
@@ -48,6 +48,7 @@ CONTROLLERS = [
     RulesController,
     ProductController,
     AdminProductController,
+    CatalogFeedController,
 ]
 
 

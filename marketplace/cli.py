@@ -113,7 +113,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     rulebook = _rulebook(None, settings)
     summary = asyncio.run(
-        _with_session(settings, lambda session: seed_demo(session, rulebook, only_if_empty=args.if_empty))
+        _with_session(settings, lambda session: seed_demo(session, rulebook, settings, only_if_empty=args.if_empty))
     )
     print(summary)
     return 0

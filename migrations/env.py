@@ -21,10 +21,20 @@ def _settings() -> Settings:
     return Settings(**{**settings.__dict__, "database_url": url}) if url else settings
 
 
+# Search structures that live outside the models (FTS5 on SQLite, a GIN expression index on
+# PostgreSQL), created by migration 0004.
+SEARCH_OBJECTS = ("product_version_fts", "ix_product_version_search")
+
+
+def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    return not (name or "").startswith(SEARCH_OBJECTS)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -38,7 +38,8 @@ async def table_names(settings: Settings) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     await engine.dispose()
-    return names - {"alembic_version"}
+    # the FTS5 index and its shadow tables are created by migration 0004, outside the models
+    return {name for name in names if not name.startswith("product_version_fts")} - {"alembic_version"}
 
 
 async def test_models_and_migrations_agree(scratch_settings: Settings) -> None:

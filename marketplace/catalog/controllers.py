@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, Literal
 
 import anyio
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, JSONBody
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
 from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.catalog.dcat import catalog_jsonld
+from marketplace.catalog.repository import SearchFilters
 from marketplace.catalog.samples import SampleError, media_type_for, parse_sample, store_content_addressed
 from marketplace.catalog.schemas import (
     PlanCreate,
@@ -22,15 +24,19 @@ from marketplace.catalog.schemas import (
     ProductDecision,
     ProductPatch,
     ProductRead,
+    ProductSearchPage,
+    ProductSummary,
     SampleRead,
     SubmissionResponse,
 )
+from marketplace.catalog.search_text import MAX_QUERY_CHARS, query_terms
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import VerdictRead
 from marketplace.config import Settings
 from marketplace.db import DbSession
 from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType, problem_responses
+from marketplace.kit.pagination import PAGED, Paging
 from marketplace.kit.schemas import Reason, RequestBody
 
 
@@ -72,6 +78,7 @@ class SampleUpload:
     file: UploadFile
 
 
+MAX_PRICE = 10**15
 SAMPLE_BODY_LIMIT = 64 * 1024 * 1024  # the multipart envelope; the sample's own limit is MAX_SAMPLE_BYTES
 
 
@@ -91,13 +98,55 @@ def _sample_problem(exc: SampleError) -> DomainError:
 class ProductController(Controller):
     path = "/api/v1/products"
     tags = ["catalog"]
-    dependencies = AUTHENTICATED
+    dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404))
     async def create(self, data: JSONBody[ProductCreate], principal: Caller, db_session: DbSession) -> ProductRead:
         """Describe a new data product; it starts as a draft (version 1)."""
         return product_read(await CatalogService(db_session).create(principal, data))
+
+    @get("/", responses=problem_responses(401, 403))
+    async def search(
+        self,
+        principal: Caller,
+        db_session: DbSession,
+        page: Paging,
+        q: Annotated[str | None, QueryParameter(max_length=MAX_QUERY_CHARS)] = None,
+        category: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        industry_code: Annotated[str | None, QueryParameter(max_length=8)] = None,
+        region: Annotated[str | None, QueryParameter(max_length=6)] = None,
+        grade: Annotated[Literal["general", "important", "core"] | None, QueryParameter()] = None,
+        delivery_mode: Annotated[Literal["file", "api", "privacy_computing"] | None, QueryParameter()] = None,
+        min_price: Annotated[int, QueryParameter(ge=0, le=MAX_PRICE)] = 0,
+        max_price: Annotated[int, QueryParameter(ge=0, le=MAX_PRICE)] = MAX_PRICE,
+        provider: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        sort: Annotated[Literal["relevance", "price", "-price", "newest"], QueryParameter()] = "relevance",
+    ) -> ProductSearchPage:
+        """Search the listed catalog: full text over title, description and tags (Chinese words
+        included), filters, facet counts by category and grade."""
+        filters = SearchFilters(
+            terms=tuple(query_terms(q or "")),
+            category=category,
+            industry_code=industry_code,
+            region=region,
+            grade=grade,
+            delivery_mode=delivery_mode,
+            # bounds are always documented, so "no bound" is the widest value rather than absent
+            min_price=min_price or None,
+            max_price=None if max_price == MAX_PRICE else max_price,
+            provider=provider,
+        )
+        rows, total, facets = await CatalogService(db_session).search(
+            principal, filters, sort=sort, limit=page.limit, offset=page.offset
+        )
+        items = [
+            ProductSummary.model_validate(
+                {**version.model_dump(), "id": product.id, "organization_id": product.organization_id}
+            )
+            for version, product in rows
+        ]
+        return ProductSearchPage(items=items, total=total, limit=page.limit, offset=page.offset, facets=facets)
 
     @get("/{product_id:uuid}", responses=problem_responses(401, 404))
     async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession) -> ProductRead:
@@ -182,3 +231,22 @@ class AdminProductController(Controller):
     ) -> ProductRead:
         """List or reject a version the listing stage held for review."""
         return product_read(await CatalogService(db_session).decide(admin, product_id, data.decision, data.reason))
+
+
+JSON_LD = "application/ld+json"
+
+
+class CatalogFeedController(Controller):
+    """The listed catalog as DCAT 3 JSON-LD, for harvesters (public, no authentication)."""
+
+    path = "/api/v1/catalog.jsonld"
+    tags = ["catalog"]
+    dependencies = PAGED
+
+    @get("/", media_type=JSON_LD, responses=problem_responses())
+    async def catalog(self, page: Paging, db_session: DbSession, request: Request[Any, Any, State]) -> dict[str, Any]:
+        """The listed catalog, one page at a time (`limit`, `offset`), as a DCAT 3 JSON-LD `dcat:Catalog`:
+        each listed product version a `dcat:Dataset`, one `dcat:Distribution` per delivery mode, price
+        plans as ODRL offers."""
+        entries, total = await CatalogService(db_session).catalog_feed(limit=page.limit, offset=page.offset)
+        return catalog_jsonld(entries, str(request.base_url), total=total, limit=page.limit, offset=page.offset)

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.kit import clock
@@ -76,6 +76,9 @@ class ProductVersion(SQLModel, table=True):
     permitted_scenarios: list[str] = Field(default_factory=list, sa_type=json_document())
     delivery_modes: list[str] = Field(default_factory=list, sa_type=json_document())
     details: dict[str, Any] = Field(default_factory=dict, sa_type=json_document())
+    # Search: the indexed document (CJK bigrams, see search_text.py) and the cheapest plan's price.
+    search_text: str = Field(default="", sa_type=Text)
+    min_price_minor: int | None = Field(default=None, index=True, sa_type=BigInteger)
     sample_id: uuid.UUID | None = Field(default=None, foreign_key="sample.id")
     content_sha256: str | None = Field(default=None, max_length=64)
     decision_reason: str | None = Field(default=None, max_length=2000)
@@ -93,20 +96,20 @@ class PlanKind(enum.StrEnum):
 
 
 class PricePlan(SQLModel, table=True):
-    """A way to buy one version. Money in integer minor units of an ISO 4217 currency."""
+    """A way to buy one version. Money in integer minor units of an ISO 4217 currency (64-bit)."""
 
     __tablename__ = "price_plan"
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     product_version_id: uuid.UUID = Field(foreign_key="product_version.id", index=True)
     kind: PlanKind = Field(sa_type=enum_column(PlanKind))
-    price_minor: int
+    price_minor: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     pricing_basis: str | None = Field(default=None, max_length=16)
     period_days: int | None = None
-    unit_price_minor: int | None = None
+    unit_price_minor: int | None = Field(default=None, sa_type=BigInteger)
     included_calls: int | None = None
-    monthly_cap_minor: int | None = None
+    monthly_cap_minor: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 
 
@@ -119,7 +122,7 @@ class Sample(SQLModel, table=True):
     product_id: uuid.UUID = Field(foreign_key="product.id", index=True)
     sha256: str = Field(max_length=64)
     media_type: str = Field(max_length=40)
-    size_bytes: int
+    size_bytes: int = Field(sa_type=BigInteger)
     rows: int
     columns: list[str] = Field(default_factory=list, sa_type=json_document())
     head: list[list[str | None]] = Field(default_factory=list, sa_type=json_document())

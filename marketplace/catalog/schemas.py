@@ -272,3 +272,27 @@ class SubmissionResponse(ResponseBody):
 class ProductDecision(RequestBody):
     decision: Literal["approve", "reject"]
     reason: Reason
+
+
+class ProductSummary(ResponseBody):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    version: int
+    title: str
+    description: str
+    tags: list[str]
+    category: str
+    industry_code: str
+    regions: list[str]
+    grade: str
+    delivery_modes: list[str]
+    min_price_minor: int | None
+    listed_at: datetime | None
+
+
+class ProductSearchPage(ResponseBody):
+    items: list[ProductSummary]
+    total: int
+    limit: int
+    offset: int
+    facets: dict[str, dict[str, int]]

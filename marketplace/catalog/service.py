@@ -13,6 +13,7 @@ from marketplace.accounts.models import MANAGING_ROLES, OrganizationKind, Scope
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService, organization_facts
 from marketplace.audit.service import AuditService
+from marketplace.catalog.dcat import CatalogEntry
 from marketplace.catalog.models import (
     EDITABLE_VERSION_STATUSES,
     PricePlan,
@@ -22,9 +23,10 @@ from marketplace.catalog.models import (
     Sample,
     VersionStatus,
 )
-from marketplace.catalog.repository import CatalogRepository
+from marketplace.catalog.repository import CatalogRepository, CatalogSearch, SearchFilters
 from marketplace.catalog.samples import ParsedSample, StoredBlob
 from marketplace.catalog.schemas import PlanCreate, ProductCreate, ProductDescription, ProductPatch
+from marketplace.catalog.search_text import search_document
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.rulebook import Rulebook
@@ -112,6 +114,13 @@ class CatalogService:
         sample = await self.repository.get_sample(version.sample_id) if version.sample_id else None
         return ProductView(product, version, await self.repository.plans_of(version.id), sample)
 
+    async def search(
+        self, principal: Principal, filters: SearchFilters, *, sort: str, limit: int, offset: int
+    ) -> tuple[Sequence[tuple[ProductVersion, Product]], int, dict[str, dict[str, int]]]:
+        """Listed products only: drafts and rejected versions are nobody else's business."""
+        principal.require_scope(Scope.CATALOG_READ)
+        return await CatalogSearch(self.session).search(filters, sort=sort, limit=limit, offset=offset)
+
     # describing
 
     async def create(self, principal: Principal, data: ProductCreate) -> ProductView:
@@ -152,6 +161,8 @@ class CatalogService:
         version = await self._editable_version(product, principal)
         plan = PricePlan(product_version_id=version.id, **data.model_dump())
         await self.repository.add(plan)
+        if version.min_price_minor is None or plan.price_minor < version.min_price_minor:
+            version.min_price_minor = plan.price_minor
         await self.audit.record(
             actor=principal.actor,
             action="product.plan_added",
@@ -178,7 +189,17 @@ class CatalogService:
         draft = ProductVersion(
             product_id=product.id,
             version=latest.version + 1,
-            **{field: getattr(latest, field) for field in (*COLUMN_FIELDS, "details", "sample_id", "content_sha256")},
+            **{
+                field: getattr(latest, field)
+                for field in (
+                    *COLUMN_FIELDS,
+                    "details",
+                    "sample_id",
+                    "content_sha256",
+                    "search_text",
+                    "min_price_minor",
+                )
+            },
         )
         await self.repository.add(draft)
         for plan in await self.repository.plans_of(latest.id):
@@ -341,6 +362,18 @@ class CatalogService:
             product=product_facts(product, version, plans, sample, assessors),
         )
 
+    # the DCAT catalog feed (public)
+
+    async def catalog_feed(self, *, limit: int, offset: int) -> tuple[list[CatalogEntry], int]:
+        """One page of the listed catalog: listed versions with their plans and providers."""
+        rows, total = await self.repository.listed_versions(limit=limit, offset=offset)
+        plans = await self.repository.plans_of_versions([version.id for _, version, _, _ in rows])
+        entries = [
+            CatalogEntry(product, version, plans.get(version.id, []), provider, media_type)
+            for product, version, provider, media_type in rows
+        ]
+        return entries, total
+
 
 def _product_status(product: Product, version_status: VersionStatus) -> ProductStatus:
     """A product stays listed while an older version is listed, whatever happens to a newer draft."""
@@ -357,7 +390,8 @@ def _product_status(product: Product, version_status: VersionStatus) -> ProductS
 def _version_values(data: ProductDescription) -> dict[str, Any]:
     values = data.model_dump(mode="json", exclude={"organization_id"})
     details = {k: v for k, v in values.items() if k not in COLUMN_FIELDS}
-    return {**{k: v for k, v in values.items() if k in COLUMN_FIELDS}, "details": details}
+    document = search_document(data.title, data.description, " ".join(data.tags), data.category, data.industry_code)
+    return {**{k: v for k, v in values.items() if k in COLUMN_FIELDS}, "details": details, "search_text": document}
 
 
 def _description_of(version: ProductVersion) -> dict[str, Any]:

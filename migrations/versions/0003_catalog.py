@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.Column("product_id", sa.Uuid(), nullable=False),
         sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("media_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
-        sa.Column("size_bytes", sa.Integer(), nullable=False),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
         sa.Column(
             "columns", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
@@ -145,13 +145,13 @@ def upgrade() -> None:
             sa.Enum("one_time", "subscription", "metered", "free", name="plankind", native_enum=False, length=16),
             nullable=False,
         ),
-        sa.Column("price_minor", sa.Integer(), nullable=False),
+        sa.Column("price_minor", sa.BigInteger(), nullable=False),
         sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(length=3), nullable=False),
         sa.Column("pricing_basis", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("period_days", sa.Integer(), nullable=True),
-        sa.Column("unit_price_minor", sa.Integer(), nullable=True),
+        sa.Column("unit_price_minor", sa.BigInteger(), nullable=True),
         sa.Column("included_calls", sa.Integer(), nullable=True),
-        sa.Column("monthly_cap_minor", sa.Integer(), nullable=True),
+        sa.Column("monthly_cap_minor", sa.BigInteger(), nullable=True),
         sa.Column("created_at", marketplace.kit.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["product_version_id"],

@@ -1,0 +1,255 @@
+"""Benchmark: catalog search over 100,000 listed products, on PostgreSQL and on SQLite.
+
+Seeds each database (a fresh one, built by the migrations) with 100,000 listed product versions
+of generated but realistic descriptions, then runs 1,000 mixed queries (full text in Chinese and
+English, filters, sorting, facet counts) through the same search code the API uses, and prints
+p50 and p95 in milliseconds for each database side by side. Target: p95 <= 50 ms on PostgreSQL.
+
+    .venv/bin/python bench/search.py [--products 100000] [--queries 1000]
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import insert, text
+
+from marketplace.accounts.models import Organization
+from marketplace.catalog.models import Product, ProductStatus, ProductVersion, VersionStatus
+from marketplace.catalog.repository import CatalogSearch, SearchFilters
+from marketplace.catalog.search_text import query_terms, search_document
+from marketplace.cli import db_upgrade
+from marketplace.config import Settings
+from marketplace.db import create_engine, create_sessionmaker
+from marketplace.kit import clock
+from marketplace.kit.codelists import industries
+from marketplace.kit.ids import new_id
+from tests.fixtures.database import create_postgres_database, drop_postgres_database
+
+TARGET_P95_MS = 50.0
+PLACES = ["贵阳", "遵义", "六盘水", "安顺", "毕节", "铜仁", "黔东南", "黔南", "黔西南", "贵安新区"]
+SUBJECTS = [
+    "道路路况",
+    "公交客流",
+    "气象观测",
+    "电力负荷",
+    "企业信用",
+    "农产品价格",
+    "医疗机构",
+    "旅游客流",
+    "物流轨迹",
+    "环境监测",
+    "房产交易",
+    "通信基站",
+    "水文监测",
+    "工业能耗",
+    "消费趋势",
+]
+QUALIFIERS = ["实时", "逐小时", "月度", "年度", "脱敏", "汇总", "明细", "历史"]
+ENGLISH = [
+    "traffic",
+    "transit",
+    "weather",
+    "power",
+    "credit",
+    "agriculture",
+    "health",
+    "tourism",
+    "logistics",
+    "environment",
+    "housing",
+    "telecom",
+    "hydrology",
+    "energy",
+    "consumer",
+]
+CATEGORIES = [
+    "transport",
+    "meteorology",
+    "energy",
+    "finance",
+    "agriculture",
+    "healthcare",
+    "culture_tourism",
+    "commerce",
+    "environment",
+    "telecom",
+    "manufacturing",
+    "geospatial",
+]
+REGIONS = ["520100", "520200", "520300", "520400", "520500", "520600", "522300", "522600", "522700"]
+MODES = [["file"], ["api"], ["file", "api"], ["privacy_computing"], ["api", "privacy_computing"]]
+GRADES = ["general"] * 8 + ["important"] * 2
+
+
+def generated_version(rng: random.Random, product_id: uuid.UUID, codes: list[str]) -> dict[str, Any]:
+    n = rng.randrange(len(SUBJECTS))
+    place, qualifier = rng.choice(PLACES), rng.choice(QUALIFIERS)
+    title = f"{place}{qualifier}{SUBJECTS[n]}数据 {place} {ENGLISH[n]} data"
+    description = f"{place}{SUBJECTS[n]}，{qualifier}更新，覆盖{rng.randint(3, 90)}个区县。 {ENGLISH[n]} records."
+    tags = [ENGLISH[n], SUBJECTS[n][:2]]
+    category, industry_code = CATEGORIES[n % len(CATEGORIES)], rng.choice(codes)
+    now = clock.now()
+    return {
+        "id": new_id(),
+        "product_id": product_id,
+        "version": 1,
+        "status": VersionStatus.LISTED,
+        "title": title,
+        "description": description,
+        "tags": tags,
+        "category": category,
+        "industry_code": industry_code,
+        "regions": rng.sample(REGIONS, rng.randint(1, 3)),
+        "grade": rng.choice(GRADES),
+        "contains_personal_info": rng.random() < 0.2,
+        "data_source": "self_generated",
+        "permitted_scenarios": ["analysis"],
+        "delivery_modes": rng.choice(MODES),
+        "details": {},
+        "search_text": search_document(title, description, " ".join(tags), category, industry_code),
+        "min_price_minor": rng.randrange(0, 5_000_000, 100),
+        "listed_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def generated_query(rng: random.Random, providers: list[uuid.UUID]) -> tuple[SearchFilters, str]:
+    n = rng.randrange(len(SUBJECTS))
+    texts = [SUBJECTS[n], ENGLISH[n], rng.choice(PLACES), f"{rng.choice(PLACES)} {SUBJECTS[n][:2]}", "", ""]
+    q = rng.choice(texts)
+    filters = SearchFilters(
+        terms=tuple(query_terms(q)),
+        category=rng.choice([None, None, CATEGORIES[n % len(CATEGORIES)]]),
+        region=rng.choice([None, None, rng.choice(REGIONS)]),
+        grade=rng.choice([None, None, None, "important"]),
+        delivery_mode=rng.choice([None, None, "api", "file"]),
+        min_price=rng.choice([None, None, 100_000]),
+        max_price=rng.choice([None, None, 2_000_000]),
+        provider=rng.choice([None] * 5 + providers[:1]),
+    )
+    return filters, rng.choice(["relevance", "relevance", "price", "newest"])
+
+
+async def seed(settings: Settings, products: int) -> list[uuid.UUID]:
+    await asyncio.to_thread(db_upgrade, settings)
+    engine = create_engine(settings)
+    rng = random.Random(7)
+    codes = [code for code, entry in industries().items() if entry.level == "class"]
+    providers: list[uuid.UUID] = []
+    async with engine.begin() as connection:
+        for p in range(20):
+            organization = {
+                "id": new_id(),
+                "name": f"Provider {p}",
+                "uscc": f"91520100MA{p:08d}",
+                "kind": "provider",
+                "jurisdiction": "520100",
+                "status": "admitted",
+                "dsmm_level": 3,
+                "max_data_grade": "important",
+                "penalties_last_3y": 0,
+                "security_certifications": [],
+                "created_at": clock.now(),
+                "updated_at": clock.now(),
+            }
+            await connection.execute(insert(Organization).values(**organization))
+            providers.append(organization["id"])
+        batch = 2_000
+        for start in range(0, products, batch):
+            rows = []
+            versions = []
+            for _ in range(min(batch, products - start)):
+                product_id = new_id()
+                now = clock.now()
+                rows.append(
+                    {
+                        "id": product_id,
+                        "organization_id": rng.choice(providers),
+                        "status": ProductStatus.LISTED,
+                        "latest_version": 1,
+                        "listed_version": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                versions.append(generated_version(rng, product_id, codes))
+            await connection.execute(insert(Product), rows)
+            await connection.execute(insert(ProductVersion), versions)
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text("ANALYZE"))
+    await engine.dispose()
+    return providers
+
+
+async def run_queries(settings: Settings, providers: list[uuid.UUID], queries: int) -> tuple[float, float, int]:
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    rng = random.Random(11)
+    timings: list[float] = []
+    found = 0
+    async with sessions() as session:
+        search = CatalogSearch(session)
+        for _ in range(20):  # warm up
+            filters, sort = generated_query(rng, providers)
+            await search.search(filters, sort=sort, limit=20, offset=0)
+        for _ in range(queries):
+            filters, sort = generated_query(rng, providers)
+            start = time.perf_counter()
+            _, total, _ = await search.search(filters, sort=sort, limit=20, offset=rng.choice([0, 0, 20]))
+            timings.append((time.perf_counter() - start) * 1000)
+            found += total
+    await engine.dispose()
+    timings.sort()
+    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1], found // queries
+
+
+async def measure(name: str, settings: Settings, products: int, queries: int) -> tuple[float, float]:
+    started = time.perf_counter()
+    providers = await seed(settings, products)
+    seeded = time.perf_counter() - started
+    p50, p95, mean_hits = await run_queries(settings, providers, queries)
+    print(
+        f"{name:<10} seeded {products} products in {seeded:5.1f} s; {queries} queries: "
+        f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (mean {mean_hits} matches per query)"
+    )
+    return p50, p95
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/bench.db", storage_dir=Path(tmp))
+        server = args.postgres.rpartition("/")[0]
+        name = f"marketplace_bench_{uuid.uuid4().hex[:8]}"
+        await create_postgres_database(f"{server}/postgres", name)
+        try:
+            postgres = Settings(database_url=f"{server}/{name}", storage_dir=Path(tmp))
+            pg_p50, pg_p95 = await measure("PostgreSQL", postgres, args.products, args.queries)
+        finally:
+            await drop_postgres_database(f"{server}/postgres", name)
+        lite_p50, lite_p95 = await measure("SQLite", sqlite, args.products, args.queries)
+    print(f"ratio SQLite/PostgreSQL: p50 {lite_p50 / pg_p50:.2f}  p95 {lite_p95 / pg_p95:.2f}")
+    print(f"target PostgreSQL p95 <= {TARGET_P95_MS:.0f} ms: {'met' if pg_p95 <= TARGET_P95_MS else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,57 @@
+"""The demo command's data: accounts, and a catalog taken through the listing stage."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from marketplace.audit.service import AuditService
+from marketplace.catalog.models import Product
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.models import StoredVerdict
+from marketplace.db import unit_of_work
+from marketplace.demo import PRODUCTS, seed_demo
+from tests.fixtures.api import Api
+
+
+async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(api: Api) -> None:
+    state = api.app.state
+    started = time.perf_counter()
+    async with unit_of_work(api.sessions) as session:
+        summary = await seed_demo(session, state.rulebook, state.settings, only_if_empty=True)
+    assert time.perf_counter() - started < 10
+
+    async with unit_of_work(api.sessions) as session:
+        products = (await session.scalars(select(Product))).all()
+        verdicts = (await session.scalars(select(StoredVerdict).where(col(StoredVerdict.stage) == Stage.LISTING))).all()
+        report = await AuditService(session).verify()
+    assert len(products) == len(PRODUCTS) >= 30
+    statuses = Counter(product.status.value for product in products)
+    assert statuses["listed"] >= 20
+    assert statuses["under_review"] >= 1
+    assert len(verdicts) == len(products)
+    rejected_by: Counter[str] = Counter()
+    for verdict in verdicts:
+        if verdict.decision == Decision.REJECTED:
+            rejected_by.update({str(f["check"]).split(".", 1)[0] for f in verdict.findings if f["outcome"] == "fail"})
+    for rule in ("R3", "R4", "S4", "S7"):
+        assert rejected_by[rule] >= 1, rejected_by
+    assert report.ok, report
+    assert f"{statuses['listed']} listed" in summary
+    assert f"{statuses['rejected']} rejected" in summary
+
+    # the listed products are in the public DCAT catalog; the rejected ones are not
+    feed = (await api.client.get("/api/v1/catalog.jsonld", params={"limit": 200})).json()
+    assert feed["schema:numberOfItems"] == statuses["listed"]
+    listed = {str(p.id) for p in products if p.status.value == "listed"}
+    assert {d["dct:identifier"] for d in feed["dcat:dataset"]} == listed
+    publishers = {d["dct:publisher"]["foaf:name"] for d in feed["dcat:dataset"]}
+    assert len(publishers) == 2
+
+    # a second run with --if-empty adds nothing
+    async with unit_of_work(api.sessions) as session:
+        again = await seed_demo(session, state.rulebook, state.settings, only_if_empty=True)
+    assert "already has accounts" in again
