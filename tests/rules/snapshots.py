@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from marketplace.compliance.contract import RuleContext, Stage
+from marketplace.compliance.contract import Finding, RuleContext, Stage
 from marketplace.compliance.snapshots import (
     Assessment,
     AuthorisationLink,
@@ -207,30 +207,19 @@ def trade_snapshot(**parts: Any) -> Snapshot:
 
 
 def delivery_snapshot(**parts: Any) -> Snapshot:
-    values: dict[str, Any] = {
-        "provider": PROVIDER,
-        "buyer": BUYER,
-        "product": PRODUCT,
-        "plan": PLAN,
-        "trade": TRADE,
-        "delivery": DELIVERY,
-    }
-    values.update(parts)
-    return Snapshot(**values)
+    return trade_snapshot(**{"delivery": DELIVERY, **parts})
 
 
 def settlement_snapshot(**parts: Any) -> Snapshot:
-    values: dict[str, Any] = {
-        "provider": PROVIDER,
-        "buyer": BUYER,
-        "product": PRODUCT,
-        "plan": PLAN,
-        "trade": TRADE,
-        "settlement": SETTLEMENT,
-    }
-    values.update(parts)
-    return Snapshot(**values)
+    return trade_snapshot(**{"settlement": SETTLEMENT, **parts})
 
 
 def context(stage: Stage, snapshot: Snapshot, now: datetime = NOW) -> RuleContext:
     return RuleContext(stage=stage, now=now, snapshot=snapshot)
+
+
+def by_check(findings: list[Finding]) -> dict[str, Finding]:
+    """A rule's findings by check code; each check answers exactly once."""
+    checks = [f.check for f in findings]
+    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
+    return {f.check: f for f in findings}

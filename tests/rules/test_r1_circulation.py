@@ -17,6 +17,7 @@ from tests.rules.snapshots import (
     PROVIDER,
     TRADE,
     admission_snapshot,
+    by_check,
     context,
     delivery_snapshot,
     listing_snapshot,
@@ -35,12 +36,6 @@ TRADE_CHECKS = {
     "R1.dispute-route",
     "R1.licences-available",
 }
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def listing(rule: CirculationRule = RULE, /, **product_changes: object) -> dict[str, Finding]:

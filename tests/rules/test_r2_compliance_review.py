@@ -19,6 +19,7 @@ from tests.rules.snapshots import (
     PRODUCT,
     PROVIDER,
     admission_snapshot,
+    by_check,
     context,
     delivery_snapshot,
     listing_snapshot,
@@ -41,12 +42,6 @@ CHECKS = {
 PI_CHECKS = {"R2.pi-legal-basis", "R2.pi-separate-consent", "R2.pi-impact-assessment"}
 NO_PI = {"contains_personal_info": False, "contains_sensitive_personal_info": False}
 PURCHASED = {"data_source": "purchased", "authorisation_chain": (AUTHORISATION,)}
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def listing(rule: ComplianceReviewRule = RULE, /, **product_changes: object) -> dict[str, Finding]:

@@ -21,6 +21,7 @@ from tests.rules.snapshots import (
     PROVIDER,
     TRADE,
     admission_snapshot,
+    by_check,
     context,
     delivery_snapshot,
     listing_snapshot,
@@ -43,12 +44,6 @@ CHECKS = {
 STAGES = (Stage.LISTING, Stage.TRADE, Stage.DELIVERY)
 NO_PI = {"contains_personal_info": False, "contains_sensitive_personal_info": False}
 FOREIGN = replace(BUYER, jurisdiction="SG")
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def snapshot_for(stage: Stage, **parts: object) -> Snapshot:

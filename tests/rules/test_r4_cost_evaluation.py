@@ -16,6 +16,7 @@ from tests.rules.snapshots import (
     PRODUCT,
     PROVIDER,
     admission_snapshot,
+    by_check,
     context,
     delivery_snapshot,
     listing_snapshot,
@@ -28,12 +29,6 @@ assert PRODUCT.cost is not None
 COST_DECLARATION: CostDeclaration = PRODUCT.cost
 
 CHECKS = {"R4.cost-declared", "R4.non-negative", "R4.components-sum", "R4.currency", "R4.plan-currency", "R4.method"}
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def listing(rule: CostEvaluationRule = RULE, /, **cost: object) -> dict[str, Finding]:

@@ -17,6 +17,7 @@ from tests.rules.snapshots import (
     PRODUCT,
     PROVIDER,
     admission_snapshot,
+    by_check,
     context,
     listing_snapshot,
     replace,
@@ -24,12 +25,6 @@ from tests.rules.snapshots import (
 )
 
 RULE = SecurityMaturityStandard()
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def admission(rule: SecurityMaturityStandard = RULE, **changes: Any) -> dict[str, Finding]:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from marketplace.compliance.contract import Finding, Outcome, Stage
+from marketplace.compliance.contract import Outcome, Stage
 from marketplace.compliance.snapshots import Snapshot
 from rules.s8_division_codes import DivisionCodesStandard
 from tests.rules.snapshots import (
@@ -15,6 +15,7 @@ from tests.rules.snapshots import (
     PRODUCT,
     PROVIDER,
     admission_snapshot,
+    by_check,
     context,
     delivery_snapshot,
     listing_snapshot,
@@ -23,12 +24,6 @@ from tests.rules.snapshots import (
 )
 
 RULE = DivisionCodesStandard()
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def listing_regions(*regions: str) -> Snapshot:

@@ -17,6 +17,7 @@ from tests.rules.snapshots import (
     PRODUCT,
     PROVIDER,
     admission_snapshot,
+    by_check,
     context,
     listing_snapshot,
     replace,
@@ -33,12 +34,6 @@ def _base_provenance() -> Provenance:
 
 
 BASE = _base_provenance()
-
-
-def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    checks = [f.check for f in findings]
-    assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
-    return {f.check: f for f in findings}
 
 
 def listing_with(provenance: Provenance | None = BASE, **product: Any) -> Snapshot:
