@@ -21,9 +21,15 @@ def _settings() -> Settings:
     return Settings(**{**settings.__dict__, "database_url": url}) if url else settings
 
 
-# Search structures that live outside the models (FTS5 on SQLite, a GIN expression index on
-# PostgreSQL), created by migration 0004.
-SEARCH_OBJECTS = ("product_version_fts", "ix_product_version_search")
+# Search structures that live outside the models because they differ between the databases:
+# FTS5 on SQLite (migration 0004); a stored tsvector column and its GIN index on PostgreSQL, and
+# the sort indexes (migration 0005).
+SEARCH_OBJECTS = (
+    "product_version_fts",
+    "search_vector",
+    "ix_product_version_search_vector",
+    "ix_product_version_sort_",
+)
 
 
 def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from marketplace.cli import alembic_config, db_downgrade, db_upgrade
@@ -56,3 +56,26 @@ async def test_upgrade_downgrade_upgrade(scratch_settings: Settings) -> None:
     await asyncio.to_thread(db_upgrade, scratch_settings)
     assert await table_names(scratch_settings) == set(metadata.tables)
     await asyncio.to_thread(command.check, alembic_config(scratch_settings.database_url))
+
+
+async def search_triggers(settings: Settings) -> set[str]:
+    engine = create_async_engine(settings.database_url)
+    async with engine.connect() as connection:
+        query = text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'product_version'")
+        names = set((await connection.execute(query)).scalars())
+    await engine.dispose()
+    return names
+
+
+async def test_fts_triggers_survive_table_rebuilds(scratch_settings: Settings) -> None:
+    """Migration 0005 rebuilds product_version on SQLite (a new non-null foreign key), which drops
+    the triggers that keep the FTS5 index of migration 0004 in step; it must create them again."""
+    if is_postgres_url(scratch_settings.database_url):
+        pytest.skip("FTS5 triggers exist on SQLite only")
+    expected = {"product_version_fts_insert", "product_version_fts_update", "product_version_fts_delete"}
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+    assert await search_triggers(scratch_settings) == expected
+    await asyncio.to_thread(db_downgrade, scratch_settings, "0004")
+    assert await search_triggers(scratch_settings) == expected
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+    assert await search_triggers(scratch_settings) == expected

@@ -115,7 +115,7 @@ class ProductController(Controller):
         q: Annotated[str | None, QueryParameter(max_length=MAX_QUERY_CHARS)] = None,
         category: Annotated[str | None, QueryParameter(max_length=64)] = None,
         industry_code: Annotated[str | None, QueryParameter(max_length=8)] = None,
-        region: Annotated[str | None, QueryParameter(max_length=6)] = None,
+        region: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{6}$")] = None,
         grade: Annotated[Literal["general", "important", "core"] | None, QueryParameter()] = None,
         delivery_mode: Annotated[Literal["file", "api", "privacy_computing"] | None, QueryParameter()] = None,
         min_price: Annotated[int, QueryParameter(ge=0, le=MAX_PRICE)] = 0,

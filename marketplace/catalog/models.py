@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from marketplace.kit import clock
@@ -50,6 +50,18 @@ class Product(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 
 
+LISTED_INDEX_COLUMNS = (
+    "category",
+    "grade",
+    "min_price_minor",
+    "listed_at",
+    "organization_id",
+    "industry_code",
+    "regions",
+    "delivery_modes",
+)
+
+
 class ProductVersion(SQLModel, table=True):
     """One version's description. Columns hold what search filters on; `details` holds the rest
     of what the rules read (personal information, source, assessments, licence, cost, quality...)."""
@@ -57,11 +69,20 @@ class ProductVersion(SQLModel, table=True):
     __tablename__ = "product_version"
     __table_args__ = (
         UniqueConstraint("product_id", "version"),
-        Index("ix_product_version_listing", "status", "category", "grade"),
+        # Search reads listed versions through this index alone (see CatalogSearch). JSON lists in
+        # an index key: the regions limit (100 codes) keeps an entry far below PostgreSQL's limit.
+        Index(
+            "ix_product_version_listed",
+            *LISTED_INDEX_COLUMNS,
+            postgresql_where=text("status = 'listed'"),
+            sqlite_where=text("status = 'listed'"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     product_id: uuid.UUID = Field(foreign_key="product.id", index=True)
+    # The product's provider, repeated here so that search filters by provider on the version alone.
+    organization_id: uuid.UUID = Field(foreign_key="organization.id")
     version: int
     status: VersionStatus = Field(default=VersionStatus.DRAFT, sa_type=enum_column(VersionStatus))
     title: str = Field(max_length=300)

@@ -127,7 +127,9 @@ class CatalogService:
         await self._require_provider_member(principal, data.organization_id)
         product = Product(organization_id=data.organization_id)
         await self.repository.add(product)
-        version = ProductVersion(product_id=product.id, version=1, **_version_values(data))
+        version = ProductVersion(
+            product_id=product.id, organization_id=product.organization_id, version=1, **_version_values(data)
+        )
         await self.repository.add(version)
         await self.audit.record(
             actor=principal.actor,
@@ -188,6 +190,7 @@ class CatalogService:
             raise Conflict("this product's newest version is under review; wait for the decision")
         draft = ProductVersion(
             product_id=product.id,
+            organization_id=product.organization_id,
             version=latest.version + 1,
             **{
                 field: getattr(latest, field)

@@ -59,6 +59,7 @@ def entry(modes: list[str], *, licence: dict[str, Any] | None = None, personal: 
     product = Product(organization_id=provider.id, status=ProductStatus.LISTED, listed_version=2, latest_version=2)
     version = ProductVersion(
         product_id=product.id,
+        organization_id=provider.id,
         version=2,
         status=VersionStatus.LISTED,
         title="贵阳市主干道实时路况",
