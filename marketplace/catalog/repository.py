@@ -7,7 +7,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, column, func, literal_column, select, table, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Uuid,
+    and_,
+    column,
+    func,
+    literal_column,
+    null,
+    select,
+    table,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col
@@ -129,23 +142,17 @@ class CatalogSearch:
     async def search(
         self, filters: SearchFilters, *, sort: str, limit: int, offset: int
     ) -> tuple[Sequence[tuple[ProductVersion, Product]], int, dict[str, dict[str, int]]]:
-        counts = (
-            await self.session.execute(
-                self._matching(filters, col(ProductVersion.category), col(ProductVersion.grade), func.count()).group_by(
-                    col(ProductVersion.category), col(ProductVersion.grade)
-                )
-            )
-        ).all()
+        if filters.terms and sort == "relevance":
+            counts, ids = await self._ranked(filters, limit=limit, offset=offset)
+        else:
+            counts, ids = await self._sorted(filters, sort, limit=limit, offset=offset)
         facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
         for category, grade, count in counts:
             facets["category"][category] = facets["category"].get(category, 0) + count
             facets["grade"][grade] = facets["grade"].get(grade, 0) + count
         total = sum(count for _, _, count in counts)
-        if offset >= total:
+        if not ids:
             return [], total, facets
-        # The page's ids first, sorted over narrow rows; then those rows alone, with their product.
-        page = self._matching(filters, col(ProductVersion.id)).order_by(*self._order(filters, sort))
-        ids = (await self.session.scalars(page.limit(limit).offset(offset))).all()
         rows = await self.session.execute(
             select(ProductVersion, Product)
             .join(Product, col(Product.id) == col(ProductVersion.product_id))
@@ -153,6 +160,55 @@ class CatalogSearch:
         )
         by_id = {version.id: (version, product) for version, product in rows}
         return [by_id[version_id] for version_id in ids], total, facets
+
+    async def _sorted(
+        self, filters: SearchFilters, sort: str, *, limit: int, offset: int
+    ) -> tuple[list[tuple[str, str, int]], Sequence[uuid.UUID]]:
+        """Counts, then the page's ids, which a sort index yields without reading every match."""
+        version = ProductVersion
+        counts_query = self._matching(filters, col(version.category), col(version.grade), func.count()).group_by(
+            col(version.category), col(version.grade)
+        )
+        counts = [(category, grade, count) for category, grade, count in await self.session.execute(counts_query)]
+        if offset >= sum(count for _, _, count in counts):
+            return counts, []
+        page = self._matching(filters, col(version.id)).order_by(*self._order(sort)).limit(limit).offset(offset)
+        return counts, (await self.session.scalars(page)).all()
+
+    async def _ranked(
+        self, filters: SearchFilters, *, limit: int, offset: int
+    ) -> tuple[list[tuple[str, str, int]], Sequence[uuid.UUID]]:
+        """Counts and the page's ids by relevance in one pass over the matches: ranking must read
+        every match anyway, and reading them once halves the cost of a broad query."""
+        version = ProductVersion
+        # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
+        relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
+        matched = (
+            self._matching(
+                filters,
+                col(version.id),
+                col(version.category),
+                col(version.grade),
+                col(version.listed_at),
+                relevance.label("relevance"),
+            )
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        page = (
+            select(matched.c.id)
+            .order_by(matched.c.relevance.desc(), matched.c.listed_at.desc(), matched.c.id)
+            .limit(limit)
+            .offset(offset)
+            .subquery()
+        )
+        count_rows = select(
+            matched.c.category, matched.c.grade, func.count(), type_coerce(null(), Uuid()).label("id")
+        ).group_by(matched.c.category, matched.c.grade)
+        rows = (await self.session.execute(union_all(count_rows, select(null(), null(), null(), page.c.id)))).all()
+        # a count row has a category (never null); a page row only an id
+        counts = [(category, grade, count) for category, grade, count, _ in rows if category is not None]
+        return counts, [version_id for category, _, _, version_id in rows if category is None]
 
     def _matching(self, filters: SearchFilters, *columns: Any) -> Select[Any]:
         version = ProductVersion
@@ -193,14 +249,10 @@ class CatalogSearch:
             return type_coerce(json_list, JSONB).contains([value])
         return func.instr(json_list, f'"{value}"') > 0
 
-    def _order(self, filters: SearchFilters, sort: str) -> list[Any]:
+    def _order(self, sort: str) -> list[Any]:
         newest = [col(ProductVersion.listed_at).desc(), col(ProductVersion.id)]
         if sort == "price":
             return [col(ProductVersion.min_price_minor).asc().nulls_last(), *newest]
         if sort == "-price":
             return [col(ProductVersion.min_price_minor).desc().nulls_last(), *newest]
-        if sort == "relevance" and filters.terms:
-            if self.postgres:
-                return [func.ts_rank(_TSVECTOR, self._tsquery(filters)).desc(), *newest]
-            return [_FTS5.c.rank, *newest]  # bm25: lower is better
-        return newest
+        return newest  # "newest", and "relevance" without text

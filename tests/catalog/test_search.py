@@ -100,3 +100,38 @@ async def test_page_size_has_a_hard_maximum(api: Api, catalog: dict[str, Any]) -
 async def test_hostile_queries_are_harmless(api: Api, catalog: dict[str, Any]) -> None:
     for query in ['"', "a OR b", "NEAR(", "*", "' OR 1=1 --", "路况 AND", "😀", "\\"]:
         assert (await search(api, catalog["buyer"], q=query))["total"] >= 0
+
+
+async def test_relevance_ranks_the_closer_match_first_and_pages_through_every_match(
+    api: Api, catalog: dict[str, Any]
+) -> None:
+    buyer = catalog["buyer"]
+    # "weather" three times in the title, tags and description beats one mention in a long text
+    weather_only = await listed(
+        api,
+        catalog["owner"],
+        catalog["org"]["id"],
+        100_000,
+        title="Weather weather weather",
+        description="Weather station readings.",
+        tags=["weather"],
+        category="meteorology",
+        industry_code="7410",
+    )
+    mention = await listed(
+        api,
+        catalog["owner"],
+        catalog["org"]["id"],
+        100_000,
+        title="城市道路养护记录 road maintenance log",
+        description="Road works per segment with contractor, cost, materials and dates. " * 5 + "Weather noted.",
+    )
+    page = await search(api, buyer, q="weather")
+    assert page["total"] == 3
+    assert ids(page)[0] == weather_only["id"]
+    assert ids(page)[-1] == mention["id"]
+    assert page["facets"] == {"category": {"meteorology": 2, "transport": 1}, "grade": {"general": 3}}
+    one_at_a_time = [ids(await search(api, buyer, q="weather", limit=1, offset=offset)) for offset in range(3)]
+    assert [found for (found,) in one_at_a_time] == ids(page)
+    beyond = await search(api, buyer, q="weather", offset=3)
+    assert (beyond["items"], beyond["total"], beyond["facets"]) == ([], 3, page["facets"])
