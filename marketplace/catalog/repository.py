@@ -14,6 +14,7 @@ from sqlalchemy import (
     and_,
     column,
     func,
+    inspect,
     literal_column,
     null,
     select,
@@ -23,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlmodel import SQLModel, col
 
 from marketplace.accounts.models import Organization
@@ -124,6 +126,7 @@ FACETS = ("category", "grade")
 # keyed by version id, and the stored tsvector column on PostgreSQL, both over `search_text`.
 _FTS5 = table("product_version_fts", column("version_id"), column("rank"))
 _TSVECTOR: ColumnElement[Any] = literal_column("product_version.search_vector")
+_VERSION_COLUMNS = inspect(ProductVersion).columns
 
 
 class CatalogSearch:
@@ -142,10 +145,10 @@ class CatalogSearch:
     async def search(
         self, filters: SearchFilters, *, sort: str, limit: int, offset: int
     ) -> tuple[Sequence[tuple[ProductVersion, Product]], int, dict[str, dict[str, int]]]:
-        if filters.terms and sort == "relevance":
-            counts, ids = await self._ranked(filters, limit=limit, offset=offset)
+        if filters.terms:
+            counts, ids = await self._in_one_pass(filters, sort, limit=limit, offset=offset)
         else:
-            counts, ids = await self._sorted(filters, sort, limit=limit, offset=offset)
+            counts, ids = await self._by_index(filters, sort, limit=limit, offset=offset)
         facets: dict[str, dict[str, int]] = {name: {} for name in FACETS}
         for category, grade, count in counts:
             facets["category"][category] = facets["category"].get(category, 0) + count
@@ -161,10 +164,11 @@ class CatalogSearch:
         by_id = {version.id: (version, product) for version, product in rows}
         return [by_id[version_id] for version_id in ids], total, facets
 
-    async def _sorted(
+    async def _by_index(
         self, filters: SearchFilters, sort: str, *, limit: int, offset: int
     ) -> tuple[list[tuple[str, str, int]], Sequence[uuid.UUID]]:
-        """Counts, then the page's ids, which a sort index yields without reading every match."""
+        """Without text: the counts from the covering index, then the page's ids from a sort index,
+        which stops after the page instead of sorting every match."""
         version = ProductVersion
         counts_query = self._matching(filters, col(version.category), col(version.grade), func.count()).group_by(
             col(version.category), col(version.grade)
@@ -172,14 +176,16 @@ class CatalogSearch:
         counts = [(category, grade, count) for category, grade, count in await self.session.execute(counts_query)]
         if offset >= sum(count for _, _, count in counts):
             return counts, []
-        page = self._matching(filters, col(version.id)).order_by(*self._order(sort)).limit(limit).offset(offset)
+        order = self._order(sort, _VERSION_COLUMNS)
+        page = self._matching(filters, col(version.id)).order_by(*order).limit(limit).offset(offset)
         return counts, (await self.session.scalars(page)).all()
 
-    async def _ranked(
-        self, filters: SearchFilters, *, limit: int, offset: int
+    async def _in_one_pass(
+        self, filters: SearchFilters, sort: str, *, limit: int, offset: int
     ) -> tuple[list[tuple[str, str, int]], Sequence[uuid.UUID]]:
-        """Counts and the page's ids by relevance in one pass over the matches: ranking must read
-        every match anyway, and reading them once halves the cost of a broad query."""
+        """With text: the counts and the page's ids in one pass over the matches, which the text
+        index bounds. Ranking must read every match anyway; reading them once halves the cost of
+        a broad query."""
         version = ProductVersion
         # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
         relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
@@ -190,18 +196,13 @@ class CatalogSearch:
                 col(version.category),
                 col(version.grade),
                 col(version.listed_at),
+                col(version.min_price_minor),
                 relevance.label("relevance"),
             )
             .cte("matched")
             .prefix_with("MATERIALIZED")
         )
-        page = (
-            select(matched.c.id)
-            .order_by(matched.c.relevance.desc(), matched.c.listed_at.desc(), matched.c.id)
-            .limit(limit)
-            .offset(offset)
-            .subquery()
-        )
+        page = select(matched.c.id).order_by(*self._order(sort, matched.c)).limit(limit).offset(offset).subquery()
         count_rows = select(
             matched.c.category, matched.c.grade, func.count(), type_coerce(null(), Uuid()).label("id")
         ).group_by(matched.c.category, matched.c.grade)
@@ -249,10 +250,14 @@ class CatalogSearch:
             return type_coerce(json_list, JSONB).contains([value])
         return func.instr(json_list, f'"{value}"') > 0
 
-    def _order(self, sort: str) -> list[Any]:
-        newest = [col(ProductVersion.listed_at).desc(), col(ProductVersion.id)]
+    @staticmethod
+    def _order(sort: str, columns: ReadOnlyColumnCollection[str, Any]) -> list[Any]:
+        """The page order, over the version table's columns or the matched rows' columns."""
+        newest = [columns["listed_at"].desc(), columns["id"]]
         if sort == "price":
-            return [col(ProductVersion.min_price_minor).asc().nulls_last(), *newest]
+            return [columns["min_price_minor"].asc().nulls_last(), *newest]
         if sort == "-price":
-            return [col(ProductVersion.min_price_minor).desc().nulls_last(), *newest]
+            return [columns["min_price_minor"].desc().nulls_last(), *newest]
+        if sort == "relevance" and "relevance" in columns:
+            return [columns["relevance"].desc(), *newest]
         return newest  # "newest", and "relevance" without text

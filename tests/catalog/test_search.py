@@ -133,5 +133,9 @@ async def test_relevance_ranks_the_closer_match_first_and_pages_through_every_ma
     assert page["facets"] == {"category": {"meteorology": 2, "transport": 1}, "grade": {"general": 3}}
     one_at_a_time = [ids(await search(api, buyer, q="weather", limit=1, offset=offset)) for offset in range(3)]
     assert [found for (found,) in one_at_a_time] == ids(page)
+    # text with another order: the dearest first, then the newest of equal price
+    by_price = await search(api, buyer, q="weather", sort="-price")
+    assert ids(by_price) == [catalog["weather"]["id"], mention["id"], weather_only["id"]]
+    assert by_price["facets"] == page["facets"]
     beyond = await search(api, buyer, q="weather", offset=3)
     assert (beyond["items"], beyond["total"], beyond["facets"]) == ([], 3, page["facets"])
