@@ -187,21 +187,18 @@ class CatalogSearch:
         index bounds. Ranking must read every match anyway; reading them once halves the cost of
         a broad query."""
         version = ProductVersion
-        # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
-        relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
-        matched = (
-            self._matching(
-                filters,
-                col(version.id),
-                col(version.category),
-                col(version.grade),
-                col(version.listed_at),
-                col(version.min_price_minor),
-                relevance.label("relevance"),
-            )
-            .cte("matched")
-            .prefix_with("MATERIALIZED")
-        )
+        columns: list[Any] = [
+            col(version.id),
+            col(version.category),
+            col(version.grade),
+            col(version.listed_at),
+            col(version.min_price_minor),
+        ]
+        if sort == "relevance":
+            # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
+            relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
+            columns.append(relevance.label("relevance"))
+        matched = self._matching(filters, *columns).cte("matched").prefix_with("MATERIALIZED")
         page = select(matched.c.id).order_by(*self._order(sort, matched.c)).limit(limit).offset(offset).subquery()
         count_rows = select(
             matched.c.category, matched.c.grade, func.count(), type_coerce(null(), Uuid()).label("id")
