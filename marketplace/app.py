@@ -36,6 +36,7 @@ from marketplace.health import HealthController
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
+from marketplace.ledger.controllers import AdminLedgerController, BalanceController
 
 CONTROLLERS = [
     HealthController,
@@ -49,6 +50,8 @@ CONTROLLERS = [
     ProductController,
     AdminProductController,
     CatalogFeedController,
+    BalanceController,
+    AdminLedgerController,
 ]
 
 

@@ -6,7 +6,8 @@ from marketplace.accounts import models as accounts_models
 from marketplace.audit import models as audit_models
 from marketplace.catalog import models as catalog_models
 from marketplace.compliance import models as compliance_models
+from marketplace.ledger import models as ledger_models
 
 metadata = SQLModel.metadata
 
-__all__ = ["accounts_models", "audit_models", "catalog_models", "compliance_models", "metadata"]
+__all__ = ["accounts_models", "audit_models", "catalog_models", "compliance_models", "ledger_models", "metadata"]

@@ -1,0 +1,107 @@
+"""Double-entry ledger after TigerBeetle's rules: accounts with running totals, immutable transfers.
+
+Every transfer debits one account and credits another of the same currency for a positive amount
+of minor units. An account's totals (`debits_posted`, `credits_posted`) move in the same
+transaction as the transfer that moves them, and always equal the sums of its transfers.
+
+Sides. An account's balance is read as `credits_posted - debits_posted` ("what it holds"), except
+for the two accounts whose normal side is the debit (`platform_clearing` and `provider_debt`),
+which hold `debits_posted - credits_posted`. `no_overdraft` accounts can never hold less than
+nothing: their credits always cover their debits (`credits_posted - debits_posted >= 0`), which
+a guarded update enforces and a check constraint backs."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Index
+from sqlmodel import Field, SQLModel
+
+from marketplace.kit import clock
+from marketplace.kit.ids import new_id
+from marketplace.kit.sqltypes import UTCDateTime, enum_column
+
+
+class AccountCode(enum.StrEnum):
+    # Money entering or leaving the platform through the gateway. Debit-normal, may go
+    # "negative": it is where money starts in the system.
+    PLATFORM_CLEARING = "platform_clearing"
+    # A buyer's payment held for one order until it settles or is refunded.
+    ESCROW = "escrow"
+    # What the platform owes a provider, settled and not yet paid out.
+    PROVIDER_PAYABLE = "provider_payable"
+    # The platform's fees.
+    PLATFORM_REVENUE = "platform_revenue"
+    # Money owed back to buyers.
+    REFUNDS = "refunds"
+    # What has been paid out to a provider (through the gateway).
+    PAYOUTS = "payouts"
+    # What a provider owes the platform when a refund comes after its payout. Debit-normal.
+    PROVIDER_DEBT = "provider_debt"
+
+
+# Accounts whose credits must always cover their debits. The debit-normal accounts are left out:
+# their balance is expected to be debits over credits.
+NO_OVERDRAFT_CODES = frozenset(AccountCode) - {AccountCode.PLATFORM_CLEARING, AccountCode.PROVIDER_DEBT}
+# Accounts of one organisation (the provider); escrow is of one order and names its provider too.
+ORGANIZATION_CODES = frozenset(
+    {AccountCode.ESCROW, AccountCode.PROVIDER_PAYABLE, AccountCode.PAYOUTS, AccountCode.PROVIDER_DEBT}
+)
+ORDER_CODES = frozenset({AccountCode.ESCROW})
+
+
+class TransferKind(enum.StrEnum):
+    PAYMENT = "payment"  # clearing -> escrow
+    SETTLEMENT = "settlement"  # escrow -> provider payable (price - fee)
+    FEE = "fee"  # escrow -> platform revenue
+    REFUND = "refund"  # escrow (or payable, revenue, debt) -> refunds
+    PAYOUT = "payout"  # provider payable -> payouts
+    REVERSAL = "reversal"  # undoes an earlier transfer, which stays as it was
+    DEBT = "debt"  # a provider's debt and its repayment from payable
+
+
+class LedgerAccount(SQLModel, table=True):
+    """One account. Its totals change only through `LedgerRepository.post_transfer`; an instance
+    holds the totals as they were when it was read."""
+
+    __tablename__ = "ledger_account"
+    __table_args__ = (
+        CheckConstraint("debits_posted >= 0 AND credits_posted >= 0", name="posted_not_negative"),
+        CheckConstraint("NOT no_overdraft OR credits_posted >= debits_posted", name="no_overdraft"),
+        # An organisation's balance reads its accounts in one currency.
+        Index("ix_ledger_account_organization_currency", "organization_id", "currency"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    # What the account is for, e.g. "escrow:<order_id>:CNY": get-or-create is one unique key.
+    key: str = Field(max_length=120, unique=True)
+    code: AccountCode = Field(sa_type=enum_column(AccountCode, length=24))
+    organization_id: uuid.UUID | None = Field(default=None, foreign_key="organization.id")
+    # No foreign key: orders live in another domain, whose table comes later.
+    order_id: uuid.UUID | None = None
+    currency: str = Field(max_length=3)
+    no_overdraft: bool
+    debits_posted: int = Field(default=0, sa_type=BigInteger)
+    credits_posted: int = Field(default=0, sa_type=BigInteger)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+class Transfer(SQLModel, table=True):
+    """An immutable movement of money; its id is chosen by the caller (see kit.money.transfer_id)."""
+
+    __tablename__ = "ledger_transfer"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    debit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id", index=True)
+    credit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id", index=True)
+    amount_minor: int = Field(sa_type=BigInteger)
+    currency: str = Field(max_length=3)
+    kind: TransferKind = Field(sa_type=enum_column(TransferKind))
+    order_id: uuid.UUID | None = Field(default=None, index=True)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

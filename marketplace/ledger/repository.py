@@ -1,0 +1,308 @@
+"""Every query on the ledger tables.
+
+Balances move through plain guarded UPDATE statements, never through ORM objects: a transfer is
+one INSERT and two UPDATEs inside a savepoint."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Uuid, and_, case, cast, func, literal, not_, null, or_, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
+
+
+class Posting(enum.Enum):
+    POSTED = "posted"
+    DUPLICATE_ID = "duplicate_id"  # a transfer with this id exists: nothing was written
+    OVERDRAFT = "overdraft"  # the debit account cannot cover the amount: nothing was written
+
+
+class _Overdraft(Exception):
+    """Leaves the savepoint by rolling it back."""
+
+
+@dataclass(frozen=True)
+class OrganizationTotals:
+    payable_minor: int
+    escrow_minor: int
+    paid_out_minor: int
+    debt_minor: int
+
+
+@dataclass(frozen=True)
+class CurrencyTotals:
+    currency: str
+    transfers: int
+    debits_posted: int
+    credits_posted: int
+
+
+@dataclass(frozen=True)
+class AccountTotals:
+    """An account's running totals beside the sums of its transfers."""
+
+    id: uuid.UUID
+    key: str
+    code: AccountCode
+    currency: str
+    order_id: uuid.UUID | None
+    no_overdraft: bool
+    debits_posted: int
+    credits_posted: int
+    debits_from_transfers: int
+    credits_from_transfers: int
+
+    @property
+    def negative(self) -> bool:
+        return self.no_overdraft and self.credits_posted < self.debits_posted
+
+    @property
+    def mismatched(self) -> bool:
+        return (self.debits_posted, self.credits_posted) != (self.debits_from_transfers, self.credits_from_transfers)
+
+
+@dataclass(frozen=True)
+class LedgerTotals:
+    """What one statement read: totals per currency, the accounts that break a rule, and (when
+    asked for) every escrow account that holds money."""
+
+    currencies: list[CurrencyTotals]
+    flagged_accounts: list[AccountTotals]
+    holding_escrows: list[AccountTotals]
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _insert(self) -> Any:
+        """INSERT with ON CONFLICT, in the dialect of the session's database."""
+        return postgresql.insert if self.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+    # accounts
+
+    async def account_by_key(self, key: str) -> LedgerAccount | None:
+        # populate_existing: an instance already in the session may hold totals read earlier
+        query = select(LedgerAccount).where(col(LedgerAccount.key) == key).execution_options(populate_existing=True)
+        return (await self.session.scalars(query)).first()
+
+    async def get_or_create_account(self, candidate: LedgerAccount) -> LedgerAccount:
+        """The account with the candidate's key: the existing one, else the candidate, inserted.
+        Concurrent callers meet at the unique key, so exactly one row is ever created."""
+        account = await self.account_by_key(candidate.key)
+        if account is not None:
+            return account
+        insert = self._insert()(LedgerAccount).values(candidate.model_dump())
+        await self.session.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
+        account = await self.account_by_key(candidate.key)
+        assert account is not None
+        return account
+
+    # transfers
+
+    async def get_transfer(self, transfer_id: uuid.UUID) -> Transfer | None:
+        query = select(Transfer).where(col(Transfer.id) == transfer_id)
+        return (await self.session.scalars(query)).first()
+
+    async def post_transfer(self, transfer: Transfer) -> Posting:
+        """Insert the transfer and move both accounts' totals, all or nothing.
+
+        A savepoint holds the three statements, so an overdraft leaves no trace even when the caller
+        goes on with its transaction. The two account rows are updated in the order of their ids:
+        concurrent transfers between the same accounts, in either direction, lock them in the same
+        order and cannot deadlock. On PostgreSQL a concurrent transfer with the same id waits for
+        the first to commit or roll back, then finds it (DUPLICATE_ID) or takes its place."""
+        await self._open_transaction()
+        try:
+            async with self.session.begin_nested():
+                insert = (
+                    self._insert()(Transfer)
+                    .values(transfer.model_dump())
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(col(Transfer.id))
+                )
+                if (await self.session.execute(insert)).first() is None:
+                    return Posting.DUPLICATE_ID
+                for account_id in sorted((transfer.debit_account_id, transfer.credit_account_id)):
+                    if account_id == transfer.debit_account_id:
+                        if not await self._debit(account_id, transfer.amount_minor):
+                            raise _Overdraft
+                    else:
+                        await self._credit(account_id, transfer.amount_minor)
+        except _Overdraft:
+            return Posting.OVERDRAFT
+        return Posting.POSTED
+
+    async def _open_transaction(self) -> None:
+        """SQLite's driver opens a transaction only before INSERT, UPDATE or DELETE: a SAVEPOINT sent
+        first would open one of its own, and releasing it would commit the transfer whatever the
+        caller's transaction does afterwards. Open the caller's transaction first."""
+        if self.session.get_bind().dialect.name != "sqlite":
+            return
+        connection = await self.session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        if not driver.in_transaction:
+            await connection.exec_driver_sql("BEGIN")
+
+    async def _debit(self, account_id: uuid.UUID, amount_minor: int) -> bool:
+        """Add to the account's debits unless that would overdraw a no-overdraft account."""
+        guarded = (
+            update(LedgerAccount)
+            .where(
+                col(LedgerAccount.id) == account_id,
+                or_(
+                    not_(col(LedgerAccount.no_overdraft)),
+                    col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted) >= amount_minor,
+                ),
+            )
+            .values(debits_posted=col(LedgerAccount.debits_posted) + amount_minor)
+            .returning(col(LedgerAccount.id))
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(guarded)).first() is not None
+
+    async def _credit(self, account_id: uuid.UUID, amount_minor: int) -> None:
+        credit = (
+            update(LedgerAccount)
+            .where(col(LedgerAccount.id) == account_id)
+            .values(credits_posted=col(LedgerAccount.credits_posted) + amount_minor)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(credit)
+
+    # reading balances
+
+    async def organization_totals(self, organization_id: uuid.UUID, currency: str) -> OrganizationTotals:
+        """An organisation's accounts in one currency, summed by code in one statement."""
+        held = col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)
+
+        def total(code: AccountCode, amount: Any) -> Any:
+            return func.coalesce(func.sum(case((col(LedgerAccount.code) == code, amount))), 0)
+
+        query = select(
+            total(AccountCode.PROVIDER_PAYABLE, held),
+            total(AccountCode.ESCROW, held),
+            total(AccountCode.PAYOUTS, held),
+            total(AccountCode.PROVIDER_DEBT, -held),
+        ).where(col(LedgerAccount.organization_id) == organization_id, col(LedgerAccount.currency) == currency)
+        payable, escrow, paid_out, debt = (await self.session.execute(query)).one()
+        return OrganizationTotals(int(payable), int(escrow), int(paid_out), int(debt))
+
+    async def totals(self, *, with_escrows: bool) -> LedgerTotals:
+        """Every account's totals against the sums of its transfers, in ONE statement, so that it reads
+        one snapshot of the database and transfers committed meanwhile cannot look like an error.
+
+        Rows come back of three kinds: one per currency (sums over its accounts), one per account
+        that is mismatched or overdrawn, and, with `with_escrows`, one per escrow account holding money."""
+        debited = (
+            select(
+                col(Transfer.debit_account_id).label("account_id"),
+                func.sum(col(Transfer.amount_minor)).label("amount"),
+                func.count().label("transfers"),
+            )
+            .group_by(col(Transfer.debit_account_id))
+            .cte("debited")
+        )
+        credited = (
+            select(
+                col(Transfer.credit_account_id).label("account_id"),
+                func.sum(col(Transfer.amount_minor)).label("amount"),
+            )
+            .group_by(col(Transfer.credit_account_id))
+            .cte("credited")
+        )
+        accounts = (
+            select(
+                col(LedgerAccount.id),
+                col(LedgerAccount.key),
+                col(LedgerAccount.code),
+                col(LedgerAccount.currency),
+                col(LedgerAccount.order_id),
+                col(LedgerAccount.no_overdraft),
+                col(LedgerAccount.debits_posted),
+                col(LedgerAccount.credits_posted),
+                func.coalesce(debited.c.amount, 0).label("debits_from_transfers"),
+                func.coalesce(credited.c.amount, 0).label("credits_from_transfers"),
+                func.coalesce(debited.c.transfers, 0).label("transfers"),
+            )
+            .select_from(LedgerAccount)
+            .outerjoin(debited, debited.c.account_id == col(LedgerAccount.id))
+            .outerjoin(credited, credited.c.account_id == col(LedgerAccount.id))
+            .cte("accounts")
+        )
+        a = accounts.c
+        no_id = cast(null(), Uuid)
+
+        def account_rows(kind: str) -> Any:
+            return select(
+                literal(kind).label("row_kind"),
+                a.id,
+                a.key,
+                a.code,
+                a.currency,
+                a.order_id,
+                a.no_overdraft,
+                a.debits_posted,
+                a.credits_posted,
+                a.debits_from_transfers,
+                a.credits_from_transfers,
+                a.transfers,
+            )
+
+        per_currency = select(
+            literal("currency").label("row_kind"),
+            no_id,
+            null(),
+            null(),
+            a.currency,
+            no_id,
+            null(),
+            func.sum(a.debits_posted),
+            func.sum(a.credits_posted),
+            func.sum(a.debits_from_transfers),
+            func.sum(a.credits_from_transfers),
+            func.sum(a.transfers),
+        ).group_by(a.currency)
+        flagged = account_rows("account").where(
+            or_(
+                a.debits_posted != a.debits_from_transfers,
+                a.credits_posted != a.credits_from_transfers,
+                and_(a.no_overdraft, a.credits_posted < a.debits_posted),
+            )
+        )
+        # The first part names the columns of the union.
+        parts = [flagged, per_currency]
+        if with_escrows:
+            parts.append(
+                account_rows("escrow").where(a.code == AccountCode.ESCROW, a.credits_posted != a.debits_posted)
+            )
+        rows = (await self.session.execute(union_all(*parts))).all()
+        result = LedgerTotals(currencies=[], flagged_accounts=[], holding_escrows=[])
+        for row in rows:
+            if row.row_kind == "currency":
+                result.currencies.append(
+                    CurrencyTotals(row.currency, int(row.transfers), int(row.debits_posted), int(row.credits_posted))
+                )
+                continue
+            totals = AccountTotals(
+                id=row.id,
+                key=row.key,
+                code=AccountCode(row.code),
+                currency=row.currency,
+                order_id=row.order_id,
+                no_overdraft=bool(row.no_overdraft),
+                debits_posted=int(row.debits_posted),
+                credits_posted=int(row.credits_posted),
+                debits_from_transfers=int(row.debits_from_transfers),
+                credits_from_transfers=int(row.credits_from_transfers),
+            )
+            (result.flagged_accounts if row.row_kind == "account" else result.holding_escrows).append(totals)
+        return result

@@ -1,0 +1,254 @@
+"""Ledger use cases: open accounts, post transfers, read balances, check the books.
+
+Other domains move money only through `LedgerService.account` and `LedgerService.post`:
+
+    ledger = LedgerService(session)
+    clearing = await ledger.account(AccountCode.PLATFORM_CLEARING, "CNY")
+    escrow = await ledger.account(AccountCode.ESCROW, "CNY", organization_id=provider_id, order_id=order.id)
+    await ledger.post(transfer_id(order.id, "payment"), clearing, escrow, 1000, "CNY", TransferKind.PAYMENT,
+                      order_id=order.id)
+
+The service never commits: a transfer is part of its caller's transaction."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.accounts.models import Scope
+from marketplace.accounts.principal import Principal
+from marketplace.accounts.service import AccountService
+from marketplace.errors import Conflict, Unprocessable
+from marketplace.kit.codelists import is_currency
+from marketplace.ledger.models import (
+    NO_OVERDRAFT_CODES,
+    ORDER_CODES,
+    ORGANIZATION_CODES,
+    AccountCode,
+    LedgerAccount,
+    Transfer,
+    TransferKind,
+)
+from marketplace.ledger.repository import AccountTotals, CurrencyTotals, LedgerRepository, Posting
+
+# The largest amount a 64-bit column holds.
+MAX_AMOUNT_MINOR = 2**63 - 1
+
+
+class Overdraft(Conflict):
+    """The debit account is flagged no-overdraft and does not hold the amount: nothing was posted."""
+
+    code = "ledger-overdraft"
+    title = "Insufficient balance"
+
+
+class TransferIdReused(Conflict):
+    """A transfer with this id exists and differs from the one posted: ids are never reused."""
+
+    code = "ledger-transfer-id-reused"
+    title = "Transfer id already used"
+
+
+class InvalidTransfer(Unprocessable):
+    code = "ledger-invalid-transfer"
+    title = "Invalid transfer"
+
+
+class InvalidAccount(Unprocessable):
+    code = "ledger-invalid-account"
+    title = "Invalid ledger account"
+
+
+class PostResult(enum.StrEnum):
+    CREATED = "created"
+    EXISTS = "exists"  # the same transfer was posted before: nothing moved this time
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An organisation's money in one currency, in minor units."""
+
+    currency: str
+    available_minor: int  # settled to it and not paid out (provider payable)
+    pending_minor: int  # held in escrow on its orders
+    paid_out_minor: int
+    debt_minor: int  # owed to the platform for refunds after payout
+
+
+@dataclass(frozen=True)
+class EscrowMismatch:
+    order_id: uuid.UUID
+    currency: str
+    held_minor: int
+    expected_minor: int
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    ok: bool
+    transfers: int
+    imbalance_minor: int  # per currency |debits - credits| over all accounts, summed
+    currencies: list[CurrencyTotals]
+    negative_accounts: list[AccountTotals]
+    mismatched_accounts: list[AccountTotals]
+    escrow_checked: bool
+    escrow_mismatches: list[EscrowMismatch]
+
+
+# Expected escrow, in minor units, per (order id, currency): what open orders hold.
+ExpectedEscrow = Mapping[tuple[uuid.UUID, str], int]
+
+
+def account_key(code: AccountCode, currency: str, organization_id: uuid.UUID | None, order_id: uuid.UUID | None) -> str:
+    """e.g. "escrow:<order_id>:CNY", "provider_payable:<organization_id>:CNY", "platform_revenue:CNY".
+    An escrow's key names its order alone: an order has one escrow, whoever its provider."""
+    owner = order_id if code in ORDER_CODES else organization_id
+    return ":".join([code.value, *([str(owner)] if owner else []), currency])
+
+
+class LedgerService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repository = LedgerRepository(session)
+        self.accounts = AccountService(session)
+
+    async def account(
+        self,
+        code: AccountCode,
+        currency: str,
+        organization_id: uuid.UUID | None = None,
+        order_id: uuid.UUID | None = None,
+    ) -> LedgerAccount:
+        """The account for this purpose, created on first use. Escrow takes the order and its provider;
+        provider payable, payouts and provider debt take the provider; the platform's accounts neither."""
+        if not is_currency(currency):
+            raise InvalidAccount(f"{currency!r} is not an ISO 4217 currency code")
+        if code in ORGANIZATION_CODES and organization_id is None:
+            raise InvalidAccount(f"a {code.value} account belongs to an organisation")
+        if code not in ORGANIZATION_CODES and organization_id is not None:
+            raise InvalidAccount(f"a {code.value} account belongs to no organisation")
+        if code in ORDER_CODES and order_id is None:
+            raise InvalidAccount(f"a {code.value} account belongs to an order")
+        if code not in ORDER_CODES and order_id is not None:
+            raise InvalidAccount(f"a {code.value} account belongs to no order")
+        account = await self.repository.get_or_create_account(
+            LedgerAccount(
+                key=account_key(code, currency, organization_id, order_id),
+                code=code,
+                organization_id=organization_id,
+                order_id=order_id,
+                currency=currency,
+                no_overdraft=code in NO_OVERDRAFT_CODES,
+            )
+        )
+        if account.organization_id != organization_id:
+            raise InvalidAccount("this order's escrow belongs to another organisation")
+        return account
+
+    async def post(
+        self,
+        transfer_id: uuid.UUID,
+        debit: LedgerAccount,
+        credit: LedgerAccount,
+        amount_minor: int,
+        currency: str,
+        kind: TransferKind,
+        order_id: uuid.UUID | None = None,
+    ) -> PostResult:
+        """Move `amount_minor` from `debit` to `credit`, once: posting the same transfer id again with
+        the same fields reports EXISTS and moves nothing; with other fields it raises TransferIdReused.
+        Raises Overdraft, leaving nothing behind, when a no-overdraft debit account cannot cover it."""
+        if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
+            raise InvalidTransfer("a transfer moves a positive amount of minor units")
+        if debit.id == credit.id:
+            raise InvalidTransfer("a transfer debits one account and credits another")
+        if not currency == debit.currency == credit.currency:
+            raise InvalidTransfer(
+                f"a {currency} transfer between {debit.currency} and {credit.currency} accounts",
+            )
+        transfer = Transfer(
+            id=transfer_id,
+            debit_account_id=debit.id,
+            credit_account_id=credit.id,
+            amount_minor=amount_minor,
+            currency=currency,
+            kind=kind,
+            order_id=order_id,
+        )
+        posting = await self.repository.post_transfer(transfer)
+        if posting is Posting.POSTED:
+            return PostResult.CREATED
+        if posting is Posting.OVERDRAFT:
+            raise Overdraft(
+                f"account {debit.key} cannot cover {amount_minor} {currency}",
+                account_id=str(debit.id),
+                transfer_id=str(transfer_id),
+            )
+        existing = await self.repository.get_transfer(transfer_id)
+        assert existing is not None
+        if _fields(existing) != _fields(transfer):
+            raise TransferIdReused("transfer id exists with different fields", transfer_id=str(transfer_id))
+        return PostResult.EXISTS
+
+    async def balance(self, organization_id: uuid.UUID, currency: str) -> Balance:
+        totals = await self.repository.organization_totals(organization_id, currency)
+        return Balance(
+            currency=currency,
+            available_minor=totals.payable_minor,
+            pending_minor=totals.escrow_minor,
+            paid_out_minor=totals.paid_out_minor,
+            debt_minor=totals.debt_minor,
+        )
+
+    async def organization_balance(self, principal: Principal, organization_id: uuid.UUID, currency: str) -> Balance:
+        """The balance as its members (or a key with balance:read) and administrators see it; the
+        organisation does not exist for anyone else."""
+        await self.accounts.visible_organization(principal, organization_id)
+        principal.require_scope(Scope.BALANCE_READ)
+        return await self.balance(organization_id, currency)
+
+    async def check(self, expected_escrow: ExpectedEscrow | None = None) -> LedgerCheck:
+        """Check the books: debits equal credits in every currency, every account's totals equal the
+        sums of its transfers, no no-overdraft account is negative, all read in one statement.
+
+        `expected_escrow` is where the orders domain plugs in: given what each open order should hold
+        in escrow, every escrow account must hold exactly that (an order absent from it, nothing)."""
+        totals = await self.repository.totals(with_escrows=expected_escrow is not None)
+        negative = [account for account in totals.flagged_accounts if account.negative]
+        mismatched = [account for account in totals.flagged_accounts if account.mismatched]
+        imbalance = sum(abs(c.debits_posted - c.credits_posted) for c in totals.currencies)
+        escrow_mismatches = []
+        if expected_escrow is not None:
+            held = {(a.order_id, a.currency): a.credits_posted - a.debits_posted for a in totals.holding_escrows}
+            for order_id, currency in sorted(held.keys() | expected_escrow.keys(), key=str):
+                assert order_id is not None
+                held_minor = held.get((order_id, currency), 0)
+                expected_minor = expected_escrow.get((order_id, currency), 0)
+                if held_minor != expected_minor:
+                    escrow_mismatches.append(EscrowMismatch(order_id, currency, held_minor, expected_minor))
+        return LedgerCheck(
+            ok=not (imbalance or negative or mismatched or escrow_mismatches),
+            transfers=sum(c.transfers for c in totals.currencies),
+            imbalance_minor=imbalance,
+            currencies=totals.currencies,
+            negative_accounts=negative,
+            mismatched_accounts=mismatched,
+            escrow_checked=expected_escrow is not None,
+            escrow_mismatches=escrow_mismatches,
+        )
+
+
+def _fields(transfer: Transfer) -> tuple[object, ...]:
+    """What makes two postings of one transfer id the same transfer."""
+    return (
+        transfer.debit_account_id,
+        transfer.credit_account_id,
+        transfer.amount_minor,
+        transfer.currency,
+        transfer.kind,
+        transfer.order_id,
+    )
