@@ -119,7 +119,6 @@ class SearchFilters:
     provider: uuid.UUID | None = None
 
 
-SORTS = ("relevance", "price", "-price", "newest")
 FACETS = ("category", "grade")
 
 # Structures that live outside the models (migrations 0004 and 0005): the FTS5 table on SQLite,
