@@ -36,6 +36,12 @@ class Settings:
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
     platform_fee_bps: int = 500
+    # An accepted order not paid within this window is cancelled and its licence released.
+    order_payment_window_seconds: int = 86_400
+    # A delivered order the buyer neither confirms nor disputes within this window completes by itself.
+    order_confirm_window_seconds: int = 604_800
+    # An idempotent request still marked running after this long is taken to have died.
+    idempotency_lock_seconds: int = 60
     jwt_issuer: str = "marketplace"
     jwt_audience: str = "marketplace-api"
     jwt_ttl_seconds: int = 900
@@ -89,6 +95,9 @@ def _parse(name: str, raw: str) -> Any:
         return raw.lower() in {"1", "true", "yes"}
     if name in {
         "platform_fee_bps",
+        "order_payment_window_seconds",
+        "order_confirm_window_seconds",
+        "idempotency_lock_seconds",
         "jwt_ttl_seconds",
         "login_failure_window_seconds",
         "login_max_failures_per_account",

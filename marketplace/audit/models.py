@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 from marketplace.kit.sqltypes import UTCDateTime, json_document
@@ -10,6 +11,8 @@ from marketplace.kit.sqltypes import UTCDateTime, json_document
 
 class AuditEntry(SQLModel, table=True):
     __tablename__ = "audit_entry"
+    # An object's history (an order's, a product's) is read by its type and id.
+    __table_args__ = (Index("ix_audit_entry_object", "object_type", "object_id", "seq"),)
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = Field(sa_type=UTCDateTime, index=True)

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from marketplace.kit import clock
@@ -40,12 +40,16 @@ EDITABLE_VERSION_STATUSES = frozenset({VersionStatus.DRAFT, VersionStatus.REJECT
 
 class Product(SQLModel, table=True):
     __tablename__ = "product"
+    __table_args__ = (CheckConstraint("licences_remaining >= 0", name="licences_not_negative"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     organization_id: uuid.UUID = Field(foreign_key="organization.id", index=True)
     status: ProductStatus = Field(default=ProductStatus.DRAFT, sa_type=enum_column(ProductStatus), index=True)
     latest_version: int = 1
     listed_version: int | None = None
+    # Licences still for sale when the licence terms limit them (exclusive: 1; N copies: N), or None
+    # when unlimited. Orders reserve with a guarded decrement, so it never goes below zero.
+    licences_remaining: int | None = None
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 

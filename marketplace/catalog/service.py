@@ -326,10 +326,20 @@ class CatalogService:
         return await self._view(product, product.latest_version)
 
     async def _list(self, product: Product, version: ProductVersion, *, actor: str, reason: str | None) -> None:
+        """List a version; the caller holds the product's row lock, so the licence count moves safely."""
+        previous = None
         if product.listed_version is not None and product.listed_version != version.version:
             previous = await self.repository.version(product.id, product.listed_version)
             assert previous is not None
             previous.status = VersionStatus.SUPERSEDED
+        limit = licence_limit(version.details)
+        if limit is None:
+            product.licences_remaining = None
+        elif product.licences_remaining is None:
+            product.licences_remaining = limit
+        elif previous is not None and (previous_limit := licence_limit(previous.details)) is not None:
+            # A new version changes how many licences exist, not how many were sold.
+            product.licences_remaining = max(0, product.licences_remaining + limit - previous_limit)
         version.listed_at = clock.now()
         product.listed_version = version.version
         await self._set_version_status(product, version, VersionStatus.LISTED, actor, reason)
@@ -388,6 +398,15 @@ def _product_status(product: Product, version_status: VersionStatus) -> ProductS
         VersionStatus.UNDER_REVIEW: ProductStatus.UNDER_REVIEW,
         VersionStatus.REJECTED: ProductStatus.REJECTED,
     }.get(version_status, ProductStatus.DRAFT)
+
+
+def licence_limit(details: dict[str, Any]) -> int | None:
+    """How many licences a version's terms allow in all: one if exclusive, else max_licences (None: no limit)."""
+    licence = details.get("licence") or {}
+    if licence.get("exclusive"):
+        return 1
+    limit = licence.get("max_licences")
+    return int(limit) if limit is not None else None
 
 
 def _version_values(data: ProductDescription) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Orders: the trade lifecycle behind the compliance gate, and idempotent requests."""

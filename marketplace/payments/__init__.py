@@ -1,0 +1,1 @@
+"""Payments: the gateway protocol and its implementations (local, Stripe), and the webhook inbox."""

@@ -1,0 +1,74 @@
+"""The payment gateway protocol: what the orders and settlement domains ask of a payment provider.
+
+Every call carries our own ids, from which a gateway derives its idempotency keys: asking twice for
+the same order's payment, refund or the same payout's transfer never charges, refunds or pays twice."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class PaymentStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    PROCESSING = "processing"  # the gateway will tell us (webhook) when it is known
+    REQUIRES_ACTION = "requires_action"  # the buyer must act (e.g. 3-D Secure, or confirm with a payment method)
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """A payment as the gateway reports it now."""
+
+    reference: str
+    status: PaymentStatus
+    amount_minor: int
+    currency: str
+    order_id: uuid.UUID | None
+    client_secret: str | None = None  # for the buyer's client to confirm, when the gateway needs it
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    """A verified webhook event: a prompt to re-fetch `object_id`, never the truth itself."""
+
+    id: str
+    type: str
+    object_id: str
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    async def create_payment(
+        self, *, order_id: uuid.UUID, amount_minor: int, currency: str, payment_method: str | None
+    ) -> PaymentState:
+        """Charge the buyer for one order (at most once per order, whatever the number of calls)."""
+        ...
+
+    async def fetch_payment(self, reference: str) -> PaymentState: ...
+
+    async def refund(self, *, order_id: uuid.UUID, reference: str, amount_minor: int, currency: str) -> str:
+        """Refund an order's payment in full (at most once per order); returns the refund's reference."""
+        ...
+
+    async def transfer(
+        self, *, payout_id: uuid.UUID, destination: str, amount_minor: int, currency: str, transfer_group: str | None
+    ) -> str:
+        """Pay a provider out (at most once per payout); returns the transfer's reference."""
+        ...
+
+    def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
+        """Check the signature on the raw body; raises InvalidWebhook."""
+        ...
+
+
+class GatewayError(Exception):
+    """The gateway refused or failed a call; nothing on our side has changed."""
+
+
+class InvalidWebhook(Exception):
+    """A webhook whose signature, timestamp or body does not verify."""
