@@ -37,6 +37,7 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.controllers import AdminLedgerController, BalanceController
+from marketplace.orders.controllers import AdminOrderController, OrderController, TradePreviewController
 
 CONTROLLERS = [
     HealthController,
@@ -52,6 +53,9 @@ CONTROLLERS = [
     CatalogFeedController,
     BalanceController,
     AdminLedgerController,
+    TradePreviewController,
+    OrderController,
+    AdminOrderController,
 ]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar.di import NamedDependency
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -55,3 +56,8 @@ async def unit_of_work(sessions: SessionMaker) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+
+
+def upsert_insert(session: AsyncSession) -> Any:
+    """`insert` of the session's database dialect, the one with ON CONFLICT (PostgreSQL and SQLite)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

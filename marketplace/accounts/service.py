@@ -281,6 +281,14 @@ class AccountService:
         membership = await self.repository.membership(principal.user_id, organization_id)
         return membership.role if membership else None
 
+    async def member_organization_ids(self, principal: Principal) -> list[uuid.UUID]:
+        """The organisations the caller acts for: a person's memberships, or an API key's organisation."""
+        if principal.is_api_key:
+            assert principal.key_organization_id is not None
+            return [principal.key_organization_id]
+        assert principal.user_id is not None
+        return [m.organization_id for m in await self.repository.memberships_of_user(principal.user_id)]
+
     async def my_organizations(
         self, principal: Principal, *, limit: int, offset: int
     ) -> tuple[Sequence[Organization], int]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     table,
     type_coerce,
     union_all,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +51,23 @@ class CatalogRepository:
         """Read for a change; the row lock serialises concurrent edits and decisions (PostgreSQL)."""
         query = select(Product).where(col(Product.id) == product_id).with_for_update()
         return (await self.session.scalars(query)).first()
+
+    async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
+        """Guarded decrement: takes `quantity` licences if that many are left; never below zero."""
+        statement = (
+            update(Product)
+            .where(col(Product.id) == product_id, col(Product.licences_remaining) >= quantity)
+            .values(licences_remaining=col(Product.licences_remaining) - quantity)
+        )
+        return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+    async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
+        statement = (
+            update(Product)
+            .where(col(Product.id) == product_id, col(Product.licences_remaining).is_not(None))
+            .values(licences_remaining=col(Product.licences_remaining) + quantity)
+        )
+        await self.session.execute(statement)
 
     async def version(self, product_id: uuid.UUID, version: int) -> ProductVersion | None:
         query = select(ProductVersion).where(

@@ -361,10 +361,27 @@ class CatalogService:
             payload={"version": version.version, "from": previous.value, "to": status.value, "reason": reason},
         )
 
+    async def for_sale(self, product_id: uuid.UUID) -> ProductView:
+        """The listed version of a product, as buyers trade it; a product not on sale does not exist."""
+        product = await self.repository.get_product(product_id)
+        if product is None or product.status != ProductStatus.LISTED or product.listed_version is None:
+            raise NotFound("product not found")
+        return await self._view(product, product.listed_version)
+
+    async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
+        """Take licences of a product whose licences are limited; False when fewer are left."""
+        return await self.repository.reserve_licences(product_id, quantity)
+
+    async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
+        await self.repository.release_licences(product_id, quantity)
+
     async def listing_snapshot(self, product: Product, version: ProductVersion) -> Snapshot:
+        return await self.snapshot_of(await self._view(product, version.version))
+
+    async def snapshot_of(self, view: ProductView) -> Snapshot:
+        """The provider and the product as the rulebook sees them."""
+        product, version, plans, sample = view.product, view.version, view.plans, view.sample
         provider = await self.accounts.organization(product.organization_id)
-        plans = await self.repository.plans_of(version.id)
-        sample = await self.repository.get_sample(version.sample_id) if version.sample_id else None
         assessors = {
             uuid.UUID(str(report["assessor_organization_id"])): False for report in _assessments(version.details)
         }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,8 +18,11 @@ class VerdictRepository:
         self.session = session
 
     async def add(self, verdict: StoredVerdict) -> None:
-        self.session.add(verdict)
-        await self.session.flush()
+        """One INSERT now, not an ORM flush later: rows of other tables (orders) refer to it at once."""
+        await self.session.execute(insert(StoredVerdict).values(**verdict.model_dump()))
+
+    async def get(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
+        return await self.session.get(StoredVerdict, verdict_id)
 
     async def latest(self, subject_type: str, subject_id: str, stage: Stage) -> StoredVerdict | None:
         query = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,6 +73,9 @@ class ComplianceService:
             },
         )
         return stored, verdict
+
+    async def verdict(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
+        return await self.repository.get(verdict_id)
 
     async def latest(self, subject_type: str, subject_id: object, stage: Stage) -> StoredVerdict | None:
         return await self.repository.latest(subject_type, str(subject_id), stage)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Uuid, and_, case, cast, func, literal, not_, null, or_, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from marketplace.db import upsert_insert
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
 
 
@@ -82,10 +82,6 @@ class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _insert(self) -> Any:
-        """INSERT with ON CONFLICT, in the dialect of the session's database."""
-        return postgresql.insert if self.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
     # accounts
 
     async def account_by_key(self, key: str) -> LedgerAccount | None:
@@ -99,7 +95,7 @@ class LedgerRepository:
         account = await self.account_by_key(candidate.key)
         if account is not None:
             return account
-        insert = self._insert()(LedgerAccount).values(candidate.model_dump())
+        insert = upsert_insert(self.session)(LedgerAccount).values(candidate.model_dump())
         await self.session.execute(insert.on_conflict_do_nothing(index_elements=["key"]))
         account = await self.account_by_key(candidate.key)
         assert account is not None
@@ -123,7 +119,7 @@ class LedgerRepository:
         try:
             async with self.session.begin_nested():
                 insert = (
-                    self._insert()(Transfer)
+                    upsert_insert(self.session)(Transfer)
                     .values(transfer.model_dump())
                     .on_conflict_do_nothing(index_elements=["id"])
                     .returning(col(Transfer.id))

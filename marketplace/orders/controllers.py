@@ -1,0 +1,254 @@
+"""HTTP endpoints of the trade path: preview, orders and their transitions, administrators' decisions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.compliance.guards import CurrentRulebook
+from marketplace.compliance.schemas import VerdictRead
+from marketplace.db import DbSession
+from marketplace.errors import PROBLEM_TYPE_PREFIX, problem_responses
+from marketplace.kit.pagination import PAGED, Paging
+from marketplace.orders.idempotency import IDEMPOTENCY_HEADER, request_fingerprint, run_idempotently
+from marketplace.orders.models import Order, OrderStatus
+from marketplace.orders.schemas import (
+    CancelRequest,
+    DisputeRequest,
+    DisputeResolution,
+    OrderDecision,
+    OrderDetail,
+    OrderEventRead,
+    OrderPage,
+    OrderPaid,
+    OrderPlaced,
+    OrderRead,
+    PaymentRead,
+    PaymentRequest,
+    PreviewRead,
+    TradeRequest,
+)
+from marketplace.orders.service import OrderService
+from marketplace.payments.local import LocalGateway
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="replaying the same key with the same request returns the first response",
+    ),
+]
+
+
+def provide_orders(request: Request[Any, Any, State], db_session: DbSession, rulebook: CurrentRulebook) -> OrderService:
+    state = request.app.state
+    return OrderService(db_session, state.settings, rulebook, LocalGateway())
+
+
+Orders = NamedDependency[OrderService]
+ORDERS = {"orders": Provide(provide_orders, sync_to_thread=False)}
+
+
+def order_read(order: Order) -> OrderRead:
+    return OrderRead.model_validate(order)
+
+
+async def _idempotent(
+    request: Request[Any, Any, State],
+    principal: Caller,
+    db_session: DbSession,
+    key: str | None,
+    body: Any,
+    action: Any,
+) -> Response[Any]:
+    return await run_idempotently(
+        db_session,
+        actor=principal.actor,
+        key=key,
+        fingerprint=request_fingerprint(request.method, request.url.path, body),
+        lock_seconds=request.app.state.settings.idempotency_lock_seconds,
+        action=action,
+    )
+
+
+class TradePreviewController(Controller):
+    path = "/api/v1/compliance"
+    tags = ["compliance"]
+    dependencies = {**AUTHENTICATED, **ORDERS}
+    security = SECURITY
+
+    @post("/preview", status_code=200, responses=problem_responses(401, 403, 404, 422))
+    async def preview(self, data: JSONBody[TradeRequest], principal: Caller, orders: Orders) -> PreviewRead:
+        """The verdict the trade stage would give this order now, exactly as placing it would; writes nothing."""
+        trade, verdict = await orders.preview(principal, data)
+        return PreviewRead(
+            decision=verdict.decision,
+            findings=[f.as_json() for f in verdict.findings],
+            rulebook_fingerprint=verdict.rulebook_fingerprint,
+            amount_minor=trade.amount_minor,
+            currency=trade.currency,
+        )
+
+
+class OrderController(Controller):
+    path = "/api/v1/orders"
+    tags = ["orders"]
+    dependencies = {**AUTHENTICATED, **PAGED, **ORDERS}
+    security = SECURITY
+
+    @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422))
+    async def place(
+        self,
+        request: Request[Any, Any, State],
+        data: JSONBody[TradeRequest],
+        principal: Caller,
+        db_session: DbSession,
+        orders: Orders,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderPlaced]:
+        """Place an order: the trade stage judges it first. Accepted: the licence is reserved and the amount
+        fixed (201). Held for review: `pending_review` (201). Rejected: 422 with the findings; the rejected
+        attempt is kept for the auditors, and nothing is reserved."""
+
+        async def action() -> tuple[int, Any]:
+            placed = await orders.place(principal, data)
+            verdict = VerdictRead.of(placed.verdict, placed.stored_verdict)
+            if placed.order.status == OrderStatus.REJECTED:
+                return 422, {
+                    "type": PROBLEM_TYPE_PREFIX + "trade-rejected",
+                    "title": "Trade rejected by the rulebook",
+                    "status": 422,
+                    "detail": "the trade stage rejected this order: "
+                    + "; ".join(f.check for f in placed.verdict.failures()),
+                    "instance": request.url.path,
+                    "order_id": str(placed.order.id),
+                    "findings": [f.as_json() for f in placed.verdict.findings],
+                    "rulebook_fingerprint": placed.verdict.rulebook_fingerprint,
+                }
+            body = OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict)
+            return 201, body.model_dump(mode="json")
+
+        body = data.model_dump(mode="json")
+        return await _idempotent(request, principal, db_session, idempotency_key, body, action)
+
+    @get("/", responses=problem_responses(401, 403))
+    async def list_orders(
+        self,
+        principal: Caller,
+        orders: Orders,
+        page: Paging,
+        status: Annotated[OrderStatus | None, QueryParameter()] = None,
+    ) -> OrderPage:
+        """Orders your organisations buy or provide, newest first."""
+        items, total = await orders.list(principal, status=status, limit=page.limit, offset=page.offset)
+        return OrderPage(items=[order_read(o) for o in items], total=total, limit=page.limit, offset=page.offset)
+
+    @get("/{order_id:uuid}", responses=problem_responses(401, 403, 404))
+    async def show(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderDetail:
+        """An order with its trade verdict and its status history."""
+        view = await orders.view(principal, order_id)
+        return OrderDetail(
+            **order_read(view.order).model_dump(),
+            verdict=VerdictRead.of_stored(view.verdict),
+            history=[OrderEventRead.model_validate(e) for e in view.history],
+        )
+
+    @post("/{order_id:uuid}/pay", status_code=200, responses=problem_responses(401, 403, 404, 409, 422))
+    async def pay(
+        self,
+        request: Request[Any, Any, State],
+        order_id: FromPath[uuid.UUID],
+        principal: Caller,
+        db_session: DbSession,
+        orders: Orders,
+        data: JSONBody[PaymentRequest | None] = None,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderPaid]:
+        """Pay an accepted order (the buyer). With the local gateway the money is in escrow at once; with
+        Stripe the order is paid when the PaymentIntent succeeds (its webhook)."""
+        payment_method = data.payment_method if data else None
+
+        async def action() -> tuple[int, Any]:
+            order, state = await orders.pay(principal, order_id, payment_method)
+            payment = PaymentRead(
+                gateway=order.payment_gateway or "",
+                reference=state.reference,
+                status=state.status,
+                client_secret=state.client_secret,
+            )
+            return 200, OrderPaid(id=order.id, status=order.status, payment=payment).model_dump(mode="json")
+
+        body = data.model_dump(mode="json") if data else None
+        return await _idempotent(request, principal, db_session, idempotency_key, body, action)
+
+    @post("/{order_id:uuid}/deliver", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def deliver(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderRead:
+        """The provider records that a paid order was delivered; the buyer's confirmation window opens."""
+        return order_read(await orders.deliver(principal, order_id))
+
+    @post("/{order_id:uuid}/confirm", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def confirm(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderRead:
+        """The buyer accepts the delivery; the order completes and is settled in the next run."""
+        return order_read(await orders.confirm(principal, order_id))
+
+    @post("/{order_id:uuid}/dispute", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def dispute(
+        self, order_id: FromPath[uuid.UUID], data: JSONBody[DisputeRequest], principal: Caller, orders: Orders
+    ) -> OrderRead:
+        """The buyer disputes a paid or delivered order; its settlement is frozen until an administrator
+        resolves it."""
+        return order_read(await orders.dispute(principal, order_id, data.reason))
+
+    @post("/{order_id:uuid}/cancel", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def cancel(
+        self,
+        order_id: FromPath[uuid.UUID],
+        principal: Caller,
+        orders: Orders,
+        data: JSONBody[CancelRequest | None] = None,
+    ) -> OrderRead:
+        """The buyer cancels an order not yet paid; its licences are released."""
+        return order_read(await orders.cancel(principal, order_id, data.reason if data else None))
+
+
+class AdminOrderController(Controller):
+    path = "/api/v1/admin/orders"
+    tags = ["administration"]
+    dependencies = {**ADMIN_ONLY, **ORDERS}
+    security = SECURITY
+
+    @post("/{order_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def decide(
+        self, order_id: FromPath[uuid.UUID], data: JSONBody[OrderDecision], admin: Caller, orders: Orders
+    ) -> OrderRead:
+        """Approve (the licence is reserved) or reject a trade the gate held for review."""
+        return order_read(await orders.decide(admin, order_id, data.decision, data.reason))
+
+    @post("/{order_id:uuid}/resolve-dispute", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def resolve_dispute(
+        self,
+        request: Request[Any, Any, State],
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[DisputeResolution],
+        admin: Caller,
+        db_session: DbSession,
+        orders: Orders,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRead]:
+        """Refund the buyer (escrow back through the gateway, licence released) or release the order to
+        settlement."""
+
+        async def action() -> tuple[int, Any]:
+            order = await orders.resolve_dispute(admin, order_id, data.outcome, data.reason)
+            return 200, order_read(order).model_dump(mode="json")
+
+        return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)

@@ -1,0 +1,126 @@
+"""Request and response shapes of the orders API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from marketplace.compliance.contract import Decision
+from marketplace.compliance.schemas import VerdictRead
+from marketplace.kit.schemas import TOKEN_PATTERN, WHOLE_NUMBER, Reason, RequestBody, ResponseBody
+from marketplace.orders.models import OrderStatus
+from marketplace.payments.gateway import PaymentStatus
+
+Scenario = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TOKEN_PATTERN)]
+DeliveryMode = Literal["file", "api", "privacy_computing"]
+Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000), WHOLE_NUMBER]
+
+
+class TradeRequest(RequestBody):
+    """What a buyer asks for: the same fields preview a trade and place its order."""
+
+    product_id: uuid.UUID
+    plan_id: uuid.UUID
+    buyer_organization_id: uuid.UUID
+    scenario: Scenario = Field(description="the declared purpose; one of the product's permitted scenarios")
+    delivery_mode: DeliveryMode
+    quantity: Quantity = 1
+    accept_licence_terms: StrictBool = Field(False, description="the buyer accepts the product's licence terms")
+    intermediary_organization_id: uuid.UUID | None = Field(None, description="a data intermediary in the trade")
+
+
+class PreviewRead(ResponseBody):
+    decision: Decision
+    findings: list[dict[str, object]]
+    rulebook_fingerprint: str
+    amount_minor: int
+    currency: str
+
+
+class PaymentRequest(RequestBody):
+    payment_method: (
+        Annotated[str, StringConstraints(min_length=1, max_length=120, pattern=r"^[A-Za-z0-9_]+$")] | None
+    ) = Field(None, description="the gateway's payment method id (Stripe: pm_...); the local gateway needs none")
+
+
+class DisputeRequest(RequestBody):
+    reason: Reason
+
+
+class CancelRequest(RequestBody):
+    reason: Reason | None = None
+
+
+class OrderDecision(RequestBody):
+    decision: Literal["approve", "reject"]
+    reason: Reason
+
+
+class DisputeResolution(RequestBody):
+    outcome: Literal["refund", "release"]
+    reason: Reason
+
+
+class OrderEventRead(ResponseBody):
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class PaymentRead(ResponseBody):
+    gateway: str
+    reference: str | None
+    status: PaymentStatus
+    client_secret: str | None = None
+
+
+class OrderRead(ResponseBody):
+    id: uuid.UUID
+    status: OrderStatus
+    product_id: uuid.UUID
+    product_version_id: uuid.UUID
+    plan_id: uuid.UUID
+    buyer_organization_id: uuid.UUID
+    provider_organization_id: uuid.UUID
+    intermediary_organization_id: uuid.UUID | None
+    scenario: str
+    delivery_mode: str
+    quantity: int
+    amount_minor: int
+    currency: str
+    fee_bps: int
+    decision: Decision
+    flagged_rules: list[str]
+    licences_reserved: int
+    payment_gateway: str | None
+    payment_reference: str | None
+    dispute_reason: str | None
+    created_at: datetime
+    status_changed_at: datetime
+
+
+class OrderDetail(OrderRead):
+    verdict: VerdictRead
+    history: list[OrderEventRead]
+
+
+class OrderPlaced(OrderRead):
+    verdict: VerdictRead
+
+
+class OrderPaid(ResponseBody):
+    id: uuid.UUID
+    status: OrderStatus
+    payment: PaymentRead
+
+
+class OrderPage(ResponseBody):
+    items: list[OrderRead]
+    total: int
+    limit: int
+    offset: int

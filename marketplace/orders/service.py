@@ -1,0 +1,578 @@
+"""The trade path: the compliance gate, the order state machine, and the money each step moves.
+
+    placed ──trade stage──> rejected | pending_review | accepted
+    accepted ──pay──> paid ──deliver──> delivered ──confirm / auto-confirm──> completed
+    paid | delivered ──dispute──> disputed ──resolve──> refunded | completed
+    pending_review | accepted ──cancel / payment fails / times out──> cancelled
+
+Settlement (completed -> settled -> paid_out) is the ledger domain's batch. Every transition is a
+guarded update from the status the order was read in, an event in its history and an audit entry,
+in the caller's transaction: a replayed or concurrent request finds the order moved and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.accounts.models import Scope
+from marketplace.accounts.principal import Principal
+from marketplace.accounts.service import AccountService, organization_facts
+from marketplace.audit.service import SYSTEM_ACTOR, AuditService
+from marketplace.catalog.models import PlanKind
+from marketplace.catalog.service import CatalogService
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.engine import Verdict
+from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.rulebook import Rulebook
+from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.snapshots import PlanFacts, Snapshot, TradeFacts
+from marketplace.config import Settings
+from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.kit import clock
+from marketplace.kit.money import transfer_id
+from marketplace.ledger.models import AccountCode, TransferKind
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.models import Order, OrderEvent, OrderStatus
+from marketplace.orders.repository import OrderRepository
+from marketplace.orders.schemas import TradeRequest
+from marketplace.payments.gateway import PaymentGateway, PaymentState, PaymentStatus
+
+# How many orders one sweep moves at most; the next run takes the rest.
+SWEEP_BATCH = 500
+
+
+class SoldOut(Conflict):
+    code = "order-sold-out"
+    title = "No licences left"
+
+
+class InvalidTransition(Conflict):
+    code = "order-invalid-transition"
+    title = "Order cannot make this transition"
+
+
+@dataclass(frozen=True)
+class Trade:
+    """A trade request resolved against the catalog: what the gate judges and the order records."""
+
+    request: TradeRequest
+    snapshot: Snapshot
+    product_id: uuid.UUID
+    product_version_id: uuid.UUID
+    provider_organization_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    limited_licences: bool
+
+
+@dataclass(frozen=True)
+class Placement:
+    order: Order
+    verdict: Verdict
+    stored_verdict: StoredVerdict
+
+
+@dataclass(frozen=True)
+class OrderView:
+    order: Order
+    verdict: StoredVerdict
+    history: Sequence[OrderEvent]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    cancelled: int
+    auto_confirmed: int
+
+
+def amount_of(kind: PlanKind, price_minor: int, quantity: int) -> int:
+    """What the buyer pays now: the plan's price times the quantity (a subscription's price is per
+    period, a metered plan's the base fee; calls are billed on delivery); free plans cost nothing."""
+    return 0 if kind == PlanKind.FREE else price_minor * quantity
+
+
+class OrderService:
+    def __init__(self, session: AsyncSession, settings: Settings, rulebook: Rulebook, gateway: PaymentGateway) -> None:
+        self.session = session
+        self.settings = settings
+        self.rulebook = rulebook
+        self.gateway = gateway
+        self.repository = OrderRepository(session)
+        self.accounts = AccountService(session)
+        self.catalog = CatalogService(session)
+        self.compliance = ComplianceService(session, rulebook)
+        self.ledger = LedgerService(session)
+        self.audit = AuditService(session)
+
+    # the gate
+
+    async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
+        """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
+        principal.require_scope(Scope.ORDERS_WRITE)
+        buyer = await self.accounts.visible_organization(principal, request.buyer_organization_id)
+        if not principal.is_admin and await self.accounts.member_role(principal, buyer.id) is None:
+            raise NotFound("organisation not found")
+        view = await self.catalog.for_sale(request.product_id)
+        plan = next((p for p in view.plans if p.id == request.plan_id), None)
+        if plan is None:
+            raise Unprocessable("plan_id is not a plan of the product's listed version", field="plan_id")
+        intermediary = None
+        if request.intermediary_organization_id is not None:
+            intermediary = await self.accounts.organization(request.intermediary_organization_id)
+        listing = await self.catalog.snapshot_of(view)
+        amount = amount_of(plan.kind, plan.price_minor, request.quantity)
+        product = listing.product
+        assert product is not None
+        snapshot = Snapshot(
+            provider=listing.provider,
+            buyer=organization_facts(buyer),
+            intermediary=organization_facts(intermediary) if intermediary else None,
+            product=product,
+            plan=PlanFacts(
+                id=str(plan.id),
+                kind=plan.kind.value,
+                price_minor=plan.price_minor,
+                currency=plan.currency,
+                pricing_basis=plan.pricing_basis,
+                period_days=plan.period_days,
+                unit_price_minor=plan.unit_price_minor,
+            ),
+            trade=TradeFacts(
+                scenario=request.scenario,
+                delivery_mode=request.delivery_mode,
+                quantity=request.quantity,
+                amount_minor=amount,
+                currency=plan.currency,
+                licence_terms_accepted=request.accept_licence_terms,
+                dispute_route=product.dispute_route,
+                licences_available=view.product.licences_remaining,
+            ),
+        )
+        return Trade(
+            request=request,
+            snapshot=snapshot,
+            product_id=view.product.id,
+            product_version_id=view.version.id,
+            provider_organization_id=view.product.organization_id,
+            amount_minor=amount,
+            currency=plan.currency,
+            limited_licences=view.product.licences_remaining is not None,
+        )
+
+    async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:
+        """The verdict placing this order would get now; writes nothing."""
+        trade = await self.trade(principal, request)
+        return trade, self.compliance.preview(Stage.TRADE, trade.snapshot)
+
+    async def place(self, principal: Principal, request: TradeRequest) -> Placement:
+        """Run the trade stage, then record the order: rejected (nothing reserved), pending review, or
+        accepted with its licences reserved and its amount fixed. Raises SoldOut (nothing recorded) when
+        the last licences went to another order first."""
+        trade = await self.trade(principal, request)
+        order_id = uuid.uuid4()
+        stored, verdict = await self.compliance.judge(
+            stage=Stage.TRADE,
+            subject_type="order",
+            subject_id=order_id,
+            snapshot=trade.snapshot,
+            actor=principal.actor,
+        )
+        status = {
+            Decision.ACCEPTED: OrderStatus.ACCEPTED,
+            Decision.REVIEW: OrderStatus.PENDING_REVIEW,
+            Decision.REJECTED: OrderStatus.REJECTED,
+        }[verdict.decision]
+        reserved = 0
+        if status == OrderStatus.ACCEPTED and trade.limited_licences:
+            if not await self.catalog.reserve_licences(trade.product_id, request.quantity):
+                raise SoldOut("no licences of this product are left", product_id=str(trade.product_id))
+            reserved = request.quantity
+        now = clock.now()
+        values: dict[str, Any] = {
+            "id": order_id,
+            "buyer_organization_id": request.buyer_organization_id,
+            "provider_organization_id": trade.provider_organization_id,
+            "intermediary_organization_id": request.intermediary_organization_id,
+            "product_id": trade.product_id,
+            "product_version_id": trade.product_version_id,
+            "plan_id": request.plan_id,
+            "placed_by": principal.actor,
+            "scenario": request.scenario,
+            "delivery_mode": request.delivery_mode,
+            "quantity": request.quantity,
+            "amount_minor": trade.amount_minor,
+            "currency": trade.currency,
+            "fee_bps": self.settings.platform_fee_bps,
+            "status": status,
+            "verdict_id": stored.id,
+            "decision": verdict.decision,
+            "flagged_rules": sorted({f.rule_id for f in verdict.failures()}),
+            "licences_reserved": reserved,
+            "status_changed_at": now,
+            "created_at": now,
+        }
+        await self.repository.insert(values)
+        await self.repository.add_event(order_id, None, status, principal.actor, None)
+        await self.audit.record(
+            actor=principal.actor,
+            action="order.placed",
+            object_type="order",
+            object_id=order_id,
+            payload={
+                "status": status.value,
+                "verdict_id": str(stored.id),
+                "product_id": str(trade.product_id),
+                "buyer_organization_id": str(request.buyer_organization_id),
+                "amount_minor": trade.amount_minor,
+                "currency": trade.currency,
+                "licences_reserved": reserved,
+            },
+        )
+        return Placement(Order(**values), verdict, stored)
+
+    # reading
+
+    async def _visible(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        """The order if the caller buys, provides or administers; otherwise it does not exist for them."""
+        principal.require_scope(Scope.ORDERS_READ)
+        order = await self.repository.get(order_id)
+        if order is None:
+            raise NotFound("order not found")
+        if principal.is_admin and not principal.is_api_key:
+            return order
+        mine = await self.accounts.member_organization_ids(principal)
+        if order.buyer_organization_id not in mine and order.provider_organization_id not in mine:
+            raise NotFound("order not found")
+        return order
+
+    async def _as_buyer(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        order = await self._visible(principal, order_id)
+        principal.require_scope(Scope.ORDERS_WRITE)
+        if order.buyer_organization_id not in await self.accounts.member_organization_ids(principal):
+            raise Forbidden("only the buyer may do this")
+        return order
+
+    async def _as_provider(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        order = await self._visible(principal, order_id)
+        principal.require_scope(Scope.ORDERS_WRITE)
+        if order.provider_organization_id not in await self.accounts.member_organization_ids(principal):
+            raise Forbidden("only the provider may do this")
+        return order
+
+    async def view(self, principal: Principal, order_id: uuid.UUID) -> OrderView:
+        order = await self._visible(principal, order_id)
+        verdict = await self.compliance.verdict(order.verdict_id)
+        assert verdict is not None
+        return OrderView(order, verdict, await self.repository.events(order.id))
+
+    async def list(
+        self, principal: Principal, *, status: OrderStatus | None, limit: int, offset: int
+    ) -> tuple[Sequence[Order], int]:
+        """Orders the caller's organisations buy or provide (administrators: all of them)."""
+        principal.require_scope(Scope.ORDERS_READ)
+        organizations = None
+        if not (principal.is_admin and not principal.is_api_key):
+            organizations = await self.accounts.member_organization_ids(principal)
+        return await self.repository.visible_to(organizations, status=status, limit=limit, offset=offset)
+
+    # transitions
+
+    async def _move(
+        self,
+        order: Order,
+        allowed: frozenset[OrderStatus],
+        to: OrderStatus,
+        actor: str,
+        *,
+        reason: str | None = None,
+        action: str,
+        **values: Any,
+    ) -> OrderStatus:
+        """Move `order` to `to` from the status it was read in; raises InvalidTransition when that status
+        does not allow it or another request moved the order first. Returns the status it left."""
+        was = order.status
+        if was not in allowed or not await self.repository.move(order.id, was, to, **values):
+            current = await self.repository.get(order.id)
+            assert current is not None
+            raise InvalidTransition(
+                f"the order is {current.status.value}; it cannot {action}", current_status=current.status.value
+            )
+        await self.repository.add_event(order.id, was, to, actor, reason)
+        await self.audit.record(
+            actor=actor,
+            action=f"order.{to.value}",
+            object_type="order",
+            object_id=order.id,
+            payload={"from": was.value, "to": to.value, "reason": reason, **{k: str(v) for k, v in values.items()}},
+        )
+        order.status = to
+        for name, value in values.items():
+            setattr(order, name, value)
+        return was
+
+    async def _release(self, order: Order) -> None:
+        if order.licences_reserved:
+            await self.catalog.release_licences(order.product_id, order.licences_reserved)
+
+    async def decide(self, admin: Principal, order_id: uuid.UUID, decision: str, reason: str) -> Order:
+        """An administrator's decision on a trade the gate held for review."""
+        order = await self._visible(admin, order_id)
+        if decision == "reject":
+            await self._move(
+                order,
+                frozenset({OrderStatus.PENDING_REVIEW}),
+                OrderStatus.REJECTED,
+                admin.actor,
+                reason=reason,
+                action="be rejected",
+            )
+            return order
+        reserved = 0
+        try:
+            view = await self.catalog.for_sale(order.product_id)
+        except NotFound:
+            raise Conflict("the product is no longer on sale", product_id=str(order.product_id)) from None
+        if view.product.licences_remaining is not None:
+            if not await self.catalog.reserve_licences(order.product_id, order.quantity):
+                raise SoldOut("no licences of this product are left", product_id=str(order.product_id))
+            reserved = order.quantity
+        await self._move(
+            order,
+            frozenset({OrderStatus.PENDING_REVIEW}),
+            OrderStatus.ACCEPTED,
+            admin.actor,
+            reason=reason,
+            action="be approved",
+            licences_reserved=reserved,
+        )
+        return order
+
+    async def pay(
+        self, principal: Principal, order_id: uuid.UUID, payment_method: str | None
+    ) -> tuple[Order, PaymentState]:
+        """Charge the buyer through the gateway. The local gateway (and a free order) pays at once; a gateway
+        that confirms later leaves the order accepted until its webhook reports the outcome."""
+        order = await self._as_buyer(principal, order_id)
+        if order.status != OrderStatus.ACCEPTED:
+            raise InvalidTransition(
+                f"the order is {order.status.value}; it cannot be paid", current_status=order.status.value
+            )
+        if order.amount_minor == 0:
+            state = PaymentState(
+                reference=f"free_{order.id.hex}",
+                status=PaymentStatus.SUCCEEDED,
+                amount_minor=0,
+                currency=order.currency,
+                order_id=order.id,
+            )
+            gateway_name = "free"
+        else:
+            state = await self.gateway.create_payment(
+                order_id=order.id,
+                amount_minor=order.amount_minor,
+                currency=order.currency,
+                payment_method=payment_method,
+            )
+            gateway_name = self.gateway.name
+        if order.payment_reference != state.reference:
+            await self.repository.set_values(
+                order.id, OrderStatus.ACCEPTED, payment_gateway=gateway_name, payment_reference=state.reference
+            )
+            order.payment_gateway, order.payment_reference = gateway_name, state.reference
+        await self._apply(order, state, principal.actor)
+        return order, state
+
+    async def apply_payment_state(self, state: PaymentState, actor: str) -> Order | None:
+        """What the gateway reports about a payment (after a webhook, re-fetched): mark the order paid
+        when it succeeded, cancel it when it failed; idempotent. Returns the order, if it is ours."""
+        order = await self.repository.by_payment_reference(state.reference)
+        if order is None and state.order_id is not None:
+            order = await self.repository.get(state.order_id)
+        if order is None:
+            return None
+        await self._apply(order, state, actor)
+        return order
+
+    async def _apply(self, order: Order, state: PaymentState, actor: str) -> None:
+        if state.status == PaymentStatus.SUCCEEDED:
+            if (state.amount_minor, state.currency.upper()) != (order.amount_minor, order.currency):
+                raise Conflict("the payment's amount differs from the order's", order_id=str(order.id))
+            if order.status == OrderStatus.ACCEPTED:
+                await self._move(order, frozenset({OrderStatus.ACCEPTED}), OrderStatus.PAID, actor, action="be paid")
+                await self._post_payment(order)
+            elif order.status == OrderStatus.CANCELLED and order.amount_minor > 0:
+                await self._refund_late_payment(order, state, actor)
+        elif state.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) and order.status == OrderStatus.ACCEPTED:
+            await self._move(
+                order,
+                frozenset({OrderStatus.ACCEPTED}),
+                OrderStatus.CANCELLED,
+                actor,
+                reason=f"payment {state.status.value}",
+                action="be cancelled",
+            )
+            await self._release(order)
+
+    async def _post_payment(self, order: Order) -> None:
+        if order.amount_minor == 0:
+            return
+        clearing = await self.ledger.account(AccountCode.PLATFORM_CLEARING, order.currency)
+        escrow = await self.ledger.account(
+            AccountCode.ESCROW, order.currency, organization_id=order.provider_organization_id, order_id=order.id
+        )
+        await self.ledger.post(
+            transfer_id(order.id, "payment"),
+            clearing,
+            escrow,
+            order.amount_minor,
+            order.currency,
+            TransferKind.PAYMENT,
+            order_id=order.id,
+        )
+
+    async def _refund_late_payment(self, order: Order, state: PaymentState, actor: str) -> None:
+        """Money for an order already cancelled (it timed out while the buyer paid): it goes back, and
+        the books show it arriving and leaving."""
+        await self._post_payment(order)
+        escrow = await self.ledger.account(
+            AccountCode.ESCROW, order.currency, organization_id=order.provider_organization_id, order_id=order.id
+        )
+        refunds = await self.ledger.account(AccountCode.REFUNDS, order.currency)
+        await self.ledger.post(
+            transfer_id(order.id, "refund"),
+            escrow,
+            refunds,
+            order.amount_minor,
+            order.currency,
+            TransferKind.REFUND,
+            order_id=order.id,
+        )
+        reference = await self.gateway.refund(
+            order_id=order.id, reference=state.reference, amount_minor=order.amount_minor, currency=order.currency
+        )
+        await self.audit.record(
+            actor=actor,
+            action="order.late_payment_refunded",
+            object_type="order",
+            object_id=order.id,
+            payload={"payment_reference": state.reference, "refund_reference": reference},
+        )
+
+    async def deliver(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        order = await self._as_provider(principal, order_id)
+        await self._move(
+            order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, principal.actor, action="be delivered"
+        )
+        return order
+
+    async def confirm(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        order = await self._as_buyer(principal, order_id)
+        await self._move(
+            order, frozenset({OrderStatus.DELIVERED}), OrderStatus.COMPLETED, principal.actor, action="be confirmed"
+        )
+        return order
+
+    async def dispute(self, principal: Principal, order_id: uuid.UUID, reason: str) -> Order:
+        order = await self._as_buyer(principal, order_id)
+        await self._move(
+            order,
+            frozenset({OrderStatus.PAID, OrderStatus.DELIVERED}),
+            OrderStatus.DISPUTED,
+            principal.actor,
+            reason=reason,
+            action="be disputed",
+            dispute_reason=reason,
+        )
+        return order
+
+    async def cancel(self, principal: Principal, order_id: uuid.UUID, reason: str | None) -> Order:
+        order = await self._as_buyer(principal, order_id)
+        await self._move(
+            order,
+            frozenset({OrderStatus.PENDING_REVIEW, OrderStatus.ACCEPTED}),
+            OrderStatus.CANCELLED,
+            principal.actor,
+            reason=reason,
+            action="be cancelled",
+        )
+        await self._release(order)
+        return order
+
+    async def resolve_dispute(self, admin: Principal, order_id: uuid.UUID, outcome: str, reason: str) -> Order:
+        """Refund the buyer (escrow -> refunds, through the gateway; the licence is released) or release
+        the order to settlement as completed."""
+        order = await self._visible(admin, order_id)
+        disputed = frozenset({OrderStatus.DISPUTED})
+        if outcome == "release":
+            await self._move(order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action="be released")
+            return order
+        await self._move(order, disputed, OrderStatus.REFUNDED, admin.actor, reason=reason, action="be refunded")
+        await self._release(order)
+        if order.amount_minor > 0:
+            escrow = await self.ledger.account(
+                AccountCode.ESCROW, order.currency, organization_id=order.provider_organization_id, order_id=order.id
+            )
+            refunds = await self.ledger.account(AccountCode.REFUNDS, order.currency)
+            await self.ledger.post(
+                transfer_id(order.id, "refund"),
+                escrow,
+                refunds,
+                order.amount_minor,
+                order.currency,
+                TransferKind.REFUND,
+                order_id=order.id,
+            )
+            assert order.payment_reference is not None
+            reference = await self.gateway.refund(
+                order_id=order.id,
+                reference=order.payment_reference,
+                amount_minor=order.amount_minor,
+                currency=order.currency,
+            )
+            await self.repository.set_values(order.id, OrderStatus.REFUNDED, refund_reference=reference)
+            order.refund_reference = reference
+        return order
+
+    # time
+
+    async def sweep(self) -> SweepResult:
+        """Cancel accepted orders left unpaid past the payment window (their licences released) and
+        complete delivered orders left unconfirmed past the confirmation window."""
+        now = clock.now()
+        cancelled = confirmed = 0
+        unpaid_before = now - timedelta(seconds=self.settings.order_payment_window_seconds)
+        for order_id in await self.repository.due(OrderStatus.ACCEPTED, unpaid_before, SWEEP_BATCH):
+            order = await self.repository.get(order_id)
+            assert order is not None
+            if order.status == OrderStatus.ACCEPTED and await self.repository.move(
+                order.id, OrderStatus.ACCEPTED, OrderStatus.CANCELLED
+            ):
+                await self._record_sweep(order, OrderStatus.ACCEPTED, OrderStatus.CANCELLED, "payment window expired")
+                await self._release(order)
+                cancelled += 1
+        unconfirmed_before = now - timedelta(seconds=self.settings.order_confirm_window_seconds)
+        for order_id in await self.repository.due(OrderStatus.DELIVERED, unconfirmed_before, SWEEP_BATCH):
+            if await self.repository.move(order_id, OrderStatus.DELIVERED, OrderStatus.COMPLETED):
+                order = await self.repository.get(order_id)
+                assert order is not None
+                await self._record_sweep(order, OrderStatus.DELIVERED, OrderStatus.COMPLETED, "auto-confirmed")
+                confirmed += 1
+        return SweepResult(cancelled=cancelled, auto_confirmed=confirmed)
+
+    async def _record_sweep(self, order: Order, was: OrderStatus, to: OrderStatus, reason: str) -> None:
+        await self.repository.add_event(order.id, was, to, SYSTEM_ACTOR, reason)
+        await self.audit.record(
+            actor=SYSTEM_ACTOR,
+            action=f"order.{to.value}",
+            object_type="order",
+            object_id=order.id,
+            payload={"from": was.value, "to": to.value, "reason": reason},
+        )
+
+    async def expected_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
+        return await self.repository.escrow_held()

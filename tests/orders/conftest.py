@@ -1,0 +1,90 @@
+"""A market to trade in: an admitted provider with a listed product and its plan, an admitted buyer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.catalog.test_products import CLEAN_SAMPLE, product_body, upload
+from tests.fixtures.api import Api, Person
+
+PRICE_MINOR = 1_200_000
+
+
+@dataclass
+class Market:
+    api: Api
+    admin: Person
+    provider: Person
+    provider_org: dict[str, Any]
+    buyer: Person
+    buyer_org: dict[str, Any]
+    product_id: str
+    plan_id: str
+
+    def trade(self, **changes: Any) -> dict[str, Any]:
+        return {
+            "product_id": self.product_id,
+            "plan_id": self.plan_id,
+            "buyer_organization_id": self.buyer_org["id"],
+            "scenario": "traffic_planning",
+            "delivery_mode": "file",
+            "quantity": 1,
+            "accept_licence_terms": True,
+            **changes,
+        }
+
+    async def place(self, *, key: str | None = None, as_: Person | None = None, **changes: Any) -> httpx.Response:
+        headers = dict((as_ or self.buyer).headers)
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        return await self.api.client.post("/api/v1/orders", json=self.trade(**changes), headers=headers)
+
+    async def accepted_order(self, **changes: Any) -> dict[str, Any]:
+        response = await self.place(**changes)
+        assert response.status_code == 201, response.text
+        assert response.json()["status"] == "accepted", response.json()["verdict"]
+        return dict(response.json())
+
+    async def act(self, order_id: str, action: str, who: Person, json: Any = None) -> httpx.Response:
+        return await self.api.client.post(f"/api/v1/orders/{order_id}/{action}", json=json, headers=who.headers)
+
+    async def order(self, order_id: str, who: Person | None = None) -> dict[str, Any]:
+        response = await self.api.client.get(f"/api/v1/orders/{order_id}", headers=(who or self.buyer).headers)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+async def listed_product(api: Api, owner: Person, organization_id: str, **changes: Any) -> tuple[str, str]:
+    """A product through the listing stage, with a one-time plan; returns (product id, plan id)."""
+    created = await api.client.post(
+        "/api/v1/products", json=product_body(organization_id, **changes), headers=owner.headers
+    )
+    assert created.status_code == 201, created.text
+    product_id = created.json()["id"]
+    plan = await api.client.post(
+        f"/api/v1/products/{product_id}/plans",
+        json={"kind": "one_time", "price_minor": PRICE_MINOR, "currency": "CNY", "pricing_basis": "cost"},
+        headers=owner.headers,
+    )
+    assert plan.status_code == 201, plan.text
+    sample = await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
+    assert sample.status_code == 201, sample.text
+    submitted = await api.client.post(f"/api/v1/products/{product_id}/submit", headers=owner.headers)
+    assert submitted.status_code == 200, submitted.text
+    assert submitted.json()["status"] == "listed", submitted.json()["verdict"]
+    return product_id, plan.json()["id"]
+
+
+@pytest.fixture
+async def market(api: Api) -> Market:
+    admin = await api.admin()
+    provider = await api.person("Provider")
+    provider_org = await api.admitted_organization(provider, admin, kind="provider", dsmm_level=3)
+    product_id, plan_id = await listed_product(api, provider, provider_org["id"])
+    buyer = await api.person("Buyer")
+    buyer_org = await api.admitted_organization(buyer, admin, kind="buyer", dsmm_level=3)
+    return Market(api, admin, provider, provider_org, buyer, buyer_org, product_id, plan_id)
