@@ -8,7 +8,17 @@ from marketplace.catalog import models as catalog_models
 from marketplace.compliance import models as compliance_models
 from marketplace.ledger import models as ledger_models
 from marketplace.orders import models as orders_models
+from marketplace.payments import models as payments_models
 
 metadata = SQLModel.metadata
 
-__all__ = ["accounts_models", "audit_models", "catalog_models", "compliance_models", "ledger_models", "metadata", "orders_models"]
+__all__ = [
+    "accounts_models",
+    "audit_models",
+    "catalog_models",
+    "compliance_models",
+    "ledger_models",
+    "metadata",
+    "orders_models",
+    "payments_models",
+]

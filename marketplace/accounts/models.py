@@ -99,6 +99,10 @@ class Organization(SQLModel, table=True):
     intermediary: dict[str, Any] | None = Field(default=None, sa_type=json_document())
     decision_reason: str | None = Field(default=None, max_length=2000)
     admitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Payouts (set by the payments domain): the provider's account at the payment gateway (a Stripe
+    # Connect account id), and whether the gateway lets payouts reach it.
+    payment_account_id: str | None = Field(default=None, max_length=64)
+    payouts_enabled: bool = False
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 

@@ -40,6 +40,14 @@ class GatewayEvent:
     object_id: str
 
 
+@dataclass(frozen=True)
+class ConnectedAccount:
+    """A provider's account at the gateway, where its payouts go."""
+
+    id: str
+    payouts_enabled: bool
+
+
 class PaymentGateway(Protocol):
     name: str
 
@@ -61,6 +69,10 @@ class PaymentGateway(Protocol):
         """Pay a provider out (at most once per payout); returns the transfer's reference."""
         ...
 
+    async def connected_account(self, account_id: str) -> ConnectedAccount:
+        """The provider account payouts would go to, as the gateway knows it; raises UnknownAccount."""
+        ...
+
     def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
         """Check the signature on the raw body; raises InvalidWebhook."""
         ...
@@ -72,3 +84,7 @@ class GatewayError(Exception):
 
 class InvalidWebhook(Exception):
     """A webhook whose signature, timestamp or body does not verify."""
+
+
+class UnknownAccount(GatewayError):
+    """The gateway has no such provider account (or it is not connected to the platform)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from marketplace.payments.gateway import GatewayEvent, InvalidWebhook, PaymentState, PaymentStatus
+from marketplace.payments.gateway import ConnectedAccount, GatewayEvent, InvalidWebhook, PaymentState, PaymentStatus
 
 
 class LocalGateway:
@@ -32,6 +32,10 @@ class LocalGateway:
         self, *, payout_id: uuid.UUID, destination: str, amount_minor: int, currency: str, transfer_group: str | None
     ) -> str:
         return f"local_transfer_{payout_id.hex}"
+
+    async def connected_account(self, account_id: str) -> ConnectedAccount:
+        """Any id names an account: the local gateway's payouts are book entries, always enabled."""
+        return ConnectedAccount(id=account_id, payouts_enabled=True)
 
     def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
         raise InvalidWebhook("the local gateway sends no webhooks")
