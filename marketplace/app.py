@@ -38,6 +38,8 @@ from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.controllers import AdminLedgerController, BalanceController
 from marketplace.orders.controllers import AdminOrderController, OrderController, TradePreviewController
+from marketplace.payments.controllers import PaymentAccountController, WebhookController
+from marketplace.payments.gateways import gateway_from_settings
 
 CONTROLLERS = [
     HealthController,
@@ -56,6 +58,8 @@ CONTROLLERS = [
     TradePreviewController,
     OrderController,
     AdminOrderController,
+    PaymentAccountController,
+    WebhookController,
 ]
 
 
@@ -121,6 +125,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "token_keyring": TokenKeyring.from_settings(settings),
             "rulebook": load_rulebook(settings.rulebook_path),
             "secret_key": load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
+            # one per process, made now so a misconfigured gateway stops the service from starting
+            "payment_gateway": gateway_from_settings(settings),
         }
     )
     return Litestar(

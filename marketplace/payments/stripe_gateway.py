@@ -214,11 +214,9 @@ class StripeGateway:
             raise UnknownAccount("a Stripe account id looks like acct_ followed by 6 to 60 letters or digits")
         try:
             account = await self._client.v1.accounts.retrieve_async(account_id)
-        except (stripe.InvalidRequestError, stripe.PermissionError) as exc:
-            if exc.http_status in {403, 404}:
-                raise UnknownAccount("no such Stripe account is connected to the platform") from exc
-            raise _failure("account retrieval", exc) from exc
         except stripe.StripeError as exc:
+            if exc.http_status in {403, 404}:  # unknown, or not connected to the platform
+                raise UnknownAccount("no such Stripe account is connected to the platform") from exc
             raise _failure("account retrieval", exc) from exc
         return ConnectedAccount(id=str(account.id), payouts_enabled=bool(account.payouts_enabled))
 

@@ -58,6 +58,8 @@ def localstripe_url(run_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _wait_until_answering(url: str, process: subprocess.Popen[str]) -> None:
@@ -218,6 +220,7 @@ async def stripe_client(stripe_app: Litestar) -> AsyncIterator[httpx.AsyncClient
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stripe_app), base_url="http://testserver") as http:
         yield http
     await stripe_app.state.payment_gateway.aclose()
+    await stripe_app.state.db_sessions.kw["bind"].dispose()
 
 
 @pytest.fixture
