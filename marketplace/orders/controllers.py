@@ -35,7 +35,7 @@ from marketplace.orders.schemas import (
     TradeRequest,
 )
 from marketplace.orders.service import OrderService
-from marketplace.payments.local import LocalGateway
+from marketplace.payments.gateways import app_gateway
 
 IdempotencyKey = Annotated[
     str | None,
@@ -51,7 +51,7 @@ IdempotencyKey = Annotated[
 
 def provide_orders(request: Request[Any, Any, State], db_session: DbSession, rulebook: CurrentRulebook) -> OrderService:
     state = request.app.state
-    return OrderService(db_session, state.settings, rulebook, LocalGateway())
+    return OrderService(db_session, state.settings, rulebook, app_gateway(state))
 
 
 Orders = NamedDependency[OrderService]
