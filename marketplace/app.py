@@ -37,7 +37,12 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.controllers import AdminLedgerController, BalanceController
-from marketplace.orders.controllers import AdminOrderController, OrderController, TradePreviewController
+from marketplace.orders.controllers import (
+    AdminOrderController,
+    AdminTradesController,
+    OrderController,
+    TradePreviewController,
+)
 from marketplace.payments.controllers import PaymentAccountController, WebhookController
 from marketplace.payments.gateways import gateway_from_settings
 
@@ -58,6 +63,7 @@ CONTROLLERS = [
     TradePreviewController,
     OrderController,
     AdminOrderController,
+    AdminTradesController,
     PaymentAccountController,
     WebhookController,
 ]

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.accounts.principal import Principal
+from marketplace.audit.controllers import Moment, parse_moment
+from marketplace.compliance.contract import Decision
 from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import VerdictRead
-from marketplace.db import DbSession
+from marketplace.db import DbSession, SessionMaker
 from marketplace.errors import PROBLEM_TYPE_PREFIX, problem_responses
+from marketplace.kit import clock
 from marketplace.kit.pagination import PAGED, Paging
 from marketplace.orders.idempotency import IDEMPOTENCY_HEADER, request_fingerprint, run_idempotently
 from marketplace.orders.models import Order, OrderStatus
+from marketplace.orders.repository import TradeFilters
 from marketplace.orders.schemas import (
     CancelRequest,
     DisputeRequest,
@@ -32,6 +45,8 @@ from marketplace.orders.schemas import (
     PaymentRead,
     PaymentRequest,
     PreviewRead,
+    TradePage,
+    TradeRead,
     TradeRequest,
 )
 from marketplace.orders.service import OrderService
@@ -252,3 +267,146 @@ class AdminOrderController(Controller):
             return 200, order_read(order).model_dump(mode="json")
 
         return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)
+
+
+# administrators' trade queries
+
+# Trades read per query of an export, each query in its own short transaction: a slow download holds no
+# connection and no transaction open between batches.
+EXPORT_BATCH = 500
+EXPORT_MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+TRADE_FIELDS = tuple(TradeRead.model_fields)
+RuleId = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="a rule id (e.g. R3): trades whose verdict failed it or was held for review on it",
+    ),
+]
+OrganizationId = Annotated[uuid.UUID | None, QueryParameter(description="an organisation id")]
+ExportFormat = Annotated[
+    Literal["json", "csv", "jsonl"],
+    QueryParameter(
+        name="format",
+        description="json: one page; csv or jsonl: every matching trade, streamed as a download",
+    ),
+]
+
+
+@dataclass
+class TradesOperation(Operation):
+    """The trades query answers 200 as JSON (one page), CSV or JSON lines (every match), by `format`."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if not isinstance(ok, OpenAPIResponse) or ok.content is None:
+            return
+        text = Schema(type=OpenAPIType.STRING)
+        ok.content["text/csv"] = OpenAPIMediaType(schema=text)
+        ok.content["application/x-ndjson"] = OpenAPIMediaType(schema=text)
+        ok.headers = {
+            **(ok.headers or {}),
+            "Content-Disposition": OpenAPIHeader(
+                schema=text, required=False, description="csv and jsonl: `attachment` with a file name"
+            ),
+        }
+
+
+def _export_row(row: dict[str, Any]) -> dict[str, Any]:
+    return TradeRead.model_validate(row).model_dump(mode="json")
+
+
+def _csv_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _encode(rows: Sequence[dict[str, Any]], export_format: str) -> bytes:
+    exported = [_export_row(row) for row in rows]
+    if export_format == "jsonl":
+        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in exported).encode()
+    # one CSV cell per field; the flagged rule ids (letters, digits and ._-) separated by spaces
+    return _csv_chunk(
+        [[" ".join(v) if isinstance(v, list) else v for v in (row[f] for f in TRADE_FIELDS)] for row in exported]
+    )
+
+
+async def _export(
+    sessions: SessionMaker, orders: OrderService, admin: Principal, filters: TradeFilters, export_format: str
+) -> AsyncIterator[bytes]:
+    """Every matching trade, in id order, a batch per query (keyset over the primary key)."""
+    if export_format == "csv":
+        yield _csv_chunk([TRADE_FIELDS])
+    after: uuid.UUID | None = None
+    while True:
+        async with sessions() as session:
+            reader = OrderService(session, orders.settings, orders.rulebook, orders.gateway)
+            batch = await reader.trades_after(admin, filters, after, EXPORT_BATCH)
+        if batch:
+            yield _encode(batch, export_format)
+        if len(batch) < EXPORT_BATCH:
+            return
+        after = batch[-1]["id"]
+
+
+class AdminTradesController(Controller):
+    path = "/api/v1/admin/trades"
+    tags = ["audit"]
+    dependencies = {**ADMIN_ONLY, **PAGED, **ORDERS}
+    security = SECURITY
+
+    @get(
+        "/",
+        operation_class=TradesOperation,
+        responses={
+            200: ResponseSpec(
+                data_container=TradePage,
+                description="json: one page of trades, newest first; csv or jsonl: every matching trade",
+            ),
+            **problem_responses(401, 403),
+        },
+    )
+    async def trades(
+        self,
+        request: Request[Any, Any, State],
+        admin: Caller,
+        orders: Orders,
+        page: Paging,
+        status: Annotated[OrderStatus | None, QueryParameter(description="the order's status")] = None,
+        outcome: Annotated[Decision | None, QueryParameter(description="the trade stage's decision")] = None,
+        rule_id: RuleId = None,
+        provider: OrganizationId = None,
+        buyer: OrganizationId = None,
+        product: Annotated[uuid.UUID | None, QueryParameter(description="a product id")] = None,
+        since: Moment = None,
+        until: Moment = None,
+        export_format: ExportFormat = "json",
+    ) -> Response[Any]:
+        """Trades by status, trade-stage outcome, flagged rule, party, product and period (placed in
+        [since, until)). `format=json` answers one page; `csv` and `jsonl` stream every matching trade as
+        a download, in a fixed column order (CSV: flagged rules separated by spaces)."""
+        filters = TradeFilters(
+            status=status,
+            decision=outcome,
+            rule_id=rule_id,
+            provider_id=provider,
+            buyer_id=buyer,
+            product_id=product,
+            since=parse_moment("since", since),
+            until=parse_moment("until", until),
+        )
+        if export_format == "json":
+            items, total = await orders.trades(admin, filters, limit=page.limit, offset=page.offset)
+            body = TradePage(
+                items=[TradeRead.model_validate(i) for i in items], total=total, limit=page.limit, offset=page.offset
+            )
+            return Response(body)
+        name = f"trades-{clock.now():%Y%m%dT%H%M%SZ}.{export_format}"
+        return Stream(
+            _export(request.app.state.db_sessions, orders, admin, filters, export_format),
+            media_type=EXPORT_MEDIA_TYPES[export_format],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )

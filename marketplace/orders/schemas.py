@@ -124,3 +124,36 @@ class OrderPage(ResponseBody):
     total: int
     limit: int
     offset: int
+
+
+# administrators' trade queries
+
+
+class TradeRead(ResponseBody):
+    """A trade as administrators query and export it; the same fields, in this order, are the columns
+    of the CSV export and the keys of each JSON line."""
+
+    id: uuid.UUID
+    created_at: datetime
+    status: OrderStatus
+    decision: Decision = Field(description="the trade stage's decision")
+    flagged_rules: list[str] = Field(description="rules the trade verdict failed or held the trade for review on")
+    buyer: uuid.UUID = Field(description="the buyer organisation")
+    provider: uuid.UUID = Field(description="the provider organisation")
+    product: uuid.UUID
+    version: uuid.UUID = Field(description="the listed product version traded")
+    plan: uuid.UUID
+    scenario: str
+    delivery_mode: str
+    quantity: int
+    amount_minor: int
+    currency: str
+    fee_bps: int
+    status_changed_at: datetime
+
+
+class TradePage(ResponseBody):
+    items: list[TradeRead]
+    total: int
+    limit: int
+    offset: int

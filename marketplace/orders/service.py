@@ -38,7 +38,7 @@ from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, TransferKind
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
-from marketplace.orders.repository import OrderRepository
+from marketplace.orders.repository import OrderRepository, TradeFilters
 from marketplace.orders.schemas import TradeRequest
 from marketplace.payments.gateway import PaymentGateway, PaymentState, PaymentStatus
 
@@ -576,3 +576,42 @@ class OrderService:
 
     async def expected_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
         return await self.repository.escrow_held()
+
+    # administrators' trade queries
+
+    # Orders whose trade verdict still matters: placed, and neither rejected, settled, refunded nor cancelled.
+    OPEN_STATUSES = frozenset(
+        {
+            OrderStatus.PENDING_REVIEW,
+            OrderStatus.ACCEPTED,
+            OrderStatus.PAID,
+            OrderStatus.DELIVERED,
+            OrderStatus.COMPLETED,
+            OrderStatus.DISPUTED,
+        }
+    )
+
+    @staticmethod
+    def _require_admin(principal: Principal) -> None:
+        if not principal.is_admin or principal.is_api_key:
+            raise Forbidden("platform administrators only")
+
+    async def trades(
+        self, admin: Principal, filters: TradeFilters, *, limit: int, offset: int
+    ) -> tuple[Sequence[dict[str, Any]], int]:
+        """One page of the trades matching `filters`, newest first (see TRADE_COLUMNS), and how many match."""
+        self._require_admin(admin)
+        rows, total = await self.repository.trades(filters, limit=limit, offset=offset)
+        return [dict(row) for row in rows], total
+
+    async def trades_after(
+        self, admin: Principal, filters: TradeFilters, after: uuid.UUID | None, limit: int
+    ) -> Sequence[dict[str, Any]]:
+        """The next batch of an export: up to `limit` matching trades in id order after the trade `after`."""
+        self._require_admin(admin)
+        return [dict(row) for row in await self.repository.trades_after(filters, after, limit)]
+
+    async def open_orders(self) -> dict[uuid.UUID, OrderStatus]:
+        """Every order whose trade verdict still matters (OPEN_STATUSES), with its status: what a candidate
+        rulebook's impact is measured on."""
+        return await self.repository.open_statuses(self.OPEN_STATUSES)
