@@ -161,7 +161,7 @@ def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
 
     candidate = _rulebook(args.rulebook, settings)
     current = _rulebook(None, settings)
-    report = asyncio.run(_with_session(settings, lambda session: impact_report(session, current, candidate)))
+    report = asyncio.run(_with_session(settings, lambda session: impact_report(session, current, candidate, settings)))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 

@@ -1,7 +1,9 @@
 """Impact analysis: what a candidate rulebook would change for every currently active subject.
 
 Each active subject's latest stored snapshot is replayed under the candidate; nothing is
-written. Active subjects come from their owning domains."""
+written. Active subjects come from their owning domains: admitted organisations (admission
+stage) and open orders (trade stage: pending review, accepted, paid, delivered, completed or
+disputed), each order replayed from the snapshot its trade verdict was given on."""
 
 from __future__ import annotations
 
@@ -12,30 +14,52 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.accounts.service import AccountService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.rulebook import Rulebook
-from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.service import ComplianceService, ImpactRow
+from marketplace.config import Settings
+from marketplace.orders.service import OrderService
+from marketplace.payments.gateways import gateway_from_settings
+
+# Orders replayed per query: a bounded IN list, whatever the number of open orders.
+ORDER_BATCH = 1000
 
 
-async def impact_report(session: AsyncSession, current: Rulebook, candidate: Rulebook) -> dict[str, Any]:
+async def impact_report(
+    session: AsyncSession, current: Rulebook, candidate: Rulebook, settings: Settings
+) -> dict[str, Any]:
     compliance = ComplianceService(session, current)
     admitted = [str(i) for i in await AccountService(session).admitted_organization_ids()]
     rows = await compliance.impact(candidate, "organization", admitted, Stage.ADMISSION)
+    checked = {"organization": len(rows), "order": 0}
     changed = [row for row in rows if row.changed]
+    statuses = await OrderService(session, settings, current, gateway_from_settings(settings)).open_orders()
+    order_ids = sorted(str(order_id) for order_id in statuses)
+    for start in range(0, len(order_ids), ORDER_BATCH):
+        replayed = await compliance.impact(candidate, "order", order_ids[start : start + ORDER_BATCH], Stage.TRADE)
+        checked["order"] += len(replayed)
+        changed.extend(row for row in replayed if row.changed)
+    status_of = {str(order_id): status.value for order_id, status in statuses.items()}
+
+    def change(row: ImpactRow) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "subject_type": row.subject_type,
+            "subject_id": row.subject_id,
+            "stage": row.stage.value,
+            "current_decision": row.current_decision.value,
+            "candidate_decision": row.candidate_decision.value,
+            "decision_changed": row.current_decision != row.candidate_decision,
+            "newly_failing": list(row.newly_failing),
+            "no_longer_failing": list(row.no_longer_failing),
+        }
+        if row.subject_type == "order":
+            described["order_status"] = status_of.get(row.subject_id)
+        return described
+
     return {
         "current_fingerprint": current.fingerprint,
         "candidate_fingerprint": candidate.fingerprint,
-        "subjects_checked": len(rows),
+        "subjects_checked": sum(checked.values()),
+        "subjects_checked_by_type": checked,
         "subjects_changed": len(changed),
         "would_now_fail": sum(1 for row in changed if row.candidate_decision.value == "rejected"),
-        "changes": [
-            {
-                "subject_type": row.subject_type,
-                "subject_id": row.subject_id,
-                "stage": row.stage.value,
-                "current_decision": row.current_decision.value,
-                "candidate_decision": row.candidate_decision.value,
-                "newly_failing": list(row.newly_failing),
-                "no_longer_failing": list(row.no_longer_failing),
-            }
-            for row in changed
-        ],
+        "changes": [change(row) for row in changed],
     }
