@@ -116,12 +116,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
     engine = create_engine(settings)
+    # one per process, made now so a misconfigured gateway stops the service from starting
+    gateway = gateway_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
+            await gateway.aclose()
             await engine.dispose()
 
     state = State(
@@ -131,8 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "token_keyring": TokenKeyring.from_settings(settings),
             "rulebook": load_rulebook(settings.rulebook_path),
             "secret_key": load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
-            # one per process, made now so a misconfigured gateway stops the service from starting
-            "payment_gateway": gateway_from_settings(settings),
+            "payment_gateway": gateway,
         }
     )
     return Litestar(

@@ -77,6 +77,10 @@ class PaymentGateway(Protocol):
         """Check the signature on the raw body; raises InvalidWebhook."""
         ...
 
+    async def aclose(self) -> None:
+        """Release the gateway's connections (the service is stopping)."""
+        ...
+
 
 class GatewayError(Exception):
     """The gateway refused or failed a call; nothing on our side has changed."""

@@ -39,3 +39,6 @@ class LocalGateway:
 
     def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
         raise InvalidWebhook("the local gateway sends no webhooks")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the local gateway holds no connections."""
