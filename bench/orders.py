@@ -1,0 +1,702 @@
+"""Benchmark: order placement over HTTP on PostgreSQL, against pgbench (TPC-B) on the same machine.
+
+Builds a fresh PostgreSQL database with the migrations, serves it with the production server
+(`marketplace serve`, granian) on loopback, and seeds a market through the API: an administrator,
+an admitted provider with listed products (a few with limited licences, far more than the run can
+sell, most unlimited), each with two price plans and a sample, and admitted buyer organisations,
+each with a person (JWT) and an API key (orders:write). Then it places orders over HTTP for a fixed
+time, every one under its own Idempotency-Key, spread over the buyers and products: the full trade
+stage, the licence reservation where limited, the stored verdict and the audit entry, one
+transaction per order. Once with one worker and once with two; then pgbench TPC-B for the same time
+with as many clients as the HTTP load has connections, against a scratch database. Prints, per
+worker count, orders/s, p50 and p99 latency, pgbench TPS and the ratio orders/s : TPS (target >= 0.5),
+where the two cores' time went (load generator, app server, PostgreSQL, other processes), and the
+database round trips one order costs (counted in-process on the same database).
+
+The load generator runs in processes of its own (`--loaders`), so its CPU time is measured apart
+from the server's; it shares the machine's cores with the server and PostgreSQL, as pgbench does.
+Its HTTP client is aiohttp (a dependency of the dev extras' localstripe), which costs about half the
+CPU per request of httpx (`--client httpx`). The server runs the code beside this file.
+
+    .venv/bin/python bench/orders.py [--duration 20] [--concurrency 16] [--workers 1 2] [--loaders 1]
+        [--client aiohttp|httpx] [--buyers 32] [--products 8] [--show-statements]
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+import httpx
+from sqlalchemy import event
+
+from marketplace.accounts.service import AccountService
+from marketplace.app import create_app
+from marketplace.cli import db_upgrade
+from marketplace.config import Settings
+from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+from marketplace.kit.identifiers import uscc_check_char
+from tests.fixtures.database import create_postgres_database, drop_postgres_database
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_RATIO = 0.5
+MAX_DURATION = 600
+PASSWORD = "bench-password-not-a-secret"  # noqa: S105 - a throwaway database's accounts
+SAMPLE = (
+    b"segment_id,timestamp,avg_speed_kmh,vehicle_count\n"
+    b"GY-0001,2026-10-01T08:00:00+08:00,32.5,118\n"
+    b"GY-0002,2026-10-01T08:00:00+08:00,41.0,87\n"
+    b"GY-0003,2026-10-01T08:05:00+08:00,18.2,203\n"
+)
+SCENARIOS = ("traffic_planning", "logistics_routing")
+LIMITED_LICENCES = 1_000_000
+
+
+def product_body(organization_id: str, n: int, *, limited: bool) -> dict[str, Any]:
+    licence: dict[str, Any] = {"scope": "internal analysis", "term_days": 365}
+    if limited:
+        licence["max_licences"] = LIMITED_LICENCES
+    return {
+        "organization_id": organization_id,
+        "title": f"贵阳市主干道实时路况 {n} Guiyang arterial road traffic {n}",
+        "description": "Five-minute speed and volume per road segment, de-identified.",
+        "tags": ["traffic", "交通"],
+        "category": "transport",
+        "industry_code": "5431",
+        "regions": ["520100"],
+        "grade": "general",
+        "data_source": "self_generated",
+        "lawful_source_commitment": True,
+        "registration_number": f"GZDE-2026-{n:06d}",
+        "permitted_scenarios": list(SCENARIOS),
+        "delivery_modes": ["file", "api"],
+        "licence": licence,
+        "dispute_route": "arbitration",
+        "cost": {
+            "collection_minor": 300_000,
+            "processing_minor": 250_000,
+            "storage_minor": 50_000,
+            "compliance_minor": 100_000,
+            "other_minor": 0,
+            "total_minor": 700_000,
+            "currency": "CNY",
+            "method": "historical_cost",
+        },
+        "quality": {
+            "normativity": 0.95,
+            "completeness": 0.97,
+            "accuracy": 0.93,
+            "consistency": 0.96,
+            "timeliness": 0.9,
+            "accessibility": 0.99,
+        },
+        "provenance": {
+            "source_entity": "road sensors",
+            "activities": [{"name": "collection", "performed_by": "provider", "started_at": "2026-01-01T00:00:00Z"}],
+        },
+    }
+
+
+# the market
+
+
+@dataclass(frozen=True)
+class Market:
+    # (authorization header, buyer organisation id): a person's token and an API key per buyer
+    callers: list[tuple[str, str]]
+    # (product id, plan id, limited)
+    offers: list[tuple[str, str, bool]]
+
+
+def _ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+class Seeder:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.serial = itertools.count(1)
+
+    async def token(self, email: str) -> str:
+        response = await self.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
+        return f"Bearer {_ok(response, 200)['access_token']}"
+
+    async def person(self, name: str) -> str:
+        email = f"{name}.{uuid.uuid4().hex[:8]}@bench.example"
+        _ok(await self.client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": name}))
+        return await self.token(email)
+
+    async def admitted(self, owner: str, admin: str, kind: str) -> str:
+        body = f"91520100MA{next(self.serial) % 10**7:07d}"
+        organization = _ok(
+            await self.client.post(
+                "/api/v1/organizations",
+                json={
+                    "name": f"{kind.title()} {uuid.uuid4().hex[:6]}",
+                    "uscc": body + uscc_check_char(body),
+                    "kind": kind,
+                    "jurisdiction": "520100",
+                    "dsmm_level": 3,
+                },
+                headers={"Authorization": owner},
+            )
+        )
+        organization_id = str(organization["id"])
+        admission = _ok(
+            await self.client.post(
+                f"/api/v1/organizations/{organization_id}/admission", headers={"Authorization": owner}
+            ),
+            200,
+        )
+        if admission["status"] == "under_review":
+            _ok(
+                await self.client.post(
+                    f"/api/v1/admin/organizations/{organization_id}/decision",
+                    json={"decision": "approve", "reason": "qualification reviewed"},
+                    headers={"Authorization": admin},
+                ),
+                200,
+            )
+        elif admission["status"] != "admitted":
+            raise RuntimeError(f"{kind} not admitted: {admission}")
+        return organization_id
+
+    async def listed_product(self, owner: str, organization_id: str, n: int, *, limited: bool) -> list[str]:
+        headers = {"Authorization": owner}
+        created = _ok(
+            await self.client.post(
+                "/api/v1/products", json=product_body(organization_id, n, limited=limited), headers=headers
+            )
+        )
+        product_id = str(created["id"])
+        plans = []
+        for plan in (
+            {"kind": "one_time", "price_minor": 1_000_000 + 10_000 * n, "currency": "CNY", "pricing_basis": "cost"},
+            {"kind": "subscription", "price_minor": 100_000 + n, "currency": "CNY", "pricing_basis": "market",
+             "period_days": 30},
+        ):  # fmt: skip
+            added = await self.client.post(f"/api/v1/products/{product_id}/plans", json=plan, headers=headers)
+            plans.append(str(_ok(added)["id"]))
+        _ok(
+            await self.client.post(
+                f"/api/v1/products/{product_id}/samples",
+                files={"file": ("sample.csv", SAMPLE, "text/csv")},
+                headers=headers,
+            )
+        )
+        submitted = _ok(await self.client.post(f"/api/v1/products/{product_id}/submit", headers=headers), 200)
+        if submitted["status"] != "listed":
+            raise RuntimeError(f"product not listed: {submitted['verdict']}")
+        return [product_id, *plans]
+
+
+async def seed(base_url: str, settings: Settings, buyers: int, products: int, limited: int) -> Market:
+    engine = create_engine(settings)
+    admin_email = f"admin.{uuid.uuid4().hex[:8]}@bench.example"
+    async with unit_of_work(create_sessionmaker(engine)) as session:
+        await AccountService(session).create_admin(email=admin_email, password=PASSWORD, name="Admin", actor="bench")
+    await engine.dispose()
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        seeder = Seeder(client)
+        admin = await seeder.token(admin_email)
+        provider = await seeder.person("provider")
+        provider_org = await seeder.admitted(provider, admin, "provider")
+        offers: list[tuple[str, str, bool]] = []
+        for n in range(products):
+            product_id, *plans = await seeder.listed_product(provider, provider_org, n, limited=n < limited)
+            offers.extend((product_id, plan_id, n < limited) for plan_id in plans)
+
+        async def buyer(n: int) -> list[tuple[str, str]]:
+            owner = await seeder.person(f"buyer{n}")
+            organization_id = await seeder.admitted(owner, admin, "buyer")
+            key = _ok(
+                await client.post(
+                    "/api/v1/api-keys",
+                    json={"organization_id": organization_id, "name": "bench", "scopes": ["orders:write"]},
+                    headers={"Authorization": owner},
+                )
+            )
+            return [(owner, organization_id), (f"Bearer {key['key']}", organization_id)]
+
+        callers: list[tuple[str, str]] = []
+        for start in range(0, buyers, 8):
+            for pair in await asyncio.gather(*(buyer(n) for n in range(start, min(buyers, start + 8)))):
+                callers.extend(pair)
+    return Market(callers, offers)
+
+
+# the load (in processes of their own)
+
+
+@dataclass
+class LoadResult:
+    statuses: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, accepted orders in the window only
+    errors: list[str] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # the load process's CPU time during the window
+    window: float = 0.0
+
+
+def drive(
+    client: str, base_url: str, market: Market, connections: int, warmup: float, duration: float, seed: int
+) -> LoadResult:
+    return asyncio.run(_drive(client, base_url, market, connections, warmup, duration, seed))
+
+
+# One POST: (status, JSON body or text) -- through aiohttp or httpx.
+Post = Callable[[dict[str, Any], dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
+@asynccontextmanager
+async def http_client(kind: str, base_url: str, connections: int) -> AsyncIterator[Post]:
+    url = f"{base_url}/api/v1/orders"
+    if kind == "aiohttp":
+        connector = aiohttp.TCPConnector(limit=connections)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+            async def post_aiohttp(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+                async with session.post(url, json=body, headers=headers) as response:
+                    if response.status == 201:
+                        return response.status, await response.json()
+                    return response.status, await response.text()
+
+            yield post_aiohttp
+        return
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def post_httpx(body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+            response = await client.post(url, json=body, headers=headers)
+            return response.status_code, response.json() if response.status_code == 201 else response.text
+
+        yield post_httpx
+
+
+async def _drive(
+    client: str, base_url: str, market: Market, connections: int, warmup: float, duration: float, seed: int
+) -> LoadResult:
+    result = LoadResult()
+    picks = itertools.count(seed * 7919)
+    async with http_client(client, base_url, connections) as post:
+        started = time.perf_counter()
+        window_start, window_end = started + warmup, started + warmup + duration
+        cpu_at_start: list[float] = []
+
+        async def one_connection() -> None:
+            while (now := time.perf_counter()) < window_end:
+                if now >= window_start and not cpu_at_start:
+                    cpu_at_start.append(time.process_time())
+                n = next(picks)
+                authorization, buyer = market.callers[n % len(market.callers)]
+                product_id, plan_id, _ = market.offers[(n // len(market.callers)) % len(market.offers)]
+                body = {
+                    "product_id": product_id,
+                    "plan_id": plan_id,
+                    "buyer_organization_id": buyer,
+                    "scenario": SCENARIOS[n % 2],
+                    "delivery_mode": "file",
+                    "quantity": 1,
+                    "accept_licence_terms": True,
+                }
+                headers = {"Authorization": authorization, "Idempotency-Key": uuid.uuid4().hex}
+                sent = time.perf_counter()
+                try:
+                    status, answer = await post(body, headers)
+                except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+                    outcome = f"error {type(exc).__name__}"
+                else:
+                    outcome = f"201 {answer['status']}" if status == 201 else str(status)
+                    if status != 201 and len(result.errors) < 5:
+                        result.errors.append(f"{status}: {str(answer)[:300]}")
+                done = time.perf_counter()
+                if window_start <= sent and done <= window_end:
+                    result.statuses[outcome] += 1
+                    if outcome == "201 accepted":
+                        result.latencies.append(done - sent)
+            if not cpu_at_end:
+                cpu_at_end.append(time.process_time())
+
+        cpu_at_end: list[float] = []
+        await asyncio.gather(*(one_connection() for _ in range(connections)))
+        result.cpu_seconds = cpu_at_end[0] - (cpu_at_start[0] if cpu_at_start else 0.0)
+        result.window = duration
+    return result
+
+
+# where the CPU time went
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _processes() -> dict[int, tuple[str, int]]:
+    """pid -> (command name, parent pid)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            found[int(entry.name)] = (name, int(text.rpartition(")")[2].split()[1]))
+    return found
+
+
+def _tree(root: int, processes: dict[int, tuple[str, int]]) -> set[int]:
+    pids, grew = {root}, True
+    while grew:
+        more = {pid for pid, (_, parent) in processes.items() if parent in pids} - pids
+        grew, pids = bool(more), pids | more
+    return pids
+
+
+def _machine() -> tuple[int, int]:
+    """(busy ticks, all ticks) of the whole machine."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+@dataclass
+class CpuSample:
+    server: int
+    postgres: int
+    machine_busy: int
+    machine_all: int
+
+
+def cpu_sample(server_pid: int) -> CpuSample:
+    processes = _processes()
+    server = sum(_ticks(pid) for pid in _tree(server_pid, processes))
+    postgres = sum(_ticks(pid) for pid, (name, _) in processes.items() if name.startswith("postgres"))
+    busy, everything = _machine()
+    return CpuSample(server, postgres, busy, everything)
+
+
+# the server
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(database_url: str, storage: Path, workers: int) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "STORAGE_DIR": str(storage),
+        "JWT_TTL_SECONDS": "7200",  # the seeded tokens outlive the run
+        "LOG_LEVEL": "WARNING",
+        # the code beside this benchmark, whichever checkout the installed command points at
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    command = [str(Path(sys.executable).with_name("marketplace")), "serve", "--host", "127.0.0.1"]
+    log = (storage / f"server-{workers}.log").open("wb")
+    server = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", str(workers)],
+        env=environment,
+        cwd=storage,  # no stray .env from the working directory
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                log.flush()
+                tail = Path(log.name).read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the server exited ({server.returncode}):\n{tail}")
+            try:
+                if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not answer /health within 60 s")
+            time.sleep(0.2)
+        yield base_url, server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@dataclass
+class RunResult:
+    workers: int
+    orders_per_second: float
+    p50_ms: float
+    p99_ms: float
+    statuses: Counter[str]
+    errors: list[str]
+    cpu_share: dict[str, float]  # percent of the whole machine (all cores)
+    cpu_per_order_ms: dict[str, float]  # CPU time per accepted order
+
+
+async def run_load(base_url: str, server_pid: int, market: Market, args: argparse.Namespace, workers: int) -> RunResult:
+    loop = asyncio.get_running_loop()
+    per_loader = [args.concurrency // args.loaders + (i < args.concurrency % args.loaders) for i in range(args.loaders)]
+    with ProcessPoolExecutor(max_workers=args.loaders, mp_context=get_context("spawn")) as pool:
+        # start the pool's processes before timing anything
+        await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0.5) for _ in range(args.loaders)))
+        futures = [
+            loop.run_in_executor(pool, drive, args.client, base_url, market, connections, args.warmup, args.duration, n)
+            for n, connections in enumerate(per_loader)
+        ]
+        await asyncio.sleep(args.warmup)
+        before = cpu_sample(server_pid)
+        await asyncio.sleep(args.duration)
+        after = cpu_sample(server_pid)
+        results: list[LoadResult] = await asyncio.gather(*futures)
+    statuses: Counter[str] = Counter()
+    latencies: list[float] = []
+    errors: list[str] = []
+    load_cpu = 0.0
+    for result in results:
+        statuses.update(result.statuses)
+        latencies.extend(result.latencies)
+        errors.extend(result.errors)
+        load_cpu += result.cpu_seconds
+    latencies.sort()
+    accepted = statuses["201 accepted"]
+    machine = max(1, after.machine_all - before.machine_all)
+    clock_ticks = os.sysconf("SC_CLK_TCK")
+    load_ticks = load_cpu * clock_ticks
+    share = {
+        "load generator": 100 * load_ticks / machine,
+        "app server": 100 * (after.server - before.server) / machine,
+        "PostgreSQL": 100 * (after.postgres - before.postgres) / machine,
+    }
+    share["other processes"] = max(
+        0.0, 100 * (after.machine_busy - before.machine_busy) / machine - sum(share.values())
+    )
+    share["idle"] = 100 * (1 - (after.machine_busy - before.machine_busy) / machine)
+    per_order = {
+        "app server": (after.server - before.server) / clock_ticks,
+        "PostgreSQL": (after.postgres - before.postgres) / clock_ticks,
+        "load generator": load_cpu,
+    }
+    return RunResult(
+        workers=workers,
+        orders_per_second=accepted / args.duration,
+        p50_ms=1000 * statistics.median(latencies) if latencies else float("nan"),
+        p99_ms=1000 * latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan"),
+        statuses=statuses,
+        errors=errors,
+        cpu_share=share,
+        cpu_per_order_ms={name: 1000 * seconds / max(1, accepted) for name, seconds in per_order.items()},
+    )
+
+
+# round trips per order, counted in-process on the same database
+
+
+async def count_round_trips(settings: Settings, market: Market, orders: int, show: bool) -> float:
+    """Statements, BEGINs and COMMITs the app sends per order (one worker, sequential requests)."""
+    app = create_app(settings)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # create_app set up logging at INFO
+    engine = app.state.db_sessions.kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def on_execute(*parts: Any) -> None:
+        statements.append(" ".join(str(parts[2]).split())[:160])
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine, "begin", lambda _connection: statements.append("BEGIN"))
+    event.listen(engine, "commit", lambda _connection: statements.append("COMMIT"))
+    event.listen(engine, "rollback", lambda _connection: statements.append("ROLLBACK"))
+    counts = []
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+        for n in range(orders + 3):
+            authorization, buyer = market.callers[n % len(market.callers)]
+            product_id, plan_id, _ = market.offers[n % len(market.offers)]
+            statements.clear()
+            response = await client.post(
+                "/api/v1/orders",
+                json={
+                    "product_id": product_id,
+                    "plan_id": plan_id,
+                    "buyer_organization_id": buyer,
+                    "scenario": SCENARIOS[0],
+                    "delivery_mode": "file",
+                    "quantity": 1,
+                    "accept_licence_terms": True,
+                },
+                headers={"Authorization": authorization, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            if response.status_code != 201:
+                raise RuntimeError(f"order in the round-trip count: {response.status_code} {response.text}")
+            if n >= 3:  # the first requests warm the pool and its prepared statements
+                counts.append(len(statements))
+            if show and n in (3, 4):
+                kind = "API key" if "mkt_" in authorization else "JWT"
+                licences = "limited" if market.offers[n % len(market.offers)][2] else "unlimited"
+                print(f"  statements of one order ({kind}, {licences} licences):")
+                for statement in statements:
+                    print(f"    {statement}")
+    await engine_dispose(app)
+    return statistics.mean(counts)
+
+
+async def engine_dispose(app: Any) -> None:
+    await app.state.db_sessions.kw["bind"].dispose()
+
+
+# pgbench
+
+
+def pgbench(server_url: str, scale: int, clients: int, duration: int) -> tuple[float, float, str]:
+    """TPS and mean latency (ms) of TPC-B against a scratch database, and the command line used."""
+    name = f"marketplace_bench_pgbench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_postgres_database(f"{server_url}/postgres", name))
+    connection = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
+    try:
+        subprocess.run(
+            ["pgbench", *connection, "-i", "-q", "-s", str(scale), name],
+            check=True,
+            capture_output=True,
+        )
+        run = ["pgbench", *connection, "-c", str(clients), "-j", "2", "-T", str(duration), name]
+        output = subprocess.run(run, check=True, capture_output=True, text=True).stdout
+    finally:
+        asyncio.run(drop_postgres_database(f"{server_url}/postgres", name))
+    tps = re.search(r"^tps = ([\d.]+)", output, re.MULTILINE)
+    latency = re.search(r"^latency average = ([\d.]+) ms", output, re.MULTILINE)
+    if tps is None:
+        raise RuntimeError(f"pgbench printed no TPS:\n{output}")
+    command = f"pgbench -i -s {scale}; pgbench -c {clients} -j 2 -T {duration}"
+    return float(tps.group(1)), float(latency.group(1)) if latency else float("nan"), command
+
+
+# the run
+
+
+def print_run(run: RunResult) -> None:
+    others = {k: v for k, v in run.statuses.items() if k != "201 accepted"}
+    cpu = ", ".join(f"{name} {share:.0f}%" for name, share in run.cpu_share.items())
+    print(
+        f"  workers={run.workers}: {run.orders_per_second:7.1f} orders/s  p50 {run.p50_ms:6.1f} ms  "
+        f"p99 {run.p99_ms:6.1f} ms  accepted {run.statuses['201 accepted']}  other outcomes {dict(others) or 'none'}"
+    )
+    per_order = ", ".join(f"{name} {ms:.1f} ms" for name, ms in run.cpu_per_order_ms.items())
+    print(f"    CPU of the machine: {cpu}")
+    print(f"    CPU time per order: {per_order}")
+    for error in run.errors:
+        print(f"    e.g. {error}")
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=20, help="seconds of measured load per run (and pgbench)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
+    parser.add_argument("--concurrency", type=int, default=16, help="HTTP connections (and pgbench clients)")
+    parser.add_argument("--loaders", type=int, default=1, help="load-generator processes sharing the connections")
+    parser.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp", help="the load's HTTP client")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--buyers", type=int, default=32)
+    parser.add_argument("--products", type=int, default=8)
+    parser.add_argument("--limited", type=int, default=2, help="how many of the products have limited licences")
+    parser.add_argument("--pgbench-scale", type=int, default=None, help="default: the concurrency")
+    parser.add_argument("--trips", type=int, default=20, help="orders to count round trips over (0: skip)")
+    parser.add_argument("--show-statements", action="store_true", help="print the statements of one order")
+    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    if not 1 <= args.duration <= MAX_DURATION:
+        parser.error(f"--duration must be between 1 and {MAX_DURATION} seconds")
+    if not 1 <= args.loaders <= args.concurrency <= 256:
+        parser.error("need 1 <= --loaders <= --concurrency <= 256")
+    scale = args.pgbench_scale or args.concurrency
+    server_url = args.postgres.rpartition("/")[0]
+    name = f"marketplace_bench_orders_{uuid.uuid4().hex[:8]}"
+    runs: list[RunResult] = []
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = Path(tmp)
+        settings = Settings(database_url=f"{server_url}/{name}", storage_dir=storage, jwt_ttl_seconds=7200)
+        await create_postgres_database(f"{server_url}/postgres", name)
+        try:
+            await asyncio.to_thread(db_upgrade, settings)
+            started = time.perf_counter()
+            with serving(settings.database_url, storage, 2) as (base_url, _):
+                market = await seed(base_url, settings, args.buyers, args.products, args.limited)
+            print(
+                f"seeded {args.buyers} buyer organisations ({len(market.callers)} callers: a person's JWT and an "
+                f"API key each), {args.products} products ({args.limited} with {LIMITED_LICENCES} licences) x 2 "
+                f"plans in {time.perf_counter() - started:.1f} s"
+            )
+            if args.trips:
+                trips = await count_round_trips(settings, market, args.trips, args.show_statements)
+                print(f"database round trips per order (statements + BEGIN/COMMIT): {trips:.1f}")
+            print(
+                f"placing orders over HTTP for {args.duration} s after {args.warmup:.0f} s of warm-up, "
+                f"{args.concurrency} connections from {args.loaders} load process(es) ({args.client}):"
+            )
+            for workers in args.workers:
+                with serving(settings.database_url, storage, workers) as (base_url, server_pid):
+                    run = await run_load(base_url, server_pid, market, args, workers)
+                runs.append(run)
+                print_run(run)
+        finally:
+            await drop_postgres_database(f"{server_url}/postgres", name)
+    tps, pg_latency, command = await asyncio.to_thread(pgbench, server_url, scale, args.concurrency, args.duration)
+    print(f"pgbench TPC-B ({command}): {tps:.1f} TPS, latency average {pg_latency:.1f} ms")
+    print()
+    print(f"{'workers':>7}  {'orders/s':>9}  {'p50 ms':>7}  {'p99 ms':>7}  {'pgbench TPS':>11}  {'ratio':>6}")
+    for run in runs:
+        ratio = run.orders_per_second / tps
+        print(
+            f"{run.workers:>7}  {run.orders_per_second:>9.1f}  {run.p50_ms:>7.1f}  {run.p99_ms:>7.1f}  "
+            f"{tps:>11.1f}  {ratio:>6.3f}"
+        )
+    best = max(run.orders_per_second for run in runs) / tps
+    print(f"target ratio >= {TARGET_RATIO}: {'met' if best >= TARGET_RATIO else 'NOT met'} (best {best:.3f})")
+    print(f"load average after: {os.getloadavg()[0]:.2f} (1 min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
