@@ -8,6 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # PostgreSQL for the second test pass; override to point elsewhere.
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+# Sequences of 50 steps the orders-and-ledger state machine runs in the SQLite pass (.ci/run: 2000).
+ORDER_EXAMPLES ?= 50
 
 .PHONY: run test lint typecheck test-sqlite test-postgres clean
 
@@ -34,7 +36,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 test-sqlite: $(BIN)/.installed
-	TEST_DATABASE_URL= $(BIN)/pytest
+	TEST_DATABASE_URL= ORDER_STATEFUL_EXAMPLES=$(ORDER_EXAMPLES) $(BIN)/pytest
 
 # On CI PostgreSQL must be there: start the local cluster if it is down, fail if unreachable.
 # On a developer machine without it, this pass is skipped with a message.
