@@ -1,5 +1,7 @@
 """Demonstration data: an administrator, two admitted providers, an admitted buyer, an admitted
-assessor, and a catalog of data products taken through the listing stage (listed, held, rejected)."""
+assessor, a catalog of data products taken through the listing stage (listed, held, rejected), and
+one complete trade on the local gateway: ordered through the trade stage, paid into escrow,
+delivered and confirmed."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlmodel import col
 
 from marketplace.accounts.models import DataGrade, OrganizationKind, OrganizationStatus, User
 from marketplace.accounts.principal import Principal
@@ -22,7 +26,15 @@ from marketplace.catalog.service import CatalogService
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.config import Settings
 from marketplace.kit import clock
+from marketplace.kit.codelists import currency_minor_units
 from marketplace.kit.identifiers import uscc_check_char
+from marketplace.kit.money import split
+from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.models import OrderStatus
+from marketplace.orders.schemas import TradeRequest
+from marketplace.orders.service import OrderService
+from marketplace.payments.local import LocalGateway
 
 DEMO_ACTOR = "demo"
 # Demonstration credentials, printed on purpose: this data is for a local sandbox only.
@@ -132,7 +144,9 @@ async def seed_demo(session: AsyncSession, rulebook: Rulebook, settings: Setting
             await accounts.decide_admission(admin_principal, organization.id, "approve", "demo qualification reviewed")
         lines.append(f"  {spec.kind.value:<13}  {spec.owner_email} / {MEMBER_PASSWORD}  ({spec.name})")
         owners[spec.owner_email], organization_ids[spec.owner_email] = owner, organization.id
-    lines.extend(await seed_catalog(session, rulebook, settings, owners, organization_ids))
+    listed: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
+    lines.extend(await seed_catalog(session, rulebook, settings, owners, organization_ids, listed))
+    lines.extend(await demo_trade(session, rulebook, settings, owners, organization_ids, listed, admin_principal))
     lines.append("API documentation: http://127.0.0.1:8000/schema; the catalog as DCAT: /api/v1/catalog.jsonld")
     return "\n".join(lines)
 
@@ -842,8 +856,10 @@ async def seed_catalog(
     settings: Settings,
     owners: dict[str, Principal],
     organization_ids: dict[str, uuid.UUID],
+    listed: dict[str, tuple[uuid.UUID, uuid.UUID]] | None = None,
 ) -> list[str]:
-    """Describe, price, sample and submit every demo product; a summary of the verdicts."""
+    """Describe, price, sample and submit every demo product; a summary of the verdicts. Each listed
+    product's (product id, plan id) goes into `listed` under its title."""
     catalog = CatalogService(session)
     statuses: Counter[str] = Counter()
     rejected_by: Counter[str] = Counter()
@@ -851,11 +867,13 @@ async def seed_catalog(
         owner = owners[spec.provider]
         description = _description(spec, serial, organization_ids[spec.provider], organization_ids[ASSESSOR])
         view = await catalog.create(owner, description)
-        await catalog.add_plan(owner, view.product.id, _plan(spec))
+        plan = await catalog.add_plan(owner, view.product.id, _plan(spec))
         blob = store_content_addressed([spec.sample.encode()], settings.sample_dir, settings.max_sample_bytes)
         await catalog.attach_sample(owner, view.product.id, blob, parse_sample(blob.path, CSV))
         submitted, verdict = await catalog.submit(owner, view.product.id, rulebook)
         statuses[submitted.product.status.value] += 1
+        if listed is not None and submitted.product.status.value == "listed":
+            listed[spec.title] = (view.product.id, plan.id)
         if submitted.product.status.value == "rejected":
             rules = {str(f["check"]).split(".", 1)[0] for f in verdict.findings if f.get("outcome") == "fail"}
             rejected_by.update(rules)
@@ -866,3 +884,100 @@ async def seed_catalog(
     if rejected_by:
         lines.append("  rejected by: " + ", ".join(f"{rule} ({n})" for rule, n in sorted(rejected_by.items())))
     return lines
+
+
+# The demonstration trade: the buyer orders a listed product of the traffic provider, end to end.
+
+BUYER = "buyer@zunyi-logistics.example"
+TRADE_PRODUCT = PRODUCTS[0]  # Guiyang arterial road traffic: general data, a one-time plan, file delivery
+TRADE_SCENARIO = "traffic_planning"
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """e.g. "1,200,000 (12,000.00 CNY)": minor units as stored, then as people read them."""
+    places = currency_minor_units(currency) or 0
+    whole, part = divmod(amount_minor, 10**places)
+    shown = f"{whole:,}" + (f".{part:0{places}d}" if places else "")
+    return f"{amount_minor:,} ({shown} {currency})"
+
+
+async def demo_trade(
+    session: AsyncSession,
+    rulebook: Rulebook,
+    settings: Settings,
+    owners: dict[str, Principal],
+    organization_ids: dict[str, uuid.UUID],
+    listed: dict[str, tuple[uuid.UUID, uuid.UUID]],
+    admin: Principal,
+) -> list[str]:
+    """One complete trade on the local gateway, and what it left in the books."""
+    if TRADE_PRODUCT.title not in listed:
+        return [f"Demo trade: skipped, {TRADE_PRODUCT.title} is not listed under this rulebook."]
+    product_id, plan_id = listed[TRADE_PRODUCT.title]
+    buyer, provider = owners[BUYER], owners[TRAFFIC]
+    provider_id = organization_ids[TRAFFIC]
+    gateway = LocalGateway()
+    orders = OrderService(session, settings, rulebook, gateway)
+    request = TradeRequest(
+        product_id=product_id,
+        plan_id=plan_id,
+        buyer_organization_id=organization_ids[BUYER],
+        scenario=TRADE_SCENARIO,
+        delivery_mode="file",
+        quantity=1,
+        accept_licence_terms=True,
+    )
+    placed = await orders.place(buyer, request)
+    order = placed.order
+    flagged = [f"{f.check} ({f.outcome.value})" for f in placed.verdict.failures()]
+    lines = [
+        f"Demo trade: {BUYER} orders {TRADE_PRODUCT.title} for {TRADE_SCENARIO}, delivered as a file.",
+        f"  order: {order.id}",
+        f"  verdict: {placed.verdict.decision.value} "
+        f"(trade stage, rulebook {placed.verdict.rulebook_fingerprint[:12]}, verdict {placed.stored_verdict.id})",
+        f"  flagged checks: {', '.join(flagged) if flagged else 'none'}",
+    ]
+    if order.status != OrderStatus.ACCEPTED:
+        lines.append(f"  status: {order.status.value}; the trade stops here")
+        return lines
+    await orders.pay(buyer, order.id, None)
+    await orders.deliver(provider, order.id)
+    await orders.confirm(buyer, order.id)
+    # settlement: wired in when the settlement batch lands
+    view = await orders.view(admin, order.id)
+    order = view.order
+    provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
+    lines += [
+        f"  status: {order.status.value}",
+        "  history: " + " -> ".join(event.to_status.value for event in view.history),
+        f"  amount: {money(order.amount_minor, order.currency)}; platform fee {order.fee_bps} bps: "
+        f"{money(fee_minor, order.currency)}; provider's share {money(provider_minor, order.currency)}",
+        "  ledger movements of the order (kind: debit -> credit, amount in minor units):",
+    ]
+    for kind, debit, credit, amount in await _order_transfers(session, order.id):
+        lines.append(f"    {kind.value:<10} {debit} -> {credit}  {amount:,}")
+    ledger = LedgerService(session)
+    balance = await ledger.balance(provider_id, order.currency)
+    revenue = await ledger.account(AccountCode.PLATFORM_REVENUE, order.currency)
+    escrow = await ledger.account(AccountCode.ESCROW, order.currency, organization_id=provider_id, order_id=order.id)
+    lines += [
+        f"  escrow of the order: {money(escrow.credits_posted - escrow.debits_posted, order.currency)}",
+        f"  provider balance: available {money(balance.available_minor, order.currency)}, "
+        f"pending {money(balance.pending_minor, order.currency)}, "
+        f"paid out {money(balance.paid_out_minor, order.currency)}",
+        f"  platform revenue: {money(revenue.credits_posted - revenue.debits_posted, order.currency)}",
+    ]
+    return lines
+
+
+async def _order_transfers(session: AsyncSession, order_id: uuid.UUID) -> list[tuple[Any, str, str, int]]:
+    """The order's transfers in the order they were posted: (kind, debit account key, credit account key, amount)."""
+    debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
+    query = (
+        select(col(Transfer.kind), col(debit.key), col(credit.key), col(Transfer.amount_minor))
+        .join(debit, col(debit.id) == col(Transfer.debit_account_id))
+        .join(credit, col(credit.id) == col(Transfer.credit_account_id))
+        .where(col(Transfer.order_id) == order_id)
+        .order_by(col(Transfer.created_at), col(Transfer.id))
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in (await session.execute(query)).all()]

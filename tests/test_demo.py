@@ -1,4 +1,4 @@
-"""The demo command's data: accounts, and a catalog taken through the listing stage."""
+"""The demo command's data: accounts, a catalog taken through the listing stage, and one complete trade."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.models import StoredVerdict
 from marketplace.db import unit_of_work
 from marketplace.demo import PRODUCTS, seed_demo
+from marketplace.kit.money import split
+from marketplace.ledger.models import Transfer
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.models import Order, OrderStatus
 from tests.fixtures.api import Api
 
 
@@ -50,6 +54,36 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     assert {d["dct:identifier"] for d in feed["dcat:dataset"]} == listed
     publishers = {d["dct:publisher"]["foaf:name"] for d in feed["dcat:dataset"]}
     assert len(publishers) == 2
+
+    # one trade, end to end: accepted by the trade stage, paid, delivered and confirmed; its money in escrow
+    async with unit_of_work(api.sessions) as session:
+        [order] = (await session.scalars(select(Order))).all()
+        trade_verdict = await session.get(StoredVerdict, order.verdict_id)
+        ledger = LedgerService(session)
+        balance = await ledger.balance(order.provider_organization_id, order.currency)
+        transfers = (await session.scalars(select(Transfer).where(col(Transfer.order_id) == order.id))).all()
+        books = await ledger.check()
+    assert trade_verdict is not None
+    assert (trade_verdict.stage, trade_verdict.decision) == (Stage.TRADE, Decision.ACCEPTED)
+    assert order.status == OrderStatus.COMPLETED
+    provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
+    assert fee_minor > 0
+    assert [t.kind.value for t in transfers] == ["payment"]
+    assert (balance.available_minor, balance.pending_minor) == (0, order.amount_minor)
+    assert books.ok, books
+
+    # the summary shows the trade
+    assert f"order: {order.id}" in summary
+    assert "verdict: accepted (trade stage" in summary
+    assert "flagged checks: none" in summary
+    assert "status: completed" in summary
+    assert "history: accepted -> paid -> delivered -> completed" in summary
+    assert f"provider's share {provider_minor:,} (" in summary
+    assert f"escrow of the order: {order.amount_minor:,} (" in summary
+    movements = [line.split() for line in summary.splitlines() if line.startswith("    ")]
+    assert [(m[0], m[1].split(":")[0], m[3].split(":")[0], m[4]) for m in movements] == [
+        ("payment", "platform_clearing", "escrow", f"{order.amount_minor:,}"),
+    ]
 
     # a second run with --if-empty adds nothing
     async with unit_of_work(api.sessions) as session:
