@@ -36,7 +36,7 @@ from marketplace.health import HealthController
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.kit.secrets import load_or_create
-from marketplace.ledger.controllers import AdminLedgerController, BalanceController
+from marketplace.ledger.controllers import AdminLedgerController, AdminSettlementController, BalanceController
 from marketplace.orders.controllers import (
     AdminOrderController,
     AdminTradesController,
@@ -60,6 +60,7 @@ CONTROLLERS = [
     CatalogFeedController,
     BalanceController,
     AdminLedgerController,
+    AdminSettlementController,
     TradePreviewController,
     OrderController,
     AdminOrderController,

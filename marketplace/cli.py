@@ -166,6 +166,22 @@ def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace.ledger.schemas import SettlementRead
+    from marketplace.ledger.settlement import SettlementService
+    from marketplace.payments.gateways import gateway_from_settings
+
+    rulebook = _rulebook(None, settings)
+    gateway = gateway_from_settings(settings)
+
+    async def work(session: Any) -> Any:
+        return await SettlementService(session, settings, gateway, rulebook).run(CLI_ACTOR)
+
+    report = asyncio.run(_with_session(settings, work))
+    print(SettlementRead.model_validate(report).model_dump_json(indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketplace", description="Data exchange marketplace")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="seed demonstration data")
     demo.add_argument("--if-empty", action="store_true", help="do nothing if the database has users")
     demo.set_defaults(handler=cmd_demo)
+    settle = commands.add_parser(
+        "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
+    )
+    settle.set_defaults(handler=cmd_settle)
     return parser
 
 

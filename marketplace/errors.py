@@ -39,6 +39,7 @@ _PROBLEM_DESCRIPTIONS = {
     415: "Unsupported media type",
     422: "Understood, but refused by a business rule",
     429: "Too many requests; see Retry-After",
+    502: "The payment gateway refused or failed the call; nothing was changed",
 }
 
 

@@ -1,18 +1,26 @@
-"""HTTP endpoints of the ledger: an organisation's balance, the administrators' check of the books."""
+"""HTTP endpoints of the ledger: an organisation's balance, the administrators' check of the books and
+their settlement runs."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
 from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.compliance.guards import CurrentRulebook
 from marketplace.db import DbSession
 from marketplace.errors import problem_responses
-from marketplace.ledger.schemas import BalanceRead, LedgerCheckRead
+from marketplace.ledger.schemas import BalanceRead, LedgerCheckRead, SettlementRead
 from marketplace.ledger.service import LedgerService
+from marketplace.ledger.settlement import SettlementService
+from marketplace.orders.controllers import ORDERS, IdempotencyKey, Orders
+from marketplace.orders.idempotency import request_fingerprint, run_idempotently
+from marketplace.payments.gateways import app_gateway
 
 Currency = Annotated[str, QueryParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
 
@@ -33,15 +41,63 @@ class BalanceController(Controller):
         return BalanceRead.model_validate(balance)
 
 
+async def _one_snapshot(session: AsyncSession) -> None:
+    """Start a transaction whose statements all read one snapshot (PostgreSQL: REPEATABLE READ), so that
+    what the orders and the ledger say is compared as of one moment. SQLite's writers take turns."""
+    await session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 class AdminLedgerController(Controller):
     path = "/api/v1/admin/ledger"
+    tags = ["administration"]
+    dependencies = {**ADMIN_ONLY, **ORDERS}
+    security = SECURITY
+
+    @get("/check", responses=problem_responses(401, 403))
+    async def check(self, admin: Caller, db_session: DbSession, orders: Orders) -> LedgerCheckRead:
+        """Check the books in one reading: debits equal credits in every currency, every account's totals
+        equal the sums of its transfers, no no-overdraft account is negative, and every order's escrow
+        holds exactly what the order says (its amount while paid, delivered, completed or disputed;
+        nothing once settled, refunded or cancelled): `escrow_checked` is true and `escrow_mismatches`
+        lists the orders whose escrow differs."""
+        await _one_snapshot(db_session)
+        expected = await orders.expected_escrow()
+        return LedgerCheckRead.model_validate(await LedgerService(db_session).check(expected))
+
+
+class AdminSettlementController(Controller):
+    path = "/api/v1/admin/settlements"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @get("/check", responses=problem_responses(401, 403))
-    async def check(self, admin: Caller, db_session: DbSession) -> LedgerCheckRead:
-        """Check the books in one reading: debits equal credits in every currency, every account's totals
-        equal the sums of its transfers, no no-overdraft account is negative. Escrow is not yet compared
-        with open orders (`escrow_checked` is false)."""
-        return LedgerCheckRead.model_validate(await LedgerService(db_session).check())
+    @post("/", status_code=200, responses=problem_responses(401, 403, 409, 422))
+    async def settle(
+        self,
+        request: Request[Any, Any, State],
+        admin: Caller,
+        db_session: DbSession,
+        rulebook: CurrentRulebook,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[SettlementRead]:
+        """Run settlement now, as `marketplace settle` does: time-outs and auto-confirmations, then every
+        completed order settled (escrow split into the provider's payable and the platform's fee), then
+        payouts to providers through the gateway (the provider's debt repaid first). Safe to run again, or
+        at the same time as another run: an order settles once and a share is paid out once."""
+        state = request.app.state
+        service = SettlementService(db_session, state.settings, app_gateway(state), rulebook)
+
+        async def action() -> tuple[int, Any]:
+            report = await service.run(admin.actor)
+            return 200, SettlementRead.model_validate(report).model_dump(mode="json")
+
+        return await run_idempotently(
+            db_session,
+            actor=admin.actor,
+            key=idempotency_key,
+            fingerprint=request_fingerprint(request.method, request.url.path, None),
+            lock_seconds=state.settings.idempotency_lock_seconds,
+            action=action,
+        )

@@ -105,3 +105,44 @@ class Transfer(SQLModel, table=True):
     kind: TransferKind = Field(sa_type=enum_column(TransferKind))
     order_id: uuid.UUID | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+class PayoutStatus(enum.StrEnum):
+    # Booked in the ledger (payable -> payouts) and its orders claimed; the gateway has not yet
+    # confirmed the transfer. A later settlement run sends it again under the same id.
+    PENDING = "pending"
+    SENT = "sent"  # the gateway accepted the transfer: `reference` names it
+    FAILED = "failed"  # the gateway refused the destination: the booking was reversed, the orders freed
+
+
+class Payout(SQLModel, table=True):
+    """One transfer of a provider's settled money in one currency to its account at the gateway.
+
+    `amount_minor` is what the gateway is asked to send: the provider shares of the orders it claims
+    (`trade_order.payout_id`), plus anything else left in the provider's payable, less the provider's
+    debt repaid first (`debt_repaid_minor`). A payout whose whole amount went to the debt is 0 and is
+    sent at once without calling the gateway."""
+
+    __tablename__ = "payout"
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        CheckConstraint("debt_repaid_minor >= 0", name="debt_repaid_not_negative"),
+        # Settlement resends payouts still pending, oldest first.
+        Index("ix_payout_status_created", "status", "created_at"),
+        Index("ix_payout_organization_created", "organization_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    organization_id: uuid.UUID = Field(foreign_key="organization.id")
+    currency: str = Field(max_length=3)
+    amount_minor: int = Field(sa_type=BigInteger)
+    debt_repaid_minor: int = Field(default=0, sa_type=BigInteger)
+    gateway: str = Field(max_length=16)
+    # The provider's account at the gateway (the local gateway: its organisation id when none is set).
+    destination: str = Field(max_length=64)
+    # The gateway's id of the transfer, once sent.
+    reference: str | None = Field(default=None, max_length=120, unique=True)
+    status: PayoutStatus = Field(sa_type=enum_column(PayoutStatus))
+    failure: str | None = Field(default=None, max_length=500)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -10,12 +10,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Uuid, and_, case, cast, func, literal, not_, null, or_, select, union_all, update
+from sqlalchemy import Uuid, and_, case, cast, func, insert, literal, not_, null, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.db import upsert_insert
-from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
+from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
 
 
 class Posting(enum.Enum):
@@ -100,6 +100,24 @@ class LedgerRepository:
         account = await self.account_by_key(candidate.key)
         assert account is not None
         return account
+
+    async def lock_account(self, account_id: uuid.UUID) -> LedgerAccount:
+        """The account as it is now, its row locked until the transaction ends (PostgreSQL)."""
+        query = (
+            select(LedgerAccount)
+            .where(col(LedgerAccount.id) == account_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).one()
+
+    async def holding_payables(self) -> set[tuple[uuid.UUID, str]]:
+        """(organisation, currency) of every provider payable account that holds money."""
+        query = select(col(LedgerAccount.organization_id), col(LedgerAccount.currency)).where(
+            col(LedgerAccount.code) == AccountCode.PROVIDER_PAYABLE,
+            col(LedgerAccount.credits_posted) > col(LedgerAccount.debits_posted),
+        )
+        return {(row[0], row[1]) for row in (await self.session.execute(query)).all() if row[0] is not None}
 
     # transfers
 
@@ -302,3 +320,48 @@ class LedgerRepository:
             )
             (result.flagged_accounts if row.row_kind == "account" else result.holding_escrows).append(totals)
         return result
+
+
+class PayoutRepository:
+    """Every query on the payout table. A payout leaves `pending` by one guarded update."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, payout: Payout) -> None:
+        await self.session.execute(insert(Payout).values(payout.model_dump()))
+
+    async def get(self, payout_id: uuid.UUID) -> Payout | None:
+        query = select(Payout).where(col(Payout.id) == payout_id).execution_options(populate_existing=True)
+        return (await self.session.scalars(query)).first()
+
+    async def pending(self, created_before: Any, limit: int) -> list[Payout]:
+        """Payouts still pending that were booked before `created_before`, oldest first."""
+        query = (
+            select(Payout)
+            .where(col(Payout.status) == PayoutStatus.PENDING, col(Payout.created_at) < created_before)
+            .order_by(col(Payout.created_at), col(Payout.id))
+            .limit(limit)
+            .execution_options(populate_existing=True)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def finish(self, payout_id: uuid.UUID, to: PayoutStatus, **values: Any) -> bool:
+        """Move a pending payout to `to`; False when it is no longer pending (another run finished it)."""
+        statement = (
+            update(Payout)
+            .where(col(Payout.id) == payout_id, col(Payout.status) == PayoutStatus.PENDING)
+            .values(status=to, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+
+    async def note_failure(self, payout_id: uuid.UUID, failure: str) -> None:
+        """Why the last attempt to send a payout, still pending, did not go through."""
+        statement = (
+            update(Payout)
+            .where(col(Payout.id) == payout_id, col(Payout.status) == PayoutStatus.PENDING)
+            .values(failure=failure)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import Field
+
 from marketplace.kit.schemas import ResponseBody
-from marketplace.ledger.models import AccountCode
+from marketplace.ledger.models import AccountCode, PayoutStatus
 
 
 class BalanceRead(ResponseBody):
@@ -55,3 +57,32 @@ class LedgerCheckRead(ResponseBody):
     mismatched_accounts: list[AccountTotalsRead]
     escrow_checked: bool
     escrow_mismatches: list[EscrowMismatchRead]
+
+
+class PayoutRead(ResponseBody):
+    """A payout as a settlement run left it."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    currency: str
+    amount_minor: int = Field(description="sent to the provider: its orders' shares less the debt repaid")
+    debt_repaid_minor: int = Field(description="taken first to repay what the provider owed for refunds")
+    status: PayoutStatus = Field(description="pending: booked, the gateway has not confirmed it (sent again next run)")
+    reference: str | None = Field(description="the gateway's id of the transfer, once sent")
+    failure: str | None = Field(description="why the gateway refused or failed the last attempt")
+
+
+class SkippedPayoutRead(ResponseBody):
+    organization_id: uuid.UUID
+    currency: str
+    reason: str
+
+
+class SettlementRead(ResponseBody):
+    """What a settlement run did."""
+
+    settled_orders: int = Field(description="completed orders settled: escrow split into payable and fee")
+    payouts: list[PayoutRead]
+    skipped: list[SkippedPayoutRead] = Field(description="providers not paid out: no usable gateway account")
+    cancelled_orders: int = Field(description="accepted orders cancelled by the sweep: payment window expired")
+    auto_confirmed_orders: int = Field(description="delivered orders completed by the sweep: not confirmed in time")

@@ -149,6 +149,12 @@ class LedgerService:
             raise InvalidAccount("this order's escrow belongs to another organisation")
         return account
 
+    async def lock(self, *accounts: LedgerAccount) -> list[LedgerAccount]:
+        """Lock the accounts' rows one after the other, in the order given, until the transaction ends;
+        returns them as they are now. A caller about to post several transfers locks their accounts first
+        in one agreed order (see ledger.settlement), so that concurrent callers cannot deadlock."""
+        return [await self.repository.lock_account(account.id) for account in accounts]
+
     async def post(
         self,
         transfer_id: uuid.UUID,

@@ -32,6 +32,7 @@ from marketplace.orders.idempotency import IDEMPOTENCY_HEADER, request_fingerpri
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.repository import TradeFilters
 from marketplace.orders.schemas import (
+    AdminRefundRequest,
     CancelRequest,
     DisputeRequest,
     DisputeResolution,
@@ -42,6 +43,7 @@ from marketplace.orders.schemas import (
     OrderPaid,
     OrderPlaced,
     OrderRead,
+    OrderRefunded,
     PaymentRead,
     PaymentRequest,
     PreviewRead,
@@ -265,6 +267,34 @@ class AdminOrderController(Controller):
         async def action() -> tuple[int, Any]:
             order = await orders.resolve_dispute(admin, order_id, data.outcome, data.reason)
             return 200, order_read(order).model_dump(mode="json")
+
+        return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)
+
+    @post(
+        "/{order_id:uuid}/refund",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409, 502),
+    )
+    async def refund(
+        self,
+        request: Request[Any, Any, State],
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[AdminRefundRequest],
+        admin: Caller,
+        db_session: DbSession,
+        orders: Orders,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderRefunded]:
+        """Refund a completed, settled or paid-out order in full through the gateway; its licences are
+        released. The money comes back from escrow (completed), by reversing its settlement (settled), or
+        from the provider as a debt its next payout repays first (paid out); `refund_path` says which."""
+
+        async def action() -> tuple[int, Any]:
+            order, path = await orders.refund_after_settlement(admin, order_id, data.reason)
+            body = OrderRefunded(
+                **order_read(order).model_dump(), refund_path=path, refund_reference=order.refund_reference
+            )
+            return 200, body.model_dump(mode="json")
 
         return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)
 

@@ -214,3 +214,119 @@ class OrderRepository:
         """Every order in one of `statuses`, with its status."""
         query = select(col(Order.id), col(Order.status)).where(col(Order.status).in_(list(statuses)))
         return {row[0]: row[1] for row in (await self.session.execute(query)).all()}
+
+    # settlement (used by ledger.settlement)
+
+    async def lock(self, order_id: uuid.UUID) -> Order | None:
+        """The order as it is now, its row locked until the transaction ends: whoever locks it next reads
+        what this transaction leaves. (SQLite has no row locks: its writers take turns anyway.)"""
+        query = (
+            select(Order).where(col(Order.id) == order_id).with_for_update().execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).first()
+
+    async def lock_completed(self, limit: int) -> Sequence[Order]:
+        """Up to `limit` completed orders, oldest first, locked; orders another transaction holds (a
+        refund, a concurrent settlement run) are skipped, never waited for."""
+        query = (
+            select(Order)
+            .where(col(Order.status) == OrderStatus.COMPLETED)
+            .order_by(col(Order.status_changed_at), col(Order.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def move_many(
+        self, order_ids: Collection[uuid.UUID], from_status: OrderStatus, to: OrderStatus, **values: Any
+    ) -> set[uuid.UUID]:
+        """`move` for several orders in one statement; returns the ids that moved."""
+        if not order_ids:
+            return set()
+        statement = (
+            update(Order)
+            .where(col(Order.id).in_(list(order_ids)), col(Order.status) == from_status)
+            .values(status=to, status_changed_at=clock.now(), **values)
+            .returning(col(Order.id))
+            .execution_options(synchronize_session=False)
+        )
+        return set((await self.session.scalars(statement)).all())
+
+    async def add_events(self, events: Sequence[dict[str, Any]]) -> None:
+        """Several `add_event`s in one statement; each dict has the same keys as `add_event`'s arguments."""
+        if events:
+            now = clock.now()
+            await self.session.execute(insert(OrderEvent), [{"id": uuid.uuid4(), "at": now, **e} for e in events])
+
+    async def settled_unpaid(self) -> set[tuple[uuid.UUID, str]]:
+        """(provider, currency) of every settled order no payout has claimed yet."""
+        query = (
+            select(col(Order.provider_organization_id), col(Order.currency))
+            .where(col(Order.status) == OrderStatus.SETTLED, col(Order.payout_id).is_(None))
+            .distinct()
+        )
+        return {(row[0], row[1]) for row in (await self.session.execute(query)).all()}
+
+    async def settled_unpaid_of(self, provider_id: uuid.UUID, currency: str) -> Sequence[tuple[uuid.UUID, int, int]]:
+        """(id, amount_minor, fee_bps) of the provider's settled orders no payout has claimed yet."""
+        query = select(col(Order.id), col(Order.amount_minor), col(Order.fee_bps)).where(
+            col(Order.provider_organization_id) == provider_id,
+            col(Order.currency) == currency,
+            col(Order.status) == OrderStatus.SETTLED,
+            col(Order.payout_id).is_(None),
+        )
+        return [(row[0], row[1], row[2]) for row in (await self.session.execute(query)).all()]
+
+    async def claim_for_payout(
+        self, provider_id: uuid.UUID, currency: str, payout_id: uuid.UUID, limit: int
+    ) -> Sequence[Order]:
+        """Mark up to `limit` of the provider's unclaimed settled orders as the payout's (they stay
+        settled until the gateway confirms it); orders another transaction holds are skipped."""
+        query = (
+            select(Order)
+            .where(
+                col(Order.provider_organization_id) == provider_id,
+                col(Order.currency) == currency,
+                col(Order.status) == OrderStatus.SETTLED,
+                col(Order.payout_id).is_(None),
+            )
+            .order_by(col(Order.id))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        orders = (await self.session.scalars(query)).all()
+        if orders:
+            await self.session.execute(
+                update(Order)
+                .where(col(Order.id).in_([o.id for o in orders]))
+                .values(payout_id=payout_id)
+                .execution_options(synchronize_session=False)
+            )
+            for order in orders:
+                order.payout_id = payout_id
+        return orders
+
+    async def move_claimed(self, claimed_by: uuid.UUID, to: OrderStatus, **values: Any) -> Sequence[Order]:
+        """Move the settled orders the payout claimed to `to`; returns them as they were."""
+        query = (
+            select(Order)
+            .where(col(Order.payout_id) == claimed_by, col(Order.status) == OrderStatus.SETTLED)
+            .order_by(col(Order.id))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        orders = (await self.session.scalars(query)).all()
+        await self.move_many([o.id for o in orders], OrderStatus.SETTLED, to, **values)
+        return orders
+
+    async def release_claim(self, payout_id: uuid.UUID) -> int:
+        """The payout's settled orders are no longer claimed (it failed): the next payout takes them."""
+        statement = (
+            update(Order)
+            .where(col(Order.payout_id) == payout_id, col(Order.status) == OrderStatus.SETTLED)
+            .values(payout_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        return int((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]

@@ -157,3 +157,21 @@ class TradePage(ResponseBody):
     total: int
     limit: int
     offset: int
+
+
+# settlement: an administrator's refund of a completed, settled or paid-out order
+
+
+RefundPath = Literal["escrow", "reversal", "provider_debt"]
+
+
+class AdminRefundRequest(RequestBody):
+    reason: Reason
+
+
+class OrderRefunded(OrderRead):
+    refund_path: RefundPath = Field(
+        description="where the money came back from: the order's escrow (completed), a reversal of its "
+        "settlement (settled), or the provider's debt, repaid from its next payout (paid out)"
+    )
+    refund_reference: str | None = Field(description="the gateway's id of the refund; none for a free order")

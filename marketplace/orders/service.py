@@ -4,8 +4,11 @@
     accepted ──pay──> paid ──deliver──> delivered ──confirm / auto-confirm──> completed
     paid | delivered ──dispute──> disputed ──resolve──> refunded | completed
     pending_review | accepted ──cancel / payment fails / times out──> cancelled
+    completed ──settle──> settled ──payout sent──> paid_out
+    completed | settled | paid_out ──administrator's refund──> refunded
 
-Settlement (completed -> settled -> paid_out) is the ledger domain's batch. Every transition is a
+Settlement and payouts are the ledger domain's batch (ledger.settlement), through the section of
+OrderService marked for it. Every transition is a
 guarded update from the status the order was read in, an event in its history and an audit entry,
 in the caller's transaction: a replayed or concurrent request finds the order moved and changes nothing."""
 
@@ -32,15 +35,15 @@ from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import PlanFacts, Snapshot, TradeFacts
 from marketplace.config import Settings
-from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
+from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
-from marketplace.kit.money import transfer_id
-from marketplace.ledger.models import AccountCode, TransferKind
+from marketplace.kit.money import split, transfer_id
+from marketplace.ledger.models import AccountCode, LedgerAccount, TransferKind
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
 from marketplace.orders.repository import OrderRepository, TradeFilters
-from marketplace.orders.schemas import TradeRequest
-from marketplace.payments.gateway import PaymentGateway, PaymentState, PaymentStatus
+from marketplace.orders.schemas import RefundPath, TradeRequest
+from marketplace.payments.gateway import GatewayError, PaymentGateway, PaymentState, PaymentStatus
 
 # How many orders one sweep moves at most; the next run takes the rest.
 SWEEP_BATCH = 500
@@ -54,6 +57,14 @@ class SoldOut(Conflict):
 class InvalidTransition(Conflict):
     code = "order-invalid-transition"
     title = "Order cannot make this transition"
+
+
+class RefundFailed(DomainError):
+    """The gateway refused or failed the refund: nothing changed; the administrator may try again."""
+
+    status = 502
+    code = "refund-gateway-error"
+    title = "Payment gateway error"
 
 
 @dataclass(frozen=True)
@@ -615,3 +626,202 @@ class OrderService:
         """Every order whose trade verdict still matters (OPEN_STATUSES), with its status: what a candidate
         rulebook's impact is measured on."""
         return await self.repository.open_statuses(self.OPEN_STATUSES)
+
+    # settlement (used by ledger.settlement)
+    #
+    # Every transaction below takes its locks in one order, so none can deadlock with another: order
+    # rows first (settlement and payouts skip rows someone else holds, never waiting for them), then
+    # ledger accounts (escrow; a provider's payable before its debt, payables in id order; platform
+    # revenue last), then the audit head, then the refunds account and the product's licences.
+
+    async def settle_completed(self, limit: int, actor: str) -> Sequence[Order]:
+        """Settle up to `limit` completed orders, oldest first, in the caller's transaction: each moves to
+        settled and its escrow is split, escrow -> provider payable (price - fee) and escrow -> platform
+        revenue (the fee, `split` rounds it half up); parts of 0 are not posted, so a free order just moves.
+        Orders another transaction holds (a refund, a concurrent run) are left for the next run. A disputed
+        order is never completed, so it never settles while disputed."""
+        locked = await self.repository.lock_completed(limit)
+        moved = await self.repository.move_many([o.id for o in locked], OrderStatus.COMPLETED, OrderStatus.SETTLED)
+        orders = [o for o in locked if o.id in moved]
+        paid = [o for o in orders if o.amount_minor > 0]
+        # Open (or create) the shared accounts in one order, so concurrent runs creating them cannot deadlock.
+        shared: dict[tuple[AccountCode, str, uuid.UUID | None], LedgerAccount] = {}
+        for code, currency, owner in sorted(
+            {(AccountCode.PROVIDER_PAYABLE, o.currency, o.provider_organization_id) for o in paid}
+            | {(AccountCode.PLATFORM_REVENUE, o.currency, None) for o in paid},
+            key=str,
+        ):
+            shared[code, currency, owner] = await self.ledger.account(code, currency, organization_id=owner)
+        parts = []
+        for order in paid:
+            provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
+            escrow = await self.ledger.account(
+                AccountCode.ESCROW, order.currency, organization_id=order.provider_organization_id, order_id=order.id
+            )
+            payable = shared[AccountCode.PROVIDER_PAYABLE, order.currency, order.provider_organization_id]
+            revenue = shared[AccountCode.PLATFORM_REVENUE, order.currency, None]
+            parts.append((order, escrow, payable, revenue, provider_minor, fee_minor))
+        # Payables in id order, then revenue: the lock order above.
+        for order, escrow, payable, _, provider_minor, _ in sorted(parts, key=lambda p: (p[2].id, p[0].id)):
+            if provider_minor:
+                await self.ledger.post(
+                    transfer_id(order.id, "settlement"),
+                    escrow,
+                    payable,
+                    provider_minor,
+                    order.currency,
+                    TransferKind.SETTLEMENT,
+                    order_id=order.id,
+                )
+        for order, escrow, _, revenue, _, fee_minor in sorted(parts, key=lambda p: (p[3].id, p[0].id)):
+            if fee_minor:
+                await self.ledger.post(
+                    transfer_id(order.id, "fee"),
+                    escrow,
+                    revenue,
+                    fee_minor,
+                    order.currency,
+                    TransferKind.FEE,
+                    order_id=order.id,
+                )
+        split_of = {p[0].id: {"provider_minor": p[4], "fee_minor": p[5]} for p in parts}
+        await self._record_moves(orders, OrderStatus.COMPLETED, OrderStatus.SETTLED, actor, "settled", split_of)
+        return orders
+
+    async def payable_orders(self) -> set[tuple[uuid.UUID, str]]:
+        """(provider, currency) of every settled order no payout has claimed yet."""
+        return await self.repository.settled_unpaid()
+
+    async def unpaid_shares(self, provider_id: uuid.UUID, currency: str) -> dict[uuid.UUID, int]:
+        """The provider's share of each of its settled orders no payout has claimed yet."""
+        rows = await self.repository.settled_unpaid_of(provider_id, currency)
+        return {order_id: split(amount, fee_bps)[0] for order_id, amount, fee_bps in rows}
+
+    async def claim_for_payout(
+        self, provider_id: uuid.UUID, currency: str, payout_id: uuid.UUID, limit: int
+    ) -> Sequence[Order]:
+        """Claim up to `limit` of the provider's settled orders for a payout; they stay settled (a refund
+        meanwhile counts them as paid out) until the payout is sent. Orders others hold are skipped."""
+        return await self.repository.claim_for_payout(provider_id, currency, payout_id, limit)
+
+    async def mark_paid_out(self, payout_id: uuid.UUID, actor: str, *, unlink: bool = False) -> Sequence[Order]:
+        """The payout was sent: its orders still settled move to paid_out. `unlink`: there was nothing to
+        send (free orders), and no payout row: the orders forget the payout id they were claimed under."""
+        values: dict[str, Any] = {"payout_id": None} if unlink else {}
+        orders = await self.repository.move_claimed(payout_id, OrderStatus.PAID_OUT, **values)
+        payout = {"payout_id": None if unlink else str(payout_id)}
+        payloads = {o.id: payout for o in orders}
+        await self._record_moves(orders, OrderStatus.SETTLED, OrderStatus.PAID_OUT, actor, "paid out", payloads)
+        return orders
+
+    async def release_payout_claim(self, payout_id: uuid.UUID) -> int:
+        """The payout failed: its orders still settled wait for the next payout."""
+        return await self.repository.release_claim(payout_id)
+
+    async def refund_after_settlement(
+        self, admin: Principal, order_id: uuid.UUID, reason: str
+    ) -> tuple[Order, RefundPath]:
+        """An administrator refunds a completed, settled or paid-out order in full; returns it with the path
+        its money took, which the audit entry names too:
+
+        - `escrow` (completed): escrow -> refunds;
+        - `reversal` (settled, no payout has claimed it): provider payable -> refunds (its share) and
+          platform revenue -> refunds (the fee), both REVERSAL;
+        - `provider_debt` (paid out, or claimed by a payout not yet sent): the provider's share becomes
+          its debt (provider_debt -> refunds, DEBT), repaid from its next payout first; the fee is reversed
+          from revenue as above.
+
+        The order's row is locked first, so a settlement or payout running meanwhile either finishes
+        with it before (and the path follows) or skips it. The gateway refund is asked for next, before
+        any shared lock is taken; it is keyed by the order, so a retry after a failed commit refunds once."""
+        order = await self._visible(admin, order_id)
+        locked = await self.repository.lock(order.id)
+        assert locked is not None
+        order = locked
+        was = order.status
+        if was not in (OrderStatus.COMPLETED, OrderStatus.SETTLED, OrderStatus.PAID_OUT):
+            raise InvalidTransition(
+                f"the order is {was.value}; only completed, settled and paid-out orders are refunded this way",
+                current_status=was.value,
+            )
+        path: RefundPath
+        if was == OrderStatus.COMPLETED:
+            path = "escrow"
+        elif was == OrderStatus.SETTLED and order.payout_id is None:
+            path = "reversal"
+        else:
+            path = "provider_debt"
+        provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
+        currency, provider = order.currency, order.provider_organization_id
+        reference = None
+        postings: list[tuple[str, LedgerAccount, int, TransferKind]] = []
+        if order.amount_minor > 0:
+            assert order.payment_reference is not None
+            try:
+                reference = await self.gateway.refund(
+                    order_id=order.id,
+                    reference=order.payment_reference,
+                    amount_minor=order.amount_minor,
+                    currency=currency,
+                )
+            except GatewayError as exc:
+                raise RefundFailed(str(exc), order_id=str(order.id)) from exc
+            if path == "escrow":
+                escrow = await self.ledger.account(
+                    AccountCode.ESCROW, currency, organization_id=provider, order_id=order.id
+                )
+                postings.append(("refund", escrow, order.amount_minor, TransferKind.REFUND))
+            else:
+                code = AccountCode.PROVIDER_PAYABLE if path == "reversal" else AccountCode.PROVIDER_DEBT
+                source = await self.ledger.account(code, currency, organization_id=provider)
+                revenue = await self.ledger.account(AccountCode.PLATFORM_REVENUE, currency)
+                await self.ledger.lock(source, revenue)
+                if path == "reversal":
+                    postings.append(("settlement-reversal", source, provider_minor, TransferKind.REVERSAL))
+                else:
+                    postings.append(("debt", source, provider_minor, TransferKind.DEBT))
+                postings.append(("fee-reversal", revenue, fee_minor, TransferKind.REVERSAL))
+        if not await self.repository.move(order.id, was, OrderStatus.REFUNDED, refund_reference=reference):
+            raise AssertionError("the locked order moved")
+        payload = {
+            "path": path,
+            "refund_reference": reference,
+            "provider_minor": provider_minor,
+            "fee_minor": fee_minor,
+            "payout_id": str(order.payout_id) if order.payout_id else None,
+        }
+        await self._record_moves([order], was, OrderStatus.REFUNDED, admin.actor, reason, {order.id: payload})
+        if postings:
+            refunds = await self.ledger.account(AccountCode.REFUNDS, currency)
+            for step, debit, amount, kind in postings:
+                if amount:
+                    await self.ledger.post(
+                        transfer_id(order.id, step), debit, refunds, amount, currency, kind, order_id=order.id
+                    )
+        await self._release(order)
+        order.refund_reference = reference
+        return order, path
+
+    async def _record_moves(
+        self,
+        orders: Sequence[Order],
+        was: OrderStatus,
+        to: OrderStatus,
+        actor: str,
+        reason: str | None,
+        payloads: dict[uuid.UUID, dict[str, Any]],
+    ) -> None:
+        """History and audit of orders already moved by a guarded update (the audit entries last: they
+        take the chain's head lock)."""
+        await self.repository.add_events(
+            [{"order_id": o.id, "from_status": was, "to_status": to, "actor": actor, "reason": reason} for o in orders]
+        )
+        for order in orders:
+            await self.audit.record(
+                actor=actor,
+                action=f"order.{to.value}",
+                object_type="order",
+                object_id=order.id,
+                payload={"from": was.value, "to": to.value, "reason": reason, **payloads.get(order.id, {})},
+            )
+            order.status = to
