@@ -1,7 +1,7 @@
 """Demonstration data: an administrator, two admitted providers, an admitted buyer, an admitted
 assessor, a catalog of data products taken through the listing stage (listed, held, rejected), and
 one complete trade on the local gateway: ordered through the trade stage, paid into escrow,
-delivered and confirmed."""
+delivered, confirmed and settled."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -28,9 +28,10 @@ from marketplace.config import Settings
 from marketplace.kit import clock
 from marketplace.kit.codelists import currency_minor_units
 from marketplace.kit.identifiers import uscc_check_char
-from marketplace.kit.money import split
+from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
 from marketplace.ledger.service import LedgerService
+from marketplace.ledger.settlement import SettlementService
 from marketplace.orders.models import OrderStatus
 from marketplace.orders.schemas import TradeRequest
 from marketplace.orders.service import OrderService
@@ -943,7 +944,8 @@ async def demo_trade(
     await orders.pay(buyer, order.id, None)
     await orders.deliver(provider, order.id)
     await orders.confirm(buyer, order.id)
-    # settlement: wired in when the settlement batch lands
+    # The settlement batch commits as it goes: the demo data seeded so far is committed with it.
+    settlement = await SettlementService(session, settings, gateway, rulebook).run(DEMO_ACTOR)
     view = await orders.view(admin, order.id)
     order = view.order
     provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
@@ -952,9 +954,16 @@ async def demo_trade(
         "  history: " + " -> ".join(event.to_status.value for event in view.history),
         f"  amount: {money(order.amount_minor, order.currency)}; platform fee {order.fee_bps} bps: "
         f"{money(fee_minor, order.currency)}; provider's share {money(provider_minor, order.currency)}",
-        "  ledger movements of the order (kind: debit -> credit, amount in minor units):",
+        f"  settlement run: {settlement.settled_orders} order(s) settled, "
+        + ", ".join(
+            f"payout {p.id} of {money(p.amount_minor, p.currency)} {p.status.value}"
+            + (f" (gateway reference {p.reference})" if p.reference else "")
+            for p in settlement.payouts
+            if p.organization_id == provider_id
+        ),
+        "  ledger movements of the order and its payout (kind: debit -> credit, amount in minor units):",
     ]
-    for kind, debit, credit, amount in await _order_transfers(session, order.id):
+    for kind, debit, credit, amount in await _order_transfers(session, order.id, order.payout_id):
         lines.append(f"    {kind.value:<10} {debit} -> {credit}  {amount:,}")
     ledger = LedgerService(session)
     balance = await ledger.balance(provider_id, order.currency)
@@ -970,14 +979,18 @@ async def demo_trade(
     return lines
 
 
-async def _order_transfers(session: AsyncSession, order_id: uuid.UUID) -> list[tuple[Any, str, str, int]]:
-    """The order's transfers in the order they were posted: (kind, debit account key, credit account key, amount)."""
+async def _order_transfers(
+    session: AsyncSession, order_id: uuid.UUID, payout_id: uuid.UUID | None
+) -> list[tuple[Any, str, str, int]]:
+    """The transfers of the order, and of the payout that paid its provider's share, in the order they were
+    posted: (kind, debit account key, credit account key, amount)."""
     debit, credit = aliased(LedgerAccount), aliased(LedgerAccount)
+    payout_transfers = [transfer_id(payout_id, step) for step in ("debt", "payout")] if payout_id else []
     query = (
         select(col(Transfer.kind), col(debit.key), col(credit.key), col(Transfer.amount_minor))
         .join(debit, col(debit.id) == col(Transfer.debit_account_id))
         .join(credit, col(credit.id) == col(Transfer.credit_account_id))
-        .where(col(Transfer.order_id) == order_id)
+        .where(or_(col(Transfer.order_id) == order_id, col(Transfer.id).in_(payout_transfers)))
         .order_by(col(Transfer.created_at), col(Transfer.id))
     )
     return [(row[0], row[1], row[2], row[3]) for row in (await session.execute(query)).all()]

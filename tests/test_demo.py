@@ -15,7 +15,7 @@ from marketplace.compliance.models import StoredVerdict
 from marketplace.db import unit_of_work
 from marketplace.demo import PRODUCTS, seed_demo
 from marketplace.kit.money import split
-from marketplace.ledger.models import Transfer
+from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderStatus
 from tests.fixtures.api import Api
@@ -55,34 +55,46 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     publishers = {d["dct:publisher"]["foaf:name"] for d in feed["dcat:dataset"]}
     assert len(publishers) == 2
 
-    # one trade, end to end: accepted by the trade stage, paid, delivered and confirmed; its money in escrow
+    # one trade, end to end: accepted by the trade stage, paid, delivered, confirmed, settled and paid out
     async with unit_of_work(api.sessions) as session:
         [order] = (await session.scalars(select(Order))).all()
         trade_verdict = await session.get(StoredVerdict, order.verdict_id)
         ledger = LedgerService(session)
         balance = await ledger.balance(order.provider_organization_id, order.currency)
+        escrows = (
+            await session.scalars(select(LedgerAccount).where(col(LedgerAccount.code) == AccountCode.ESCROW))
+        ).all()
         transfers = (await session.scalars(select(Transfer).where(col(Transfer.order_id) == order.id))).all()
         books = await ledger.check()
     assert trade_verdict is not None
     assert (trade_verdict.stage, trade_verdict.decision) == (Stage.TRADE, Decision.ACCEPTED)
-    assert order.status == OrderStatus.COMPLETED
+    assert order.status == OrderStatus.PAID_OUT
     provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
+    assert provider_minor + fee_minor == order.amount_minor > 0
     assert fee_minor > 0
-    assert [t.kind.value for t in transfers] == ["payment"]
-    assert (balance.available_minor, balance.pending_minor) == (0, order.amount_minor)
+    assert [e.credits_posted - e.debits_posted for e in escrows] == [0]
+    assert sorted(t.kind.value for t in transfers) == ["fee", "payment", "settlement"]
+    # settled to the provider (price - fee), then paid out at once through the local gateway
+    assert (balance.available_minor, balance.pending_minor) == (0, 0)
+    assert balance.paid_out_minor == provider_minor
     assert books.ok, books
 
     # the summary shows the trade
     assert f"order: {order.id}" in summary
     assert "verdict: accepted (trade stage" in summary
     assert "flagged checks: none" in summary
-    assert "status: completed" in summary
-    assert "history: accepted -> paid -> delivered -> completed" in summary
+    assert "status: paid_out" in summary
+    assert "history: accepted -> paid -> delivered -> completed -> settled -> paid_out" in summary
+    assert "escrow of the order: 0 (0.00 CNY)" in summary
     assert f"provider's share {provider_minor:,} (" in summary
-    assert f"escrow of the order: {order.amount_minor:,} (" in summary
+    assert f"provider balance: available 0 (0.00 CNY), pending 0 (0.00 CNY), paid out {provider_minor:,} (" in summary
+    assert f"platform revenue: {fee_minor:,} (" in summary
     movements = [line.split() for line in summary.splitlines() if line.startswith("    ")]
     assert [(m[0], m[1].split(":")[0], m[3].split(":")[0], m[4]) for m in movements] == [
         ("payment", "platform_clearing", "escrow", f"{order.amount_minor:,}"),
+        ("settlement", "escrow", "provider_payable", f"{provider_minor:,}"),
+        ("fee", "escrow", "platform_revenue", f"{fee_minor:,}"),
+        ("payout", "provider_payable", "payouts", f"{provider_minor:,}"),
     ]
 
     # a second run with --if-empty adds nothing
