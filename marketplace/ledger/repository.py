@@ -102,7 +102,15 @@ class LedgerRepository:
         return account
 
     async def lock_account(self, account_id: uuid.UUID) -> LedgerAccount:
-        """The account as it is now, its row locked until the transaction ends (PostgreSQL)."""
+        """The account as it is now, its row locked until the transaction ends. SQLite has no row locks: an
+        update that changes nothing takes the database's write lock instead, until the transaction ends."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(
+                update(LedgerAccount)
+                .where(col(LedgerAccount.id) == account_id)
+                .values(debits_posted=col(LedgerAccount.debits_posted))
+                .execution_options(synchronize_session=False)
+            )
         query = (
             select(LedgerAccount)
             .where(col(LedgerAccount.id) == account_id)

@@ -273,7 +273,7 @@ class AdminOrderController(Controller):
     @post(
         "/{order_id:uuid}/refund",
         status_code=200,
-        responses=problem_responses(401, 403, 404, 409, 502),
+        responses=problem_responses(401, 403, 404, 409, 422, 502),
     )
     async def refund(
         self,

@@ -219,7 +219,10 @@ class OrderRepository:
 
     async def lock(self, order_id: uuid.UUID) -> Order | None:
         """The order as it is now, its row locked until the transaction ends: whoever locks it next reads
-        what this transaction leaves. (SQLite has no row locks: its writers take turns anyway.)"""
+        what this transaction leaves. SQLite has no row locks: an update that changes nothing takes the
+        database's write lock instead, which other writers wait for in the same way."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            await self.session.execute(update(Order).where(col(Order.id) == order_id).values(status=col(Order.status)))
         query = (
             select(Order).where(col(Order.id) == order_id).with_for_update().execution_options(populate_existing=True)
         )
@@ -309,7 +312,7 @@ class OrderRepository:
         return orders
 
     async def move_claimed(self, claimed_by: uuid.UUID, to: OrderStatus, **values: Any) -> Sequence[Order]:
-        """Move the settled orders the payout claimed to `to`; returns them as they were."""
+        """Move the settled orders the payout claimed to `to`; returns those moved, as they were."""
         query = (
             select(Order)
             .where(col(Order.payout_id) == claimed_by, col(Order.status) == OrderStatus.SETTLED)
@@ -318,8 +321,8 @@ class OrderRepository:
             .execution_options(populate_existing=True)
         )
         orders = (await self.session.scalars(query)).all()
-        await self.move_many([o.id for o in orders], OrderStatus.SETTLED, to, **values)
-        return orders
+        moved = await self.move_many([o.id for o in orders], OrderStatus.SETTLED, to, **values)
+        return [o for o in orders if o.id in moved]
 
     async def release_claim(self, payout_id: uuid.UUID) -> int:
         """The payout's settled orders are no longer claimed (it failed): the next payout takes them."""
