@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from marketplace.accounts.models import Organization
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, PayoutStatus, TransferKind
@@ -20,7 +21,7 @@ from marketplace.payments.gateway import GatewayError, UnknownAccount
 from tests.fixtures.api import Api
 from tests.ledger.trades import Shop, open_shop
 from tests.orders.conftest import PRICE_MINOR
-from tests.orders.factories import admin_principal
+from tests.orders.factories import admin_principal, licences_remaining, listing
 
 FEE_BPS = 500
 
@@ -291,6 +292,38 @@ async def test_a_free_order_settles_and_is_paid_out_without_money(shop: Shop) ->
     assert (order.status, order.payout_id) == (OrderStatus.PAID_OUT, None)
     order, path = await shop.refund(free)
     assert (order.status, path, order.refund_reference) == (OrderStatus.REFUNDED, "provider_debt", None)
+    await assert_books_ok(shop)
+
+
+async def test_a_refund_after_payout_gives_the_licence_back(shop: Shop) -> None:
+    shop.listing = await listing(shop.api, shop.provider, max_licences=2)
+    order_id = await shop.completed_order()
+    assert await licences_remaining(shop.sessions, shop.listing.product_id) == 1
+    await shop.settle()
+    await shop.refund(order_id)
+    assert await licences_remaining(shop.sessions, shop.listing.product_id) == 2
+    await assert_books_ok(shop)
+
+
+async def test_with_a_real_gateway_payouts_go_to_the_connected_account_once_it_can_receive_them(shop: Shop) -> None:
+    provider = shop.provider.organization_id
+    shop.gateway.name = "stripe-like"
+    await shop.completed_order()
+
+    async def account(account_id: str | None, enabled: bool) -> None:
+        async with unit_of_work(shop.sessions) as session:
+            organization = await session.get(Organization, provider)
+            assert organization is not None
+            organization.payment_account_id, organization.payouts_enabled = account_id, enabled
+
+    await account("acct_1Provider", False)
+    report = await shop.settle()
+    assert (report.settled_orders, report.payouts) == (1, [])
+    assert "cannot receive payouts" in report.skipped[0].reason
+    await account("acct_1Provider", True)
+    [payout] = (await shop.settle()).payouts
+    assert payout.status == PayoutStatus.SENT
+    assert [t["destination"] for t in shop.gateway.transfers] == ["acct_1Provider"]
     await assert_books_ok(shop)
 
 
