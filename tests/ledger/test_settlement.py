@@ -16,6 +16,7 @@ from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, PayoutStatus, TransferKind
 from marketplace.ledger.settlement import SETTLEMENT_BATCH
 from marketplace.orders.models import OrderStatus
+from marketplace.orders.schemas import RefundPath
 from marketplace.orders.service import InvalidTransition
 from marketplace.payments.gateway import GatewayError, UnknownAccount
 from tests.fixtures.api import Api
@@ -386,7 +387,7 @@ async def test_release_racing_refund_on_500_escrows(shop: Shop, sessions: Sessio
     payments = PRICE_MINOR + sum(10_000 + n for n in range(499))
     gate = asyncio.Semaphore(16)
 
-    async def refund(order_id: uuid.UUID) -> str:
+    async def refund(order_id: uuid.UUID) -> RefundPath:
         async with gate:
             await asyncio.sleep(0)
             return (await shop.refund(order_id, sessions))[1]
@@ -395,11 +396,10 @@ async def test_release_racing_refund_on_500_escrows(shop: Shop, sessions: Sessio
         await asyncio.sleep(delay)
         return (await shop.settle(sessions)).settled_orders
 
-    results = await asyncio.gather(
-        settle_later(0), *(refund(order_id) for order_id in orders[::-1]), settle_later(0.05)
-    )
-    settled_by_runs = results[0] + results[-1]
-    paths = Counter(results[1:-1])
+    refunds_done = asyncio.gather(*(refund(order_id) for order_id in orders[::-1]))
+    runs = await asyncio.gather(settle_later(0), settle_later(0.05))
+    settled_by_runs = sum(runs)
+    paths = Counter(await refunds_done)
     assert sum(paths.values()) == 500
     # every order settled at most once; those settled were refunded from payable or as debt
     settlements = await shop.transfers(TransferKind.SETTLEMENT)

@@ -20,6 +20,7 @@ from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, Transf
 from marketplace.ledger.service import LedgerCheck, LedgerService
 from marketplace.ledger.settlement import SettlementReport, SettlementService
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
+from marketplace.orders.schemas import RefundPath
 from marketplace.orders.service import OrderService
 from marketplace.payments.gateway import ConnectedAccount, GatewayError, GatewayEvent, PaymentState, PaymentStatus
 from marketplace.payments.local import LocalGateway
@@ -34,7 +35,7 @@ class RecordingGateway(LocalGateway):
     """The local gateway, recording the transfers and refunds asked of it; `transfer_error` makes
     transfers fail; another `name` makes settlement treat it as a gateway with real accounts."""
 
-    name: str = "local"  # type: ignore[misc]
+    name: str = "local"
     transfer_error: GatewayError | None = None
     transfers: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[uuid.UUID] = field(default_factory=list)
@@ -150,7 +151,7 @@ class Shop:
             service = SettlementService(session, state.settings, self.gateway, state.rulebook)
             return await service.run(ACTOR)
 
-    async def refund(self, order_id: uuid.UUID, sessions: SessionMaker | None = None) -> tuple[Order, str]:
+    async def refund(self, order_id: uuid.UUID, sessions: SessionMaker | None = None) -> tuple[Order, RefundPath]:
         async with unit_of_work(sessions or self.sessions) as session:
             return await self.orders(session).refund_after_settlement(admin_principal(self.admin), order_id, "test")
 
