@@ -1,24 +1,33 @@
 """Property: whatever orders are placed and moved -- paid, delivered, confirmed, disputed, resolved,
-cancelled, swept as time passes -- by whom, in whatever order, replayed or refused, the orders and the
-ledger in the database equal a pure-Python model of them, and the books balance.
+cancelled, swept as time passes, settled and paid out, refunded after settlement -- by whom, in whatever
+order, replayed or refused, the orders, payouts and ledger in the database equal a pure-Python model of
+them, and the books balance.
 
-Every step is one service call in its own transaction, as a request would make it (no HTTP: the
-organisations and products are made once per test through the API; each example starts from no orders
-and an empty ledger). After every step: each order's status and reservation equal the model's, the
-products' licences left equal their limit less what open orders reserve, the ledger check passes with
-the escrow OrderService.expected_escrow() says open orders hold, and every kind of account holds what
-the model says it should (money neither made nor lost: what left the clearing account is in escrow,
-refunds, payable, revenue or payouts).
+Every step is one service call (OrderService, or a SettlementService run) in its own session, as a
+request or the batch would make it (no HTTP: the organisations and products are made once per test
+through the API; each example starts from no orders, no payouts and an empty ledger). After every step,
+read in that step's session: each order's status, reservation and payout claim, and each payout, equal
+the model's; the products' licences left equal their limit less what open orders reserve; the ledger
+check passes with the escrow OrderService.expected_escrow() says open orders hold; and every kind of
+account holds what the model says (money neither made nor lost: what left the clearing account is in
+escrow, payable, revenue, refunds or payouts, less what providers owe).
+
+Payouts go through the local gateway, told before each settlement run whether its transfers go through,
+fail for a while (the payout stays pending and the next run sends it again) or find no such account
+(the payout fails and is reversed), so that settled orders, pending payouts and provider debt occur.
 
 Hypothesis drives the machine from a worker thread; every database call runs on the test's event loop,
-where the run's engine lives. ORDER_STATEFUL_EXAMPLES sets how many examples run (CI asks for 2,000)."""
+where the run's engine lives. ORDER_STATEFUL_EXAMPLES sets how many sequences of 50 steps run (default
+50; CI asks the SQLite pass for 2,000)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,10 +52,21 @@ from marketplace.catalog.models import Product
 from marketplace.compliance.models import StoredVerdict
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.kit import clock
-from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
+from marketplace.kit.money import split
+from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
 from marketplace.ledger.service import LedgerCheck
-from marketplace.orders.models import ESCROW_STATUSES, RESERVING_STATUSES, Order, OrderEvent, OrderStatus
+from marketplace.ledger.settlement import SettlementReport, SettlementService
+from marketplace.orders.models import (
+    ESCROW_STATUSES,
+    FINAL_STATUSES,
+    RESERVING_STATUSES,
+    Order,
+    OrderEvent,
+    OrderStatus,
+)
 from marketplace.orders.service import InvalidTransition, OrderService, SweepResult
+from marketplace.payments.gateway import GatewayError, UnknownAccount
+from marketplace.payments.local import LocalGateway
 from tests.fixtures.api import Api
 from tests.orders.conftest import PRICE_MINOR
 from tests.orders.factories import Listing, OrderServices, Trader, admin_principal, admitted_buyers, listing
@@ -56,12 +76,20 @@ T = TypeVar("T")
 EXAMPLES = int(os.environ.get("ORDER_STATEFUL_EXAMPLES", "50"))
 STEPS = 50
 LIMIT = 3  # licences of the limited product: few, so they run out
-MAX_ORDERS = 8  # per example: enough to interleave, few enough that most steps move orders along
+# Orders per example: enough open at once to interleave, and new ones while others finish.
+MAX_OPEN_ORDERS = 5
+MAX_ORDERS = 16
 FORBIDDEN_SCENARIO = "credit_scoring"  # a purpose the products do not permit: the gate rejects it
-SCENARIOS = ["traffic_planning", "traffic_planning", "logistics_routing", FORBIDDEN_SCENARIO]
+PERMITTED_SCENARIO = "traffic_planning"
+SCENARIOS = [PERMITTED_SCENARIO, PERMITTED_SCENARIO, "logistics_routing", FORBIDDEN_SCENARIO]
 CURRENCY = "CNY"
 
 S = OrderStatus
+C = AccountCode
+
+buyer_indexes = st.sampled_from([0, 1])
+product_names = st.sampled_from(["limited", "unlimited"])
+quantities = st.integers(min_value=1, max_value=2)
 
 # Which statuses each transition leaves from, and where it goes.
 TRANSITIONS: dict[str, tuple[frozenset[OrderStatus], OrderStatus]] = {
@@ -72,9 +100,13 @@ TRANSITIONS: dict[str, tuple[frozenset[OrderStatus], OrderStatus]] = {
     "cancel": (frozenset({S.PENDING_REVIEW, S.ACCEPTED}), S.CANCELLED),
     "refund": (frozenset({S.DISPUTED}), S.REFUNDED),
     "release": (frozenset({S.DISPUTED}), S.COMPLETED),
+    "refund_after_settlement": (frozenset({S.COMPLETED, S.SETTLED, S.PAID_OUT}), S.REFUNDED),
 }
 BY_PROVIDER = frozenset({"deliver"})
-BY_ADMIN = frozenset({"refund", "release"})
+BY_ADMIN = frozenset({"refund", "release", "refund_after_settlement"})
+
+# What the gateway does with payouts during a settlement run.
+SENT, GATEWAY_DOWN, UNKNOWN_ACCOUNT = "sent", "gateway down", "unknown account"
 
 
 class ModelClock:
@@ -90,6 +122,27 @@ class ModelClock:
         return self.start + self.offset + timedelta(microseconds=next(self.ticks))
 
 
+class SwitchableGateway(LocalGateway):
+    """The local gateway, whose payouts (transfers) go through, fail for now, or find no account."""
+
+    transfers = SENT
+
+    async def transfer(
+        self, *, payout_id: uuid.UUID, destination: str, amount_minor: int, currency: str, transfer_group: str | None
+    ) -> str:
+        if self.transfers == GATEWAY_DOWN:
+            raise GatewayError("the gateway is not answering")
+        if self.transfers == UNKNOWN_ACCOUNT:
+            raise UnknownAccount(f"no account {destination}")
+        return await super().transfer(
+            payout_id=payout_id,
+            destination=destination,
+            amount_minor=amount_minor,
+            currency=currency,
+            transfer_group=transfer_group,
+        )
+
+
 @dataclass
 class ModelOrder:
     buyer: int
@@ -98,13 +151,31 @@ class ModelOrder:
     status: OrderStatus
     reserved: int
     changed_at: timedelta  # the clock's offset when its status last changed
+    payout: int | None = None  # the model payout (an index) that claimed it
+
+    @property
+    def shares(self) -> tuple[int, int]:
+        """(provider's share, platform fee) when it settles."""
+        return split(self.amount, FEE_BPS)
+
+
+FEE_BPS = 500  # the test settings' platform fee; checked against the settings when the test starts
+
+
+@dataclass
+class ModelPayout:
+    amount: int
+    debt_repaid: int
+    status: PayoutStatus
+    id: uuid.UUID | None = None  # learnt from the database when the run that books it returns
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What the database holds after a step, read in the step's session right after its call."""
 
-    orders: dict[uuid.UUID, tuple[OrderStatus, int]]  # status, licences reserved
+    orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]]  # status, licences reserved, payout
+    payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]]  # status, amount, debt repaid
     licences: dict[uuid.UUID, int | None]  # licences left, per product
     held: dict[tuple[AccountCode, str], int]  # credits - debits, summed per kind of account and currency
     expected_escrow: Mapping[tuple[uuid.UUID, str], int]  # as OrderService.expected_escrow() says
@@ -112,8 +183,8 @@ class Snapshot:
 
 
 async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> Snapshot:
-    """Orders, licences and account totals in one statement, then the orders' expected escrow and the
-    check of the books with it."""
+    """Orders, payouts, licences and account totals in one statement, then the orders' expected escrow
+    and the check of the books with it."""
     text = String(64)
     rows = await service.session.execute(
         union_all(
@@ -122,36 +193,49 @@ async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> 
                 cast(col(Order.id), text),
                 cast(col(Order.status), text),
                 col(Order.licences_reserved),
+                cast(col(Order.payout_id), text),
             ),
-            select(literal("product"), cast(col(Product.id), text), null(), col(Product.licences_remaining)).where(
-                col(Product.id).in_(product_ids)
+            select(
+                literal("payout"),
+                cast(col(Payout.id), text),
+                cast(col(Payout.status), text),
+                col(Payout.amount_minor),
+                cast(col(Payout.debt_repaid_minor), text),
             ),
+            select(
+                literal("product"), cast(col(Product.id), text), null(), col(Product.licences_remaining), null()
+            ).where(col(Product.id).in_(product_ids)),
             select(
                 literal("account"),
                 cast(col(LedgerAccount.code), text),
                 col(LedgerAccount.currency),
                 func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
+                null(),
             ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
         )
     )
-    orders: dict[uuid.UUID, tuple[OrderStatus, int]] = {}
+    orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]] = {}
+    payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]] = {}
     licences: dict[uuid.UUID, int | None] = {}
     held: dict[tuple[AccountCode, str], int] = {}
-    for kind, key, value, amount in rows.all():
+    for kind, key, value, amount, extra in rows.all():
         if kind == "order":
-            orders[uuid.UUID(key)] = (OrderStatus(value), int(amount))
+            orders[uuid.UUID(key)] = (OrderStatus(value), int(amount), uuid.UUID(extra) if extra else None)
+        elif kind == "payout":
+            payouts[uuid.UUID(key)] = (PayoutStatus(value), int(amount), int(extra))
         elif kind == "product":
             licences[uuid.UUID(key)] = None if amount is None else int(amount)
         else:
             held[AccountCode(key), value] = int(amount)
     expected_escrow = await service.expected_escrow()
-    return Snapshot(orders, licences, held, expected_escrow, await service.ledger.check(expected_escrow))
+    return Snapshot(orders, payouts, licences, held, expected_escrow, await service.ledger.check(expected_escrow))
 
 
 class OrderMachine(RuleBasedStateMachine):
     # bound by the test: the event loop the database lives on, the services, the parties, the products
     loop: ClassVar[asyncio.AbstractEventLoop]
     services: ClassVar[OrderServices]
+    gateway: ClassVar[SwitchableGateway]
     clock: ClassVar[ModelClock]
     admin: ClassVar[Principal]
     provider: ClassVar[Trader]
@@ -161,9 +245,11 @@ class OrderMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.orders: dict[uuid.UUID, ModelOrder] = {}
+        self.payouts: list[ModelPayout] = []
+        # the ledger as the model sees it: what each kind of account holds (credits - debits), and how
+        # many transfers were posted
+        self.held: Counter[AccountCode] = Counter()
         self.transfers = 0
-        self.paid = 0  # what came in through the gateway: the clearing account's outflow
-        self.refunded = 0
         self.last: tuple[str, uuid.UUID] | None = None  # the last transition made, to replay
         self.snapshot: Snapshot | None = None  # read by the step just made
 
@@ -211,6 +297,8 @@ class OrderMachine(RuleBasedStateMachine):
                 return await service.dispute(principal, order_id, "rows missing")
             if action == "cancel":
                 return await service.cancel(principal, order_id, "changed our mind")
+            if action == "refund_after_settlement":
+                return await service.refund_after_settlement(principal, order_id, "licence terms breached")
             return await service.resolve_dispute(principal, order_id, action, "decided on the evidence")
 
         return self.call(act)
@@ -220,10 +308,19 @@ class OrderMachine(RuleBasedStateMachine):
     def in_status(self, *statuses: OrderStatus) -> list[uuid.UUID]:
         return [order_id for order_id, order in self.orders.items() if order.status in statuses]
 
+    def open_orders(self) -> list[uuid.UUID]:
+        return [order_id for order_id, order in self.orders.items() if order.status not in FINAL_STATUSES]
+
     def remaining(self, product: str) -> int:
         return LIMIT - sum(
             o.reserved for o in self.orders.values() if o.product == product and o.status in RESERVING_STATUSES
         )
+
+    def post(self, debit: AccountCode, credit: AccountCode, amount: int) -> None:
+        if amount:
+            self.held[debit] -= amount
+            self.held[credit] += amount
+            self.transfers += 1
 
     def moved(self, order: ModelOrder, to: OrderStatus) -> None:
         order.status = to
@@ -231,8 +328,10 @@ class OrderMachine(RuleBasedStateMachine):
 
     # rules
 
-    @initialize()
-    def start_from_no_orders(self) -> None:
+    @initialize(first=st.lists(st.tuples(buyer_indexes, product_names, quantities), min_size=1, max_size=3))
+    def start_from_a_few_orders(self, first: list[tuple[int, str, int]]) -> None:
+        """No orders, no payouts and an empty ledger, then a few orders placed: every example has orders
+        to move, whichever rules it leaves out."""
         limited = self.products["limited"].product_id
 
         async def empty(service: OrderService) -> None:
@@ -240,21 +339,22 @@ class OrderMachine(RuleBasedStateMachine):
             await session.execute(delete(OrderEvent))
             await session.execute(delete(Order))
             await session.execute(delete(StoredVerdict).where(col(StoredVerdict.subject_type) == "order"))
+            await session.execute(delete(Payout))
             await session.execute(delete(Transfer))
             await session.execute(delete(LedgerAccount))
             await session.execute(update(Product).where(col(Product.id) == limited).values(licences_remaining=LIMIT))
 
         self.clock.offset = timedelta(0)
         assert self.call(empty) is None
+        for buyer, product, quantity in first:
+            self.place_order(buyer, product, quantity, PERMITTED_SCENARIO)
 
-    @precondition(lambda self: len(self.orders) < MAX_ORDERS)
-    @rule(
-        buyer=st.sampled_from([0, 1]),
-        product=st.sampled_from(["limited", "unlimited"]),
-        quantity=st.integers(min_value=1, max_value=2),
-        scenario=st.sampled_from(SCENARIOS),
-    )
+    @precondition(lambda self: len(self.orders) < MAX_ORDERS and len(self.open_orders()) < MAX_OPEN_ORDERS)
+    @rule(buyer=buyer_indexes, product=product_names, quantity=quantities, scenario=st.sampled_from(SCENARIOS))
     def place(self, buyer: int, product: str, quantity: int, scenario: str) -> None:
+        self.place_order(buyer, product, quantity, scenario)
+
+    def place_order(self, buyer: int, product: str, quantity: int, scenario: str) -> None:
         trader, listing = self.buyers[buyer], self.products[product]
 
         async def place(service: OrderService) -> Order:
@@ -272,7 +372,7 @@ class OrderMachine(RuleBasedStateMachine):
             assert (order.status, order.flagged_rules, order.licences_reserved) == (S.REJECTED, ["R1"], 0)
         else:
             assert (order.status, order.licences_reserved) == (S.ACCEPTED, quantity if limited else 0)
-        assert order.amount_minor == PRICE_MINOR * quantity
+        assert (order.amount_minor, order.fee_bps) == (PRICE_MINOR * quantity, FEE_BPS)
         self.orders[order.id] = ModelOrder(
             buyer, product, order.amount_minor, order.status, order.licences_reserved, self.clock.offset
         )
@@ -285,55 +385,41 @@ class OrderMachine(RuleBasedStateMachine):
         result = self.transition(action, order_id, self.principal_for(action, order))
         assert not isinstance(result, DomainError), (action, order, result)
         if action == "pay":
-            self.transfers += 1
-            self.paid += order.amount
+            self.post(C.PLATFORM_CLEARING, C.ESCROW, order.amount)
         elif action == "refund":
-            self.transfers += 1
-            self.refunded += order.amount
+            self.post(C.ESCROW, C.REFUNDS, order.amount)
+        elif action == "refund_after_settlement":
+            _, path = result
+            share, fee = order.shares
+            if order.status == S.COMPLETED:  # still in escrow
+                assert path == "escrow"
+                self.post(C.ESCROW, C.REFUNDS, order.amount)
+            elif order.status == S.SETTLED and order.payout is None:  # settled, not yet claimed by a payout
+                assert path == "reversal"
+                self.post(C.PROVIDER_PAYABLE, C.REFUNDS, share)
+                self.post(C.PLATFORM_REVENUE, C.REFUNDS, fee)
+            else:  # paid out, or claimed by a payout: the provider owes its share
+                assert path == "provider_debt"
+                self.post(C.PROVIDER_DEBT, C.REFUNDS, share)
+                self.post(C.PLATFORM_REVENUE, C.REFUNDS, fee)
         self.moved(order, to)
         self.last = (action, order_id)
 
-    def can(self, action: str) -> list[uuid.UUID]:
-        return self.in_status(*TRANSITIONS[action][0])
+    def advanceable(self) -> list[tuple[str, uuid.UUID]]:
+        return [
+            (action, order_id)
+            for action, (allowed, _) in TRANSITIONS.items()
+            for order_id, order in self.orders.items()
+            if order.status in allowed
+        ]
 
-    @precondition(lambda self: self.can("pay"))
+    @precondition(lambda self: self.advanceable())
     @rule(data=st.data())
-    def pay(self, data: st.DataObject) -> None:
-        self.make("pay", data.draw(st.sampled_from(self.can("pay"))))
-
-    @precondition(lambda self: self.can("deliver"))
-    @rule(data=st.data())
-    def deliver(self, data: st.DataObject) -> None:
-        self.make("deliver", data.draw(st.sampled_from(self.can("deliver"))))
-
-    @precondition(lambda self: self.can("confirm"))
-    @rule(data=st.data())
-    def confirm(self, data: st.DataObject) -> None:
-        self.make("confirm", data.draw(st.sampled_from(self.can("confirm"))))
-
-    @precondition(lambda self: self.can("dispute"))
-    @rule(data=st.data())
-    def dispute(self, data: st.DataObject) -> None:
-        self.make("dispute", data.draw(st.sampled_from(self.can("dispute"))))
-
-    @precondition(lambda self: self.can("cancel"))
-    @rule(data=st.data())
-    def cancel(self, data: st.DataObject) -> None:
-        self.make("cancel", data.draw(st.sampled_from(self.can("cancel"))))
-
-    @precondition(lambda self: self.can("refund"))
-    @rule(data=st.data(), outcome=st.sampled_from(["refund", "release"]))
-    def resolve(self, data: st.DataObject, outcome: str) -> None:
-        self.make(outcome, data.draw(st.sampled_from(self.can(outcome))))
-
-    @precondition(lambda self: self.last is not None)
-    @rule()
-    def replay(self) -> None:
-        """The last transition again (a retried request): refused, nothing changes."""
-        assert self.last is not None
-        action, order_id = self.last
-        result = self.transition(action, order_id, self.principal_for(action, self.orders[order_id]))
-        assert isinstance(result, InvalidTransition), (action, self.orders[order_id], result)
+    def advance(self, data: st.DataObject) -> None:
+        """Any transition an order can make now, by the party that makes it: pay, deliver, confirm,
+        dispute, cancel, an administrator's resolution of a dispute (refund or release), or an
+        administrator's refund of a completed, settled or paid-out order."""
+        self.make(*data.draw(st.sampled_from(self.advanceable())))
 
     def refusable(self) -> list[tuple[str, uuid.UUID]]:
         return [
@@ -344,75 +430,170 @@ class OrderMachine(RuleBasedStateMachine):
         ]
 
     @precondition(lambda self: self.orders)
-    @rule(data=st.data())
-    def refused(self, data: st.DataObject) -> None:
-        """A transition the order's status does not allow: InvalidTransition, nothing changes."""
-        action, order_id = data.draw(st.sampled_from(self.refusable()))
-        result = self.transition(action, order_id, self.principal_for(action, self.orders[order_id]))
-        assert isinstance(result, InvalidTransition), (action, self.orders[order_id], result)
+    @rule(data=st.data(), how=st.sampled_from(["replay", "not now", "stranger", "other side"]))
+    def refused(self, data: st.DataObject, how: str) -> None:
+        """A request that must change nothing:
 
-    @precondition(lambda self: self.orders)
-    @rule(data=st.data(), action=st.sampled_from(sorted(TRANSITIONS)), stranger=st.booleans())
-    def wrong_party(self, data: st.DataObject, action: str, stranger: bool) -> None:
-        """The other buyer does not see the order at all (404); the provider doing the buyer's part, or
-        the buyer the provider's, is refused (403). Nothing changes. (Resolving a dispute is guarded as
-        an administrator's act by its endpoint, so only the stranger tries it here.)"""
-        order_id = data.draw(st.sampled_from(sorted(self.orders)))
-        order = self.orders[order_id]
-        expected: type[DomainError]
-        if stranger or action in BY_ADMIN:
-            principal, expected = self.buyers[1 - order.buyer].principal, NotFound
-        elif action in BY_PROVIDER:
-            principal, expected = self.buyers[order.buyer].principal, Forbidden
+        - replay: the last transition made, again (a retried request) -- InvalidTransition;
+        - not now: a transition the order's status does not allow -- InvalidTransition;
+        - stranger: the other buyer, who does not see the order at all -- NotFound;
+        - other side: the provider doing the buyer's part, or the buyer the provider's -- Forbidden
+          (administrators' acts are guarded as such by their endpoints, so only the stranger tries them)."""
+        expected: type[DomainError] = InvalidTransition
+        if how == "replay" and self.last is not None:
+            action, order_id = self.last
+            principal = self.principal_for(action, self.orders[order_id])
+        elif how in ("replay", "not now"):
+            action, order_id = data.draw(st.sampled_from(self.refusable()))
+            principal = self.principal_for(action, self.orders[order_id])
         else:
-            principal, expected = self.provider.principal, Forbidden
+            action = data.draw(st.sampled_from(sorted(TRANSITIONS)))
+            order_id = data.draw(st.sampled_from(sorted(self.orders)))
+            buyer = self.orders[order_id].buyer
+            if how == "stranger" or action in BY_ADMIN:
+                principal, expected = self.buyers[1 - buyer].principal, NotFound
+            elif action in BY_PROVIDER:
+                principal, expected = self.buyers[buyer].principal, Forbidden
+            else:
+                principal, expected = self.provider.principal, Forbidden
         result = self.transition(action, order_id, principal)
-        assert isinstance(result, expected), (action, stranger, order, result)
+        assert isinstance(result, expected), (how, action, self.orders[order_id], result)
+
+    # time, sweeps and settlement
 
     def window(self, name: str) -> timedelta:
         settings = self.services.settings
         seconds = settings.order_payment_window_seconds if name == "payment" else settings.order_confirm_window_seconds
         return timedelta(seconds=seconds)
 
-    @rule(elapsed=st.sampled_from([None, "payment", "confirmation"]))
-    def sweep(self, elapsed: str | None) -> None:
-        """Time passes -- not at all, just past the payment window, or just past the confirmation window --
-        and the sweep runs: unpaid orders past the payment window are cancelled (their licences
-        released), delivered orders past the confirmation window completed. Run again at once, it finds
-        nothing to do."""
-        if elapsed is not None:
-            self.clock.offset += self.window(elapsed) + timedelta(seconds=1)
+    def swept(self) -> SweepResult:
+        """What a sweep does now: unpaid orders past the payment window are cancelled (their licences
+        released), delivered orders past the confirmation window completed."""
         now = self.clock.offset
         unpaid = [o for o in self.in_status(S.ACCEPTED) if now - self.orders[o].changed_at > self.window("payment")]
         unconfirmed = [
             o for o in self.in_status(S.DELIVERED) if now - self.orders[o].changed_at > self.window("confirmation")
         ]
-
-        async def sweep(service: OrderService) -> SweepResult:
-            return await service.sweep()
-
-        assert self.call(sweep) == SweepResult(cancelled=len(unpaid), auto_confirmed=len(unconfirmed))
         for order_id in unpaid:
             self.moved(self.orders[order_id], S.CANCELLED)
         for order_id in unconfirmed:
             self.moved(self.orders[order_id], S.COMPLETED)
+        return SweepResult(cancelled=len(unpaid), auto_confirmed=len(unconfirmed))
+
+    @precondition(lambda self: self.in_status(S.ACCEPTED, S.DELIVERED))
+    @rule(elapsed=st.sampled_from([None, "payment", "confirmation"]))
+    def sweep(self, elapsed: str | None) -> None:
+        """Time passes -- not at all, just past the payment window, or just past the confirmation window --
+        and the sweep runs. Run again at once, it finds nothing to do."""
+        if elapsed is not None:
+            self.clock.offset += self.window(elapsed) + timedelta(seconds=1)
+
+        async def sweep(service: OrderService) -> SweepResult:
+            return await service.sweep()
+
+        result = self.call(sweep)
+        assert result == self.swept(), result
+
+    def settleable(self) -> bool:
+        return bool(
+            self.in_status(S.ACCEPTED, S.DELIVERED, S.COMPLETED, S.SETTLED)
+            or self.held[C.PROVIDER_PAYABLE]
+            or any(p.status == PayoutStatus.PENDING for p in self.payouts)
+        )
+
+    @precondition(lambda self: self.settleable())
+    @rule(transfers=st.sampled_from([SENT, GATEWAY_DOWN, UNKNOWN_ACCOUNT]))
+    def settle(self, transfers: str) -> None:
+        """A settlement run (sweep, settle completed orders, resend pending payouts, book and send a new
+        one), with the gateway's payouts going through, failing for now, or finding no account. Run again
+        at once, it finds nothing new to do."""
+        self.gateway.transfers = transfers
+
+        async def settle(service: OrderService) -> SettlementReport:
+            return await SettlementService(service.session, service.settings, self.gateway, service.rulebook).run(
+                self.admin.actor
+            )
+
+        report = self.call(settle)
+        assert isinstance(report, SettlementReport), report
+        # the model's run
+        swept = self.swept()
+        completed = self.in_status(S.COMPLETED)
+        for order_id in completed:
+            order = self.orders[order_id]
+            share, fee = order.shares
+            self.post(C.ESCROW, C.PROVIDER_PAYABLE, share)
+            self.post(C.ESCROW, C.PLATFORM_REVENUE, fee)
+            self.moved(order, S.SETTLED)
+        for index, payout in enumerate(self.payouts):
+            if payout.status == PayoutStatus.PENDING:
+                self.send(index, transfers)
+        booked = self.book(transfers)
+        assert (report.cancelled_orders, report.auto_confirmed_orders) == (swept.cancelled, swept.auto_confirmed)
+        assert report.settled_orders == len(completed)
+        assert report.skipped == []
+        # the new payout's id, as the database gave it
+        assert self.snapshot is not None
+        known = {p.id for p in self.payouts}
+        new = [payout_id for payout_id in self.snapshot.payouts if payout_id not in known]
+        assert len(new) == (booked is not None), (new, booked)
+        if booked is not None:
+            self.payouts[booked].id = new[0]
+
+    def book(self, transfers: str) -> int | None:
+        """The model's payout booking: everything the provider's payable holds, its debt repaid first,
+        claiming every settled order not yet claimed; returns the new payout's index, if one is booked."""
+        unclaimed = [o for o in self.in_status(S.SETTLED) if self.orders[o].payout is None]
+        gross = self.held[C.PROVIDER_PAYABLE]
+        if not unclaimed and gross <= 0:
+            return None
+        assert gross > 0, "no free orders here: settled orders leave their share in the payable"
+        owed = max(-self.held[C.PROVIDER_DEBT], 0)
+        repaid = min(owed, gross)
+        amount = gross - repaid
+        index = len(self.payouts)
+        self.payouts.append(ModelPayout(amount, repaid, PayoutStatus.PENDING if amount else PayoutStatus.SENT))
+        for order_id in unclaimed:
+            self.orders[order_id].payout = index
+        self.post(C.PROVIDER_PAYABLE, C.PROVIDER_DEBT, repaid)
+        self.post(C.PROVIDER_PAYABLE, C.PAYOUTS, amount)
+        if amount:
+            self.send(index, transfers)
+        else:  # all of it repaid the debt: nothing to send
+            self.paid_out(index)
+        return index
+
+    def send(self, index: int, transfers: str) -> None:
+        payout = self.payouts[index]
+        if transfers == SENT:
+            payout.status = PayoutStatus.SENT
+            self.paid_out(index)
+        elif transfers == UNKNOWN_ACCOUNT:  # failed: the booking reversed, its orders free again
+            payout.status = PayoutStatus.FAILED
+            for order in self.orders.values():
+                if order.payout == index and order.status == S.SETTLED:
+                    order.payout = None
+            self.post(C.PAYOUTS, C.PROVIDER_PAYABLE, payout.amount)
+            self.post(C.PROVIDER_DEBT, C.PROVIDER_PAYABLE, payout.debt_repaid)
+        # the gateway down: it stays pending, for the next run
+
+    def paid_out(self, index: int) -> None:
+        for order in self.orders.values():
+            if order.payout == index and order.status == S.SETTLED:
+                self.moved(order, S.PAID_OUT)
 
     # invariants
-
-    def expected_held(self) -> dict[AccountCode, int]:
-        """What each kind of account holds in the model (credits - debits; clearing is debit-normal)."""
-        escrow = sum(o.amount for o in self.orders.values() if o.status in ESCROW_STATUSES)
-        return {
-            AccountCode.PLATFORM_CLEARING: -self.paid,
-            AccountCode.ESCROW: escrow,
-            AccountCode.REFUNDS: self.refunded,
-        }
 
     @invariant()
     def database_matches_the_model(self) -> None:
         snapshot, self.snapshot = self.snapshot, None
         assert snapshot is not None, "every step reads the database after its call"
-        assert snapshot.orders == {order_id: (o.status, o.reserved) for order_id, o in self.orders.items()}
+        payout_ids = [p.id for p in self.payouts]
+        assert snapshot.orders == {
+            order_id: (o.status, o.reserved, None if o.payout is None else payout_ids[o.payout])
+            for order_id, o in self.orders.items()
+        }
+        assert snapshot.payouts == {p.id: (p.status, p.amount, p.debt_repaid) for p in self.payouts}
         assert snapshot.licences == {
             self.products["limited"].product_id: self.remaining("limited"),
             self.products["unlimited"].product_id: None,
@@ -426,12 +607,13 @@ class OrderMachine(RuleBasedStateMachine):
         assert not check.negative_accounts
         assert {currency for _, currency in snapshot.held} <= {CURRENCY}
         held = {code: snapshot.held.get((code, CURRENCY), 0) for code in AccountCode}
-        expected = self.expected_held()
-        assert held == {code: expected.get(code, 0) for code in AccountCode}
-        # money is neither made nor lost: what left the clearing account is somewhere else
-        assert -held[AccountCode.PLATFORM_CLEARING] == sum(
-            amount for code, amount in held.items() if code != AccountCode.PLATFORM_CLEARING
-        )
+        assert held == {code: self.held[code] for code in AccountCode}
+        # the model's own books: escrow holds exactly what the orders holding their buyer's money paid
+        assert self.held[C.ESCROW] == sum(o.amount for o in self.orders.values() if o.status in ESCROW_STATUSES)
+        # money is neither made nor lost: what left the clearing account is in escrow, payable, revenue,
+        # refunds or payouts, less what the provider owes (its debt account's balance is negative)
+        assert -held[C.PLATFORM_CLEARING] == sum(amount for code, amount in held.items() if code != C.PLATFORM_CLEARING)
+        assert all(held[code] >= 0 for code in (C.ESCROW, C.PROVIDER_PAYABLE, C.PLATFORM_REVENUE, C.PAYOUTS))
 
 
 async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -441,6 +623,9 @@ async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest
     provider = Trader(provider_person, uuid.UUID(provider_org["id"]))
     products = {"limited": await listing(api, provider, LIMIT), "unlimited": await listing(api, provider, None)}
     buyers = await admitted_buyers(api, admin, 2)
+    gateway = SwitchableGateway()
+    services = dataclasses.replace(OrderServices.of(api), gateway=gateway)
+    assert services.settings.platform_fee_bps == FEE_BPS
     model_clock = ModelClock()
     monkeypatch.setattr(clock, "now", model_clock.now)
     bound = type(
@@ -448,7 +633,8 @@ async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest
         (OrderMachine,),
         {
             "loop": asyncio.get_running_loop(),
-            "services": OrderServices.of(api),
+            "services": services,
+            "gateway": gateway,
             "clock": model_clock,
             "admin": admin_principal(admin),
             "provider": provider,
