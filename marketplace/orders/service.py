@@ -15,9 +15,9 @@ in the caller's transaction: a replayed or concurrent request finds the order mo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -302,10 +302,15 @@ class OrderService:
         *,
         reason: str | None = None,
         action: str,
+        effects: Callable[[], Awaitable[None]] | None = None,
         **values: Any,
     ) -> OrderStatus:
         """Move `order` to `to` from the status it was read in; raises InvalidTransition when that status
-        does not allow it or another request moved the order first. Returns the status it left."""
+        does not allow it or another request moved the order first. Returns the status it left.
+
+        `effects` (ledger postings, licences) run after the move and before the audit entry: every
+        transaction takes its locks in one order -- the order's row, ledger accounts, the product's
+        licences, the audit chain's head last -- so no two can deadlock."""
         was = order.status
         if was not in allowed or not await self.repository.move(order.id, was, to, **values):
             current = await self.repository.get(order.id)
@@ -313,6 +318,8 @@ class OrderService:
             raise InvalidTransition(
                 f"the order is {current.status.value}; it cannot {action}", current_status=current.status.value
             )
+        if effects is not None:
+            await effects()
         await self.repository.add_event(order.id, was, to, actor, reason)
         await self.audit.record(
             actor=actor,
@@ -343,15 +350,16 @@ class OrderService:
                 action="be rejected",
             )
             return order
-        reserved = 0
         try:
             view = await self.catalog.for_sale(order.product_id)
         except NotFound:
             raise Conflict("the product is no longer on sale", product_id=str(order.product_id)) from None
-        if view.product.licences_remaining is not None:
-            if not await self.catalog.reserve_licences(order.product_id, order.quantity):
+        limited = view.product.licences_remaining is not None
+
+        async def reserve() -> None:
+            if limited and not await self.catalog.reserve_licences(order.product_id, order.quantity):
                 raise SoldOut("no licences of this product are left", product_id=str(order.product_id))
-            reserved = order.quantity
+
         await self._move(
             order,
             frozenset({OrderStatus.PENDING_REVIEW}),
@@ -359,7 +367,8 @@ class OrderService:
             admin.actor,
             reason=reason,
             action="be approved",
-            licences_reserved=reserved,
+            effects=reserve,
+            licences_reserved=order.quantity if limited else 0,
         )
         return order
 
@@ -414,8 +423,14 @@ class OrderService:
             if (state.amount_minor, state.currency.upper()) != (order.amount_minor, order.currency):
                 raise Conflict("the payment's amount differs from the order's", order_id=str(order.id))
             if order.status == OrderStatus.ACCEPTED:
-                await self._move(order, frozenset({OrderStatus.ACCEPTED}), OrderStatus.PAID, actor, action="be paid")
-                await self._post_payment(order)
+                await self._move(
+                    order,
+                    frozenset({OrderStatus.ACCEPTED}),
+                    OrderStatus.PAID,
+                    actor,
+                    action="be paid",
+                    effects=lambda: self._post_payment(order),
+                )
             elif order.status == OrderStatus.CANCELLED and order.amount_minor > 0:
                 await self._refund_late_payment(order, state, actor)
         elif state.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) and order.status == OrderStatus.ACCEPTED:
@@ -426,8 +441,8 @@ class OrderService:
                 actor,
                 reason=f"payment {state.status.value}",
                 action="be cancelled",
+                effects=lambda: self._release(order),
             )
-            await self._release(order)
 
     async def _post_payment(self, order: Order) -> None:
         if order.amount_minor == 0:
@@ -510,80 +525,94 @@ class OrderService:
             principal.actor,
             reason=reason,
             action="be cancelled",
+            effects=lambda: self._release(order),
         )
-        await self._release(order)
         return order
 
     async def resolve_dispute(self, admin: Principal, order_id: uuid.UUID, outcome: str, reason: str) -> Order:
         """Refund the buyer (escrow -> refunds, through the gateway; the licence is released) or release
         the order to settlement as completed."""
-        order = await self._visible(admin, order_id)
+        await self._visible(admin, order_id)
         disputed = frozenset({OrderStatus.DISPUTED})
+        # The row lock keeps the order disputed while the gateway refunds: the refund is asked for only
+        # for an order this transaction will move (keyed by the order, so a retry refunds once).
+        order = await self.repository.lock(order_id)
+        assert order is not None
         if outcome == "release":
             await self._move(order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action="be released")
             return order
-        await self._move(order, disputed, OrderStatus.REFUNDED, admin.actor, reason=reason, action="be refunded")
-        await self._release(order)
-        if order.amount_minor > 0:
-            escrow = await self.ledger.account(
-                AccountCode.ESCROW, order.currency, organization_id=order.provider_organization_id, order_id=order.id
-            )
-            refunds = await self.ledger.account(AccountCode.REFUNDS, order.currency)
-            await self.ledger.post(
-                transfer_id(order.id, "refund"),
-                escrow,
-                refunds,
-                order.amount_minor,
-                order.currency,
-                TransferKind.REFUND,
-                order_id=order.id,
-            )
+        reference = None
+        if order.status == OrderStatus.DISPUTED and order.amount_minor > 0:
             assert order.payment_reference is not None
-            reference = await self.gateway.refund(
-                order_id=order.id,
-                reference=order.payment_reference,
-                amount_minor=order.amount_minor,
-                currency=order.currency,
-            )
-            await self.repository.set_values(order.id, OrderStatus.REFUNDED, refund_reference=reference)
-            order.refund_reference = reference
+            try:
+                reference = await self.gateway.refund(
+                    order_id=order.id,
+                    reference=order.payment_reference,
+                    amount_minor=order.amount_minor,
+                    currency=order.currency,
+                )
+            except GatewayError as exc:
+                raise RefundFailed(str(exc), order_id=str(order.id)) from exc
+
+        async def refund() -> None:
+            if order.amount_minor > 0:
+                escrow = await self.ledger.account(
+                    AccountCode.ESCROW,
+                    order.currency,
+                    organization_id=order.provider_organization_id,
+                    order_id=order.id,
+                )
+                refunds = await self.ledger.account(AccountCode.REFUNDS, order.currency)
+                await self.ledger.post(
+                    transfer_id(order.id, "refund"),
+                    escrow,
+                    refunds,
+                    order.amount_minor,
+                    order.currency,
+                    TransferKind.REFUND,
+                    order_id=order.id,
+                )
+            await self._release(order)
+
+        await self._move(
+            order,
+            disputed,
+            OrderStatus.REFUNDED,
+            admin.actor,
+            reason=reason,
+            action="be refunded",
+            effects=refund,
+            refund_reference=reference,
+        )
         return order
 
     # time
 
     async def sweep(self) -> SweepResult:
         """Cancel accepted orders left unpaid past the payment window (their licences released) and
-        complete delivered orders left unconfirmed past the confirmation window."""
+        complete delivered orders left unconfirmed past the confirmation window. The moves and the
+        licences come first, the audit entries last (the lock order of `_move`)."""
         now = clock.now()
-        cancelled = confirmed = 0
         unpaid_before = now - timedelta(seconds=self.settings.order_payment_window_seconds)
-        for order_id in await self.repository.due(OrderStatus.ACCEPTED, unpaid_before, SWEEP_BATCH):
-            order = await self.repository.get(order_id)
-            assert order is not None
-            if order.status == OrderStatus.ACCEPTED and await self.repository.move(
-                order.id, OrderStatus.ACCEPTED, OrderStatus.CANCELLED
-            ):
-                await self._record_sweep(order, OrderStatus.ACCEPTED, OrderStatus.CANCELLED, "payment window expired")
-                await self._release(order)
-                cancelled += 1
         unconfirmed_before = now - timedelta(seconds=self.settings.order_confirm_window_seconds)
-        for order_id in await self.repository.due(OrderStatus.DELIVERED, unconfirmed_before, SWEEP_BATCH):
-            if await self.repository.move(order_id, OrderStatus.DELIVERED, OrderStatus.COMPLETED):
-                order = await self.repository.get(order_id)
-                assert order is not None
-                await self._record_sweep(order, OrderStatus.DELIVERED, OrderStatus.COMPLETED, "auto-confirmed")
-                confirmed += 1
-        return SweepResult(cancelled=cancelled, auto_confirmed=confirmed)
-
-    async def _record_sweep(self, order: Order, was: OrderStatus, to: OrderStatus, reason: str) -> None:
-        await self.repository.add_event(order.id, was, to, SYSTEM_ACTOR, reason)
-        await self.audit.record(
-            actor=SYSTEM_ACTOR,
-            action=f"order.{to.value}",
-            object_type="order",
-            object_id=order.id,
-            payload={"from": was.value, "to": to.value, "reason": reason},
+        cancelled = await self._move_due(OrderStatus.ACCEPTED, OrderStatus.CANCELLED, unpaid_before)
+        for order in sorted(cancelled, key=lambda o: (o.product_id, o.id)):
+            await self._release(order)
+        completed = await self._move_due(OrderStatus.DELIVERED, OrderStatus.COMPLETED, unconfirmed_before)
+        cancelled_reason, completed_reason = "payment window expired", "auto-confirmed"
+        await self._record_moves(
+            cancelled, OrderStatus.ACCEPTED, OrderStatus.CANCELLED, SYSTEM_ACTOR, cancelled_reason, {}
         )
+        await self._record_moves(
+            completed, OrderStatus.DELIVERED, OrderStatus.COMPLETED, SYSTEM_ACTOR, completed_reason, {}
+        )
+        return SweepResult(cancelled=len(cancelled), auto_confirmed=len(completed))
+
+    async def _move_due(self, was: OrderStatus, to: OrderStatus, changed_before: datetime) -> Sequence[Order]:
+        """Move the orders in `was` since before `changed_before` (a batch of them) to `to`."""
+        moved = await self.repository.move_many(await self.repository.due(was, changed_before, SWEEP_BATCH), was, to)
+        orders = [await self.repository.get(order_id) for order_id in sorted(moved)]
+        return tuple(order for order in orders if order is not None)
 
     async def expected_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
         return await self.repository.escrow_held()
@@ -632,7 +661,7 @@ class OrderService:
     # Every transaction below takes its locks in one order, so none can deadlock with another: order
     # rows first (settlement and payouts skip rows someone else holds, never waiting for them), then
     # ledger accounts (escrow; a provider's payable before its debt, payables in id order; platform
-    # revenue last), then the audit head, then the refunds account and the product's licences.
+    # revenue, then refunds), then the product's licences, then the audit head (see `_move`).
 
     async def settle_completed(self, limit: int, actor: str) -> Sequence[Order]:
         """Settle up to `limit` completed orders, oldest first, in the caller's transaction: each moves to
@@ -790,7 +819,6 @@ class OrderService:
             "fee_minor": fee_minor,
             "payout_id": str(order.payout_id) if order.payout_id else None,
         }
-        await self._record_moves([order], was, OrderStatus.REFUNDED, admin.actor, reason, {order.id: payload})
         if postings:
             refunds = await self.ledger.account(AccountCode.REFUNDS, currency)
             for step, debit, amount, kind in postings:
@@ -799,6 +827,7 @@ class OrderService:
                         transfer_id(order.id, step), debit, refunds, amount, currency, kind, order_id=order.id
                     )
         await self._release(order)
+        await self._record_moves([order], was, OrderStatus.REFUNDED, admin.actor, reason, {order.id: payload})
         order.refund_reference = reference
         return order, path
 
