@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +32,11 @@ from marketplace.accounts.service import AccountService
 from marketplace.app import create_app
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+from marketplace.orders.idempotency import IDEMPOTENCY_HEADER
 from tests.fixtures.api import PASSWORD, Api
 
 Case = schemathesis.Case[Any]
+VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 SCHEMA_PATH = "/schema/openapi.json"
 ME_PATH = "/api/v1/me"
 T = TypeVar("T")
@@ -80,10 +83,15 @@ class Administrator:
 
     def authorize(self, case: Case) -> None:
         """Some cases are generated before any is sent: put the current administrator's token in
-        place of a deleted one's."""
+        place of a deleted one's. A valid generated Idempotency-Key is made unique: drawn from a small
+        space, keys repeat across operations, and a key reused with another request is refused (422) by
+        design -- a rule between requests, which tests/orders/test_idempotency.py covers."""
         credential = str(case.headers.get("Authorization", "")).removeprefix("Bearer ")
         if credential in self.issued and credential != self.token:
             case.headers["Authorization"] = f"Bearer {self.token}"
+        key = case.headers.get(IDEMPOTENCY_HEADER) if case.headers else None
+        if isinstance(key, str) and VALID_KEY.fullmatch(key):
+            case.headers[IDEMPOTENCY_HEADER] = f"{key[:200]}-{uuid.uuid4().hex}"
 
     def after(self, case: Case, response: schemathesis.Response) -> None:
         if case.method.upper() == "DELETE" and case.path == ME_PATH and response.status_code < 300:

@@ -179,7 +179,7 @@ class OrderController(Controller):
             history=[OrderEventRead.model_validate(e) for e in view.history],
         )
 
-    @post("/{order_id:uuid}/pay", status_code=200, responses=problem_responses(401, 403, 404, 409, 422))
+    @post("/{order_id:uuid}/pay", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502))
     async def pay(
         self,
         request: Request[Any, Any, State],
@@ -250,7 +250,9 @@ class AdminOrderController(Controller):
         """Approve (the licence is reserved) or reject a trade the gate held for review."""
         return order_read(await orders.decide(admin, order_id, data.decision, data.reason))
 
-    @post("/{order_id:uuid}/resolve-dispute", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{order_id:uuid}/resolve-dispute", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502)
+    )
     async def resolve_dispute(
         self,
         request: Request[Any, Any, State],

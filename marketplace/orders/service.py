@@ -59,6 +59,14 @@ class InvalidTransition(Conflict):
     title = "Order cannot make this transition"
 
 
+class PaymentFailed(DomainError):
+    """The gateway refused or failed the payment: nothing changed; the buyer may try again."""
+
+    status = 502
+    code = "payment-gateway-error"
+    title = "Payment gateway error"
+
+
 class RefundFailed(DomainError):
     """The gateway refused or failed the refund: nothing changed; the administrator may try again."""
 
@@ -392,12 +400,15 @@ class OrderService:
             )
             gateway_name = "free"
         else:
-            state = await self.gateway.create_payment(
-                order_id=order.id,
-                amount_minor=order.amount_minor,
-                currency=order.currency,
-                payment_method=payment_method,
-            )
+            try:
+                state = await self.gateway.create_payment(
+                    order_id=order.id,
+                    amount_minor=order.amount_minor,
+                    currency=order.currency,
+                    payment_method=payment_method,
+                )
+            except GatewayError as exc:
+                raise PaymentFailed(str(exc), order_id=str(order.id)) from exc
             gateway_name = self.gateway.name
         if order.payment_reference != state.reference:
             await self.repository.set_values(
