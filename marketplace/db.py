@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar.di import NamedDependency
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
 
 from marketplace.config import Settings
 
@@ -61,3 +62,12 @@ async def unit_of_work(sessions: SessionMaker) -> AsyncIterator[AsyncSession]:
 def upsert_insert(session: AsyncSession) -> Any:
     """`insert` of the session's database dialect, the one with ON CONFLICT (PostgreSQL and SQLite)."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core table. `insert(table_of(Model))` executed with the row as parameters is built
+    and cached once; `insert(Model).values(**row)` is rebuilt and re-keyed on every call, which costs
+    about a millisecond of CPU for a row of twenty columns."""
+    table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+    assert isinstance(table, Table)
+    return table

@@ -6,13 +6,25 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.audit.models import AuditEntry, AuditHead
+from marketplace.db import table_of
 
 HEAD_ID = 1
+
+# Appends run in every state-changing transaction, orders included: their statements are built once,
+# the row goes in as parameters (inlined values cost about a millisecond of CPU per statement to build).
+_ADVANCE_HEAD = (
+    update(AuditHead)
+    .where(col(AuditHead.id) == HEAD_ID)
+    .values(seq=col(AuditHead.seq) + 1)
+    .returning(col(AuditHead.seq), col(AuditHead.hash))
+)
+_INSERT_ENTRY = insert(table_of(AuditEntry))
+_SET_HEAD_HASH = update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=bindparam("new_hash"))
 
 
 class AuditRepository:
@@ -23,19 +35,12 @@ class AuditRepository:
         """Take the head's row lock and the next sequence number; returns (seq, prev_hash).
 
         The lock is held until the transaction ends, so concurrent appends line up."""
-        row = (
-            await self.session.execute(
-                update(AuditHead)
-                .where(col(AuditHead.id) == HEAD_ID)
-                .values(seq=col(AuditHead.seq) + 1)
-                .returning(col(AuditHead.seq), col(AuditHead.hash))
-            )
-        ).one()
+        row = (await self.session.execute(_ADVANCE_HEAD)).one()
         return int(row[0]), str(row[1])
 
     async def insert_entry(self, values: dict[str, Any]) -> None:
-        await self.session.execute(insert(AuditEntry).values(**values))
-        await self.session.execute(update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=values["hash"]))
+        await self.session.execute(_INSERT_ENTRY, values)
+        await self.session.execute(_SET_HEAD_HASH, {"new_hash": values["hash"]})
 
     async def head(self) -> tuple[int, str]:
         row = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,15 +12,20 @@ from sqlmodel import col
 
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.models import StoredVerdict
+from marketplace.db import table_of
+
+_INSERT = insert(table_of(StoredVerdict))
 
 
 class VerdictRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, verdict: StoredVerdict) -> None:
-        """One INSERT now, not an ORM flush later: rows of other tables (orders) refer to it at once."""
-        await self.session.execute(insert(StoredVerdict).values(**verdict.model_dump()))
+    async def add(self, values: dict[str, Any]) -> None:
+        """One INSERT now, not an ORM flush later: rows of other tables (orders) refer to it at once.
+        The statement is the table's plain INSERT with the row as parameters: building one with the
+        values inlined costs about a millisecond of CPU per call (SQLAlchemy coerces and keys each one)."""
+        await self.session.execute(_INSERT, values)
 
     async def get(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
         return await self.session.get(StoredVerdict, verdict_id)

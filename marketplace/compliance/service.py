@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,6 +17,7 @@ from marketplace.compliance.repository import VerdictRepository
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.kit import clock
+from marketplace.kit.ids import new_id
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,19 @@ class ComplianceService:
     ) -> tuple[StoredVerdict, Verdict]:
         """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
         verdict = self.preview(stage, snapshot)
-        stored = StoredVerdict(
-            stage=stage,
-            subject_type=subject_type,
-            subject_id=str(subject_id),
-            decision=verdict.decision,
-            findings=[f.as_json() for f in verdict.findings],
-            rulebook_fingerprint=verdict.rulebook_fingerprint,
-            snapshot=snapshot.model_dump(mode="json"),
-            created_at=verdict.evaluated_at,
-        )
-        await self.repository.add(stored)
+        values: dict[str, Any] = {
+            "id": new_id(),
+            "stage": stage,
+            "subject_type": subject_type,
+            "subject_id": str(subject_id),
+            "decision": verdict.decision,
+            "findings": [f.as_json() for f in verdict.findings],
+            "rulebook_fingerprint": verdict.rulebook_fingerprint,
+            "snapshot": snapshot.model_dump(mode="json"),
+            "created_at": verdict.evaluated_at,
+        }
+        await self.repository.add(values)
+        stored = StoredVerdict(**values)
         await self.audit.record(
             actor=actor,
             action="verdict.recorded",

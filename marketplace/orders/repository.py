@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.compliance.contract import Decision
+from marketplace.db import table_of
 from marketplace.kit import clock
 from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderStatus
 
@@ -57,13 +58,18 @@ TRADE_COLUMNS: tuple[Label[Any], ...] = (
 )
 
 
+_INSERT_ORDER = insert(table_of(Order))
+_INSERT_EVENT = insert(table_of(OrderEvent))
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def insert(self, values: dict[str, Any]) -> None:
-        """One INSERT, no ORM unit of work: order placement is the hot path."""
-        await self.session.execute(insert(Order).values(**values))
+        """One INSERT, no ORM unit of work: order placement is the hot path. The table's plain INSERT with
+        the row as parameters: inlining the values costs about a millisecond of CPU to build and key."""
+        await self.session.execute(_INSERT_ORDER, values)
 
     async def add_event(
         self,
@@ -74,15 +80,16 @@ class OrderRepository:
         reason: str | None,
     ) -> None:
         await self.session.execute(
-            insert(OrderEvent).values(
-                id=uuid.uuid4(),
-                order_id=order_id,
-                from_status=from_status,
-                to_status=to_status,
-                actor=actor,
-                reason=reason,
-                at=clock.now(),
-            )
+            _INSERT_EVENT,
+            {
+                "id": uuid.uuid4(),
+                "order_id": order_id,
+                "from_status": from_status,
+                "to_status": to_status,
+                "actor": actor,
+                "reason": reason,
+                "at": clock.now(),
+            },
         )
 
     async def get(self, order_id: uuid.UUID) -> Order | None:
