@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import and_, bindparam, delete, func
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
@@ -22,6 +22,23 @@ from marketplace.accounts.models import (
     User,
 )
 from marketplace.errors import Conflict
+
+# Where a session keeps objects of its request alive: see `api_key_with_organization`.
+_KEPT = "marketplace.accounts.kept"
+# Statements of the request path, built once (with bound parameters) rather than on every call.
+_KEY_WITH_ORGANIZATION = (
+    select(ApiKey, Organization)
+    .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
+    .where(col(ApiKey.prefix) == bindparam("prefix"))
+)
+_ORGANIZATION_OF_MEMBER = (
+    select(Organization)
+    .join(
+        Membership,
+        and_(col(Membership.organization_id) == col(Organization.id), col(Membership.user_id) == bindparam("user_id")),
+    )
+    .where(col(Organization.id) == bindparam("organization_id"))
+)
 
 
 class AccountRepository:
@@ -107,6 +124,13 @@ class AccountRepository:
         query = select(Membership).where(col(Membership.user_id) == user_id).order_by(col(Membership.created_at))
         return (await self.session.scalars(query)).all()
 
+    async def organization_of_member(self, user_id: uuid.UUID, organization_id: uuid.UUID) -> Organization | None:
+        """The organisation if the user is one of its members, in one query."""
+        result = await self.session.scalars(
+            _ORGANIZATION_OF_MEMBER, {"user_id": user_id, "organization_id": organization_id}
+        )
+        return result.first()
+
     async def membership(self, user_id: uuid.UUID, organization_id: uuid.UUID) -> Membership | None:
         query = select(Membership).where(
             col(Membership.user_id) == user_id, col(Membership.organization_id) == organization_id
@@ -134,6 +158,16 @@ class AccountRepository:
 
     async def api_key_by_prefix(self, prefix: str) -> ApiKey | None:
         return (await self.session.scalars(select(ApiKey).where(col(ApiKey.prefix) == prefix))).first()
+
+    async def api_key_with_organization(self, prefix: str) -> tuple[ApiKey, Organization] | None:
+        """A key and its organisation in one round trip: every request made with a key reads both. The
+        organisation is kept in the session (whose identity map holds objects weakly), so the request's
+        own checks on the key's organisation (`get_organization`) find it there without a query."""
+        row = (await self.session.execute(_KEY_WITH_ORGANIZATION, {"prefix": prefix})).first()
+        if row is None:
+            return None
+        self.session.info.setdefault(_KEPT, []).append(row[1])
+        return row[0], row[1]
 
     async def get_api_key(self, key_id: uuid.UUID) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)

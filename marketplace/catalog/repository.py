@@ -12,6 +12,7 @@ from sqlalchemy import (
     Select,
     Uuid,
     and_,
+    bindparam,
     column,
     func,
     inspect,
@@ -31,6 +32,23 @@ from sqlmodel import SQLModel, col
 from marketplace.accounts.models import Organization
 from marketplace.catalog.models import PricePlan, Product, ProductStatus, ProductVersion, Sample, VersionStatus
 from marketplace.catalog.search_text import fts5_match, tsquery
+
+# Built once, with bound parameters: an order's snapshot reads it on every request.
+_ON_SALE = (
+    select(Product, ProductVersion, Organization, Sample, PricePlan)
+    .join(
+        ProductVersion,
+        and_(
+            col(ProductVersion.product_id) == col(Product.id),
+            col(ProductVersion.version) == col(Product.listed_version),
+        ),
+    )
+    .join(Organization, col(Organization.id) == col(Product.organization_id))
+    .outerjoin(Sample, col(Sample.id) == col(ProductVersion.sample_id))
+    .outerjoin(PricePlan, col(PricePlan.product_version_id) == col(ProductVersion.id))
+    .where(col(Product.id) == bindparam("product_id"), col(Product.status) == ProductStatus.LISTED)
+    .order_by(col(PricePlan.created_at), col(PricePlan.id))
+)
 
 
 class CatalogRepository:
@@ -83,6 +101,17 @@ class CatalogRepository:
 
     async def get_sample(self, sample_id: uuid.UUID) -> Sample | None:
         return await self.session.get(Sample, sample_id)
+
+    async def on_sale(
+        self, product_id: uuid.UUID
+    ) -> tuple[Product, ProductVersion, Organization, Sample | None, list[PricePlan]] | None:
+        """A listed product with its listed version, its provider, its sample and its plans (oldest first),
+        in one round trip (a row per plan), or None when it is not on sale: every order reads all of them."""
+        rows = (await self.session.execute(_ON_SALE, {"product_id": product_id})).all()
+        if not rows:
+            return None
+        product, version, provider, sample, _ = rows[0]
+        return product, version, provider, sample, [row[4] for row in rows if row[4] is not None]
 
     # the DCAT catalog feed
 

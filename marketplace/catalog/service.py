@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.accounts.models import MANAGING_ROLES, OrganizationKind, Scope
+from marketplace.accounts.models import MANAGING_ROLES, Organization, OrganizationKind, Scope
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService, organization_facts
 from marketplace.audit.service import AuditService
@@ -62,6 +62,7 @@ class ProductView:
     version: ProductVersion
     plans: Sequence[PricePlan]
     sample: Sample | None
+    provider: Organization | None = None  # when read with the rest (`for_sale`)
 
 
 class CatalogService:
@@ -362,11 +363,13 @@ class CatalogService:
         )
 
     async def for_sale(self, product_id: uuid.UUID) -> ProductView:
-        """The listed version of a product, as buyers trade it; a product not on sale does not exist."""
-        product = await self.repository.get_product(product_id)
-        if product is None or product.status != ProductStatus.LISTED or product.listed_version is None:
+        """The listed version of a product, as buyers trade it; a product not on sale does not exist.
+        One query, which also reads the provider for `snapshot_of`."""
+        found = await self.repository.on_sale(product_id)
+        if found is None:
             raise NotFound("product not found")
-        return await self._view(product, product.listed_version)
+        product, version, provider, sample, plans = found
+        return ProductView(product, version, plans, sample, provider)
 
     async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
         """Take licences of a product whose licences are limited; False when fewer are left."""
@@ -381,7 +384,7 @@ class CatalogService:
     async def snapshot_of(self, view: ProductView) -> Snapshot:
         """The provider and the product as the rulebook sees them."""
         product, version, plans, sample = view.product, view.version, view.plans, view.sample
-        provider = await self.accounts.organization(product.organization_id)
+        provider = view.provider or await self.accounts.organization(product.organization_id)
         assessors = {
             uuid.UUID(str(report["assessor_organization_id"])): False for report in _assessments(version.details)
         }

@@ -35,6 +35,17 @@ class ImpactRow:
         return self.current_decision != self.candidate_decision or bool(self.newly_failing or self.no_longer_failing)
 
 
+def verdict_audit_facts(stored: StoredVerdict, verdict: Verdict) -> dict[str, Any]:
+    """What the audit log keeps of a stored verdict."""
+    return {
+        "verdict_id": str(stored.id),
+        "stage": verdict.stage.value,
+        "decision": verdict.decision.value,
+        "rulebook_fingerprint": verdict.rulebook_fingerprint,
+        "failed_checks": [f.check for f in verdict.failures()],
+    }
+
+
 class ComplianceService:
     def __init__(self, session: AsyncSession, rulebook: Rulebook) -> None:
         self.repository = VerdictRepository(session)
@@ -46,9 +57,20 @@ class ComplianceService:
         return evaluate(self.rulebook, stage, snapshot, clock.now())
 
     async def judge(
-        self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str
+        self,
+        *,
+        stage: Stage,
+        subject_type: str,
+        subject_id: object,
+        snapshot: Snapshot,
+        actor: str,
+        audited_by_caller: bool = False,
     ) -> tuple[StoredVerdict, Verdict]:
-        """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
+        """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction.
+
+        With `audited_by_caller` no "verdict.recorded" entry is written: the caller records the verdict's
+        `verdict_audit_facts` in the one entry it writes for the same change (order placement does, so an
+        order appends to the chain once and holds its lock for less time)."""
         verdict = self.preview(stage, snapshot)
         values: dict[str, Any] = {
             "id": new_id(),
@@ -63,19 +85,14 @@ class ComplianceService:
         }
         await self.repository.add(values)
         stored = StoredVerdict(**values)
-        await self.audit.record(
-            actor=actor,
-            action="verdict.recorded",
-            object_type=subject_type,
-            object_id=subject_id,
-            payload={
-                "verdict_id": str(stored.id),
-                "stage": stage.value,
-                "decision": verdict.decision.value,
-                "rulebook_fingerprint": verdict.rulebook_fingerprint,
-                "failed_checks": [f.check for f in verdict.failures()],
-            },
-        )
+        if not audited_by_caller:
+            await self.audit.record(
+                actor=actor,
+                action="verdict.recorded",
+                object_type=subject_type,
+                object_id=subject_id,
+                payload=verdict_audit_facts(stored, verdict),
+            )
         return stored, verdict
 
     async def verdict(self, verdict_id: uuid.UUID) -> StoredVerdict | None:

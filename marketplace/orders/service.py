@@ -32,7 +32,7 @@ from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.rulebook import Rulebook
-from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.service import ComplianceService, verdict_audit_facts
 from marketplace.compliance.snapshots import PlanFacts, Snapshot, TradeFacts
 from marketplace.config import Settings
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
@@ -133,9 +133,7 @@ class OrderService:
     async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
         """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
         principal.require_scope(Scope.ORDERS_WRITE)
-        buyer = await self.accounts.visible_organization(principal, request.buyer_organization_id)
-        if not principal.is_admin and await self.accounts.member_role(principal, buyer.id) is None:
-            raise NotFound("organisation not found")
+        buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
         view = await self.catalog.for_sale(request.product_id)
         plan = next((p for p in view.plans if p.id == request.plan_id), None)
         if plan is None:
@@ -200,6 +198,7 @@ class OrderService:
             subject_id=order_id,
             snapshot=trade.snapshot,
             actor=principal.actor,
+            audited_by_caller=True,  # in the "order.placed" entry below: one append per order
         )
         status = {
             Decision.ACCEPTED: OrderStatus.ACCEPTED,
@@ -250,6 +249,7 @@ class OrderService:
                 "amount_minor": trade.amount_minor,
                 "currency": trade.currency,
                 "licences_reserved": reserved,
+                "verdict": verdict_audit_facts(stored, verdict),
             },
         )
         return Placement(Order(**values), verdict, stored)
