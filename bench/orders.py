@@ -51,10 +51,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from marketplace.accounts.service import AccountService
 from marketplace.app import create_app
+from marketplace.audit.service import AuditService
 from marketplace.cli import db_upgrade
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker, unit_of_work
@@ -399,10 +400,22 @@ class CpuSample:
     machine_all: int
 
 
-def cpu_sample(server_pid: int) -> CpuSample:
+def _serves(pid: int, database: str) -> bool:
+    """A PostgreSQL backend connected to `database` (its process title names it)."""
+    try:
+        return f" {database} " in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def cpu_sample(server_pid: int, database: str) -> CpuSample:
+    """CPU ticks so far of the app server's processes, of the PostgreSQL backends serving the bench's
+    database (not those of other databases on the same server), and of the whole machine."""
     processes = _processes()
     server = sum(_ticks(pid) for pid in _tree(server_pid, processes))
-    postgres = sum(_ticks(pid) for pid, (name, _) in processes.items() if name.startswith("postgres"))
+    postgres = sum(
+        _ticks(pid) for pid, (name, _) in processes.items() if name.startswith("postgres") and _serves(pid, database)
+    )
     busy, everything = _machine()
     return CpuSample(server, postgres, busy, everything)
 
@@ -476,7 +489,9 @@ class RunResult:
     cpu_per_order_ms: dict[str, float]  # CPU time per accepted order
 
 
-async def run_load(base_url: str, server_pid: int, market: Market, args: argparse.Namespace, workers: int) -> RunResult:
+async def run_load(
+    base_url: str, server_pid: int, database: str, market: Market, args: argparse.Namespace, workers: int
+) -> RunResult:
     loop = asyncio.get_running_loop()
     per_loader = [args.concurrency // args.loaders + (i < args.concurrency % args.loaders) for i in range(args.loaders)]
     with ProcessPoolExecutor(max_workers=args.loaders, mp_context=get_context("spawn")) as pool:
@@ -487,9 +502,9 @@ async def run_load(base_url: str, server_pid: int, market: Market, args: argpars
             for n, connections in enumerate(per_loader)
         ]
         await asyncio.sleep(args.warmup)
-        before = cpu_sample(server_pid)
+        before = cpu_sample(server_pid, database)
         await asyncio.sleep(args.duration)
-        after = cpu_sample(server_pid)
+        after = cpu_sample(server_pid, database)
         results: list[LoadResult] = await asyncio.gather(*futures)
     statuses: Counter[str] = Counter()
     latencies: list[float] = []
@@ -508,7 +523,7 @@ async def run_load(base_url: str, server_pid: int, market: Market, args: argpars
     share = {
         "load generator": 100 * load_ticks / machine,
         "app server": 100 * (after.server - before.server) / machine,
-        "PostgreSQL": 100 * (after.postgres - before.postgres) / machine,
+        "PostgreSQL (its backends)": 100 * (after.postgres - before.postgres) / machine,
     }
     share["other processes"] = max(
         0.0, 100 * (after.machine_busy - before.machine_busy) / machine - sum(share.values())
@@ -529,6 +544,51 @@ async def run_load(base_url: str, server_pid: int, market: Market, args: argpars
         cpu_share=share,
         cpu_per_order_ms={name: 1000 * seconds / max(1, accepted) for name, seconds in per_order.items()},
     )
+
+
+# after the runs: what the orders left behind must add up
+
+
+async def check_books(settings: Settings, market: Market) -> str:
+    """The audit chain verifies; every order has its verdict, its first event and its "order.placed"
+    entry; no limited product sold more licences than it had (remaining + reserved = the limit)."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            report = await AuditService(session).verify()
+            counts = (
+                await session.execute(
+                    text(
+                        "SELECT (SELECT count(*) FROM trade_order), "
+                        "(SELECT count(*) FROM verdict WHERE subject_type = 'order'), "
+                        "(SELECT count(*) FROM order_event WHERE from_status IS NULL), "
+                        "(SELECT count(*) FROM audit_entry WHERE action = 'order.placed')"
+                    )
+                )
+            ).one()
+            limited = [uuid.UUID(product) for product, _, is_limited in market.offers if is_limited]
+            licences = (
+                await session.execute(
+                    text(
+                        "SELECT p.id, p.licences_remaining, coalesce(sum(o.licences_reserved), 0) FROM product p "
+                        "LEFT JOIN trade_order o ON o.product_id = p.id WHERE p.id = ANY(:ids) GROUP BY p.id"
+                    ),
+                    {"ids": list(set(limited))},
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    problems = []
+    if not report.ok:
+        problems.append(f"audit chain broken at {report.first_broken_seq}: {report.reason}")
+    if len(set(counts)) != 1:
+        problems.append(f"orders, verdicts, first events, order.placed entries: {tuple(counts)}")
+    for product_id, remaining, reserved in licences:
+        if remaining + reserved != LIMITED_LICENCES:
+            problems.append(f"product {product_id}: {remaining} left + {reserved} reserved != {LIMITED_LICENCES}")
+    sold = sum(reserved for _, _, reserved in licences)
+    summary = f"{counts[0]} orders, audit chain of {report.entries} entries verified, {sold} limited licences reserved"
+    return f"books: {summary}; " + ("; ".join(problems) if problems else "everything adds up")
 
 
 # round trips per order, counted in-process on the same database
@@ -677,9 +737,10 @@ async def main() -> int:
             )
             for workers in args.workers:
                 with serving(settings.database_url, storage, workers) as (base_url, server_pid):
-                    run = await run_load(base_url, server_pid, market, args, workers)
+                    run = await run_load(base_url, server_pid, name, market, args, workers)
                 runs.append(run)
                 print_run(run)
+            print(await check_books(settings, market))
         finally:
             await drop_postgres_database(f"{server_url}/postgres", name)
     tps, pg_latency, command = await asyncio.to_thread(pgbench, server_url, scale, args.concurrency, args.duration)
