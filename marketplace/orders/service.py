@@ -426,8 +426,12 @@ class OrderService:
             order = await self.repository.get(state.order_id)
         if order is None:
             return None
-        await self._apply(order, state, actor)
-        return order
+        # Events about one payment may arrive at once (created, succeeded): the row lock makes the later
+        # one read what the earlier one left, so it finds the order paid and does nothing.
+        locked = await self.repository.lock(order.id)
+        assert locked is not None
+        await self._apply(locked, state, actor)
+        return locked
 
     async def _apply(self, order: Order, state: PaymentState, actor: str) -> None:
         if state.status == PaymentStatus.SUCCEEDED:
