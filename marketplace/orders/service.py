@@ -33,7 +33,7 @@ from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService, verdict_audit_facts
-from marketplace.compliance.snapshots import PlanFacts, Snapshot, TradeFacts
+from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.config import Settings
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
@@ -150,15 +150,7 @@ class OrderService:
             buyer=organization_facts(buyer),
             intermediary=organization_facts(intermediary) if intermediary else None,
             product=product,
-            plan=PlanFacts(
-                id=str(plan.id),
-                kind=plan.kind.value,
-                price_minor=plan.price_minor,
-                currency=plan.currency,
-                pricing_basis=plan.pricing_basis,
-                period_days=plan.period_days,
-                unit_price_minor=plan.unit_price_minor,
-            ),
+            plan=next(facts for facts in product.plans if facts.id == str(plan.id)),
             trade=TradeFacts(
                 scenario=request.scenario,
                 delivery_mode=request.delivery_mode,
