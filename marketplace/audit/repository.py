@@ -25,6 +25,20 @@ _ADVANCE_HEAD = (
 )
 _INSERT_ENTRY = insert(table_of(AuditEntry))
 _SET_HEAD_HASH = update(AuditHead).where(col(AuditHead.id) == HEAD_ID).values(hash=bindparam("new_hash"))
+# PostgreSQL: the entry and the head's new hash in one statement (the insert as a data-modifying CTE),
+# one round trip fewer while the head's lock is held. Parameters are the entry's columns as `entry_<name>`.
+_ENTRIES = table_of(AuditEntry)
+_APPEND = (
+    update(AuditHead)
+    .where(col(AuditHead.id) == HEAD_ID)
+    .values(hash=bindparam("entry_hash", type_=_ENTRIES.c.hash.type))
+    .add_cte(
+        insert(_ENTRIES)
+        .values({c.name: bindparam(f"entry_{c.name}", type_=c.type) for c in _ENTRIES.columns})
+        .returning(_ENTRIES.c.seq)
+        .cte("appended_entry")
+    )
+)
 
 
 class AuditRepository:
@@ -39,6 +53,10 @@ class AuditRepository:
         return int(row[0]), str(row[1])
 
     async def insert_entry(self, values: dict[str, Any]) -> None:
+        """Insert the entry and move the head's hash to it: one statement on PostgreSQL, two elsewhere."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(_APPEND, {f"entry_{name}": value for name, value in values.items()})
+            return
         await self.session.execute(_INSERT_ENTRY, values)
         await self.session.execute(_SET_HEAD_HASH, {"new_hash": values["hash"]})
 

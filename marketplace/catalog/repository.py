@@ -32,6 +32,7 @@ from sqlmodel import SQLModel, col
 from marketplace.accounts.models import Organization
 from marketplace.catalog.models import PricePlan, Product, ProductStatus, ProductVersion, Sample, VersionStatus
 from marketplace.catalog.search_text import fts5_match, tsquery
+from marketplace.db import table_of
 
 # Built once, with bound parameters: an order's snapshot reads it on every request.
 _ON_SALE = (
@@ -48,6 +49,13 @@ _ON_SALE = (
     .outerjoin(PricePlan, col(PricePlan.product_version_id) == col(ProductVersion.id))
     .where(col(Product.id) == bindparam("product_id"), col(Product.status) == ProductStatus.LISTED)
     .order_by(col(PricePlan.created_at), col(PricePlan.id))
+)
+
+_PRODUCTS = table_of(Product)
+_RESERVE = (
+    update(_PRODUCTS)
+    .where(_PRODUCTS.c.id == bindparam("product_id"), _PRODUCTS.c.licences_remaining >= bindparam("quantity"))
+    .values(licences_remaining=_PRODUCTS.c.licences_remaining - bindparam("quantity"))
 )
 
 
@@ -71,13 +79,11 @@ class CatalogRepository:
         return (await self.session.scalars(query)).first()
 
     async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
-        """Guarded decrement: takes `quantity` licences if that many are left; never below zero."""
-        statement = (
-            update(Product)
-            .where(col(Product.id) == product_id, col(Product.licences_remaining) >= quantity)
-            .values(licences_remaining=col(Product.licences_remaining) - quantity)
-        )
-        return bool((await self.session.execute(statement)).rowcount)  # type: ignore[attr-defined]
+        """Guarded decrement: takes `quantity` licences if that many are left; never below zero. A Core
+        statement built once: the ORM's version re-evaluates its criteria against the session's objects
+        on every call (a Product read earlier in the session keeps the count it was read with)."""
+        result = await self.session.execute(_RESERVE, {"product_id": product_id, "quantity": quantity})
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
         statement = (

@@ -56,21 +56,11 @@ class ComplianceService:
         """The verdict the rulebook gives now; writes nothing."""
         return evaluate(self.rulebook, stage, snapshot, clock.now())
 
-    async def judge(
-        self,
-        *,
-        stage: Stage,
-        subject_type: str,
-        subject_id: object,
-        snapshot: Snapshot,
-        actor: str,
-        audited_by_caller: bool = False,
-    ) -> tuple[StoredVerdict, Verdict]:
-        """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction.
-
-        With `audited_by_caller` no "verdict.recorded" entry is written: the caller records the verdict's
-        `verdict_audit_facts` in the one entry it writes for the same change (order placement does, so an
-        order appends to the chain once and holds its lock for less time)."""
+    def assess(
+        self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot
+    ) -> tuple[dict[str, Any], StoredVerdict, Verdict]:
+        """Evaluate, and the verdict's row as `judge` stores it; writes nothing. For a caller that stores
+        the row with its own in one statement (order placement) and records it in its own audit entry."""
         verdict = self.preview(stage, snapshot)
         values: dict[str, Any] = {
             "id": new_id(),
@@ -83,16 +73,23 @@ class ComplianceService:
             "snapshot": snapshot.model_dump(mode="json"),
             "created_at": verdict.evaluated_at,
         }
+        return values, StoredVerdict(**values), verdict
+
+    async def judge(
+        self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str
+    ) -> tuple[StoredVerdict, Verdict]:
+        """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
+        values, stored, verdict = self.assess(
+            stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot
+        )
         await self.repository.add(values)
-        stored = StoredVerdict(**values)
-        if not audited_by_caller:
-            await self.audit.record(
-                actor=actor,
-                action="verdict.recorded",
-                object_type=subject_type,
-                object_id=subject_id,
-                payload=verdict_audit_facts(stored, verdict),
-            )
+        await self.audit.record(
+            actor=actor,
+            action="verdict.recorded",
+            object_type=subject_type,
+            object_id=subject_id,
+            payload=verdict_audit_facts(stored, verdict),
+        )
         return stored, verdict
 
     async def verdict(self, verdict_id: uuid.UUID) -> StoredVerdict | None:

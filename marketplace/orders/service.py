@@ -184,13 +184,10 @@ class OrderService:
         the last licences went to another order first."""
         trade = await self.trade(principal, request)
         order_id = uuid.uuid4()
-        stored, verdict = await self.compliance.judge(
-            stage=Stage.TRADE,
-            subject_type="order",
-            subject_id=order_id,
-            snapshot=trade.snapshot,
-            actor=principal.actor,
-            audited_by_caller=True,  # in the "order.placed" entry below: one append per order
+        # The verdict is stored with the order and its first event (one statement on PostgreSQL) and
+        # recorded in the order's one audit entry, where `judge` would store and audit it on its own.
+        verdict_row, stored, verdict = self.compliance.assess(
+            stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot
         )
         status = {
             Decision.ACCEPTED: OrderStatus.ACCEPTED,
@@ -226,8 +223,7 @@ class OrderService:
             "status_changed_at": now,
             "created_at": now,
         }
-        await self.repository.insert(values)
-        await self.repository.add_event(order_id, None, status, principal.actor, None)
+        await self.repository.insert_placed(verdict_row, values, principal.actor)
         await self.audit.record(
             actor=principal.actor,
             action="order.placed",
