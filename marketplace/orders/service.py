@@ -271,6 +271,14 @@ class OrderService:
             raise Forbidden("only the provider may do this")
         return order
 
+    async def _as_admin(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        """Administrators' decisions check the caller here too, not only in the HTTP guard (an order the
+        caller cannot see is still not found)."""
+        order = await self._visible(principal, order_id)
+        if not principal.is_admin or principal.is_api_key:
+            raise Forbidden("platform administrators only")
+        return order
+
     async def view(self, principal: Principal, order_id: uuid.UUID) -> OrderView:
         order = await self._visible(principal, order_id)
         verdict = await self.compliance.verdict(order.verdict_id)
@@ -335,7 +343,7 @@ class OrderService:
 
     async def decide(self, admin: Principal, order_id: uuid.UUID, decision: str, reason: str) -> Order:
         """An administrator's decision on a trade the gate held for review."""
-        order = await self._visible(admin, order_id)
+        order = await self._as_admin(admin, order_id)
         if decision == "reject":
             await self._move(
                 order,
@@ -535,7 +543,7 @@ class OrderService:
     async def resolve_dispute(self, admin: Principal, order_id: uuid.UUID, outcome: str, reason: str) -> Order:
         """Refund the buyer (escrow -> refunds, through the gateway; the licence is released) or release
         the order to settlement as completed."""
-        await self._visible(admin, order_id)
+        await self._as_admin(admin, order_id)
         disputed = frozenset({OrderStatus.DISPUTED})
         # The row lock keeps the order disputed while the gateway refunds: the refund is asked for only
         # for an order this transaction will move (keyed by the order, so a retry refunds once).
@@ -766,7 +774,7 @@ class OrderService:
         The order's row is locked first, so a settlement or payout running meanwhile either finishes
         with it before (and the path follows) or skips it. The gateway refund is asked for next, before
         any shared lock is taken; it is keyed by the order, so a retry after a failed commit refunds once."""
-        order = await self._visible(admin, order_id)
+        order = await self._as_admin(admin, order_id)
         locked = await self.repository.lock(order.id)
         assert locked is not None
         order = locked
