@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -257,18 +257,13 @@ class OrderService:
             raise NotFound("order not found")
         return order
 
-    async def _as_buyer(self, principal: Principal, order_id: uuid.UUID) -> Order:
+    async def _as_party(self, principal: Principal, order_id: uuid.UUID, side: Literal["buyer", "provider"]) -> Order:
+        """The order, when the caller acts for its buyer (or provider): others who see it are refused."""
         order = await self._visible(principal, order_id)
         principal.require_scope(Scope.ORDERS_WRITE)
-        if order.buyer_organization_id not in await self.accounts.member_organization_ids(principal):
-            raise Forbidden("only the buyer may do this")
-        return order
-
-    async def _as_provider(self, principal: Principal, order_id: uuid.UUID) -> Order:
-        order = await self._visible(principal, order_id)
-        principal.require_scope(Scope.ORDERS_WRITE)
-        if order.provider_organization_id not in await self.accounts.member_organization_ids(principal):
-            raise Forbidden("only the provider may do this")
+        party = order.buyer_organization_id if side == "buyer" else order.provider_organization_id
+        if party not in await self.accounts.member_organization_ids(principal):
+            raise Forbidden(f"only the {side} may do this")
         return order
 
     async def _as_admin(self, principal: Principal, order_id: uuid.UUID) -> Order:
@@ -381,7 +376,7 @@ class OrderService:
     ) -> tuple[Order, PaymentState]:
         """Charge the buyer through the gateway. The local gateway (and a free order) pays at once; a gateway
         that confirms later leaves the order accepted until its webhook reports the outcome."""
-        order = await self._as_buyer(principal, order_id)
+        order = await self._as_party(principal, order_id, "buyer")
         if order.status != OrderStatus.ACCEPTED:
             raise InvalidTransition(
                 f"the order is {order.status.value}; it cannot be paid", current_status=order.status.value
@@ -501,21 +496,21 @@ class OrderService:
         )
 
     async def deliver(self, principal: Principal, order_id: uuid.UUID) -> Order:
-        order = await self._as_provider(principal, order_id)
+        order = await self._as_party(principal, order_id, "provider")
         await self._move(
             order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, principal.actor, action="be delivered"
         )
         return order
 
     async def confirm(self, principal: Principal, order_id: uuid.UUID) -> Order:
-        order = await self._as_buyer(principal, order_id)
+        order = await self._as_party(principal, order_id, "buyer")
         await self._move(
             order, frozenset({OrderStatus.DELIVERED}), OrderStatus.COMPLETED, principal.actor, action="be confirmed"
         )
         return order
 
     async def dispute(self, principal: Principal, order_id: uuid.UUID, reason: str) -> Order:
-        order = await self._as_buyer(principal, order_id)
+        order = await self._as_party(principal, order_id, "buyer")
         await self._move(
             order,
             frozenset({OrderStatus.PAID, OrderStatus.DELIVERED}),
@@ -528,7 +523,7 @@ class OrderService:
         return order
 
     async def cancel(self, principal: Principal, order_id: uuid.UUID, reason: str | None) -> Order:
-        order = await self._as_buyer(principal, order_id)
+        order = await self._as_party(principal, order_id, "buyer")
         await self._move(
             order,
             frozenset({OrderStatus.PENDING_REVIEW, OrderStatus.ACCEPTED}),
