@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from litestar.di import NamedDependency
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,14 +26,25 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # JSONB documents (verdicts' findings and snapshots, stored responses) are encoded and decoded with
+    # msgspec (Litestar's own JSON library): a third of the time of the json module for a 20 kB verdict.
+    json_codec: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": msgspec.json.decode}
     if settings.database_pool_size == 0:  # no pooling: for callers that run several event loops
-        return create_async_engine(settings.database_url, poolclass=NullPool)
+        return create_async_engine(settings.database_url, poolclass=NullPool, **json_codec)
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=False,
+        **json_codec,
     )
+
+
+_JSON_ENCODER = msgspec.json.Encoder()
+
+
+def _json_text(value: Any) -> str:
+    return _JSON_ENCODER.encode(value).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -20,12 +20,14 @@ from marketplace.accounts.models import (
     OrganizationStatus,
     Role,
     User,
+    UserStatus,
 )
 from marketplace.errors import Conflict
 
 # Where a session keeps objects of its request alive: see `api_key_with_organization`.
 _KEPT = "marketplace.accounts.kept"
 # Statements of the request path, built once (with bound parameters) rather than on every call.
+_USER_STANDING = select(col(User.is_admin), col(User.status)).where(col(User.id) == bindparam("user_id"))
 _KEY_WITH_ORGANIZATION = (
     select(ApiKey, Organization)
     .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
@@ -66,6 +68,11 @@ class AccountRepository:
 
     async def get_user(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def user_standing(self, user_id: uuid.UUID) -> tuple[bool, UserStatus] | None:
+        """(is_admin, status) of a user: what every request made with a token checks, two columns."""
+        row = (await self.session.execute(_USER_STANDING, {"user_id": user_id})).first()
+        return None if row is None else (bool(row[0]), UserStatus(row[1]))
 
     async def user_by_email(self, email: str) -> User | None:
         return (await self.session.scalars(select(User).where(col(User.email) == email))).first()

@@ -126,10 +126,11 @@ class AuthService:
     async def authenticate(self, credential: str) -> Principal:
         if credentials.looks_like_api_key(credential):
             return await self._authenticate_api_key(credential)
-        user = await self.repository.get_user(self.keyring.verify(credential))
-        if user is None or user.status != UserStatus.ACTIVE:
+        user_id = self.keyring.verify(credential)
+        standing = await self.repository.user_standing(user_id)
+        if standing is None or standing[1] != UserStatus.ACTIVE:
             raise NotAuthenticated("account is not active")
-        return Principal(user_id=user.id, is_admin=user.is_admin)
+        return Principal(user_id=user_id, is_admin=standing[0])
 
     async def _authenticate_api_key(self, key: str) -> Principal:
         prefix = credentials.api_key_prefix(key)
