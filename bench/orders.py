@@ -219,12 +219,18 @@ class Seeder:
         return [product_id, *plans]
 
 
-async def seed(base_url: str, settings: Settings, buyers: int, products: int, limited: int) -> Market:
+async def create_admin(settings: Settings) -> str:
+    """An administrator made in the database (there is no endpoint for the first one); returns its e-mail."""
     engine = create_engine(settings)
     admin_email = f"admin.{uuid.uuid4().hex[:8]}@bench.example"
     async with unit_of_work(create_sessionmaker(engine)) as session:
         await AccountService(session).create_admin(email=admin_email, password=PASSWORD, name="Admin", actor="bench")
     await engine.dispose()
+    return admin_email
+
+
+async def seed(base_url: str, settings: Settings, buyers: int, products: int, limited: int) -> Market:
+    admin_email = await create_admin(settings)
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         seeder = Seeder(client)
         admin = await seeder.token(admin_email)

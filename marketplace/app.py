@@ -31,6 +31,15 @@ from marketplace.compliance.guards import RULEBOOK
 from marketplace.compliance.rulebook import load_rulebook
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker
+from marketplace.delivery.controllers import (
+    AdminDeliveryController,
+    DataController,
+    DatasetController,
+    DownloadController,
+    LicenceController,
+    OrderDeliveryController,
+)
+from marketplace.delivery.links import DownloadKeyring
 from marketplace.errors import EXCEPTION_HANDLERS
 from marketplace.health import HealthController
 from marketplace.kit.logs import configure_logging
@@ -67,6 +76,12 @@ CONTROLLERS = [
     AdminTradesController,
     PaymentAccountController,
     WebhookController,
+    DatasetController,
+    OrderDeliveryController,
+    DownloadController,
+    LicenceController,
+    DataController,
+    AdminDeliveryController,
 ]
 
 
@@ -136,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "rulebook": load_rulebook(settings.rulebook_path),
             "secret_key": load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
             "payment_gateway": gateway,
+            "download_keyring": DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
         }
     )
     return Litestar(

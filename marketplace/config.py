@@ -52,6 +52,14 @@ class Settings:
     login_max_failures_per_address: int = 20
     max_request_body_bytes: int = 1_048_576
     max_sample_bytes: int = 10_485_760
+    # Delivery: the largest dataset a provider may upload, how long a signed download link lives (at most
+    # 15 minutes) and the key that signs new links (older key files still verify until removed), the
+    # smallest group an aggregate may reveal, and the calls per minute of one API access key.
+    max_dataset_bytes: int = 4 * 1024**3
+    download_link_ttl_seconds: int = 900
+    download_key_id: str = "dl1"
+    aggregate_min_group_size: int = 10
+    access_key_rate_limit_per_minute: int = 120
     database_pool_size: int = 10
     log_level: str = "INFO"
     log_json: bool = True
@@ -68,6 +76,19 @@ class Settings:
     @property
     def sample_dir(self) -> Path:
         return self.storage_dir / "samples"
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.storage_dir / "datasets"
+
+    @property
+    def hosted_dir(self) -> Path:
+        """Datasets converted for queries (Parquet), by the sha256 of their source."""
+        return self.storage_dir / "hosted"
+
+    @property
+    def download_key_dir(self) -> Path:
+        return self.storage_dir / "keys"
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,6 +125,10 @@ def _parse(name: str, raw: str) -> Any:
         "login_max_failures_per_address",
         "max_request_body_bytes",
         "max_sample_bytes",
+        "max_dataset_bytes",
+        "download_link_ttl_seconds",
+        "aggregate_min_group_size",
+        "access_key_rate_limit_per_minute",
         "database_pool_size",
     }:
         try:

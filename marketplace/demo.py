@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
@@ -25,6 +25,9 @@ from marketplace.catalog.schemas import PlanCreate, ProductCreate
 from marketplace.catalog.service import CatalogService
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.config import Settings
+from marketplace.db import create_sessionmaker
+from marketplace.delivery.links import DownloadKeyring
+from marketplace.delivery.service import DeliveryService
 from marketplace.kit import clock
 from marketplace.kit.codelists import currency_minor_units
 from marketplace.kit.identifiers import uscc_check_char
@@ -942,7 +945,7 @@ async def demo_trade(
         lines.append(f"  status: {order.status.value}; the trade stops here")
         return lines
     await orders.pay(buyer, order.id, None)
-    await orders.deliver(provider, order.id)
+    lines += await _demo_delivery(session, rulebook, settings, gateway, provider, buyer, product_id, order.id)
     await orders.confirm(buyer, order.id)
     # The settlement batch commits as it goes: the demo data seeded so far is committed with it.
     settlement = await SettlementService(session, settings, gateway, rulebook).run(DEMO_ACTOR)
@@ -977,6 +980,35 @@ async def demo_trade(
         f"  platform revenue: {money(revenue.credits_posted - revenue.debits_posted, order.currency)}",
     ]
     return lines
+
+
+async def _demo_delivery(
+    session: AsyncSession,
+    rulebook: Rulebook,
+    settings: Settings,
+    gateway: LocalGateway,
+    provider: Principal,
+    buyer: Principal,
+    product_id: uuid.UUID,
+    order_id: uuid.UUID,
+) -> list[str]:
+    """The provider hosts the dataset, the buyer takes a signed link and downloads through it."""
+    assert isinstance(session.bind, AsyncEngine)
+    keyring = DownloadKeyring.load(settings.download_key_dir, settings.download_key_id)
+    delivery = DeliveryService(session, settings, rulebook, gateway, keyring, create_sessionmaker(session.bind))
+    version = await delivery.catalog.dataset_version(provider, product_id, None)
+    blob = store_content_addressed([TRADE_PRODUCT.sample.encode()], settings.dataset_dir, settings.max_dataset_bytes)
+    await delivery.host_dataset(provider, version, blob, CSV)
+    access = await delivery.open(buyer, order_id)
+    assert access.download_path is not None
+    query = access.download_path.partition("?")[2]
+    params = dict(pair.split("=", 1) for pair in query.split("&"))
+    file = await delivery.download(access.licence.id, params)
+    return [
+        f"  licence: {access.licence.id} ({access.licence.status.value}, {access.licence.delivery_mode})",
+        f"  download link: signed for the buyer's owner, valid until {access.expires_at:%Y-%m-%d %H:%M:%S} UTC",
+        f"  downloaded: {file.size_bytes:,} bytes, sha256 {file.sha256[:16]}..., receipt recorded",
+    ]
 
 
 async def _order_transfers(

@@ -28,9 +28,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def new_api_key() -> tuple[str, str]:
-    """Return (key, prefix): the key as shown once to its owner, the prefix as stored in clear."""
-    prefix = API_KEY_MARKER + secrets.token_hex(API_KEY_PREFIX_CHARS // 2)
+def new_api_key(marker: str = API_KEY_MARKER) -> tuple[str, str]:
+    """Return (key, prefix): the key as shown once to its owner, the prefix as stored in clear. The
+    marker tells kinds of keys apart (organisations' API keys; licences' access keys)."""
+    prefix = marker + secrets.token_hex(API_KEY_PREFIX_CHARS // 2)
     return f"{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
@@ -38,10 +39,10 @@ def looks_like_api_key(credential: str) -> bool:
     return credential.startswith(API_KEY_MARKER)
 
 
-def api_key_prefix(key: str) -> str | None:
-    """The stored prefix of a key of the form mkt_<8 hex>_<secret>, or None if malformed."""
-    end = len(API_KEY_MARKER) + API_KEY_PREFIX_CHARS
-    if len(key) <= end + 1 or key[end] != "_" or not key.startswith(API_KEY_MARKER):
+def api_key_prefix(key: str, marker: str = API_KEY_MARKER) -> str | None:
+    """The stored prefix of a key of the form <marker><8 hex>_<secret>, or None if malformed."""
+    end = len(marker) + API_KEY_PREFIX_CHARS
+    if len(key) <= end + 1 or key[end] != "_" or not key.startswith(marker):
         return None
     return key[:end]
 

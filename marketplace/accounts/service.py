@@ -307,6 +307,14 @@ class AccountService:
         assert principal.user_id is not None
         return [m.organization_id for m in await self.repository.memberships_of_user(principal.user_id)]
 
+    async def is_active_member(self, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:
+        """Whether this person's account is active and a member of the organisation now (a signed link
+        made for them stops working once they leave it or are disabled)."""
+        user = await self.repository.get_user(user_id)
+        if user is None or user.status != UserStatus.ACTIVE:
+            return False
+        return await self.repository.membership(user_id, organization_id) is not None
+
     async def my_organizations(
         self, principal: Principal, *, limit: int, offset: int
     ) -> tuple[Sequence[Organization], int]:

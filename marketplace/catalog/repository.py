@@ -33,6 +33,7 @@ from marketplace.accounts.models import Organization
 from marketplace.catalog.models import PricePlan, Product, ProductStatus, ProductVersion, Sample, VersionStatus
 from marketplace.catalog.search_text import fts5_match, tsquery
 from marketplace.db import table_of
+from marketplace.kit import clock
 
 # Built once, with bound parameters: an order's snapshot reads it on every request.
 _ON_SALE = (
@@ -98,6 +99,24 @@ class CatalogRepository:
             col(ProductVersion.product_id) == product_id, col(ProductVersion.version) == version
         )
         return (await self.session.scalars(query)).first()
+
+    async def get_plan(self, plan_id: uuid.UUID) -> PricePlan | None:
+        return await self.session.get(PricePlan, plan_id)
+
+    async def version_by_id(self, version_id: uuid.UUID) -> ProductVersion | None:
+        return await self.session.get(ProductVersion, version_id)
+
+    async def regrade_versions(self, product_id: uuid.UUID, grade: str) -> set[str]:
+        """Set the grade of every version of the product; returns the grades they had."""
+        versions = (
+            await self.session.scalars(select(ProductVersion).where(col(ProductVersion.product_id) == product_id))
+        ).all()
+        previous = {version.grade for version in versions}
+        for version in versions:
+            version.grade = grade
+            version.updated_at = clock.now()
+        await self.session.flush()
+        return previous
 
     async def plans_of(self, version_id: uuid.UUID) -> Sequence[PricePlan]:
         query = (

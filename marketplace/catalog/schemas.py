@@ -112,6 +112,17 @@ class FieldIn(RequestBody):
     purposes: Annotated[list[Token], Field(max_length=20)] = []
 
 
+class ComputationIn(RequestBody):
+    """What buyers of privacy-computing delivery may do with the hosted dataset: the columns they may
+    group by, filter on and aggregate, and the smallest group a result may show (never below the
+    platform's AGGREGATE_MIN_GROUP_SIZE)."""
+
+    group_by: Annotated[list[Text100], Field(max_length=50)] = []
+    filter: Annotated[list[Text100], Field(max_length=50)] = []
+    measure: Annotated[list[Text100], Field(max_length=50)] = []
+    min_group_size: Annotated[StrictInt, Field(ge=1, le=100_000), WHOLE_NUMBER] | None = None
+
+
 class ProductDescription(RequestBody):
     """Everything a provider declares about one version of a product."""
 
@@ -151,6 +162,7 @@ class ProductDescription(RequestBody):
     quality: QualityIn | None = None
     provenance: ProvenanceIn | None = None
     fields: Annotated[list[FieldIn], Field(max_length=200)] = []
+    computation: ComputationIn | None = None
     update_frequency: Token | None = None
     time_coverage_start: date | None = None
     time_coverage_end: date | None = None
@@ -200,6 +212,7 @@ class ProductPatch(RequestBody):
     quality: QualityIn | None = None
     provenance: ProvenanceIn | None = None
     fields: Annotated[list[FieldIn], Field(max_length=200)] | None = None
+    computation: ComputationIn | None = None
     update_frequency: Token | None = None
     time_coverage_start: date | None = None
     time_coverage_end: date | None = None

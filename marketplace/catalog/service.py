@@ -378,6 +378,90 @@ class CatalogService:
     async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
         await self.repository.release_licences(product_id, quantity)
 
+    # delivery
+
+    async def version_snapshot(self, product_id: uuid.UUID, version_id: uuid.UUID) -> Snapshot:
+        """The provider and one version of the product as they are now: what the delivery stage judges,
+        so that a regrading or a suspension after the sale is seen."""
+        product = await self.repository.get_product(product_id)
+        version = await self.repository.version_by_id(version_id)
+        assert product is not None
+        assert version is not None
+        assert version.product_id == product.id
+        return await self.snapshot_of(await self._view(product, version.version))
+
+    async def sold_terms(self, version_id: uuid.UUID, plan_id: uuid.UUID) -> tuple[dict[str, Any], int | None]:
+        """The licence terms of a version as sold, and its plan's period in days (subscriptions)."""
+        version = await self.repository.version_by_id(version_id)
+        assert version is not None
+        plan = next((p for p in await self.repository.plans_of(version_id) if p.id == plan_id), None)
+        terms = version.details.get("licence")
+        return (dict(terms) if isinstance(terms, dict) else {}), (plan.period_days if plan is not None else None)
+
+    async def version_details(self, version_id: uuid.UUID) -> dict[str, Any]:
+        """A version's declared details: delivery reads its fields and its computation terms."""
+        version = await self.repository.version_by_id(version_id)
+        assert version is not None
+        return dict(version.details)
+
+    async def plan(self, plan_id: uuid.UUID) -> PricePlan:
+        plan = await self.repository.get_plan(plan_id)
+        assert plan is not None
+        return plan
+
+    async def dataset_version(self, principal: Principal, product_id: uuid.UUID, number: int | None) -> ProductVersion:
+        """The version a provider uploads the full dataset of (default: the newest); owners only."""
+        product = await self._owned_product(principal, product_id)
+        await self._require_provider_member(principal, product.organization_id)
+        version = await self.repository.version(product.id, number or product.latest_version)
+        if version is None:
+            raise NotFound("version not found")
+        return version
+
+    async def register_digest(self, principal: Principal, version: ProductVersion, sha256: str) -> None:
+        """Record the dataset's sha256 as the version's content digest, once: it is what delivery
+        integrity (S6) checks every delivered file against. A digest already registered never changes,
+        so a listed version keeps delivering what was sold; registering the first one does not change
+        what the listing described."""
+        if version.content_sha256 is not None and version.content_sha256 != sha256:
+            raise Conflict(
+                "this version's registered content digest differs from the uploaded dataset",
+                registered_sha256=version.content_sha256,
+            )
+        if version.content_sha256 is None:
+            version.content_sha256 = sha256
+            version.updated_at = clock.now()
+            await self.repository.flush()
+            await self.audit.record(
+                actor=principal.actor,
+                action="product.content_registered",
+                object_type="product",
+                object_id=version.product_id,
+                payload={"version": version.version, "content_sha256": sha256},
+            )
+
+    async def regrade(self, admin: Principal, product_id: uuid.UUID, grade: str, reason: str) -> ProductView:
+        """An administrator's classification decision (DSL Art. 21: the grade of data can be set by the
+        authorities' catalogues after it was listed) applies to every version of the product, the sold
+        ones included, so delivery re-checks them under the new grade. Core data is delisted at once."""
+        if not admin.is_admin or admin.is_api_key:
+            raise Forbidden("platform administrators only")
+        product = await self.repository.lock_product(product_id)
+        if product is None:
+            raise NotFound("product not found")
+        previous = await self.repository.regrade_versions(product.id, grade)
+        product.updated_at = clock.now()
+        await self.audit.record(
+            actor=admin.actor,
+            action="product.regraded",
+            object_type="product",
+            object_id=product.id,
+            payload={"grade": grade, "previous_grades": sorted(previous), "reason": reason},
+        )
+        if grade == "core" and product.status == ProductStatus.LISTED:
+            await self.delist(admin, product_id, f"graded core data: {reason}")
+        return await self._view(product, product.latest_version)
+
     async def listing_snapshot(self, product: Product, version: ProductVersion) -> Snapshot:
         return await self.snapshot_of(await self._view(product, version.version))
 
@@ -474,7 +558,7 @@ def product_facts(
         valuation = {**valuation, "assessment": _assessment_facts(valuation["assessment"], assessors)}
     for name in ASSESSMENT_FIELDS:
         details[name] = _assessment_facts(details.get(name), assessors)
-    for name in ("update_frequency", "time_coverage_start", "time_coverage_end"):
+    for name in ("update_frequency", "time_coverage_start", "time_coverage_end", "computation"):
         details.pop(name, None)
     return ProductFacts.model_validate(
         {

@@ -5,8 +5,8 @@ of minor units. An account's totals (`debits_posted`, `credits_posted`) move in 
 transaction as the transfer that moves them, and always equal the sums of its transfers.
 
 Sides. An account's balance is read as `credits_posted - debits_posted` ("what it holds"), except
-for the two accounts whose normal side is the debit (`platform_clearing` and `provider_debt`),
-which hold `debits_posted - credits_posted`. `no_overdraft` accounts can never hold less than
+for the accounts whose normal side is the debit (`platform_clearing`, `provider_debt` and
+`buyer_receivable`), which hold `debits_posted - credits_posted`. `no_overdraft` accounts can never hold less than
 nothing: their credits always cover their debits (`credits_posted - debits_posted >= 0`), which
 a guarded update enforces and a check constraint backs."""
 
@@ -40,16 +40,29 @@ class AccountCode(enum.StrEnum):
     PAYOUTS = "payouts"
     # What a provider owes the platform when a refund comes after its payout. Debit-normal.
     PROVIDER_DEBT = "provider_debt"
+    # What a buyer owes for metered calls beyond a plan's included ones, invoiced monthly. Debit-normal.
+    BUYER_RECEIVABLE = "buyer_receivable"
+    # The metered calls one order has billed, held for its provider until the month's invoice is paid.
+    USAGE_ACCRUED = "usage_accrued"
 
 
 # Accounts whose credits must always cover their debits. The debit-normal accounts are left out:
 # their balance is expected to be debits over credits.
-NO_OVERDRAFT_CODES = frozenset(AccountCode) - {AccountCode.PLATFORM_CLEARING, AccountCode.PROVIDER_DEBT}
-# Accounts of one organisation (the provider); escrow is of one order and names its provider too.
+DEBIT_NORMAL_CODES = frozenset({AccountCode.PLATFORM_CLEARING, AccountCode.PROVIDER_DEBT, AccountCode.BUYER_RECEIVABLE})
+NO_OVERDRAFT_CODES = frozenset(AccountCode) - DEBIT_NORMAL_CODES
+# Accounts of one organisation (the provider, or the buyer for its receivable); escrow and accrued usage
+# are of one order and name its provider too.
 ORGANIZATION_CODES = frozenset(
-    {AccountCode.ESCROW, AccountCode.PROVIDER_PAYABLE, AccountCode.PAYOUTS, AccountCode.PROVIDER_DEBT}
+    {
+        AccountCode.ESCROW,
+        AccountCode.PROVIDER_PAYABLE,
+        AccountCode.PAYOUTS,
+        AccountCode.PROVIDER_DEBT,
+        AccountCode.BUYER_RECEIVABLE,
+        AccountCode.USAGE_ACCRUED,
+    }
 )
-ORDER_CODES = frozenset({AccountCode.ESCROW})
+ORDER_CODES = frozenset({AccountCode.ESCROW, AccountCode.USAGE_ACCRUED})
 
 
 class TransferKind(enum.StrEnum):
@@ -60,6 +73,7 @@ class TransferKind(enum.StrEnum):
     PAYOUT = "payout"  # provider payable -> payouts
     REVERSAL = "reversal"  # undoes an earlier transfer, which stays as it was
     DEBT = "debt"  # a provider's debt and its repayment from payable
+    USAGE = "usage"  # buyer receivable -> usage accrued: one billed metered call
 
 
 class LedgerAccount(SQLModel, table=True):

@@ -207,11 +207,6 @@ class OrderController(Controller):
         body = data.model_dump(mode="json") if data else None
         return await _idempotent(request, principal, db_session, idempotency_key, body, action)
 
-    @post("/{order_id:uuid}/deliver", status_code=200, responses=problem_responses(401, 403, 404, 409))
-    async def deliver(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderRead:
-        """The provider records that a paid order was delivered; the buyer's confirmation window opens."""
-        return order_read(await orders.deliver(principal, order_id))
-
     @post("/{order_id:uuid}/confirm", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def confirm(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderRead:
         """The buyer accepts the delivery; the order completes and is settled in the next run."""

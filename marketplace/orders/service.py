@@ -14,6 +14,7 @@ in the caller's transaction: a replayed or concurrent request finds the order mo
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.config import Settings
+from marketplace.delivery.licences import LicenceService
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.money import split, transfer_id
@@ -127,6 +129,7 @@ class OrderService:
         self.compliance = ComplianceService(session, rulebook)
         self.ledger = LedgerService(session)
         self.audit = AuditService(session)
+        self.licences = LicenceService(session)
 
     # the gate
 
@@ -255,6 +258,22 @@ class OrderService:
         mine = await self.accounts.member_organization_ids(principal)
         if order.buyer_organization_id not in mine and order.provider_organization_id not in mine:
             raise NotFound("order not found")
+        return order
+
+    async def visible(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        return await self._visible(principal, order_id)
+
+    async def bought(self, principal: Principal, order_id: uuid.UUID) -> Order:
+        """The order, when the caller acts for its buyer: what it bought is delivered to it alone (its
+        provider and administrators see the order, not the data)."""
+        order = await self._visible(principal, order_id)
+        if order.buyer_organization_id not in await self.accounts.member_organization_ids(principal):
+            raise Forbidden("only the buyer takes delivery")
+        return order
+
+    async def get(self, order_id: uuid.UUID) -> Order:
+        order = await self.repository.get(order_id)
+        assert order is not None
         return order
 
     async def _as_party(self, principal: Principal, order_id: uuid.UUID, side: Literal["buyer", "provider"]) -> Order:
@@ -435,7 +454,7 @@ class OrderService:
                     OrderStatus.PAID,
                     actor,
                     action="be paid",
-                    effects=lambda: self._post_payment(order),
+                    effects=lambda: self._on_paid(order, actor),
                 )
             elif order.status == OrderStatus.CANCELLED and order.amount_minor > 0:
                 await self._refund_late_payment(order, state, actor)
@@ -449,6 +468,12 @@ class OrderService:
                 action="be cancelled",
                 effects=lambda: self._release(order),
             )
+
+    async def _on_paid(self, order: Order, actor: str) -> None:
+        """The buyer's money goes into escrow and the buyer gets its licence."""
+        await self._post_payment(order)
+        terms, period_days = await self.catalog.sold_terms(order.product_version_id, order.plan_id)
+        await self.licences.issue(order, terms, period_days, actor)
 
     async def _post_payment(self, order: Order) -> None:
         if order.amount_minor == 0:
@@ -495,12 +520,25 @@ class OrderService:
             payload={"payment_reference": state.reference, "refund_reference": reference},
         )
 
-    async def deliver(self, principal: Principal, order_id: uuid.UUID) -> Order:
-        order = await self._as_party(principal, order_id, "provider")
-        await self._move(
-            order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, principal.actor, action="be delivered"
-        )
+    async def deliver(self, order_id: uuid.UUID, actor: str) -> Order:
+        """paid -> delivered, made by the first delivery act under the order's licence (a download, API
+        access granted; see delivery.service): the buyer's acceptance window starts."""
+        order = await self.get(order_id)
+        await self._move(order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, actor, action="be delivered")
         return order
+
+    async def record_delivery(self, order_id: uuid.UUID, actor: str) -> None:
+        """A delivery act: the first one delivers a paid order; later ones change nothing."""
+        order = await self.get(order_id)
+        if order.status == OrderStatus.PAID:
+            with contextlib.suppress(InvalidTransition):  # a concurrent delivery act moved it first
+                await self.deliver(order_id, actor)
+
+    def acceptance_deadline(self, order: Order) -> datetime | None:
+        """Until when the buyer of a delivered order may confirm or dispute; after it the order completes."""
+        if order.status != OrderStatus.DELIVERED:
+            return None
+        return order.status_changed_at + timedelta(seconds=self.settings.order_confirm_window_seconds)
 
     async def confirm(self, principal: Principal, order_id: uuid.UUID) -> Order:
         order = await self._as_party(principal, order_id, "buyer")
@@ -511,6 +549,13 @@ class OrderService:
 
     async def dispute(self, principal: Principal, order_id: uuid.UUID, reason: str) -> Order:
         order = await self._as_party(principal, order_id, "buyer")
+        deadline = self.acceptance_deadline(order)
+        if deadline is not None and clock.now() >= deadline:
+            raise InvalidTransition(
+                "the acceptance window has closed; the delivery counts as accepted",
+                current_status=order.status.value,
+                acceptance_deadline=deadline.isoformat(),
+            )
         await self._move(
             order,
             frozenset({OrderStatus.PAID, OrderStatus.DELIVERED}),
@@ -579,6 +624,7 @@ class OrderService:
                     order_id=order.id,
                 )
             await self._release(order)
+            await self.licences.revoke_for_order(order.id, f"refunded after a dispute: {reason}", admin.actor)
 
         await self._move(
             order,
@@ -833,6 +879,7 @@ class OrderService:
                         transfer_id(order.id, step), debit, refunds, amount, currency, kind, order_id=order.id
                     )
         await self._release(order)
+        await self.licences.revoke_for_order(order.id, f"refunded: {reason}", admin.actor)
         await self._record_moves([order], was, OrderStatus.REFUNDED, admin.actor, reason, {order.id: payload})
         order.refund_reference = reference
         return order, path

@@ -33,7 +33,14 @@ from sqlmodel import col
 
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.errors import DomainError
-from marketplace.ledger.models import ORGANIZATION_CODES, AccountCode, LedgerAccount, Transfer, TransferKind
+from marketplace.ledger.models import (
+    ORDER_CODES,
+    ORGANIZATION_CODES,
+    AccountCode,
+    LedgerAccount,
+    Transfer,
+    TransferKind,
+)
 from marketplace.ledger.service import (
     Balance,
     InvalidTransfer,
@@ -174,7 +181,7 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     def open_account(self, code: AccountCode, currency: str, order: tuple[uuid.UUID, int], provider: int) -> None:
         order_id, order_provider = order
-        if code == AccountCode.ESCROW:
+        if code in ORDER_CODES:
             self.open(code, currency, organization_id=self.providers[order_provider], order_id=order_id)
         elif code in ORGANIZATION_CODES:
             self.open(code, currency, organization_id=self.providers[provider])

@@ -90,7 +90,7 @@ class Shop:
         async with unit_of_work(self.sessions) as session:
             await self.orders(session).pay(self.buyer.principal, order_id, None)
         async with unit_of_work(self.sessions) as session:
-            await self.orders(session).deliver(self.provider.principal, order_id)
+            await self.orders(session).deliver(order_id, self.provider.principal.actor)
         async with unit_of_work(self.sessions) as session:
             await self.orders(session).confirm(self.buyer.principal, order_id)
         return order_id

@@ -52,6 +52,27 @@ class Market:
     async def act(self, order_id: str, action: str, who: Person, json: Any = None) -> httpx.Response:
         return await self.api.client.post(f"/api/v1/orders/{order_id}/{action}", json=json, headers=who.headers)
 
+    async def host_dataset(self, content: bytes = CLEAN_SAMPLE) -> dict[str, Any]:
+        """The provider uploads the product's full dataset (the same file again changes nothing)."""
+        response = await self.api.client.put(
+            f"/api/v1/products/{self.product_id}/dataset",
+            content=content,
+            headers={**self.provider.headers, "Content-Type": "text/csv"},
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def take_delivery(self, order_id: str) -> httpx.Response:
+        """The delivery act of a file order: the dataset hosted, a signed link taken, the file downloaded;
+        the first download delivers a paid order."""
+        dataset = await self.host_dataset()
+        delivery = await self.api.client.get(f"/api/v1/orders/{order_id}/delivery", headers=self.buyer.headers)
+        assert delivery.status_code == 200, delivery.text
+        download = await self.api.client.get(delivery.json()["download_url"])
+        assert download.status_code == 200, download.text
+        assert download.headers["x-content-sha256"] == dataset["sha256"]
+        return download
+
     async def order(self, order_id: str, who: Person | None = None) -> dict[str, Any]:
         response = await self.api.client.get(f"/api/v1/orders/{order_id}", headers=(who or self.buyer).headers)
         assert response.status_code == 200, response.text

@@ -48,7 +48,8 @@ async def test_the_whole_happy_path_moves_the_money_into_escrow(market: Market) 
         f"/api/v1/organizations/{market.provider_org['id']}/balance", headers=market.provider.headers
     )
     assert balance.json()["pending_minor"] == PRICE_MINOR
-    assert (await market.act(order["id"], "deliver", market.provider)).json()["status"] == "delivered"
+    await market.take_delivery(order["id"])
+    assert (await market.order(order["id"]))["status"] == "delivered"
     assert (await market.act(order["id"], "confirm", market.buyer)).json()["status"] == "completed"
     detail = await market.order(order["id"])
     assert [(e["from_status"], e["to_status"]) for e in detail["history"]] == [

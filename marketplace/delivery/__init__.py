@@ -1,0 +1,1 @@
+"""Delivery: licences, hosted datasets, signed downloads, metered API access, privacy-preserving computation."""

@@ -1,0 +1,365 @@
+"""HTTP endpoints of delivery: hosting datasets, the delivery of an order, signed downloads, licences,
+and the metered data API (rows and privacy-preserving aggregates)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any, get_args
+
+import anyio.from_thread
+import anyio.to_thread
+from litestar import Controller, Request, get, post, put
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import File
+
+from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.catalog.controllers import product_read
+from marketplace.catalog.samples import SampleError, normalise_media_type, store_content_addressed
+from marketplace.catalog.schemas import ProductRead
+from marketplace.compliance.guards import CurrentRulebook
+from marketplace.db import DbSession
+from marketplace.delivery import hosting
+from marketplace.delivery.models import AccessKey, Dataset, Licence
+from marketplace.delivery.schemas import (
+    AccessKeyCreated,
+    AggregateRead,
+    AggregateRequest,
+    DatasetRead,
+    DeliveryRead,
+    LicenceDecision,
+    LicencePage,
+    LicenceRead,
+    ReceiptList,
+    ReceiptRead,
+    RegradeRequest,
+    RowsRead,
+    UsageRead,
+)
+from marketplace.delivery.service import DeliveryService
+from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType, problem_responses
+from marketplace.kit.pagination import PAGED, Paging
+from marketplace.payments.gateways import app_gateway
+
+# The route's own ceiling; the dataset limit that applies is MAX_DATASET_BYTES, checked while streaming.
+DATASET_BODY_LIMIT = 1 << 40
+DOWNLOAD_CHUNK_BYTES = 1 << 20
+MAX_ROWS_PAGE = 1000
+WhereClauses = Annotated[
+    list[str] | None,
+    QueryParameter(
+        description="repeatable `column:op:value` (op: eq, ne, lt, le, gt, ge, in); the value is read as JSON "
+        'when it parses (a number, true, "text"), else as text; `in` takes a JSON list',
+    ),
+]
+
+
+def provide_delivery(
+    request: Request[Any, Any, State], db_session: DbSession, rulebook: CurrentRulebook
+) -> DeliveryService:
+    state = request.app.state
+    return DeliveryService(
+        db_session, state.settings, rulebook, app_gateway(state), state.download_keyring, state.db_sessions
+    )
+
+
+Delivery = NamedDependency[DeliveryService]
+DELIVERY = {"delivery": Provide(provide_delivery, sync_to_thread=False)}
+
+
+def licence_read(licence: Licence) -> LicenceRead:
+    return LicenceRead.model_validate(licence)
+
+
+def _body_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """The request body as a blocking iterator, for the storage code running in a worker thread."""
+
+    async def next_chunk() -> bytes | None:
+        return await anext(stream, None)
+
+    while (chunk := anyio.from_thread.run(next_chunk)) is not None:
+        if chunk:
+            yield chunk
+
+
+FILTER_OPS: dict[str, hosting.FilterOp] = {op: op for op in get_args(hosting.FilterOp)}
+
+
+def parse_where(clauses: list[str] | None) -> list[hosting.Filter]:
+    filters = []
+    for clause in clauses or []:
+        column, op, raw = [*clause.split(":", 2), "", ""][:3]
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        operator = FILTER_OPS.get(op)
+        if operator is None or not column:
+            raise Unprocessable(f"a filter is column:op:value, got {clause!r}", field="where")
+        if (operator == "in") != isinstance(value, list) or isinstance(value, dict):
+            raise Unprocessable(f"`in` takes a JSON list and only `in` does: {clause!r}", field="where")
+        filters.append(hosting.Filter(column=column, op=operator, value=value))
+    return filters
+
+
+class DatasetController(Controller):
+    path = "/api/v1/products"
+    tags = ["delivery"]
+    dependencies = {**AUTHENTICATED, **DELIVERY}
+    security = SECURITY
+
+    @put(
+        "/{product_id:uuid}/dataset",
+        status_code=201,
+        request_max_body_size=DATASET_BODY_LIMIT,
+        responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+    )
+    async def upload(
+        self,
+        product_id: FromPath[uuid.UUID],
+        principal: Caller,
+        delivery: Delivery,
+        request: Request[Any, Any, State],
+        version: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
+    ) -> DatasetRead:
+        """Upload the full dataset of a version (default: the newest) as the raw body, `text/csv` with a
+        header row or `application/x-ndjson`: streamed to storage by its sha256 (never held in memory),
+        which becomes the version's registered content digest. Every delivery is checked against it."""
+        target = await delivery.catalog.dataset_version(principal, product_id, version)
+        media_type = normalise_media_type(request.headers.get("content-type"))
+        if media_type is None:
+            raise UnsupportedMediaType("a dataset is text/csv or application/x-ndjson")
+        settings = delivery.settings
+        try:
+            blob = await anyio.to_thread.run_sync(
+                store_content_addressed,
+                _body_chunks(request.stream()),
+                settings.dataset_dir,
+                settings.max_dataset_bytes,
+            )
+        except SampleError as exc:
+            raise PayloadTooLarge(exc.message) from exc
+        if blob.size_bytes == 0:
+            if blob.created:
+                blob.path.unlink(missing_ok=True)
+            raise Unprocessable("the dataset is empty")
+        dataset: Dataset = await delivery.host_dataset(principal, target, blob, media_type)
+        return DatasetRead(
+            product_id=product_id,
+            version=target.version,
+            sha256=dataset.sha256,
+            size_bytes=dataset.size_bytes,
+            media_type=dataset.media_type,
+            created_at=dataset.created_at,
+        )
+
+
+class OrderDeliveryController(Controller):
+    path = "/api/v1/orders"
+    tags = ["delivery"]
+    dependencies = {**AUTHENTICATED, **DELIVERY}
+    security = SECURITY
+
+    @get("/{order_id:uuid}/delivery", responses=problem_responses(401, 403, 404, 409))
+    async def delivery(
+        self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery, request: Request[Any, Any, State]
+    ) -> DeliveryRead:
+        """Take delivery of a paid order, after the delivery stage accepts it now: a download link signed
+        for the caller (valid at most 15 minutes), or an API access key for the licence (shown once)."""
+        access = await delivery.open(principal, order_id)
+        base = str(request.base_url).rstrip("/")
+        data_base = f"{base}/api/v1/data/{access.licence.id}"
+        return DeliveryRead(
+            mode=access.mode,
+            licence_id=access.licence.id,
+            sha256=access.sha256,
+            size_bytes=access.size_bytes,
+            expires_at=access.expires_at,
+            download_url=f"{base}{access.download_path}" if access.download_path else None,
+            api_key=access.api_key,
+            api_key_prefix=access.api_key_prefix,
+            rows_url=f"{data_base}/rows" if access.mode == "api" else None,
+            aggregate_url=f"{data_base}/aggregate" if access.mode != "file" else None,
+        )
+
+    @get("/{order_id:uuid}/receipts", responses=problem_responses(401, 403, 404))
+    async def receipts(self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery) -> ReceiptList:
+        """What was delivered under the order's licence, with its digest and time."""
+        items = [ReceiptRead.model_validate(r) for r in await delivery.receipts(principal, order_id)]
+        return ReceiptList(items=items, total=len(items))
+
+
+class DownloadController(Controller):
+    path = "/api/v1/downloads"
+    tags = ["delivery"]
+    dependencies = DELIVERY
+
+    @get("/{licence_id:uuid}", responses=problem_responses(403), media_type="application/octet-stream")
+    async def download(
+        self,
+        licence_id: FromPath[uuid.UUID],
+        delivery: Delivery,
+        db_session: DbSession,
+        request: Request[Any, Any, State],
+    ) -> File:
+        """Download a licence's dataset through a signed link (`GET /orders/{id}/delivery` makes them).
+        The link, the licence, the person's membership and the delivery stage are checked now, the
+        download is audited, and the file is streamed with its sha256 (`Repr-Digest`)."""
+        params = dict(request.query_params.items())
+        if len(params) != len(list(request.query_params.multi_items())):
+            params = {}  # a repeated parameter is not a link we made
+        file = await delivery.download(licence_id, params)
+        # The receipt and the audit entry are kept before the first byte leaves, and the connection goes
+        # back to the pool for the length of the transfer.
+        await db_session.commit()
+        digest = base64.b64encode(bytes.fromhex(file.sha256)).decode()
+        extension = "csv" if file.media_type == "text/csv" else "jsonl"
+        return File(
+            path=file.path,
+            filename=f"{file.sha256}.{extension}",
+            media_type=file.media_type,
+            chunk_size=DOWNLOAD_CHUNK_BYTES,
+            headers={"Repr-Digest": f"sha-256=:{digest}:", "X-Content-SHA256": file.sha256},
+        )
+
+
+class LicenceController(Controller):
+    path = "/api/v1/licences"
+    tags = ["delivery"]
+    dependencies = {**AUTHENTICATED, **PAGED, **DELIVERY}
+    security = SECURITY
+
+    @get("/", responses=problem_responses(401))
+    async def list_licences(self, principal: Caller, delivery: Delivery, page: Paging) -> LicencePage:
+        """Licences the caller's organisations bought or granted (administrators: all)."""
+        rows, total = await delivery.licences(principal, limit=page.limit, offset=page.offset)
+        return LicencePage(items=[licence_read(r) for r in rows], total=total)
+
+    @get("/{licence_id:uuid}", responses=problem_responses(401, 404))
+    async def get_licence(self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery) -> LicenceRead:
+        return licence_read(await delivery.licence(principal, licence_id))
+
+    @post("/{licence_id:uuid}/access-keys", status_code=201, responses=problem_responses(401, 403, 404, 409))
+    async def rotate_key(
+        self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery
+    ) -> AccessKeyCreated:
+        """A new API access key for the licence (shown once); the previous one stops working at once."""
+        key: AccessKey
+        key, secret = await delivery.rotate_access_key(principal, licence_id)
+        return AccessKeyCreated(
+            id=key.id,
+            licence_id=key.licence_id,
+            key=secret,
+            prefix=key.prefix,
+            scopes=key.scopes,
+            rate_limit_per_minute=key.rate_limit_per_minute,
+        )
+
+    @get("/{licence_id:uuid}/usage", responses=problem_responses(401, 404))
+    async def usage(
+        self,
+        licence_id: FromPath[uuid.UUID],
+        principal: Caller,
+        delivery: Delivery,
+        period: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+    ) -> UsageRead:
+        """The licence's metered calls in a month (default: this one) and what they were billed."""
+        licence, month, usage = await delivery.usage(principal, licence_id, period)
+        return UsageRead(
+            licence_id=licence.id,
+            period=month,
+            calls=usage.calls if usage else 0,
+            billed_minor=usage.billed_minor if usage else 0,
+            cap_minor=usage.cap_minor if usage else None,
+        )
+
+
+class DataController(Controller):
+    """The data API of a licence, called with its access key (`Authorization: Bearer dxk_...`)."""
+
+    path = "/api/v1/data"
+    tags = ["delivery"]
+    dependencies = DELIVERY
+    security = SECURITY
+
+    @get("/{licence_id:uuid}/rows", responses=problem_responses(401, 403, 404, 422, 429))
+    async def rows(
+        self,
+        licence_id: FromPath[uuid.UUID],
+        delivery: Delivery,
+        request: Request[Any, Any, State],
+        where: WhereClauses = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS_PAGE)] = 100,
+        offset: Annotated[int, QueryParameter(ge=0, le=10**12)] = 0,
+    ) -> RowsRead:
+        """Rows of the hosted dataset (API delivery only), filtered and paged in file order. Every call is
+        metered; a metered plan bills the calls past its included ones, up to its monthly cap."""
+        filters = parse_where(where)
+        call = await delivery.authorise_call(_credential(request), licence_id, "rows")
+        page = await delivery.rows(call, filters, limit, offset)
+        return RowsRead(
+            columns=list(page.columns),
+            rows=page.rows,
+            next_offset=page.next_offset,
+            call_number=call.call_number,
+            charge_minor=call.charge_minor,
+        )
+
+    @post("/{licence_id:uuid}/aggregate", status_code=200, responses=problem_responses(401, 403, 404, 422, 429))
+    async def aggregate(
+        self,
+        licence_id: FromPath[uuid.UUID],
+        data: JSONBody[AggregateRequest],
+        delivery: Delivery,
+        request: Request[Any, Any, State],
+    ) -> AggregateRead:
+        """Aggregates over the hosted dataset (count, sum, avg, min, max, grouped by the columns the product
+        allows, with filters on the columns it allows); raw rows never leave, and every group smaller than
+        the minimum group size is suppressed. Metered like `rows`."""
+        call = await delivery.authorise_call(_credential(request), licence_id, "aggregate")
+        result = await delivery.aggregate(
+            call,
+            list(data.group_by),
+            [hosting.Metric(fn=m.fn, column=m.column) for m in data.metrics],
+            [hosting.Filter(column=f.column, op=f.op, value=f.value) for f in data.filters],
+        )
+        return AggregateRead(
+            columns=list(result.columns),
+            groups=result.groups,
+            suppressed_groups=result.suppressed_groups,
+            min_group_size=result.min_group_size,
+            call_number=call.call_number,
+            charge_minor=call.charge_minor,
+        )
+
+
+def _credential(request: Request[Any, Any, State]) -> str | None:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+class AdminDeliveryController(Controller):
+    path = "/api/v1/admin"
+    tags = ["administration"]
+    dependencies = {**ADMIN_ONLY, **DELIVERY}
+    security = SECURITY
+
+    @post("/licences/{licence_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def decide_licence(
+        self, licence_id: FromPath[uuid.UUID], data: JSONBody[LicenceDecision], admin: Caller, delivery: Delivery
+    ) -> LicenceRead:
+        """Reinstate or revoke a licence the delivery stage suspended for review."""
+        return licence_read(await delivery.decide_licence(admin, licence_id, data.decision, data.reason))
+
+    @post("/products/{product_id:uuid}/grade", status_code=200, responses=problem_responses(401, 403, 404))
+    async def regrade(
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[RegradeRequest], admin: Caller, delivery: Delivery
+    ) -> ProductRead:
+        """Set the data grade of every version of a product (an authority's classification decision);
+        licences sold under the old grade are judged under the new one at their next delivery, and core
+        data is delisted."""
+        return product_read(await delivery.catalog.regrade(admin, product_id, data.grade, data.reason))

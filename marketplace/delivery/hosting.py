@@ -1,0 +1,329 @@
+"""Hosted datasets queried with DuckDB: the rows of API delivery, the aggregates of privacy computing.
+
+Pure and synchronous (no database of ours, no web framework): the service runs these in a worker
+thread. A dataset (CSV with a header row, or JSON lines) is converted once to Parquet, named by its
+sha256 and the declared text columns, with a hidden `__row` ordinal that keeps the file's order for
+paging. Every query gets a fresh in-memory DuckDB connection with a memory limit.
+
+Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
+checked against the table's own columns (and, for aggregates, the product's allowed lists) before
+they are quoted into a statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from marketplace.catalog.samples import CSV, JSON_LINES
+
+ROW = "__row"
+MAX_COLUMN_NAME = 128
+MAX_GROUP_BY = 5
+MAX_METRICS = 10
+MAX_FILTERS = 20
+MAX_IN_VALUES = 100
+MAX_GROUPS = 10_000
+MAX_PAGE = 1000
+NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
+
+HostingErrorCode = Literal[
+    "bad-columns", "column-not-allowed", "bad-filter", "bad-metric", "too-many-groups", "unreadable"
+]
+FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
+MetricFn = Literal["count", "sum", "avg", "min", "max"]
+_COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+class HostingError(ValueError):
+    def __init__(self, code: HostingErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: HostingErrorCode = code
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    name: str
+    type: str
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class HostedTable:
+    path: Path
+    columns: tuple[ColumnInfo, ...]
+    rows: int
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    op: FilterOp
+    value: Any
+
+
+@dataclass(frozen=True)
+class Metric:
+    fn: MetricFn
+    column: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.fn if self.column is None else f"{self.fn}({self.column})"
+
+
+@dataclass(frozen=True)
+class AllowedColumns:
+    group_by: frozenset[str]
+    filter: frozenset[str]
+    measure: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RowsPage:
+    columns: tuple[str, ...]
+    rows: list[list[Any]]
+    next_offset: int | None
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    columns: tuple[str, ...]
+    groups: list[dict[str, Any]]
+    suppressed_groups: int
+    min_group_size: int
+
+
+def _connect(memory_limit_mb: int, threads: int = 2) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(":memory:", config={"memory_limit": f"{memory_limit_mb}MB", "threads": threads})
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(path: Path) -> str:
+    """A path of ours (storage directory and a hex digest) as an SQL string: COPY takes no parameters."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _is_numeric(type_name: str) -> bool:
+    return type_name.upper().startswith(NUMERIC_TYPES) and not type_name.upper().startswith("UUID")
+
+
+def _source_scan(media_type: str, text_columns: frozenset[str]) -> str:
+    if media_type == CSV:
+        if not text_columns:
+            return "read_csv(?, header = true)"
+        return "read_csv(?, header = true, types = ?)"
+    if media_type == JSON_LINES:
+        return "read_json(?, format = 'newline_delimited')"
+    raise HostingError("unreadable", f"a hosted dataset is CSV or JSON lines, not {media_type}")
+
+
+def _check_names(names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        folded = name.casefold()
+        if not name or name.startswith("__") or len(name) > MAX_COLUMN_NAME or folded in seen:
+            raise HostingError("bad-columns", f"column name {name[:MAX_COLUMN_NAME]!r} is empty, reserved or repeated")
+        seen.add(folded)
+
+
+def prepare_table(
+    source: Path,
+    media_type: str,
+    sha256: str,
+    cache_dir: Path,
+    *,
+    text_columns: frozenset[str] = frozenset(),
+    memory_limit_mb: int = 256,
+) -> HostedTable:
+    """The dataset as a queryable Parquet file, converted on first use and then reused.
+
+    The conversion runs on one thread: `row_number() OVER ()` then numbers rows in file order (streamed,
+    not materialised), which paging relies on. Columns declared as text are read as text, so that codes
+    such as "052010" keep their leading zeros; the others take the types DuckDB detects."""
+    types = sorted(text_columns)
+    variant = hashlib.sha256("\n".join(types).encode()).hexdigest()[:12]
+    target = cache_dir / sha256[:2] / f"{sha256}-{variant}.parquet"
+    scan = _source_scan(media_type, text_columns)
+    parameters: list[Any] = [str(source)] + ([dict.fromkeys(types, "VARCHAR")] if media_type == CSV and types else [])
+    with _connect(memory_limit_mb, threads=1) as con:
+        if not target.exists():
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {scan}", parameters).fetchall()  # noqa: S608
+            except duckdb.Error as exc:
+                raise HostingError("unreadable", f"the dataset cannot be read: {_first_line(exc)}") from exc
+            _check_names([str(row[0]) for row in described])
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
+            try:
+                con.execute(
+                    f"COPY (SELECT row_number() OVER () - 1 AS {ROW}, * FROM {scan}) "  # noqa: S608
+                    f"TO {_literal(temp)} (FORMAT parquet)",
+                    parameters,
+                )
+                os.replace(temp, target)  # atomic: a concurrent conversion of the same file is harmless
+            except duckdb.Error as exc:
+                raise HostingError("unreadable", f"the dataset cannot be read: {_first_line(exc)}") from exc
+            finally:
+                temp.unlink(missing_ok=True)
+        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
+        (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone() or (0,)
+    columns = tuple(
+        ColumnInfo(str(name), str(kind), _is_numeric(str(kind))) for name, kind, *_ in described if name != ROW
+    )
+    return HostedTable(target, columns, int(rows))
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def _known(table: HostedTable, name: str, allowed: frozenset[str] | None) -> ColumnInfo:
+    """The column, if the table has it and (for aggregates) the product allows it. An unknown column and
+    a forbidden one get the same answer, so the refusal reveals nothing of the rest of the schema."""
+    column = table.column(name)
+    if column is None or (allowed is not None and name not in allowed):
+        raise HostingError("column-not-allowed", f"column {name[:MAX_COLUMN_NAME]!r} is not available here")
+    return column
+
+
+def _where(table: HostedTable, filters: Sequence[Filter], allowed: frozenset[str] | None) -> tuple[str, list[Any]]:
+    if len(filters) > MAX_FILTERS:
+        raise HostingError("bad-filter", f"at most {MAX_FILTERS} filters")
+    clauses, parameters = [], []
+    for condition in filters:
+        column = _quote(_known(table, condition.column, allowed).name)
+        value = condition.value
+        if condition.op == "in":
+            if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
+                raise HostingError("bad-filter", f"`in` takes a list of 1 to {MAX_IN_VALUES} values")
+            clauses.append(f"{column} IN ({', '.join('?' for _ in value)})")
+            parameters.extend(value)
+        elif isinstance(value, list | dict):
+            raise HostingError("bad-filter", f"`{condition.op}` takes one value")
+        elif value is None and condition.op in ("eq", "ne"):
+            clauses.append(f"{column} IS {'NOT ' if condition.op == 'ne' else ''}NULL")
+        elif value is None:
+            raise HostingError("bad-filter", f"`{condition.op}` cannot compare with null")
+        else:
+            clauses.append(f"{column} {_COMPARISONS[condition.op]} ?")
+            parameters.append(value)
+    return (" AND ".join(clauses) or "TRUE"), parameters
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes | bytearray):
+        return value.hex()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, float) and value != value:  # NaN has no JSON form
+        return None
+    return value
+
+
+def _run(sql: str, parameters: list[Any], memory_limit_mb: int) -> list[tuple[Any, ...]]:
+    with _connect(memory_limit_mb) as con:
+        try:
+            return con.execute(sql, parameters).fetchall()
+        except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as exc:
+            raise HostingError("bad-filter", f"the filter does not fit the column's type: {_first_line(exc)}") from exc
+
+
+def read_rows(
+    table: HostedTable, *, filters: Sequence[Filter], limit: int, offset: int, memory_limit_mb: int = 256
+) -> RowsPage:
+    """One page of rows in file order; `next_offset` is None on the last page."""
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise HostingError("bad-filter", f"limit is 1 to {MAX_PAGE} and offset is not negative")
+    where, parameters = _where(table, filters, None)
+    names = [c.name for c in table.columns]
+    sql = (
+        f"SELECT {', '.join(_quote(n) for n in names)} FROM read_parquet(?) WHERE {where} "  # noqa: S608
+        f"ORDER BY {ROW} LIMIT ? OFFSET ?"
+    )
+    rows = _run(sql, [str(table.path), *parameters, limit + 1, offset], memory_limit_mb)
+    page = [[_json_value(v) for v in row] for row in rows[:limit]]
+    return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
+
+
+def _metric_sql(table: HostedTable, metric: Metric, allowed: frozenset[str]) -> str:
+    if metric.fn == "count" and metric.column is None:
+        return "count(*)"
+    if metric.column is None:
+        raise HostingError("bad-metric", f"{metric.fn} needs a column")
+    column = _known(table, metric.column, allowed)
+    if metric.fn in ("sum", "avg") and not column.numeric:
+        raise HostingError("bad-metric", f"{metric.fn} needs a numeric column; {column.name!r} is {column.type}")
+    return f"{metric.fn}({_quote(column.name)})"
+
+
+def aggregate(
+    table: HostedTable,
+    *,
+    group_by: Sequence[str],
+    metrics: Sequence[Metric],
+    filters: Sequence[Filter],
+    allowed: AllowedColumns,
+    min_group_size: int,
+    memory_limit_mb: int = 256,
+) -> AggregateResult:
+    """count, sum, avg, min and max per group of the allowed columns, over the filtered rows; a group
+    of fewer than `min_group_size` rows (k) is left out entirely, and only how many were left out is
+    told. Without grouping the whole filtered table is one group, suppressed below k rows too."""
+    if min_group_size < 1:
+        raise ValueError("min_group_size is at least 1")
+    if not 1 <= len(metrics) <= MAX_METRICS:
+        raise HostingError("bad-metric", f"ask for 1 to {MAX_METRICS} metrics")
+    if len(group_by) > MAX_GROUP_BY or len(set(group_by)) != len(group_by):
+        raise HostingError("bad-metric", f"group by at most {MAX_GROUP_BY} distinct columns")
+    keys = [_quote(_known(table, name, allowed.group_by).name) for name in group_by]
+    expressions = [_metric_sql(table, metric, allowed.measure) for metric in metrics]
+    where, parameters = _where(table, filters, allowed.filter)
+    selected = ", ".join([*keys, "count(*) AS __size", *(f"{e} AS __m{i}" for i, e in enumerate(expressions))])
+    grouping = f"GROUP BY {', '.join(keys)}" if keys else ""
+    order = ", ".join(f"kept.{key} ASC NULLS LAST" for key in keys) or "kept.__size"
+    # One statement: the groups kept, in order and one past the limit, each with how many were not (a
+    # single row of nulls and that count when none is kept).
+    sql = (
+        f"WITH grouped AS (SELECT {selected} FROM read_parquet(?) WHERE {where} {grouping}), "  # noqa: S608
+        f"hidden AS (SELECT count(*) AS n FROM grouped WHERE __size < ?), "
+        f"kept AS (SELECT * FROM grouped WHERE __size >= ?) "
+        f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
+    )
+    rows = _run(sql, [str(table.path), *parameters, min_group_size, min_group_size], memory_limit_mb)
+    size_at = 1 + len(keys)
+    suppressed = int(rows[0][0]) if rows else 0
+    kept = [row for row in rows if row[size_at] is not None]
+    if len(kept) > MAX_GROUPS:
+        raise HostingError("too-many-groups", f"more than {MAX_GROUPS} groups; group by fewer columns or filter")
+    names = [*group_by, *(metric.name for metric in metrics)]
+    groups = [
+        {name: _json_value(value) for name, value in zip(names, [*row[1:size_at], *row[size_at + 1 :]], strict=True)}
+        for row in kept
+    ]
+    return AggregateResult(tuple(names), groups, suppressed, min_group_size)
+
+
+def text_columns_of(fields: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """The columns a product declares as text (`fields[].type` "string", the default)."""
+    return frozenset(str(f["name"]) for f in fields if isinstance(f, Mapping) and f.get("type", "string") == "string")

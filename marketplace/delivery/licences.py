@@ -1,0 +1,97 @@
+"""Licences: issued when an order is paid, revoked when its money goes back or a later verdict fails.
+
+The orders domain calls this service from inside its transitions (it runs in their transaction, after
+the order's row and ledger accounts are locked), so it reads no order: it is handed one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.audit.service import AuditService
+from marketplace.delivery.models import Licence, LicenceStatus
+from marketplace.delivery.repository import DeliveryRepository
+from marketplace.kit import clock
+from marketplace.orders.models import Order
+
+# A licence that has not ended may be stopped; one that has ended stays as it ended.
+LIVE = frozenset({LicenceStatus.ACTIVE, LicenceStatus.SUSPENDED})
+
+
+def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | None) -> datetime | None:
+    """The licence ends after the shorter of the licence terms' `term_days` and a subscription's period;
+    neither set: it does not end."""
+    days = [d for d in (terms.get("term_days"), period_days) if isinstance(d, int) and d > 0]
+    return starts_at + timedelta(days=min(days)) if days else None
+
+
+class LicenceService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.repository = DeliveryRepository(session)
+        self.audit = AuditService(session)
+
+    async def issue(self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str) -> Licence:
+        """The order's licence, from the licence terms of the version bought (copied: a later edit of the
+        product changes nothing sold). Issuing twice returns the first one."""
+        now = clock.now()
+        licence_id = uuid.uuid4()
+        licence = await self.repository.add_licence(
+            Licence(
+                id=licence_id,
+                order_id=order.id,
+                buyer_organization_id=order.buyer_organization_id,
+                provider_organization_id=order.provider_organization_id,
+                product_id=order.product_id,
+                product_version_id=order.product_version_id,
+                plan_id=order.plan_id,
+                delivery_mode=order.delivery_mode,
+                terms=terms,
+                starts_at=now,
+                ends_at=licence_end(now, terms, period_days),
+                status=LicenceStatus.ACTIVE,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        if licence.id == licence_id:
+            await self.audit.record(
+                actor=actor,
+                action="licence.issued",
+                object_type="licence",
+                object_id=licence.id,
+                payload={
+                    "order_id": str(order.id),
+                    "delivery_mode": licence.delivery_mode,
+                    "ends_at": licence.ends_at.isoformat() if licence.ends_at else None,
+                },
+            )
+        return licence
+
+    async def revoke_for_order(self, order_id: uuid.UUID, reason: str, actor: str) -> None:
+        """Revoke the order's licence, if it has a live one (an order refunded before payment has none)."""
+        licence = await self.repository.licence_of_order(order_id)
+        if licence is not None:
+            await self.change(licence, LicenceStatus.REVOKED, reason, actor)
+
+    async def change(self, licence: Licence, to: LicenceStatus, reason: str, actor: str) -> bool:
+        """Move a live licence to `to` (revoked, suspended, expired or active again); its API access keys
+        stop working unless it is active. False when it was no longer live."""
+        allowed = LIVE - {to}
+        if licence.status not in allowed or not await self.repository.set_licence_status(
+            licence.id, allowed, to, reason
+        ):
+            return False
+        if to != LicenceStatus.ACTIVE:
+            await self.repository.revoke_access_keys(licence.id)
+        await self.audit.record(
+            actor=actor,
+            action=f"licence.{to.value}",
+            object_type="licence",
+            object_id=licence.id,
+            payload={"order_id": str(licence.order_id), "from": licence.status.value, "reason": reason},
+        )
+        licence.status, licence.status_reason = to, reason
+        return True

@@ -1,0 +1,175 @@
+"""Every query on the delivery tables."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from marketplace.db import table_of, upsert_insert
+from marketplace.delivery.models import (
+    AccessKey,
+    Dataset,
+    DeliveryReceipt,
+    Licence,
+    LicenceStatus,
+    LicenceUsage,
+    RateWindow,
+    UsageEvent,
+)
+from marketplace.kit import clock
+
+
+class DeliveryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # licences
+
+    async def add_licence(self, licence: Licence) -> Licence:
+        """Insert the order's licence unless it has one (a replayed payment): returns the one it has."""
+        row = licence.model_dump()
+        insert = upsert_insert(self.session)(table_of(Licence)).values(**row).on_conflict_do_nothing()
+        await self.session.execute(insert)
+        existing = await self.licence_of_order(licence.order_id)
+        assert existing is not None
+        return existing
+
+    async def licence(self, licence_id: uuid.UUID) -> Licence | None:
+        return await self.session.get(Licence, licence_id, populate_existing=True)
+
+    async def licence_of_order(self, order_id: uuid.UUID) -> Licence | None:
+        query = select(Licence).where(col(Licence.order_id) == order_id).execution_options(populate_existing=True)
+        return (await self.session.scalars(query)).first()
+
+    async def set_licence_status(
+        self, licence_id: uuid.UUID, allowed: frozenset[LicenceStatus], to: LicenceStatus, reason: str | None
+    ) -> bool:
+        """Guarded change: only from one of the `allowed` statuses; False when another request moved it."""
+        query = (
+            update(Licence)
+            .where(col(Licence.id) == licence_id, col(Licence.status).in_(allowed))
+            .values(status=to, status_reason=reason, updated_at=clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        result: Any = await self.session.execute(query)
+        return bool(result.rowcount)
+
+    async def licences_of(
+        self, organization_ids: set[uuid.UUID] | None, *, limit: int, offset: int
+    ) -> tuple[Sequence[Licence], int]:
+        """Licences whose buyer or provider is one of `organization_ids` (None: all), newest first."""
+        query = select(Licence)
+        counted = select(func.count()).select_from(Licence)
+        if organization_ids is not None:
+            mine = col(Licence.buyer_organization_id).in_(organization_ids) | col(Licence.provider_organization_id).in_(
+                organization_ids
+            )
+            query, counted = query.where(mine), counted.where(mine)
+        rows = await self.session.scalars(
+            query.order_by(col(Licence.created_at).desc(), col(Licence.id)).limit(limit).offset(offset)
+        )
+        return rows.all(), int((await self.session.execute(counted)).scalar_one())
+
+    # datasets
+
+    async def dataset_of_version(self, version_id: uuid.UUID) -> Dataset | None:
+        query = select(Dataset).where(col(Dataset.product_version_id) == version_id)
+        return (await self.session.scalars(query)).first()
+
+    async def put_dataset(self, dataset: Dataset) -> None:
+        self.session.add(dataset)
+        await self.session.flush()
+
+    # access keys and their rate
+
+    async def add_access_key(self, key: AccessKey) -> None:
+        self.session.add(key)
+        await self.session.flush()
+
+    async def access_key_by_prefix(self, prefix: str) -> AccessKey | None:
+        return (await self.session.scalars(select(AccessKey).where(col(AccessKey.prefix) == prefix))).first()
+
+    async def active_access_key(self, licence_id: uuid.UUID) -> AccessKey | None:
+        query = select(AccessKey).where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
+        return (await self.session.scalars(query)).first()
+
+    async def revoke_access_keys(self, licence_id: uuid.UUID) -> None:
+        query = (
+            update(AccessKey)
+            .where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
+            .values(revoked_at=clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(query)
+
+    async def count_call(self, access_key_id: uuid.UUID, window_start: datetime) -> int:
+        """Count one call in the key's minute and return the minute's count, in one statement."""
+        table = table_of(RateWindow)
+        insert = upsert_insert(self.session)(table).values(
+            access_key_id=access_key_id, window_start=window_start, calls=1
+        )
+        query = insert.on_conflict_do_update(
+            index_elements=[table.c.access_key_id, table.c.window_start], set_={"calls": table.c.calls + 1}
+        ).returning(table.c.calls)
+        return int((await self.session.execute(query)).scalar_one())
+
+    # metering
+
+    async def meter_call(
+        self,
+        licence_id: uuid.UUID,
+        period: str,
+        *,
+        included_calls: int,
+        unit_price_minor: int,
+        cap_minor: int | None,
+    ) -> tuple[int, int] | None:
+        """Count one call of the month and bill it when the included calls are used up: returns (the
+        call's number, its charge), or None when its charge would pass the monthly cap. One guarded
+        update on the month's row: concurrent calls queue on its row lock, so the cap holds exactly."""
+        table = table_of(LicenceUsage)
+        create = (
+            upsert_insert(self.session)(table)
+            .values(licence_id=licence_id, period=period, calls=0, billed_minor=0, cap_minor=cap_minor)
+            .on_conflict_do_nothing()
+        )
+        await self.session.execute(create)
+        charge = case((table.c.calls >= included_calls, unit_price_minor), else_=0)
+        query = (
+            update(table)
+            .where(table.c.licence_id == licence_id, table.c.period == period)
+            .values(calls=table.c.calls + 1, billed_minor=table.c.billed_minor + charge, updated_at=clock.now())
+            .returning(table.c.calls, table.c.billed_minor)
+        )
+        if cap_minor is not None:
+            query = query.where(table.c.billed_minor + charge <= cap_minor)
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        calls = int(row[0])
+        return calls, unit_price_minor if calls > included_calls else 0
+
+    async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
+        return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
+
+    async def add_usage_event(self, event: UsageEvent) -> None:
+        await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump()])
+
+    # receipts
+
+    async def add_receipt(self, receipt: DeliveryReceipt) -> None:
+        await self.session.execute(table_of(DeliveryReceipt).insert(), [receipt.model_dump()])
+
+    async def receipts(self, order_id: uuid.UUID) -> Sequence[DeliveryReceipt]:
+        query = (
+            select(DeliveryReceipt)
+            .where(col(DeliveryReceipt.order_id) == order_id)
+            .order_by(col(DeliveryReceipt.at), col(DeliveryReceipt.id))
+        )
+        return (await self.session.scalars(query)).all()

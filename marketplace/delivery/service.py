@@ -1,0 +1,569 @@
+"""Delivery acts: hosting a version's dataset, handing a buyer a signed download link or an API access
+key, streaming the download, serving rows and aggregates under a licence, metering and billing calls.
+
+Before every act the rulebook's `delivery` stage runs again on a fresh snapshot (the provider and the
+version as they are now, the buyer, the licence, the dataset's digest): data graded core after the
+sale, a suspended provider or a revoked licence delivers nothing. A failing verdict revokes the licence
+and a review suspends it; that decision is committed in a transaction of its own, because the
+request's transaction is rolled back by the refusal it answers with."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.accounts import credentials
+from marketplace.accounts.principal import Principal
+from marketplace.accounts.service import AccountService, organization_facts
+from marketplace.audit.service import AuditService
+from marketplace.catalog.models import PlanKind, ProductVersion
+from marketplace.catalog.samples import StoredBlob, blob_path
+from marketplace.catalog.service import CatalogService
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.engine import Verdict
+from marketplace.compliance.rulebook import Rulebook
+from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.snapshots import DeliveryFacts, Snapshot
+from marketplace.config import Settings
+from marketplace.db import SessionMaker, unit_of_work
+from marketplace.delivery import hosting
+from marketplace.delivery.licences import LicenceService
+from marketplace.delivery.links import DownloadKeyring, InvalidLink
+from marketplace.delivery.models import (
+    AccessKey,
+    Dataset,
+    DeliveryReceipt,
+    Licence,
+    LicenceStatus,
+    LicenceUsage,
+    ReceiptKind,
+    UsageEvent,
+)
+from marketplace.delivery.repository import DeliveryRepository
+from marketplace.errors import Conflict, DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
+from marketplace.kit import clock
+from marketplace.kit.money import transfer_id
+from marketplace.ledger.models import AccountCode, TransferKind
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.models import Order
+from marketplace.orders.service import OrderService
+from marketplace.payments.gateway import PaymentGateway
+
+ACCESS_KEY_MARKER = "dxk_"
+# What an access key may do, by the delivery mode bought: raw rows leave only in API delivery.
+SCOPES_BY_MODE = {"api": ["rows", "aggregate"], "privacy_computing": ["aggregate"]}
+T = TypeVar("T")
+
+
+class DeliveryRefused(DomainError):
+    """The delivery stage refused this act, or the licence is not active: nothing is delivered."""
+
+    status = 403
+    code = "delivery-refused"
+    title = "Delivery refused"
+
+
+class NotHosted(Conflict):
+    code = "dataset-not-hosted"
+    title = "The dataset is not hosted yet"
+
+
+class UsageCapReached(TooManyRequests):
+    code = "usage-cap-reached"
+    title = "Monthly usage cap reached"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate-limited"
+    title = "Too many calls"
+
+
+class QueryRefused(DomainError):
+    status = 422
+    code = "query-refused"
+    title = "Query refused"
+
+
+@dataclass(frozen=True)
+class DeliveryAccess:
+    """What `GET /orders/{id}/delivery` hands the buyer."""
+
+    mode: str
+    licence: Licence
+    sha256: str
+    size_bytes: int
+    expires_at: datetime | None
+    download_path: str | None = None
+    api_key: str | None = None
+    api_key_prefix: str | None = None
+
+
+@dataclass(frozen=True)
+class DownloadFile:
+    path: Path
+    sha256: str
+    size_bytes: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class DataCall:
+    """An authorised, metered call on a hosted dataset: the table to query and what the call cost."""
+
+    licence: Licence
+    table: hosting.HostedTable
+    call_number: int
+    charge_minor: int
+    computation: dict[str, Any]
+
+
+def usage_period(now: datetime) -> str:
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def next_period_start(now: datetime) -> datetime:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        rulebook: Rulebook,
+        gateway: PaymentGateway,
+        keyring: DownloadKeyring,
+        sessions: SessionMaker,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.rulebook = rulebook
+        self.keyring = keyring
+        self.sessions = sessions
+        self.repository = DeliveryRepository(session)
+        self.orders = OrderService(session, settings, rulebook, gateway)
+        self.accounts = AccountService(session)
+        self.catalog = CatalogService(session)
+        self.compliance = ComplianceService(session, rulebook)
+        self.licence_changes = LicenceService(session)
+        self.ledger = LedgerService(session)
+        self.audit = AuditService(session)
+
+    # hosting (providers)
+
+    async def host_dataset(
+        self, principal: Principal, version: ProductVersion, blob: StoredBlob, media_type: str
+    ) -> Dataset:
+        """Record the uploaded file as the version's dataset; its digest becomes the version's registered
+        content digest, which every delivery is checked against (S6)."""
+        existing = await self.repository.dataset_of_version(version.id)
+        if existing is not None and existing.sha256 != blob.sha256:
+            raise Conflict("this version already has another dataset", sha256=existing.sha256)
+        await self.catalog.register_digest(principal, version, blob.sha256)
+        if existing is not None:
+            return existing
+        dataset = Dataset(
+            product_version_id=version.id,
+            sha256=blob.sha256,
+            size_bytes=blob.size_bytes,
+            media_type=media_type,
+            uploaded_by=principal.actor,
+        )
+        await self.repository.put_dataset(dataset)
+        await self.audit.record(
+            actor=principal.actor,
+            action="dataset.hosted",
+            object_type="product",
+            object_id=version.product_id,
+            payload={"version": version.version, "sha256": blob.sha256, "size_bytes": blob.size_bytes},
+        )
+        return dataset
+
+    # the delivery-stage check
+
+    async def _check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
+        """Refuse unless the licence is active and the delivery stage accepts this act now."""
+        now = clock.now()
+        if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
+            await self._decide_apart(licence.id, LicenceStatus.EXPIRED, "the licence term has ended", actor, None)
+            licence.status = LicenceStatus.EXPIRED
+        if licence.status != LicenceStatus.ACTIVE:
+            raise DeliveryRefused(
+                f"the licence is {licence.status.value}", licence_id=str(licence.id), licence_status=licence.status
+            )
+        snapshot = await self._snapshot(licence, dataset)
+        verdict = self.compliance.preview(Stage.DELIVERY, snapshot)
+        if verdict.decision == Decision.ACCEPTED:
+            return verdict
+        to = LicenceStatus.REVOKED if verdict.decision == Decision.REJECTED else LicenceStatus.SUSPENDED
+        rules = sorted({finding.rule_id for finding in verdict.failures()})
+        reason = f"the delivery stage {verdict.decision.value} this delivery: {', '.join(rules)}"
+        verdict_id = await self._decide_apart(licence.id, to, reason, actor, snapshot)
+        raise DeliveryRefused(
+            reason,
+            licence_id=str(licence.id),
+            licence_status=to.value,
+            verdict_id=str(verdict_id),
+            findings=[finding.as_json() for finding in verdict.failures()],
+        )
+
+    async def _snapshot(self, licence: Licence, dataset: Dataset | None) -> Snapshot:
+        listing = await self.catalog.version_snapshot(licence.product_id, licence.product_version_id)
+        product = listing.product
+        assert product is not None
+        buyer = await self.accounts.organization(licence.buyer_organization_id)
+        return Snapshot(
+            provider=listing.provider,
+            buyer=organization_facts(buyer),
+            product=product,
+            plan=next((plan for plan in product.plans if plan.id == str(licence.plan_id)), None),
+            delivery=DeliveryFacts(
+                mode=licence.delivery_mode,  # one of the modes the version was sold with
+                licence_status=licence.status.value,
+                content_sha256=dataset.sha256 if dataset is not None else None,
+            ),
+        )
+
+    async def _decide_apart(
+        self, licence_id: uuid.UUID, to: LicenceStatus, reason: str, actor: str, snapshot: Snapshot | None
+    ) -> uuid.UUID | None:
+        """Store the verdict and stop the licence in a transaction of its own, committed whatever happens
+        to the request's."""
+        async with unit_of_work(self.sessions) as session:
+            verdict_id = None
+            if snapshot is not None:
+                stored, _ = await ComplianceService(session, self.rulebook).judge(
+                    stage=Stage.DELIVERY, subject_type="licence", subject_id=licence_id, snapshot=snapshot, actor=actor
+                )
+                verdict_id = stored.id
+            licence = await DeliveryRepository(session).licence(licence_id)
+            assert licence is not None
+            await LicenceService(session).change(licence, to, reason, actor)
+            return verdict_id
+
+    # buyers: the delivery of an order
+
+    async def _bought(self, principal: Principal, order_id: uuid.UUID) -> tuple[Order, Licence]:
+        order = await self.orders.bought(principal, order_id)
+        licence = await self.repository.licence_of_order(order.id)
+        if licence is None:
+            raise Conflict(
+                f"the order is {order.status.value}; it has no licence to deliver under",
+                current_status=order.status.value,
+            )
+        return order, licence
+
+    async def open(self, principal: Principal, order_id: uuid.UUID) -> DeliveryAccess:
+        """The buyer's way to the data, after the delivery stage accepts: a signed download link (file),
+        or an API access key (api, privacy_computing; shown once, when it is created)."""
+        order, licence = await self._bought(principal, order_id)
+        dataset = await self.repository.dataset_of_version(licence.product_version_id)
+        if dataset is None:
+            raise NotHosted("the provider has not uploaded this version's dataset yet")
+        await self._check(licence, dataset, principal.actor)
+        if licence.delivery_mode == "file":
+            if principal.user_id is None or principal.is_api_key:
+                raise Forbidden("a download link is made for a person; use a user's access token")
+            link = self.keyring.sign(
+                licence.id, principal.user_id, dataset.sha256, clock.now(), self.settings.download_link_ttl_seconds
+            )
+            query = "&".join(f"{name}={value}" for name, value in link.params.items())
+            return DeliveryAccess(
+                mode="file",
+                licence=licence,
+                sha256=dataset.sha256,
+                size_bytes=dataset.size_bytes,
+                expires_at=link.expires_at,
+                download_path=f"/api/v1/downloads/{licence.id}?{query}",
+            )
+        key = await self.repository.active_access_key(licence.id)
+        secret = None
+        if key is None:
+            key, secret = await self._new_access_key(licence, principal.actor)
+            await self._receipt(order, licence, ReceiptKind.API_ACCESS, dataset, principal.actor, {"key": key.prefix})
+        return DeliveryAccess(
+            mode=licence.delivery_mode,
+            licence=licence,
+            sha256=dataset.sha256,
+            size_bytes=dataset.size_bytes,
+            expires_at=licence.ends_at,
+            api_key=secret,
+            api_key_prefix=key.prefix,
+        )
+
+    async def rotate_access_key(self, principal: Principal, licence_id: uuid.UUID) -> tuple[AccessKey, str]:
+        """A new access key for the licence; the old one stops working at once."""
+        licence = await self._licence_for_buyer(principal, licence_id)
+        if licence.delivery_mode not in SCOPES_BY_MODE:
+            raise Conflict("this licence is delivered as a file; it has no access keys")
+        dataset = await self.repository.dataset_of_version(licence.product_version_id)
+        await self._check(licence, dataset, principal.actor)
+        await self.repository.revoke_access_keys(licence.id)
+        return await self._new_access_key(licence, principal.actor)
+
+    async def _new_access_key(self, licence: Licence, actor: str) -> tuple[AccessKey, str]:
+        secret, prefix = credentials.new_api_key(ACCESS_KEY_MARKER)
+        key = AccessKey(
+            licence_id=licence.id,
+            prefix=prefix,
+            key_hash=credentials.hash_api_key(secret),
+            scopes=SCOPES_BY_MODE[licence.delivery_mode],
+            rate_limit_per_minute=self.settings.access_key_rate_limit_per_minute,
+            created_by=actor,
+        )
+        await self.repository.add_access_key(key)
+        await self.audit.record(
+            actor=actor,
+            action="licence.access_key_created",
+            object_type="licence",
+            object_id=licence.id,
+            payload={"prefix": prefix, "scopes": key.scopes},
+        )
+        return key, secret
+
+    async def _receipt(
+        self,
+        order: Order,
+        licence: Licence,
+        kind: ReceiptKind,
+        dataset: Dataset,
+        actor: str,
+        detail: dict[str, Any],
+    ) -> None:
+        await self.repository.add_receipt(
+            DeliveryReceipt(
+                order_id=order.id,
+                licence_id=licence.id,
+                kind=kind,
+                content_sha256=dataset.sha256,
+                size_bytes=dataset.size_bytes,
+                detail=detail,
+                actor=actor,
+            )
+        )
+        await self.orders.record_delivery(order.id, actor)
+
+    async def receipts(self, principal: Principal, order_id: uuid.UUID) -> list[DeliveryReceipt]:
+        order = await self.orders.visible(principal, order_id)
+        return list(await self.repository.receipts(order.id))
+
+    # licences
+
+    async def _licence_for_buyer(self, principal: Principal, licence_id: uuid.UUID) -> Licence:
+        licence = await self.repository.licence(licence_id)
+        if licence is None:
+            raise NotFound("licence not found")
+        await self.orders.bought(principal, licence.order_id)
+        return licence
+
+    async def licence(self, principal: Principal, licence_id: uuid.UUID) -> Licence:
+        """A licence its buyer, its provider or an administrator may read."""
+        licence = await self.repository.licence(licence_id)
+        if licence is None:
+            raise NotFound("licence not found")
+        await self.orders.visible(principal, licence.order_id)
+        return licence
+
+    async def licences(self, principal: Principal, *, limit: int, offset: int) -> tuple[list[Licence], int]:
+        organizations = None
+        if not (principal.is_admin and not principal.is_api_key):
+            organizations = set(await self.accounts.member_organization_ids(principal))
+        rows, total = await self.repository.licences_of(organizations, limit=limit, offset=offset)
+        return list(rows), total
+
+    async def decide_licence(self, admin: Principal, licence_id: uuid.UUID, decision: str, reason: str) -> Licence:
+        """An administrator's decision on a licence the delivery stage suspended: reinstate or revoke."""
+        if not admin.is_admin or admin.is_api_key:
+            raise Forbidden("platform administrators only")
+        licence = await self.repository.licence(licence_id)
+        if licence is None:
+            raise NotFound("licence not found")
+        if licence.status != LicenceStatus.SUSPENDED:
+            raise Conflict(f"the licence is {licence.status.value}; there is nothing to decide")
+        to = LicenceStatus.ACTIVE if decision == "reinstate" else LicenceStatus.REVOKED
+        if not await self.licence_changes.change(licence, to, reason, admin.actor):
+            raise Conflict("the licence changed meanwhile")
+        return licence
+
+    # file delivery
+
+    async def download(self, licence_id: uuid.UUID, params: dict[str, str]) -> DownloadFile:
+        """Check a signed link and everything it stands for, now, in the database: the licence active, the
+        person still an active member of the buyer, the digest the hosted one, the delivery stage
+        accepting. Then record the receipt and the audit entry; the caller streams the file."""
+        try:
+            claims = self.keyring.verify(licence_id, params, clock.now())
+        except InvalidLink as exc:
+            raise DeliveryRefused("the download link is invalid or has expired") from exc
+        licence = await self.repository.licence(licence_id)
+        if licence is None or licence.delivery_mode != "file":
+            raise DeliveryRefused("the download link is invalid or has expired")
+        if not await self.accounts.is_active_member(claims.user_id, licence.buyer_organization_id):
+            raise DeliveryRefused("the download link is invalid or has expired")
+        dataset = await self.repository.dataset_of_version(licence.product_version_id)
+        if dataset is None or dataset.sha256 != claims.sha256:
+            raise DeliveryRefused("the download link is invalid or has expired")
+        actor = f"user:{claims.user_id}"
+        await self._check(licence, dataset, actor)
+        order = await self.orders.get(licence.order_id)
+        await self._receipt(order, licence, ReceiptKind.DOWNLOAD, dataset, actor, {"key_id": claims.key_id})
+        await self.audit.record(
+            actor=actor,
+            action="licence.downloaded",
+            object_type="licence",
+            object_id=licence.id,
+            payload={"order_id": str(order.id), "sha256": dataset.sha256, "size_bytes": dataset.size_bytes},
+        )
+        path = blob_path(self.settings.dataset_dir, dataset.sha256)
+        return DownloadFile(path, dataset.sha256, dataset.size_bytes, dataset.media_type)
+
+    # API and privacy-computing delivery
+
+    async def authorise_call(self, credential: str | None, licence_id: uuid.UUID, endpoint: str) -> DataCall:
+        """An access key's call on its licence's dataset: authenticated, in scope, within the key's rate,
+        accepted by the delivery stage, metered (and billed past the included calls, within the monthly
+        cap). The caller runs the query and the request's transaction commits the metering with it."""
+        key = await self._access_key(credential)
+        if key.licence_id != licence_id:
+            raise NotFound("licence not found")
+        if endpoint not in key.scopes:
+            raise Forbidden(f"this access key may not call {endpoint}")
+        licence = await self.repository.licence(licence_id)
+        assert licence is not None
+        dataset = await self.repository.dataset_of_version(licence.product_version_id)
+        # Judged before this transaction writes anything: a refusal is recorded in a transaction of its
+        # own, which must not wait behind this one (SQLite has one writer at a time).
+        await self._check(licence, dataset, f"access_key:{key.id}")
+        assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
+        now = clock.now()
+        window = now.replace(second=0, microsecond=0)
+        if await self.repository.count_call(key.id, window) > key.rate_limit_per_minute:
+            retry = max(1, int((window + timedelta(minutes=1) - now).total_seconds()))
+            raise RateLimited(f"at most {key.rate_limit_per_minute} calls a minute", retry_after=retry)
+        call_number, charge = await self._meter(licence, key, endpoint, now)
+        details = await self.catalog.version_details(licence.product_version_id)
+        fields = details.get("fields")
+        table = await self._run(
+            hosting.prepare_table,
+            blob_path(self.settings.dataset_dir, dataset.sha256),
+            dataset.media_type,
+            dataset.sha256,
+            self.settings.hosted_dir,
+            text_columns=hosting.text_columns_of(fields if isinstance(fields, list) else []),
+        )
+        computation = details.get("computation")
+        return DataCall(licence, table, call_number, charge, computation if isinstance(computation, dict) else {})
+
+    async def _access_key(self, credential: str | None) -> AccessKey:
+        prefix = credentials.api_key_prefix(credential or "", ACCESS_KEY_MARKER)
+        key = await self.repository.access_key_by_prefix(prefix) if prefix else None
+        if (
+            key is None
+            or credential is None
+            or key.revoked_at is not None
+            or not credentials.same_digest(key.key_hash, credentials.hash_api_key(credential))
+        ):
+            raise NotAuthenticated("missing or invalid access key")
+        return key
+
+    async def _meter(self, licence: Licence, key: AccessKey, endpoint: str, now: datetime) -> tuple[int, int]:
+        plan = await self.catalog.plan(licence.plan_id)
+        metered = plan.kind == PlanKind.METERED
+        included = (plan.included_calls or 0) if metered else 0
+        unit = (plan.unit_price_minor or 0) if metered else 0
+        cap = plan.monthly_cap_minor if metered else None
+        period = usage_period(now)
+        counted = await self.repository.meter_call(
+            licence.id, period, included_calls=included, unit_price_minor=unit, cap_minor=cap
+        )
+        if counted is None:
+            retry = max(1, int((next_period_start(now) - now).total_seconds()))
+            raise UsageCapReached(
+                f"this licence's calls reached the monthly cap of {cap} {plan.currency} minor units for {period}",
+                retry_after=retry,
+            )
+        call_number, charge = counted
+        if charge:
+            order = await self.orders.get(licence.order_id)
+            receivable = await self.ledger.account(
+                AccountCode.BUYER_RECEIVABLE, plan.currency, organization_id=licence.buyer_organization_id
+            )
+            accrued = await self.ledger.account(
+                AccountCode.USAGE_ACCRUED,
+                plan.currency,
+                organization_id=licence.provider_organization_id,
+                order_id=order.id,
+            )
+            await self.ledger.post(
+                transfer_id(order.id, f"usage:{period}:{call_number}"),
+                receivable,
+                accrued,
+                charge,
+                plan.currency,
+                TransferKind.USAGE,
+                order_id=order.id,
+            )
+        await self.repository.add_usage_event(
+            UsageEvent(
+                licence_id=licence.id,
+                access_key_id=key.id,
+                endpoint=endpoint,
+                period=period,
+                call_number=call_number,
+                charge_minor=charge,
+                at=now,
+            )
+        )
+        return call_number, charge
+
+    async def usage(
+        self, principal: Principal, licence_id: uuid.UUID, period: str | None
+    ) -> tuple[Licence, str, LicenceUsage | None]:
+        """A licence's metered usage in a month (default: this one), for its buyer, provider or an admin."""
+        licence = await self.licence(principal, licence_id)
+        month = period or usage_period(clock.now())
+        return licence, month, await self.repository.usage(licence.id, month)
+
+    async def rows(self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int) -> hosting.RowsPage:
+        return await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+
+    async def aggregate(
+        self,
+        call: DataCall,
+        group_by: list[str],
+        metrics: list[hosting.Metric],
+        filters: list[hosting.Filter],
+    ) -> hosting.AggregateResult:
+        terms = call.computation
+        allowed = hosting.AllowedColumns(
+            group_by=frozenset(terms.get("group_by", [])),
+            filter=frozenset(terms.get("filter", [])),
+            measure=frozenset(terms.get("measure", [])),
+        )
+        # The product may ask for larger groups than the platform's minimum, never smaller.
+        k = max(self.settings.aggregate_min_group_size, int(terms.get("min_group_size") or 0))
+        return await self._run(
+            hosting.aggregate,
+            call.table,
+            group_by=group_by,
+            metrics=metrics,
+            filters=filters,
+            allowed=allowed,
+            min_group_size=k,
+        )
+
+    @staticmethod
+    async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a DuckDB step in a worker thread; its refusals become 422 problems."""
+        try:
+            return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+        except hosting.HostingError as exc:
+            raise QueryRefused(str(exc), query_error=exc.code) from exc

@@ -1,0 +1,170 @@
+"""API and privacy-computing delivery: access keys, metering and billing, k-suppressed aggregates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.delivery.conftest import COMPUTATION, DISTRICT_DATASET, DISTRICT_ROWS, FIELDS, Market
+
+METERED = {
+    "kind": "metered",
+    "price_minor": 1_000,
+    "currency": "CNY",
+    "pricing_basis": "cost",
+    "unit_price_minor": 100,
+    "included_calls": 3,
+    "monthly_cap_minor": 500,
+}
+
+
+async def access_key(market: Market, order_id: str) -> tuple[str, dict[str, Any]]:
+    delivery = await market.delivery(order_id)
+    assert delivery.status_code == 200, delivery.text
+    body = delivery.json()
+    assert body["api_key"], body
+    return body["api_key"], body
+
+
+async def rows(market: Market, licence_id: str, key: str, **params: Any) -> Any:
+    return await market.api.client.get(
+        f"/api/v1/data/{licence_id}/rows", params=params, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+async def aggregate(market: Market, licence_id: str, key: str, body: dict[str, Any]) -> Any:
+    return await market.api.client.post(
+        f"/api/v1/data/{licence_id}/aggregate", json=body, headers={"Authorization": f"Bearer {key}"}
+    )
+
+
+async def test_metered_calls_are_free_then_billed_then_capped(market: Market) -> None:
+    product = await market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS)
+    await market.host(product, DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "api")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    assert (await market.order(order_id))["status"] == "delivered"  # access granted is the delivery
+    again = (await market.delivery(order_id)).json()
+    assert again["api_key"] is None
+    assert again["api_key_prefix"] == body["api_key_prefix"]
+
+    charges = []
+    for _ in range(8):
+        response = await rows(market, licence_id, key, limit=5, where=['district:eq:"520102"'])
+        assert response.status_code == 200, response.text
+        charges.append(response.json()["charge_minor"])
+        assert len(response.json()["rows"]) == 5
+    assert charges == [0, 0, 0, 100, 100, 100, 100, 100]
+    capped = await rows(market, licence_id, key, limit=5)
+    assert capped.status_code == 429, capped.text
+    assert capped.json()["type"].endswith("usage-cap-reached")
+    assert int(capped.headers["retry-after"]) > 0
+
+    usage = await market.api.client.get(f"/api/v1/licences/{licence_id}/usage", headers=market.buyer.headers)
+    assert usage.json() | {"period": None} == {
+        "licence_id": licence_id,
+        "period": None,
+        "calls": 8,
+        "billed_minor": 500,
+        "cap_minor": 500,
+    }
+    check = await market.api.client.get("/api/v1/admin/ledger/check", headers=market.admin.headers)
+    assert check.json()["ok"], check.json()
+
+
+async def test_access_keys_are_checked_scoped_and_rotated(market: Market) -> None:
+    product = await market.product(delivery_modes=["api"], fields=FIELDS)
+    await market.host(product, DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "api")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    assert (await rows(market, licence_id, key[:-1] + ("A" if key[-1] != "A" else "B"))).status_code == 401
+    assert (await rows(market, licence_id, market.buyer.token)).status_code == 401
+    page = await rows(market, licence_id, key, limit=10, offset=28)
+    assert page.json()["columns"] == ["district", "kind", "amount", "person"]
+    assert page.json()["rows"] == [list(r) for r in DISTRICT_ROWS[28:]]
+    assert page.json()["next_offset"] is None
+    rotated = await market.api.client.post(f"/api/v1/licences/{licence_id}/access-keys", headers=market.buyer.headers)
+    assert rotated.status_code == 201, rotated.text
+    assert (await rows(market, licence_id, key)).status_code == 401
+    assert (await rows(market, licence_id, rotated.json()["key"])).status_code == 200
+    other = await market.paid_order(product, "api")
+    other_key, _ = await access_key(market, other)
+    assert (await rows(market, licence_id, other_key)).status_code == 404
+
+
+def reference(group_by: list[str], kind: str | None, k: int) -> tuple[list[dict[str, Any]], int]:
+    """The expected aggregate, computed from the rows in plain Python."""
+    columns = {"district": 0, "kind": 1}
+    groups: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    for row in DISTRICT_ROWS:
+        if kind is None or row[1] == kind:
+            groups[tuple(row[columns[c]] for c in group_by)].append(row[2])
+    kept = [
+        {**dict(zip(group_by, values, strict=True)), "count": len(a), "sum(amount)": sum(a), "max(amount)": max(a)}
+        for values, a in sorted(groups.items())
+        if len(a) >= k
+    ]
+    return kept, sum(1 for a in groups.values() if len(a) < k)
+
+
+async def test_aggregates_suppress_small_groups_and_match_a_reference(market: Market) -> None:
+    product = await market.product(delivery_modes=["privacy_computing"], computation=COMPUTATION, fields=FIELDS)
+    await market.host(product, DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "privacy_computing")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    metrics = [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "max", "column": "amount"}]
+    for group_by, kind in ((["district"], None), (["district", "kind"], None), (["district"], "bus")):
+        filters = [{"column": "kind", "op": "eq", "value": kind}] if kind else []
+        response = await aggregate(
+            market, licence_id, key, {"group_by": group_by, "metrics": metrics, "filters": filters}
+        )
+        assert response.status_code == 200, response.text
+        result = response.json()
+        expected, suppressed = reference(group_by, kind, 10)
+        got = [{name: group[name] for name in expected[0]} for group in result["groups"]] if expected else []
+        assert got == expected, (group_by, kind)
+        assert result["suppressed_groups"] == suppressed
+        assert result["min_group_size"] == 10
+    # 520103 has 9 rows: suppressed, and none of its values appear.
+    by_district = (await aggregate(market, licence_id, key, {"group_by": ["district"], "metrics": metrics})).json()
+    assert "520103" not in str(by_district["groups"])
+    assert by_district["suppressed_groups"] == 1
+
+    for refused in (
+        {"group_by": ["person"], "metrics": [{"fn": "count"}]},
+        {"metrics": [{"fn": "count"}], "filters": [{"column": "person", "op": "eq", "value": "P001"}]},
+        {"metrics": [{"fn": "sum", "column": "person"}]},
+        {"metrics": [{"fn": "count"}], "group_by": ["no_such_column"]},
+    ):
+        response = await aggregate(market, licence_id, key, refused)
+        assert response.status_code == 422, (refused, response.text)
+        assert response.json()["query_error"] == "column-not-allowed"
+    # Raw rows never leave in privacy-computing delivery.
+    assert (await rows(market, licence_id, key)).status_code == 403
+
+
+@pytest.mark.postgres
+async def test_the_monthly_cap_holds_exactly_under_concurrent_calls(market: Market) -> None:
+    plan = {**METERED, "included_calls": 5, "unit_price_minor": 70, "monthly_cap_minor": 2_100}
+    product = await market.product(plan=plan, delivery_modes=["api"], fields=FIELDS)
+    await market.host(product, DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "api")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    responses = await asyncio.gather(*(rows(market, licence_id, key, limit=1) for _ in range(60)))
+    statuses = sorted(r.status_code for r in responses)
+    # 5 included calls, then 2,100 / 70 = 30 billed ones; the other 25 reach the cap.
+    assert statuses == [200] * 35 + [429] * 25, statuses
+    charges = sorted(r.json()["charge_minor"] for r in responses if r.status_code == 200)
+    assert charges == [0] * 5 + [70] * 30
+    usage = await market.api.client.get(f"/api/v1/licences/{licence_id}/usage", headers=market.buyer.headers)
+    assert (usage.json()["calls"], usage.json()["billed_minor"]) == (35, 2_100)
+    check = await market.api.client.get("/api/v1/admin/ledger/check", headers=market.admin.headers)
+    assert check.json()["ok"], check.json()
+    assert check.json()["transfers"] == 1 + 30  # the base fee's payment, and one transfer per billed call
