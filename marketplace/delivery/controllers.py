@@ -198,7 +198,7 @@ class DownloadController(Controller):
     tags = ["delivery"]
     dependencies = DELIVERY
 
-    @get("/{licence_id:uuid}", responses=problem_responses(403), media_type="application/octet-stream")
+    @get("/{licence_id:uuid}", responses=problem_responses(403, 404), media_type="application/octet-stream")
     async def download(
         self,
         licence_id: FromPath[uuid.UUID],
@@ -298,8 +298,8 @@ class DataController(Controller):
     ) -> RowsRead:
         """Rows of the hosted dataset (API delivery only), filtered and paged in file order. Every call is
         metered; a metered plan bills the calls past its included ones, up to its monthly cap."""
-        filters = parse_where(where)
         call = await delivery.authorise_call(_credential(request), licence_id, "rows")
+        filters = parse_where(where)  # a refused filter rolls the call's metering back with the request
         page = await delivery.rows(call, filters, limit, offset)
         return RowsRead(
             columns=list(page.columns),
