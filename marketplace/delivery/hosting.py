@@ -11,6 +11,7 @@ they are quoted into a statement."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import decimal
 import hashlib
@@ -166,7 +167,9 @@ def prepare_table(
                 described = con.execute(f"DESCRIBE SELECT * FROM {scan}", parameters).fetchall()  # noqa: S608
             except duckdb.Error as exc:
                 raise HostingError("unreadable", f"the dataset cannot be read: {_first_line(exc)}") from exc
-            _check_names([str(row[0]) for row in described])
+            names = [str(row[0]) for row in described]
+            # DuckDB renames a repeated header ("a,A" reads as a, A_1): judge the file's own header.
+            _check_names(_csv_header(source) if media_type == CSV else names)
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
             try:
@@ -186,6 +189,11 @@ def prepare_table(
         ColumnInfo(str(name), str(kind), _is_numeric(str(kind))) for name, kind, *_ in described if name != ROW
     )
     return HostedTable(target, columns, int(rows))
+
+
+def _csv_header(source: Path) -> list[str]:
+    with source.open(newline="", encoding="utf-8", errors="replace") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,266 @@
+"""The DuckDB layer of hosted datasets against a reference computed here in plain Python."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from marketplace.catalog.samples import CSV, JSON_LINES
+from marketplace.delivery.hosting import (
+    AllowedColumns,
+    Filter,
+    HostingError,
+    Metric,
+    aggregate,
+    prepare_table,
+    read_rows,
+)
+
+COLUMNS = ("district", "kind", "amount", "score")
+TEXT = frozenset({"district", "kind"})
+ALLOWED = AllowedColumns(
+    group_by=frozenset({"district", "kind"}),
+    filter=frozenset({"district", "kind", "amount"}),
+    measure=frozenset({"amount", "score", "kind"}),
+)
+Row = tuple[str | None, str | None, int | None, float | None]
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["520102", "052010", "520111", None]),
+        st.sampled_from(["bus", "taxi"]),
+        st.integers(-50, 50) | st.none(),
+        st.integers(-400, 400).map(lambda n: n / 4) | st.none(),
+    ),
+    min_size=1,
+    max_size=200,
+).filter(lambda rows: any(r[2] is not None for r in rows) and any(r[3] is not None for r in rows))
+filters_strategy = st.lists(
+    st.one_of(
+        st.builds(Filter, st.just("kind"), st.just("eq"), st.sampled_from(["bus", "taxi"])),
+        st.builds(Filter, st.just("amount"), st.sampled_from(["lt", "le", "gt", "ge", "ne"]), st.integers(-50, 50)),
+        st.builds(
+            Filter, st.just("district"), st.just("in"), st.lists(st.sampled_from(["520102", "052010"]), min_size=1)
+        ),
+        st.builds(Filter, st.just("district"), st.sampled_from(["eq", "ne"]), st.none()),
+    ),
+    max_size=2,
+)
+metrics_strategy = st.lists(
+    st.sampled_from(
+        [
+            Metric("count"),
+            Metric("count", "amount"),
+            Metric("sum", "amount"),
+            Metric("avg", "amount"),
+            Metric("min", "amount"),
+            Metric("max", "score"),
+            Metric("sum", "score"),
+            Metric("min", "kind"),
+        ]
+    ),
+    min_size=1,
+    max_size=4,
+    unique=True,
+)
+
+
+def write_csv(path: Path, rows: Sequence[Row]) -> Path:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return path
+
+
+def matches(row: Row, condition: Filter) -> bool:
+    value = row[COLUMNS.index(condition.column)]
+    if condition.op == "in":
+        return value in condition.value
+    if condition.value is None:
+        return (value is None) == (condition.op == "eq")
+    if value is None:  # SQL: a comparison with null is not true
+        return False
+    compare: dict[str, Callable[[Any, Any], bool]] = {
+        "eq": lambda a, b: a == b,
+        "ne": lambda a, b: a != b,
+        "lt": lambda a, b: a < b,
+        "le": lambda a, b: a <= b,
+        "gt": lambda a, b: a > b,
+        "ge": lambda a, b: a >= b,
+    }
+    return compare[condition.op](value, condition.value)
+
+
+def reference_value(metric: Metric, rows: list[Row]) -> Any:
+    if metric.column is None:
+        return len(rows)
+    values = [r[COLUMNS.index(metric.column)] for r in rows if r[COLUMNS.index(metric.column)] is not None]
+    if metric.fn == "count":
+        return len(values)
+    if not values:
+        return None
+    return {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[metric.fn](values)
+
+
+def reference(
+    rows: Sequence[Row], group_by: list[str], metrics: list[Metric], filters: list[Filter], k: int
+) -> tuple[list[dict[str, Any]], int]:
+    kept = [row for row in rows if all(matches(row, f) for f in filters)]
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for row in kept:
+        groups[tuple(row[COLUMNS.index(c)] for c in group_by)].append(row)
+    if not group_by and not kept:
+        groups[()] = []
+    keys = sorted(groups, key=lambda key: [(value is None, value or "") for value in key])
+    result = [
+        {**dict(zip(group_by, key, strict=True)), **{m.name: reference_value(m, groups[key]) for m in metrics}}
+        for key in keys
+        if len(groups[key]) >= k
+    ]
+    return result, sum(1 for key in keys if len(groups[key]) < k)
+
+
+def same(got: Any, expected: Any) -> bool:
+    if isinstance(expected, float) or isinstance(got, float):
+        return got is not None and expected is not None and math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-9)
+    return bool(got == expected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=rows_strategy,
+    group_by=st.lists(st.sampled_from(["district", "kind"]), max_size=2, unique=True),
+    metrics=metrics_strategy,
+    filters=filters_strategy,
+    k=st.integers(1, 6),
+    data=st.data(),
+)
+def test_aggregates_and_rows_equal_the_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[Row],
+    group_by: list[str],
+    metrics: list[Metric],
+    filters: list[Filter],
+    k: int,
+    data: st.DataObject,
+) -> None:
+    work = tmp_path_factory.mktemp("hosted")
+    source = write_csv(work / "data.csv", rows)
+    table = prepare_table(source, CSV, "0" * 63 + "1", work / "cache", text_columns=TEXT)
+    assert [c.name for c in table.columns] == list(COLUMNS)
+    assert table.rows == len(rows)
+
+    result = aggregate(table, group_by=group_by, metrics=metrics, filters=filters, allowed=ALLOWED, min_group_size=k)
+    expected, suppressed = reference(rows, group_by, metrics, filters, k)
+    assert result.suppressed_groups == suppressed
+    assert len(result.groups) == len(expected)
+    for got, want in zip(result.groups, expected, strict=True):
+        assert got.keys() == want.keys()
+        assert all(same(got[name], want[name]) for name in want), (got, want)
+
+    limit = data.draw(st.integers(1, 50))
+    page_filters = [f for f in filters if f.column in COLUMNS]
+    collected: list[list[Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = read_rows(table, filters=page_filters, limit=limit, offset=offset)
+        collected.extend(page.rows)
+        offset = page.next_offset
+    assert collected == [list(row) for row in rows if all(matches(row, f) for f in page_filters)]
+
+
+@pytest.fixture
+def district_table(tmp_path: Path) -> Any:
+    rows: list[Row] = (
+        [("520102", "bus", 1, 1.0)] * 12 + [("520103", "bus", 7, 2.0)] * 9 + [("520111", "bus", 3, 0.5)] * 10
+    )
+    return prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "f" * 64, tmp_path / "cache", text_columns=TEXT)
+
+
+def test_groups_under_k_are_suppressed_and_none_of_their_values_appear(district_table: Any) -> None:
+    result = aggregate(
+        district_table,
+        group_by=["district"],
+        metrics=[Metric("count"), Metric("sum", "amount")],
+        filters=[],
+        allowed=ALLOWED,
+        min_group_size=10,
+    )
+    assert result.groups == [
+        {"district": "520102", "count": 12, "sum(amount)": 12},
+        {"district": "520111", "count": 10, "sum(amount)": 30},
+    ]
+    assert result.suppressed_groups == 1
+    assert "520103" not in json.dumps(result.groups)
+    whole = aggregate(
+        district_table, group_by=[], metrics=[Metric("count")], filters=[], allowed=ALLOWED, min_group_size=40
+    )
+    assert (whole.groups, whole.suppressed_groups) == ([], 1)
+
+
+@pytest.mark.parametrize(
+    ("group_by", "metrics", "filters", "code"),
+    [
+        (["amount"], [Metric("count")], [], "column-not-allowed"),  # measurable, not groupable
+        ([], [Metric("count")], [Filter("score", "gt", 1)], "column-not-allowed"),
+        ([], [Metric("sum", "district")], [], "column-not-allowed"),
+        (["no_such_column"], [Metric("count")], [], "column-not-allowed"),
+        ([], [Metric("sum", "kind")], [], "bad-metric"),  # text is not summed
+        ([], [], [], "bad-metric"),
+        ([], [Metric("count")], [Filter("kind", "in", [])], "bad-filter"),
+        ([], [Metric("count")], [Filter("amount", "gt", "not a number")], "bad-filter"),
+    ],
+)
+def test_refusals_have_stable_codes(
+    district_table: Any, group_by: list[str], metrics: list[Metric], filters: list[Filter], code: str
+) -> None:
+    with pytest.raises(HostingError) as refused:
+        aggregate(
+            district_table, group_by=group_by, metrics=metrics, filters=filters, allowed=ALLOWED, min_group_size=1
+        )
+    assert refused.value.code == code
+
+
+def test_quotes_in_values_and_column_names_are_data_not_sql(tmp_path: Path) -> None:
+    source = tmp_path / "q.csv"
+    source.write_text('name,"odd ""col"""\nx,1\n"a\'; DROP TABLE t; --",2\n')
+    table = prepare_table(source, CSV, "e" * 64, tmp_path / "cache")
+    assert [c.name for c in table.columns] == ["name", 'odd "col"']
+    found = read_rows(table, filters=[Filter("name", "eq", "a'; DROP TABLE t; --")], limit=10, offset=0)
+    assert found.rows == [["a'; DROP TABLE t; --", 2]]
+    allowed = AllowedColumns(frozenset({'odd "col"'}), frozenset(), frozenset())
+    grouped = aggregate(
+        table, group_by=['odd "col"'], metrics=[Metric("count")], filters=[], allowed=allowed, min_group_size=1
+    )
+    assert grouped.groups == [{'odd "col"': 1, "count": 1}, {'odd "col"': 2, "count": 1}]
+
+
+def test_json_lines_are_hosted_and_conversion_happens_once(tmp_path: Path) -> None:
+    source = tmp_path / "d.jsonl"
+    source.write_text("".join(json.dumps({"district": "520102", "amount": n}) + "\n" for n in range(5)))
+    first = prepare_table(source, JSON_LINES, "d" * 64, tmp_path / "cache")
+    modified = first.path.stat().st_mtime_ns
+    second = prepare_table(source, JSON_LINES, "d" * 64, tmp_path / "cache")
+    assert second.path == first.path
+    assert second.path.stat().st_mtime_ns == modified
+    assert read_rows(second, filters=[], limit=2, offset=3).rows == [["520102", 3], ["520102", 4]]
+
+
+def test_reserved_or_repeated_column_names_are_refused(tmp_path: Path) -> None:
+    for header in ("a,A\n1,2\n", "__row,b\n1,2\n"):
+        source = tmp_path / "bad.csv"
+        source.write_text(header)
+        with pytest.raises(HostingError) as refused:
+            prepare_table(source, CSV, hashlib.sha256(header.encode()).hexdigest(), tmp_path / "cache")
+        assert refused.value.code == "bad-columns"
