@@ -7,7 +7,8 @@ Every step is one service call (OrderService, or a SettlementService run) in its
 request or the batch would make it (no HTTP: the organisations and products are made once per test
 through the API; each example starts from no orders, no payouts and an empty ledger). After every step,
 read in that step's session: each order's status, reservation and payout claim, and each payout, equal
-the model's; the products' licences left equal their limit less what open orders reserve; the ledger
+the model's; the products' licences left equal their limit less what open orders reserve; every paid
+order holds exactly one licence (delivery.models.Licence), active until a refund revokes it; the ledger
 check passes with the escrow OrderService.expected_escrow() says open orders hold; and every kind of
 account holds what the model says (money neither made nor lost: what left the clearing account is in
 escrow, payable, revenue, refunds or payouts, less what providers owe).
@@ -154,6 +155,7 @@ class ModelOrder:
     reserved: int
     changed_at: timedelta  # the clock's offset when its status last changed
     payout: int | None = None  # the model payout (an index) that claimed it
+    paid: bool = False  # was paid, so holds a licence: active, or revoked once refunded
 
     @property
     def shares(self) -> tuple[int, int]:
@@ -179,6 +181,7 @@ class Snapshot:
     orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]]  # status, licences reserved, payout
     payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]]  # status, amount, debt repaid
     licences: dict[uuid.UUID, int | None]  # licences left, per product
+    grants: dict[uuid.UUID, str]  # the status of each order's licence (delivery.models.Licence)
     held: dict[tuple[AccountCode, str], int]  # credits - debits, summed per kind of account and currency
     expected_escrow: Mapping[tuple[uuid.UUID, str], int]  # as OrderService.expected_escrow() says
     check: LedgerCheck  # LedgerService.check(expected_escrow)
@@ -214,12 +217,20 @@ async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> 
                 func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
                 null(),
             ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
+            select(
+                literal("licence"),
+                cast(col(Licence.order_id), text),
+                cast(col(Licence.status), text),
+                literal(0),
+                null(),
+            ),
         )
     )
     orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]] = {}
     payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]] = {}
     licences: dict[uuid.UUID, int | None] = {}
     held: dict[tuple[AccountCode, str], int] = {}
+    grants: dict[uuid.UUID, str] = {}
     for kind, key, value, amount, extra in rows.all():
         if kind == "order":
             orders[uuid.UUID(key)] = (OrderStatus(value), int(amount), uuid.UUID(extra) if extra else None)
@@ -227,10 +238,13 @@ async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> 
             payouts[uuid.UUID(key)] = (PayoutStatus(value), int(amount), int(extra))
         elif kind == "product":
             licences[uuid.UUID(key)] = None if amount is None else int(amount)
+        elif kind == "licence":
+            grants[uuid.UUID(key)] = value
         else:
             held[AccountCode(key), value] = int(amount)
     expected_escrow = await service.expected_escrow()
-    return Snapshot(orders, payouts, licences, held, expected_escrow, await service.ledger.check(expected_escrow))
+    check = await service.ledger.check(expected_escrow)
+    return Snapshot(orders, payouts, licences, grants, held, expected_escrow, check)
 
 
 class OrderMachine(RuleBasedStateMachine):
@@ -389,6 +403,7 @@ class OrderMachine(RuleBasedStateMachine):
         assert not isinstance(result, DomainError), (action, order, result)
         if action == "pay":
             self.post(C.PLATFORM_CLEARING, C.ESCROW, order.amount)
+            order.paid = True
         elif action == "refund":
             self.post(C.ESCROW, C.REFUNDS, order.amount)
         elif action == "refund_after_settlement":
@@ -604,6 +619,10 @@ class OrderMachine(RuleBasedStateMachine):
             for order_id, o in self.orders.items()
         }
         assert snapshot.payouts == {p.id: (p.status, p.amount, p.debt_repaid) for p in self.payouts}
+        # One licence per paid order, never a second; a refund revokes it, nothing else does here.
+        assert snapshot.grants == {
+            order_id: "revoked" if o.status == S.REFUNDED else "active" for order_id, o in self.orders.items() if o.paid
+        }
         assert snapshot.licences == {
             self.products["limited"].product_id: self.remaining("limited"),
             self.products["unlimited"].product_id: None,
