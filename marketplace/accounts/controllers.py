@@ -27,6 +27,7 @@ from marketplace.accounts.schemas import (
     OrganizationRead,
     OrganizationUpdate,
     RegisterRequest,
+    StandingRequest,
     TokenRequest,
     TokenResponse,
     UserAdminRead,
@@ -252,6 +253,24 @@ class AdminAccountsController(Controller):
         """Admit or reject an organisation under review."""
         organization = await AccountService(db_session).decide_admission(
             admin, organization_id, data.decision, data.reason
+        )
+        return organization_read(organization)
+
+    @post(
+        "/organizations/{organization_id:uuid}/standing",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def change_standing(
+        self,
+        organization_id: FromPath[uuid.UUID],
+        data: JSONBody[StandingRequest],
+        admin: Caller,
+        db_session: DbSession,
+    ) -> OrganizationRead:
+        """Suspend an admitted organisation, or reinstate a suspended one."""
+        organization = await AccountService(db_session).change_standing(
+            admin, organization_id, data.standing, data.reason
         )
         return organization_read(organization)
 

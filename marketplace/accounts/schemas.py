@@ -143,6 +143,11 @@ class DecisionRequest(RequestBody):
     reason: Reason
 
 
+class StandingRequest(RequestBody):
+    standing: Literal["suspended", "admitted"]
+    reason: Reason
+
+
 class MembershipCreate(RequestBody):
     email: Email
     role: Role

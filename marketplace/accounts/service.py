@@ -384,6 +384,24 @@ class AccountService:
         await self._set_organization_status(organization, target, actor=principal.actor, reason=reason)
         return organization
 
+    async def change_standing(
+        self, principal: Principal, organization_id: uuid.UUID, standing: str, reason: str
+    ) -> Organization:
+        """An administrator suspends an admitted organisation (it can neither trade nor deliver while
+        suspended: R7 and S6 check its status) or reinstates a suspended one."""
+        if not principal.is_admin or principal.is_api_key:
+            raise Forbidden("platform administrators only")
+        organization = await self.repository.lock_organization(organization_id)
+        if organization is None:
+            raise NotFound("organisation not found")
+        was = OrganizationStatus.ADMITTED if standing == "suspended" else OrganizationStatus.SUSPENDED
+        if organization.status != was:
+            raise Conflict(f"an organisation that is {organization.status.value} cannot become {standing}")
+        await self._set_organization_status(
+            organization, OrganizationStatus(standing), actor=principal.actor, reason=reason
+        )
+        return organization
+
     async def _set_organization_status(
         self, organization: Organization, status: OrganizationStatus, *, actor: str, reason: str | None
     ) -> None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from marketplace.kit import clock
 from tests.catalog.test_products import CLEAN_SAMPLE
 from tests.delivery.conftest import Market
 from tests.fixtures.api import Api
@@ -156,3 +159,40 @@ async def test_a_link_stops_working_when_its_person_leaves_the_buyer(market: Mar
     )
     assert disabled.status_code == 200, disabled.text
     assert (await market.api.client.get(link)).status_code == 403
+
+
+async def test_a_suspended_provider_delivers_nothing(market: Market) -> None:
+    product = await market.product()
+    await market.host(product)
+    order_id = await market.paid_order(product)
+    suspended = await market.api.client.post(
+        f"/api/v1/admin/organizations/{market.provider_org['id']}/standing",
+        json={"standing": "suspended", "reason": "data-trading penalty"},
+        headers=market.admin.headers,
+    )
+    assert suspended.status_code == 200, suspended.text
+    refused = await market.delivery(order_id)
+    assert refused.status_code == 403, refused.text
+    assert {f["check"] for f in refused.json()["findings"]} >= {"S6.provider-verified"}
+    assert (await market.licence(order_id))["status"] == "revoked"
+    # Reinstating the provider does not bring back a licence its verdict revoked.
+    reinstated = await market.api.client.post(
+        f"/api/v1/admin/organizations/{market.provider_org['id']}/standing",
+        json={"standing": "admitted", "reason": "penalty lifted"},
+        headers=market.admin.headers,
+    )
+    assert reinstated.status_code == 200, reinstated.text
+    assert (await market.delivery(order_id)).json()["licence_status"] == "revoked"
+
+
+async def test_a_licence_past_its_term_expires_and_delivers_nothing(market: Market, monkeypatch: Any) -> None:
+    product = await market.product(licence={"scope": "internal analysis", "term_days": 30})
+    await market.host(product)
+    order_id = await market.paid_order(product)
+    assert (await market.delivery(order_id)).status_code == 200
+    later = clock.now() + timedelta(days=31)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    refused = await market.delivery(order_id)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["licence_status"] == "expired"
+    assert (await market.licence(order_id))["status"] == "expired"
