@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import pytest
+
+from marketplace.accounts.principal import Principal
+from marketplace.compliance.rulebook import load_rulebook
+from marketplace.delivery.service import DeliveryRefused, DeliveryService
 from marketplace.kit import clock
+from marketplace.payments.local import LocalGateway
 from tests.catalog.test_products import CLEAN_SAMPLE
 from tests.delivery.conftest import Market
 from tests.fixtures.api import Api
@@ -196,3 +204,42 @@ async def test_a_licence_past_its_term_expires_and_delivers_nothing(market: Mark
     assert refused.status_code == 403, refused.text
     assert refused.json()["licence_status"] == "expired"
     assert (await market.licence(order_id))["status"] == "expired"
+
+
+async def test_a_review_suspends_the_licence_until_an_administrator_decides(market: Market, tmp_path: Path) -> None:
+    """Under a rulebook that sends R3's failures to review, core data after the sale suspends the licence."""
+    product = await market.product()
+    await market.host(product)
+    order_id = await market.paid_order(product)
+    regraded = await market.api.client.post(
+        f"/api/v1/admin/products/{product.id}/grade",
+        json={"grade": "core", "reason": "under reassessment"},
+        headers=market.admin.headers,
+    )
+    assert regraded.status_code == 200, regraded.text
+    config = tmp_path / "review.toml"
+    config.write_text('[rules.R3]\nseverity = "review"\n')
+    state = market.api.app.state
+    async with market.api.sessions() as session:
+        delivery = DeliveryService(
+            session, state.settings, load_rulebook(config), LocalGateway(), state.download_keyring, state.db_sessions
+        )
+        with pytest.raises(DeliveryRefused) as refused:
+            await delivery.open(Principal(user_id=uuid.UUID(market.buyer.id)), uuid.UUID(order_id))
+    assert refused.value.extra["licence_status"] == "suspended"
+    licence = await market.licence(order_id)
+    assert licence["status"] == "suspended"
+    assert (await market.delivery(order_id)).json()["licence_status"] == "suspended"
+    decided = await market.api.client.post(
+        f"/api/v1/admin/licences/{licence['id']}/decision",
+        json={"decision": "reinstate", "reason": "assessment found the grade wrong"},
+        headers=market.admin.headers,
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["status"] == "active"
+    again = await market.api.client.post(
+        f"/api/v1/admin/licences/{licence['id']}/decision",
+        json={"decision": "revoke", "reason": "twice"},
+        headers=market.admin.headers,
+    )
+    assert again.status_code == 409
