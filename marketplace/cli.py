@@ -45,15 +45,16 @@ def _sqlite_file(url: str) -> Path:
     return Path(url.split(":///", 1)[1]) if ":///" in url else Path("marketplace.db")
 
 
-async def _with_session(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
-    from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[Any]], rulebook: Any = None) -> Any:
+    """`work(services)` in one transaction of a runtime made for this command."""
+    from marketplace.wiring import Runtime
 
-    engine = create_engine(settings)
+    runtime = Runtime.start(settings, rulebook=rulebook)
     try:
-        async with unit_of_work(create_sessionmaker(engine)) as session:
-            return await work(session)
+        async with runtime.transaction() as services:
+            return await work(services)
     finally:
-        await engine.dispose()
+        await runtime.stop()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -81,29 +82,25 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.accounts.service import AccountService
-
     if len(args.password) < MIN_PASSWORD_LENGTH:
         print(f"the password needs at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
         return 2
 
-    async def work(session: Any) -> Any:
-        return await AccountService(session).create_admin(
+    async def work(services: Any) -> Any:
+        return await services.accounts.create_admin(
             email=args.email.strip().lower(), password=args.password, name=args.name, actor=CLI_ACTOR
         )
 
-    user = asyncio.run(_with_session(settings, work))
+    user = asyncio.run(_with_services(settings, work))
     print(f"administrator {user.email} ({user.id}) is ready")
     return 0
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.audit.service import AuditService
+    async def work(services: Any) -> Any:
+        return await services.audit.verify()
 
-    async def work(session: Any) -> Any:
-        return await AuditService(session).verify()
-
-    report = asyncio.run(_with_session(settings, work))
+    report = asyncio.run(_with_services(settings, work))
     print(json.dumps(report.__dict__, indent=2))
     return 0 if report.ok else 1
 
@@ -111,10 +108,7 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.demo import seed_demo
 
-    rulebook = _rulebook(None, settings)
-    summary = asyncio.run(
-        _with_session(settings, lambda session: seed_demo(session, rulebook, settings, only_if_empty=args.if_empty))
-    )
+    summary = asyncio.run(_with_services(settings, lambda services: seed_demo(services, only_if_empty=args.if_empty)))
     print(summary)
     return 0
 
@@ -157,27 +151,16 @@ def cmd_rules_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
-    from marketplace.compliance.impact import impact_report
-
     candidate = _rulebook(args.rulebook, settings)
-    current = _rulebook(None, settings)
-    report = asyncio.run(_with_session(settings, lambda session: impact_report(session, current, candidate, settings)))
+    report = asyncio.run(_with_services(settings, lambda services: services.rules_impact.report(candidate)))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
 
 def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.ledger.schemas import SettlementRead
-    from marketplace.ledger.settlement import SettlementService
-    from marketplace.payments.gateways import gateway_from_settings
 
-    rulebook = _rulebook(None, settings)
-    gateway = gateway_from_settings(settings)
-
-    async def work(session: Any) -> Any:
-        return await SettlementService(session, settings, gateway, rulebook).run(CLI_ACTOR)
-
-    report = asyncio.run(_with_session(settings, work))
+    report = asyncio.run(_with_services(settings, lambda services: services.settlement.run(CLI_ACTOR)))
     print(SettlementRead.model_validate(report).model_dump_json(indent=2))
     return 0
 

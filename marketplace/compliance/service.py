@@ -47,9 +47,9 @@ def verdict_audit_facts(stored: StoredVerdict, verdict: Verdict) -> dict[str, An
 
 
 class ComplianceService:
-    def __init__(self, session: AsyncSession, rulebook: Rulebook) -> None:
+    def __init__(self, session: AsyncSession, rulebook: Rulebook, audit: AuditService) -> None:
         self.repository = VerdictRepository(session)
-        self.audit = AuditService(session)
+        self.audit = audit
         self.rulebook = rulebook
 
     def preview(self, stage: Stage, snapshot: Snapshot) -> Verdict:

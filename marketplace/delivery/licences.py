@@ -1,6 +1,6 @@
 """Licences: issued when an order is paid, revoked when its money goes back or a later verdict fails.
 
-The orders domain calls this service from inside its transitions (it runs in their transaction, after
+The payment, dispute and refund flows call this service from inside an order's transitions (it runs in their transaction, after
 the order's row and ledger accounts are locked), so it reads no order: it is handed one."""
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | N
 
 
 class LicenceService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, audit: AuditService) -> None:
         self.repository = DeliveryRepository(session)
-        self.audit = AuditService(session)
+        self.audit = audit
 
     async def issue(self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str) -> Licence:
         """The order's licence, from the licence terms of the version bought (copied: a later edit of the

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.accounts.models import Scope
-from marketplace.accounts.principal import Principal
-from marketplace.accounts.service import AccountService
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit.codelists import is_currency
 from marketplace.ledger.models import (
@@ -114,7 +111,6 @@ class LedgerService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repository = LedgerRepository(session)
-        self.accounts = AccountService(session)
 
     async def account(
         self,
@@ -200,6 +196,10 @@ class LedgerService:
             raise TransferIdReused("transfer id exists with different fields", transfer_id=str(transfer_id))
         return PostResult.EXISTS
 
+    async def holding_payables(self) -> set[tuple[uuid.UUID, str]]:
+        """(organisation, currency) of every provider payable account that holds money."""
+        return await self.repository.holding_payables()
+
     async def balance(self, organization_id: uuid.UUID, currency: str) -> Balance:
         totals = await self.repository.organization_totals(organization_id, currency)
         return Balance(
@@ -209,13 +209,6 @@ class LedgerService:
             paid_out_minor=totals.paid_out_minor,
             debt_minor=totals.debt_minor,
         )
-
-    async def organization_balance(self, principal: Principal, organization_id: uuid.UUID, currency: str) -> Balance:
-        """The balance as its members (or a key with balance:read) and administrators see it; the
-        organisation does not exist for anyone else."""
-        await self.accounts.visible_organization(principal, organization_id)
-        principal.require_scope(Scope.BALANCE_READ)
-        return await self.balance(organization_id, currency)
 
     async def check(self, expected_escrow: ExpectedEscrow | None = None) -> LedgerCheck:
         """Check the books: debits equal credits in every currency, every account's totals equal the

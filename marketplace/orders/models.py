@@ -1,4 +1,4 @@
-"""Orders (trades), their status history, and stored responses of idempotent requests.
+"""Orders (trades) and their status history.
 
 The table is `trade_order` ("order" is an SQL keyword). An order's amount, currency and fee are
 fixed when it is placed; its status changes only by guarded updates (see OrderRepository.move)."""
@@ -8,7 +8,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index
 from sqlmodel import Field, SQLModel
@@ -103,23 +102,3 @@ class OrderEvent(SQLModel, table=True):
     actor: str = Field(max_length=80)
     reason: str | None = Field(default=None, max_length=2000)
     at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
-
-
-class IdempotencyState(enum.StrEnum):
-    IN_FLIGHT = "in_flight"
-    DONE = "done"
-
-
-class IdempotencyRecord(SQLModel, table=True):
-    """A request made with an `Idempotency-Key`, per caller: while it runs, then its response."""
-
-    __tablename__ = "idempotency_record"
-
-    actor: str = Field(primary_key=True, max_length=80)
-    key: str = Field(primary_key=True, max_length=255)
-    # sha256 of method, path and body: the same key with another request is refused.
-    request_hash: str = Field(max_length=64)
-    state: IdempotencyState = Field(sa_type=enum_column(IdempotencyState))
-    response_status: int | None = None
-    response_body: Any = Field(default=None, sa_type=json_document(), nullable=True)
-    started_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

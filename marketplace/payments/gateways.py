@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from litestar.datastructures import State
-
 from marketplace.config import Settings
 from marketplace.payments.gateway import PaymentGateway
 from marketplace.payments.local import LocalGateway
 from marketplace.payments.stripe_gateway import StripeGateway
 
 GATEWAYS = ("local", "stripe")
-# Where an application keeps its gateway (one per process: the Stripe client pools its connections).
-_STATE_KEY = "payment_gateway"
 
 
 def gateway_from_settings(settings: Settings) -> PaymentGateway:
@@ -25,12 +21,3 @@ def gateway_from_settings(settings: Settings) -> PaymentGateway:
             api_base=settings.stripe_api_base,
         )
     raise ValueError(f"PAYMENT_GATEWAY must be one of {', '.join(GATEWAYS)}, got {settings.payment_gateway!r}")
-
-
-def app_gateway(state: State) -> PaymentGateway:
-    """The application's gateway, made from its settings on first use."""
-    gateway: PaymentGateway | None = state.get(_STATE_KEY)
-    if gateway is None:
-        gateway = gateway_from_settings(state.settings)
-        state[_STATE_KEY] = gateway
-    return gateway

@@ -1,18 +1,17 @@
-"""Payments use cases: a provider's payout account, and gateway webhooks through the inbox."""
+"""Payments use cases: a provider's payout account, and the inbox of gateway webhooks (what a webhook changes is
+the payment flow's business: `marketplace.flows.payment`)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.models import MANAGING_ROLES, OrganizationKind
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
-from marketplace.compliance.rulebook import Rulebook
-from marketplace.config import Settings
+from marketplace.audit.service import AuditService
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
 from marketplace.payments.gateway import (
@@ -24,7 +23,6 @@ from marketplace.payments.gateway import (
     PaymentState,
     UnknownAccount,
 )
-from marketplace.payments.gateways import app_gateway
 from marketplace.payments.models import WebhookOutcome
 from marketplace.payments.repository import PaymentsRepository
 
@@ -54,17 +52,13 @@ class PaymentAccountInvalid(Unprocessable):
 
 
 class PaymentsService:
-    def __init__(self, session: AsyncSession, gateway: PaymentGateway, settings: Settings, rulebook: Rulebook) -> None:
-        self.session = session
+    def __init__(
+        self, session: AsyncSession, gateway: PaymentGateway, accounts: AccountService, audit: AuditService
+    ) -> None:
         self.gateway = gateway
-        self.settings = settings
-        self.rulebook = rulebook
         self.repository = PaymentsRepository(session)
-        self.accounts = AccountService(session)
-
-    @classmethod
-    def from_state(cls, session: AsyncSession, state: State) -> PaymentsService:
-        return cls(session, app_gateway(state), state.settings, state.rulebook)
+        self.accounts = accounts
+        self.audit = audit
 
     # payout accounts
 
@@ -89,7 +83,7 @@ class PaymentsService:
         except GatewayError as exc:
             raise GatewayUnavailable(str(exc)) from exc
         await self.repository.set_payment_account(organization_id, account.id, account.payouts_enabled)
-        await self.accounts.audit.record(
+        await self.audit.record(
             actor=principal.actor,
             action="organization.payment_account_set",
             object_type="organization",
@@ -110,40 +104,29 @@ class PaymentsService:
         except InvalidWebhook as exc:
             raise WebhookInvalid(str(exc)) from exc
 
-    async def receive_webhook(self, payload: bytes, signature_header: str) -> str:
-        """Verify a delivery, record it in the inbox once, and act on it in the same transaction.
-
-        The event itself is never trusted: a PaymentIntent event makes us fetch the intent from the
-        gateway and hand the state found there to the orders domain. Returns `processed`,
-        `duplicate` (received before: nothing done) or `ignored` (recorded, nothing to do)."""
+    async def inbox(self, payload: bytes, signature_header: str) -> GatewayEvent | None:
+        """Verify a delivery and record it in the inbox once, in the caller's transaction (which acts on it);
+        None when it was received before."""
         event = self.verify_webhook(payload, signature_header)
-        now = clock.now()
         recorded = await self.repository.record_event(
-            event_id=event.id, gateway=self.gateway.name, type=event.type, object_id=event.object_id, at=now
+            event_id=event.id, gateway=self.gateway.name, type=event.type, object_id=event.object_id, at=clock.now()
         )
         if not recorded:
             log.info("webhook %s (%s) received again: nothing to do", event.id, event.type)
-            return "duplicate"
-        outcome = WebhookOutcome.IGNORED
-        if event.type.startswith(PAYMENT_EVENT_PREFIX):
-            try:
-                state = await self.gateway.fetch_payment(event.object_id)
-            except GatewayError as exc:
-                # Raising rolls the inbox row back: the gateway delivers the event again later.
-                raise GatewayUnavailable(str(exc)) from exc
-            if await self.apply_payment_state(state):
-                outcome = WebhookOutcome.PROCESSED
+            return None
+        return event
+
+    async def fetch_payment(self, reference: str) -> PaymentState:
+        """The payment as the gateway knows it now: a webhook is a prompt to look, never the truth."""
+        try:
+            return await self.gateway.fetch_payment(reference)
+        except GatewayError as exc:
+            # Raising rolls the inbox row back: the gateway delivers the event again later.
+            raise GatewayUnavailable(str(exc)) from exc
+
+    async def close(self, event: GatewayEvent, outcome: WebhookOutcome) -> None:
         await self.repository.finish_event(event.id, outcome, clock.now())
         log.info("webhook %s (%s) for %s: %s", event.id, event.type, event.object_id, outcome.value)
-        return outcome.value
-
-    async def apply_payment_state(self, state: PaymentState) -> bool:
-        """The one place a gateway's payment state reaches the orders domain; False when the payment
-        is not one of our orders'."""
-        from marketplace.orders.service import OrderService  # the orders domain imports payments
-
-        orders = OrderService(self.session, self.settings, self.rulebook, self.gateway)
-        return await orders.apply_payment_state(state, actor=f"gateway:{self.gateway.name}") is not None
 
     def require_gateway(self, name: str) -> None:
         """Webhooks of a gateway the service does not use do not exist."""

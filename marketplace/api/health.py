@@ -2,14 +2,14 @@
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
-from litestar.datastructures import State
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from marketplace.accounts.tokens import TokenKeyring
-from marketplace.db import DbSession
+from marketplace.web.dependencies import DbSession
+from marketplace.wiring import Runtime
 
 
 class Health(BaseModel):
@@ -33,7 +33,6 @@ class HealthController(Controller):
         return Response(Health(status="ok", database="ok"))
 
     @get("/.well-known/jwks.json")
-    async def jwks(self, request: Request[Any, Any, State]) -> dict[str, Any]:
+    async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         """The keys that verify this service's access tokens (RFC 7517)."""
-        keyring: TokenKeyring = request.app.state.token_keyring
-        return keyring.jwks()
+        return runtime.token_keyring.jwks()

@@ -7,14 +7,15 @@ from typing import Any
 
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
-from marketplace.accounts.guards import AUTHENTICATED, SECURITY, Caller
-from marketplace.db import DbSession
-from marketplace.errors import PROBLEM_MEDIA_TYPE, ProblemDetails, problem_responses
+from marketplace.flows.payment import Payment
 from marketplace.payments.schemas import PaymentAccountRead, PaymentAccountUpdate, WebhookReceipt
 from marketplace.payments.service import PaymentsService
+from marketplace.web.principal import AUTHENTICATED, SECURITY, Caller
+from marketplace.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails, problem_responses
 
 GATEWAY_ERROR = {
     502: ResponseSpec(
@@ -37,15 +38,13 @@ class PaymentAccountController(Controller):
         self,
         organization_id: FromPath[uuid.UUID],
         principal: Caller,
-        db_session: DbSession,
-        request: Request[Any, Any, State],
+        payments: NamedDependency[PaymentsService],
     ) -> PaymentAccountRead:
         """Where the organisation's payouts go, and whether the gateway lets them through."""
-        service = PaymentsService.from_state(db_session, request.app.state)
-        account_id, enabled = await service.payment_account(principal, organization_id)
+        account_id, enabled = await payments.payment_account(principal, organization_id)
         return PaymentAccountRead(
             organization_id=organization_id,
-            gateway=service.gateway.name,
+            gateway=payments.gateway.name,
             account_id=account_id,
             payouts_enabled=enabled,
         )
@@ -59,17 +58,15 @@ class PaymentAccountController(Controller):
         organization_id: FromPath[uuid.UUID],
         data: JSONBody[PaymentAccountUpdate],
         principal: Caller,
-        db_session: DbSession,
-        request: Request[Any, Any, State],
+        payments: NamedDependency[PaymentsService],
     ) -> PaymentAccountRead:
         """Set a provider's payout account: with Stripe, a Connect account id (`acct_...`) that the
         gateway confirms is connected to the platform; with the local gateway, any id. Owners and
         admins of the provider only."""
-        service = PaymentsService.from_state(db_session, request.app.state)
-        account = await service.set_payment_account(principal, organization_id, data.account_id)
+        account = await payments.set_payment_account(principal, organization_id, data.account_id)
         return PaymentAccountRead(
             organization_id=organization_id,
-            gateway=service.gateway.name,
+            gateway=payments.gateway.name,
             account_id=account.id,
             payouts_enabled=account.payouts_enabled,
         )
@@ -82,12 +79,16 @@ class WebhookController(Controller):
     tags = ["money"]
 
     @post("/stripe", status_code=200, responses={**problem_responses(404), **GATEWAY_ERROR})
-    async def stripe(self, request: Request[Any, Any, State], db_session: DbSession) -> WebhookReceipt:
+    async def stripe(
+        self,
+        request: Request[Any, Any, State],
+        payments: NamedDependency[PaymentsService],
+        payment: NamedDependency[Payment],
+    ) -> WebhookReceipt:
         """Receive a Stripe event: verified on the raw body with the endpoint secret (`Stripe-Signature`),
         recorded once by its id, and taken as a prompt to fetch the PaymentIntent again. 400 when it
         does not verify (nothing is recorded); 404 when the service does not use Stripe."""
-        service = PaymentsService.from_state(db_session, request.app.state)
-        service.require_gateway("stripe")
+        payments.require_gateway("stripe")
         body = await request.body()
-        status = await service.receive_webhook(body, request.headers.get("stripe-signature", ""))
+        status = await payment.receive_webhook(body, request.headers.get("stripe-signature", ""))
         return WebhookReceipt.model_validate({"status": status})

@@ -9,36 +9,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from marketplace.accounts.service import AccountService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService, ImpactRow
-from marketplace.config import Settings
 from marketplace.orders.service import OrderService
-from marketplace.payments.gateways import gateway_from_settings
 
 # Orders replayed per query: a bounded IN list, whatever the number of open orders.
 ORDER_BATCH = 1000
 
 
-async def impact_report(
-    session: AsyncSession, current: Rulebook, candidate: Rulebook, settings: Settings
-) -> dict[str, Any]:
-    compliance = ComplianceService(session, current)
-    admitted = [str(i) for i in await AccountService(session).admitted_organization_ids()]
-    rows = await compliance.impact(candidate, "organization", admitted, Stage.ADMISSION)
-    checked = {"organization": len(rows), "order": 0}
-    changed = [row for row in rows if row.changed]
-    statuses = await OrderService(session, settings, current, gateway_from_settings(settings)).open_orders()
-    order_ids = sorted(str(order_id) for order_id in statuses)
-    for start in range(0, len(order_ids), ORDER_BATCH):
-        replayed = await compliance.impact(candidate, "order", order_ids[start : start + ORDER_BATCH], Stage.TRADE)
-        checked["order"] += len(replayed)
-        changed.extend(row for row in replayed if row.changed)
-    status_of = {str(order_id): status.value for order_id, status in statuses.items()}
+class RulesImpact:
+    def __init__(self, accounts: AccountService, orders: OrderService, compliance: ComplianceService) -> None:
+        self.accounts = accounts
+        self.orders = orders
+        self.compliance = compliance
 
+    async def report(self, candidate: Rulebook) -> dict[str, Any]:
+        """What `candidate` would decide, for every active subject, against the rulebook in force."""
+        compliance, current = self.compliance, self.compliance.rulebook
+        admitted = [str(i) for i in await self.accounts.admitted_organization_ids()]
+        rows = await compliance.impact(candidate, "organization", admitted, Stage.ADMISSION)
+        checked = {"organization": len(rows), "order": 0}
+        changed = [row for row in rows if row.changed]
+        statuses = await self.orders.open_orders()
+        order_ids = sorted(str(order_id) for order_id in statuses)
+        for start in range(0, len(order_ids), ORDER_BATCH):
+            batch = order_ids[start : start + ORDER_BATCH]
+            replayed = await compliance.impact(candidate, "order", batch, Stage.TRADE)
+            checked["order"] += len(replayed)
+            changed.extend(row for row in replayed if row.changed)
+        status_of = {str(order_id): status.value for order_id, status in statuses.items()}
+        return _report(current, candidate, checked, changed, status_of)
+
+
+def _report(
+    current: Rulebook,
+    candidate: Rulebook,
+    checked: dict[str, int],
+    changed: list[ImpactRow],
+    status_of: dict[str, str],
+) -> dict[str, Any]:
     def change(row: ImpactRow) -> dict[str, Any]:
         described: dict[str, Any] = {
             "subject_type": row.subject_type,

@@ -4,27 +4,73 @@ Per caller and key: the first request runs and its response is stored in the sam
 effect; the same key with the same request gets that response again; with another request, 422; while
 the first still runs, 409. The claim is committed before the work starts, so concurrent requests see
 it; a failed request (an error raised) releases its key, so the client may retry it. A claim left by a
-process that died is taken over after IDEMPOTENCY_LOCK_SECONDS."""
+process that died is taken over after IDEMPOTENCY_LOCK_SECONDS.
+
+A handler opts in with `@idempotent` under its route decorator and returns its usual DTO (or a Response):
+the decorator adds what it needs to the handler's signature (the request, the caller, the session, the
+settings and the documented `Idempotency-Key` header), and stores and replays the serialised response."""
 
 from __future__ import annotations
 
+import enum
+import functools
 import hashlib
+import inspect
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
-from litestar import Response
+import msgspec
+from litestar import Request, Response
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import HeaderParameter
+from litestar.serialization import default_serializer, encode_json
+from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import Field, SQLModel, col, select
 
+from marketplace.accounts.principal import Principal
+from marketplace.config import Settings
 from marketplace.db import table_of, upsert_insert
-from marketplace.errors import PROBLEM_MEDIA_TYPE, Conflict, Unprocessable
+from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.canonical import canonical_json
-from marketplace.orders.models import IdempotencyRecord, IdempotencyState
+from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
+from marketplace.web.problems import PROBLEM_MEDIA_TYPE
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="replaying the same key with the same request returns the first response",
+    ),
+]
+
+
+class IdempotencyState(enum.StrEnum):
+    IN_FLIGHT = "in_flight"
+    DONE = "done"
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A request made with an `Idempotency-Key`, per caller: while it runs, then its response."""
+
+    __tablename__ = "idempotency_record"
+
+    actor: str = Field(primary_key=True, max_length=80)
+    key: str = Field(primary_key=True, max_length=255)
+    # sha256 of method, path and body: the same key with another request is refused.
+    request_hash: str = Field(max_length=64)
+    state: IdempotencyState = Field(sa_type=enum_column(IdempotencyState))
+    response_status: int | None = None
+    response_body: Any = Field(default=None, sa_type=json_document(), nullable=True)
+    started_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 
 
 class IdempotencyKeyReused(Unprocessable):
@@ -102,6 +148,85 @@ class IdempotencyRepository:
                 col(IdempotencyRecord.state) == IdempotencyState.IN_FLIGHT,
             )
         )
+
+
+# What the decorator adds to a handler's signature when the handler does not take it itself.
+_NEEDS: dict[str, Any] = {
+    "request": Request[Any, Any, State],
+    "principal": NamedDependency[Principal],
+    "db_session": NamedDependency[AsyncSession],
+    "settings": NamedDependency[Settings],
+    "idempotency_key": IdempotencyKey,
+}
+
+
+def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Response[Any]]]:
+    """Run `handler` at most once per caller and `Idempotency-Key` (see the module's docstring)."""
+    signature = inspect.signature(handler)
+    own = set(signature.parameters)
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=None)
+        if name == "idempotency_key"
+        else inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation)
+        for name, annotation in _NEEDS.items()
+        if name not in own
+    ]
+    parameters = list(signature.parameters.values())
+    keyword_start = next((i for i, p in enumerate(parameters) if p.kind == p.KEYWORD_ONLY), len(parameters))
+    returns = signature.return_annotation
+
+    @functools.wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> Response[Any]:
+        request: Request[Any, Any, State] = kwargs["request"]
+        principal: Principal = kwargs["principal"]
+        session: AsyncSession = kwargs["db_session"]
+        settings: Settings = kwargs["settings"]
+        key: str | None = kwargs["idempotency_key"]
+        own_kwargs = {name: value for name, value in kwargs.items() if name in own}
+        status = request.route_handler.status_code
+
+        async def action() -> tuple[int, Any]:
+            return _serialised(await handler(*args, **own_kwargs), status)
+
+        body = kwargs.get("data")
+        return await run_idempotently(
+            session,
+            actor=principal.actor,
+            key=key,
+            fingerprint=request_fingerprint(request.method, request.url.path, _jsonable(body)),
+            lock_seconds=settings.idempotency_lock_seconds,
+            action=action,
+        )
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*parameters[:keyword_start], *added, *parameters[keyword_start:]],
+        return_annotation=returns if _is_response(returns) else Response[returns],  # type: ignore[valid-type]
+    )
+    wrapper.__annotations__ = {
+        **handler.__annotations__,
+        **{p.name: p.annotation for p in added},
+        "return": wrapper.__signature__.return_annotation,  # type: ignore[attr-defined]
+    }
+    return wrapper
+
+
+def _is_response(annotation: Any) -> bool:
+    return isinstance(annotation, str) and annotation.startswith("Response")
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def _serialised(result: Any, status: int) -> tuple[int, Any]:
+    """A handler's result as a status and a JSON-ready body, exactly as it is stored and replayed."""
+    if isinstance(result, Response):
+        status, result = result.status_code or status, result.content
+    return status, _jsonable(result) if isinstance(result, BaseModel) else _decoded(result)
+
+
+def _decoded(content: Any) -> Any:
+    return msgspec.json.decode(encode_json(content, default_serializer))
 
 
 async def run_idempotently(

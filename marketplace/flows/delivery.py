@@ -1,4 +1,4 @@
-"""Delivery acts: hosting a version's dataset, handing a buyer a signed download link or an API access
+"""Delivering: hosting a version's dataset, handing a buyer a signed download link or an API access
 key, streaming the download, serving rows and aggregates under a licence, metering and billing calls.
 
 Before every act the rulebook's `delivery` stage runs again on a fresh snapshot (the provider and the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,18 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts import credentials
 from marketplace.accounts.principal import Principal
-from marketplace.accounts.service import AccountService, organization_facts
+from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
 from marketplace.catalog.models import PlanKind, ProductVersion
 from marketplace.catalog.samples import StoredBlob, blob_path
 from marketplace.catalog.service import CatalogService
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.engine import Verdict
-from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import DeliveryFacts, Snapshot
 from marketplace.config import Settings
-from marketplace.db import SessionMaker, unit_of_work
 from marketplace.delivery import hosting
 from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring, InvalidLink
@@ -48,13 +47,14 @@ from marketplace.delivery.models import (
 )
 from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import Conflict, DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
+from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit import clock
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, TransferKind
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order
 from marketplace.orders.service import OrderService
-from marketplace.payments.gateway import PaymentGateway
+from marketplace.orders.transitions import OrderTransitions
 
 ACCESS_KEY_MARKER = "dxk_"
 # What an access key may do, by the delivery mode bought: raw rows leave only in API delivery.
@@ -133,29 +133,109 @@ def next_period_start(now: datetime) -> datetime:
     return (first + timedelta(days=32)).replace(day=1)
 
 
-class DeliveryService:
+# Opens a transaction of its own with the services a refusal is recorded by; committed when the block ends.
+Apart = Callable[[], AbstractAsyncContextManager[tuple[ComplianceService, LicenceService]]]
+
+
+class DeliveryGate:
+    """The delivery stage before every act: refuse unless the licence is active and the rulebook accepts the
+    act now. A refusal's verdict and licence change are recorded apart (`record_refusal`), in a transaction of
+    their own, because the request's transaction is rolled back by the refusal it answers with."""
+
+    def __init__(self, compliance: ComplianceService, facts: Facts, accounts: AccountService, apart: Apart) -> None:
+        self.compliance = compliance
+        self.facts = facts
+        self.accounts = accounts
+        self.apart = apart
+
+    async def check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
+        """Refuse unless the licence is active and the delivery stage accepts this act now."""
+        now = clock.now()
+        if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
+            await self._decide_apart(licence.id, LicenceStatus.EXPIRED, "the licence term has ended", actor, None)
+            licence.status = LicenceStatus.EXPIRED
+        if licence.status != LicenceStatus.ACTIVE:
+            raise DeliveryRefused(
+                f"the licence is {licence.status.value}", licence_id=str(licence.id), licence_status=licence.status
+            )
+        snapshot = await self._snapshot(licence, dataset)
+        verdict = self.compliance.preview(Stage.DELIVERY, snapshot)
+        if verdict.decision == Decision.ACCEPTED:
+            return verdict
+        to = LicenceStatus.REVOKED if verdict.decision == Decision.REJECTED else LicenceStatus.SUSPENDED
+        rules = sorted({finding.rule_id for finding in verdict.failures()})
+        reason = f"the delivery stage {verdict.decision.value} this delivery: {', '.join(rules)}"
+        verdict_id = await self._decide_apart(licence.id, to, reason, actor, snapshot)
+        raise DeliveryRefused(
+            reason,
+            licence_id=str(licence.id),
+            licence_status=to.value,
+            verdict_id=str(verdict_id),
+            findings=[finding.as_json() for finding in verdict.failures()],
+        )
+
+    async def _snapshot(self, licence: Licence, dataset: Dataset | None) -> Snapshot:
+        listing = await self.facts.version_now(licence.product_id, licence.product_version_id)
+        product = listing.product
+        assert product is not None
+        buyer = await self.accounts.organization(licence.buyer_organization_id)
+        return Snapshot(
+            provider=listing.provider,
+            buyer=organization_facts(buyer),
+            product=product,
+            plan=next((plan for plan in product.plans if plan.id == str(licence.plan_id)), None),
+            delivery=DeliveryFacts(
+                mode=licence.delivery_mode,  # one of the modes the version was sold with
+                licence_status=licence.status.value,
+                content_sha256=dataset.sha256 if dataset is not None else None,
+            ),
+        )
+
+    async def _decide_apart(
+        self, licence_id: uuid.UUID, to: LicenceStatus, reason: str, actor: str, snapshot: Snapshot | None
+    ) -> uuid.UUID | None:
+        """Store the verdict and stop the licence in a transaction of its own, committed whatever happens
+        to the request's."""
+        async with self.apart() as (compliance, licences):
+            verdict_id = None
+            if snapshot is not None:
+                stored, _ = await compliance.judge(
+                    stage=Stage.DELIVERY, subject_type="licence", subject_id=licence_id, snapshot=snapshot, actor=actor
+                )
+                verdict_id = stored.id
+            licence = await licences.repository.licence(licence_id)
+            assert licence is not None
+            await licences.change(licence, to, reason, actor)
+            return verdict_id
+
+
+class Delivery:
+    """What a provider hosts and what a buyer takes delivery of: signed links, downloads, access keys,
+    receipts, and the licences they are delivered under."""
+
     def __init__(
         self,
         session: AsyncSession,
         settings: Settings,
-        rulebook: Rulebook,
-        gateway: PaymentGateway,
         keyring: DownloadKeyring,
-        sessions: SessionMaker,
+        gate: DeliveryGate,
+        orders: OrderService,
+        transitions: OrderTransitions,
+        accounts: AccountService,
+        catalog: CatalogService,
+        licences: LicenceService,
+        audit: AuditService,
     ) -> None:
-        self.session = session
         self.settings = settings
-        self.rulebook = rulebook
         self.keyring = keyring
-        self.sessions = sessions
+        self.gate = gate
         self.repository = DeliveryRepository(session)
-        self.orders = OrderService(session, settings, rulebook, gateway)
-        self.accounts = AccountService(session)
-        self.catalog = CatalogService(session)
-        self.compliance = ComplianceService(session, rulebook)
-        self.licence_changes = LicenceService(session)
-        self.ledger = LedgerService(session)
-        self.audit = AuditService(session)
+        self.orders = orders
+        self.transitions = transitions
+        self.accounts = accounts
+        self.catalog = catalog
+        self.licence_changes = licences
+        self.audit = audit
 
     # hosting (providers)
 
@@ -187,68 +267,6 @@ class DeliveryService:
         )
         return dataset
 
-    # the delivery-stage check
-
-    async def _check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
-        """Refuse unless the licence is active and the delivery stage accepts this act now."""
-        now = clock.now()
-        if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
-            await self._decide_apart(licence.id, LicenceStatus.EXPIRED, "the licence term has ended", actor, None)
-            licence.status = LicenceStatus.EXPIRED
-        if licence.status != LicenceStatus.ACTIVE:
-            raise DeliveryRefused(
-                f"the licence is {licence.status.value}", licence_id=str(licence.id), licence_status=licence.status
-            )
-        snapshot = await self._snapshot(licence, dataset)
-        verdict = self.compliance.preview(Stage.DELIVERY, snapshot)
-        if verdict.decision == Decision.ACCEPTED:
-            return verdict
-        to = LicenceStatus.REVOKED if verdict.decision == Decision.REJECTED else LicenceStatus.SUSPENDED
-        rules = sorted({finding.rule_id for finding in verdict.failures()})
-        reason = f"the delivery stage {verdict.decision.value} this delivery: {', '.join(rules)}"
-        verdict_id = await self._decide_apart(licence.id, to, reason, actor, snapshot)
-        raise DeliveryRefused(
-            reason,
-            licence_id=str(licence.id),
-            licence_status=to.value,
-            verdict_id=str(verdict_id),
-            findings=[finding.as_json() for finding in verdict.failures()],
-        )
-
-    async def _snapshot(self, licence: Licence, dataset: Dataset | None) -> Snapshot:
-        listing = await self.catalog.version_snapshot(licence.product_id, licence.product_version_id)
-        product = listing.product
-        assert product is not None
-        buyer = await self.accounts.organization(licence.buyer_organization_id)
-        return Snapshot(
-            provider=listing.provider,
-            buyer=organization_facts(buyer),
-            product=product,
-            plan=next((plan for plan in product.plans if plan.id == str(licence.plan_id)), None),
-            delivery=DeliveryFacts(
-                mode=licence.delivery_mode,  # one of the modes the version was sold with
-                licence_status=licence.status.value,
-                content_sha256=dataset.sha256 if dataset is not None else None,
-            ),
-        )
-
-    async def _decide_apart(
-        self, licence_id: uuid.UUID, to: LicenceStatus, reason: str, actor: str, snapshot: Snapshot | None
-    ) -> uuid.UUID | None:
-        """Store the verdict and stop the licence in a transaction of its own, committed whatever happens
-        to the request's."""
-        async with unit_of_work(self.sessions) as session:
-            verdict_id = None
-            if snapshot is not None:
-                stored, _ = await ComplianceService(session, self.rulebook).judge(
-                    stage=Stage.DELIVERY, subject_type="licence", subject_id=licence_id, snapshot=snapshot, actor=actor
-                )
-                verdict_id = stored.id
-            licence = await DeliveryRepository(session).licence(licence_id)
-            assert licence is not None
-            await LicenceService(session).change(licence, to, reason, actor)
-            return verdict_id
-
     # buyers: the delivery of an order
 
     async def _bought(self, principal: Principal, order_id: uuid.UUID) -> tuple[Order, Licence]:
@@ -268,7 +286,7 @@ class DeliveryService:
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
         if dataset is None:
             raise NotHosted("the provider has not uploaded this version's dataset yet")
-        await self._check(licence, dataset, principal.actor)
+        await self.gate.check(licence, dataset, principal.actor)
         if licence.delivery_mode == "file":
             if principal.user_id is None or principal.is_api_key:
                 raise Forbidden("a download link is made for a person; use a user's access token")
@@ -305,7 +323,7 @@ class DeliveryService:
         if licence.delivery_mode not in SCOPES_BY_MODE:
             raise Conflict("this licence is delivered as a file; it has no access keys")
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
-        await self._check(licence, dataset, principal.actor)
+        await self.gate.check(licence, dataset, principal.actor)
         await self.repository.revoke_access_keys(licence.id)
         return await self._new_access_key(licence, principal.actor)
 
@@ -349,7 +367,7 @@ class DeliveryService:
                 actor=actor,
             )
         )
-        await self.orders.record_delivery(order.id, actor)
+        await self.transitions.record_delivery(order.id, actor)
 
     async def receipts(self, principal: Principal, order_id: uuid.UUID) -> list[DeliveryReceipt]:
         order = await self.orders.visible(principal, order_id)
@@ -393,6 +411,14 @@ class DeliveryService:
             raise Conflict("the licence changed meanwhile")
         return licence
 
+    async def usage(
+        self, principal: Principal, licence_id: uuid.UUID, period: str | None
+    ) -> tuple[Licence, str, LicenceUsage | None]:
+        """A licence's metered usage in a month (default: this one), for its buyer, provider or an admin."""
+        licence = await self.licence(principal, licence_id)
+        month = period or usage_period(clock.now())
+        return licence, month, await self.repository.usage(licence.id, month)
+
     # file delivery
 
     async def download(self, licence_id: uuid.UUID, params: dict[str, str]) -> DownloadFile:
@@ -412,7 +438,7 @@ class DeliveryService:
         if dataset is None or dataset.sha256 != claims.sha256:
             raise DeliveryRefused("the download link is invalid or has expired")
         actor = f"user:{claims.user_id}"
-        await self._check(licence, dataset, actor)
+        await self.gate.check(licence, dataset, actor)
         order = await self.orders.get(licence.order_id)
         await self._receipt(order, licence, ReceiptKind.DOWNLOAD, dataset, actor, {"key_id": claims.key_id})
         await self.audit.record(
@@ -425,7 +451,26 @@ class DeliveryService:
         path = blob_path(self.settings.dataset_dir, dataset.sha256)
         return DownloadFile(path, dataset.sha256, dataset.size_bytes, dataset.media_type)
 
-    # API and privacy-computing delivery
+
+class DataCalls:
+    """The data API of a licence: an access key's calls, authorised, rate-limited, metered and billed, then
+    answered from the hosted dataset."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        gate: DeliveryGate,
+        orders: OrderService,
+        catalog: CatalogService,
+        ledger: LedgerService,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.repository = DeliveryRepository(session)
+        self.orders = orders
+        self.catalog = catalog
+        self.ledger = ledger
 
     async def authorise_call(self, credential: str | None, licence_id: uuid.UUID, endpoint: str) -> DataCall:
         """An access key's call on its licence's dataset: authenticated, in scope, within the key's rate,
@@ -441,7 +486,7 @@ class DeliveryService:
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
         # Judged before this transaction writes anything: a refusal is recorded in a transaction of its
         # own, which must not wait behind this one (SQLite has one writer at a time).
-        await self._check(licence, dataset, f"access_key:{key.id}")
+        await self.gate.check(licence, dataset, f"access_key:{key.id}")
         assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
         now = clock.now()
         window = now.replace(second=0, microsecond=0)
@@ -523,14 +568,6 @@ class DeliveryService:
             )
         )
         return call_number, charge
-
-    async def usage(
-        self, principal: Principal, licence_id: uuid.UUID, period: str | None
-    ) -> tuple[Licence, str, LicenceUsage | None]:
-        """A licence's metered usage in a month (default: this one), for its buyer, provider or an admin."""
-        licence = await self.licence(principal, licence_id)
-        month = period or usage_period(clock.now())
-        return licence, month, await self.repository.usage(licence.id, month)
 
     async def rows(self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int) -> hosting.RowsPage:
         return await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)

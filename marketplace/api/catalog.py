@@ -10,11 +10,12 @@ from typing import IO, Annotated, Any, Literal
 import anyio
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State, UploadFile
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
-from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
 from marketplace.catalog.dcat import catalog_jsonld
+from marketplace.catalog.listing import ListingService
 from marketplace.catalog.repository import SearchFilters
 from marketplace.catalog.samples import SampleError, media_type_for, parse_sample, store_content_addressed
 from marketplace.catalog.schemas import (
@@ -31,13 +32,17 @@ from marketplace.catalog.schemas import (
 )
 from marketplace.catalog.search_text import MAX_QUERY_CHARS, query_terms
 from marketplace.catalog.service import CatalogService, ProductView
-from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import VerdictRead
 from marketplace.config import Settings
-from marketplace.db import DbSession
-from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType, problem_responses
-from marketplace.kit.pagination import PAGED, Paging
+from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
+from marketplace.web.pagination import PAGED, Paging
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.problems import problem_responses
+
+Catalog = NamedDependency[CatalogService]
+Listings = NamedDependency[ListingService]
 
 
 class DelistRequest(RequestBody):
@@ -102,15 +107,15 @@ class ProductController(Controller):
     security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404))
-    async def create(self, data: JSONBody[ProductCreate], principal: Caller, db_session: DbSession) -> ProductRead:
+    async def create(self, data: JSONBody[ProductCreate], principal: Caller, catalog: Catalog) -> ProductRead:
         """Describe a new data product; it starts as a draft (version 1)."""
-        return product_read(await CatalogService(db_session).create(principal, data))
+        return product_read(await catalog.create(principal, data))
 
     @get("/", responses=problem_responses(401, 403))
     async def search(
         self,
         principal: Caller,
-        db_session: DbSession,
+        catalog: Catalog,
         page: Paging,
         q: Annotated[str | None, QueryParameter(max_length=MAX_QUERY_CHARS)] = None,
         category: Annotated[str | None, QueryParameter(max_length=64)] = None,
@@ -137,9 +142,7 @@ class ProductController(Controller):
             max_price=None if max_price == MAX_PRICE else max_price,
             provider=provider,
         )
-        rows, total, facets = await CatalogService(db_session).search(
-            principal, filters, sort=sort, limit=page.limit, offset=page.offset
-        )
+        rows, total, facets = await catalog.search(principal, filters, sort=sort, limit=page.limit, offset=page.offset)
         items = [
             ProductSummary.model_validate(
                 {**version.model_dump(), "id": product.id, "organization_id": product.organization_id}
@@ -149,40 +152,40 @@ class ProductController(Controller):
         return ProductSearchPage(items=items, total=total, limit=page.limit, offset=page.offset, facets=facets)
 
     @get("/{product_id:uuid}", responses=problem_responses(401, 404))
-    async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession) -> ProductRead:
+    async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog) -> ProductRead:
         """Owners see the newest version; others see the listed version of a listed product."""
-        return product_read(await CatalogService(db_session).view(principal, product_id))
+        return product_read(await catalog.view(principal, product_id))
 
     @patch("/{product_id:uuid}", responses=problem_responses(401, 403, 404, 409))
     async def update(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductPatch], principal: Caller, db_session: DbSession
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductPatch], principal: Caller, catalog: Catalog
     ) -> ProductRead:
         """Change the description; a listed version is kept and the change goes into a new draft version."""
-        return product_read(await CatalogService(db_session).update(principal, product_id, data))
+        return product_read(await catalog.update(principal, product_id, data))
 
     @post("/{product_id:uuid}/plans", responses=problem_responses(401, 403, 404, 409))
     async def add_plan(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, db_session: DbSession
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, catalog: Catalog
     ) -> PlanRead:
         """Add a price plan to the product's draft version."""
-        return PlanRead.model_validate(await CatalogService(db_session).add_plan(principal, product_id, data))
+        return PlanRead.model_validate(await catalog.add_plan(principal, product_id, data))
 
     @post("/{product_id:uuid}/submit", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def submit(
-        self, product_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession, rulebook: CurrentRulebook
+        self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
     ) -> SubmissionResponse:
         """Run the listing stage on the draft: listed, held for review, or rejected with findings."""
-        view, verdict = await CatalogService(db_session).submit(principal, product_id, rulebook)
+        view, verdict = await listing.submit(principal, product_id)
         return SubmissionResponse(
             status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)
         )
 
     @post("/{product_id:uuid}/delist", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def delist(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[DelistRequest], principal: Caller, db_session: DbSession
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[DelistRequest], principal: Caller, listings: Listings
     ) -> ProductRead:
         """Take a listed product off the catalog."""
-        return product_read(await CatalogService(db_session).delist(principal, product_id, data.reason))
+        return product_read(await listings.delist(principal, product_id, data.reason))
 
     @post(
         "/{product_id:uuid}/samples",
@@ -194,14 +197,12 @@ class ProductController(Controller):
         product_id: FromPath[uuid.UUID],
         data: Annotated[SampleUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
         principal: Caller,
-        db_session: DbSession,
-        request: Request[Any, Any, State],
+        catalog: Catalog,
+        settings: NamedDependency[Settings],
     ) -> SampleRead:
         """Upload a sample (CSV or JSON lines) for the draft: stored by its sha256, rows counted; the
         listing stage scans it for direct identifiers (S4) and measures its completeness (S5)."""
-        catalog = CatalogService(db_session)
         await catalog.check_sample_upload(principal, product_id)
-        settings: Settings = request.app.state.settings
         upload = data.file
         try:
             media_type = media_type_for(upload.filename or "", upload.content_type)
@@ -227,10 +228,10 @@ class AdminProductController(Controller):
 
     @post("/{product_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def decide(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductDecision], admin: Caller, db_session: DbSession
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductDecision], admin: Caller, listings: Listings
     ) -> ProductRead:
         """List or reject a version the listing stage held for review."""
-        return product_read(await CatalogService(db_session).decide(admin, product_id, data.decision, data.reason))
+        return product_read(await listings.decide(admin, product_id, data.decision, data.reason))
 
 
 JSON_LD = "application/ld+json"
@@ -244,9 +245,9 @@ class CatalogFeedController(Controller):
     dependencies = PAGED
 
     @get("/", media_type=JSON_LD, responses=problem_responses())
-    async def catalog(self, page: Paging, db_session: DbSession, request: Request[Any, Any, State]) -> dict[str, Any]:
+    async def catalog(self, page: Paging, catalog: Catalog, request: Request[Any, Any, State]) -> dict[str, Any]:
         """The listed catalog, one page at a time (`limit`, `offset`), as a DCAT 3 JSON-LD `dcat:Catalog`:
         each listed product version a `dcat:Dataset`, one `dcat:Distribution` per delivery mode, price
         plans as ODRL offers."""
-        entries, total = await CatalogService(db_session).catalog_feed(limit=page.limit, offset=page.offset)
+        entries, total = await catalog.catalog_feed(limit=page.limit, offset=page.offset)
         return catalog_jsonld(entries, str(request.base_url), total=total, limit=page.limit, offset=page.offset)

@@ -12,23 +12,21 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
 from marketplace.accounts.principal import Principal
-from marketplace.audit.controllers import Moment, parse_moment
 from marketplace.compliance.contract import Decision
-from marketplace.compliance.guards import CurrentRulebook
 from marketplace.compliance.schemas import VerdictRead
-from marketplace.db import DbSession, SessionMaker
-from marketplace.errors import PROBLEM_TYPE_PREFIX, problem_responses
+from marketplace.errors import Unprocessable
+from marketplace.flows.disputes import Disputes
+from marketplace.flows.payment import Payment
+from marketplace.flows.refunds import Refunds
+from marketplace.flows.trading import Trading
 from marketplace.kit import clock
-from marketplace.kit.pagination import PAGED, Paging
-from marketplace.orders.idempotency import IDEMPOTENCY_HEADER, request_fingerprint, run_idempotently
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.repository import TradeFilters
 from marketplace.orders.schemas import (
@@ -52,61 +50,38 @@ from marketplace.orders.schemas import (
     TradeRequest,
 )
 from marketplace.orders.service import OrderService
-from marketplace.payments.gateways import app_gateway
-
-IdempotencyKey = Annotated[
-    str | None,
-    HeaderParameter(
-        name=IDEMPOTENCY_HEADER,
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="replaying the same key with the same request returns the first response",
-    ),
-]
-
-
-def provide_orders(request: Request[Any, Any, State], db_session: DbSession, rulebook: CurrentRulebook) -> OrderService:
-    state = request.app.state
-    return OrderService(db_session, state.settings, rulebook, app_gateway(state))
-
+from marketplace.orders.transitions import OrderTransitions
+from marketplace.web.idempotency import idempotent
+from marketplace.web.pagination import PAGED, Paging
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.problems import problem_of, problem_responses
+from marketplace.web.query import Moment, parse_moment
+from marketplace.wiring import Runtime
 
 Orders = NamedDependency[OrderService]
-ORDERS = {"orders": Provide(provide_orders, sync_to_thread=False)}
+Transitions = NamedDependency[OrderTransitions]
+Trade = NamedDependency[Trading]
+
+
+class TradeRejected(Unprocessable):
+    code = "trade-rejected"
+    title = "Trade rejected by the rulebook"
 
 
 def order_read(order: Order) -> OrderRead:
     return OrderRead.model_validate(order)
 
 
-async def _idempotent(
-    request: Request[Any, Any, State],
-    principal: Caller,
-    db_session: DbSession,
-    key: str | None,
-    body: Any,
-    action: Any,
-) -> Response[Any]:
-    return await run_idempotently(
-        db_session,
-        actor=principal.actor,
-        key=key,
-        fingerprint=request_fingerprint(request.method, request.url.path, body),
-        lock_seconds=request.app.state.settings.idempotency_lock_seconds,
-        action=action,
-    )
-
-
 class TradePreviewController(Controller):
     path = "/api/v1/compliance"
     tags = ["compliance"]
-    dependencies = {**AUTHENTICATED, **ORDERS}
+    dependencies = AUTHENTICATED
     security = SECURITY
 
     @post("/preview", status_code=200, responses=problem_responses(401, 403, 404, 422))
-    async def preview(self, data: JSONBody[TradeRequest], principal: Caller, orders: Orders) -> PreviewRead:
+    async def preview(self, data: JSONBody[TradeRequest], principal: Caller, trading: Trade) -> PreviewRead:
         """The verdict the trade stage would give this order now, exactly as placing it would; writes nothing."""
-        trade, verdict = await orders.preview(principal, data)
+        trade, verdict = await trading.preview(principal, data)
         return PreviewRead(
             decision=verdict.decision,
             findings=[f.as_json() for f in verdict.findings],
@@ -119,43 +94,28 @@ class TradePreviewController(Controller):
 class OrderController(Controller):
     path = "/api/v1/orders"
     tags = ["orders"]
-    dependencies = {**AUTHENTICATED, **PAGED, **ORDERS}
+    dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
     @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422))
+    @idempotent
     async def place(
-        self,
-        request: Request[Any, Any, State],
-        data: JSONBody[TradeRequest],
-        principal: Caller,
-        db_session: DbSession,
-        orders: Orders,
-        idempotency_key: IdempotencyKey = None,
+        self, request: Request[Any, Any, State], data: JSONBody[TradeRequest], principal: Caller, trading: Trade
     ) -> Response[OrderPlaced]:
         """Place an order: the trade stage judges it first. Accepted: the licence is reserved and the amount
         fixed (201). Held for review: `pending_review` (201). Rejected: 422 with the findings; the rejected
         attempt is kept for the auditors, and nothing is reserved."""
-
-        async def action() -> tuple[int, Any]:
-            placed = await orders.place(principal, data)
-            verdict = VerdictRead.of(placed.verdict, placed.stored_verdict)
-            if placed.order.status == OrderStatus.REJECTED:
-                return 422, {
-                    "type": PROBLEM_TYPE_PREFIX + "trade-rejected",
-                    "title": "Trade rejected by the rulebook",
-                    "status": 422,
-                    "detail": "the trade stage rejected this order: "
-                    + "; ".join(f.check for f in placed.verdict.failures()),
-                    "instance": request.url.path,
-                    "order_id": str(placed.order.id),
-                    "findings": [f.as_json() for f in placed.verdict.findings],
-                    "rulebook_fingerprint": placed.verdict.rulebook_fingerprint,
-                }
-            body = OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict)
-            return 201, body.model_dump(mode="json")
-
-        body = data.model_dump(mode="json")
-        return await _idempotent(request, principal, db_session, idempotency_key, body, action)
+        placed = await trading.place(principal, data)
+        if placed.order.status == OrderStatus.REJECTED:
+            rejected = TradeRejected(
+                "the trade stage rejected this order: " + "; ".join(f.check for f in placed.verdict.failures()),
+                order_id=str(placed.order.id),
+                findings=[f.as_json() for f in placed.verdict.findings],
+                rulebook_fingerprint=placed.verdict.rulebook_fingerprint,
+            )
+            return problem_of(rejected, request.url.path)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
+        verdict = VerdictRead.of(placed.verdict, placed.stored_verdict)
+        return Response(OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict), status_code=201)
 
     @get("/", responses=problem_responses(401, 403))
     async def list_orders(
@@ -180,120 +140,98 @@ class OrderController(Controller):
         )
 
     @post("/{order_id:uuid}/pay", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502))
+    @idempotent
     async def pay(
         self,
-        request: Request[Any, Any, State],
         order_id: FromPath[uuid.UUID],
         principal: Caller,
-        db_session: DbSession,
-        orders: Orders,
+        payment: NamedDependency[Payment],
         data: JSONBody[PaymentRequest | None] = None,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response[OrderPaid]:
+    ) -> OrderPaid:
         """Pay an accepted order (the buyer). With the local gateway the money is in escrow at once; with
         Stripe the order is paid when the PaymentIntent succeeds (its webhook)."""
-        payment_method = data.payment_method if data else None
-
-        async def action() -> tuple[int, Any]:
-            order, state = await orders.pay(principal, order_id, payment_method)
-            payment = PaymentRead(
-                gateway=order.payment_gateway or "",
-                reference=state.reference,
-                status=state.status,
-                client_secret=state.client_secret,
-            )
-            return 200, OrderPaid(id=order.id, status=order.status, payment=payment).model_dump(mode="json")
-
-        body = data.model_dump(mode="json") if data else None
-        return await _idempotent(request, principal, db_session, idempotency_key, body, action)
+        order, state = await payment.pay(principal, order_id, data.payment_method if data else None)
+        paid = PaymentRead(
+            gateway=order.payment_gateway or "",
+            reference=state.reference,
+            status=state.status,
+            client_secret=state.client_secret,
+        )
+        return OrderPaid(id=order.id, status=order.status, payment=paid)
 
     @post("/{order_id:uuid}/confirm", status_code=200, responses=problem_responses(401, 403, 404, 409))
-    async def confirm(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderRead:
+    async def confirm(self, order_id: FromPath[uuid.UUID], principal: Caller, transitions: Transitions) -> OrderRead:
         """The buyer accepts the delivery; the order completes and is settled in the next run."""
-        return order_read(await orders.confirm(principal, order_id))
+        return order_read(await transitions.confirm(principal, order_id))
 
     @post("/{order_id:uuid}/dispute", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def dispute(
-        self, order_id: FromPath[uuid.UUID], data: JSONBody[DisputeRequest], principal: Caller, orders: Orders
+        self,
+        order_id: FromPath[uuid.UUID],
+        data: JSONBody[DisputeRequest],
+        principal: Caller,
+        transitions: Transitions,
     ) -> OrderRead:
         """The buyer disputes a paid or delivered order; its settlement is frozen until an administrator
         resolves it."""
-        return order_read(await orders.dispute(principal, order_id, data.reason))
+        return order_read(await transitions.dispute(principal, order_id, data.reason))
 
     @post("/{order_id:uuid}/cancel", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def cancel(
         self,
         order_id: FromPath[uuid.UUID],
         principal: Caller,
-        orders: Orders,
+        trading: Trade,
         data: JSONBody[CancelRequest | None] = None,
     ) -> OrderRead:
         """The buyer cancels an order not yet paid; its licences are released."""
-        return order_read(await orders.cancel(principal, order_id, data.reason if data else None))
+        return order_read(await trading.cancel(principal, order_id, data.reason if data else None))
 
 
 class AdminOrderController(Controller):
     path = "/api/v1/admin/orders"
     tags = ["administration"]
-    dependencies = {**ADMIN_ONLY, **ORDERS}
+    dependencies = ADMIN_ONLY
     security = SECURITY
 
     @post("/{order_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def decide(
-        self, order_id: FromPath[uuid.UUID], data: JSONBody[OrderDecision], admin: Caller, orders: Orders
+        self, order_id: FromPath[uuid.UUID], data: JSONBody[OrderDecision], admin: Caller, trading: Trade
     ) -> OrderRead:
         """Approve (the licence is reserved) or reject a trade the gate held for review."""
-        return order_read(await orders.decide(admin, order_id, data.decision, data.reason))
+        return order_read(await trading.decide(admin, order_id, data.decision, data.reason))
 
     @post(
         "/{order_id:uuid}/resolve-dispute", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502)
     )
+    @idempotent
     async def resolve_dispute(
         self,
-        request: Request[Any, Any, State],
         order_id: FromPath[uuid.UUID],
         data: JSONBody[DisputeResolution],
         admin: Caller,
-        db_session: DbSession,
-        orders: Orders,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response[OrderRead]:
+        disputes: NamedDependency[Disputes],
+    ) -> OrderRead:
         """Refund the buyer (escrow back through the gateway, licence released) or release the order to
         settlement."""
+        return order_read(await disputes.resolve_dispute(admin, order_id, data.outcome, data.reason))
 
-        async def action() -> tuple[int, Any]:
-            order = await orders.resolve_dispute(admin, order_id, data.outcome, data.reason)
-            return 200, order_read(order).model_dump(mode="json")
-
-        return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)
-
-    @post(
-        "/{order_id:uuid}/refund",
-        status_code=200,
-        responses=problem_responses(401, 403, 404, 409, 422, 502),
-    )
+    @post("/{order_id:uuid}/refund", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502))
+    @idempotent
     async def refund(
         self,
-        request: Request[Any, Any, State],
         order_id: FromPath[uuid.UUID],
         data: JSONBody[AdminRefundRequest],
         admin: Caller,
-        db_session: DbSession,
-        orders: Orders,
-        idempotency_key: IdempotencyKey = None,
-    ) -> Response[OrderRefunded]:
+        refunds: NamedDependency[Refunds],
+    ) -> OrderRefunded:
         """Refund a completed, settled or paid-out order in full through the gateway; its licences are
         released. The money comes back from escrow (completed), by reversing its settlement (settled), or
         from the provider as a debt its next payout repays first (paid out); `refund_path` says which."""
-
-        async def action() -> tuple[int, Any]:
-            order, path = await orders.refund_after_settlement(admin, order_id, data.reason)
-            body = OrderRefunded(
-                **order_read(order).model_dump(), refund_path=path, refund_reference=order.refund_reference
-            )
-            return 200, body.model_dump(mode="json")
-
-        return await _idempotent(request, admin, db_session, idempotency_key, data.model_dump(mode="json"), action)
+        order, path = await refunds.refund_after_settlement(admin, order_id, data.reason)
+        return OrderRefunded(
+            **order_read(order).model_dump(), refund_path=path, refund_reference=order.refund_reference
+        )
 
 
 # administrators' trade queries
@@ -362,16 +300,15 @@ def _encode(rows: Sequence[dict[str, Any]], export_format: str) -> bytes:
 
 
 async def _export(
-    sessions: SessionMaker, orders: OrderService, admin: Principal, filters: TradeFilters, export_format: str
+    runtime: Runtime, admin: Principal, filters: TradeFilters, export_format: str
 ) -> AsyncIterator[bytes]:
     """Every matching trade, in id order, a batch per query (keyset over the primary key)."""
     if export_format == "csv":
         yield _csv_chunk([TRADE_FIELDS])
     after: uuid.UUID | None = None
     while True:
-        async with sessions() as session:
-            reader = OrderService(session, orders.settings, orders.rulebook, orders.gateway)
-            batch = await reader.trades_after(admin, filters, after, EXPORT_BATCH)
+        async with runtime.transaction() as services:
+            batch = await services.orders.trades_after(admin, filters, after, EXPORT_BATCH)
         if batch:
             yield _encode(batch, export_format)
         if len(batch) < EXPORT_BATCH:
@@ -382,7 +319,7 @@ async def _export(
 class AdminTradesController(Controller):
     path = "/api/v1/admin/trades"
     tags = ["audit"]
-    dependencies = {**ADMIN_ONLY, **PAGED, **ORDERS}
+    dependencies = {**ADMIN_ONLY, **PAGED}
     security = SECURITY
 
     @get(
@@ -398,9 +335,9 @@ class AdminTradesController(Controller):
     )
     async def trades(
         self,
-        request: Request[Any, Any, State],
         admin: Caller,
         orders: Orders,
+        runtime: NamedDependency[Runtime],
         page: Paging,
         status: Annotated[OrderStatus | None, QueryParameter(description="the order's status")] = None,
         outcome: Annotated[Decision | None, QueryParameter(description="the trade stage's decision")] = None,
@@ -433,7 +370,7 @@ class AdminTradesController(Controller):
             return Response(body)
         name = f"trades-{clock.now():%Y%m%dT%H%M%SZ}.{export_format}"
         return Stream(
-            _export(request.app.state.db_sessions, orders, admin, filters, export_format),
+            _export(runtime, admin, filters, export_format),
             media_type=EXPORT_MEDIA_TYPES[export_format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.accounts.auth import AuthService
+from marketplace.accounts.members import MembershipService
 from marketplace.accounts.models import Organization, OrganizationStatus, User
 from marketplace.accounts.schemas import (
     AdmissionResponse,
@@ -34,12 +36,15 @@ from marketplace.accounts.schemas import (
     UserRead,
     UserStatusChange,
 )
-from marketplace.accounts.service import AccountService, AuthService
-from marketplace.compliance.guards import CurrentRulebook
+from marketplace.accounts.service import AccountService
 from marketplace.compliance.schemas import VerdictRead
-from marketplace.db import DbSession
-from marketplace.errors import problem_responses
-from marketplace.kit.pagination import PAGED, Page, Paging
+from marketplace.flows.admission import Admission
+from marketplace.web.pagination import PAGED, Page, Paging
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.problems import problem_responses
+
+Accounts = NamedDependency[AccountService]
+Memberships = NamedDependency[MembershipService]
 
 
 def organization_read(organization: Organization) -> OrganizationRead:
@@ -56,17 +61,17 @@ class AuthController(Controller):
     tags = ["accounts"]
 
     @post("/register", responses=problem_responses(409))
-    async def register(self, data: JSONBody[RegisterRequest], db_session: DbSession) -> UserRead:
+    async def register(self, data: JSONBody[RegisterRequest], accounts: Accounts) -> UserRead:
         """Create a person's account."""
-        return UserRead.model_validate(await AccountService(db_session).register(data))
+        return UserRead.model_validate(await accounts.register(data))
 
     @post("/token", status_code=200, responses=problem_responses(401, 429))
     async def token(
-        self, data: JSONBody[TokenRequest], request: Request[Any, Any, State], db_session: DbSession
+        self, data: JSONBody[TokenRequest], request: Request[Any, Any, State], auth: NamedDependency[AuthService]
     ) -> TokenResponse:
         """Exchange an e-mail and password for a short-lived access token."""
         address = request.client.host if request.client else "unknown"
-        issued = await AuthService.from_state(db_session, request.app.state).login(data.email, data.password, address)
+        issued = await auth.login(data.email, data.password, address)
         return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 
@@ -77,9 +82,9 @@ class MeController(Controller):
     security = SECURITY
 
     @get("/", responses=problem_responses(401, 403))
-    async def me(self, principal: Caller, db_session: DbSession) -> MeResponse:
+    async def me(self, principal: Caller, accounts: Accounts) -> MeResponse:
         """The caller's account and memberships."""
-        user, memberships = await AccountService(db_session).me(principal)
+        user, memberships = await accounts.me(principal)
         return MeResponse(
             id=user.id,
             email=user.email,
@@ -89,9 +94,9 @@ class MeController(Controller):
         )
 
     @delete("/", responses=problem_responses(401, 403, 409))
-    async def delete_me(self, principal: Caller, db_session: DbSession) -> None:
+    async def delete_me(self, principal: Caller, accounts: Accounts) -> None:
         """Delete the caller's account; its tokens stop working at once."""
-        await AccountService(db_session).delete_me(principal)
+        await accounts.delete_me(principal)
 
 
 class OrganizationController(Controller):
@@ -102,22 +107,22 @@ class OrganizationController(Controller):
 
     @post("/", responses=problem_responses(401, 403, 409))
     async def create(
-        self, data: JSONBody[OrganizationCreate], principal: Caller, db_session: DbSession
+        self, data: JSONBody[OrganizationCreate], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
         """Register an organisation; it starts pending and the caller becomes its owner."""
-        return organization_read(await AccountService(db_session).create_organization(principal, data))
+        return organization_read(await accounts.create_organization(principal, data))
 
     @get("/", responses=problem_responses(401))
-    async def list_mine(self, principal: Caller, db_session: DbSession, page: Paging) -> Page[OrganizationRead]:
+    async def list_mine(self, principal: Caller, accounts: Accounts, page: Paging) -> Page[OrganizationRead]:
         """The organisations the caller belongs to."""
-        rows, total = await AccountService(db_session).my_organizations(principal, limit=page.limit, offset=page.offset)
+        rows, total = await accounts.my_organizations(principal, limit=page.limit, offset=page.offset)
         return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @get("/{organization_id:uuid}", responses=problem_responses(401, 404))
     async def read(
-        self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
-        return organization_read(await AccountService(db_session).visible_organization(principal, organization_id))
+        return organization_read(await accounts.visible_organization(principal, organization_id))
 
     @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409))
     async def update(
@@ -125,25 +130,25 @@ class OrganizationController(Controller):
         organization_id: FromPath[uuid.UUID],
         data: JSONBody[OrganizationUpdate],
         principal: Caller,
-        db_session: DbSession,
+        accounts: Accounts,
     ) -> OrganizationRead:
         """Change qualification details while the organisation is pending or rejected."""
-        return organization_read(await AccountService(db_session).update_organization(principal, organization_id, data))
+        return organization_read(await accounts.update_organization(principal, organization_id, data))
 
     @post("/{organization_id:uuid}/admission", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def admission(
-        self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession, rulebook: CurrentRulebook
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, admission: NamedDependency[Admission]
     ) -> AdmissionResponse:
         """Ask to be admitted: the rulebook's admission stage admits, rejects with findings, or holds the
         application for an administrator."""
-        organization, verdict = await AccountService(db_session).request_admission(principal, organization_id, rulebook)
+        organization, verdict = await admission.request(principal, organization_id)
         return AdmissionResponse(status=organization.status, verdict=VerdictRead.of_stored(verdict))
 
     @get("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404))
     async def members(
-        self, organization_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, memberships: Memberships
     ) -> list[MembershipRead]:
-        rows = await AccountService(db_session).members(principal, organization_id)
+        rows = await memberships.members(principal, organization_id)
         return [MembershipRead.model_validate(r) for r in rows]
 
     @post("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404, 409, 422))
@@ -152,12 +157,10 @@ class OrganizationController(Controller):
         organization_id: FromPath[uuid.UUID],
         data: JSONBody[MembershipCreate],
         principal: Caller,
-        db_session: DbSession,
+        memberships: Memberships,
     ) -> MembershipRead:
         """Add a registered person to the organisation."""
-        return MembershipRead.model_validate(
-            await AccountService(db_session).add_member(principal, organization_id, data)
-        )
+        return MembershipRead.model_validate(await memberships.add_member(principal, organization_id, data))
 
     @patch(
         "/{organization_id:uuid}/members/{membership_id:uuid}",
@@ -169,11 +172,9 @@ class OrganizationController(Controller):
         membership_id: FromPath[uuid.UUID],
         data: JSONBody[MembershipUpdate],
         principal: Caller,
-        db_session: DbSession,
+        memberships: Memberships,
     ) -> MembershipRead:
-        membership = await AccountService(db_session).change_member_role(
-            principal, organization_id, membership_id, data.role
-        )
+        membership = await memberships.change_member_role(principal, organization_id, membership_id, data.role)
         return MembershipRead.model_validate(membership)
 
     @delete(
@@ -185,9 +186,9 @@ class OrganizationController(Controller):
         organization_id: FromPath[uuid.UUID],
         membership_id: FromPath[uuid.UUID],
         principal: Caller,
-        db_session: DbSession,
+        memberships: Memberships,
     ) -> None:
-        await AccountService(db_session).remove_member(principal, organization_id, membership_id)
+        await memberships.remove_member(principal, organization_id, membership_id)
 
 
 class ApiKeyController(Controller):
@@ -197,9 +198,9 @@ class ApiKeyController(Controller):
     security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404))
-    async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, db_session: DbSession) -> ApiKeyCreated:
+    async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, memberships: Memberships) -> ApiKeyCreated:
         """Create an API key for an organisation; the key is shown only in this response."""
-        row, key = await AccountService(db_session).create_api_key(principal, data)
+        row, key = await memberships.create_api_key(principal, data)
         return ApiKeyCreated.model_validate({**row.model_dump(), "key": key})
 
     @get("/", responses=problem_responses(401, 403, 404))
@@ -207,16 +208,14 @@ class ApiKeyController(Controller):
         self,
         organization_id: Annotated[uuid.UUID, QueryParameter()],
         principal: Caller,
-        db_session: DbSession,
+        memberships: Memberships,
     ) -> list[ApiKeyRead]:
-        return [
-            ApiKeyRead.model_validate(r) for r in await AccountService(db_session).api_keys(principal, organization_id)
-        ]
+        return [ApiKeyRead.model_validate(r) for r in await memberships.api_keys(principal, organization_id)]
 
     @delete("/{key_id:uuid}", responses=problem_responses(401, 403, 404))
-    async def revoke(self, key_id: FromPath[uuid.UUID], principal: Caller, db_session: DbSession) -> None:
+    async def revoke(self, key_id: FromPath[uuid.UUID], principal: Caller, memberships: Memberships) -> None:
         """Revoke a key; it stops working at once."""
-        await AccountService(db_session).revoke_api_key(principal, key_id)
+        await memberships.revoke_api_key(principal, key_id)
 
 
 class AdminAccountsController(Controller):
@@ -229,13 +228,11 @@ class AdminAccountsController(Controller):
     async def organizations(
         self,
         admin: Caller,
-        db_session: DbSession,
+        accounts: Accounts,
         page: Paging,
         status: Annotated[OrganizationStatus | None, QueryParameter()] = None,
     ) -> Page[OrganizationRead]:
-        rows, total = await AccountService(db_session).list_organizations(
-            status=status, limit=page.limit, offset=page.offset
-        )
+        rows, total = await accounts.list_organizations(status=status, limit=page.limit, offset=page.offset)
         return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @post(
@@ -248,12 +245,10 @@ class AdminAccountsController(Controller):
         organization_id: FromPath[uuid.UUID],
         data: JSONBody[DecisionRequest],
         admin: Caller,
-        db_session: DbSession,
+        accounts: Accounts,
     ) -> OrganizationRead:
         """Admit or reject an organisation under review."""
-        organization = await AccountService(db_session).decide_admission(
-            admin, organization_id, data.decision, data.reason
-        )
+        organization = await accounts.decide_admission(admin, organization_id, data.decision, data.reason)
         return organization_read(organization)
 
     @post(
@@ -266,17 +261,15 @@ class AdminAccountsController(Controller):
         organization_id: FromPath[uuid.UUID],
         data: JSONBody[StandingRequest],
         admin: Caller,
-        db_session: DbSession,
+        accounts: Accounts,
     ) -> OrganizationRead:
         """Suspend an admitted organisation, or reinstate a suspended one."""
-        organization = await AccountService(db_session).change_standing(
-            admin, organization_id, data.standing, data.reason
-        )
+        organization = await accounts.change_standing(admin, organization_id, data.standing, data.reason)
         return organization_read(organization)
 
     @get("/users", responses=problem_responses(401, 403))
-    async def users(self, admin: Caller, db_session: DbSession, page: Paging) -> Page[UserAdminRead]:
-        rows, total = await AccountService(db_session).list_users(limit=page.limit, offset=page.offset)
+    async def users(self, admin: Caller, accounts: Accounts, page: Paging) -> Page[UserAdminRead]:
+        rows, total = await accounts.list_users(limit=page.limit, offset=page.offset)
         return Page(items=[_user_admin_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
     @post("/users/{user_id:uuid}/status", status_code=200, responses=problem_responses(401, 403, 404, 409))
@@ -285,10 +278,10 @@ class AdminAccountsController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[UserStatusChange],
         admin: Caller,
-        db_session: DbSession,
+        accounts: Accounts,
     ) -> UserAdminRead:
         """Disable or re-enable an account; a disabled account's tokens stop working at once."""
-        user = await AccountService(db_session).change_user_status(admin, user_id, data.status, data.reason)
+        user = await accounts.change_user_status(admin, user_id, data.status, data.reason)
         return _user_admin_read(user)
 
 

@@ -6,9 +6,8 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
+from marketplace.accounts.auth import AuthService
 from marketplace.accounts.principal import Principal
-from marketplace.accounts.service import AuthService
-from marketplace.db import DbSession
 from marketplace.errors import Forbidden, NotAuthenticated
 
 # The caller, as handlers and providers declare it.
@@ -23,8 +22,8 @@ def bearer_credential(request: Request[object, object, State]) -> str:
     return credential.strip()
 
 
-async def provide_principal(request: Request[object, object, State], db_session: DbSession) -> Principal:
-    return await AuthService.from_state(db_session, request.app.state).authenticate(bearer_credential(request))
+async def provide_principal(request: Request[object, object, State], auth: NamedDependency[AuthService]) -> Principal:
+    return await auth.authenticate(bearer_credential(request))
 
 
 async def provide_admin(principal: Caller) -> Principal:

@@ -1,10 +1,11 @@
 """The rulebook as the public sees it."""
 
 from litestar import Controller, get
+from litestar.di import NamedDependency
 
-from marketplace.compliance.guards import CurrentRulebook
+from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.schemas import RulebookRead
-from marketplace.errors import problem_responses
+from marketplace.web.problems import problem_responses
 
 
 class RulesController(Controller):
@@ -12,7 +13,7 @@ class RulesController(Controller):
     tags = ["compliance"]
 
     @get("/", responses=problem_responses())
-    async def list_rules(self, rulebook: CurrentRulebook) -> RulebookRead:
+    async def list_rules(self, rulebook: NamedDependency[Rulebook]) -> RulebookRead:
         """Every enabled rule in evaluation order, with its severity and parameters, and the
         fingerprint stored with every verdict."""
         return RulebookRead.of(rulebook)

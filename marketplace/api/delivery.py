@@ -13,16 +13,14 @@ import anyio.from_thread
 import anyio.to_thread
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File
 
-from marketplace.accounts.guards import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
-from marketplace.catalog.controllers import product_read
+from marketplace.api.catalog import Catalog, Listings, product_read
 from marketplace.catalog.samples import SampleError, normalise_media_type, store_content_addressed
 from marketplace.catalog.schemas import ProductRead
-from marketplace.compliance.guards import CurrentRulebook
-from marketplace.db import DbSession
+from marketplace.config import Settings
 from marketplace.delivery import hosting
 from marketplace.delivery.models import AccessKey, Dataset, Licence
 from marketplace.delivery.schemas import (
@@ -40,10 +38,12 @@ from marketplace.delivery.schemas import (
     RowsRead,
     UsageRead,
 )
-from marketplace.delivery.service import DeliveryService
-from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType, problem_responses
-from marketplace.kit.pagination import PAGED, Paging
-from marketplace.payments.gateways import app_gateway
+from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from marketplace.flows.delivery import DataCalls, Delivery
+from marketplace.web.dependencies import DbSession
+from marketplace.web.pagination import PAGED, Paging
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.problems import problem_responses
 
 # The route's own ceiling; the dataset limit that applies is MAX_DATASET_BYTES, checked while streaming.
 DATASET_BODY_LIMIT = 1 << 40
@@ -58,17 +58,8 @@ WhereClauses = Annotated[
 ]
 
 
-def provide_delivery(
-    request: Request[Any, Any, State], db_session: DbSession, rulebook: CurrentRulebook
-) -> DeliveryService:
-    state = request.app.state
-    return DeliveryService(
-        db_session, state.settings, rulebook, app_gateway(state), state.download_keyring, state.db_sessions
-    )
-
-
-Delivery = NamedDependency[DeliveryService]
-DELIVERY = {"delivery": Provide(provide_delivery, sync_to_thread=False)}
+Deliveries = NamedDependency[Delivery]
+Calls = NamedDependency[DataCalls]
 
 
 def licence_read(licence: Licence) -> LicenceRead:
@@ -109,7 +100,7 @@ def parse_where(clauses: list[str] | None) -> list[hosting.Filter]:
 class DatasetController(Controller):
     path = "/api/v1/products"
     tags = ["delivery"]
-    dependencies = {**AUTHENTICATED, **DELIVERY}
+    dependencies = AUTHENTICATED
     security = SECURITY
 
     @put(
@@ -122,18 +113,19 @@ class DatasetController(Controller):
         self,
         product_id: FromPath[uuid.UUID],
         principal: Caller,
-        delivery: Delivery,
+        delivery: Deliveries,
+        catalog: Catalog,
+        settings: NamedDependency[Settings],
         request: Request[Any, Any, State],
         version: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
     ) -> DatasetRead:
         """Upload the full dataset of a version (default: the newest) as the raw body, `text/csv` with a
         header row or `application/x-ndjson`: streamed to storage by its sha256 (never held in memory),
         which becomes the version's registered content digest. Every delivery is checked against it."""
-        target = await delivery.catalog.dataset_version(principal, product_id, version)
+        target = await catalog.dataset_version(principal, product_id, version)
         media_type = normalise_media_type(request.headers.get("content-type"))
         if media_type is None:
             raise UnsupportedMediaType("a dataset is text/csv or application/x-ndjson")
-        settings = delivery.settings
         try:
             blob = await anyio.to_thread.run_sync(
                 store_content_addressed,
@@ -161,12 +153,12 @@ class DatasetController(Controller):
 class OrderDeliveryController(Controller):
     path = "/api/v1/orders"
     tags = ["delivery"]
-    dependencies = {**AUTHENTICATED, **DELIVERY}
+    dependencies = AUTHENTICATED
     security = SECURITY
 
     @get("/{order_id:uuid}/delivery", responses=problem_responses(401, 403, 404, 409))
     async def delivery(
-        self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery, request: Request[Any, Any, State]
+        self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries, request: Request[Any, Any, State]
     ) -> DeliveryRead:
         """Take delivery of a paid order, after the delivery stage accepts it now: a download link signed
         for the caller (valid at most 15 minutes), or an API access key for the licence (shown once)."""
@@ -187,7 +179,7 @@ class OrderDeliveryController(Controller):
         )
 
     @get("/{order_id:uuid}/receipts", responses=problem_responses(401, 403, 404))
-    async def receipts(self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery) -> ReceiptList:
+    async def receipts(self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries) -> ReceiptList:
         """What was delivered under the order's licence, with its digest and time."""
         items = [ReceiptRead.model_validate(r) for r in await delivery.receipts(principal, order_id)]
         return ReceiptList(items=items, total=len(items))
@@ -196,13 +188,12 @@ class OrderDeliveryController(Controller):
 class DownloadController(Controller):
     path = "/api/v1/downloads"
     tags = ["delivery"]
-    dependencies = DELIVERY
 
     @get("/{licence_id:uuid}", responses=problem_responses(403, 404), media_type="application/octet-stream")
     async def download(
         self,
         licence_id: FromPath[uuid.UUID],
-        delivery: Delivery,
+        delivery: Deliveries,
         db_session: DbSession,
         request: Request[Any, Any, State],
     ) -> File:
@@ -230,22 +221,24 @@ class DownloadController(Controller):
 class LicenceController(Controller):
     path = "/api/v1/licences"
     tags = ["delivery"]
-    dependencies = {**AUTHENTICATED, **PAGED, **DELIVERY}
+    dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
     @get("/", responses=problem_responses(401))
-    async def list_licences(self, principal: Caller, delivery: Delivery, page: Paging) -> LicencePage:
+    async def list_licences(self, principal: Caller, delivery: Deliveries, page: Paging) -> LicencePage:
         """Licences the caller's organisations bought or granted (administrators: all)."""
         rows, total = await delivery.licences(principal, limit=page.limit, offset=page.offset)
         return LicencePage(items=[licence_read(r) for r in rows], total=total)
 
     @get("/{licence_id:uuid}", responses=problem_responses(401, 404))
-    async def get_licence(self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery) -> LicenceRead:
+    async def get_licence(
+        self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
+    ) -> LicenceRead:
         return licence_read(await delivery.licence(principal, licence_id))
 
     @post("/{licence_id:uuid}/access-keys", status_code=201, responses=problem_responses(401, 403, 404, 409))
     async def rotate_key(
-        self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Delivery
+        self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
     ) -> AccessKeyCreated:
         """A new API access key for the licence (shown once); the previous one stops working at once."""
         key: AccessKey
@@ -264,7 +257,7 @@ class LicenceController(Controller):
         self,
         licence_id: FromPath[uuid.UUID],
         principal: Caller,
-        delivery: Delivery,
+        delivery: Deliveries,
         period: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
     ) -> UsageRead:
         """The licence's metered calls in a month (default: this one) and what they were billed."""
@@ -283,14 +276,13 @@ class DataController(Controller):
 
     path = "/api/v1/data"
     tags = ["delivery"]
-    dependencies = DELIVERY
     security = SECURITY
 
     @get("/{licence_id:uuid}/rows", responses=problem_responses(401, 403, 404, 422, 429))
     async def rows(
         self,
         licence_id: FromPath[uuid.UUID],
-        delivery: Delivery,
+        data_calls: Calls,
         request: Request[Any, Any, State],
         where: WhereClauses = None,
         limit: Annotated[int, QueryParameter(ge=1, le=MAX_ROWS_PAGE)] = 100,
@@ -298,9 +290,9 @@ class DataController(Controller):
     ) -> RowsRead:
         """Rows of the hosted dataset (API delivery only), filtered and paged in file order. Every call is
         metered; a metered plan bills the calls past its included ones, up to its monthly cap."""
-        call = await delivery.authorise_call(_credential(request), licence_id, "rows")
+        call = await data_calls.authorise_call(_credential(request), licence_id, "rows")
         filters = parse_where(where)  # a refused filter rolls the call's metering back with the request
-        page = await delivery.rows(call, filters, limit, offset)
+        page = await data_calls.rows(call, filters, limit, offset)
         return RowsRead(
             columns=list(page.columns),
             rows=page.rows,
@@ -314,14 +306,14 @@ class DataController(Controller):
         self,
         licence_id: FromPath[uuid.UUID],
         data: JSONBody[AggregateRequest],
-        delivery: Delivery,
+        data_calls: Calls,
         request: Request[Any, Any, State],
     ) -> AggregateRead:
         """Aggregates over the hosted dataset (count, sum, avg, min, max, grouped by the columns the product
         allows, with filters on the columns it allows); raw rows never leave, and every group smaller than
         the minimum group size is suppressed. Metered like `rows`."""
-        call = await delivery.authorise_call(_credential(request), licence_id, "aggregate")
-        result = await delivery.aggregate(
+        call = await data_calls.authorise_call(_credential(request), licence_id, "aggregate")
+        result = await data_calls.aggregate(
             call,
             list(data.group_by),
             [hosting.Metric(fn=m.fn, column=m.column) for m in data.metrics],
@@ -345,21 +337,21 @@ def _credential(request: Request[Any, Any, State]) -> str | None:
 class AdminDeliveryController(Controller):
     path = "/api/v1/admin"
     tags = ["administration"]
-    dependencies = {**ADMIN_ONLY, **DELIVERY}
+    dependencies = ADMIN_ONLY
     security = SECURITY
 
     @post("/licences/{licence_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def decide_licence(
-        self, licence_id: FromPath[uuid.UUID], data: JSONBody[LicenceDecision], admin: Caller, delivery: Delivery
+        self, licence_id: FromPath[uuid.UUID], data: JSONBody[LicenceDecision], admin: Caller, delivery: Deliveries
     ) -> LicenceRead:
         """Reinstate or revoke a licence the delivery stage suspended for review."""
         return licence_read(await delivery.decide_licence(admin, licence_id, data.decision, data.reason))
 
     @post("/products/{product_id:uuid}/grade", status_code=200, responses=problem_responses(401, 403, 404))
     async def regrade(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[RegradeRequest], admin: Caller, delivery: Delivery
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[RegradeRequest], admin: Caller, listings: Listings
     ) -> ProductRead:
         """Set the data grade of every version of a product (an authority's classification decision);
         licences sold under the old grade are judged under the new one at their next delivery, and core
         data is delisted."""
-        return product_read(await delivery.catalog.regrade(admin, product_id, data.grade, data.reason))
+        return product_read(await listings.regrade(admin, product_id, data.grade, data.reason))

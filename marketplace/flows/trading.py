@@ -1,0 +1,154 @@
+"""Trading: the trade stage's preview, placing an order (the gate), an administrator's decision on a held
+trade, and the buyer's cancellation before payment."""
+
+from __future__ import annotations
+
+import uuid
+
+from marketplace.accounts.models import Scope
+from marketplace.accounts.principal import Principal
+from marketplace.accounts.service import AccountService
+from marketplace.catalog.service import CatalogService
+from marketplace.compliance.contract import Stage
+from marketplace.compliance.engine import Verdict
+from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.snapshots import Snapshot, TradeFacts
+from marketplace.errors import Conflict, NotFound, Unprocessable
+from marketplace.flows.facts import Facts, organization_facts
+from marketplace.orders.models import Order, OrderStatus
+from marketplace.orders.schemas import TradeRequest
+from marketplace.orders.service import PLACED_STATUS, OrderService, Placement, SoldOut, Trade, amount_of
+from marketplace.orders.transitions import OrderTransitions
+
+
+class Trading:
+    def __init__(
+        self,
+        accounts: AccountService,
+        catalog: CatalogService,
+        compliance: ComplianceService,
+        facts: Facts,
+        orders: OrderService,
+        transitions: OrderTransitions,
+    ) -> None:
+        self.accounts = accounts
+        self.catalog = catalog
+        self.compliance = compliance
+        self.facts = facts
+        self.orders = orders
+        self.transitions = transitions
+
+    async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
+        """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
+        principal.require_scope(Scope.ORDERS_WRITE)
+        buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
+        view = await self.catalog.for_sale(request.product_id)
+        plan = next((p for p in view.plans if p.id == request.plan_id), None)
+        if plan is None:
+            raise Unprocessable("plan_id is not a plan of the product's listed version", field="plan_id")
+        intermediary = None
+        if request.intermediary_organization_id is not None:
+            intermediary = await self.accounts.organization(request.intermediary_organization_id)
+        listing = await self.facts.listing(view)
+        amount = amount_of(plan.kind, plan.price_minor, request.quantity)
+        product = listing.product
+        assert product is not None
+        snapshot = Snapshot(
+            provider=listing.provider,
+            buyer=organization_facts(buyer),
+            intermediary=organization_facts(intermediary) if intermediary else None,
+            product=product,
+            plan=next(facts for facts in product.plans if facts.id == str(plan.id)),
+            trade=TradeFacts(
+                scenario=request.scenario,
+                delivery_mode=request.delivery_mode,
+                quantity=request.quantity,
+                amount_minor=amount,
+                currency=plan.currency,
+                licence_terms_accepted=request.accept_licence_terms,
+                dispute_route=product.dispute_route,
+                licences_available=view.product.licences_remaining,
+            ),
+        )
+        return Trade(
+            request=request,
+            snapshot=snapshot,
+            product_id=view.product.id,
+            product_version_id=view.version.id,
+            provider_organization_id=view.product.organization_id,
+            amount_minor=amount,
+            currency=plan.currency,
+            limited_licences=view.product.licences_remaining is not None,
+        )
+
+    async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:
+        """The verdict placing this order would get now; writes nothing."""
+        trade = await self.trade(principal, request)
+        return trade, self.compliance.preview(Stage.TRADE, trade.snapshot)
+
+    async def place(self, principal: Principal, request: TradeRequest) -> Placement:
+        """Run the trade stage, then record the order: rejected (nothing reserved), pending review, or
+        accepted with its licences reserved and its amount fixed. Raises SoldOut (nothing recorded) when
+        the last licences went to another order first."""
+        trade = await self.trade(principal, request)
+        order_id = uuid.uuid4()
+        # The verdict is stored with the order and its first event, and recorded in the order's one audit
+        # entry, where `judge` would store and audit it on its own.
+        verdict_row, stored, verdict = self.compliance.assess(
+            stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot
+        )
+        reserved = 0
+        if PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED and trade.limited_licences:
+            if not await self.catalog.reserve_licences(trade.product_id, request.quantity):
+                raise SoldOut("no licences of this product are left", product_id=str(trade.product_id))
+            reserved = request.quantity
+        order = await self.orders.record(principal, trade, order_id, verdict_row, stored, verdict, reserved)
+        return Placement(order, verdict, stored)
+
+    async def decide(self, admin: Principal, order_id: uuid.UUID, decision: str, reason: str) -> Order:
+        """An administrator's decision on a trade the gate held for review."""
+        order = await self.orders.as_admin(admin, order_id)
+        if decision == "reject":
+            await self.transitions.move(
+                order,
+                frozenset({OrderStatus.PENDING_REVIEW}),
+                OrderStatus.REJECTED,
+                admin.actor,
+                reason=reason,
+                action="be rejected",
+            )
+            return order
+        try:
+            view = await self.catalog.for_sale(order.product_id)
+        except NotFound:
+            raise Conflict("the product is no longer on sale", product_id=str(order.product_id)) from None
+        limited = view.product.licences_remaining is not None
+
+        async def reserve() -> None:
+            if limited and not await self.catalog.reserve_licences(order.product_id, order.quantity):
+                raise SoldOut("no licences of this product are left", product_id=str(order.product_id))
+
+        await self.transitions.move(
+            order,
+            frozenset({OrderStatus.PENDING_REVIEW}),
+            OrderStatus.ACCEPTED,
+            admin.actor,
+            reason=reason,
+            action="be approved",
+            effects=reserve,
+            licences_reserved=order.quantity if limited else 0,
+        )
+        return order
+
+    async def cancel(self, principal: Principal, order_id: uuid.UUID, reason: str | None) -> Order:
+        order = await self.orders.as_party(principal, order_id, "buyer")
+        await self.transitions.move(
+            order,
+            frozenset({OrderStatus.PENDING_REVIEW, OrderStatus.ACCEPTED}),
+            OrderStatus.CANCELLED,
+            principal.actor,
+            reason=reason,
+            action="be cancelled",
+            effects=lambda: self.catalog.release_licences(order.product_id, order.licences_reserved),
+        )
+        return order

@@ -1,0 +1,88 @@
+"""Litestar's dependencies, wired in this one place: the request's transaction, the process's runtime, and
+every service and flow `marketplace.wiring.Services` builds on the request's session. A handler declares
+what it uses by name (`orders: NamedDependency[OrderService]`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from functools import cached_property
+from typing import Any
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.types import Scope
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.compliance.rulebook import Rulebook
+from marketplace.config import Settings
+from marketplace.wiring import Runtime, Services
+
+# Where a request's session is kept in its ASGI scope, for `release_abandoned_session`.
+_SESSION_IN_SCOPE = "marketplace.db_session"
+
+DbSession = NamedDependency[AsyncSession]
+
+
+async def provide_db_session(state: State, scope: Scope) -> AsyncGenerator[AsyncSession, None]:
+    """One transaction per request: committed when the handler succeeds, rolled back when it raises.
+
+    The same unit of work as `db.unit_of_work`, written out: a generator nested in this one would be
+    finalised twice at once when Litestar abandons this one (see `release_abandoned_session`)."""
+    runtime: Runtime = state.runtime
+    async with runtime.db_sessions() as session:
+        scope.setdefault("state", {})[_SESSION_IN_SCOPE] = session
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+async def release_abandoned_session(_exc: Exception, scope: Scope) -> None:
+    """Litestar never resumes a generator dependency when a dependency resolved after it raises (a 401
+    from `principal`, a 400 from `page`): release that request's session, its connection and its open
+    transaction now rather than when the generator is garbage-collected."""
+    session = scope.get("state", {}).pop(_SESSION_IN_SCOPE, None)
+    if session is not None:
+        await session.close()
+
+
+def provide_runtime(state: State) -> Runtime:
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+def provide_settings(runtime: NamedDependency[Runtime]) -> Settings:
+    return runtime.settings
+
+
+def provide_rulebook(runtime: NamedDependency[Runtime]) -> Rulebook:
+    return runtime.rulebook
+
+
+def provide_services(db_session: DbSession, runtime: NamedDependency[Runtime]) -> Services:
+    return Services(db_session, runtime)
+
+
+def _member_of_services(name: str) -> Callable[[Services], Any]:
+    def provide(services: NamedDependency[Services]) -> Any:
+        return getattr(services, name)
+
+    provide.__name__ = f"provide_{name}"
+    return provide
+
+
+# Every public service and flow of `Services` (its cached properties).
+SERVICE_NAMES = tuple(
+    name for name, value in vars(Services).items() if isinstance(value, cached_property) and not name.startswith("_")
+)
+
+DEPENDENCIES: dict[str, Provide] = {
+    "db_session": Provide(provide_db_session),
+    "runtime": Provide(provide_runtime, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "rulebook": Provide(provide_rulebook, sync_to_thread=False),
+    "services": Provide(provide_services, sync_to_thread=False),
+    **{name: Provide(_member_of_services(name), sync_to_thread=False) for name in SERVICE_NAMES},
+}

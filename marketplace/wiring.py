@@ -1,0 +1,244 @@
+"""The one place services and flows are built. `Runtime` holds what a process makes once (settings, the
+database's sessions, the rulebook, the payment gateway, signing keys); `Services` builds, for one
+transaction's session, each service and flow on first use, handing every one the peers it needs.
+
+The web layer exposes each of them as a Litestar dependency (`marketplace.web.dependencies`); the
+command line, the demo, the benchmarks and the tests build them the same way."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from marketplace.accounts.auth import AuthService, LoginPolicy
+from marketplace.accounts.members import MembershipService
+from marketplace.accounts.service import AccountService
+from marketplace.accounts.tokens import TokenKeyring
+from marketplace.audit.service import AuditService
+from marketplace.catalog.listing import ListingService
+from marketplace.catalog.service import CatalogService
+from marketplace.compliance.rulebook import Rulebook, load_rulebook
+from marketplace.compliance.service import ComplianceService
+from marketplace.config import Settings
+from marketplace.db import SessionMaker, create_engine, create_sessionmaker, unit_of_work
+from marketplace.delivery.licences import LicenceService
+from marketplace.delivery.links import DownloadKeyring
+from marketplace.flows.admission import Admission
+from marketplace.flows.books import Books
+from marketplace.flows.delivery import DataCalls, Delivery, DeliveryGate
+from marketplace.flows.disputes import Disputes
+from marketplace.flows.facts import Facts
+from marketplace.flows.listing import Listing
+from marketplace.flows.payment import Payment
+from marketplace.flows.payouts import Payouts
+from marketplace.flows.refunds import Refunds
+from marketplace.flows.rules_impact import RulesImpact
+from marketplace.flows.settlement import Settlement
+from marketplace.flows.trading import Trading
+from marketplace.kit.secrets import load_or_create
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.service import OrderService
+from marketplace.orders.transitions import OrderTransitions
+from marketplace.payments.gateway import PaymentGateway
+from marketplace.payments.gateways import gateway_from_settings
+from marketplace.payments.service import PaymentsService
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What one process makes once and every request shares."""
+
+    settings: Settings
+    engine: AsyncEngine
+    db_sessions: SessionMaker
+    rulebook: Rulebook
+    gateway: PaymentGateway
+    token_keyring: TokenKeyring
+    download_keyring: DownloadKeyring
+    secret_key: bytes
+
+    @classmethod
+    def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
+        """Everything a process needs; a misconfigured rulebook, gateway or key stops it here."""
+        engine = create_engine(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            db_sessions=create_sessionmaker(engine),
+            rulebook=rulebook or load_rulebook(settings.rulebook_path),
+            gateway=gateway_from_settings(settings),
+            token_keyring=TokenKeyring.from_settings(settings),
+            download_keyring=DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
+            secret_key=load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
+        )
+
+    async def stop(self) -> None:
+        await self.gateway.aclose()
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Services]:
+        """The services of one transaction: committed when the block ends, rolled back when it raises."""
+        async with unit_of_work(self.db_sessions) as session:
+            yield Services(session, self)
+
+
+class Services:
+    """Every service and flow of one session, each built on first use with the peers it needs."""
+
+    def __init__(self, session: AsyncSession, runtime: Runtime) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    # domain services
+
+    @cached_property
+    def audit(self) -> AuditService:
+        return AuditService(self.session)
+
+    @cached_property
+    def compliance(self) -> ComplianceService:
+        return ComplianceService(self.session, self.runtime.rulebook, self.audit)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        settings = self.settings
+        policy = LoginPolicy(
+            window_seconds=settings.login_failure_window_seconds,
+            max_per_account=settings.login_max_failures_per_account,
+            max_per_address=settings.login_max_failures_per_address,
+        )
+        runtime = self.runtime
+        return AuthService(
+            self.session,
+            keyring=runtime.token_keyring,
+            sessions=runtime.db_sessions,
+            secret_key=runtime.secret_key,
+            policy=policy,
+        )
+
+    @cached_property
+    def accounts(self) -> AccountService:
+        return AccountService(self.session, self.audit)
+
+    @cached_property
+    def memberships(self) -> MembershipService:
+        return MembershipService(self.session, self.accounts, self.audit)
+
+    @cached_property
+    def catalog(self) -> CatalogService:
+        return CatalogService(self.session, self.accounts, self.audit)
+
+    @cached_property
+    def listings(self) -> ListingService:
+        return ListingService(self.session, self.catalog, self.accounts, self.audit)
+
+    @cached_property
+    def ledger(self) -> LedgerService:
+        return LedgerService(self.session)
+
+    @cached_property
+    def payments(self) -> PaymentsService:
+        return PaymentsService(self.session, self.runtime.gateway, self.accounts, self.audit)
+
+    @cached_property
+    def orders(self) -> OrderService:
+        return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit)
+
+    @cached_property
+    def transitions(self) -> OrderTransitions:
+        return OrderTransitions(self.session, self.settings, self.orders, self.audit)
+
+    @cached_property
+    def licences(self) -> LicenceService:
+        return LicenceService(self.session, self.audit)
+
+    # flows
+
+    @cached_property
+    def facts(self) -> Facts:
+        return Facts(self.accounts, self.catalog)
+
+    @cached_property
+    def admission(self) -> Admission:
+        return Admission(self.accounts, self.compliance)
+
+    @cached_property
+    def listing(self) -> Listing:
+        return Listing(self.catalog, self.listings, self.compliance, self.facts)
+
+    @cached_property
+    def trading(self) -> Trading:
+        return Trading(self.accounts, self.catalog, self.compliance, self.facts, self.orders, self.transitions)
+
+    @cached_property
+    def payment(self) -> Payment:
+        return Payment(
+            self.orders,
+            self.transitions,
+            self.catalog,
+            self.ledger,
+            self.licences,
+            self.payments,
+            self.runtime.gateway,
+            self.audit,
+        )
+
+    @cached_property
+    def disputes(self) -> Disputes:
+        return Disputes(self.orders, self.transitions, self.catalog, self.ledger, self.licences, self.runtime.gateway)
+
+    @cached_property
+    def refunds(self) -> Refunds:
+        return Refunds(self.orders, self.transitions, self.catalog, self.ledger, self.licences, self.runtime.gateway)
+
+    @cached_property
+    def payouts(self) -> Payouts:
+        return Payouts(self.session, self.runtime.gateway, self.transitions, self.ledger, self.accounts, self.audit)
+
+    @cached_property
+    def settlement(self) -> Settlement:
+        return Settlement(self.session, self.settings, self.transitions, self.catalog, self.ledger, self.payouts)
+
+    @cached_property
+    def books(self) -> Books:
+        return Books(self.session, self.accounts, self.orders, self.ledger)
+
+    @cached_property
+    def rules_impact(self) -> RulesImpact:
+        return RulesImpact(self.accounts, self.orders, self.compliance)
+
+    @cached_property
+    def delivery_gate(self) -> DeliveryGate:
+        return DeliveryGate(self.compliance, self.facts, self.accounts, self._apart)
+
+    @asynccontextmanager
+    async def _apart(self) -> AsyncIterator[tuple[ComplianceService, LicenceService]]:
+        """A refusal's verdict and licence change, in a transaction of their own (see DeliveryGate)."""
+        async with self.runtime.transaction() as services:
+            yield services.compliance, services.licences
+
+    @cached_property
+    def delivery(self) -> Delivery:
+        return Delivery(
+            self.session,
+            self.settings,
+            self.runtime.download_keyring,
+            self.delivery_gate,
+            self.orders,
+            self.transitions,
+            self.accounts,
+            self.catalog,
+            self.licences,
+            self.audit,
+        )
+
+    @cached_property
+    def data_calls(self) -> DataCalls:
+        return DataCalls(self.session, self.settings, self.delivery_gate, self.orders, self.catalog, self.ledger)
