@@ -604,7 +604,7 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
     """Statements, BEGINs and COMMITs the app sends per order (one worker, sequential requests)."""
     app = create_app(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # create_app set up logging at INFO
-    engine = app.state.db_sessions.kw["bind"].sync_engine
+    engine = app.state.runtime.db_sessions.kw["bind"].sync_engine
     statements: list[str] = []
 
     def on_execute(*parts: Any) -> None:
@@ -649,7 +649,7 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
 
 
 async def engine_dispose(app: Any) -> None:
-    await app.state.db_sessions.kw["bind"].dispose()
+    await app.state.runtime.db_sessions.kw["bind"].dispose()
 
 
 # pgbench

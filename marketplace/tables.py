@@ -10,6 +10,7 @@ from marketplace.delivery import models as delivery_models
 from marketplace.ledger import models as ledger_models
 from marketplace.orders import models as orders_models
 from marketplace.payments import models as payments_models
+from marketplace.web import idempotency as web_idempotency
 
 metadata = SQLModel.metadata
 
@@ -23,4 +24,5 @@ __all__ = [
     "metadata",
     "orders_models",
     "payments_models",
+    "web_idempotency",
 ]

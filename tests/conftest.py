@@ -83,7 +83,7 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 def sessions(app: Litestar) -> SessionMaker:
-    return app.state.db_sessions  # type: ignore[no-any-return]
+    return app.state.runtime.db_sessions  # type: ignore[no-any-return]
 
 
 DATABASE_FIXTURES = {"client", "sessions", "api", "app"}
@@ -95,7 +95,7 @@ async def empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     yield
     if DATABASE_FIXTURES.intersection(request.fixturenames):
         app: Litestar = request.getfixturevalue("app")
-        await empty_all_tables(app.state.db_sessions.kw["bind"])
+        await empty_all_tables(app.state.runtime.db_sessions.kw["bind"])
 
 
 @pytest.fixture

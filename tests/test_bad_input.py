@@ -91,7 +91,7 @@ async def test_malformed_json_is_refused(api: Api, owner: Person, raw: bytes) ->
 
 async def test_oversized_body_is_refused(api: Api, owner: Person) -> None:
     before = await row_counts(api)
-    huge = organization(business_scope="x" * (api.app.state.settings.max_request_body_bytes + 1))
+    huge = organization(business_scope="x" * (api.app.state.runtime.settings.max_request_body_bytes + 1))
     response = await api.client.post("/api/v1/organizations", json=huge, headers=owner.headers)
     assert_problem(response, 413)
     assert await row_counts(api) == before

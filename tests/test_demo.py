@@ -25,7 +25,7 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     state = api.app.state
     started = time.perf_counter()
     async with unit_of_work(api.sessions) as session:
-        summary = await seed_demo(session, state.rulebook, state.settings, only_if_empty=True)
+        summary = await seed_demo(session, state.runtime.rulebook, state.runtime.settings, only_if_empty=True)
     assert time.perf_counter() - started < 10
 
     async with unit_of_work(api.sessions) as session:
@@ -99,5 +99,5 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
 
     # a second run with --if-empty adds nothing
     async with unit_of_work(api.sessions) as session:
-        again = await seed_demo(session, state.rulebook, state.settings, only_if_empty=True)
+        again = await seed_demo(session, state.runtime.rulebook, state.runtime.settings, only_if_empty=True)
     assert "already has accounts" in again

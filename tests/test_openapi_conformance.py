@@ -30,9 +30,10 @@ from litestar import Litestar
 
 from marketplace.accounts.service import AccountService
 from marketplace.app import create_app
+from marketplace.audit.service import AuditService
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker, unit_of_work
-from marketplace.orders.idempotency import IDEMPOTENCY_HEADER
+from marketplace.web.idempotency import IDEMPOTENCY_HEADER
 from tests.fixtures.api import PASSWORD, Api
 
 Case = schemathesis.Case[Any]
@@ -67,7 +68,7 @@ class Administrator:
             engine = create_engine(self.settings)
             try:
                 async with unit_of_work(create_sessionmaker(engine)) as session:
-                    user = await AccountService(session).create_admin(
+                    user = await AccountService(session, AuditService(session)).create_admin(
                         email=f"conformance.admin.{uuid.uuid4().hex[:8]}@example.com",
                         password=PASSWORD,
                         name="Conformance admin",
@@ -78,7 +79,7 @@ class Administrator:
                 await engine.dispose()
 
         user_id = run_in_own_loop(create())
-        self.token = self.app.state.token_keyring.issue(user_id).token
+        self.token = self.app.state.runtime.token_keyring.issue(user_id).token
         self.issued.add(self.token)
 
     def authorize(self, case: Case) -> None:

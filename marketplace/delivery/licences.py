@@ -1,7 +1,7 @@
 """Licences: issued when an order is paid, revoked when its money goes back or a later verdict fails.
 
-The payment, dispute and refund flows call this service from inside an order's transitions (it runs in their transaction, after
-the order's row and ledger accounts are locked), so it reads no order: it is handed one."""
+The payment, dispute and refund flows call this service from inside an order's transitions (it runs in their
+transaction, after the order's row and ledger accounts are locked), so it reads no order: it is handed one."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ async def test_rules_endpoint_lists_the_rulebook(api: Api) -> None:
     body = response.json()
     ids = [item["id"] for item in body["items"]]
     assert ids == [f"R{n}" for n in range(1, 9)] + [f"S{n}" for n in range(1, 11)]
-    assert body["fingerprint"] == api.app.state.rulebook.fingerprint
+    assert body["fingerprint"] == api.app.state.runtime.rulebook.fingerprint
     s1 = body["items"][ids.index("S1")]
     assert s1["title"]["en"]
     assert s1["title"]["zh"]

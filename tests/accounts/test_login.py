@@ -57,7 +57,7 @@ async def test_success_clears_the_accounts_failures(api: Api) -> None:
 
 
 async def test_one_address_is_throttled_across_accounts(api: Api) -> None:
-    limit = api.app.state.settings.login_max_failures_per_address
+    limit = api.app.state.runtime.settings.login_max_failures_per_address
     for n in range(limit):
         assert (await login(api, f"guess{n}@example.com", "wrong password!"))[0] == 401
     assert (await login(api, "guess-next@example.com", "wrong password!"))[0] == 429

@@ -62,7 +62,7 @@ async def person(api: Api) -> Person:
 
 @pytest.fixture
 def keyring(api: Api) -> TokenKeyring:
-    return api.app.state.token_keyring  # type: ignore[no-any-return]
+    return api.app.state.runtime.token_keyring  # type: ignore[no-any-return]
 
 
 async def test_valid_token_is_accepted(api: Api, person: Person, keyring: TokenKeyring) -> None:

@@ -96,7 +96,7 @@ async def test_tampering_in_the_database_is_named(api: Api, tamper: str, first_b
 
 async def test_cli_verify_exits_nonzero_on_a_broken_chain(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     await some_history(api)
-    settings = api.app.state.settings
+    settings = api.app.state.runtime.settings
     env = {"DATABASE_URL": settings.database_url, "STORAGE_DIR": str(settings.storage_dir)}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():

@@ -12,7 +12,7 @@ import pytest
 from marketplace.accounts.models import Organization, OrganizationKind
 from marketplace.catalog.dcat import CONTEXT, CatalogEntry, catalog_jsonld
 from marketplace.catalog.models import PlanKind, PricePlan, Product, ProductStatus, ProductVersion, VersionStatus
-from marketplace.kit.pagination import MAX_PAGE_SIZE
+from marketplace.web.pagination import MAX_PAGE_SIZE
 from tests.catalog.test_products import CLEAN_SAMPLE, create, product_body, submit, upload
 from tests.fixtures.api import Api, Person
 

@@ -237,12 +237,12 @@ async def test_bad_or_oversized_samples_are_refused_and_nothing_is_stored(
 ) -> None:
     owner, organization = provider
     product = await create(api, owner, product_body(organization["id"]))
-    sample_dir = api.app.state.settings.sample_dir
+    sample_dir = api.app.state.runtime.settings.sample_dir
     before = sorted(sample_dir.rglob("*")) if sample_dir.exists() else []
     ragged = b"a,b\n1,2\n3\n"
     assert (await upload(api, owner, product["id"], "s.csv", ragged, "text/csv")).status_code == 422
     assert (await upload(api, owner, product["id"], "s.xlsx", b"PK", "application/vnd.ms-excel")).status_code == 415
-    huge = b"a\n" + b"x\n" * (api.app.state.settings.max_sample_bytes // 2 + 1)
+    huge = b"a\n" + b"x\n" * (api.app.state.runtime.settings.max_sample_bytes // 2 + 1)
     assert (await upload(api, owner, product["id"], "s.csv", huge, "text/csv")).status_code == 413
     after = sorted(p for p in sample_dir.rglob("*") if p.is_file()) if sample_dir.exists() else []
     assert [p for p in after if p.is_file()] == [p for p in before if p.is_file()]

@@ -15,7 +15,7 @@ from tests.fixtures.api import Api
 
 
 async def run_cli(api: Api, *args: str) -> tuple[int, str]:
-    settings = api.app.state.settings
+    settings = api.app.state.runtime.settings
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DATABASE_URL", settings.database_url)
         patch.setenv("STORAGE_DIR", str(settings.storage_dir))

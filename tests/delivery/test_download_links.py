@@ -55,7 +55,7 @@ async def links(market: Market, app: Litestar, tmp_path: Path) -> Links:
     revoked = await market.licence(refunded)
     assert revoked["status"] == "revoked"
     return Links(
-        market, app.state.download_keyring, (await market.licence(kept))["id"], revoked["id"], dataset["sha256"]
+        market, app.state.runtime.download_keyring, (await market.licence(kept))["id"], revoked["id"], dataset["sha256"]
     )
 
 

@@ -14,9 +14,8 @@ import pytest
 
 from marketplace.accounts.principal import Principal
 from marketplace.compliance.rulebook import load_rulebook
-from marketplace.delivery.service import DeliveryRefused, DeliveryService
+from marketplace.flows.delivery import DeliveryRefused
 from marketplace.kit import clock
-from marketplace.payments.local import LocalGateway
 from tests.catalog.test_products import CLEAN_SAMPLE
 from tests.delivery.conftest import Market
 from tests.fixtures.api import Api
@@ -219,13 +218,9 @@ async def test_a_review_suspends_the_licence_until_an_administrator_decides(mark
     assert regraded.status_code == 200, regraded.text
     config = tmp_path / "review.toml"
     config.write_text('[rules.R3]\nseverity = "review"\n')
-    state = market.api.app.state
-    async with market.api.sessions() as session:
-        delivery = DeliveryService(
-            session, state.settings, load_rulebook(config), LocalGateway(), state.download_keyring, state.db_sessions
-        )
+    async with market.api.services(rulebook=load_rulebook(config)) as services:
         with pytest.raises(DeliveryRefused) as refused:
-            await delivery.open(Principal(user_id=uuid.UUID(market.buyer.id)), uuid.UUID(order_id))
+            await services.delivery.open(Principal(user_id=uuid.UUID(market.buyer.id)), uuid.UUID(order_id))
     assert refused.value.extra["licence_status"] == "suspended"
     licence = await market.licence(order_id)
     assert licence["status"] == "suspended"

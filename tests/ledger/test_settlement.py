@@ -9,12 +9,12 @@ import uuid
 from collections import Counter
 
 import pytest
+from marketplace.ledger.settlement import SETTLEMENT_BATCH
 
 from marketplace.accounts.models import Organization
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, PayoutStatus, TransferKind
-from marketplace.ledger.settlement import SETTLEMENT_BATCH
 from marketplace.orders.models import OrderStatus
 from marketplace.orders.schemas import RefundPath
 from marketplace.orders.service import InvalidTransition

@@ -14,16 +14,16 @@ from sqlmodel import col
 
 from marketplace.audit.service import AuditService
 from marketplace.db import SessionMaker, unit_of_work
+from marketplace.flows.settlement import SettlementReport
 from marketplace.kit import clock
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, Transfer, TransferKind
 from marketplace.ledger.service import LedgerCheck, LedgerService
-from marketplace.ledger.settlement import SettlementReport, SettlementService
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
 from marketplace.orders.schemas import RefundPath
-from marketplace.orders.service import OrderService
 from marketplace.payments.gateway import ConnectedAccount, GatewayError, GatewayEvent, PaymentState, PaymentStatus
 from marketplace.payments.local import LocalGateway
+from marketplace.wiring import Services
 from tests.fixtures.api import Api, Person
 from tests.orders.factories import Listing, Trader, admin_principal, admitted_buyers, listing
 
@@ -77,22 +77,21 @@ class Shop:
     def sessions(self) -> SessionMaker:
         return self.api.sessions
 
-    def orders(self, session: Any) -> OrderService:
-        state = self.api.app.state
-        return OrderService(session, state.settings, state.rulebook, self.gateway)
+    def orders(self, session: Any) -> Services:
+        return Services(session, self.api.runtime(gateway=self.gateway))
 
     async def completed_order(self) -> uuid.UUID:
         """An order placed, paid, delivered and confirmed through OrderService, each step its own transaction."""
         async with unit_of_work(self.sessions) as session:
-            placed = await self.orders(session).place(self.buyer.principal, self.listing.trade(self.buyer))
+            placed = await self.orders(session).trading.place(self.buyer.principal, self.listing.trade(self.buyer))
         order_id = placed.order.id
         assert placed.order.status == OrderStatus.ACCEPTED
         async with unit_of_work(self.sessions) as session:
-            await self.orders(session).pay(self.buyer.principal, order_id, None)
+            await self.orders(session).payment.pay(self.buyer.principal, order_id, None)
         async with unit_of_work(self.sessions) as session:
-            await self.orders(session).deliver(order_id, self.provider.principal.actor)
+            await self.orders(session).transitions.deliver(order_id, self.provider.principal.actor)
         async with unit_of_work(self.sessions) as session:
-            await self.orders(session).confirm(self.buyer.principal, order_id)
+            await self.orders(session).transitions.confirm(self.buyer.principal, order_id)
         return order_id
 
     async def copies(self, template: uuid.UUID, amounts: Sequence[tuple[int, int]]) -> list[uuid.UUID]:
@@ -146,14 +145,14 @@ class Shop:
         return ids
 
     async def settle(self, sessions: SessionMaker | None = None) -> SettlementReport:
-        state = self.api.app.state
         async with (sessions or self.sessions)() as session:
-            service = SettlementService(session, state.settings, self.gateway, state.rulebook)
-            return await service.run(ACTOR)
+            return await self.orders(session).settlement.run(ACTOR)
 
     async def refund(self, order_id: uuid.UUID, sessions: SessionMaker | None = None) -> tuple[Order, RefundPath]:
         async with unit_of_work(sessions or self.sessions) as session:
-            return await self.orders(session).refund_after_settlement(admin_principal(self.admin), order_id, "test")
+            return await self.orders(session).refunds.refund_after_settlement(
+                admin_principal(self.admin), order_id, "test"
+            )
 
     async def status(self, order_id: uuid.UUID) -> Order:
         async with self.sessions() as session:
@@ -195,7 +194,7 @@ class Shop:
     async def check(self) -> LedgerCheck:
         """The books, with every order's escrow compared with what the order says."""
         async with self.sessions() as session:
-            expected = await self.orders(session).expected_escrow()
+            expected = await self.orders(session).orders.expected_escrow()
             return await LedgerService(session).check(expected)
 
     async def account_count(self) -> int:

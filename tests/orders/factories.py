@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.principal import Principal
 from marketplace.catalog.models import Product
-from marketplace.compliance.rulebook import Rulebook
 from marketplace.config import Settings
-from marketplace.db import SessionMaker, unit_of_work
+from marketplace.db import SessionMaker
 from marketplace.orders.schemas import TradeRequest
-from marketplace.orders.service import OrderService
 from marketplace.payments.gateway import PaymentGateway
 from marketplace.payments.local import LocalGateway
+from marketplace.wiring import Runtime, Services
 from tests.fixtures.api import Api, Person
 from tests.orders.conftest import listed_product
 
@@ -90,23 +89,34 @@ async def licences_remaining(sessions: SessionMaker, product_id: uuid.UUID) -> i
 
 @dataclass(frozen=True)
 class OrderServices:
-    """What OrderService needs besides its session, as the application holds it."""
+    """The application's services on the local gateway, each unit of work in a transaction of its own."""
 
-    sessions: SessionMaker
-    settings: Settings
-    rulebook: Rulebook
-    gateway: PaymentGateway
+    runtime: Runtime
 
     @classmethod
-    def of(cls, api: Api, sessions: SessionMaker | None = None) -> OrderServices:
-        state = api.app.state
-        return cls(sessions or state.db_sessions, state.settings, state.rulebook, LocalGateway())
+    def of(cls, api: Api, sessions: SessionMaker | None = None, gateway: PaymentGateway | None = None) -> OrderServices:
+        changes: dict[str, Any] = {"gateway": gateway or LocalGateway()}
+        if sessions is not None:
+            changes["db_sessions"] = sessions
+        return cls(api.runtime(**changes))
 
-    def service(self, session: AsyncSession) -> OrderService:
-        return OrderService(session, self.settings, self.rulebook, self.gateway)
+    @property
+    def sessions(self) -> SessionMaker:
+        return self.runtime.db_sessions
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def gateway(self) -> PaymentGateway:
+        return self.runtime.gateway
+
+    def service(self, session: AsyncSession) -> Services:
+        return Services(session, self.runtime)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[OrderService]:
-        """An OrderService in its own transaction: committed when the block ends, rolled back if it raises."""
-        async with unit_of_work(self.sessions) as session:
-            yield self.service(session)
+    async def unit(self) -> AsyncIterator[Services]:
+        """The services of one transaction: committed when the block ends, rolled back if it raises."""
+        async with self.runtime.transaction() as services:
+            yield services

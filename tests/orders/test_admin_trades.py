@@ -22,8 +22,6 @@ from marketplace.kit import clock
 from marketplace.orders import controllers
 from marketplace.orders.models import Order
 from marketplace.orders.schemas import TradeRead, TradeRequest
-from marketplace.orders.service import OrderService
-from marketplace.payments.local import LocalGateway
 from tests.fixtures.api import Person
 from tests.orders.conftest import Market, listed_product
 
@@ -76,11 +74,9 @@ async def held_for_review(market: Market, buyer: Person, buyer_org: str, rules: 
     """An order the trade stage holds for review: the rules that reject a trade set to `review` severity."""
     config = tmp_path / "review.toml"
     config.write_text("".join(f'[rules.{rule}]\nseverity = "review"\n' for rule in rules))
-    state = market.api.app.state
-    async with unit_of_work(market.api.sessions) as session:
-        orders = OrderService(session, state.settings, load_rulebook(config), LocalGateway())
+    async with market.api.services(rulebook=load_rulebook(config)) as services:
         request = TradeRequest.model_validate(market.trade(buyer_organization_id=buyer_org, scenario="credit_scoring"))
-        placed = await orders.place(Principal(user_id=uuid.UUID(buyer.id)), request)
+        placed = await services.trading.place(Principal(user_id=uuid.UUID(buyer.id)), request)
     assert placed.order.status.value == "pending_review", placed.verdict.as_json()
     return str(placed.order.id)
 

@@ -40,7 +40,7 @@ async def place(orders: OrderServices, gate: asyncio.Semaphore, buyer: Trader, p
     async with gate:
         try:
             async with orders.unit() as service:
-                placed = await service.place(buyer.principal, product.trade(buyer))
+                placed = await service.trading.place(buyer.principal, product.trade(buyer))
         except SoldOut:
             return "sold_out"
         return placed.order.status.value
@@ -126,7 +126,7 @@ async def test_two_thousand_buyers_get_exactly_the_hundred_licences(api: Api, se
     async def cancel(order_id: uuid.UUID, buyer: Trader) -> OrderStatus | InvalidTransition:
         try:
             async with orders.unit() as service:
-                return (await service.cancel(buyer.principal, order_id, "changed our mind")).status
+                return (await service.trading.cancel(buyer.principal, order_id, "changed our mind")).status
         except InvalidTransition as refused:
             return refused
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key over HTTP, as marketplace/orders/idempotency.py promises it: per caller and key, the
+"""Idempotency-Key over HTTP, as marketplace/web/idempotency.py promises it: per caller and key, the
 first request runs and its response is stored with its effect; the same request again gets that response
 (`Idempotent-Replayed: true`); another request with the key, 422; while the first runs, 409; a request
 that fails releases its key, so the same request runs again."""
@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from marketplace.ledger.models import Transfer, TransferKind
-from marketplace.orders.models import IdempotencyRecord, Order
+from marketplace.orders.models import Order
+from marketplace.web.idempotency import IdempotencyRecord
 from tests.catalog.test_products import CLEAN_SAMPLE, product_body, upload
 from tests.fixtures.api import Person
 from tests.orders.conftest import PRICE_MINOR, Market

@@ -3,7 +3,7 @@ cancelled, swept as time passes, settled and paid out, refunded after settlement
 order, replayed or refused, the orders, payouts and ledger in the database equal a pure-Python model of
 them, and the books balance.
 
-Every step is one service call (OrderService, or a SettlementService run) in its own session, as a
+Every step is one call of a flow or an order transition (or a settlement run) in its own session, as a
 request or the batch would make it (no HTTP: the organisations and products are made once per test
 through the API; each example starts from no orders, no payouts and an empty ledger). After every step,
 read in that step's session: each order's status, reservation and payout claim, and each payout, equal
@@ -24,7 +24,6 @@ where the run's engine lives. ORDER_STATEFUL_EXAMPLES sets how many sequences of
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import os
 import uuid
@@ -53,11 +52,11 @@ from marketplace.catalog.models import Product
 from marketplace.compliance.models import StoredVerdict
 from marketplace.delivery.models import Licence
 from marketplace.errors import DomainError, Forbidden, NotFound
+from marketplace.flows.settlement import SettlementReport
 from marketplace.kit import clock
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
 from marketplace.ledger.service import LedgerCheck
-from marketplace.ledger.settlement import SettlementReport, SettlementService
 from marketplace.orders.models import (
     ESCROW_STATUSES,
     FINAL_STATUSES,
@@ -66,9 +65,10 @@ from marketplace.orders.models import (
     OrderEvent,
     OrderStatus,
 )
-from marketplace.orders.service import InvalidTransition, OrderService, SweepResult
+from marketplace.orders.service import InvalidTransition, SweepResult
 from marketplace.payments.gateway import GatewayError, UnknownAccount
 from marketplace.payments.local import LocalGateway
+from marketplace.wiring import Services
 from tests.fixtures.api import Api
 from tests.orders.conftest import PRICE_MINOR
 from tests.orders.factories import Listing, OrderServices, Trader, admin_principal, admitted_buyers, listing
@@ -187,7 +187,7 @@ class Snapshot:
     check: LedgerCheck  # LedgerService.check(expected_escrow)
 
 
-async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> Snapshot:
+async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snapshot:
     """Orders, payouts, licences and account totals in one statement, then the orders' expected escrow
     and the check of the books with it."""
     text = String(64)
@@ -242,7 +242,7 @@ async def read_snapshot(service: OrderService, product_ids: list[uuid.UUID]) -> 
             grants[uuid.UUID(key)] = value
         else:
             held[AccountCode(key), value] = int(amount)
-    expected_escrow = await service.expected_escrow()
+    expected_escrow = await service.orders.expected_escrow()
     check = await service.ledger.check(expected_escrow)
     return Snapshot(orders, payouts, licences, grants, held, expected_escrow, check)
 
@@ -274,7 +274,7 @@ class OrderMachine(RuleBasedStateMachine):
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
-    def call(self, action: Callable[[OrderService], Coroutine[Any, Any, T]]) -> T | DomainError:
+    def call(self, action: Callable[[Services], Coroutine[Any, Any, T]]) -> T | DomainError:
         """One step: a service call in its own transaction (committed, or rolled back when it raises),
         then, in the same session, what the database holds now (for the invariant to compare)."""
         product_ids = [listing.product_id for listing in self.products.values()]
@@ -302,20 +302,20 @@ class OrderMachine(RuleBasedStateMachine):
         return self.buyers[order.buyer].principal
 
     def transition(self, action: str, order_id: uuid.UUID, principal: Principal) -> Any:
-        async def act(service: OrderService) -> Any:
+        async def act(service: Services) -> Any:
             if action == "pay":
-                return await service.pay(principal, order_id, None)
+                return await service.payment.pay(principal, order_id, None)
             if action == "deliver":
-                return await service.deliver(order_id, principal.actor)
+                return await service.transitions.deliver(order_id, principal.actor)
             if action == "confirm":
-                return await service.confirm(principal, order_id)
+                return await service.transitions.confirm(principal, order_id)
             if action == "dispute":
-                return await service.dispute(principal, order_id, "rows missing")
+                return await service.transitions.dispute(principal, order_id, "rows missing")
             if action == "cancel":
-                return await service.cancel(principal, order_id, "changed our mind")
+                return await service.trading.cancel(principal, order_id, "changed our mind")
             if action == "refund_after_settlement":
-                return await service.refund_after_settlement(principal, order_id, "licence terms breached")
-            return await service.resolve_dispute(principal, order_id, action, "decided on the evidence")
+                return await service.refunds.refund_after_settlement(principal, order_id, "licence terms breached")
+            return await service.disputes.resolve_dispute(principal, order_id, action, "decided on the evidence")
 
         return self.call(act)
 
@@ -350,7 +350,7 @@ class OrderMachine(RuleBasedStateMachine):
         to move, whichever rules it leaves out."""
         limited = self.products["limited"].product_id
 
-        async def empty(service: OrderService) -> None:
+        async def empty(service: Services) -> None:
             session = service.session
             await session.execute(delete(OrderEvent))
             await session.execute(delete(Licence))
@@ -374,9 +374,9 @@ class OrderMachine(RuleBasedStateMachine):
     def place_order(self, buyer: int, product: str, quantity: int, scenario: str) -> None:
         trader, listing = self.buyers[buyer], self.products[product]
 
-        async def place(service: OrderService) -> Order:
+        async def place(service: Services) -> Order:
             trade = listing.trade(trader, quantity=quantity, scenario=scenario)
-            return (await service.place(trader.principal, trade)).order
+            return (await service.trading.place(trader.principal, trade)).order
 
         order = self.call(place)
         assert isinstance(order, Order), order
@@ -513,8 +513,8 @@ class OrderMachine(RuleBasedStateMachine):
         if elapsed is not None:
             self.clock.offset += self.window(elapsed) + timedelta(seconds=1)
 
-        async def sweep(service: OrderService) -> SweepResult:
-            return await service.sweep()
+        async def sweep(service: Services) -> SweepResult:
+            return await service.settlement.sweep()
 
         result = self.call(sweep)
         assert result == self.swept(), result
@@ -534,10 +534,8 @@ class OrderMachine(RuleBasedStateMachine):
         at once, it finds nothing new to do."""
         self.gateway.transfers = transfers
 
-        async def settle(service: OrderService) -> SettlementReport:
-            return await SettlementService(service.session, service.settings, self.gateway, service.rulebook).run(
-                self.admin.actor
-            )
+        async def settle(service: Services) -> SettlementReport:
+            return await service.settlement.run(self.admin.actor)
 
         report = self.call(settle)
         assert isinstance(report, SettlementReport), report
@@ -653,7 +651,7 @@ async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest
     products = {"limited": await listing(api, provider, LIMIT), "unlimited": await listing(api, provider, None)}
     buyers = await admitted_buyers(api, admin, 2)
     gateway = SwitchableGateway()
-    services = dataclasses.replace(OrderServices.of(api), gateway=gateway)
+    services = OrderServices.of(api, gateway=gateway)
     assert services.settings.platform_fee_bps == FEE_BPS
     model_clock = ModelClock()
     monkeypatch.setattr(clock, "now", model_clock.now)

@@ -219,8 +219,8 @@ async def stripe_app(settings: Settings, localstripe_url: str) -> Litestar:
 async def stripe_client(stripe_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=stripe_app), base_url="http://testserver") as http:
         yield http
-    await stripe_app.state.payment_gateway.aclose()
-    await stripe_app.state.db_sessions.kw["bind"].dispose()
+    await stripe_app.state.runtime.gateway.aclose()
+    await stripe_app.state.runtime.db_sessions.kw["bind"].dispose()
 
 
 @pytest.fixture

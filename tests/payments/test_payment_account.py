@@ -140,8 +140,8 @@ async def recorded_stripe_api(app: Litestar, settings: Settings, recorder: Strip
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorded_app), base_url="http://testserver") as http:
         yield Api(recorded_app, http)
-    await recorded_app.state.payment_gateway.aclose()
-    await recorded_app.state.db_sessions.kw["bind"].dispose()
+    await recorded_app.state.runtime.gateway.aclose()
+    await recorded_app.state.runtime.db_sessions.kw["bind"].dispose()
 
 
 async def test_a_stripe_account_as_stripe_reports_it(recorded_stripe_api: Api, recorder: StripeRecorder) -> None:

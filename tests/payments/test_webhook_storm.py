@@ -28,7 +28,6 @@ from marketplace.audit.models import AuditEntry
 from marketplace.db import SessionMaker
 from marketplace.ledger.models import Transfer, TransferKind
 from marketplace.orders.models import Order, OrderStatus
-from marketplace.payments.gateways import app_gateway
 from marketplace.payments.models import WebhookEvent
 from tests.fixtures.api import Api
 from tests.orders.conftest import PRICE_MINOR
@@ -78,20 +77,20 @@ async def test_every_event_three_times_shuffled_settles_each_order_once(
     product = await listing(stripe_api, provider, max_licences=total)
     buyers = await admitted_buyers(stripe_api, admin, BUYERS)
     state = stripe_api.app.state
-    orders = OrderServices(state.db_sessions, state.settings, state.rulebook, app_gateway(state))
+    orders = OrderServices.of(stripe_api, gateway=state.runtime.gateway)
 
     # SQLite takes one writer at a time: there, everything the database sees goes one after another
-    at_once = 1 if state.settings.is_sqlite else AT_ONCE_ON_POSTGRES
+    at_once = 1 if state.runtime.settings.is_sqlite else AT_ONCE_ON_POSTGRES
     db_gate = asyncio.Semaphore(at_once)
 
     async def place_and_pay(buyer: Trader) -> tuple[uuid.UUID, str]:
         """Placed and paid, one transaction each; the intent waits for the buyer."""
         async with db_gate:
             async with orders.unit() as service:
-                placed = await service.place(buyer.principal, product.trade(buyer))
+                placed = await service.trading.place(buyer.principal, product.trade(buyer))
             assert placed.order.status == OrderStatus.ACCEPTED, placed
             async with orders.unit() as service:
-                order, payment = await service.pay(buyer.principal, placed.order.id, None)
+                order, payment = await service.payment.pay(buyer.principal, placed.order.id, None)
         assert (order.status, payment.status.value) == (OrderStatus.ACCEPTED, "requires_action")
         return order.id, payment.reference
 
@@ -172,7 +171,7 @@ async def test_every_event_three_times_shuffled_settles_each_order_once(
     assert await licences_remaining(sessions, product.product_id) == DECLINED
 
     async with orders.unit() as service:
-        expected_escrow = await service.expected_escrow()
+        expected_escrow = await service.orders.expected_escrow()
     assert expected_escrow == {(order_id, "CNY"): PRICE_MINOR for order_id in paid_ids}
     check = await stripe_api.client.get("/api/v1/admin/ledger/check", headers=admin.headers)
     assert check.status_code == 200, check.text
