@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from marketplace.config import Settings
+from marketplace.config import Settings, SettingsError
 
 CLI_ACTOR = "cli"
 MIN_PASSWORD_LENGTH = 12
@@ -165,6 +165,27 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
+    shown = settings.masked_variables()
+    if args.json:
+        print(json.dumps(shown, indent=2))
+        return 0
+    for name, value in shown.items():
+        print(f"{name}={_as_variable(value)}")
+    return 0
+
+
+def _as_variable(value: Any) -> str:
+    """A JSON value written as the variable would be set: unset empty, lists comma-separated."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marketplace", description="Data exchange marketplace")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
         "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
     )
     settle.set_defaults(handler=cmd_settle)
+    config = commands.add_parser("config", help="the effective settings, secrets masked")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(handler=cmd_config)
     return parser
 
 
@@ -228,7 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     from marketplace.compliance.rulebook import RulebookError
 
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        # before any command runs (`serve` starts its workers only after this), so a bad value stops everything
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     try:
         result: int = args.handler(settings, args)
     except (RuleLoadError, RulebookError) as exc:

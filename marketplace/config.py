@@ -1,68 +1,134 @@
-"""Settings: the only place where environment variables are read."""
+"""Settings: the only place where environment variables are read, and where each one's accepted values are stated."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from marketplace.delivery.links import MAX_TTL_SECONDS
+from marketplace.kit.money import BPS_PER_WHOLE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./marketplace.db"
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+# Strict on purpose: a typo such as `ture` must stop the start, not quietly mean false.
+BOOLEAN_WORDS = dict.fromkeys(("true", "1", "yes", "on"), True) | dict.fromkeys(("false", "0", "no", "off"), False)
+# Each process may open twice this many connections (the pool, as many again in overflow).
+MAX_DATABASE_POOL_SIZE = 500
+# Windows are subtracted from and added to the current time: far longer than any policy, far inside datetime's range.
+MAX_WINDOW_SECONDS = 100 * 365 * 86_400
+# Access keys store their rate limit in a PostgreSQL `integer` column.
+MAX_RATE_LIMIT_PER_MINUTE = 2**31 - 1
+# The password of a database URL, as SQLAlchemy reads it: after the user name, up to the first `@`.
+_URL_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*):[^@]*@")
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines of a .env file; the process environment wins over it."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+class SettingsError(ValueError):
+    """The environment or the .env file sets variables to values they do not accept: one line for each."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting with its default; `docs` in the README mirrors this table."""
+def _integer(default: int, low: int, high: int | None = None) -> Any:
+    """An integer field from `low` to `high` (unbounded above when None), saying so in its description."""
+    accepts = f"an integer from {low} to {high}" if high is not None else f"an integer of at least {low}"
+    return Field(default, ge=low, le=high, description=accepts)
 
-    database_url: str = DEFAULT_DATABASE_URL
-    storage_dir: Path = Path("./var")
-    rulebook_path: Path | None = None
-    payment_gateway: str = "local"
-    stripe_api_key: str | None = field(default=None, repr=False)
-    stripe_webhook_secret: str | None = field(default=None, repr=False)
-    stripe_api_base: str | None = None
-    platform_fee_bps: int = 500
+
+class Settings(BaseSettings):
+    """Every setting with its default. A field's description says what its variable accepts (errors quote it);
+    the fields are in the README's order, which `marketplace config` prints."""
+
+    # Variable names match exactly (upper case) and an empty value means unset, in .env as in the environment.
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, env_ignore_empty=True)
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, description="a sqlite+aiosqlite:// or postgresql+asyncpg:// database URL"
+    )
+    database_pool_size: int = _integer(10, 0, MAX_DATABASE_POOL_SIZE)
+    storage_dir: Path = Field(Path("./var"), description="a directory path")
+    rulebook_path: Path | None = Field(None, description="a file path")
+    payment_gateway: Literal["local", "stripe"] = Field("local", description="local or stripe")
+    stripe_api_key: str | None = Field(None, repr=False, description="a Stripe secret key")
+    stripe_webhook_secret: str | None = Field(None, repr=False, description="a Stripe webhook signing secret")
+    stripe_api_base: str | None = Field(None, description="a URL")
+    platform_fee_bps: int = _integer(500, 0, BPS_PER_WHOLE)
     # An accepted order not paid within this window is cancelled and its licence released.
-    order_payment_window_seconds: int = 86_400
+    order_payment_window_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
     # A delivered order the buyer neither confirms nor disputes within this window completes by itself.
-    order_confirm_window_seconds: int = 604_800
+    order_confirm_window_seconds: int = _integer(604_800, 1, MAX_WINDOW_SECONDS)
     # An idempotent request still marked running after this long is taken to have died.
-    idempotency_lock_seconds: int = 60
-    jwt_issuer: str = "marketplace"
-    jwt_audience: str = "marketplace-api"
-    jwt_ttl_seconds: int = 900
-    jwt_key_path: Path | None = None
-    jwt_retired_public_keys: tuple[Path, ...] = ()
-    login_failure_window_seconds: int = 60
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_address: int = 20
-    max_request_body_bytes: int = 1_048_576
-    max_sample_bytes: int = 10_485_760
+    idempotency_lock_seconds: int = _integer(60, 1, MAX_WINDOW_SECONDS)
+    jwt_issuer: str = Field("marketplace", description="any text")
+    jwt_audience: str = Field("marketplace-api", description="any text")
+    jwt_ttl_seconds: int = _integer(900, 1, MAX_WINDOW_SECONDS)
+    jwt_key_path: Path | None = Field(None, description="a file path")
+    jwt_retired_public_keys: tuple[Path, ...] = Field((), description="comma-separated file paths")
+    login_failure_window_seconds: int = _integer(60, 1, MAX_WINDOW_SECONDS)
+    login_max_failures_per_account: int = _integer(5, 1)
+    login_max_failures_per_address: int = _integer(20, 1)
+    max_request_body_bytes: int = _integer(1_048_576, 1)
+    max_sample_bytes: int = _integer(10_485_760, 1)
     # Delivery: the largest dataset a provider may upload, how long a signed download link lives (at most
     # 15 minutes) and the key that signs new links (older key files still verify until removed), the
     # smallest group an aggregate may reveal, and the calls per minute of one API access key.
-    max_dataset_bytes: int = 4 * 1024**3
-    download_link_ttl_seconds: int = 900
-    download_key_id: str = "dl1"
-    aggregate_min_group_size: int = 10
-    access_key_rate_limit_per_minute: int = 120
-    database_pool_size: int = 10
-    log_level: str = "INFO"
-    log_json: bool = True
+    max_dataset_bytes: int = _integer(4 * 1024**3, 1)
+    download_link_ttl_seconds: int = _integer(900, 1, MAX_TTL_SECONDS)
+    # It names a key file, so it is the token marketplace/delivery/links.py accepts.
+    download_key_id: str = Field("dl1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="1 to 32 letters, digits, - or _")
+    aggregate_min_group_size: int = _integer(10, 1)
+    access_key_rate_limit_per_minute: int = _integer(120, 1, MAX_RATE_LIMIT_PER_MINUTE)
+    log_level: LogLevel = Field("INFO", description=f"one of {', '.join(LOG_LEVELS)}")
+    log_json: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword construction (tests, benchmarks) sees its arguments only; `from_env` reads the environment."""
+        return (init_settings,)
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        try:
+            driver = make_url(url).drivername
+        except (ArgumentError, ValueError) as error:
+            raise ValueError("not a database URL") from error
+        if driver not in DATABASE_DRIVERS:
+            raise ValueError(f"the driver must be one of {', '.join(DATABASE_DRIVERS)}")
+        return url
+
+    @field_validator("jwt_retired_public_keys", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_json", mode="before")
+    @classmethod
+    def _boolean_word(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if value.lower() not in BOOLEAN_WORDS:
+            raise ValueError(f"not one of {', '.join(BOOLEAN_WORDS)}")
+        return BOOLEAN_WORDS[value.lower()]
 
     @property
     def signing_key_path(self) -> Path:
@@ -95,44 +161,40 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
-        env: dict[str, str] = dict(_read_dotenv(dotenv)) if dotenv else {}
-        env.update(os.environ if environ is None else environ)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(f.name.upper())
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(f.name, raw)
-        return cls(**values)
-
-
-def _parse(name: str, raw: str) -> Any:
-    if name in {"storage_dir", "rulebook_path", "jwt_key_path"}:
-        return Path(raw)
-    if name == "jwt_retired_public_keys":
-        return tuple(Path(p) for p in raw.split(",") if p.strip())
-    if name == "log_json":
-        return raw.lower() in {"1", "true", "yes"}
-    if name in {
-        "platform_fee_bps",
-        "order_payment_window_seconds",
-        "order_confirm_window_seconds",
-        "idempotency_lock_seconds",
-        "jwt_ttl_seconds",
-        "login_failure_window_seconds",
-        "login_max_failures_per_account",
-        "login_max_failures_per_address",
-        "max_request_body_bytes",
-        "max_sample_bytes",
-        "max_dataset_bytes",
-        "download_link_ttl_seconds",
-        "aggregate_min_group_size",
-        "access_key_rate_limit_per_minute",
-        "database_pool_size",
-    }:
+    def from_env(cls, environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+        """The settings the process environment (or `environ`) and the .env file give; the environment wins,
+        an empty value means unset. Raises SettingsError naming every variable with a value it does not accept."""
+        variables = {**_dotenv_variables(dotenv), **(os.environ if environ is None else environ)}
+        given: dict[str, Any] = {name: raw for name in cls.model_fields if (raw := variables.get(name.upper()))}
         try:
-            return int(raw)
-        except ValueError as exc:
-            raise ValueError(f"{name.upper()} must be an integer, got {raw!r}") from exc
-    return raw
+            return cls(**given)
+        except ValidationError as error:
+            raise SettingsError(_refusals(error, given)) from None
+
+    def masked_variables(self) -> dict[str, Any]:
+        """Every setting by its variable name, as JSON values in the README's order, with secrets masked."""
+        return {name.upper(): _masked(name, value) for name, value in self.model_dump(mode="json").items()}
+
+
+def _dotenv_variables(dotenv: Path | None) -> Mapping[str, str | None]:
+    return DotEnvSettingsSource(Settings, env_file=dotenv).env_vars if dotenv else {}
+
+
+def _refusals(error: ValidationError, given: Mapping[str, str]) -> str:
+    """One line for each refused variable (a value may break several constraints): what it accepts, what it got."""
+    refused = dict.fromkeys(str(detail["loc"][0]) for detail in error.errors())
+    return "\n".join(
+        f"{name.upper()} must be {Settings.model_fields[name].description}, got {_masked(name, given[name])!r}"
+        for name in refused
+    )
+
+
+def _masked(name: str, value: Any) -> Any:
+    """A value fit to print: secrets (the fields kept out of repr) as ***, a database URL without its password."""
+    if value is None:
+        return None
+    if not Settings.model_fields[name].repr:
+        return "***"
+    if name == "database_url":
+        return _URL_PASSWORD.sub(r"\1:***@", value)
+    return value

@@ -14,7 +14,6 @@ Schemathesis drives the app from its own event loop in a thread, so the app gets
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Coroutine
@@ -147,7 +146,7 @@ def conformance_schema(
     # attribute pytest 9.2's nodes no longer have: give it one (it only affects report names).
     request.node._nodeid = request.node.nodeid
     # `app` is only depended on so that conftest empties the tables afterwards.
-    own_settings = dataclasses.replace(settings, database_pool_size=0)
+    own_settings = settings.model_copy(update={"database_pool_size": 0})
     conformance_app = create_app(own_settings)
     schema = schemathesis.openapi.from_asgi(SCHEMA_PATH, conformance_app)
     administrator = Administrator(own_settings, conformance_app)

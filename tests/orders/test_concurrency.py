@@ -5,7 +5,6 @@ cancelled orders release."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import uuid
 from collections import Counter
 
@@ -56,7 +55,7 @@ async def test_two_thousand_buyers_get_exactly_the_hundred_licences(api: Api, se
     assert await licences_remaining(api.sessions, product.product_id) == LICENCES
 
     # one connection for every attempt running at once (pool_size + max_overflow = 2 x 25)
-    engine = create_engine(dataclasses.replace(settings, database_pool_size=CONCURRENCY // 2))
+    engine = create_engine(settings.model_copy(update={"database_pool_size": CONCURRENCY // 2}))
     try:
         orders = OrderServices.of(api, create_sessionmaker(engine))
         done = asyncio.Event()

@@ -366,5 +366,8 @@ def test_gateway_from_settings() -> None:
         gateway_from_settings(Settings(payment_gateway="stripe", stripe_webhook_secret=WEBHOOK_SECRET))
     with pytest.raises(ValueError, match="STRIPE_WEBHOOK_SECRET"):
         gateway_from_settings(Settings(payment_gateway="stripe", stripe_api_key=STRIPE_KEY))
+    with pytest.raises(ValueError, match=r"payment_gateway\s+Input should be 'local' or 'stripe'"):
+        Settings(payment_gateway="paypal")
+    # settings built without validation still reach the gateway's own check
     with pytest.raises(ValueError, match="PAYMENT_GATEWAY"):
-        gateway_from_settings(Settings(payment_gateway="paypal"))
+        gateway_from_settings(Settings.model_construct(payment_gateway="paypal"))
