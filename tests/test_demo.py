@@ -13,7 +13,8 @@ from marketplace.catalog.models import Product
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.models import StoredVerdict
 from marketplace.db import unit_of_work
-from marketplace.demo import PRODUCTS, seed_demo
+from marketplace.demo import seed_demo
+from marketplace.demo.records import PRODUCTS
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
 from marketplace.ledger.service import LedgerService
