@@ -45,11 +45,13 @@ def _sqlite_file(url: str) -> Path:
     return Path(url.split(":///", 1)[1]) if ":///" in url else Path("marketplace.db")
 
 
-async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[Any]], rulebook: Any = None) -> Any:
-    """`work(services)` in one transaction of a runtime made for this command."""
+async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[Any]], **changes: Any) -> Any:
+    """`work(services)` in one transaction of a runtime made for this command (`changes` replace parts of it)."""
+    import dataclasses
+
     from marketplace.wiring import Runtime
 
-    runtime = Runtime.start(settings, rulebook=rulebook)
+    runtime = dataclasses.replace(Runtime.start(settings), **changes)
     try:
         async with runtime.transaction() as services:
             return await work(services)
@@ -107,8 +109,13 @@ def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.demo import seed_demo
+    from marketplace.payments.local import LocalGateway
 
-    summary = asyncio.run(_with_services(settings, lambda services: seed_demo(services, only_if_empty=args.if_empty)))
+    async def demo(services: Any) -> str:
+        return await seed_demo(services, only_if_empty=args.if_empty)
+
+    # the demo trades on the local gateway, whatever gateway is configured
+    summary = asyncio.run(_with_services(settings, demo, gateway=LocalGateway()))
     print(summary)
     return 0
 

@@ -23,10 +23,9 @@ from tests.fixtures.api import Api
 
 
 async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(api: Api) -> None:
-    state = api.app.state
     started = time.perf_counter()
-    async with unit_of_work(api.sessions) as session:
-        summary = await seed_demo(session, state.runtime.rulebook, state.runtime.settings, only_if_empty=True)
+    async with api.services() as services:
+        summary = await seed_demo(services, only_if_empty=True)
     assert time.perf_counter() - started < 10
 
     async with unit_of_work(api.sessions) as session:
@@ -99,6 +98,6 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     ]
 
     # a second run with --if-empty adds nothing
-    async with unit_of_work(api.sessions) as session:
-        again = await seed_demo(session, state.runtime.rulebook, state.runtime.settings, only_if_empty=True)
+    async with api.services() as services:
+        again = await seed_demo(services, only_if_empty=True)
     assert "already has accounts" in again

@@ -10,30 +10,27 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.models import OrganizationStatus, User
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.schemas import OrganizationCreate, RegisterRequest
-from marketplace.accounts.service import AccountService
 from marketplace.catalog.samples import CSV, parse_sample, store_content_addressed
 from marketplace.catalog.schemas import PlanCreate, ProductCreate
-from marketplace.catalog.service import CatalogService
-from marketplace.compliance.rulebook import Rulebook
-from marketplace.config import Settings
 from marketplace.demo.factories import organization_body, plan_body, product_body
 from marketplace.demo.records import ASSESSOR, DEMO_ACTOR, ORGANIZATIONS, PRODUCTS, DemoProduct
 from marketplace.demo.trade import demo_trade
+from marketplace.wiring import Services
 
 # Demonstration credentials, printed on purpose: this data is for a local sandbox only.
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@demo.example", "demo-admin-password"
 MEMBER_PASSWORD = "demo-member-password"  # noqa: S105
 
 
-async def seed_demo(session: AsyncSession, rulebook: Rulebook, settings: Settings, *, only_if_empty: bool) -> str:
-    if only_if_empty and (await session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
+async def seed_demo(services: Services, *, only_if_empty: bool) -> str:
+    """Seed the demo data and run the demo trade with `services` (a local gateway's); its summary."""
+    if only_if_empty and (await services.session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
         return "The database already has accounts; demo data not added."
-    accounts = AccountService(session)
+    accounts = services.accounts
     admin = await accounts.create_admin(email=ADMIN_EMAIL, password=ADMIN_PASSWORD, name="Demo Admin", actor=DEMO_ACTOR)
     admin_principal = Principal(user_id=admin.id, is_admin=True)
     lines = [
@@ -49,29 +46,27 @@ async def seed_demo(session: AsyncSession, rulebook: Rulebook, settings: Setting
         owner = Principal(user_id=user.id)
         body = OrganizationCreate.model_validate(organization_body(**spec.organization))
         organization = await accounts.create_organization(owner, body)
-        admitted, _ = await accounts.request_admission(owner, organization.id, rulebook)
+        admitted, _ = await services.admission.request(owner, organization.id)
         if admitted.status == OrganizationStatus.UNDER_REVIEW:
             await accounts.decide_admission(admin_principal, organization.id, "approve", "demo qualification reviewed")
         lines.append(f"  {body.kind.value:<13}  {spec.owner_email} / {MEMBER_PASSWORD}  ({body.name})")
         owners[spec.owner_email], organization_ids[spec.owner_email] = owner, organization.id
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
-    lines.extend(await seed_catalog(session, rulebook, settings, owners, organization_ids, listed))
-    lines.extend(await demo_trade(session, rulebook, settings, owners, organization_ids, listed, admin_principal))
+    lines.extend(await seed_catalog(services, owners, organization_ids, listed))
+    lines.extend(await demo_trade(services, owners, organization_ids, listed, admin_principal))
     lines.append("API documentation: http://127.0.0.1:8000/schema; the catalog as DCAT: /api/v1/catalog.jsonld")
     return "\n".join(lines)
 
 
 async def seed_catalog(
-    session: AsyncSession,
-    rulebook: Rulebook,
-    settings: Settings,
+    services: Services,
     owners: dict[str, Principal],
     organization_ids: dict[str, uuid.UUID],
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]] | None = None,
 ) -> list[str]:
     """Describe, price, sample and submit every demo product; a summary of the verdicts. Each listed
     product's (product id, plan id) goes into `listed` under its title."""
-    catalog = CatalogService(session)
+    catalog, settings = services.catalog, services.settings
     statuses: Counter[str] = Counter()
     rejected_by: Counter[str] = Counter()
     for serial, spec in enumerate(PRODUCTS, start=1):
@@ -83,7 +78,7 @@ async def seed_catalog(
         plan = await catalog.add_plan(owner, view.product.id, PlanCreate.model_validate(_plan(spec)))
         blob = store_content_addressed([spec.sample.encode()], settings.sample_dir, settings.max_sample_bytes)
         await catalog.attach_sample(owner, view.product.id, blob, parse_sample(blob.path, CSV))
-        submitted, verdict = await catalog.submit(owner, view.product.id, rulebook)
+        submitted, verdict = await services.listing.submit(owner, view.product.id)
         statuses[submitted.product.status.value] += 1
         if listed is not None and submitted.product.status.value == "listed":
             listed[spec.title] = (view.product.id, plan.id)

@@ -8,27 +8,19 @@ import uuid
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
 from marketplace.catalog.samples import CSV, store_content_addressed
-from marketplace.compliance.rulebook import Rulebook
-from marketplace.config import Settings
-from marketplace.db import create_sessionmaker
-from marketplace.delivery.links import DownloadKeyring
-from marketplace.delivery.service import DeliveryService
 from marketplace.demo.records import DEMO_ACTOR, PRODUCTS, TRAFFIC
 from marketplace.kit.codelists import currency_minor_units
 from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
-from marketplace.ledger.service import LedgerService
-from marketplace.ledger.settlement import SettlementService
 from marketplace.orders.models import OrderStatus
 from marketplace.orders.schemas import TradeRequest
-from marketplace.orders.service import OrderService
-from marketplace.payments.local import LocalGateway
+from marketplace.wiring import Services
 
 # The demonstration trade: the buyer orders a listed product of the traffic provider, end to end.
 
@@ -46,9 +38,7 @@ def money(amount_minor: int, currency: str) -> str:
 
 
 async def demo_trade(
-    session: AsyncSession,
-    rulebook: Rulebook,
-    settings: Settings,
+    services: Services,
     owners: dict[str, Principal],
     organization_ids: dict[str, uuid.UUID],
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]],
@@ -60,8 +50,6 @@ async def demo_trade(
     product_id, plan_id = listed[TRADE_PRODUCT.title]
     buyer, provider = owners[BUYER], owners[TRAFFIC]
     provider_id = organization_ids[TRAFFIC]
-    gateway = LocalGateway()
-    orders = OrderService(session, settings, rulebook, gateway)
     request = TradeRequest(
         product_id=product_id,
         plan_id=plan_id,
@@ -71,7 +59,7 @@ async def demo_trade(
         quantity=1,
         accept_licence_terms=True,
     )
-    placed = await orders.place(buyer, request)
+    placed = await services.trading.place(buyer, request)
     order = placed.order
     flagged = [f"{f.check} ({f.outcome.value})" for f in placed.verdict.failures()]
     lines = [
@@ -84,12 +72,12 @@ async def demo_trade(
     if order.status != OrderStatus.ACCEPTED:
         lines.append(f"  status: {order.status.value}; the trade stops here")
         return lines
-    await orders.pay(buyer, order.id, None)
-    lines += await _demo_delivery(session, rulebook, settings, gateway, provider, buyer, product_id, order.id)
-    await orders.confirm(buyer, order.id)
+    await services.payment.pay(buyer, order.id, None)
+    lines += await _demo_delivery(services, provider, buyer, product_id, order.id)
+    await services.transitions.confirm(buyer, order.id)
     # The settlement batch commits as it goes: the demo data seeded so far is committed with it.
-    settlement = await SettlementService(session, settings, gateway, rulebook).run(DEMO_ACTOR)
-    view = await orders.view(admin, order.id)
+    settlement = await services.settlement.run(DEMO_ACTOR)
+    view = await services.orders.view(admin, order.id)
     order = view.order
     provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
     lines += [
@@ -106,9 +94,9 @@ async def demo_trade(
         ),
         "  ledger movements of the order and its payout (kind: debit -> credit, amount in minor units):",
     ]
-    for kind, debit, credit, amount in await _order_transfers(session, order.id, order.payout_id):
+    for kind, debit, credit, amount in await _order_transfers(services.session, order.id, order.payout_id):
         lines.append(f"    {kind.value:<10} {debit} -> {credit}  {amount:,}")
-    ledger = LedgerService(session)
+    ledger = services.ledger
     balance = await ledger.balance(provider_id, order.currency)
     revenue = await ledger.account(AccountCode.PLATFORM_REVENUE, order.currency)
     escrow = await ledger.account(AccountCode.ESCROW, order.currency, organization_id=provider_id, order_id=order.id)
@@ -123,20 +111,15 @@ async def demo_trade(
 
 
 async def _demo_delivery(
-    session: AsyncSession,
-    rulebook: Rulebook,
-    settings: Settings,
-    gateway: LocalGateway,
+    services: Services,
     provider: Principal,
     buyer: Principal,
     product_id: uuid.UUID,
     order_id: uuid.UUID,
 ) -> list[str]:
     """The provider hosts the dataset, the buyer takes a signed link and downloads through it."""
-    assert isinstance(session.bind, AsyncEngine)
-    keyring = DownloadKeyring.load(settings.download_key_dir, settings.download_key_id)
-    delivery = DeliveryService(session, settings, rulebook, gateway, keyring, create_sessionmaker(session.bind))
-    version = await delivery.catalog.dataset_version(provider, product_id, None)
+    delivery, settings = services.delivery, services.settings
+    version = await services.catalog.dataset_version(provider, product_id, None)
     blob = store_content_addressed([TRADE_PRODUCT.sample.encode()], settings.dataset_dir, settings.max_dataset_bytes)
     await delivery.host_dataset(provider, version, blob, CSV)
     access = await delivery.open(buyer, order_id)
