@@ -28,12 +28,13 @@ run: $(BIN)/.installed
 	$(BIN)/marketplace demo --if-empty
 	$(BIN)/marketplace serve --host $(HOST) --port $(PORT)
 
-## Install and run everything CI runs: lint, types, the suite on SQLite, then on PostgreSQL.
+## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
 test: $(BIN)/.installed lint typecheck test-sqlite test-postgres
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check marketplace rules tests migrations $(wildcard bench)
 	$(BIN)/ruff format --check marketplace rules tests migrations $(wildcard bench)
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

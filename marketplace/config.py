@@ -13,7 +13,6 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSe
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from marketplace.delivery.links import MAX_TTL_SECONDS
 from marketplace.kit.money import BPS_PER_WHOLE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./marketplace.db"
@@ -26,6 +25,8 @@ BOOLEAN_WORDS = dict.fromkeys(("true", "1", "yes", "on"), True) | dict.fromkeys(
 MAX_DATABASE_POOL_SIZE = 500
 # Windows are subtracted from and added to the current time: far longer than any policy, far inside datetime's range.
 MAX_WINDOW_SECONDS = 100 * 365 * 86_400
+# A signed download link lives at most 15 minutes (marketplace.delivery.links refuses longer).
+MAX_DOWNLOAD_LINK_TTL_SECONDS = 900
 # Access keys store their rate limit in a PostgreSQL `integer` column.
 MAX_RATE_LIMIT_PER_MINUTE = 2**31 - 1
 # The password of a database URL, as SQLAlchemy reads it: after the user name, up to the first `@`.
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
     # 15 minutes) and the key that signs new links (older key files still verify until removed), the
     # smallest group an aggregate may reveal, and the calls per minute of one API access key.
     max_dataset_bytes: int = _integer(4 * 1024**3, 1)
-    download_link_ttl_seconds: int = _integer(900, 1, MAX_TTL_SECONDS)
+    download_link_ttl_seconds: int = _integer(900, 1, MAX_DOWNLOAD_LINK_TTL_SECONDS)
     # It names a key file, so it is the token marketplace/delivery/links.py accepts.
     download_key_id: str = Field("dl1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="1 to 32 letters, digits, - or _")
     aggregate_min_group_size: int = _integer(10, 1)

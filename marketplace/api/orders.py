@@ -28,7 +28,6 @@ from marketplace.flows.refunds import Refunds
 from marketplace.flows.trading import Trading
 from marketplace.kit import clock
 from marketplace.orders.models import Order, OrderStatus
-from marketplace.orders.repository import TradeFilters
 from marketplace.orders.schemas import (
     AdminRefundRequest,
     CancelRequest,
@@ -50,6 +49,7 @@ from marketplace.orders.schemas import (
     TradeRequest,
 )
 from marketplace.orders.service import OrderService
+from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.web.idempotency import idempotent
 from marketplace.web.pagination import PAGED, Paging

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from marketplace.config import MAX_DOWNLOAD_LINK_TTL_SECONDS
 from marketplace.kit.secrets import load_or_create
 
-MAX_TTL_SECONDS = 900
+MAX_TTL_SECONDS = MAX_DOWNLOAD_LINK_TTL_SECONDS
 # A link claiming to live longer than we ever sign for (plus this much clock skew between workers) was
 # not made by us: only a leaked key could make it. 5 s covers workers whose clocks disagree a little.
 CLOCK_SKEW_SECONDS = 5

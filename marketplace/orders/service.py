@@ -27,8 +27,9 @@ from marketplace.config import Settings
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.kit import clock
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
-from marketplace.orders.repository import OrderRepository, TradeFilters
+from marketplace.orders.repository import OrderRepository
 from marketplace.orders.schemas import TradeRequest
+from marketplace.orders.trades import TradeFilters, TradeRepository
 
 # Where each trade-stage decision leaves a new order.
 PLACED_STATUS = {
@@ -115,6 +116,7 @@ class OrderService:
     ) -> None:
         self.settings = settings
         self.repository = OrderRepository(session)
+        self.trade_rows = TradeRepository(session)
         self.accounts = accounts
         self.compliance = compliance
         self.audit = audit
@@ -266,7 +268,7 @@ class OrderService:
     ) -> tuple[Sequence[dict[str, Any]], int]:
         """One page of the trades matching `filters`, newest first (see TRADE_COLUMNS), and how many match."""
         self._require_admin(admin)
-        rows, total = await self.repository.trades(filters, limit=limit, offset=offset)
+        rows, total = await self.trade_rows.trades(filters, limit=limit, offset=offset)
         return [dict(row) for row in rows], total
 
     async def trades_after(
@@ -274,7 +276,7 @@ class OrderService:
     ) -> Sequence[dict[str, Any]]:
         """The next batch of an export: up to `limit` matching trades in id order after the trade `after`."""
         self._require_admin(admin)
-        return [dict(row) for row in await self.repository.trades_after(filters, after, limit)]
+        return [dict(row) for row in await self.trade_rows.trades_after(filters, after, limit)]
 
     async def expected_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
         """What each open order should hold in escrow, for the check of the books."""

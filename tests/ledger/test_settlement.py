@@ -9,10 +9,10 @@ import uuid
 from collections import Counter
 
 import pytest
-from marketplace.ledger.settlement import SETTLEMENT_BATCH
 
 from marketplace.accounts.models import Organization
 from marketplace.db import SessionMaker, unit_of_work
+from marketplace.flows.settlement import SETTLEMENT_BATCH
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, PayoutStatus, TransferKind
 from marketplace.orders.models import OrderStatus

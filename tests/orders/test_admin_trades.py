@@ -16,10 +16,10 @@ from sqlalchemy import insert, select
 from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
+from marketplace.api import orders as controllers
 from marketplace.compliance.rulebook import load_rulebook
 from marketplace.db import unit_of_work
 from marketplace.kit import clock
-from marketplace.orders import controllers
 from marketplace.orders.models import Order
 from marketplace.orders.schemas import TradeRead, TradeRequest
 from tests.fixtures.api import Person
