@@ -104,19 +104,23 @@ async def test_settlement_runs_in_batches_oldest_first(shop: Shop) -> None:
 
 async def test_a_disputed_order_is_not_settled_until_resolved(shop: Shop) -> None:
     async with unit_of_work(shop.sessions) as session:
-        placed = await shop.orders(session).place(shop.buyer.principal, shop.listing.trade(shop.buyer))
+        placed = await shop.orders(session).trading.place(shop.buyer.principal, shop.listing.trade(shop.buyer))
     order_id = placed.order.id
     async with unit_of_work(shop.sessions) as session:
-        await shop.orders(session).pay(shop.buyer.principal, order_id, None)
+        await shop.orders(session).payment.pay(shop.buyer.principal, order_id, None)
     async with unit_of_work(shop.sessions) as session:
-        await shop.orders(session).dispute(shop.buyer.principal, order_id, "the rows are not what was listed")
+        await shop.orders(session).transitions.dispute(
+            shop.buyer.principal, order_id, "the rows are not what was listed"
+        )
     report = await shop.settle()
     assert (report.settled_orders, report.payouts) == (0, [])
     assert (await shop.status(order_id)).status == OrderStatus.DISPUTED
     assert await shop.held(AccountCode.PROVIDER_PAYABLE, shop.provider.organization_id) == 0
     await assert_books_ok(shop)  # the escrow still holds the payment
     async with unit_of_work(shop.sessions) as session:
-        await shop.orders(session).resolve_dispute(admin_principal(shop.admin), order_id, "release", "rows were fine")
+        await shop.orders(session).disputes.resolve_dispute(
+            admin_principal(shop.admin), order_id, "release", "rows were fine"
+        )
     report = await shop.settle()
     assert report.settled_orders == 1
     assert (await shop.status(order_id)).status == OrderStatus.PAID_OUT
@@ -276,7 +280,7 @@ async def test_a_refund_while_the_payout_is_pending_makes_a_debt_and_a_failed_pa
 
 async def test_only_completed_settled_and_paid_out_orders_are_refunded_this_way(shop: Shop) -> None:
     async with unit_of_work(shop.sessions) as session:
-        placed = await shop.orders(session).place(shop.buyer.principal, shop.listing.trade(shop.buyer))
+        placed = await shop.orders(session).trading.place(shop.buyer.principal, shop.listing.trade(shop.buyer))
     with pytest.raises(InvalidTransition):
         await shop.refund(placed.order.id)
     assert shop.gateway.refunds == []
@@ -285,7 +289,9 @@ async def test_only_completed_settled_and_paid_out_orders_are_refunded_this_way(
 async def test_a_free_order_settles_and_is_paid_out_without_money(shop: Shop) -> None:
     template = await shop.completed_order()
     async with unit_of_work(shop.sessions) as session:
-        await shop.orders(session).refund_after_settlement(admin_principal(shop.admin), template, "only free ones")
+        await shop.orders(session).refunds.refund_after_settlement(
+            admin_principal(shop.admin), template, "only free ones"
+        )
     [free] = await shop.copies(template, [(0, FEE_BPS)])
     report = await shop.settle()
     assert (report.settled_orders, report.payouts) == (1, [])

@@ -204,13 +204,14 @@ def event_payload(
 @pytest.fixture(scope="session")
 async def stripe_app(settings: Settings, localstripe_url: str) -> Litestar:
     return create_app(
-        dataclasses.replace(
-            settings,
-            payment_gateway="stripe",
-            stripe_api_key=STRIPE_KEY,
-            stripe_webhook_secret=WEBHOOK_SECRET,
-            stripe_api_base=localstripe_url,
-            database_pool_size=5,
+        settings.model_copy(
+            update={
+                "payment_gateway": "stripe",
+                "stripe_api_key": STRIPE_KEY,
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_api_base": localstripe_url,
+                "database_pool_size": 5,
+            }
         )
     )
 

@@ -6,7 +6,6 @@ accounts, so the positive case runs against a recording stand-in)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -129,13 +128,14 @@ async def test_stripe_must_know_the_account(stripe_api: Api) -> None:
 async def recorded_stripe_api(app: Litestar, settings: Settings, recorder: StripeRecorder) -> AsyncIterator[Api]:
     """An application whose Stripe gateway talks to the recording stand-in."""
     recorded_app = create_app(
-        dataclasses.replace(
-            settings,
-            payment_gateway="stripe",
-            stripe_api_key=STRIPE_KEY,
-            stripe_webhook_secret=WEBHOOK_SECRET,
-            stripe_api_base=recorder.url,
-            database_pool_size=2,
+        settings.model_copy(
+            update={
+                "payment_gateway": "stripe",
+                "stripe_api_key": STRIPE_KEY,
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_api_base": recorder.url,
+                "database_pool_size": 2,
+            }
         )
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorded_app), base_url="http://testserver") as http:
