@@ -70,6 +70,11 @@ class LicenceService:
             )
         return licence
 
+    async def get(self, licence_id: uuid.UUID) -> Licence:
+        licence = await self.repository.licence(licence_id)
+        assert licence is not None
+        return licence
+
     async def revoke_for_order(self, order_id: uuid.UUID, reason: str, actor: str) -> None:
         """Revoke the order's licence, if it has a live one (an order refunded before payment has none)."""
         licence = await self.repository.licence_of_order(order_id)

@@ -139,7 +139,7 @@ Apart = Callable[[], AbstractAsyncContextManager[tuple[ComplianceService, Licenc
 
 class DeliveryGate:
     """The delivery stage before every act: refuse unless the licence is active and the rulebook accepts the
-    act now. A refusal's verdict and licence change are recorded apart (`record_refusal`), in a transaction of
+    act now. A refusal's verdict and licence change are recorded apart (`apart`), in a transaction of
     their own, because the request's transaction is rolled back by the refusal it answers with."""
 
     def __init__(self, compliance: ComplianceService, facts: Facts, accounts: AccountService, apart: Apart) -> None:
@@ -203,8 +203,7 @@ class DeliveryGate:
                     stage=Stage.DELIVERY, subject_type="licence", subject_id=licence_id, snapshot=snapshot, actor=actor
                 )
                 verdict_id = stored.id
-            licence = await licences.repository.licence(licence_id)
-            assert licence is not None
+            licence = await licences.get(licence_id)
             await licences.change(licence, to, reason, actor)
             return verdict_id
 
