@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.orders import SAMPLE, Seeder, _ok, _processes, _tree, create_admin, product_body, serving
+from bench.orders import SAMPLE, Seeder, _ok, _processes, _tree, create_admin, serving
 from marketplace.cli import db_upgrade
 from marketplace.config import Settings
+from marketplace.demo.factories import plan_body, product_body
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 MEMORY_LIMIT_MB = 200
@@ -133,9 +134,9 @@ async def seed(base_url: str, settings: Settings) -> tuple[str, str, str, str]:
         buyer = await seeder.person("buyer")
         buyer_org = await seeder.admitted(buyer, admin, "buyer")
         headers = {"Authorization": provider}
-        body = {**product_body(provider_org, 0, limited=False), "delivery_modes": ["file"]}
+        body = product_body(provider_org, serial=0, delivery_modes=["file"])
         product_id = str(_ok(await client.post("/api/v1/products", json=body, headers=headers))["id"])
-        plan = {"kind": "one_time", "price_minor": 1_000_000, "currency": "CNY", "pricing_basis": "cost"}
+        plan = plan_body(1_000_000)
         plan_id = str(_ok(await client.post(f"/api/v1/products/{product_id}/plans", json=plan, headers=headers))["id"])
         _ok(
             await client.post(

@@ -59,66 +59,16 @@ from marketplace.audit.service import AuditService
 from marketplace.cli import db_upgrade
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker, unit_of_work
-from marketplace.kit.identifiers import uscc_check_char
+from marketplace.demo.factories import ROAD_TRAFFIC, licence_terms, organization_body, plan_body, product_body
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 0.5
 MAX_DURATION = 600
 PASSWORD = "bench-password-not-a-secret"  # noqa: S105 - a throwaway database's accounts
-SAMPLE = (
-    b"segment_id,timestamp,avg_speed_kmh,vehicle_count\n"
-    b"GY-0001,2026-10-01T08:00:00+08:00,32.5,118\n"
-    b"GY-0002,2026-10-01T08:00:00+08:00,41.0,87\n"
-    b"GY-0003,2026-10-01T08:05:00+08:00,18.2,203\n"
-)
-SCENARIOS = ("traffic_planning", "logistics_routing")
+SAMPLE = ROAD_TRAFFIC.sample.encode()
+SCENARIOS = ROAD_TRAFFIC.permitted_scenarios
 LIMITED_LICENCES = 1_000_000
-
-
-def product_body(organization_id: str, n: int, *, limited: bool) -> dict[str, Any]:
-    licence: dict[str, Any] = {"scope": "internal analysis", "term_days": 365}
-    if limited:
-        licence["max_licences"] = LIMITED_LICENCES
-    return {
-        "organization_id": organization_id,
-        "title": f"贵阳市主干道实时路况 {n} Guiyang arterial road traffic {n}",
-        "description": "Five-minute speed and volume per road segment, de-identified.",
-        "tags": ["traffic", "交通"],
-        "category": "transport",
-        "industry_code": "5431",
-        "regions": ["520100"],
-        "grade": "general",
-        "data_source": "self_generated",
-        "lawful_source_commitment": True,
-        "registration_number": f"GZDE-2026-{n:06d}",
-        "permitted_scenarios": list(SCENARIOS),
-        "delivery_modes": ["file", "api"],
-        "licence": licence,
-        "dispute_route": "arbitration",
-        "cost": {
-            "collection_minor": 300_000,
-            "processing_minor": 250_000,
-            "storage_minor": 50_000,
-            "compliance_minor": 100_000,
-            "other_minor": 0,
-            "total_minor": 700_000,
-            "currency": "CNY",
-            "method": "historical_cost",
-        },
-        "quality": {
-            "normativity": 0.95,
-            "completeness": 0.97,
-            "accuracy": 0.93,
-            "consistency": 0.96,
-            "timeliness": 0.9,
-            "accessibility": 0.99,
-        },
-        "provenance": {
-            "source_entity": "road sensors",
-            "activities": [{"name": "collection", "performed_by": "provider", "started_at": "2026-01-01T00:00:00Z"}],
-        },
-    }
 
 
 # the market
@@ -144,7 +94,6 @@ def _ok(response: httpx.Response, status: int = 201) -> dict[str, Any]:
 class Seeder:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.serial = itertools.count(1)
 
     async def token(self, email: str) -> str:
         response = await self.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
@@ -156,18 +105,9 @@ class Seeder:
         return await self.token(email)
 
     async def admitted(self, owner: str, admin: str, kind: str) -> str:
-        body = f"91520100MA{next(self.serial) % 10**7:07d}"
         organization = _ok(
             await self.client.post(
-                "/api/v1/organizations",
-                json={
-                    "name": f"{kind.title()} {uuid.uuid4().hex[:6]}",
-                    "uscc": body + uscc_check_char(body),
-                    "kind": kind,
-                    "jurisdiction": "520100",
-                    "dsmm_level": 3,
-                },
-                headers={"Authorization": owner},
+                "/api/v1/organizations", json=organization_body(kind), headers={"Authorization": owner}
             )
         )
         organization_id = str(organization["id"])
@@ -192,18 +132,11 @@ class Seeder:
 
     async def listed_product(self, owner: str, organization_id: str, n: int, *, limited: bool) -> list[str]:
         headers = {"Authorization": owner}
-        created = _ok(
-            await self.client.post(
-                "/api/v1/products", json=product_body(organization_id, n, limited=limited), headers=headers
-            )
-        )
-        product_id = str(created["id"])
+        licence = licence_terms(max_licences=LIMITED_LICENCES if limited else None)
+        body = product_body(organization_id, serial=n, title=f"{ROAD_TRAFFIC.title} {n}", licence=licence)
+        product_id = str(_ok(await self.client.post("/api/v1/products", json=body, headers=headers))["id"])
         plans = []
-        for plan in (
-            {"kind": "one_time", "price_minor": 1_000_000 + 10_000 * n, "currency": "CNY", "pricing_basis": "cost"},
-            {"kind": "subscription", "price_minor": 100_000 + n, "currency": "CNY", "pricing_basis": "market",
-             "period_days": 30},
-        ):  # fmt: skip
+        for plan in (plan_body(1_000_000 + 10_000 * n), plan_body(100_000 + n, "subscription")):
             added = await self.client.post(f"/api/v1/products/{product_id}/plans", json=plan, headers=headers)
             plans.append(str(_ok(added)["id"]))
         _ok(

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from marketplace.demo.factories import organization_body
 from marketplace.tables import metadata
-from tests.fixtures.api import Api, Person, valid_uscc
+from tests.fixtures.api import Api, Person
 
 
 async def row_counts(api: Api) -> dict[str, int]:
@@ -17,17 +18,6 @@ async def row_counts(api: Api) -> dict[str, int]:
             table.name: int((await session.execute(select(func.count()).select_from(table))).scalar_one())
             for table in metadata.sorted_tables
         }
-
-
-def organization(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Acme Data",
-        "uscc": valid_uscc(),
-        "kind": "provider",
-        "jurisdiction": "520100",
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.fixture
@@ -47,21 +37,23 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "body",
     [
-        organization(dsmm_level="5"),
-        organization(dsmm_level=True),
-        organization(dsmm_level=5.5),
-        organization(penalties_last_3y="0"),
-        organization(penalties_last_3y=False),
-        organization(dsmm_level=6),
-        organization(penalties_last_3y=-1),
-        organization(kind="seller"),
-        organization(uscc="not-a-code"),
-        organization(jurisdiction="Guizhou"),
-        organization(name=""),
-        organization(name=123),
-        organization(security_certifications="ISO 27001"),
-        organization(unknown_field="surprise"),
-        organization(intermediary={"roles": ["broker"], "fee_disclosure": "2%", "retains_no_traded_data": "yes"}),
+        organization_body("provider", dsmm_level="5"),
+        organization_body("provider", dsmm_level=True),
+        organization_body("provider", dsmm_level=5.5),
+        organization_body("provider", penalties_last_3y="0"),
+        organization_body("provider", penalties_last_3y=False),
+        organization_body("provider", dsmm_level=6),
+        organization_body("provider", penalties_last_3y=-1),
+        organization_body(kind="seller"),
+        organization_body("provider", uscc="not-a-code"),
+        organization_body("provider", jurisdiction="Guizhou"),
+        organization_body("provider", name=""),
+        organization_body("provider", name=123),
+        organization_body("provider", security_certifications="ISO 27001"),
+        organization_body("provider", unknown_field="surprise"),
+        organization_body(
+            "provider", intermediary={"roles": ["broker"], "fee_disclosure": "2%", "retains_no_traded_data": "yes"}
+        ),
         {"name": "Acme Data"},
         [],
         "a string",
@@ -91,7 +83,9 @@ async def test_malformed_json_is_refused(api: Api, owner: Person, raw: bytes) ->
 
 async def test_oversized_body_is_refused(api: Api, owner: Person) -> None:
     before = await row_counts(api)
-    huge = organization(business_scope="x" * (api.app.state.runtime.settings.max_request_body_bytes + 1))
+    huge = organization_body(
+        "provider", business_scope="x" * (api.app.state.runtime.settings.max_request_body_bytes + 1)
+    )
     response = await api.client.post("/api/v1/organizations", json=huge, headers=owner.headers)
     assert_problem(response, 413)
     assert await row_counts(api) == before

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.api import Api, Person, valid_uscc
+from marketplace.demo.factories import valid_uscc
+from tests.fixtures.api import Api, Person
 
 
 async def apply(api: Api, owner: Person, **fields: Any) -> dict[str, Any]:

@@ -12,8 +12,9 @@ import pytest
 from marketplace.accounts.models import Organization, OrganizationKind
 from marketplace.catalog.dcat import CONTEXT, CatalogEntry, catalog_jsonld
 from marketplace.catalog.models import PlanKind, PricePlan, Product, ProductStatus, ProductVersion, VersionStatus
+from marketplace.demo.factories import plan_body, product_body
 from marketplace.web.pagination import MAX_PAGE_SIZE
-from tests.catalog.test_products import CLEAN_SAMPLE, create, product_body, submit, upload
+from tests.catalog.test_products import CLEAN_SAMPLE, create, submit, upload
 from tests.fixtures.api import Api, Person
 
 BASE = "https://exchange.example"
@@ -251,9 +252,7 @@ async def provider(api: Api) -> tuple[Person, dict[str, Any]]:
 async def listed_product(api: Api, owner: Person, organization: dict[str, Any], **changes: Any) -> dict[str, Any]:
     product = await create(api, owner, product_body(organization["id"], **changes))
     plan = await api.client.post(
-        f"/api/v1/products/{product['id']}/plans",
-        json={"kind": "one_time", "price_minor": 1_200_000, "currency": "CNY", "pricing_basis": "cost"},
-        headers=owner.headers,
+        f"/api/v1/products/{product['id']}/plans", json=plan_body(1_200_000), headers=owner.headers
     )
     assert plan.status_code == 201, plan.text
     assert (await upload(api, owner, product["id"], "sample.csv", CLEAN_SAMPLE, "text/csv")).status_code == 201

@@ -6,51 +6,8 @@ from typing import Any
 
 import pytest
 
+from marketplace.demo.factories import ROAD_TRAFFIC, plan_body, product_body
 from tests.fixtures.api import Api, Person
-
-
-def product_body(organization_id: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "organization_id": organization_id,
-        "title": "贵阳市主干道实时路况 Guiyang arterial road traffic",
-        "description": "Five-minute speed and volume per road segment, de-identified.",
-        "tags": ["traffic", "交通"],
-        "category": "transport",
-        "industry_code": "5431",
-        "regions": ["520100"],
-        "grade": "general",
-        "data_source": "self_generated",
-        "lawful_source_commitment": True,
-        "registration_number": "GZDE-2026-000123",
-        "permitted_scenarios": ["traffic_planning", "logistics_routing"],
-        "delivery_modes": ["file", "api"],
-        "licence": {"scope": "internal analysis", "term_days": 365},
-        "dispute_route": "arbitration",
-        "cost": {
-            "collection_minor": 300_000,
-            "processing_minor": 250_000,
-            "storage_minor": 50_000,
-            "compliance_minor": 100_000,
-            "other_minor": 0,
-            "total_minor": 700_000,
-            "currency": "CNY",
-            "method": "historical_cost",
-        },
-        "quality": {
-            "normativity": 0.95,
-            "completeness": 0.97,
-            "accuracy": 0.93,
-            "consistency": 0.96,
-            "timeliness": 0.9,
-            "accessibility": 0.99,
-        },
-        "provenance": {
-            "source_entity": "road sensors",
-            "activities": [{"name": "collection", "performed_by": "provider", "started_at": "2026-01-01T00:00:00Z"}],
-        },
-    }
-    body.update(changes)
-    return body
 
 
 @pytest.fixture
@@ -79,17 +36,16 @@ def failing(result: dict[str, Any]) -> dict[str, str]:
 
 async def test_a_product_starts_as_a_draft_with_its_plans(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
     owner, organization = provider
-    product = await create(api, owner, product_body(organization["id"]))
+    body = product_body(organization["id"])
+    product = await create(api, owner, body)
     assert (product["status"], product["version"], product["version_status"]) == ("draft", 1, "draft")
     plan = await api.client.post(
-        f"/api/v1/products/{product['id']}/plans",
-        json={"kind": "one_time", "price_minor": 1_200_000, "currency": "CNY", "pricing_basis": "cost"},
-        headers=owner.headers,
+        f"/api/v1/products/{product['id']}/plans", json=plan_body(1_200_000), headers=owner.headers
     )
     assert plan.status_code == 201, plan.text
     read = await api.client.get(f"/api/v1/products/{product['id']}", headers=owner.headers)
     assert [p["id"] for p in read.json()["plans"]] == [plan.json()["id"]]
-    assert read.json()["details"]["cost"]["total_minor"] == 700_000
+    assert read.json()["details"]["cost"]["total_minor"] == body["cost"]["total_minor"]
 
 
 async def test_core_grade_product_is_rejected_by_r3(api: Api, provider: tuple[Person, dict[str, Any]]) -> None:
@@ -178,12 +134,7 @@ async def upload(api: Api, owner: Person, product_id: str, name: str, content: b
     )
 
 
-CLEAN_SAMPLE = (
-    b"segment_id,timestamp,avg_speed_kmh,vehicle_count\n"
-    b"GY-0001,2026-10-01T08:00:00+08:00,32.5,118\n"
-    b"GY-0002,2026-10-01T08:00:00+08:00,41.0,87\n"
-    b"GY-0003,2026-10-01T08:05:00+08:00,18.2,203\n"
-)
+CLEAN_SAMPLE = ROAD_TRAFFIC.sample.encode()
 
 
 async def test_a_complete_product_with_a_clean_sample_is_listed(
@@ -191,11 +142,7 @@ async def test_a_complete_product_with_a_clean_sample_is_listed(
 ) -> None:
     owner, organization = provider
     product = await create(api, owner, product_body(organization["id"]))
-    await api.client.post(
-        f"/api/v1/products/{product['id']}/plans",
-        json={"kind": "one_time", "price_minor": 1_200_000, "currency": "CNY", "pricing_basis": "cost"},
-        headers=owner.headers,
-    )
+    await api.client.post(f"/api/v1/products/{product['id']}/plans", json=plan_body(1_200_000), headers=owner.headers)
     response = await upload(api, owner, product["id"], "sample.csv", CLEAN_SAMPLE, "text/csv")
     assert response.status_code == 201, response.text
     assert (response.json()["rows"], len(response.json()["sha256"])) == (3, 64)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.catalog.test_products import CLEAN_SAMPLE, create, product_body, submit, upload
+from marketplace.demo.factories import plan_body, product_body
+from tests.catalog.test_products import CLEAN_SAMPLE, create, submit, upload
 from tests.fixtures.api import Api, Person
 
 
@@ -14,7 +15,7 @@ async def listed(api: Api, owner: Person, organization_id: str, price: int, **ch
     product = await create(api, owner, product_body(organization_id, **changes))
     plan = await api.client.post(
         f"/api/v1/products/{product['id']}/plans",
-        json={"kind": "one_time", "price_minor": price, "currency": "CNY", "pricing_basis": "market"},
+        json=plan_body(price, pricing_basis="market"),
         headers=owner.headers,
     )
     assert plan.status_code == 201, plan.text

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.catalog.test_products import CLEAN_SAMPLE, product_body, upload
+from marketplace.demo.factories import plan_body, product_body
+from tests.catalog.test_products import CLEAN_SAMPLE, upload
 from tests.fixtures.api import Api, Person
 
 PRICE_MINOR = 50_000
@@ -52,8 +53,9 @@ class Market:
         )
         assert created.status_code == 201, created.text
         product_id = created.json()["id"]
-        plan_body = plan or {"kind": "one_time", "price_minor": PRICE_MINOR, "currency": "CNY", "pricing_basis": "cost"}
-        made = await self.api.client.post(f"/api/v1/products/{product_id}/plans", json=plan_body, headers=headers)
+        made = await self.api.client.post(
+            f"/api/v1/products/{product_id}/plans", json=plan or plan_body(PRICE_MINOR), headers=headers
+        )
         assert made.status_code == 201, made.text
         sample = await upload(self.api, self.provider, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
         assert sample.status_code == 201, sample.text

@@ -8,17 +8,12 @@ from typing import Any
 
 import pytest
 
+from marketplace.demo.factories import plan_body
 from tests.delivery.conftest import COMPUTATION, DISTRICT_DATASET, DISTRICT_ROWS, FIELDS, Market
 
-METERED = {
-    "kind": "metered",
-    "price_minor": 1_000,
-    "currency": "CNY",
-    "pricing_basis": "cost",
-    "unit_price_minor": 100,
-    "included_calls": 3,
-    "monthly_cap_minor": 500,
-}
+METERED = plan_body(
+    1_000, "metered", pricing_basis="cost", unit_price_minor=100, included_calls=3, monthly_cap_minor=500
+)
 
 
 async def access_key(market: Market, order_id: str) -> tuple[str, dict[str, Any]]:

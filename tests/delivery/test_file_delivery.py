@@ -14,6 +14,7 @@ import pytest
 
 from marketplace.accounts.principal import Principal
 from marketplace.compliance.rulebook import load_rulebook
+from marketplace.demo.factories import licence_terms
 from marketplace.flows.delivery import DeliveryRefused
 from marketplace.kit import clock
 from tests.catalog.test_products import CLEAN_SAMPLE
@@ -32,7 +33,7 @@ async def test_a_paid_order_is_delivered_by_a_signed_download(market: Market) ->
     licence = await market.licence(order_id)
     assert licence["status"] == "active"
     assert licence["delivery_mode"] == "file"
-    assert licence["terms"] | {"scope": "internal analysis", "term_days": 365} == licence["terms"]
+    assert licence["terms"] | licence_terms() == licence["terms"]
     assert licence["ends_at"] is not None
 
     not_hosted = await market.delivery(order_id)
@@ -193,7 +194,7 @@ async def test_a_suspended_provider_delivers_nothing(market: Market) -> None:
 
 
 async def test_a_licence_past_its_term_expires_and_delivers_nothing(market: Market, monkeypatch: Any) -> None:
-    product = await market.product(licence={"scope": "internal analysis", "term_days": 30})
+    product = await market.product(licence=licence_terms(term_days=30))
     await market.host(product)
     order_id = await market.paid_order(product)
     assert (await market.delivery(order_id)).status_code == 200

@@ -8,7 +8,7 @@ import pytest
 
 from marketplace.accounts.models import Organization, OrganizationKind
 from marketplace.db import SessionMaker, unit_of_work
-from tests.fixtures.api import valid_uscc
+from marketplace.demo.factories import valid_uscc
 
 
 @pytest.fixture

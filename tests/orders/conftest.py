@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.catalog.test_products import CLEAN_SAMPLE, product_body, upload
+from marketplace.demo.factories import plan_body, product_body
+from tests.catalog.test_products import CLEAN_SAMPLE, upload
 from tests.fixtures.api import Api, Person
 
 PRICE_MINOR = 1_200_000
@@ -87,9 +88,7 @@ async def listed_product(api: Api, owner: Person, organization_id: str, **change
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
     plan = await api.client.post(
-        f"/api/v1/products/{product_id}/plans",
-        json={"kind": "one_time", "price_minor": PRICE_MINOR, "currency": "CNY", "pricing_basis": "cost"},
-        headers=owner.headers,
+        f"/api/v1/products/{product_id}/plans", json=plan_body(PRICE_MINOR), headers=owner.headers
     )
     assert plan.status_code == 201, plan.text
     sample = await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")

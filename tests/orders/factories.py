@@ -16,14 +16,13 @@ from marketplace.accounts.principal import Principal
 from marketplace.catalog.models import Product
 from marketplace.config import Settings
 from marketplace.db import SessionMaker
+from marketplace.demo.factories import licence_terms
 from marketplace.orders.schemas import TradeRequest
 from marketplace.payments.gateway import PaymentGateway
 from marketplace.payments.local import LocalGateway
 from marketplace.wiring import Runtime, Services
 from tests.fixtures.api import Api, Person
 from tests.orders.conftest import listed_product
-
-LICENCE_SCOPE = "internal analysis"
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,7 @@ async def admitted_buyers(api: Api, admin: Person, count: int) -> list[Trader]:
 
 async def listing(api: Api, provider: Trader, max_licences: int | None) -> Listing:
     """A listed product of `provider`, its licences limited to `max_licences` (None: unlimited)."""
-    licence: dict[str, Any] = {"scope": LICENCE_SCOPE, "term_days": 365}
-    if max_licences is not None:
-        licence["max_licences"] = max_licences
+    licence = licence_terms(max_licences=max_licences)
     product_id, plan_id = await listed_product(api, provider.person, str(provider.organization_id), licence=licence)
     return Listing(uuid.UUID(product_id), uuid.UUID(plan_id), max_licences)
 

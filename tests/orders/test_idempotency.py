@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from marketplace.demo.factories import plan_body, product_body
 from marketplace.ledger.models import Transfer, TransferKind
 from marketplace.orders.models import Order
 from marketplace.web.idempotency import IdempotencyRecord
-from tests.catalog.test_products import CLEAN_SAMPLE, product_body, upload
+from tests.catalog.test_products import CLEAN_SAMPLE, upload
 from tests.fixtures.api import Person
 from tests.orders.conftest import PRICE_MINOR, Market
 
@@ -136,9 +137,7 @@ async def draft_product(market: Market) -> tuple[str, str]:
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
     plan = await api.client.post(
-        f"/api/v1/products/{product_id}/plans",
-        json={"kind": "one_time", "price_minor": PRICE_MINOR, "currency": "CNY", "pricing_basis": "cost"},
-        headers=owner.headers,
+        f"/api/v1/products/{product_id}/plans", json=plan_body(PRICE_MINOR), headers=owner.headers
     )
     assert plan.status_code == 201, plan.text
     assert (await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")).status_code == 201
