@@ -53,13 +53,13 @@ import aiohttp
 import httpx
 from sqlalchemy import event, text
 
-from marketplace.accounts.service import AccountService
 from marketplace.app import create_app
 from marketplace.audit.service import AuditService
 from marketplace.cli import db_upgrade
 from marketplace.config import Settings
-from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+from marketplace.db import create_engine, create_sessionmaker
 from marketplace.demo.factories import ROAD_TRAFFIC, licence_terms, organization_body, plan_body, product_body
+from marketplace.wiring import Runtime
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,11 +154,13 @@ class Seeder:
 
 async def create_admin(settings: Settings) -> str:
     """An administrator made in the database (there is no endpoint for the first one); returns its e-mail."""
-    engine = create_engine(settings)
+    runtime = Runtime.start(settings)
     admin_email = f"admin.{uuid.uuid4().hex[:8]}@bench.example"
-    async with unit_of_work(create_sessionmaker(engine)) as session:
-        await AccountService(session).create_admin(email=admin_email, password=PASSWORD, name="Admin", actor="bench")
-    await engine.dispose()
+    try:
+        async with runtime.transaction() as services:
+            await services.accounts.create_admin(email=admin_email, password=PASSWORD, name="Admin", actor="bench")
+    finally:
+        await runtime.stop()
     return admin_email
 
 
