@@ -30,7 +30,8 @@ from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring
 from marketplace.flows.admission import Admission
 from marketplace.flows.books import Books
-from marketplace.flows.delivery import DataCalls, Delivery, DeliveryGate
+from marketplace.flows.data_calls import DataCalls
+from marketplace.flows.delivery import Delivery, DeliveryGate
 from marketplace.flows.disputes import Disputes
 from marketplace.flows.facts import Facts
 from marketplace.flows.listing import Listing

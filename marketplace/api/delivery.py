@@ -39,7 +39,8 @@ from marketplace.delivery.schemas import (
     UsageRead,
 )
 from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from marketplace.flows.delivery import DataCalls, Delivery
+from marketplace.flows.data_calls import DataCalls
+from marketplace.flows.delivery import Delivery
 from marketplace.web.dependencies import DbSession
 from marketplace.web.pagination import PAGED, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Index
@@ -149,3 +149,14 @@ class DeliveryReceipt(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=json_document())
     actor: str = Field(max_length=80)
     at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+def usage_period(now: datetime) -> str:
+    """The month a call is counted in, e.g. 2026-12."""
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def next_period_start(now: datetime) -> datetime:
+    """When the next month's count starts."""
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (first + timedelta(days=32)).replace(day=1)

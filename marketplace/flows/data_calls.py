@@ -1,0 +1,219 @@
+"""The data API of a licence: an access key's calls on its dataset, authenticated, in scope, within the key's
+rate, accepted by the delivery stage, metered (and billed past the included calls, within the monthly cap),
+then answered from the hosted dataset in DuckDB."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketplace.accounts import credentials
+from marketplace.catalog.models import PlanKind
+from marketplace.catalog.samples import blob_path
+from marketplace.catalog.service import CatalogService
+from marketplace.config import Settings
+from marketplace.delivery import hosting
+from marketplace.delivery.models import (
+    AccessKey,
+    Licence,
+    UsageEvent,
+    next_period_start,
+    usage_period,
+)
+from marketplace.delivery.repository import DeliveryRepository
+from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
+from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
+from marketplace.kit import clock
+from marketplace.kit.money import transfer_id
+from marketplace.ledger.models import AccountCode, TransferKind
+from marketplace.ledger.service import LedgerService
+from marketplace.orders.service import OrderService
+
+T = TypeVar("T")
+
+
+class UsageCapReached(TooManyRequests):
+    code = "usage-cap-reached"
+    title = "Monthly usage cap reached"
+
+
+class RateLimited(TooManyRequests):
+    code = "rate-limited"
+    title = "Too many calls"
+
+
+class QueryRefused(DomainError):
+    status = 422
+    code = "query-refused"
+    title = "Query refused"
+
+
+@dataclass(frozen=True)
+class DataCall:
+    """An authorised, metered call on a hosted dataset: the table to query and what the call cost."""
+
+    licence: Licence
+    table: hosting.HostedTable
+    call_number: int
+    charge_minor: int
+    computation: dict[str, Any]
+
+
+class DataCalls:
+    """The data API of a licence: an access key's calls, authorised, rate-limited, metered and billed, then
+    answered from the hosted dataset."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        gate: DeliveryGate,
+        orders: OrderService,
+        catalog: CatalogService,
+        ledger: LedgerService,
+    ) -> None:
+        self.settings = settings
+        self.gate = gate
+        self.repository = DeliveryRepository(session)
+        self.orders = orders
+        self.catalog = catalog
+        self.ledger = ledger
+
+    async def authorise_call(self, credential: str | None, licence_id: uuid.UUID, endpoint: str) -> DataCall:
+        """An access key's call on its licence's dataset: authenticated, in scope, within the key's rate,
+        accepted by the delivery stage, metered (and billed past the included calls, within the monthly
+        cap). The caller runs the query and the request's transaction commits the metering with it."""
+        key = await self._access_key(credential)
+        if key.licence_id != licence_id:
+            raise NotFound("licence not found")
+        if endpoint not in key.scopes:
+            raise Forbidden(f"this access key may not call {endpoint}")
+        licence = await self.repository.licence(licence_id)
+        assert licence is not None
+        dataset = await self.repository.dataset_of_version(licence.product_version_id)
+        # Judged before this transaction writes anything: a refusal is recorded in a transaction of its
+        # own, which must not wait behind this one (SQLite has one writer at a time).
+        await self.gate.check(licence, dataset, f"access_key:{key.id}")
+        assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
+        now = clock.now()
+        window = now.replace(second=0, microsecond=0)
+        if await self.repository.count_call(key.id, window) > key.rate_limit_per_minute:
+            retry = max(1, int((window + timedelta(minutes=1) - now).total_seconds()))
+            raise RateLimited(f"at most {key.rate_limit_per_minute} calls a minute", retry_after=retry)
+        call_number, charge = await self._meter(licence, key, endpoint, now)
+        details = await self.catalog.version_details(licence.product_version_id)
+        fields = details.get("fields")
+        table = await self._run(
+            hosting.prepare_table,
+            blob_path(self.settings.dataset_dir, dataset.sha256),
+            dataset.media_type,
+            dataset.sha256,
+            self.settings.hosted_dir,
+            text_columns=hosting.text_columns_of(fields if isinstance(fields, list) else []),
+        )
+        computation = details.get("computation")
+        return DataCall(licence, table, call_number, charge, computation if isinstance(computation, dict) else {})
+
+    async def _access_key(self, credential: str | None) -> AccessKey:
+        prefix = credentials.api_key_prefix(credential or "", ACCESS_KEY_MARKER)
+        key = await self.repository.access_key_by_prefix(prefix) if prefix else None
+        if (
+            key is None
+            or credential is None
+            or key.revoked_at is not None
+            or not credentials.same_digest(key.key_hash, credentials.hash_api_key(credential))
+        ):
+            raise NotAuthenticated("missing or invalid access key")
+        return key
+
+    async def _meter(self, licence: Licence, key: AccessKey, endpoint: str, now: datetime) -> tuple[int, int]:
+        plan = await self.catalog.plan(licence.plan_id)
+        metered = plan.kind == PlanKind.METERED
+        included = (plan.included_calls or 0) if metered else 0
+        unit = (plan.unit_price_minor or 0) if metered else 0
+        cap = plan.monthly_cap_minor if metered else None
+        period = usage_period(now)
+        counted = await self.repository.meter_call(
+            licence.id, period, included_calls=included, unit_price_minor=unit, cap_minor=cap
+        )
+        if counted is None:
+            retry = max(1, int((next_period_start(now) - now).total_seconds()))
+            raise UsageCapReached(
+                f"this licence's calls reached the monthly cap of {cap} {plan.currency} minor units for {period}",
+                retry_after=retry,
+            )
+        call_number, charge = counted
+        if charge:
+            order = await self.orders.get(licence.order_id)
+            receivable = await self.ledger.account(
+                AccountCode.BUYER_RECEIVABLE, plan.currency, organization_id=licence.buyer_organization_id
+            )
+            accrued = await self.ledger.account(
+                AccountCode.USAGE_ACCRUED,
+                plan.currency,
+                organization_id=licence.provider_organization_id,
+                order_id=order.id,
+            )
+            await self.ledger.post(
+                transfer_id(order.id, f"usage:{period}:{call_number}"),
+                receivable,
+                accrued,
+                charge,
+                plan.currency,
+                TransferKind.USAGE,
+                order_id=order.id,
+            )
+        await self.repository.add_usage_event(
+            UsageEvent(
+                licence_id=licence.id,
+                access_key_id=key.id,
+                endpoint=endpoint,
+                period=period,
+                call_number=call_number,
+                charge_minor=charge,
+                at=now,
+            )
+        )
+        return call_number, charge
+
+    async def rows(self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int) -> hosting.RowsPage:
+        return await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+
+    async def aggregate(
+        self,
+        call: DataCall,
+        group_by: list[str],
+        metrics: list[hosting.Metric],
+        filters: list[hosting.Filter],
+    ) -> hosting.AggregateResult:
+        terms = call.computation
+        allowed = hosting.AllowedColumns(
+            group_by=frozenset(terms.get("group_by", [])),
+            filter=frozenset(terms.get("filter", [])),
+            measure=frozenset(terms.get("measure", [])),
+        )
+        # The product may ask for larger groups than the platform's minimum, never smaller.
+        k = max(self.settings.aggregate_min_group_size, int(terms.get("min_group_size") or 0))
+        return await self._run(
+            hosting.aggregate,
+            call.table,
+            group_by=group_by,
+            metrics=metrics,
+            filters=filters,
+            allowed=allowed,
+            min_group_size=k,
+        )
+
+    @staticmethod
+    async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a DuckDB step in a worker thread; its refusals become 422 problems."""
+        try:
+            return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+        except hosting.HostingError as exc:
+            raise QueryRefused(str(exc), query_error=exc.code) from exc
