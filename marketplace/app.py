@@ -22,7 +22,7 @@ from marketplace.api.accounts import (
 )
 from marketplace.api.audit import AuditController
 from marketplace.api.catalog import AdminProductController, CatalogFeedController, ProductController
-from marketplace.api.compliance import RulesController
+from marketplace.api.compliance import RulesController, TradePreviewController
 from marketplace.api.delivery import (
     AdminDeliveryController,
     DataController,
@@ -33,7 +33,7 @@ from marketplace.api.delivery import (
 )
 from marketplace.api.health import HealthController
 from marketplace.api.ledger import AdminLedgerController, AdminSettlementController, BalanceController
-from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController, TradePreviewController
+from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, WebhookController
 from marketplace.config import Settings
 from marketplace.kit.logs import configure_logging

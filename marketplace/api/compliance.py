@@ -1,10 +1,16 @@
-"""The rulebook as the public sees it."""
+"""The rulebook as the public sees it, and the preview of the verdict a trade would get."""
 
-from litestar import Controller, get
+from __future__ import annotations
+
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.schemas import RulebookRead
+from marketplace.flows.trading import Trading
+from marketplace.orders.schemas import PreviewRead, TradeRequest
+from marketplace.web.principal import AUTHENTICATED, SECURITY, Caller
 from marketplace.web.problems import problem_responses
 
 
@@ -17,3 +23,24 @@ class RulesController(Controller):
         """Every enabled rule in evaluation order, with its severity and parameters, and the
         fingerprint stored with every verdict."""
         return RulebookRead.of(rulebook)
+
+
+class TradePreviewController(Controller):
+    path = "/api/v1/compliance"
+    tags = ["compliance"]
+    dependencies = AUTHENTICATED
+    security = SECURITY
+
+    @post("/preview", status_code=200, responses=problem_responses(401, 403, 404, 422))
+    async def preview(
+        self, data: JSONBody[TradeRequest], principal: Caller, trading: NamedDependency[Trading]
+    ) -> PreviewRead:
+        """The verdict the trade stage would give this order now, exactly as placing it would; writes nothing."""
+        trade, verdict = await trading.preview(principal, data)
+        return PreviewRead(
+            decision=verdict.decision,
+            findings=[f.as_json() for f in verdict.findings],
+            rulebook_fingerprint=verdict.rulebook_fingerprint,
+            amount_minor=trade.amount_minor,
+            currency=trade.currency,
+        )

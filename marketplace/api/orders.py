@@ -43,7 +43,6 @@ from marketplace.orders.schemas import (
     OrderRefunded,
     PaymentRead,
     PaymentRequest,
-    PreviewRead,
     TradePage,
     TradeRead,
     TradeRequest,
@@ -70,25 +69,6 @@ class TradeRejected(Unprocessable):
 
 def order_read(order: Order) -> OrderRead:
     return OrderRead.model_validate(order)
-
-
-class TradePreviewController(Controller):
-    path = "/api/v1/compliance"
-    tags = ["compliance"]
-    dependencies = AUTHENTICATED
-    security = SECURITY
-
-    @post("/preview", status_code=200, responses=problem_responses(401, 403, 404, 422))
-    async def preview(self, data: JSONBody[TradeRequest], principal: Caller, trading: Trade) -> PreviewRead:
-        """The verdict the trade stage would give this order now, exactly as placing it would; writes nothing."""
-        trade, verdict = await trading.preview(principal, data)
-        return PreviewRead(
-            decision=verdict.decision,
-            findings=[f.as_json() for f in verdict.findings],
-            rulebook_fingerprint=verdict.rulebook_fingerprint,
-            amount_minor=trade.amount_minor,
-            currency=trade.currency,
-        )
 
 
 class OrderController(Controller):
