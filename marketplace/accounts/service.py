@@ -244,7 +244,9 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         if organization is None:
             raise NotFound("organisation not found")
-        if organization.status not in {OrganizationStatus.UNDER_REVIEW, OrganizationStatus.PENDING}:
+        # Only what the admission stage held for review: an organisation the rules never judged (pending) is
+        # not admitted by hand.
+        if organization.status != OrganizationStatus.UNDER_REVIEW:
             raise Conflict(f"an organisation that is {organization.status.value} has no admission to decide")
         target = OrganizationStatus.ADMITTED if decision == "approve" else OrganizationStatus.REJECTED
         await self._set_organization_status(organization, target, actor=principal.actor, reason=reason)

@@ -263,9 +263,19 @@ def _export_row(row: dict[str, Any]) -> dict[str, Any]:
     return TradeRead.model_validate(row).model_dump(mode="json")
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, made inert by a leading apostrophe (what a buyer
+    typed as a scenario, say); numbers and other cells are written as they are."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_LEADS) else value
+
+
 def _csv_chunk(rows: Sequence[Sequence[Any]]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([[spreadsheet_safe(cell) for cell in row] for row in rows])
     return buffer.getvalue().encode()
 
 
