@@ -217,7 +217,7 @@ class Services:
 
     @cached_property
     def delivery_gate(self) -> DeliveryGate:
-        return DeliveryGate(self.compliance, self.facts, self.accounts, self._apart)
+        return DeliveryGate(self.compliance, self.facts, self.accounts, self.orders, self._apart)
 
     @asynccontextmanager
     async def _apart(self) -> AsyncIterator[tuple[ComplianceService, LicenceService]]:

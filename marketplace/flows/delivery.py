@@ -48,7 +48,7 @@ from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit import clock
-from marketplace.orders.models import Order
+from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import OrderService
 from marketplace.orders.transitions import OrderTransitions
 
@@ -101,10 +101,13 @@ class DeliveryGate:
     act now. A refusal's verdict and licence change are recorded apart (`apart`), in a transaction of
     their own, because the request's transaction is rolled back by the refusal it answers with."""
 
-    def __init__(self, compliance: ComplianceService, facts: Facts, accounts: AccountService, apart: Apart) -> None:
+    def __init__(
+        self, compliance: ComplianceService, facts: Facts, accounts: AccountService, orders: OrderService, apart: Apart
+    ) -> None:
         self.compliance = compliance
         self.facts = facts
         self.accounts = accounts
+        self.orders = orders
         self.apart = apart
 
     async def check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
@@ -116,6 +119,14 @@ class DeliveryGate:
         if licence.status != LicenceStatus.ACTIVE:
             raise DeliveryRefused(
                 f"the licence is {licence.status.value}", licence_id=str(licence.id), licence_status=licence.status
+            )
+        # A disputed order delivers nothing until it is resolved: released, delivery resumes; refunded, the
+        # licence is revoked.
+        if (await self.orders.get(licence.order_id)).status == OrderStatus.DISPUTED:
+            raise DeliveryRefused(
+                "the order is disputed; nothing is delivered until the dispute is resolved",
+                licence_id=str(licence.id),
+                order_status=OrderStatus.DISPUTED.value,
             )
         snapshot = await self._snapshot(licence, dataset)
         verdict = self.compliance.preview(Stage.DELIVERY, snapshot)

@@ -108,6 +108,11 @@ class Market:
 
 @pytest.fixture
 async def market(api: Api) -> Market:
+    return await open_market(api)
+
+
+async def open_market(api: Api) -> Market:
+    """An admitted provider and buyer, and an administrator, ready to list and trade."""
     admin = await api.admin()
     provider = await api.person("Provider")
     provider_org = await api.admitted_organization(provider, admin, kind="provider", dsmm_level=3)
