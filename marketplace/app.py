@@ -40,6 +40,7 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
 from marketplace.web.problems import EXCEPTION_HANDLERS
+from marketplace.web.requests import ServiceRequest
 from marketplace.wiring import Runtime
 
 CONTROLLERS = [
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[complete_allow_header],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
+        request_class=ServiceRequest,
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Data exchange marketplace",

@@ -72,3 +72,17 @@ class Unprocessable(DomainError):
     status = 422
     code = "unprocessable"
     title = "Request cannot be processed"
+
+
+class FieldsRequired(Unprocessable):
+    """A partial update set fields the object cannot do without to null (or to what the whole object refuses):
+    nothing is saved."""
+
+    code = "fields-required"
+    title = "Fields cannot be removed"
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(
+            f"these fields cannot be null: {', '.join(fields)}",
+            errors=[{"key": field, "message": "cannot be null", "source": "body"} for field in fields],
+        )

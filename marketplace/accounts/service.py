@@ -23,10 +23,13 @@ from marketplace.accounts.principal import Principal
 from marketplace.accounts.repository import AccountRepository
 from marketplace.accounts.schemas import OrganizationCreate, OrganizationUpdate, RegisterRequest
 from marketplace.audit.service import AuditService
-from marketplace.errors import Conflict, Forbidden, NotFound
+from marketplace.db import table_of
+from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
 from marketplace.kit import clock
 
 EDITABLE_STATUSES = frozenset({OrganizationStatus.PENDING, OrganizationStatus.REJECTED})
+# Qualification an organisation cannot do without (NOT NULL columns): a PATCH may change them, never null them.
+REQUIRED_FIELDS = frozenset(column.name for column in table_of(Organization).columns if not column.nullable)
 
 
 class AccountService:
@@ -208,6 +211,8 @@ class AccountService:
         if organization.status not in EDITABLE_STATUSES:
             raise Conflict(f"an organisation that is {organization.status.value} cannot change its qualification")
         changes = data.model_dump(exclude_unset=True)
+        if removed := sorted(field for field, value in changes.items() if value is None and field in REQUIRED_FIELDS):
+            raise FieldsRequired(removed)
         if "intermediary" in changes:
             changes["intermediary"] = data.intermediary.model_dump() if data.intermediary else None
         for field, value in changes.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +27,7 @@ from marketplace.catalog.repository import CatalogRepository, CatalogSearch, Sea
 from marketplace.catalog.samples import ParsedSample, StoredBlob
 from marketplace.catalog.schemas import PlanCreate, ProductCreate, ProductDescription, ProductPatch
 from marketplace.catalog.search_text import search_document
-from marketplace.errors import Conflict, Forbidden, NotFound
+from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
 from marketplace.kit import clock
 
 # Columns of ProductVersion that hold description fields; the other fields go to `details`.
@@ -47,6 +47,10 @@ COLUMN_FIELDS = frozenset(
     }
 )
 ASSESSMENT_FIELDS = ("compliance_report", "risk_assessment", "cross_border_assessment")
+# Fields a description cannot do without: a PATCH may change them, never set them to null.
+REQUIRED_FIELDS = frozenset(
+    name for name, field in ProductDescription.model_fields.items() if type(None) not in get_args(field.annotation)
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class CatalogService:
         product = await self.owned_product(principal, product_id, lock=True)
         version = await self._editable_version(product, principal)
         changes = patch.model_dump(exclude_unset=True, mode="json")
+        if removed := sorted(field for field, value in changes.items() if value is None and field in REQUIRED_FIELDS):
+            raise FieldsRequired(removed)
         merged = ProductDescription.model_validate({**_description_of(version), **changes})
         for field, value in _version_values(merged).items():
             setattr(version, field, value)
