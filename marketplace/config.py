@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = _integer(60, 1, MAX_WINDOW_SECONDS)
     login_max_failures_per_account: int = _integer(5, 1)
     login_max_failures_per_address: int = _integer(20, 1)
+    # Accounts one client address may register per window (each is an argon2 hash: costly on purpose).
+    registration_window_seconds: int = _integer(3_600, 1, MAX_WINDOW_SECONDS)
+    registration_max_per_address: int = _integer(10, 1)
     max_request_body_bytes: int = _integer(1_048_576, 1)
     max_sample_bytes: int = _integer(10_485_760, 1)
     # Delivery: the largest dataset a provider may upload, how long a signed download link lives (at most

@@ -38,6 +38,7 @@ from marketplace.flows.listing import Listing
 from marketplace.flows.payment import Payment
 from marketplace.flows.payouts import Payouts
 from marketplace.flows.refunds import Refunds
+from marketplace.flows.registration import Registration
 from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
@@ -114,6 +115,8 @@ class Services:
             window_seconds=settings.login_failure_window_seconds,
             max_per_account=settings.login_max_failures_per_account,
             max_per_address=settings.login_max_failures_per_address,
+            registration_window_seconds=settings.registration_window_seconds,
+            registrations_per_address=settings.registration_max_per_address,
         )
         runtime = self.runtime
         return AuthService(
@@ -165,6 +168,10 @@ class Services:
     @cached_property
     def facts(self) -> Facts:
         return Facts(self.accounts, self.catalog)
+
+    @cached_property
+    def registration(self) -> Registration:
+        return Registration(self.auth, self.accounts)
 
     @cached_property
     def admission(self) -> Admission:

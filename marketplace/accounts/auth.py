@@ -29,6 +29,8 @@ class LoginPolicy:
     window_seconds: int
     max_per_account: int
     max_per_address: int
+    registration_window_seconds: int
+    registrations_per_address: int
 
 
 class AuthService:
@@ -64,15 +66,31 @@ class AuthService:
                 wait = self.policy.window_seconds - (now - oldest).total_seconds()
                 raise TooManyRequests("too many failed logins; try again later", retry_after=max(1, math.ceil(wait)))
         user = await self.repository.user_by_email(email)
-        password_ok = credentials.verify_password(user.password_hash if user else None, password)
+        password_ok = await credentials.verify_password(user.password_hash if user else None, password)
         if user is None or not password_ok or user.status != UserStatus.ACTIVE:
-            await self._record_failure((account, client), now, since)
+            await self._count((account, client), now, since)
             raise NotAuthenticated("unknown e-mail or wrong password")
         await self.repository.forget_login_failures(account)
         return self.keyring.issue(user.id)
 
-    async def _record_failure(self, subjects: tuple[str, ...], now: datetime, since: datetime) -> None:
-        """In a transaction of its own: the request's transaction rolls back with the 401."""
+    async def admit_registration(self, address: str) -> None:
+        """Refuse (429) a client address that registered too often in the window, then count this attempt:
+        each registration costs an argon2 hash, so an address gets a few, failed ones included."""
+        now = clock.now()
+        since = now - timedelta(seconds=self.policy.registration_window_seconds)
+        # The login throttle's table counts registrations too, under a subject of their own.
+        client = self._subject("registration", address)
+        count, oldest = await self.repository.login_failures_since(client, since)
+        if count >= self.policy.registrations_per_address and oldest is not None:
+            wait = self.policy.registration_window_seconds - (now - oldest).total_seconds()
+            raise TooManyRequests(
+                "too many registrations from this address; try again later", retry_after=max(1, math.ceil(wait))
+            )
+        await self._count((client,), now, since)
+
+    async def _count(self, subjects: tuple[str, ...], now: datetime, since: datetime) -> None:
+        """One more event for each subject, in a transaction of its own (the request's may roll back with
+        its refusal); events older than the window are forgotten."""
         async with unit_of_work(self.sessions) as session:
             repository = AccountRepository(session)
             for subject in subjects:

@@ -42,7 +42,7 @@ class AccountService:
     async def register(self, data: RegisterRequest) -> User:
         if await self.repository.user_by_email(data.email) is not None:
             raise Conflict("an account with this e-mail already exists")
-        user = User(email=data.email, name=data.name, password_hash=credentials.hash_password(data.password))
+        user = User(email=data.email, name=data.name, password_hash=await credentials.hash_password(data.password))
         await self.repository.add(user, conflict="an account with this e-mail already exists")
         await self.audit.record(
             actor=f"user:{user.id}",
@@ -57,11 +57,11 @@ class AccountService:
         """The command line's way in; promotes an existing account rather than failing."""
         user = await self.repository.user_by_email(email)
         if user is None:
-            user = User(email=email, name=name, password_hash=credentials.hash_password(password), is_admin=True)
+            user = User(email=email, name=name, password_hash=await credentials.hash_password(password), is_admin=True)
             await self.repository.add(user, conflict="an account with this e-mail already exists")
         else:
             user.is_admin = True
-            user.password_hash = credentials.hash_password(password)
+            user.password_hash = await credentials.hash_password(password)
             user.updated_at = clock.now()
             await self.repository.flush()
         await self.audit.record(

@@ -39,6 +39,7 @@ from marketplace.accounts.schemas import (
 from marketplace.accounts.service import AccountService
 from marketplace.compliance.schemas import VerdictRead
 from marketplace.flows.admission import Admission
+from marketplace.flows.registration import Registration
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
 from marketplace.web.problems import problem_responses
@@ -60,10 +61,16 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["accounts"]
 
-    @post("/register", responses=problem_responses(409))
-    async def register(self, data: JSONBody[RegisterRequest], accounts: Accounts) -> UserRead:
-        """Create a person's account."""
-        return UserRead.model_validate(await accounts.register(data))
+    @post("/register", responses=problem_responses(409, 429))
+    async def register(
+        self,
+        data: JSONBody[RegisterRequest],
+        request: Request[Any, Any, State],
+        registration: NamedDependency[Registration],
+    ) -> UserRead:
+        """Create a person's account (a few per client address and hour: see REGISTRATION_MAX_PER_ADDRESS)."""
+        address = request.client.host if request.client else "unknown"
+        return UserRead.model_validate(await registration.register(data, address))
 
     @post("/token", status_code=200, responses=problem_responses(401, 429))
     async def token(
