@@ -10,8 +10,8 @@ from marketplace.audit.service import AuditService
 from marketplace.catalog.service import CatalogService
 from marketplace.delivery.licences import LicenceService
 from marketplace.errors import Conflict
-from marketplace.flows.escrow import hold_payment, refund_escrow
-from marketplace.ledger.service import LedgerService
+from marketplace.flows.escrow import hold_payment, refund_escrow, refund_second_payment
+from marketplace.ledger.service import LedgerService, PostResult
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import InvalidTransition, OrderService, PaymentFailed
 from marketplace.orders.transitions import OrderTransitions
@@ -89,6 +89,9 @@ class Payment:
 
     async def _apply(self, order: Order, state: PaymentState, actor: str) -> None:
         if state.status == PaymentStatus.SUCCEEDED:
+            if order.status != OrderStatus.ACCEPTED and state.reference != order.payment_reference:
+                await self._refund_second_payment(order, state, actor)
+                return
             if (state.amount_minor, state.currency.upper()) != (order.amount_minor, order.currency):
                 raise Conflict("the payment's amount differs from the order's", order_id=str(order.id))
             if order.status == OrderStatus.ACCEPTED:
@@ -134,6 +137,26 @@ class Payment:
             object_id=order.id,
             payload={"payment_reference": state.reference, "refund_reference": reference},
         )
+
+    async def _refund_second_payment(self, order: Order, state: PaymentState, actor: str) -> None:
+        """Another payment for an order its own payment already settled (a second PaymentIntent the buyer's
+        client confirmed): the money goes straight back, clearing -> refunds, once per payment, and the
+        administrators find it in the audit log."""
+        if state.amount_minor == 0:
+            return
+        currency = state.currency.upper()
+        reference = await self.gateway.refund(
+            order_id=order.id, reference=state.reference, amount_minor=state.amount_minor, currency=currency
+        )
+        posted = await refund_second_payment(self.ledger, order.id, state.reference, state.amount_minor, currency)
+        if posted == PostResult.CREATED:
+            await self.audit.record(
+                actor=actor,
+                action="order.second_payment_refunded",
+                object_type="order",
+                object_id=order.id,
+                payload={"payment_reference": state.reference, "refund_reference": reference},
+            )
 
     async def receive_webhook(self, payload: bytes, signature_header: str) -> str:
         """Verify a delivery, record it in the inbox once, and act on it in the same transaction.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -45,8 +46,9 @@ def confirm_key(order_id: uuid.UUID) -> str:
     return f"order-{order_id}-payment-confirm"
 
 
-def refund_key(order_id: uuid.UUID) -> str:
-    return f"order-{order_id}-refund"
+def refund_key(order_id: uuid.UUID, reference: str) -> str:
+    """One refund per payment: an order's own payment, or a second payment of the same order."""
+    return f"order-{order_id}-refund-{reference}"
 
 
 def transfer_key(payout_id: uuid.UUID) -> str:
@@ -184,7 +186,9 @@ class StripeGateway:
             "metadata": {"order_id": str(order_id)},
         }
         try:
-            refund = await self._client.v1.refunds.create_async(params, {"idempotency_key": refund_key(order_id)})
+            refund = await self._client.v1.refunds.create_async(
+                params, {"idempotency_key": refund_key(order_id, reference)}
+            )
         except stripe.StripeError as exc:
             raise _failure("refund", exc) from exc
         return str(refund.id)
@@ -232,6 +236,9 @@ class StripeGateway:
             raise InvalidWebhook("the webhook's signature does not verify") from exc
         except ValueError as exc:  # signed, but not JSON
             raise InvalidWebhook("the webhook's body is not JSON") from exc
+        # The library refuses stale timestamps only; one from the future is refused as well.
+        if _signed_at(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+            raise InvalidWebhook("the webhook's timestamp is in the future")
         try:
             event_id, event_type, object_id = event["id"], event["type"], event["data"]["object"]["id"]
         except (KeyError, TypeError) as exc:
@@ -239,3 +246,9 @@ class StripeGateway:
         if not all(isinstance(value, str) and 0 < len(value) <= 255 for value in (event_id, event_type, object_id)):
             raise InvalidWebhook("the webhook's event id, type or object id is not a short string")
         return GatewayEvent(id=event_id, type=event_type, object_id=object_id)
+
+
+def _signed_at(signature_header: str) -> int:
+    """The `t=` timestamp of a `Stripe-Signature` header (verified already, so it is there and numeric)."""
+    stamps = [part[2:] for part in signature_header.split(",") if part.startswith("t=")]
+    return int(stamps[0])

@@ -204,13 +204,15 @@ async def test_a_payment_asked_twice_is_the_same_request(
     assert "payment_method" not in recorder.requests[-1].form
 
 
-async def test_a_refund_is_keyed_by_its_order(recorded_gateway: StripeGateway, recorder: StripeRecorder) -> None:
+async def test_a_refund_is_keyed_by_its_order_and_payment(
+    recorded_gateway: StripeGateway, recorder: StripeRecorder
+) -> None:
     order_id = uuid.uuid4()
     recorder.route("POST", "/v1/refunds", {"id": "re_recorded", "object": "refund", "status": "succeeded"})
     reference = await recorded_gateway.refund(order_id=order_id, reference="pi_abc", amount_minor=300, currency="CNY")
     assert reference == "re_recorded"
     (sent,) = recorder.requests
-    assert sent.headers["idempotency-key"] == f"order-{order_id}-refund"
+    assert sent.headers["idempotency-key"] == f"order-{order_id}-refund-pi_abc"
     assert sent.form == {"payment_intent": "pi_abc", "amount": "300", "metadata[order_id]": str(order_id)}
 
 

@@ -1,5 +1,6 @@
-"""The attacks replay against the same market the order tests trade in."""
+"""The attacks replay against the markets the order and payment tests trade in."""
 
 from tests.orders.conftest import market
+from tests.payments.conftest import localstripe_url, stripe_api, stripe_app, stripe_client
 
-__all__ = ["market"]
+__all__ = ["localstripe_url", "market", "stripe_api", "stripe_app", "stripe_client"]
