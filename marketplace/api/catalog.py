@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import IO, Annotated, Any, Literal
 
 import anyio
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
@@ -163,12 +163,21 @@ class ProductController(Controller):
         """Change the description; a listed version is kept and the change goes into a new draft version."""
         return product_read(await catalog.update(principal, product_id, data))
 
-    @post("/{product_id:uuid}/plans", responses=problem_responses(401, 403, 404, 409))
+    @post("/{product_id:uuid}/plans", responses=problem_responses(401, 403, 404, 409, 422))
     async def add_plan(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, catalog: Catalog
     ) -> PlanRead:
-        """Add a price plan to the product's draft version."""
+        """Add a price plan to the product's draft version (a free plan costs nothing)."""
         return PlanRead.model_validate(await catalog.add_plan(principal, product_id, data))
+
+    @delete("/{product_id:uuid}/plans/{plan_id:uuid}", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    async def retire_plan(
+        self, product_id: FromPath[uuid.UUID], plan_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog
+    ) -> ProductRead:
+        """Retire a plan from the product's draft version (made now from the listed one if there is none).
+        Plans already sold stay on the orders that bought them; the listed version is unchanged until the
+        draft is listed."""
+        return product_read(await catalog.retire_plan(principal, product_id, plan_id))
 
     @post("/{product_id:uuid}/submit", status_code=200, responses=problem_responses(401, 403, 404, 409))
     async def submit(

@@ -68,6 +68,10 @@ class CatalogRepository:
         self.session.add_all(rows)
         await self.session.flush()
 
+    async def delete(self, row: SQLModel) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
     async def flush(self) -> None:
         await self.session.flush()
 
