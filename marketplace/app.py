@@ -73,6 +73,12 @@ CONTROLLERS = [
 ]
 
 
+async def nosniff(message: Message, scope: Scope) -> None:
+    """Every response, errors included: browsers must take its content type as given, never guess one."""
+    if message["type"] == "http.response.start":
+        message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+
+
 async def complete_allow_header(message: Message, scope: Scope) -> None:
     """Litestar builds a path's automatic OPTIONS answer with the first handler registered for the path,
     and its `Allow` header keeps only that handler's methods: list every method the path has."""
@@ -107,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_exception=[release_abandoned_session],
-        before_send=[complete_allow_header],
+        before_send=[complete_allow_header, nosniff],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         request_class=ServiceRequest,

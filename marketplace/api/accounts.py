@@ -42,7 +42,7 @@ from marketplace.flows.admission import Admission
 from marketplace.flows.registration import Registration
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
-from marketplace.web.problems import problem_responses
+from marketplace.web.problems import NO_STORE, problem_responses
 
 Accounts = NamedDependency[AccountService]
 Memberships = NamedDependency[MembershipService]
@@ -72,7 +72,7 @@ class AuthController(Controller):
         address = request.client.host if request.client else "unknown"
         return UserRead.model_validate(await registration.register(data, address))
 
-    @post("/token", status_code=200, responses=problem_responses(401, 429))
+    @post("/token", status_code=200, cache_control=NO_STORE, responses=problem_responses(401, 429))
     async def token(
         self, data: JSONBody[TokenRequest], request: Request[Any, Any, State], auth: NamedDependency[AuthService]
     ) -> TokenResponse:
@@ -204,7 +204,7 @@ class ApiKeyController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @post("/", responses=problem_responses(401, 403, 404))
+    @post("/", cache_control=NO_STORE, responses=problem_responses(401, 403, 404))
     async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, memberships: Memberships) -> ApiKeyCreated:
         """Create an API key for an organisation; the key is shown only in this response."""
         row, key = await memberships.create_api_key(principal, data)

@@ -44,7 +44,7 @@ from marketplace.flows.delivery import Delivery
 from marketplace.web.dependencies import DbSession
 from marketplace.web.pagination import PAGED, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
-from marketplace.web.problems import problem_responses
+from marketplace.web.problems import NO_STORE, problem_responses
 
 # The route's own ceiling; the dataset limit that applies is MAX_DATASET_BYTES, checked while streaming.
 DATASET_BODY_LIMIT = 1 << 40
@@ -157,7 +157,7 @@ class OrderDeliveryController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @get("/{order_id:uuid}/delivery", responses=problem_responses(401, 403, 404, 409))
+    @get("/{order_id:uuid}/delivery", cache_control=NO_STORE, responses=problem_responses(401, 403, 404, 409))
     async def delivery(
         self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries, request: Request[Any, Any, State]
     ) -> DeliveryRead:
@@ -237,7 +237,12 @@ class LicenceController(Controller):
     ) -> LicenceRead:
         return licence_read(await delivery.licence(principal, licence_id))
 
-    @post("/{licence_id:uuid}/access-keys", status_code=201, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{licence_id:uuid}/access-keys",
+        status_code=201,
+        cache_control=NO_STORE,
+        responses=problem_responses(401, 403, 404, 409),
+    )
     async def rotate_key(
         self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
     ) -> AccessKeyCreated:

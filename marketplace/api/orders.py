@@ -219,7 +219,8 @@ class AdminOrderController(Controller):
 # Trades read per query of an export, each query in its own short transaction: a slow download holds no
 # connection and no transaction open between batches.
 EXPORT_BATCH = 500
-EXPORT_MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# Litestar adds the charset of text types itself (UTF-8).
+EXPORT_MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 TRADE_FIELDS = tuple(TradeRead.model_fields)
 RuleId = Annotated[
     str | None,

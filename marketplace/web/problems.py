@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from litestar import Request, Response
+from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -15,6 +16,8 @@ from marketplace.errors import DomainError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:marketplace:problem:"
+# For answers that carry a secret (a token, a key shown once, a signed link): no cache keeps a copy.
+NO_STORE = CacheControlHeader(no_store=True)
 
 log = logging.getLogger("marketplace.errors")
 
