@@ -40,7 +40,7 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
 from marketplace.web.problems import EXCEPTION_HANDLERS
-from marketplace.web.requests import ServiceRequest
+from marketplace.web.requests import ServiceRequest, request_ids
 from marketplace.wiring import Runtime
 
 CONTROLLERS = [
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         request_class=ServiceRequest,
+        middleware=[request_ids],
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Data exchange marketplace",

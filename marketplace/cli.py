@@ -63,6 +63,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from marketplace.kit.logs import server_logging
+
     Granian(
         "marketplace.app:app_from_env",
         factory=True,
@@ -71,6 +73,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_access=False,
+        log_dictconfig=server_logging(settings.log_level, settings.log_json),
     ).serve()
     return 0
 
