@@ -22,14 +22,20 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# The API documentation pages' scripts, from the npm registry, served by the service itself.
+ASSETS := marketplace/web/assets
+$(ASSETS)/node_modules/.installed: $(ASSETS)/package.json $(ASSETS)/package-lock.json
+	cd $(ASSETS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 ## Install, migrate the SQLite database, seed demo data if it is empty, serve on $(HOST):$(PORT).
-run: $(BIN)/.installed
+run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 	$(BIN)/marketplace db upgrade
 	$(BIN)/marketplace demo --if-empty
 	$(BIN)/marketplace serve --host $(HOST) --port $(PORT)
 
 ## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
-test: $(BIN)/.installed lint typecheck test-sqlite test-postgres
+test: $(BIN)/.installed $(ASSETS)/node_modules/.installed lint typecheck test-sqlite test-postgres
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check marketplace rules tests migrations $(wildcard bench)

@@ -39,6 +39,7 @@ from marketplace.config import Settings
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
+from marketplace.web.docs import RENDER_PLUGINS, assets_router
 from marketplace.web.problems import EXCEPTION_HANDLERS
 from marketplace.web.requests import ServiceRequest, request_ids
 from marketplace.wiring import Runtime
@@ -108,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await runtime.stop()
 
     return Litestar(
-        route_handlers=CONTROLLERS,
+        route_handlers=[*CONTROLLERS, assets_router()],
         dependencies=DEPENDENCIES,
         plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             title="Data exchange marketplace",
             version="1.0.0",
             description="List data products, trade them through a compliance gate, settle through escrow.",
+            render_plugins=RENDER_PLUGINS,
             components=Components(
                 security_schemes={
                     "BearerAuth": SecurityScheme(

@@ -162,9 +162,9 @@ class CatalogService:
         return await self.view_of(product, version.version)
 
     async def add_plan(self, principal: Principal, product_id: uuid.UUID, data: PlanCreate) -> PricePlan:
+        product = await self.owned_product(principal, product_id, lock=True)
         if data.kind == PlanKind.FREE and data.price_minor != 0:
             raise Unprocessable("a free plan costs nothing: its price_minor is 0", field="price_minor")
-        product = await self.owned_product(principal, product_id, lock=True)
         version = await self._editable_version(product, principal)
         plan = PricePlan(product_version_id=version.id, **data.model_dump())
         await self.repository.add(plan)

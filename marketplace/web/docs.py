@@ -1,0 +1,44 @@
+"""The API documentation pages (`/schema`: Swagger UI; `/schema/redoc`), their scripts and styles served by
+the service itself from the npm packages installed beside this module (`make` runs `npm ci` there):
+exchanges run in networks without internet, so nothing is loaded from a CDN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RedocRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+PACKAGES = Path(__file__).resolve().parent / "assets" / "node_modules"
+SWAGGER_UI = PACKAGES / "swagger-ui-dist"
+REDOC = PACKAGES / "redoc" / "bundles"
+ASSETS_PATH = "/schema/assets"
+FAVICON = f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>"
+
+# The first is served at /schema itself.
+RENDER_PLUGINS: list[OpenAPIRenderPlugin] = [
+    SwaggerRenderPlugin(
+        js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+        css_url=f"{ASSETS_PATH}/swagger-ui.css",
+        standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+        path="/swagger",
+        favicon=FAVICON,
+    ),
+    RedocRenderPlugin(js_url=f"{ASSETS_PATH}/redoc.standalone.js", google_fonts=False, path="/redoc", favicon=FAVICON),
+    JsonRenderPlugin(),
+    YamlRenderPlugin(),
+]
+
+
+def assets_router() -> Router:
+    """The pages' scripts and styles; a missing install answers 404 for them (the JSON document still works)."""
+    return create_static_files_router(
+        path=ASSETS_PATH, directories=[SWAGGER_UI, REDOC], include_in_schema=False, name="docs-assets"
+    )
