@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.principal import Principal
 from marketplace.catalog.models import Product
+from marketplace.compliance.rulebook import Rulebook
 from marketplace.config import Settings
 from marketplace.db import SessionMaker
 from marketplace.demo.factories import licence_terms
@@ -91,8 +92,16 @@ class OrderServices:
     runtime: Runtime
 
     @classmethod
-    def of(cls, api: Api, sessions: SessionMaker | None = None, gateway: PaymentGateway | None = None) -> OrderServices:
+    def of(
+        cls,
+        api: Api,
+        sessions: SessionMaker | None = None,
+        gateway: PaymentGateway | None = None,
+        rulebook: Rulebook | None = None,
+    ) -> OrderServices:
         changes: dict[str, Any] = {"gateway": gateway or LocalGateway()}
+        if rulebook is not None:
+            changes["rulebook"] = rulebook
         if sessions is not None:
             changes["db_sessions"] = sessions
         return cls(api.runtime(**changes))

@@ -49,7 +49,10 @@ from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
 from marketplace.catalog.models import Product
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
 from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.registry import load_rule_classes
+from marketplace.compliance.rulebook import DEFAULT_RULEBOOK_PATH, build_rulebook, read_config
 from marketplace.delivery.models import Licence
 from marketplace.errors import DomainError, Forbidden, NotFound
 from marketplace.flows.settlement import SettlementReport
@@ -65,7 +68,7 @@ from marketplace.orders.models import (
     OrderEvent,
     OrderStatus,
 )
-from marketplace.orders.service import InvalidTransition, SweepResult
+from marketplace.orders.service import InvalidTransition, SoldOut, SweepResult
 from marketplace.payments.gateway import GatewayError, UnknownAccount
 from marketplace.payments.local import LocalGateway
 from marketplace.wiring import Services
@@ -83,7 +86,8 @@ MAX_OPEN_ORDERS = 5
 MAX_ORDERS = 16
 FORBIDDEN_SCENARIO = "credit_scoring"  # a purpose the products do not permit: the gate rejects it
 PERMITTED_SCENARIO = "traffic_planning"
-SCENARIOS = [PERMITTED_SCENARIO, PERMITTED_SCENARIO, "logistics_routing", FORBIDDEN_SCENARIO]
+HELD_SCENARIO = "logistics_routing"  # permitted, and held for an administrator by the rule below
+SCENARIOS = [PERMITTED_SCENARIO, PERMITTED_SCENARIO, HELD_SCENARIO, FORBIDDEN_SCENARIO]
 CURRENCY = "CNY"
 
 S = OrderStatus
@@ -100,13 +104,33 @@ TRANSITIONS: dict[str, tuple[frozenset[OrderStatus], OrderStatus]] = {
     "confirm": (frozenset({S.DELIVERED}), S.COMPLETED),
     "dispute": (frozenset({S.PAID, S.DELIVERED}), S.DISPUTED),
     "cancel": (frozenset({S.PENDING_REVIEW, S.ACCEPTED}), S.CANCELLED),
+    "approve": (frozenset({S.PENDING_REVIEW}), S.ACCEPTED),
+    "reject": (frozenset({S.PENDING_REVIEW}), S.REJECTED),
     "refund": (frozenset({S.DISPUTED}), S.REFUNDED),
     "release": (frozenset({S.DISPUTED}), S.COMPLETED),
     "refund_after_settlement": (frozenset({S.COMPLETED, S.SETTLED, S.PAID_OUT}), S.REFUNDED),
 }
 # The first delivery act delivers a paid order (delivery.service); the act's own checks are delivery's tests.
 BY_PROVIDER = frozenset({"deliver"})
-BY_ADMIN = frozenset({"refund", "release", "refund_after_settlement"})
+BY_ADMIN = frozenset({"refund", "release", "refund_after_settlement", "approve", "reject"})
+
+
+class HoldForReview(Rule):
+    """A vendor rule of the test's rulebook: trades for HELD_SCENARIO wait for an administrator."""
+
+    id: ClassVar[str] = "X-HOLD"
+    title_zh: ClassVar[str] = "人工复核"
+    title_en: ClassVar[str] = "Held for review"
+    version: ClassVar[str] = "1.0.0"
+    basis: ClassVar[tuple[str, ...]] = ("test",)
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.TRADE})
+    default_severity: ClassVar[Severity] = Severity.REVIEW
+
+    def evaluate(self, ctx: RuleContext) -> list[Finding]:
+        trade = ctx.snapshot.trade
+        held = trade is not None and trade.scenario == HELD_SCENARIO
+        return [self.finding("X-HOLD.scenario", Outcome.REVIEW if held else Outcome.PASS, "held for a person")]
+
 
 # What the gateway does with payouts during a settlement run.
 SENT, GATEWAY_DOWN, UNKNOWN_ACCOUNT = "sent", "gateway down", "unknown account"
@@ -156,6 +180,10 @@ class ModelOrder:
     changed_at: timedelta  # the clock's offset when its status last changed
     payout: int | None = None  # the model payout (an index) that claimed it
     paid: bool = False  # was paid, so holds a licence: active, or revoked once refunded
+
+    @property
+    def quantity(self) -> int:
+        return self.amount // PRICE_MINOR
 
     @property
     def shares(self) -> tuple[int, int]:
@@ -313,6 +341,8 @@ class OrderMachine(RuleBasedStateMachine):
                 return await service.transitions.dispute(principal, order_id, "rows missing")
             if action == "cancel":
                 return await service.trading.cancel(principal, order_id, "changed our mind")
+            if action in ("approve", "reject"):
+                return await service.trading.decide(principal, order_id, action, "reviewed by a person")
             if action == "refund_after_settlement":
                 return await service.refunds.refund_after_settlement(principal, order_id, "licence terms breached")
             return await service.disputes.resolve_dispute(principal, order_id, action, "decided on the evidence")
@@ -386,7 +416,11 @@ class OrderMachine(RuleBasedStateMachine):
             assert (order.status, order.licences_reserved) == (S.REJECTED, 0)
         elif limited and self.remaining(product) < quantity:
             # R1: fewer licences left than asked for; the attempt is kept, nothing reserved
-            assert (order.status, order.flagged_rules, order.licences_reserved) == (S.REJECTED, ["R1"], 0)
+            flagged = ["R1", "X-HOLD"] if scenario == HELD_SCENARIO else ["R1"]
+            assert (order.status, order.flagged_rules, order.licences_reserved) == (S.REJECTED, flagged, 0)
+        elif scenario == HELD_SCENARIO:
+            # held for an administrator: nothing reserved until approved
+            assert (order.status, order.flagged_rules, order.licences_reserved) == (S.PENDING_REVIEW, ["X-HOLD"], 0)
         else:
             assert (order.status, order.licences_reserved) == (S.ACCEPTED, quantity if limited else 0)
         assert (order.amount_minor, order.fee_bps) == (PRICE_MINOR * quantity, FEE_BPS)
@@ -404,6 +438,8 @@ class OrderMachine(RuleBasedStateMachine):
         if action == "pay":
             self.post(C.PLATFORM_CLEARING, C.ESCROW, order.amount)
             order.paid = True
+        elif action == "approve":  # the licences are reserved now
+            order.reserved = order.quantity if order.product == "limited" else 0
         elif action == "refund":
             self.post(C.ESCROW, C.REFUNDS, order.amount)
         elif action == "refund_after_settlement":
@@ -437,7 +473,13 @@ class OrderMachine(RuleBasedStateMachine):
         allowed, _ = TRANSITIONS[action]
         if action == "dispute" and order.status == S.DELIVERED:
             return self.clock.offset - order.changed_at < self.window("confirmation")
+        if action == "approve" and order.status in allowed and self.sold_out_for(order):
+            return False
         return order.status in allowed
+
+    def sold_out_for(self, order: ModelOrder) -> bool:
+        """Fewer licences left than the held order asks for: approving it is refused (SoldOut)."""
+        return order.product == "limited" and self.remaining("limited") < order.quantity
 
     @precondition(lambda self: self.advanceable())
     @rule(data=st.data())
@@ -481,6 +523,8 @@ class OrderMachine(RuleBasedStateMachine):
                 principal, expected = self.buyers[1 - buyer].principal, NotFound
             else:
                 principal, expected = self.provider.principal, Forbidden
+        if expected is InvalidTransition and action == "approve" and self.orders[order_id].status == S.PENDING_REVIEW:
+            expected = SoldOut  # held, and the licences it asks for went to others meanwhile
         result = self.transition(action, order_id, principal)
         assert isinstance(result, expected), (how, action, self.orders[order_id], result)
 
@@ -651,7 +695,9 @@ async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest
     products = {"limited": await listing(api, provider, LIMIT), "unlimited": await listing(api, provider, None)}
     buyers = await admitted_buyers(api, admin, 2)
     gateway = SwitchableGateway()
-    services = OrderServices.of(api, gateway=gateway)
+    rule_classes = {**load_rule_classes(), HoldForReview.id: HoldForReview}
+    rulebook = build_rulebook(rule_classes, read_config(DEFAULT_RULEBOOK_PATH))
+    services = OrderServices.of(api, gateway=gateway, rulebook=rulebook)
     assert services.settings.platform_fee_bps == FEE_BPS
     model_clock = ModelClock()
     monkeypatch.setattr(clock, "now", model_clock.now)
