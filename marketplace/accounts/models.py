@@ -53,14 +53,19 @@ MANAGING_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
 
 class Scope(enum.StrEnum):
-    """What an API key may do for its organisation; keys never manage members or keys."""
+    """What an API key may do for its organisation, a read or write scope per area; each operation names the
+    one it needs. Keys never manage members, keys or where payouts go."""
 
+    ORGANIZATIONS_READ = "organizations:read"
     CATALOG_READ = "catalog:read"
     CATALOG_WRITE = "catalog:write"
     ORDERS_READ = "orders:read"
     ORDERS_WRITE = "orders:write"
     DELIVERY_READ = "delivery:read"
+    LICENCES_READ = "licences:read"
+    LICENCES_WRITE = "licences:write"
     BALANCE_READ = "balance:read"
+    PAYOUTS_READ = "payouts:read"
 
 
 class User(SQLModel, table=True):

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from marketplace.accounts.auth import AuthService
 from marketplace.accounts.members import MembershipService
-from marketplace.accounts.models import Organization, OrganizationStatus, User
+from marketplace.accounts.models import Organization, OrganizationStatus, Scope, User
 from marketplace.accounts.schemas import (
     AdmissionResponse,
     ApiKeyCreate,
@@ -41,7 +41,7 @@ from marketplace.compliance.schemas import VerdictRead
 from marketplace.flows.admission import Admission
 from marketplace.flows.registration import Registration
 from marketplace.web.pagination import PAGED, Page, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import NO_STORE, problem_responses
 
 Accounts = NamedDependency[AccountService]
@@ -61,7 +61,7 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["accounts"]
 
-    @post("/register", responses=problem_responses(409, 429))
+    @post("/register", responses=problem_responses(409, 429), opt={"scope": Access.PUBLIC})
     async def register(
         self,
         data: JSONBody[RegisterRequest],
@@ -72,7 +72,13 @@ class AuthController(Controller):
         address = request.client.host if request.client else "unknown"
         return UserRead.model_validate(await registration.register(data, address))
 
-    @post("/token", status_code=200, cache_control=NO_STORE, responses=problem_responses(401, 429))
+    @post(
+        "/token",
+        status_code=200,
+        cache_control=NO_STORE,
+        responses=problem_responses(401, 429),
+        opt={"scope": Access.PUBLIC},
+    )
     async def token(
         self, data: JSONBody[TokenRequest], request: Request[Any, Any, State], auth: NamedDependency[AuthService]
     ) -> TokenResponse:
@@ -88,7 +94,7 @@ class MeController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @get("/", responses=problem_responses(401, 403))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Access.PERSON})
     async def me(self, principal: Caller, accounts: Accounts) -> MeResponse:
         """The caller's account and memberships."""
         user, memberships = await accounts.me(principal)
@@ -100,7 +106,7 @@ class MeController(Controller):
             memberships=[MembershipSummary.model_validate(m) for m in memberships],
         )
 
-    @delete("/", responses=problem_responses(401, 403, 409))
+    @delete("/", responses=problem_responses(401, 403, 409), opt={"scope": Access.PERSON})
     async def delete_me(self, principal: Caller, accounts: Accounts) -> None:
         """Delete the caller's account; its tokens stop working at once."""
         await accounts.delete_me(principal)
@@ -112,26 +118,26 @@ class OrganizationController(Controller):
     dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
-    @post("/", responses=problem_responses(401, 403, 409))
+    @post("/", responses=problem_responses(401, 403, 409), opt={"scope": Access.PERSON})
     async def create(
         self, data: JSONBody[OrganizationCreate], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
         """Register an organisation; it starts pending and the caller becomes its owner."""
         return organization_read(await accounts.create_organization(principal, data))
 
-    @get("/", responses=problem_responses(401))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORGANIZATIONS_READ})
     async def list_mine(self, principal: Caller, accounts: Accounts, page: Paging) -> Page[OrganizationRead]:
         """The organisations the caller belongs to."""
         rows, total = await accounts.my_organizations(principal, limit=page.limit, offset=page.offset)
         return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
-    @get("/{organization_id:uuid}", responses=problem_responses(401, 404))
+    @get("/{organization_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.ORGANIZATIONS_READ})
     async def read(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
         return organization_read(await accounts.visible_organization(principal, organization_id))
 
-    @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409))
+    @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409), opt={"scope": Access.PERSON})
     async def update(
         self,
         organization_id: FromPath[uuid.UUID],
@@ -142,7 +148,12 @@ class OrganizationController(Controller):
         """Change qualification details while the organisation is pending or rejected."""
         return organization_read(await accounts.update_organization(principal, organization_id, data))
 
-    @post("/{organization_id:uuid}/admission", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{organization_id:uuid}/admission",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.PERSON},
+    )
     async def admission(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, admission: NamedDependency[Admission]
     ) -> AdmissionResponse:
@@ -151,14 +162,18 @@ class OrganizationController(Controller):
         organization, verdict = await admission.request(principal, organization_id)
         return AdmissionResponse(status=organization.status, verdict=VerdictRead.of_stored(verdict))
 
-    @get("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404))
+    @get("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def members(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, memberships: Memberships
     ) -> list[MembershipRead]:
         rows = await memberships.members(principal, organization_id)
         return [MembershipRead.model_validate(r) for r in rows]
 
-    @post("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404, 409, 422))
+    @post(
+        "/{organization_id:uuid}/members",
+        responses=problem_responses(401, 403, 404, 409, 422),
+        opt={"scope": Access.PERSON},
+    )
     async def add_member(
         self,
         organization_id: FromPath[uuid.UUID],
@@ -172,6 +187,7 @@ class OrganizationController(Controller):
     @patch(
         "/{organization_id:uuid}/members/{membership_id:uuid}",
         responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.PERSON},
     )
     async def change_member(
         self,
@@ -187,6 +203,7 @@ class OrganizationController(Controller):
     @delete(
         "/{organization_id:uuid}/members/{membership_id:uuid}",
         responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.PERSON},
     )
     async def remove_member(
         self,
@@ -204,13 +221,13 @@ class ApiKeyController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @post("/", cache_control=NO_STORE, responses=problem_responses(401, 403, 404))
+    @post("/", cache_control=NO_STORE, responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, memberships: Memberships) -> ApiKeyCreated:
         """Create an API key for an organisation; the key is shown only in this response."""
         row, key = await memberships.create_api_key(principal, data)
         return ApiKeyCreated.model_validate({**row.model_dump(), "key": key})
 
-    @get("/", responses=problem_responses(401, 403, 404))
+    @get("/", responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def list_keys(
         self,
         organization_id: Annotated[uuid.UUID, QueryParameter()],
@@ -219,7 +236,7 @@ class ApiKeyController(Controller):
     ) -> list[ApiKeyRead]:
         return [ApiKeyRead.model_validate(r) for r in await memberships.api_keys(principal, organization_id)]
 
-    @delete("/{key_id:uuid}", responses=problem_responses(401, 403, 404))
+    @delete("/{key_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def revoke(self, key_id: FromPath[uuid.UUID], principal: Caller, memberships: Memberships) -> None:
         """Revoke a key; it stops working at once."""
         await memberships.revoke_api_key(principal, key_id)
@@ -231,7 +248,7 @@ class AdminAccountsController(Controller):
     dependencies = {**ADMIN_ONLY, **PAGED}
     security = SECURITY
 
-    @get("/organizations", responses=problem_responses(401, 403))
+    @get("/organizations", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def organizations(
         self,
         admin: Caller,
@@ -246,6 +263,7 @@ class AdminAccountsController(Controller):
         "/organizations/{organization_id:uuid}/decision",
         status_code=200,
         responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
     )
     async def decide(
         self,
@@ -262,6 +280,7 @@ class AdminAccountsController(Controller):
         "/organizations/{organization_id:uuid}/standing",
         status_code=200,
         responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
     )
     async def change_standing(
         self,
@@ -274,12 +293,17 @@ class AdminAccountsController(Controller):
         organization = await accounts.change_standing(admin, organization_id, data.standing, data.reason)
         return organization_read(organization)
 
-    @get("/users", responses=problem_responses(401, 403))
+    @get("/users", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def users(self, admin: Caller, accounts: Accounts, page: Paging) -> Page[UserAdminRead]:
         rows, total = await accounts.list_users(limit=page.limit, offset=page.offset)
         return Page(items=[_user_admin_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
-    @post("/users/{user_id:uuid}/status", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/users/{user_id:uuid}/status",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
+    )
     async def user_status(
         self,
         user_id: FromPath[uuid.UUID],

@@ -6,7 +6,7 @@ from litestar.di import NamedDependency
 from marketplace.audit.schemas import AuditEntryRead, ChainVerification
 from marketplace.audit.service import AuditService
 from marketplace.web.pagination import PAGED, Page, Paging
-from marketplace.web.principal import ADMIN_ONLY, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, SECURITY, Access, Caller
 from marketplace.web.problems import problem_responses
 from marketplace.web.query import Moment, Text, parse_moment
 
@@ -17,7 +17,7 @@ class AuditController(Controller):
     dependencies = {**ADMIN_ONLY, **PAGED}
     security = SECURITY
 
-    @get("/", responses=problem_responses(401, 403))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def search(
         self,
         admin: Caller,
@@ -48,7 +48,7 @@ class AuditController(Controller):
             offset=page.offset,
         )
 
-    @get("/verify", responses=problem_responses(401, 403))
+    @get("/verify", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def verify(self, admin: Caller, audit: NamedDependency[AuditService]) -> ChainVerification:
         """Recompute the whole chain and name the first broken entry, if any."""
         return ChainVerification.model_validate(await audit.verify())

@@ -14,6 +14,7 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
+from marketplace.accounts.models import Scope
 from marketplace.catalog.dcat import catalog_jsonld
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.repository import SearchFilters
@@ -38,7 +39,7 @@ from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, Unsu
 from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
 from marketplace.web.pagination import PAGED, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import problem_responses
 
 Catalog = NamedDependency[CatalogService]
@@ -106,12 +107,12 @@ class ProductController(Controller):
     dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
-    @post("/", responses=problem_responses(401, 403, 404))
+    @post("/", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_WRITE})
     async def create(self, data: JSONBody[ProductCreate], principal: Caller, catalog: Catalog) -> ProductRead:
         """Describe a new data product; it starts as a draft (version 1)."""
         return product_read(await catalog.create(principal, data))
 
-    @get("/", responses=problem_responses(401, 403))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.CATALOG_READ})
     async def search(
         self,
         principal: Caller,
@@ -151,26 +152,35 @@ class ProductController(Controller):
         ]
         return ProductSearchPage(items=items, total=total, limit=page.limit, offset=page.offset, facets=facets)
 
-    @get("/{product_id:uuid}", responses=problem_responses(401, 404))
+    @get("/{product_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_READ})
     async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog) -> ProductRead:
         """Owners see the newest version; others see the listed version of a listed product."""
         return product_read(await catalog.view(principal, product_id))
 
-    @patch("/{product_id:uuid}", responses=problem_responses(401, 403, 404, 409))
+    @patch("/{product_id:uuid}", responses=problem_responses(401, 403, 404, 409), opt={"scope": Scope.CATALOG_WRITE})
     async def update(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductPatch], principal: Caller, catalog: Catalog
     ) -> ProductRead:
         """Change the description; a listed version is kept and the change goes into a new draft version."""
         return product_read(await catalog.update(principal, product_id, data))
 
-    @post("/{product_id:uuid}/plans", responses=problem_responses(401, 403, 404, 409, 422))
+    @post(
+        "/{product_id:uuid}/plans",
+        responses=problem_responses(401, 403, 404, 409, 422),
+        opt={"scope": Scope.CATALOG_WRITE},
+    )
     async def add_plan(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, catalog: Catalog
     ) -> PlanRead:
         """Add a price plan to the product's draft version (a free plan costs nothing)."""
         return PlanRead.model_validate(await catalog.add_plan(principal, product_id, data))
 
-    @delete("/{product_id:uuid}/plans/{plan_id:uuid}", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @delete(
+        "/{product_id:uuid}/plans/{plan_id:uuid}",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.CATALOG_WRITE},
+    )
     async def retire_plan(
         self, product_id: FromPath[uuid.UUID], plan_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog
     ) -> ProductRead:
@@ -179,7 +189,12 @@ class ProductController(Controller):
         draft is listed."""
         return product_read(await catalog.retire_plan(principal, product_id, plan_id))
 
-    @post("/{product_id:uuid}/submit", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{product_id:uuid}/submit",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.CATALOG_WRITE},
+    )
     async def submit(
         self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
     ) -> SubmissionResponse:
@@ -189,7 +204,12 @@ class ProductController(Controller):
             status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)
         )
 
-    @post("/{product_id:uuid}/delist", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{product_id:uuid}/delist",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.PERSON},
+    )
     async def delist(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[DelistRequest], principal: Caller, listings: Listings
     ) -> ProductRead:
@@ -200,6 +220,7 @@ class ProductController(Controller):
         "/{product_id:uuid}/samples",
         request_max_body_size=SAMPLE_BODY_LIMIT,
         responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+        opt={"scope": Scope.CATALOG_WRITE},
     )
     async def upload_sample(
         self,
@@ -235,7 +256,12 @@ class AdminProductController(Controller):
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @post("/{product_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{product_id:uuid}/decision",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
+    )
     async def decide(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[ProductDecision], admin: Caller, listings: Listings
     ) -> ProductRead:
@@ -253,7 +279,7 @@ class CatalogFeedController(Controller):
     tags = ["catalog"]
     dependencies = PAGED
 
-    @get("/", media_type=JSON_LD, responses=problem_responses())
+    @get("/", media_type=JSON_LD, responses=problem_responses(), opt={"scope": Access.PUBLIC})
     async def catalog(self, page: Paging, catalog: Catalog, request: Request[Any, Any, State]) -> dict[str, Any]:
         """The listed catalog, one page at a time (`limit`, `offset`), as a DCAT 3 JSON-LD `dcat:Catalog`:
         each listed product version a `dcat:Dataset`, one `dcat:Distribution` per delivery mode, price

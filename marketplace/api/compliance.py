@@ -6,11 +6,12 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from marketplace.accounts.models import Scope
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.schemas import RulebookRead
 from marketplace.flows.trading import Trading
 from marketplace.orders.schemas import PreviewRead, TradeRequest
-from marketplace.web.principal import AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import problem_responses
 
 
@@ -18,7 +19,7 @@ class RulesController(Controller):
     path = "/api/v1/rules"
     tags = ["compliance"]
 
-    @get("/", responses=problem_responses())
+    @get("/", responses=problem_responses(), opt={"scope": Access.PUBLIC})
     async def list_rules(self, rulebook: NamedDependency[Rulebook]) -> RulebookRead:
         """Every enabled rule in evaluation order, with its severity and parameters, and the
         fingerprint stored with every verdict."""
@@ -31,7 +32,9 @@ class TradePreviewController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @post("/preview", status_code=200, responses=problem_responses(401, 403, 404, 422))
+    @post(
+        "/preview", status_code=200, responses=problem_responses(401, 403, 404, 422), opt={"scope": Scope.ORDERS_WRITE}
+    )
     async def preview(
         self, data: JSONBody[TradeRequest], principal: Caller, trading: NamedDependency[Trading]
     ) -> PreviewRead:

@@ -17,6 +17,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File
 
+from marketplace.accounts.models import Scope
 from marketplace.api.catalog import Catalog, Listings, product_read
 from marketplace.catalog.samples import SampleError, normalise_media_type, store_content_addressed
 from marketplace.catalog.schemas import ProductRead
@@ -43,7 +44,7 @@ from marketplace.flows.data_calls import DataCalls
 from marketplace.flows.delivery import Delivery
 from marketplace.web.dependencies import DbSession
 from marketplace.web.pagination import PAGED, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import NO_STORE, problem_responses
 
 # The route's own ceiling; the dataset limit that applies is MAX_DATASET_BYTES, checked while streaming.
@@ -109,6 +110,7 @@ class DatasetController(Controller):
         status_code=201,
         request_max_body_size=DATASET_BODY_LIMIT,
         responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
+        opt={"scope": Scope.CATALOG_WRITE},
     )
     async def upload(
         self,
@@ -157,7 +159,12 @@ class OrderDeliveryController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @get("/{order_id:uuid}/delivery", cache_control=NO_STORE, responses=problem_responses(401, 403, 404, 409))
+    @get(
+        "/{order_id:uuid}/delivery",
+        cache_control=NO_STORE,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.DELIVERY_READ},
+    )
     async def delivery(
         self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries, request: Request[Any, Any, State]
     ) -> DeliveryRead:
@@ -179,7 +186,7 @@ class OrderDeliveryController(Controller):
             aggregate_url=f"{data_base}/aggregate" if access.mode != "file" else None,
         )
 
-    @get("/{order_id:uuid}/receipts", responses=problem_responses(401, 403, 404))
+    @get("/{order_id:uuid}/receipts", responses=problem_responses(401, 403, 404), opt={"scope": Scope.DELIVERY_READ})
     async def receipts(self, order_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries) -> ReceiptList:
         """What was delivered under the order's licence, with its digest and time."""
         items = [ReceiptRead.model_validate(r) for r in await delivery.receipts(principal, order_id)]
@@ -190,7 +197,12 @@ class DownloadController(Controller):
     path = "/api/v1/downloads"
     tags = ["delivery"]
 
-    @get("/{licence_id:uuid}", responses=problem_responses(403, 404), media_type="application/octet-stream")
+    @get(
+        "/{licence_id:uuid}",
+        responses=problem_responses(403, 404),
+        media_type="application/octet-stream",
+        opt={"scope": Access.PUBLIC},
+    )
     async def download(
         self,
         licence_id: FromPath[uuid.UUID],
@@ -225,13 +237,13 @@ class LicenceController(Controller):
     dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
-    @get("/", responses=problem_responses(401))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.LICENCES_READ})
     async def list_licences(self, principal: Caller, delivery: Deliveries, page: Paging) -> LicencePage:
         """Licences the caller's organisations bought or granted (administrators: all)."""
         rows, total = await delivery.licences(principal, limit=page.limit, offset=page.offset)
         return LicencePage(items=[licence_read(r) for r in rows], total=total)
 
-    @get("/{licence_id:uuid}", responses=problem_responses(401, 404))
+    @get("/{licence_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.LICENCES_READ})
     async def get_licence(
         self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
     ) -> LicenceRead:
@@ -242,6 +254,7 @@ class LicenceController(Controller):
         status_code=201,
         cache_control=NO_STORE,
         responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.LICENCES_WRITE},
     )
     async def rotate_key(
         self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
@@ -258,7 +271,7 @@ class LicenceController(Controller):
             rate_limit_per_minute=key.rate_limit_per_minute,
         )
 
-    @get("/{licence_id:uuid}/usage", responses=problem_responses(401, 404))
+    @get("/{licence_id:uuid}/usage", responses=problem_responses(401, 403, 404), opt={"scope": Scope.LICENCES_READ})
     async def usage(
         self,
         licence_id: FromPath[uuid.UUID],
@@ -284,7 +297,7 @@ class DataController(Controller):
     tags = ["delivery"]
     security = SECURITY
 
-    @get("/{licence_id:uuid}/rows", responses=problem_responses(401, 403, 404, 422, 429))
+    @get("/{licence_id:uuid}/rows", responses=problem_responses(401, 403, 404, 422, 429), opt={"scope": Access.PUBLIC})
     async def rows(
         self,
         licence_id: FromPath[uuid.UUID],
@@ -307,7 +320,12 @@ class DataController(Controller):
             charge_minor=call.charge_minor,
         )
 
-    @post("/{licence_id:uuid}/aggregate", status_code=200, responses=problem_responses(401, 403, 404, 422, 429))
+    @post(
+        "/{licence_id:uuid}/aggregate",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 422, 429),
+        opt={"scope": Access.PUBLIC},
+    )
     async def aggregate(
         self,
         licence_id: FromPath[uuid.UUID],
@@ -346,14 +364,24 @@ class AdminDeliveryController(Controller):
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @post("/licences/{licence_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/licences/{licence_id:uuid}/decision",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
+    )
     async def decide_licence(
         self, licence_id: FromPath[uuid.UUID], data: JSONBody[LicenceDecision], admin: Caller, delivery: Deliveries
     ) -> LicenceRead:
         """Reinstate or revoke a licence the delivery stage suspended for review."""
         return licence_read(await delivery.decide_licence(admin, licence_id, data.decision, data.reason))
 
-    @post("/products/{product_id:uuid}/grade", status_code=200, responses=problem_responses(401, 403, 404))
+    @post(
+        "/products/{product_id:uuid}/grade",
+        status_code=200,
+        responses=problem_responses(401, 403, 404),
+        opt={"scope": Access.ADMIN},
+    )
     async def regrade(
         self, product_id: FromPath[uuid.UUID], data: JSONBody[RegradeRequest], admin: Caller, listings: Listings
     ) -> ProductRead:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from marketplace.web.dependencies import DbSession
+from marketplace.web.principal import Access
 from marketplace.wiring import Runtime
 
 
@@ -24,6 +25,7 @@ class HealthController(Controller):
     @get(
         "/health",
         responses={503: ResponseSpec(data_container=Health, description="The database is unreachable")},
+        opt={"scope": Access.PUBLIC},
     )
     async def health(self, db_session: DbSession) -> Response[Health]:
         try:
@@ -32,7 +34,7 @@ class HealthController(Controller):
             return Response(Health(status="degraded", database="unavailable"), status_code=503)
         return Response(Health(status="ok", database="ok"))
 
-    @get("/.well-known/jwks.json")
+    @get("/.well-known/jwks.json", opt={"scope": Access.PUBLIC})
     async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         """The keys that verify this service's access tokens (RFC 7517)."""
         return runtime.token_keyring.jwks()

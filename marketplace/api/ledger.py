@@ -10,11 +10,12 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from marketplace.accounts.models import Scope
 from marketplace.flows.books import Books
 from marketplace.flows.settlement import Settlement
 from marketplace.ledger.schemas import BalanceRead, LedgerCheckRead, SettlementRead
 from marketplace.web.idempotency import idempotent
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import problem_responses
 
 Currency = Annotated[str, QueryParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
@@ -26,7 +27,9 @@ class BalanceController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @get("/{organization_id:uuid}/balance", responses=problem_responses(401, 403, 404))
+    @get(
+        "/{organization_id:uuid}/balance", responses=problem_responses(401, 403, 404), opt={"scope": Scope.BALANCE_READ}
+    )
     async def balance(
         self,
         organization_id: FromPath[uuid.UUID],
@@ -46,7 +49,7 @@ class AdminLedgerController(Controller):
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @get("/check", responses=problem_responses(401, 403))
+    @get("/check", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def check(self, admin: Caller, books: NamedDependency[Books]) -> LedgerCheckRead:
         """Check the books in one reading: debits equal credits in every currency, every account's totals
         equal the sums of its transfers, no no-overdraft account is negative, and every order's escrow
@@ -62,7 +65,7 @@ class AdminSettlementController(Controller):
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @post("/", status_code=200, responses=problem_responses(401, 403, 409, 422))
+    @post("/", status_code=200, responses=problem_responses(401, 403, 409, 422), opt={"scope": Access.ADMIN})
     @idempotent
     async def settle(self, admin: Caller, settlement: NamedDependency[Settlement]) -> SettlementRead:
         """Run settlement now, as `marketplace settle` does: time-outs and auto-confirmations, then every

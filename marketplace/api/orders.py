@@ -18,6 +18,7 @@ from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIRespon
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
+from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.schemas import VerdictRead
@@ -52,7 +53,7 @@ from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.web.idempotency import idempotent
 from marketplace.web.pagination import PAGED, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import problem_of, problem_responses
 from marketplace.web.query import Moment, parse_moment
 from marketplace.wiring import Runtime
@@ -77,7 +78,7 @@ class OrderController(Controller):
     dependencies = {**AUTHENTICATED, **PAGED}
     security = SECURITY
 
-    @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422))
+    @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422), opt={"scope": Scope.ORDERS_WRITE})
     @idempotent
     async def place(
         self, request: Request[Any, Any, State], data: JSONBody[TradeRequest], principal: Caller, trading: Trade
@@ -97,7 +98,7 @@ class OrderController(Controller):
         verdict = VerdictRead.of(placed.verdict, placed.stored_verdict)
         return Response(OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict), status_code=201)
 
-    @get("/", responses=problem_responses(401, 403))
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORDERS_READ})
     async def list_orders(
         self,
         principal: Caller,
@@ -109,7 +110,7 @@ class OrderController(Controller):
         items, total = await orders.list(principal, status=status, limit=page.limit, offset=page.offset)
         return OrderPage(items=[order_read(o) for o in items], total=total, limit=page.limit, offset=page.offset)
 
-    @get("/{order_id:uuid}", responses=problem_responses(401, 403, 404))
+    @get("/{order_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.ORDERS_READ})
     async def show(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderDetail:
         """An order with its trade verdict and its status history."""
         view = await orders.view(principal, order_id)
@@ -119,7 +120,12 @@ class OrderController(Controller):
             history=[OrderEventRead.model_validate(e) for e in view.history],
         )
 
-    @post("/{order_id:uuid}/pay", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502))
+    @post(
+        "/{order_id:uuid}/pay",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409, 422, 502),
+        opt={"scope": Scope.ORDERS_WRITE},
+    )
     @idempotent
     async def pay(
         self,
@@ -139,12 +145,22 @@ class OrderController(Controller):
         )
         return OrderPaid(id=order.id, status=order.status, payment=paid)
 
-    @post("/{order_id:uuid}/confirm", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{order_id:uuid}/confirm",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.ORDERS_WRITE},
+    )
     async def confirm(self, order_id: FromPath[uuid.UUID], principal: Caller, transitions: Transitions) -> OrderRead:
         """The buyer accepts the delivery; the order completes and is settled in the next run."""
         return order_read(await transitions.confirm(principal, order_id))
 
-    @post("/{order_id:uuid}/dispute", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{order_id:uuid}/dispute",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.ORDERS_WRITE},
+    )
     async def dispute(
         self,
         order_id: FromPath[uuid.UUID],
@@ -156,7 +172,12 @@ class OrderController(Controller):
         resolves it."""
         return order_read(await transitions.dispute(principal, order_id, data.reason))
 
-    @post("/{order_id:uuid}/cancel", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{order_id:uuid}/cancel",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.ORDERS_WRITE},
+    )
     async def cancel(
         self,
         order_id: FromPath[uuid.UUID],
@@ -174,7 +195,12 @@ class AdminOrderController(Controller):
     dependencies = ADMIN_ONLY
     security = SECURITY
 
-    @post("/{order_id:uuid}/decision", status_code=200, responses=problem_responses(401, 403, 404, 409))
+    @post(
+        "/{order_id:uuid}/decision",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Access.ADMIN},
+    )
     async def decide(
         self, order_id: FromPath[uuid.UUID], data: JSONBody[OrderDecision], admin: Caller, trading: Trade
     ) -> OrderRead:
@@ -182,7 +208,10 @@ class AdminOrderController(Controller):
         return order_read(await trading.decide(admin, order_id, data.decision, data.reason))
 
     @post(
-        "/{order_id:uuid}/resolve-dispute", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502)
+        "/{order_id:uuid}/resolve-dispute",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409, 422, 502),
+        opt={"scope": Access.ADMIN},
     )
     @idempotent
     async def resolve_dispute(
@@ -196,7 +225,12 @@ class AdminOrderController(Controller):
         settlement."""
         return order_read(await disputes.resolve_dispute(admin, order_id, data.outcome, data.reason))
 
-    @post("/{order_id:uuid}/refund", status_code=200, responses=problem_responses(401, 403, 404, 409, 422, 502))
+    @post(
+        "/{order_id:uuid}/refund",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409, 422, 502),
+        opt={"scope": Access.ADMIN},
+    )
     @idempotent
     async def refund(
         self,
@@ -323,6 +357,7 @@ class AdminTradesController(Controller):
             ),
             **problem_responses(401, 403),
         },
+        opt={"scope": Access.ADMIN},
     )
     async def trades(
         self,

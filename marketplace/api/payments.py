@@ -11,10 +11,11 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from marketplace.accounts.models import Scope
 from marketplace.flows.payment import Payment
 from marketplace.payments.schemas import PaymentAccountRead, PaymentAccountUpdate, WebhookReceipt
 from marketplace.payments.service import PaymentsService
-from marketplace.web.principal import AUTHENTICATED, SECURITY, Caller
+from marketplace.web.principal import AUTHENTICATED, SECURITY, Access, Caller
 from marketplace.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails, problem_responses
 
 GATEWAY_ERROR = {
@@ -33,7 +34,11 @@ class PaymentAccountController(Controller):
     dependencies = AUTHENTICATED
     security = SECURITY
 
-    @get("/{organization_id:uuid}/payment-account", responses=problem_responses(401, 403, 404))
+    @get(
+        "/{organization_id:uuid}/payment-account",
+        responses=problem_responses(401, 403, 404),
+        opt={"scope": Scope.PAYOUTS_READ},
+    )
     async def payment_account(
         self,
         organization_id: FromPath[uuid.UUID],
@@ -52,6 +57,7 @@ class PaymentAccountController(Controller):
     @put(
         "/{organization_id:uuid}/payment-account",
         responses={**problem_responses(401, 403, 404, 409, 422), **GATEWAY_ERROR},
+        opt={"scope": Access.PERSON},
     )
     async def set_payment_account(
         self,
@@ -78,7 +84,9 @@ class WebhookController(Controller):
     path = "/api/v1/webhooks"
     tags = ["money"]
 
-    @post("/stripe", status_code=200, responses={**problem_responses(404), **GATEWAY_ERROR})
+    @post(
+        "/stripe", status_code=200, responses={**problem_responses(404), **GATEWAY_ERROR}, opt={"scope": Access.PUBLIC}
+    )
     async def stripe(
         self,
         request: Request[Any, Any, State],

@@ -1,17 +1,37 @@
-"""Resolving the caller of a request, and the guards on who may call what."""
+"""Resolving the caller of a request, and who may call what: every route declares it in its `opt`."""
 
 from __future__ import annotations
+
+import enum
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from marketplace.accounts.auth import AuthService
+from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.errors import Forbidden, NotAuthenticated
 
 # The caller, as handlers and providers declare it.
 Caller = NamedDependency[Principal]
+
+
+class Access(enum.Enum):
+    """Who may call a route that no API key scope opens."""
+
+    # No caller is resolved: anyone, or a credential of its own (a gateway's signature, a signed link,
+    # a licence's access key).
+    PUBLIC = "public"
+    # A person's access token; API keys are refused.
+    PERSON = "person"
+    # A platform administrator's access token; API keys are refused.
+    ADMIN = "admin"
+
+
+# Every route handler declares who may call it: `@get(..., opt={"scope": Scope.ORDERS_READ})`, or an `Access`.
+SCOPE = "scope"
+Required = Scope | Access
 
 
 def bearer_credential(request: Request[object, object, State]) -> str:
@@ -22,13 +42,27 @@ def bearer_credential(request: Request[object, object, State]) -> str:
     return credential.strip()
 
 
+def admit(principal: Principal, required: Required) -> None:
+    """Refuse (403) a caller the route does not admit: a public route admits anyone, and a person's access
+    token is not limited by scopes."""
+    if required is Access.ADMIN:
+        if not principal.is_admin or principal.is_api_key:
+            raise Forbidden("platform administrators only")
+    elif required is Access.PERSON:
+        principal.require_person()
+    elif isinstance(required, Scope):
+        principal.require_scope(required)
+
+
 async def provide_principal(request: Request[object, object, State], auth: NamedDependency[AuthService]) -> Principal:
-    return await auth.authenticate(bearer_credential(request))
+    """The caller, authenticated (401 first), then admitted by what the route declares (403)."""
+    principal = await auth.authenticate(bearer_credential(request))
+    admit(principal, request.route_handler.opt[SCOPE])
+    return principal
 
 
 async def provide_admin(principal: Caller) -> Principal:
-    if not principal.is_admin or principal.is_api_key:
-        raise Forbidden("platform administrators only")
+    """Administrators' handlers name their caller `admin`; their `Access.ADMIN` admitted it."""
     return principal
 
 

@@ -19,7 +19,7 @@ async def world(api: Api) -> dict[str, Any]:
     org_b = await api.admitted_organization(bob, admin)
     key_b = await api.client.post(
         "/api/v1/api-keys",
-        json={"organization_id": org_b["id"], "name": "B's integration", "scopes": ["orders:read"]},
+        json={"organization_id": org_b["id"], "name": "B's integration", "scopes": ["organizations:read"]},
         headers=bob.headers,
     )
     assert key_b.status_code == 201, key_b.text
