@@ -143,7 +143,7 @@ class ProductController(Controller):
             max_price=None if max_price == MAX_PRICE else max_price,
             provider=provider,
         )
-        rows, total, facets = await catalog.search(principal, filters, sort=sort, limit=page.limit, offset=page.offset)
+        rows, total, facets = await catalog.search(filters, sort=sort, limit=page.limit, offset=page.offset)
         items = [
             ProductSummary.model_validate(
                 {**version.model_dump(), "id": product.id, "organization_id": product.organization_id}

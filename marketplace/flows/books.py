@@ -7,7 +7,6 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
 from marketplace.ledger.service import Balance, LedgerCheck, LedgerService
@@ -24,10 +23,9 @@ class Books:
         self.ledger = ledger
 
     async def balance(self, principal: Principal, organization_id: uuid.UUID, currency: str) -> Balance:
-        """The balance as its members (or a key with balance:read) and administrators see it; the
-        organisation does not exist for anyone else."""
+        """The balance as its members (or its keys) and administrators see it; the organisation does not
+        exist for anyone else."""
         await self.accounts.visible_organization(principal, organization_id)
-        principal.require_scope(Scope.BALANCE_READ)
         return await self.ledger.balance(organization_id, currency)
 
     async def check(self) -> LedgerCheck:

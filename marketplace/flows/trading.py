@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
 from marketplace.catalog.service import CatalogService
@@ -40,7 +39,6 @@ class Trading:
 
     async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
         """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
-        principal.require_scope(Scope.ORDERS_WRITE)
         buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
         view = await self.catalog.for_sale(request.product_id)
         plan = next((p for p in view.plans if p.id == request.plan_id), None)

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
@@ -182,7 +181,6 @@ class OrderService:
 
     async def visible(self, principal: Principal, order_id: uuid.UUID) -> Order:
         """The order if the caller buys, provides or administers; otherwise it does not exist for them."""
-        principal.require_scope(Scope.ORDERS_READ)
         order = await self.repository.get(order_id)
         if order is None:
             raise NotFound("order not found")
@@ -216,7 +214,6 @@ class OrderService:
     async def as_party(self, principal: Principal, order_id: uuid.UUID, side: Literal["buyer", "provider"]) -> Order:
         """The order, when the caller acts for its buyer (or provider): others who see it are refused."""
         order = await self.visible(principal, order_id)
-        principal.require_scope(Scope.ORDERS_WRITE)
         party = order.buyer_organization_id if side == "buyer" else order.provider_organization_id
         if party not in await self.accounts.member_organization_ids(principal):
             raise Forbidden(f"only the {side} may do this")
@@ -240,7 +237,6 @@ class OrderService:
         self, principal: Principal, *, status: OrderStatus | None, limit: int, offset: int
     ) -> tuple[Sequence[Order], int]:
         """Orders the caller's organisations buy or provide (administrators: all of them)."""
-        principal.require_scope(Scope.ORDERS_READ)
         organizations = None
         if not (principal.is_admin and not principal.is_api_key):
             organizations = await self.accounts.member_organization_ids(principal)
