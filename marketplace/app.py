@@ -40,6 +40,7 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
 from marketplace.web.docs import RENDER_PLUGINS, assets_router
+from marketplace.web.principal import DeclaredSecurity
 from marketplace.web.problems import EXCEPTION_HANDLERS
 from marketplace.web.requests import ServiceRequest, request_ids
 from marketplace.wiring import Runtime
@@ -111,7 +112,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[*CONTROLLERS, assets_router()],
         dependencies=DEPENDENCIES,
-        plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin()],
+        plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin(), DeclaredSecurity()],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_exception=[release_abandoned_session],
         before_send=[complete_allow_header, nosniff],
@@ -131,7 +132,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                         type="http",
                         scheme="bearer",
                         bearer_format="JWT or API key",
-                        description="An access token from /api/v1/auth/token, or an API key (mkt_...).",
+                        description="An access token from /api/v1/auth/token, or an API key (mkt_...). An "
+                        "operation's requirement names the scope an API key needs to call it (a person's access "
+                        "token is not limited by scopes); an operation that names none is not for API keys.",
                     )
                 }
             ),

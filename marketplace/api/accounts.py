@@ -41,7 +41,7 @@ from marketplace.compliance.schemas import VerdictRead
 from marketplace.flows.admission import Admission
 from marketplace.flows.registration import Registration
 from marketplace.web.pagination import PAGED, Page, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import NO_STORE, problem_responses
 
 Accounts = NamedDependency[AccountService]
@@ -92,7 +92,6 @@ class MeController(Controller):
     path = "/api/v1/me"
     tags = ["accounts"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Access.PERSON})
     async def me(self, principal: Caller, accounts: Accounts) -> MeResponse:
@@ -116,7 +115,6 @@ class OrganizationController(Controller):
     path = "/api/v1/organizations"
     tags = ["organizations"]
     dependencies = {**AUTHENTICATED, **PAGED}
-    security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 409), opt={"scope": Access.PERSON})
     async def create(
@@ -219,7 +217,6 @@ class ApiKeyController(Controller):
     path = "/api/v1/api-keys"
     tags = ["api keys"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @post("/", cache_control=NO_STORE, responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def create(self, data: JSONBody[ApiKeyCreate], principal: Caller, memberships: Memberships) -> ApiKeyCreated:
@@ -246,7 +243,6 @@ class AdminAccountsController(Controller):
     path = "/api/v1/admin"
     tags = ["administration"]
     dependencies = {**ADMIN_ONLY, **PAGED}
-    security = SECURITY
 
     @get("/organizations", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def organizations(

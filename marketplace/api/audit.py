@@ -6,7 +6,7 @@ from litestar.di import NamedDependency
 from marketplace.audit.schemas import AuditEntryRead, ChainVerification
 from marketplace.audit.service import AuditService
 from marketplace.web.pagination import PAGED, Page, Paging
-from marketplace.web.principal import ADMIN_ONLY, SECURITY, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, Access, Caller
 from marketplace.web.problems import problem_responses
 from marketplace.web.query import Moment, Text, parse_moment
 
@@ -15,7 +15,6 @@ class AuditController(Controller):
     path = "/api/v1/admin/audit"
     tags = ["audit"]
     dependencies = {**ADMIN_ONLY, **PAGED}
-    security = SECURITY
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def search(

@@ -39,7 +39,7 @@ from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, Unsu
 from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
 from marketplace.web.pagination import PAGED, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_responses
 
 Catalog = NamedDependency[CatalogService]
@@ -105,7 +105,6 @@ class ProductController(Controller):
     path = "/api/v1/products"
     tags = ["catalog"]
     dependencies = {**AUTHENTICATED, **PAGED}
-    security = SECURITY
 
     @post("/", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_WRITE})
     async def create(self, data: JSONBody[ProductCreate], principal: Caller, catalog: Catalog) -> ProductRead:
@@ -254,7 +253,6 @@ class AdminProductController(Controller):
     path = "/api/v1/admin/products"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
-    security = SECURITY
 
     @post(
         "/{product_id:uuid}/decision",

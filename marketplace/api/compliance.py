@@ -11,7 +11,7 @@ from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.schemas import RulebookRead
 from marketplace.flows.trading import Trading
 from marketplace.orders.schemas import PreviewRead, TradeRequest
-from marketplace.web.principal import AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_responses
 
 
@@ -30,7 +30,6 @@ class TradePreviewController(Controller):
     path = "/api/v1/compliance"
     tags = ["compliance"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @post(
         "/preview", status_code=200, responses=problem_responses(401, 403, 404, 422), opt={"scope": Scope.ORDERS_WRITE}

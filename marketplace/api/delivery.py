@@ -103,7 +103,6 @@ class DatasetController(Controller):
     path = "/api/v1/products"
     tags = ["delivery"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @put(
         "/{product_id:uuid}/dataset",
@@ -157,7 +156,6 @@ class OrderDeliveryController(Controller):
     path = "/api/v1/orders"
     tags = ["delivery"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @get(
         "/{order_id:uuid}/delivery",
@@ -235,7 +233,6 @@ class LicenceController(Controller):
     path = "/api/v1/licences"
     tags = ["delivery"]
     dependencies = {**AUTHENTICATED, **PAGED}
-    security = SECURITY
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.LICENCES_READ})
     async def list_licences(self, principal: Caller, delivery: Deliveries, page: Paging) -> LicencePage:
@@ -362,7 +359,6 @@ class AdminDeliveryController(Controller):
     path = "/api/v1/admin"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
-    security = SECURITY
 
     @post(
         "/licences/{licence_id:uuid}/decision",

@@ -15,7 +15,7 @@ from marketplace.flows.books import Books
 from marketplace.flows.settlement import Settlement
 from marketplace.ledger.schemas import BalanceRead, LedgerCheckRead, SettlementRead
 from marketplace.web.idempotency import idempotent
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_responses
 
 Currency = Annotated[str, QueryParameter(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
@@ -25,7 +25,6 @@ class BalanceController(Controller):
     path = "/api/v1/organizations"
     tags = ["money"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @get(
         "/{organization_id:uuid}/balance", responses=problem_responses(401, 403, 404), opt={"scope": Scope.BALANCE_READ}
@@ -47,7 +46,6 @@ class AdminLedgerController(Controller):
     path = "/api/v1/admin/ledger"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
-    security = SECURITY
 
     @get("/check", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def check(self, admin: Caller, books: NamedDependency[Books]) -> LedgerCheckRead:
@@ -63,7 +61,6 @@ class AdminSettlementController(Controller):
     path = "/api/v1/admin/settlements"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
-    security = SECURITY
 
     @post("/", status_code=200, responses=problem_responses(401, 403, 409, 422), opt={"scope": Access.ADMIN})
     @idempotent

@@ -53,7 +53,7 @@ from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.web.idempotency import idempotent
 from marketplace.web.pagination import PAGED, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_of, problem_responses
 from marketplace.web.query import Moment, parse_moment
 from marketplace.wiring import Runtime
@@ -76,7 +76,6 @@ class OrderController(Controller):
     path = "/api/v1/orders"
     tags = ["orders"]
     dependencies = {**AUTHENTICATED, **PAGED}
-    security = SECURITY
 
     @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422), opt={"scope": Scope.ORDERS_WRITE})
     @idempotent
@@ -193,7 +192,6 @@ class AdminOrderController(Controller):
     path = "/api/v1/admin/orders"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
-    security = SECURITY
 
     @post(
         "/{order_id:uuid}/decision",
@@ -345,7 +343,6 @@ class AdminTradesController(Controller):
     path = "/api/v1/admin/trades"
     tags = ["audit"]
     dependencies = {**ADMIN_ONLY, **PAGED}
-    security = SECURITY
 
     @get(
         "/",

@@ -15,7 +15,7 @@ from marketplace.accounts.models import Scope
 from marketplace.flows.payment import Payment
 from marketplace.payments.schemas import PaymentAccountRead, PaymentAccountUpdate, WebhookReceipt
 from marketplace.payments.service import PaymentsService
-from marketplace.web.principal import AUTHENTICATED, SECURITY, Access, Caller
+from marketplace.web.principal import AUTHENTICATED, Access, Caller
 from marketplace.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails, problem_responses
 
 GATEWAY_ERROR = {
@@ -32,7 +32,6 @@ class PaymentAccountController(Controller):
     path = "/api/v1/organizations"
     tags = ["money"]
     dependencies = AUTHENTICATED
-    security = SECURITY
 
     @get(
         "/{organization_id:uuid}/payment-account",

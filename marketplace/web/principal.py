@@ -7,6 +7,8 @@ import enum
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.plugins import ReceiveRoutePlugin
+from litestar.routes import BaseRoute, HTTPRoute
 
 from marketplace.accounts.auth import AuthService
 from marketplace.accounts.models import Scope
@@ -32,6 +34,8 @@ class Access(enum.Enum):
 # Every route handler declares who may call it: `@get(..., opt={"scope": Scope.ORDERS_READ})`, or an `Access`.
 SCOPE = "scope"
 Required = Scope | Access
+# The OpenAPI security scheme of a caller's bearer credential.
+BEARER = "BearerAuth"
 
 
 def bearer_credential(request: Request[object, object, State]) -> str:
@@ -68,5 +72,24 @@ async def provide_admin(principal: Caller) -> Principal:
 
 AUTHENTICATED = {"principal": Provide(provide_principal)}
 ADMIN_ONLY = {"principal": Provide(provide_principal), "admin": Provide(provide_admin)}
-# OpenAPI: which routes take a bearer credential.
-SECURITY: list[dict[str, list[str]]] = [{"BearerAuth": []}]
+# OpenAPI: a public route that takes a bearer credential of its own (a licence's access key).
+SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
+
+
+def security_of(required: Required) -> list[dict[str, list[str]]]:
+    """A caller's route in OpenAPI: a bearer credential, with the scope an API key needs (none for people's
+    and administrators' routes, which no key calls)."""
+    return [{BEARER: [required.value] if isinstance(required, Scope) else []}]
+
+
+class DeclaredSecurity(ReceiveRoutePlugin):
+    """Each operation's OpenAPI security requirement, from what its route declares; a public route keeps
+    what its controller says (the data API documents its licence access key)."""
+
+    def receive_route(self, route: BaseRoute) -> None:
+        if not isinstance(route, HTTPRoute):
+            return
+        for handler in route.route_handlers:
+            required = handler.opt.get(SCOPE, Access.PUBLIC)
+            if required is not Access.PUBLIC:
+                handler.security = security_of(required)
