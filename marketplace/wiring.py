@@ -21,6 +21,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
 from marketplace.catalog.listing import ListingService
+from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
 from marketplace.compliance.rulebook import Rulebook, load_rulebook
 from marketplace.compliance.service import ComplianceService
@@ -138,6 +139,10 @@ class Services:
     @cached_property
     def catalog(self) -> CatalogService:
         return CatalogService(self.session, self.accounts, self.audit)
+
+    @cached_property
+    def plans(self) -> PlanService:
+        return PlanService(self.session, self.catalog, self.audit)
 
     @cached_property
     def listings(self) -> ListingService:

@@ -17,6 +17,7 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from marketplace.accounts.models import Scope
 from marketplace.catalog.dcat import catalog_jsonld
 from marketplace.catalog.listing import ListingService
+from marketplace.catalog.plans import PlanService
 from marketplace.catalog.repository import SearchFilters
 from marketplace.catalog.samples import SampleError, media_type_for, parse_sample, store_content_addressed
 from marketplace.catalog.schemas import (
@@ -44,6 +45,7 @@ from marketplace.web.problems import problem_responses
 
 Catalog = NamedDependency[CatalogService]
 Listings = NamedDependency[ListingService]
+Plans = NamedDependency[PlanService]
 
 
 class DelistRequest(RequestBody):
@@ -169,10 +171,10 @@ class ProductController(Controller):
         opt={"scope": Scope.CATALOG_WRITE},
     )
     async def add_plan(
-        self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, catalog: Catalog
+        self, product_id: FromPath[uuid.UUID], data: JSONBody[PlanCreate], principal: Caller, plans: Plans
     ) -> PlanRead:
         """Add a price plan to the product's draft version (a free plan costs nothing)."""
-        return PlanRead.model_validate(await catalog.add_plan(principal, product_id, data))
+        return PlanRead.model_validate(await plans.add_plan(principal, product_id, data))
 
     @delete(
         "/{product_id:uuid}/plans/{plan_id:uuid}",
@@ -181,12 +183,12 @@ class ProductController(Controller):
         opt={"scope": Scope.CATALOG_WRITE},
     )
     async def retire_plan(
-        self, product_id: FromPath[uuid.UUID], plan_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog
+        self, product_id: FromPath[uuid.UUID], plan_id: FromPath[uuid.UUID], principal: Caller, plans: Plans
     ) -> ProductRead:
         """Retire a plan from the product's draft version (made now from the listed one if there is none).
         Plans already sold stay on the orders that bought them; the listed version is unchanged until the
         draft is listed."""
-        return product_read(await catalog.retire_plan(principal, product_id, plan_id))
+        return product_read(await plans.retire_plan(principal, product_id, plan_id))
 
     @post(
         "/{product_id:uuid}/submit",

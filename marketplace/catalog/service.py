@@ -16,7 +16,6 @@ from marketplace.audit.service import AuditService
 from marketplace.catalog.dcat import CatalogEntry
 from marketplace.catalog.models import (
     EDITABLE_VERSION_STATUSES,
-    PlanKind,
     PricePlan,
     Product,
     ProductStatus,
@@ -26,9 +25,9 @@ from marketplace.catalog.models import (
 )
 from marketplace.catalog.repository import CatalogRepository, CatalogSearch, SearchFilters
 from marketplace.catalog.samples import ParsedSample, StoredBlob
-from marketplace.catalog.schemas import PlanCreate, ProductCreate, ProductDescription, ProductPatch
+from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductPatch
 from marketplace.catalog.search_text import search_document
-from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound, Unprocessable
+from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
 from marketplace.kit import clock
 
 # Columns of ProductVersion that hold description fields; the other fields go to `details`.
@@ -141,7 +140,7 @@ class CatalogService:
 
     async def update(self, principal: Principal, product_id: uuid.UUID, patch: ProductPatch) -> ProductView:
         product = await self.owned_product(principal, product_id, lock=True)
-        version = await self._editable_version(product, principal)
+        version = await self.editable_version(product, principal)
         changes = patch.model_dump(exclude_unset=True, mode="json")
         if removed := sorted(field for field, value in changes.items() if value is None and field in REQUIRED_FIELDS):
             raise FieldsRequired(removed)
@@ -159,60 +158,7 @@ class CatalogService:
         )
         return await self.view_of(product, version.version)
 
-    async def add_plan(self, principal: Principal, product_id: uuid.UUID, data: PlanCreate) -> PricePlan:
-        product = await self.owned_product(principal, product_id, lock=True)
-        if data.kind == PlanKind.FREE and data.price_minor != 0:
-            raise Unprocessable("a free plan costs nothing: its price_minor is 0", field="price_minor")
-        version = await self._editable_version(product, principal)
-        plan = PricePlan(product_version_id=version.id, **data.model_dump())
-        await self.repository.add(plan)
-        if version.min_price_minor is None or plan.price_minor < version.min_price_minor:
-            version.min_price_minor = plan.price_minor
-        await self.audit.record(
-            actor=principal.actor,
-            action="product.plan_added",
-            object_type="product",
-            object_id=product.id,
-            payload={
-                "version": version.version,
-                "plan_id": str(plan.id),
-                "kind": plan.kind.value,
-                "price_minor": plan.price_minor,
-                "currency": plan.currency,
-            },
-        )
-        return plan
-
-    async def retire_plan(self, principal: Principal, product_id: uuid.UUID, plan_id: uuid.UUID) -> ProductView:
-        """Take a plan off the product's draft, so a bad plan never traps a product. A plan of a listed
-        version stays as it was sold (orders keep it); its copy in the draft (made now if there is no draft)
-        is what goes: the draft's plan with the same terms."""
-        product = await self.owned_product(principal, product_id, lock=True)
-        plan = await self.repository.get_plan(plan_id)
-        version = await self.repository.version_by_id(plan.product_version_id) if plan else None
-        if plan is None or version is None or version.product_id != product.id:
-            raise NotFound("plan not found")
-        draft = await self._editable_version(product, principal)
-        plans = await self.repository.plans_of(draft.id)
-        target = next((p for p in plans if p.id == plan.id), None) or next(
-            (p for p in plans if _terms(p) == _terms(plan)), None
-        )
-        if target is None:
-            raise NotFound("the draft has no such plan (retired already, or changed)")
-        await self.repository.delete(target)
-        remaining = [p.price_minor for p in plans if p.id != target.id]
-        draft.min_price_minor = min(remaining, default=None)
-        draft.updated_at = product.updated_at = clock.now()
-        await self.audit.record(
-            actor=principal.actor,
-            action="product.plan_retired",
-            object_type="product",
-            object_id=product.id,
-            payload={"version": draft.version, "plan_id": str(target.id), "as_plan_id": str(plan.id)},
-        )
-        return await self.view_of(product, draft.version)
-
-    async def _editable_version(self, product: Product, principal: Principal) -> ProductVersion:
+    async def editable_version(self, product: Product, principal: Principal) -> ProductVersion:
         """The newest version if it is still a draft; a listed version is copied into a new draft."""
         latest = await self.repository.version(product.id, product.latest_version)
         assert latest is not None
@@ -255,7 +201,7 @@ class CatalogService:
     ) -> Sample:
         """Attach an uploaded, parsed sample to the product's draft version."""
         product = await self.owned_product(principal, product_id, lock=True)
-        version = await self._editable_version(product, principal)
+        version = await self.editable_version(product, principal)
         sample = Sample(
             product_id=product.id,
             sha256=blob.sha256,
@@ -378,11 +324,6 @@ class CatalogService:
             for product, version, provider, media_type in rows
         ]
         return entries, total
-
-
-def _terms(plan: PricePlan) -> dict[str, Any]:
-    """What a buyer pays under a plan: two plans with the same terms are the same offer."""
-    return plan.model_dump(exclude={"id", "product_version_id", "created_at"})
 
 
 def _version_values(data: ProductDescription) -> dict[str, Any]:

@@ -75,7 +75,7 @@ async def seed_catalog(
             organization_ids[spec.provider], spec, serial=serial, assessor_id=organization_ids[ASSESSOR]
         )
         view = await catalog.create(owner, ProductCreate.model_validate(body))
-        plan = await catalog.add_plan(owner, view.product.id, PlanCreate.model_validate(_plan(spec)))
+        plan = await services.plans.add_plan(owner, view.product.id, PlanCreate.model_validate(_plan(spec)))
         blob = store_content_addressed([spec.sample.encode()], settings.sample_dir, settings.max_sample_bytes)
         await catalog.attach_sample(owner, view.product.id, blob, parse_sample(blob.path, CSV))
         submitted, verdict = await services.listing.submit(owner, view.product.id)
