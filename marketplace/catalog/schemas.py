@@ -9,7 +9,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from marketplace.catalog.models import PlanKind, ProductStatus, VersionStatus
 from marketplace.compliance.schemas import VerdictRead
@@ -112,15 +112,53 @@ class FieldIn(RequestBody):
     purposes: Annotated[list[Token], Field(max_length=20)] = []
 
 
+# A privacy-loss parameter of differential privacy: positive and finite (counted in millionths).
+Epsilon = Annotated[float, Field(ge=0.001, le=1000, strict=True, allow_inf_nan=False)]
+BoundValue = Annotated[float, Field(ge=-(10**15), le=10**15, strict=True, allow_inf_nan=False)]
+
+
+class BoundsIn(RequestBody):
+    """Where a measure column's values are clamped before they are summed: the noise grows with the range."""
+
+    lower: BoundValue
+    upper: BoundValue
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BoundsIn:
+        if not self.lower < self.upper:
+            raise ValueError("lower must be below upper")
+        return self
+
+
 class ComputationIn(RequestBody):
     """What buyers of privacy-computing delivery may do with the hosted dataset: the columns they may
     group by, filter on and aggregate, and the smallest group a result may show (never below the
-    platform's AGGREGATE_MIN_GROUP_SIZE)."""
+    platform's AGGREGATE_MIN_GROUP_SIZE); and the differential privacy of the answers: the epsilon each
+    query spends, the epsilon a licence may spend in all, and the bounds of every measure column. The
+    three go together; the listing stage (R3) asks for them when privacy computing is offered."""
 
     group_by: Annotated[list[Text100], Field(max_length=50)] = []
     filter: Annotated[list[Text100], Field(max_length=50)] = []
     measure: Annotated[list[Text100], Field(max_length=50)] = []
     min_group_size: Annotated[StrictInt, Field(ge=1, le=100_000), WHOLE_NUMBER] | None = None
+    epsilon_per_query: Epsilon | None = None
+    epsilon_budget: Epsilon | None = None
+    bounds: Annotated[dict[Text100, BoundsIn], Field(max_length=50)] | None = None
+
+    @model_validator(mode="after")
+    def _privacy_terms(self) -> ComputationIn:
+        terms = (self.epsilon_per_query, self.epsilon_budget, self.bounds)
+        if all(term is None for term in terms):
+            return self
+        if self.epsilon_per_query is None or self.epsilon_budget is None or self.bounds is None:
+            raise ValueError("epsilon_per_query, epsilon_budget and bounds are declared together")
+        if self.epsilon_per_query > self.epsilon_budget:
+            raise ValueError("epsilon_per_query cannot exceed epsilon_budget")
+        if unbounded := sorted(set(self.measure) - set(self.bounds)):
+            raise ValueError(f"every measure column needs bounds; none for {unbounded}")
+        if stray := sorted(set(self.bounds) - set(self.measure)):
+            raise ValueError(f"bounds are for measure columns; {stray} are not")
+        return self
 
 
 class ProductDescription(RequestBody):
