@@ -165,22 +165,42 @@ async def test_concurrent_calls_cannot_overspend_the_budget(shop: Market) -> Non
     assert await usage_calls(shop, licence_id) == 5
 
 
+@pytest.mark.parametrize("changes", [{"epsilon_per_query": 0}, {"epsilon_budget": -1.0}, {"epsilon_budget": 1e6}])
+async def test_epsilons_out_of_range_are_refused_by_the_schema(shop: Market, changes: dict[str, Any]) -> None:
+    body = product_body(shop.provider_org["id"], computation={**COMPUTATION, **changes})
+    refused = await shop.api.client.post("/api/v1/products", json=body, headers=shop.provider.headers)
+    assert refused.status_code == 400, refused.text
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"bounds": {"amount": {"lower": 5, "upper": 5}}}, "lower must be below upper"),
-        ({"bounds": {}}, "every measure column needs bounds"),
-        ({"bounds": {"amount": {"lower": 0, "upper": 1}, "kind": {"lower": 0, "upper": 1}}}, "are not"),
-        ({"epsilon_per_query": 0}, "greater than or equal to 0.001"),
+        ({"bounds": {}}, "every measure column needs bounds; none for ['amount']"),
+        ({"bounds": {"amount": {"lower": 0, "upper": 1}, "kind": {"lower": 0, "upper": 1}}}, "['kind'] are not"),
         ({"epsilon_per_query": 20.0}, "cannot exceed epsilon_budget"),
         ({"epsilon_budget": None}, "declared together"),
     ],
 )
-async def test_privacy_terms_are_validated_at_the_schema(shop: Market, changes: dict[str, Any], message: str) -> None:
+async def test_privacy_terms_that_do_not_fit_together_are_refused(
+    shop: Market, changes: dict[str, Any], message: str
+) -> None:
+    """Each term alone is the schema's (400); how they fit together is judged before anything is saved (422)."""
     body = product_body(shop.provider_org["id"], computation={**COMPUTATION, **changes})
     refused = await shop.api.client.post("/api/v1/products", json=body, headers=shop.provider.headers)
-    assert refused.status_code == 400, refused.text
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"].endswith(":privacy-terms-inconsistent")
     assert message in str(refused.json()["errors"])
+    created = await shop.api.client.post(
+        "/api/v1/products", json={**body, "computation": COMPUTATION}, headers=shop.provider.headers
+    )
+    product = f"/api/v1/products/{created.json()['id']}"
+    patched = await shop.api.client.patch(
+        product, json={"computation": body["computation"]}, headers=shop.provider.headers
+    )
+    assert patched.status_code == 422, patched.text
+    after = await shop.api.client.get(product, headers=shop.provider.headers)
+    assert after.json()["details"]["computation"]["epsilon_per_query"] == COMPUTATION["epsilon_per_query"]
 
 
 async def test_privacy_computing_without_privacy_terms_is_not_listed(shop: Market) -> None:
