@@ -36,6 +36,16 @@ cross-border assessment has expired.
                                buyer whose jurisdiction is not a known code is held for review;
                                a domestic buyer makes the check not applicable, as does the
                                listing stage (no buyer yet).
+  - ``privacy-computing``      privacy computing (offered at listing, ordered at trade, used at
+                               delivery) answers with differential privacy, so the product declares
+                               in ``computation`` the epsilon a query spends (at most
+                               ``max_epsilon_per_query``), the epsilon a licence may spend in all
+                               (at most ``max_epsilon_budget``, and not below a query's) and
+                               clamping bounds (lower below upper) for every measure column: without
+                               them an aggregate answers a differencing attack exactly (two queries
+                               that differ by one row give that row's value). Not applicable when
+                               privacy computing is not in play (DSL Art. 27; PIPL Art. 51;
+                               GB/T 37964-2019 Appendix B, the differential privacy model).
 
 Missing facts the stage needs (no product; no trade at trade; no delivery at delivery; no
 buyer at trade or delivery) fail the checks that need them.
@@ -51,6 +61,10 @@ Parameters (defaults):
   - ``cross_border_validity_months`` = 36: the validity of an outbound-transfer security
     assessment result (Provisions on Promoting and Regulating Cross-border Data Flows 2024,
     Art. 9).
+  - ``max_epsilon_per_query`` = 1.0 and ``max_epsilon_budget`` = 10.0: the most privacy loss the
+    exchange lets one query, and one licence, spend. An epsilon of 1 per answer is the usual ceiling
+    of "strong" protection; 10 over a licence's life still bounds how far answers can narrow one
+    person down.
 """
 
 from __future__ import annotations
@@ -61,7 +75,7 @@ from datetime import date
 from typing import Any, ClassVar
 
 from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
-from marketplace.compliance.snapshots import Assessment, OrganizationFacts, ProductFacts, Snapshot
+from marketplace.compliance.snapshots import Assessment, ComputationFacts, OrganizationFacts, ProductFacts, Snapshot
 from marketplace.kit.codelists import jurisdiction_scope
 
 PASS = Outcome.PASS
@@ -78,6 +92,8 @@ _PI_BASIS = ("PIPL Art. 13", "PIPL Art. 51", "GB/T 37964-2019")
 _MODE_BASIS = ("DSL Art. 21", "DSL Art. 27")
 _SENSITIVE_BASIS = ("PIPL Art. 28", "PIPL Art. 51")
 _CROSS_BORDER_BASIS = ("DSL Art. 31", "PIPL Art. 38", "PIPL Art. 40", "《数据出境安全评估办法》 Art. 4")
+_PRIVACY_BASIS = ("DSL Art. 27", "PIPL Art. 51", "GB/T 37964-2019 Appendix B")
+PRIVACY_COMPUTING = "privacy_computing"
 
 _STAGES = frozenset({Stage.LISTING, Stage.TRADE, Stage.DELIVERY})
 _ASSESSED_GRADES = frozenset({"important", "core"})
@@ -108,6 +124,7 @@ class SecurityAssessmentRule(Rule):
         "《数据出境安全评估办法》 Art. 4",
         "GB/T 43697-2024",
         "GB/T 37964-2019",
+        "GB/T 37964-2019 Appendix B",
     )
     stages: ClassVar[frozenset[Stage]] = _STAGES
     parameters: ClassVar[dict[str, Any]] = {
@@ -119,6 +136,8 @@ class SecurityAssessmentRule(Rule):
         "sensitive_pi_delivery_modes": ["api", "privacy_computing"],
         "risk_assessment_validity_months": 12,
         "cross_border_validity_months": 36,
+        "max_epsilon_per_query": 1.0,
+        "max_epsilon_budget": 10.0,
     }
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -131,6 +150,8 @@ class SecurityAssessmentRule(Rule):
         self._sensitive_sorted = tuple(sorted(self._sensitive))
         self._risk_months = int(p["risk_assessment_validity_months"])
         self._cross_months = int(p["cross_border_validity_months"])
+        self._max_query_epsilon = float(p["max_epsilon_per_query"])
+        self._max_budget_epsilon = float(p["max_epsilon_budget"])
         rid = self.id
         self._c_grade = f"{rid}.grade-set"
         self._c_core = f"{rid}.core-data"
@@ -139,6 +160,7 @@ class SecurityAssessmentRule(Rule):
         self._c_mode = f"{rid}.delivery-mode"
         self._c_sensitive = f"{rid}.sensitive-pi-delivery"
         self._c_cross = f"{rid}.cross-border"
+        self._c_privacy = f"{rid}.privacy-computing"
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         stage = ctx.stage
@@ -179,6 +201,7 @@ class SecurityAssessmentRule(Rule):
             self._mode(grade, modes, missing, stage),
             self._sensitive_mode(product, modes, missing, stage),
             self._cross_border(product, buyer, stage, today),
+            self._privacy(product, modes, missing, stage),
         ]
 
     def _no_product(self) -> list[Finding]:
@@ -193,6 +216,7 @@ class SecurityAssessmentRule(Rule):
             Finding(rid, self._c_mode, FAIL, message, missing, _MODE_BASIS),
             Finding(rid, self._c_sensitive, FAIL, message, missing, _SENSITIVE_BASIS),
             Finding(rid, self._c_cross, FAIL, message, missing, _CROSS_BORDER_BASIS),
+            Finding(rid, self._c_privacy, FAIL, message, missing, _PRIVACY_BASIS),
         ]
 
     def _core(self, grade: str | None, stage: Stage) -> Finding:
@@ -449,6 +473,47 @@ class SecurityAssessmentRule(Rule):
             evidence,
             _CROSS_BORDER_BASIS,
         )
+
+    def _privacy(self, product: ProductFacts, modes: tuple[str, ...], missing: str | None, stage: Stage) -> Finding:
+        rid, code = self.id, self._c_privacy
+        if missing is not None:
+            message = f"the {stage.value} snapshot has no {missing}; the privacy terms cannot be checked"
+            return Finding(rid, code, FAIL, message, {missing: None}, _PRIVACY_BASIS)
+        if PRIVACY_COMPUTING not in modes:
+            message = "privacy computing is not in play"
+            return Finding(rid, code, NA, message, {"modes": list(modes)}, _PRIVACY_BASIS)
+        terms = product.computation or ComputationFacts()
+        evidence = {
+            "epsilon_per_query": terms.epsilon_per_query,
+            "epsilon_budget": terms.epsilon_budget,
+            "measures": list(terms.measure),
+            "bounded": sorted(terms.bounds or {}),
+            "max_epsilon_per_query": self._max_query_epsilon,
+            "max_epsilon_budget": self._max_budget_epsilon,
+        }
+        problems = _privacy_problems(terms, self._max_query_epsilon, self._max_budget_epsilon)
+        if problems:
+            message = f"privacy computing needs differential privacy terms: {'; '.join(problems)}"
+            return Finding(rid, code, FAIL, message, {**evidence, "problems": problems}, _PRIVACY_BASIS)
+        message = "privacy computing answers with differential privacy under the declared terms"
+        return Finding(rid, code, PASS, message, evidence, _PRIVACY_BASIS)
+
+
+def _privacy_problems(terms: ComputationFacts, max_query: float, max_budget: float) -> list[str]:
+    """What keeps the declared terms from making every answer differentially private, within the limits."""
+    query, budget, bounds = terms.epsilon_per_query, terms.epsilon_budget, terms.bounds or {}
+    problems = []
+    if query is None or budget is None:
+        problems.append("no epsilon per query and per licence")
+    elif not 0 < query <= min(budget, max_query):
+        problems.append(f"the epsilon per query ({query}) is not above 0 and at most {min(budget, max_query)}")
+    elif budget > max_budget:
+        problems.append(f"the epsilon budget per licence ({budget}) is above {max_budget}")
+    if unbounded := [column for column in terms.measure if column not in bounds]:
+        problems.append(f"no clamping bounds for {unbounded}")
+    if disordered := sorted(column for column, b in bounds.items() if not b.lower < b.upper):
+        problems.append(f"bounds whose lower is not below upper for {disordered}")
+    return problems
 
 
 def _modes(stage: Stage, snapshot: Snapshot) -> tuple[tuple[str, ...], str | None]:

@@ -24,6 +24,7 @@ from marketplace.catalog.schemas import ProductRead
 from marketplace.config import Settings
 from marketplace.delivery import hosting
 from marketplace.delivery.models import AccessKey, Dataset, Licence
+from marketplace.delivery.privacy import to_epsilon
 from marketplace.delivery.schemas import (
     AccessKeyCreated,
     AggregateRead,
@@ -33,6 +34,9 @@ from marketplace.delivery.schemas import (
     LicenceDecision,
     LicencePage,
     LicenceRead,
+    MetricNoiseRead,
+    NoiseRead,
+    PrivacyRead,
     ReceiptList,
     ReceiptRead,
     RegradeRequest,
@@ -40,7 +44,7 @@ from marketplace.delivery.schemas import (
     UsageRead,
 )
 from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
-from marketplace.flows.data_calls import DataCalls
+from marketplace.flows.data_calls import DataCalls, PrivacySpend
 from marketplace.flows.delivery import Delivery
 from marketplace.web.dependencies import DbSession
 from marketplace.web.pagination import PAGED, Paging
@@ -332,22 +336,54 @@ class DataController(Controller):
     ) -> AggregateRead:
         """Aggregates over the hosted dataset (count, sum, avg, min, max, grouped by the columns the product
         allows, with filters on the columns it allows); raw rows never leave, and every group smaller than
-        the minimum group size is suppressed. Metered like `rows`."""
+        the minimum group size is suppressed. Under privacy computing the answer is differentially private
+        (min and max are refused) and spends the product's epsilon per query of the licence's budget: 403
+        `privacy-budget-exhausted` when too little is left. Metered like `rows`."""
         call = await data_calls.authorise_call(_credential(request), licence_id, "aggregate")
-        result = await data_calls.aggregate(
+        answer = await data_calls.aggregate(
             call,
             list(data.group_by),
             [hosting.Metric(fn=m.fn, column=m.column) for m in data.metrics],
             [hosting.Filter(column=f.column, op=f.op, value=f.value) for f in data.filters],
         )
+        result = answer.result
         return AggregateRead(
             columns=list(result.columns),
             groups=result.groups,
             suppressed_groups=result.suppressed_groups,
             min_group_size=result.min_group_size,
+            privacy=_privacy_read(answer.privacy) if answer.privacy else None,
             call_number=call.call_number,
             charge_minor=call.charge_minor,
         )
+
+
+def _privacy_read(spend: PrivacySpend) -> PrivacyRead:
+    budget = spend.budget
+    return PrivacyRead(
+        epsilon_spent=to_epsilon(spend.epsilon_micro),
+        budget=to_epsilon(budget.budget_micro),
+        budget_spent=to_epsilon(budget.spent_micro),
+        budget_left=to_epsilon(budget.budget_micro - budget.spent_micro),
+        metrics=[
+            MetricNoiseRead(
+                metric=metric.metric.name,
+                epsilon=metric.epsilon,
+                noise=[
+                    NoiseRead(
+                        statistic=noise.statistic.name,
+                        mechanism=noise.mechanism,
+                        epsilon=noise.epsilon,
+                        sensitivity=noise.sensitivity,
+                        scale=noise.scale,
+                        error_95=noise.error,
+                    )
+                    for noise in metric.noise
+                ],
+            )
+            for metric in spend.noise.metrics
+        ],
+    )
 
 
 def _credential(request: Request[Any, Any, State]) -> str | None:

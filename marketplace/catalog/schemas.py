@@ -112,15 +112,59 @@ class FieldIn(RequestBody):
     purposes: Annotated[list[Token], Field(max_length=20)] = []
 
 
+# A privacy-loss parameter of differential privacy: positive and finite (counted in millionths).
+Epsilon = Annotated[float, Field(ge=0.001, le=1000, strict=True, allow_inf_nan=False)]
+BoundValue = Annotated[float, Field(ge=-(10**15), le=10**15, strict=True, allow_inf_nan=False)]
+
+
+class BoundsIn(RequestBody):
+    """Where a measure column's values are clamped before they are summed (lower below upper): the noise grows
+    with the range."""
+
+    lower: BoundValue
+    upper: BoundValue
+
+
 class ComputationIn(RequestBody):
     """What buyers of privacy-computing delivery may do with the hosted dataset: the columns they may
     group by, filter on and aggregate, and the smallest group a result may show (never below the
-    platform's AGGREGATE_MIN_GROUP_SIZE)."""
+    platform's AGGREGATE_MIN_GROUP_SIZE); and the differential privacy of the answers: the epsilon each
+    query spends, the epsilon a licence may spend in all (not below a query's), and the bounds of every
+    measure column. The three go together (the catalog refuses them otherwise: `privacy_problems`); the
+    listing stage (R3) asks for them when privacy computing is offered."""
 
     group_by: Annotated[list[Text100], Field(max_length=50)] = []
     filter: Annotated[list[Text100], Field(max_length=50)] = []
     measure: Annotated[list[Text100], Field(max_length=50)] = []
     min_group_size: Annotated[StrictInt, Field(ge=1, le=100_000), WHOLE_NUMBER] | None = None
+    epsilon_per_query: Epsilon | None = None
+    epsilon_budget: Epsilon | None = None
+    bounds: Annotated[dict[Text100, BoundsIn], Field(max_length=50)] | None = None
+
+    def privacy_problems(self) -> list[dict[str, str]]:
+        """What makes the privacy terms inconsistent, as problem-detail errors. Not a validator: JSON Schema
+        cannot say these, and a body the API's schema accepts is not refused as malformed."""
+        query, budget, bounds = self.epsilon_per_query, self.epsilon_budget, self.bounds
+        if query is None and budget is None and bounds is None:
+            return []
+        if query is None or budget is None or bounds is None:
+            return [_problem("computation", "epsilon_per_query, epsilon_budget and bounds are declared together")]
+        problems = [
+            _problem(f"computation.bounds.{c}", "lower must be below upper")
+            for c, b in bounds.items()
+            if not b.lower < b.upper
+        ]
+        if query > budget:
+            problems.append(_problem("computation.epsilon_per_query", "cannot exceed epsilon_budget"))
+        if unbounded := sorted(set(self.measure) - set(bounds)):
+            problems.append(_problem("computation.bounds", f"every measure column needs bounds; none for {unbounded}"))
+        if stray := sorted(set(bounds) - set(self.measure)):
+            problems.append(_problem("computation.bounds", f"bounds are for measure columns; {stray} are not"))
+        return problems
+
+
+def _problem(key: str, message: str) -> dict[str, str]:
+    return {"key": key, "message": message, "source": "body"}
 
 
 class ProductDescription(RequestBody):

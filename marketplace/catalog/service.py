@@ -327,10 +327,23 @@ class CatalogService:
 
 
 def _version_values(data: ProductDescription) -> dict[str, Any]:
+    """A description as a version's columns and details, once its privacy terms are found consistent."""
+    _check_computation(data)
     values = data.model_dump(mode="json", exclude={"organization_id"})
     details = {k: v for k, v in values.items() if k not in COLUMN_FIELDS}
     document = search_document(data.title, data.description, " ".join(data.tags), data.category, data.industry_code)
     return {**{k: v for k, v in values.items() if k in COLUMN_FIELDS}, "details": details, "search_text": document}
+
+
+class PrivacyTermsInconsistent(Unprocessable):
+    code = "privacy-terms-inconsistent"
+    title = "The privacy terms are not consistent"
+
+
+def _check_computation(description: ProductDescription) -> None:
+    """Refuse, before anything is saved, privacy terms that do not fit together (the schema checks each alone)."""
+    if description.computation and (problems := description.computation.privacy_problems()):
+        raise PrivacyTermsInconsistent("; ".join(p["message"] for p in problems), errors=problems)
 
 
 def _description_of(version: ProductVersion) -> dict[str, Any]:

@@ -146,6 +146,24 @@ class SampleFacts(Frozen):
     rows: tuple[tuple[str | None, ...], ...] = Field((), description="the first rows, cells as text or null")
 
 
+class MeasureBounds(Frozen):
+    lower: float
+    upper: float
+
+
+class ComputationFacts(Frozen):
+    """What buyers of privacy computing may do with the dataset, and the differential privacy of the answers:
+    the epsilon each query spends, the epsilon a licence may spend in all, the clamping bounds of measures."""
+
+    group_by: tuple[str, ...] = ()
+    filter: tuple[str, ...] = ()
+    measure: tuple[str, ...] = ()
+    min_group_size: int | None = None
+    epsilon_per_query: float | None = None
+    epsilon_budget: float | None = None
+    bounds: dict[str, MeasureBounds] | None = None
+
+
 class ProductFacts(Frozen):
     id: str
     version: int = 1
@@ -189,6 +207,7 @@ class ProductFacts(Frozen):
     provenance: Provenance | None = None
     fields: tuple[FieldSpec, ...] = ()
     sample: SampleFacts | None = None
+    computation: ComputationFacts | None = None
     content_sha256: str | None = Field(None, description="digest of the full dataset of this version")
 
 

@@ -37,7 +37,13 @@ MAX_PAGE = 1000
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
 
 HostingErrorCode = Literal[
-    "bad-columns", "column-not-allowed", "bad-filter", "bad-metric", "too-many-groups", "unreadable"
+    "bad-columns",
+    "column-not-allowed",
+    "bad-filter",
+    "bad-metric",
+    "metric-not-private",
+    "too-many-groups",
+    "unreadable",
 ]
 FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
 MetricFn = Literal["count", "sum", "avg", "min", "max"]
@@ -274,15 +280,23 @@ def read_rows(
     return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
 
 
-def _metric_sql(table: HostedTable, metric: Metric, allowed: frozenset[str]) -> str:
+def _metric_sql(
+    table: HostedTable, metric: Metric, allowed: frozenset[str], bounds: Mapping[str, tuple[float, float]]
+) -> tuple[str, list[Any]]:
+    """The metric's SQL and its parameters; a sum or average of a column with bounds clamps its values first."""
     if metric.fn == "count" and metric.column is None:
-        return "count(*)"
+        return "count(*)", []
     if metric.column is None:
         raise HostingError("bad-metric", f"{metric.fn} needs a column")
     column = _known(table, metric.column, allowed)
     if metric.fn in ("sum", "avg") and not column.numeric:
         raise HostingError("bad-metric", f"{metric.fn} needs a numeric column; {column.name!r} is {column.type}")
-    return f"{metric.fn}({_quote(column.name)})"
+    if metric.fn in ("sum", "avg") and column.name in bounds:
+        # greatest() and least() skip nulls: a null stays null, not the lower bound.
+        quoted = _quote(column.name)
+        clamped = f"CASE WHEN {quoted} IS NULL THEN NULL ELSE least(greatest({quoted}, ?), ?) END"
+        return f"{metric.fn}({clamped})", list(bounds[column.name])
+    return f"{metric.fn}({_quote(column.name)})", []
 
 
 def aggregate(
@@ -293,11 +307,14 @@ def aggregate(
     filters: Sequence[Filter],
     allowed: AllowedColumns,
     min_group_size: int,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
     memory_limit_mb: int = 256,
 ) -> AggregateResult:
     """count, sum, avg, min and max per group of the allowed columns, over the filtered rows; a group
     of fewer than `min_group_size` rows (k) is left out entirely, and only how many were left out is
-    told. Without grouping the whole filtered table is one group, suppressed below k rows too."""
+    told. Without grouping the whole filtered table is one group, suppressed below k rows too. Sums and
+    averages of a column in `bounds` (lower, upper) add its values clamped into them: privacy computing
+    calibrates its noise to that range. Exact either way: noise, if any, is added by the caller."""
     if min_group_size < 1:
         raise ValueError("min_group_size is at least 1")
     if not 1 <= len(metrics) <= MAX_METRICS:
@@ -305,7 +322,9 @@ def aggregate(
     if len(group_by) > MAX_GROUP_BY or len(set(group_by)) != len(group_by):
         raise HostingError("bad-metric", f"group by at most {MAX_GROUP_BY} distinct columns")
     keys = [_quote(_known(table, name, allowed.group_by).name) for name in group_by]
-    expressions = [_metric_sql(table, metric, allowed.measure) for metric in metrics]
+    compiled = [_metric_sql(table, metric, allowed.measure, bounds or {}) for metric in metrics]
+    expressions = [sql for sql, _ in compiled]
+    clamps = [value for _, values in compiled for value in values]
     where, parameters = _where(table, filters, allowed.filter)
     selected = ", ".join([*keys, "count(*) AS __size", *(f"{e} AS __m{i}" for i, e in enumerate(expressions))])
     grouping = f"GROUP BY {', '.join(keys)}" if keys else ""
@@ -318,7 +337,7 @@ def aggregate(
         f"kept AS (SELECT * FROM grouped WHERE __size >= ?) "
         f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
-    rows = _run(sql, [str(table.path), *parameters, min_group_size, min_group_size], memory_limit_mb)
+    rows = _run(sql, [*clamps, str(table.path), *parameters, min_group_size, min_group_size], memory_limit_mb)
     size_at = 1 + len(keys)
     suppressed = int(rows[0][0]) if rows else 0
     kept = [row for row in rows if row[size_at] is not None]

@@ -110,6 +110,23 @@ class LicenceUsage(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 
 
+class PrivacyBudget(SQLModel, table=True):
+    """The differential privacy a privacy-computing licence may spend over its life (epsilon, in millionths, as
+    its product's terms set it at the first query) and what its answers have spent. One guarded update spends
+    a query's epsilon, so concurrent queries never pass the budget."""
+
+    __tablename__ = "licence_privacy_budget"
+    __table_args__ = (
+        CheckConstraint("spent_micro >= 0 AND spent_micro <= budget_micro", name="privacy_within_budget"),
+    )
+
+    licence_id: uuid.UUID = Field(foreign_key="licence.id", primary_key=True)
+    budget_micro: int = Field(sa_type=BigInteger)
+    spent_micro: int = Field(default=0, sa_type=BigInteger)
+    queries: int = 0
+    updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
 class UsageEvent(SQLModel, table=True):
     """One metered call: what the buyer asked, when, and what it cost."""
 

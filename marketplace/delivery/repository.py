@@ -19,6 +19,7 @@ from marketplace.delivery.models import (
     Licence,
     LicenceStatus,
     LicenceUsage,
+    PrivacyBudget,
     RateWindow,
     UsageEvent,
 )
@@ -157,6 +158,35 @@ class DeliveryRepository:
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
+
+    async def spend_privacy(
+        self, licence_id: uuid.UUID, epsilon_micro: int, *, budget_micro: int
+    ) -> PrivacyBudget | None:
+        """Spend `epsilon_micro` of the licence's privacy budget (created at `budget_micro` on its first query):
+        the budget after the spend, or None when the spend would pass it, and nothing is spent. One guarded
+        update on the licence's row: concurrent queries queue on its row lock, so the budget holds exactly."""
+        table = table_of(PrivacyBudget)
+        create = (
+            upsert_insert(self.session)(table)
+            .values(licence_id=licence_id, budget_micro=budget_micro, spent_micro=0, queries=0)
+            .on_conflict_do_nothing()
+        )
+        await self.session.execute(create)
+        query = (
+            update(table)
+            .where(table.c.licence_id == licence_id, table.c.spent_micro + epsilon_micro <= table.c.budget_micro)
+            .values(
+                spent_micro=table.c.spent_micro + epsilon_micro, queries=table.c.queries + 1, updated_at=clock.now()
+            )
+            .returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
+        )
+        row = (await self.session.execute(query)).first()
+        if row is None:
+            return None
+        return PrivacyBudget(licence_id=licence_id, budget_micro=row[0], spent_micro=row[1], queries=row[2])
+
+    async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
+        return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
     async def add_usage_event(self, event: UsageEvent) -> None:
         await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump()])

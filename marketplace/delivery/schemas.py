@@ -116,11 +116,39 @@ class RowsRead(MeteredCall):
     next_offset: int | None
 
 
+class NoiseRead(ResponseBody):
+    statistic: str = Field(description="what the noise is added to: count, count(column) or the clamped sum(column)")
+    mechanism: Literal["discrete_laplace", "laplace"]
+    epsilon: float
+    sensitivity: float = Field(description="how far one row added or removed can move the statistic")
+    scale: float = Field(description="the Laplace scale b = sensitivity / epsilon; the noise's deviation is b·√2")
+    error_95: float = Field(description="the noise stays within ±error_95 with probability 0.95")
+
+
+class MetricNoiseRead(ResponseBody):
+    metric: str
+    epsilon: float = Field(description="this metric's share of the answer's epsilon")
+    noise: list[NoiseRead] = Field(description="one statistic; an average: its clamped sum, then its count")
+
+
+class PrivacyRead(ResponseBody):
+    """The differential privacy of an answer: what it spent of the licence's budget, and each metric's noise."""
+
+    epsilon_spent: float
+    budget: float
+    budget_spent: float
+    budget_left: float
+    metrics: list[MetricNoiseRead]
+
+
 class AggregateRead(MeteredCall):
     columns: list[str]
     groups: list[dict[str, Any]]
     suppressed_groups: int = Field(description="groups left out because they have fewer rows than min_group_size")
     min_group_size: int
+    privacy: PrivacyRead | None = Field(
+        description="under privacy computing, the answer's differential privacy; null: exact (API delivery)"
+    )
 
 
 class UsageRead(ResponseBody):

@@ -104,6 +104,8 @@ def product_body(
     }
     if product.personal_fields:
         body |= _personal_information(product, issued_on)
+    if product.computation is not None:
+        body["computation"] = product.computation
     return body | changes
 
 

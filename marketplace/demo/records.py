@@ -44,6 +44,7 @@ class DemoProduct:
     personal_fields: tuple[str, ...] = ()  # de-identified personal fields: the product holds PI
     cost_declared: bool = True
     update_frequency: str = "daily"
+    computation: dict[str, Any] | None = None  # what privacy computing allows, and its privacy terms
 
 
 def _read(filename: str) -> bytes:

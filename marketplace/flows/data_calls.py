@@ -1,9 +1,11 @@
 """The data API of a licence: an access key's calls on its dataset, authenticated, in scope, within the key's
 rate, accepted by the delivery stage, metered (and billed past the included calls, within the monthly cap),
-then answered from the hosted dataset in DuckDB."""
+then answered from the hosted dataset in DuckDB; under privacy computing, with differential privacy, each
+answer spending its epsilon of the licence's privacy budget in the same transaction as its metering."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ from marketplace.catalog.models import PlanKind
 from marketplace.catalog.samples import blob_path
 from marketplace.catalog.service import CatalogService
 from marketplace.config import Settings
-from marketplace.delivery import hosting
+from marketplace.delivery import hosting, privacy
 from marketplace.delivery.models import (
     AccessKey,
     Licence,
+    PrivacyBudget,
     UsageEvent,
     next_period_start,
     usage_period,
@@ -36,6 +39,7 @@ from marketplace.ledger.service import LedgerService
 from marketplace.orders.service import OrderService
 
 T = TypeVar("T")
+PRIVACY_COMPUTING = "privacy_computing"
 
 
 class UsageCapReached(TooManyRequests):
@@ -54,6 +58,24 @@ class QueryRefused(DomainError):
     title = "Query refused"
 
 
+class PrivacyBudgetExhausted(Forbidden):
+    """The licence has not enough privacy budget left for one more answer: it never will (the budget is the
+    licence's whole life), so this is 403, not 429."""
+
+    code = "privacy-budget-exhausted"
+    title = "Privacy budget exhausted"
+
+    def __init__(self, budget: PrivacyBudget, query_micro: int) -> None:
+        total, spent = privacy.to_epsilon(budget.budget_micro), privacy.to_epsilon(budget.spent_micro)
+        epsilon = privacy.to_epsilon(query_micro)
+        super().__init__(
+            f"this licence has spent {spent} of its privacy budget (epsilon {total}); an answer spends {epsilon}",
+            budget_epsilon=total,
+            spent_epsilon=spent,
+            epsilon_per_query=epsilon,
+        )
+
+
 @dataclass(frozen=True)
 class DataCall:
     """An authorised, metered call on a hosted dataset: the table to query and what the call cost."""
@@ -63,6 +85,22 @@ class DataCall:
     call_number: int
     charge_minor: int
     computation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PrivacySpend:
+    """What a differentially private answer cost: the noise of its metrics, the epsilon it spent, and the
+    licence's privacy budget after it."""
+
+    noise: privacy.NoisePlan
+    epsilon_micro: int
+    budget: PrivacyBudget
+
+
+@dataclass(frozen=True)
+class AggregateAnswer:
+    result: hosting.AggregateResult
+    privacy: PrivacySpend | None  # None: exact, under an API licence
 
 
 class DataCalls:
@@ -191,7 +229,11 @@ class DataCalls:
         group_by: list[str],
         metrics: list[hosting.Metric],
         filters: list[hosting.Filter],
-    ) -> hosting.AggregateResult:
+    ) -> AggregateAnswer:
+        """Aggregates of the allowed columns, groups under k suppressed. Under privacy computing every metric
+        is differentially private: the engine's exact, clamped answer gets OpenDP's noise, and the answer
+        spends the product's epsilon per query of the licence's budget (refused, spending nothing, when too
+        little is left). An API licence reads the rows themselves: its aggregates are exact."""
         terms = call.computation
         allowed = hosting.AllowedColumns(
             group_by=frozenset(terms.get("group_by", [])),
@@ -200,15 +242,29 @@ class DataCalls:
         )
         # The product may ask for larger groups than the platform's minimum, never smaller.
         k = max(self.settings.aggregate_min_group_size, int(terms.get("min_group_size") or 0))
-        return await self._run(
-            hosting.aggregate,
-            call.table,
-            group_by=group_by,
-            metrics=metrics,
-            filters=filters,
-            allowed=allowed,
-            min_group_size=k,
+        query = functools.partial(
+            hosting.aggregate, call.table, group_by=group_by, filters=filters, allowed=allowed, min_group_size=k
         )
+        if call.licence.delivery_mode != PRIVACY_COMPUTING:
+            return AggregateAnswer(await self._run(query, metrics=metrics), None)
+        private = privacy.terms_of(terms)
+        if private is None:  # R3 lists no privacy-computing product without them; fail closed all the same
+            raise QueryRefused("the product declares no differential privacy terms", query_error="no-privacy-terms")
+        noise = await self._run(privacy.plan, metrics, private)
+        budget = await self._spend(call.licence, private)
+        exact = await self._run(query, metrics=noise.statistics, bounds=noise.bounds)
+        result = await self._run(privacy.release, exact, noise)
+        return AggregateAnswer(result, PrivacySpend(noise, private.query_micro, budget))
+
+    async def _spend(self, licence: Licence, terms: privacy.PrivacyTerms) -> PrivacyBudget:
+        """Spend a query's epsilon of the licence's budget; the request's transaction commits it with the call's
+        metering, or rolls both back when the query is refused."""
+        budget = await self.repository.spend_privacy(licence.id, terms.query_micro, budget_micro=terms.budget_micro)
+        if budget is None:
+            current = await self.repository.privacy_budget(licence.id)
+            assert current is not None  # spend_privacy created it
+            raise PrivacyBudgetExhausted(current, terms.query_micro)
+        return budget
 
     @staticmethod
     async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -103,7 +103,7 @@ def product_facts(
         valuation = {**valuation, "assessment": _assessment_facts(valuation["assessment"], assessors)}
     for name in ASSESSMENT_FIELDS:
         details[name] = _assessment_facts(details.get(name), assessors)
-    for name in ("update_frequency", "time_coverage_start", "time_coverage_end", "computation"):
+    for name in ("update_frequency", "time_coverage_start", "time_coverage_end"):
         details.pop(name, None)
     return ProductFacts.model_validate(
         {

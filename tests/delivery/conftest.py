@@ -27,7 +27,16 @@ FIELDS = [
     {"name": "amount", "type": "integer"},
     {"name": "person", "type": "string"},
 ]
-COMPUTATION = {"group_by": ["district", "kind"], "filter": ["kind", "district"], "measure": ["amount"]}
+COMPUTATION = {
+    "group_by": ["district", "kind"],
+    "filter": ["kind", "district"],
+    "measure": ["amount"],
+    # Privacy computing's differential privacy: an answer spends epsilon 1 of a licence's 10; amounts are
+    # clamped into [0, 2000] before they are summed.
+    "epsilon_per_query": 1.0,
+    "epsilon_budget": 10.0,
+    "bounds": {"amount": {"lower": 0, "upper": 2000}},
+}
 
 
 @dataclass

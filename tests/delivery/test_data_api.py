@@ -92,6 +92,9 @@ async def test_access_keys_are_checked_scoped_and_rotated(market: Market) -> Non
     assert (await rows(market, licence_id, other_key)).status_code == 404
 
 
+CASES: list[tuple[list[str], str | None]] = [(["district"], None), (["district", "kind"], None), (["district"], "bus")]
+
+
 def reference(group_by: list[str], kind: str | None, k: int) -> tuple[list[dict[str, Any]], int]:
     """The expected aggregate, computed from the rows in plain Python."""
     columns = {"district": 0, "kind": 1}
@@ -107,14 +110,15 @@ def reference(group_by: list[str], kind: str | None, k: int) -> tuple[list[dict[
     return kept, sum(1 for a in groups.values() if len(a) < k)
 
 
-async def test_aggregates_suppress_small_groups_and_match_a_reference(market: Market) -> None:
-    product = await market.product(delivery_modes=["privacy_computing"], computation=COMPUTATION, fields=FIELDS)
+async def test_api_aggregates_suppress_small_groups_and_match_a_reference(market: Market) -> None:
+    """Under an API licence the buyer reads the rows anyway: aggregates are the engine's exact answer."""
+    product = await market.product(delivery_modes=["api", "privacy_computing"], computation=COMPUTATION, fields=FIELDS)
     await market.host(product, DISTRICT_DATASET)
-    order_id = await market.paid_order(product, "privacy_computing")
+    order_id = await market.paid_order(product, "api")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]
     metrics = [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "max", "column": "amount"}]
-    for group_by, kind in ((["district"], None), (["district", "kind"], None), (["district"], "bus")):
+    for group_by, kind in CASES:
         filters = [{"column": "kind", "op": "eq", "value": kind}] if kind else []
         response = await aggregate(
             market, licence_id, key, {"group_by": group_by, "metrics": metrics, "filters": filters}
@@ -126,6 +130,7 @@ async def test_aggregates_suppress_small_groups_and_match_a_reference(market: Ma
         assert got == expected, (group_by, kind)
         assert result["suppressed_groups"] == suppressed
         assert result["min_group_size"] == 10
+        assert result["privacy"] is None
     # 520103 has 9 rows: suppressed, and none of its values appear.
     by_district = (await aggregate(market, licence_id, key, {"group_by": ["district"], "metrics": metrics})).json()
     assert "520103" not in str(by_district["groups"])
@@ -140,6 +145,52 @@ async def test_aggregates_suppress_small_groups_and_match_a_reference(market: Ma
         response = await aggregate(market, licence_id, key, refused)
         assert response.status_code == 422, (refused, response.text)
         assert response.json()["query_error"] == "column-not-allowed"
+
+
+# Laplace noise passes this many of its scales with probability e^-20 (2e-9): the test's few dozen noisy values
+# all stay within it but with probability below 1e-7.
+WITHIN_SCALES = 20
+
+
+async def test_privacy_computing_suppresses_the_same_groups_and_adds_the_declared_noise(market: Market) -> None:
+    product = await market.product(delivery_modes=["privacy_computing"], computation=COMPUTATION, fields=FIELDS)
+    await market.host(product, DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "privacy_computing")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    metrics = [{"fn": "count"}, {"fn": "sum", "column": "amount"}, {"fn": "avg", "column": "amount"}]
+    for group_by, kind in CASES:
+        filters = [{"column": "kind", "op": "eq", "value": kind}] if kind else []
+        response = await aggregate(
+            market, licence_id, key, {"group_by": group_by, "metrics": metrics, "filters": filters}
+        )
+        assert response.status_code == 200, response.text
+        result = response.json()
+        expected, suppressed = reference(group_by, kind, 10)
+        # The groups shown and the suppressed count are decided on the true sizes, as without noise.
+        assert [{c: g[c] for c in group_by} for g in result["groups"]] == [
+            {c: e[c] for c in group_by} for e in expected
+        ]
+        assert (result["suppressed_groups"], result["min_group_size"]) == (suppressed, 10)
+        noise = {m["metric"]: m["noise"] for m in result["privacy"]["metrics"]}
+        for got, want in zip(result["groups"], expected, strict=True):
+            for name in ("count", "sum(amount)"):
+                assert abs(got[name] - want[name]) <= WITHIN_SCALES * noise[name][0]["scale"], (name, got, want)
+            assert 0 <= got["avg(amount)"] <= 2000
+    privacy = result["privacy"]
+    assert (privacy["epsilon_spent"], privacy["budget"], privacy["budget_spent"]) == (1.0, 10.0, 3.0)
+    assert [(m["metric"], m["epsilon"]) for m in privacy["metrics"]] == [
+        ("count", pytest.approx(1 / 3)),
+        ("sum(amount)", pytest.approx(1 / 3)),
+        ("avg(amount)", pytest.approx(1 / 3)),
+    ]
+    assert [n["statistic"] for n in noise["avg(amount)"]] == ["sum(amount)", "count(amount)"]
+
+    refused = await aggregate(market, licence_id, key, {"metrics": [{"fn": "max", "column": "amount"}]})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["query_error"] == "metric-not-private"
+    after = await aggregate(market, licence_id, key, {"metrics": [{"fn": "count"}]})
+    assert after.json()["privacy"]["budget_spent"] == 4.0  # the refused query spent nothing
     # Raw rows never leave in privacy-computing delivery.
     assert (await rows(market, licence_id, key)).status_code == 403
 

@@ -73,6 +73,11 @@ metrics_strategy = st.lists(
     max_size=4,
     unique=True,
 )
+bounds_strategy = st.dictionaries(
+    st.sampled_from(["amount", "score"]),
+    st.tuples(st.integers(-60, 60), st.integers(1, 80)).map(lambda b: (b[0] / 2, b[0] / 2 + b[1])),
+)
+Bounds = dict[str, tuple[float, float]]
 
 
 def write_csv(path: Path, rows: Sequence[Row]) -> Path:
@@ -102,7 +107,7 @@ def matches(row: Row, condition: Filter) -> bool:
     return compare[condition.op](value, condition.value)
 
 
-def reference_value(metric: Metric, rows: list[Row]) -> Any:
+def reference_value(metric: Metric, rows: list[Row], bounds: Bounds) -> Any:
     if metric.column is None:
         return len(rows)
     values = [r[COLUMNS.index(metric.column)] for r in rows if r[COLUMNS.index(metric.column)] is not None]
@@ -110,11 +115,14 @@ def reference_value(metric: Metric, rows: list[Row]) -> Any:
         return len(values)
     if not values:
         return None
+    if metric.fn in ("sum", "avg") and metric.column in bounds:
+        lower, upper = bounds[metric.column]
+        values = [min(max(value, lower), upper) for value in values]
     return {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[metric.fn](values)
 
 
 def reference(
-    rows: Sequence[Row], group_by: list[str], metrics: list[Metric], filters: list[Filter], k: int
+    rows: Sequence[Row], group_by: list[str], metrics: list[Metric], filters: list[Filter], k: int, bounds: Bounds
 ) -> tuple[list[dict[str, Any]], int]:
     kept = [row for row in rows if all(matches(row, f) for f in filters)]
     groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
@@ -124,7 +132,7 @@ def reference(
         groups[()] = []
     keys = sorted(groups, key=lambda key: [(value is None, value or "") for value in key])
     result = [
-        {**dict(zip(group_by, key, strict=True)), **{m.name: reference_value(m, groups[key]) for m in metrics}}
+        {**dict(zip(group_by, key, strict=True)), **{m.name: reference_value(m, groups[key], bounds) for m in metrics}}
         for key in keys
         if len(groups[key]) >= k
     ]
@@ -144,6 +152,7 @@ def same(got: Any, expected: Any) -> bool:
     metrics=metrics_strategy,
     filters=filters_strategy,
     k=st.integers(1, 6),
+    bounds=bounds_strategy,
     data=st.data(),
 )
 def test_aggregates_and_rows_equal_the_reference(
@@ -153,6 +162,7 @@ def test_aggregates_and_rows_equal_the_reference(
     metrics: list[Metric],
     filters: list[Filter],
     k: int,
+    bounds: Bounds,
     data: st.DataObject,
 ) -> None:
     work = tmp_path_factory.mktemp("hosted")
@@ -161,8 +171,10 @@ def test_aggregates_and_rows_equal_the_reference(
     assert [c.name for c in table.columns] == list(COLUMNS)
     assert table.rows == len(rows)
 
-    result = aggregate(table, group_by=group_by, metrics=metrics, filters=filters, allowed=ALLOWED, min_group_size=k)
-    expected, suppressed = reference(rows, group_by, metrics, filters, k)
+    result = aggregate(
+        table, group_by=group_by, metrics=metrics, filters=filters, allowed=ALLOWED, min_group_size=k, bounds=bounds
+    )
+    expected, suppressed = reference(rows, group_by, metrics, filters, k, bounds)
     assert result.suppressed_groups == suppressed
     assert len(result.groups) == len(expected)
     for got, want in zip(result.groups, expected, strict=True):

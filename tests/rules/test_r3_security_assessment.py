@@ -10,7 +10,7 @@ import pytest
 
 from marketplace.compliance.contract import Finding, Outcome, Stage
 from marketplace.compliance.rulebook import build_rulebook
-from marketplace.compliance.snapshots import Assessment, ProductFacts, Snapshot
+from marketplace.compliance.snapshots import Assessment, ComputationFacts, MeasureBounds, ProductFacts, Snapshot
 from rules.r3_security_assessment import SecurityAssessmentRule
 from tests.rules.snapshots import (
     ASSESSOR_REPORT,
@@ -40,10 +40,18 @@ CHECKS = {
     "R3.delivery-mode",
     "R3.sensitive-pi-delivery",
     "R3.cross-border",
+    "R3.privacy-computing",
 }
 STAGES = (Stage.LISTING, Stage.TRADE, Stage.DELIVERY)
 NO_PI = {"contains_personal_info": False, "contains_sensitive_personal_info": False}
 FOREIGN = replace(BUYER, jurisdiction="SG")
+PRIVATE_TERMS = ComputationFacts(
+    group_by=("district",),
+    measure=("amount",),
+    epsilon_per_query=0.5,
+    epsilon_budget=5.0,
+    bounds={"amount": MeasureBounds(lower=0, upper=5000)},
+)
 
 
 def snapshot_for(stage: Stage, **parts: object) -> Snapshot:
@@ -93,7 +101,7 @@ def test_other_stages_yield_nothing() -> None:
 def test_realistic_snapshot_passes(stage: Stage) -> None:
     findings = run(stage)
     assert set(findings) == CHECKS
-    not_applicable = {"R3.risk-assessment", "R3.sensitive-pi-delivery", "R3.cross-border"}
+    not_applicable = {"R3.risk-assessment", "R3.sensitive-pi-delivery", "R3.cross-border", "R3.privacy-computing"}
     for check in CHECKS - not_applicable:
         assert findings[check].outcome is Outcome.PASS, findings[check]
     for check in not_applicable:
@@ -113,6 +121,7 @@ def test_important_data_with_everything_on_file_passes_abroad() -> None:
     important = product(
         grade="important",
         delivery_modes=("api", "privacy_computing"),
+        computation=PRIVATE_TERMS,
         risk_assessment=ASSESSOR_REPORT,
         cross_border_assessment=assessment(assessor_id="cac", assessor_admitted=False, valid_until=None),
     )
@@ -287,6 +296,61 @@ def test_sensitive_pi_may_not_be_downloaded() -> None:
     by_api = run(Stage.TRADE, product=sensitive)["R3.sensitive-pi-delivery"]
     assert by_api.outcome is Outcome.PASS
     assert by_api.evidence["allowed"] == ["api", "privacy_computing"]
+
+
+# --- privacy computing ---------------------------------------------------------------------
+
+
+def test_privacy_computing_passes_with_its_privacy_terms_at_every_stage() -> None:
+    private = product(delivery_modes=("privacy_computing",), computation=PRIVATE_TERMS)
+    in_play = {"trade": replace(TRADE, delivery_mode="privacy_computing")}
+    for stage, parts in ((Stage.LISTING, {}), (Stage.TRADE, in_play), (Stage.DELIVERY, {})):
+        delivery = {"delivery": replace(DELIVERY, mode="privacy_computing")} if stage is Stage.DELIVERY else {}
+        finding = run(stage, product=private, **parts, **delivery)["R3.privacy-computing"]
+        assert finding.outcome is Outcome.PASS, (stage, finding)
+        assert finding.evidence["epsilon_per_query"] == 0.5
+        assert finding.evidence["bounded"] == ["amount"]
+
+
+@pytest.mark.parametrize(
+    ("terms", "problem"),
+    [
+        (None, "no epsilon per query and per licence"),
+        (ComputationFacts(measure=("amount",)), "no epsilon per query and per licence"),
+        (replace(PRIVATE_TERMS, bounds={}), "no clamping bounds for ['amount']"),
+        (replace(PRIVATE_TERMS, epsilon_per_query=2.0), "is not above 0 and at most 1.0"),
+        (replace(PRIVATE_TERMS, epsilon_budget=0.25), "is not above 0 and at most 0.25"),
+        (replace(PRIVATE_TERMS, epsilon_budget=50.0), "(50.0) is above 10.0"),
+        (
+            replace(PRIVATE_TERMS, bounds={"amount": MeasureBounds(lower=5, upper=5)}),
+            "lower is not below upper for ['amount']",
+        ),
+    ],
+)
+def test_privacy_computing_without_sound_terms_fails(terms: ComputationFacts | None, problem: str) -> None:
+    listed = run(Stage.LISTING, product=product(delivery_modes=("privacy_computing",), computation=terms))
+    finding = listed["R3.privacy-computing"]
+    assert finding.outcome is Outcome.FAIL
+    assert any(problem in p for p in finding.evidence["problems"]), finding.evidence
+    ordered = {"trade": replace(TRADE, delivery_mode="privacy_computing")}
+    traded = run(Stage.TRADE, product=product(computation=terms), **ordered)["R3.privacy-computing"]
+    assert traded.outcome is Outcome.FAIL
+
+
+def test_privacy_terms_are_not_asked_of_other_modes() -> None:
+    for stage in STAGES:
+        finding = run(stage, product=product(computation=None))["R3.privacy-computing"]
+        assert finding.outcome is Outcome.NOT_APPLICABLE
+
+
+def test_privacy_limits_are_parameters() -> None:
+    loose = _configured({"max_epsilon_per_query": 3.0, "max_epsilon_budget": 100.0})
+    generous = product(
+        delivery_modes=("privacy_computing",),
+        computation=replace(PRIVATE_TERMS, epsilon_per_query=2.0, epsilon_budget=50.0),
+    )
+    assert run(Stage.LISTING, product=generous)["R3.privacy-computing"].outcome is Outcome.FAIL
+    assert run(Stage.LISTING, loose, product=generous)["R3.privacy-computing"].outcome is Outcome.PASS
 
 
 # --- cross-border --------------------------------------------------------------------------
