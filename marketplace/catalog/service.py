@@ -27,7 +27,7 @@ from marketplace.catalog.repository import CatalogRepository, CatalogSearch, Sea
 from marketplace.catalog.samples import ParsedSample, StoredBlob
 from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductPatch
 from marketplace.catalog.search_text import search_document
-from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
+from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
 
 # Columns of ProductVersion that hold description fields; the other fields go to `details`.
