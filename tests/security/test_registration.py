@@ -66,4 +66,6 @@ async def test_hashing_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
     task = asyncio.create_task(ticker())
     await asyncio.gather(*(credentials.hash_password("pw") for _ in range(3)))
     task.cancel()
-    assert ticks >= 10, ticks
+    # On the loop, the three hashes would block it for 0.9 s and the ticker would not tick at all; off it,
+    # it ticks about 30 times (a loaded machine gives fewer, never none).
+    assert ticks >= 3, ticks
