@@ -13,6 +13,8 @@ TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 ORDER_EXAMPLES ?= 50
 ORDER_PROCESSES ?= 1
 STATE_MACHINE := tests/orders/test_state_machine.py
+# pytest-xdist workers for each pass: one per core by default. Each worker has its own database.
+TEST_WORKERS ?= auto
 
 .PHONY: run test lint typecheck test-sqlite test-postgres clean
 
@@ -51,7 +53,7 @@ test-sqlite: $(BIN)/.installed
 	done; \
 	status=0; for pid in $$pids; do wait $$pid || status=1; done; \
 	if [ $$status -ne 0 ]; then echo "the state machine failed (SQLite)" >&2; exit 1; fi
-	TEST_DATABASE_URL= $(BIN)/pytest --deselect $(STATE_MACHINE)
+	TEST_DATABASE_URL= $(BIN)/pytest -n $(TEST_WORKERS) --deselect $(STATE_MACHINE)
 
 # On CI PostgreSQL must be there: start the local cluster if it is down, fail if unreachable.
 # On a developer machine without it, this pass is skipped with a message.
@@ -65,7 +67,7 @@ test-postgres: $(BIN)/.installed
 		fi; \
 	fi
 	@if $(BIN)/python -m tests.fixtures.postgres_probe "$(TEST_POSTGRES_URL)"; then \
-		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/pytest; \
+		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(BIN)/pytest -n $(TEST_WORKERS); \
 	elif [ -n "$$CI" ]; then \
 		echo "ERROR: PostgreSQL is not reachable at $(TEST_POSTGRES_URL); CI requires it." >&2; exit 1; \
 	else \

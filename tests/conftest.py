@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,7 +62,9 @@ async def settings(run_dir: Path) -> AsyncIterator[Settings]:
         storage_dir=run_dir / "storage",
         log_json=False,
         log_level="WARNING",
-        database_pool_size=20,
+        # pytest-xdist runs a worker per core, each with its own pool on one server (100 connections by
+        # default): 2 x (10 + 10 overflow), plus one test at a time that opens many (`many_connections`).
+        database_pool_size=10,
         # tests register hundreds of people from one address; the throttle has its own test
         registration_max_per_address=1_000_000,
     )
@@ -98,6 +102,19 @@ async def empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if DATABASE_FIXTURES.intersection(request.fixturenames):
         app: Litestar = request.getfixturevalue("app")
         await empty_all_tables(app.state.runtime.db_sessions.kw["bind"])
+
+
+@pytest.fixture
+async def many_connections(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[None]:
+    """For a test that opens dozens of connections at once: it waits until no other worker runs one.
+
+    The lock file is in the directory the workers' temporary directories share."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    with (shared / "many-connections.lock").open("w") as lock:
+        await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
 
 
 @pytest.fixture

@@ -45,7 +45,9 @@ async def place(orders: OrderServices, gate: asyncio.Semaphore, buyer: Trader, p
         return placed.order.status.value
 
 
-async def test_two_thousand_buyers_get_exactly_the_hundred_licences(api: Api, settings: Settings) -> None:
+async def test_two_thousand_buyers_get_exactly_the_hundred_licences(
+    api: Api, settings: Settings, many_connections: None
+) -> None:
     admin = await api.admin()
     provider_person = await api.person("Provider")
     provider_org = await api.admitted_organization(provider_person, admin, kind="provider", dsmm_level=3)

@@ -139,7 +139,8 @@ class StripeRecorder:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for it, once per test
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     def route(self, method: str, path: str, body: dict[str, Any], status: int = 200) -> None:
         self.routes[(method, path)] = (status, body)
