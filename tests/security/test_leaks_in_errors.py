@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from tests.delivery.conftest import DISTRICT_ROWS, FIELDS, Market, Product, open
 from tests.delivery.test_data_api import access_key, aggregate, rows
 from tests.fixtures.api import Api
 from tests.security.test_fuzz import row_counts
-from tests.security.test_privacy import usage_calls
+from tests.security.test_privacy import privacy_licence, usage_calls
 
 PROBLEM = "urn:marketplace:problem:"
 # Every byte value, NUL included, after a PNG signature: no UTF-8 text, neither CSV nor JSON lines.
@@ -179,3 +180,21 @@ async def test_a_dataset_the_engine_cannot_convert_gets_our_problem_and_is_not_m
     assert await row_counts(shop.api) == before
     assert await usage_calls(shop, licence_id) == 0
     assert_nothing_leaked(caplog.text, settings)
+
+
+async def test_a_private_aggregate_the_engine_cannot_run_spends_no_budget(shop: Market, settings: Settings) -> None:
+    """Under privacy computing raw rows never leave: the engine's message quoted one ('bus'), and a refused
+    query must not spend epsilon either."""
+    licence_id, key = await privacy_licence(shop)
+    body = {
+        "group_by": ["district"],
+        "metrics": [{"fn": "count"}],
+        "filters": [{"column": "kind", "op": "eq", "value": 5}],
+    }
+    refused = await aggregate(shop, licence_id, key, body)
+    problem = assert_problem(refused, 422, "query-refused", settings)
+    assert problem["query_error"] == "bad-filter"
+    assert not re.search(r"\b(bus|taxi)\b", refused.text), refused.text
+    answered = await aggregate(shop, licence_id, key, {"metrics": [{"fn": "count"}]})
+    assert answered.status_code == 200, answered.text
+    assert (answered.json()["privacy"]["budget_spent"], answered.json()["call_number"]) == (1.0, 1)
