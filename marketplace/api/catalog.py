@@ -95,12 +95,15 @@ def _chunks(source: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-def _sample_problem(exc: SampleError) -> DomainError:
+def file_problem(exc: SampleError, error_key: str = "sample_error") -> DomainError:
+    """A refused sample or dataset file as its problem: 413 too large, 415 not CSV or JSON lines, else 422 with
+    the reader's code under `error_key` and the line it stopped at."""
     if exc.code == "too-large":
         return PayloadTooLarge(exc.message)
     if exc.code == "unsupported-type":
         return UnsupportedMediaType(exc.message)
-    return Unprocessable(exc.message, sample_error=exc.code, line=exc.line)
+    refusal: dict[str, Any] = {error_key: exc.code, "line": exc.line}
+    return Unprocessable(exc.message, **refusal)
 
 
 class ProductController(Controller):
@@ -247,7 +250,7 @@ class ProductController(Controller):
                     blob.path.unlink(missing_ok=True)
                 raise
         except SampleError as exc:
-            raise _sample_problem(exc) from exc
+            raise file_problem(exc) from exc
         return SampleRead.model_validate(await catalog.attach_sample(principal, product_id, blob, parsed))
 
 

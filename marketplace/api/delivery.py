@@ -4,6 +4,7 @@ and the metered data API (rows and privacy-preserving aggregates)."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,8 +19,14 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File
 
 from marketplace.accounts.models import Scope
-from marketplace.api.catalog import Catalog, Listings, product_read
-from marketplace.catalog.samples import SampleError, normalise_media_type, store_content_addressed
+from marketplace.api.catalog import Catalog, Listings, file_problem, product_read
+from marketplace.catalog.samples import (
+    SampleError,
+    StoredBlob,
+    normalise_media_type,
+    parse_sample,
+    store_content_addressed,
+)
 from marketplace.catalog.schemas import ProductRead
 from marketplace.config import Settings
 from marketplace.delivery import hosting
@@ -43,7 +50,7 @@ from marketplace.delivery.schemas import (
     RowsRead,
     UsageRead,
 )
-from marketplace.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from marketplace.errors import Unprocessable, UnsupportedMediaType
 from marketplace.flows.data_calls import DataCalls, PrivacySpend
 from marketplace.flows.delivery import Delivery
 from marketplace.web.dependencies import DbSession
@@ -53,6 +60,8 @@ from marketplace.web.problems import NO_STORE, problem_responses
 
 # The route's own ceiling; the dataset limit that applies is MAX_DATASET_BYTES, checked while streaming.
 DATASET_BODY_LIMIT = 1 << 40
+# Columns (CSV header cells, distinct JSON keys) a dataset may have: bounds what the upload check keeps in memory.
+MAX_DATASET_COLUMNS = 10_000
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 MAX_ROWS_PAGE = 1000
 WhereClauses = Annotated[
@@ -81,6 +90,26 @@ def _body_chunks(stream: AsyncIterator[bytes]) -> Iterator[bytes]:
     while (chunk := anyio.from_thread.run(next_chunk)) is not None:
         if chunk:
             yield chunk
+
+
+async def _stored_dataset(chunks: Iterator[bytes], media_type: str, settings: Settings) -> StoredBlob:
+    """The uploaded dataset, stored by its sha256 once it reads through as CSV or JSON lines. A refused file is
+    removed again, unless the same content was stored before this upload."""
+    blob = await anyio.to_thread.run_sync(
+        store_content_addressed, chunks, settings.dataset_dir, settings.max_dataset_bytes
+    )
+    try:
+        if blob.size_bytes == 0:
+            raise Unprocessable("the dataset is empty")
+        # A binary file, or one that is not CSV or JSON lines throughout, is refused now rather than at a buyer's call.
+        await anyio.to_thread.run_sync(
+            functools.partial(parse_sample, blob.path, media_type, head_rows=0, max_columns=MAX_DATASET_COLUMNS)
+        )
+    except (SampleError, Unprocessable):
+        if blob.created:
+            blob.path.unlink(missing_ok=True)
+        raise
+    return blob
 
 
 FILTER_OPS: dict[str, hosting.FilterOp] = {op: op for op in get_args(hosting.FilterOp)}
@@ -126,25 +155,18 @@ class DatasetController(Controller):
         version: Annotated[int | None, QueryParameter(ge=1, le=1_000_000)] = None,
     ) -> DatasetRead:
         """Upload the full dataset of a version (default: the newest) as the raw body, `text/csv` with a
-        header row or `application/x-ndjson`: streamed to storage by its sha256 (never held in memory),
-        which becomes the version's registered content digest. Every delivery is checked against it."""
+        header row or `application/x-ndjson`: streamed to storage by its sha256 (never held in memory), then
+        read through as UTF-8 CSV or JSON objects (422 with `dataset_error` and `line` when it is not, and
+        nothing is kept). Its digest becomes the version's registered content digest, which every delivery
+        is checked against."""
         target = await catalog.dataset_version(principal, product_id, version)
         media_type = normalise_media_type(request.headers.get("content-type"))
         if media_type is None:
             raise UnsupportedMediaType("a dataset is text/csv or application/x-ndjson")
         try:
-            blob = await anyio.to_thread.run_sync(
-                store_content_addressed,
-                _body_chunks(request.stream()),
-                settings.dataset_dir,
-                settings.max_dataset_bytes,
-            )
+            blob = await _stored_dataset(_body_chunks(request.stream()), media_type, settings)
         except SampleError as exc:
-            raise PayloadTooLarge(exc.message) from exc
-        if blob.size_bytes == 0:
-            if blob.created:
-                blob.path.unlink(missing_ok=True)
-            raise Unprocessable("the dataset is empty")
+            raise file_problem(exc, "dataset_error") from exc
         dataset: Dataset = await delivery.host_dataset(principal, target, blob, media_type)
         return DatasetRead(
             product_id=product_id,

@@ -7,7 +7,8 @@ paging. Every query gets a fresh in-memory DuckDB connection with a memory limit
 
 Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
 checked against the table's own columns (and, for aggregates, the product's allowed lists) before
-they are quoted into a statement."""
+they are quoted into a statement. The engine's own messages never leave this module: they name server paths
+and can quote a row's value, so its errors become `HostingError`s in our words."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ HostingErrorCode = Literal[
     "bad-metric",
     "metric-not-private",
     "too-many-groups",
+    "too-expensive",
     "unreadable",
 ]
 FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
@@ -51,9 +53,17 @@ _COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": "
 
 
 class HostingError(ValueError):
+    """A refused query or an unreadable dataset, in our words: never the engine's message, which names server
+    paths and can quote a row's value."""
+
     def __init__(self, code: HostingErrorCode, message: str) -> None:
         super().__init__(message)
         self.code: HostingErrorCode = code
+
+
+class EngineFailure(RuntimeError):
+    """The engine failed on a query it should have answered (a missing or damaged Parquet file, say): a fault
+    of ours, named by the engine's exception class only, for the same reason."""
 
 
 @dataclass(frozen=True)
@@ -167,43 +177,44 @@ def prepare_table(
     target = cache_dir / sha256[:2] / f"{sha256}-{variant}.parquet"
     scan = _source_scan(media_type, text_columns)
     parameters: list[Any] = [str(source)] + ([dict.fromkeys(types, "VARCHAR")] if media_type == CSV and types else [])
-    with _connect(memory_limit_mb, threads=1) as con:
-        if not target.exists():
-            try:
-                described = con.execute(f"DESCRIBE SELECT * FROM {scan}", parameters).fetchall()  # noqa: S608
-            except duckdb.Error as exc:
-                raise HostingError("unreadable", f"the dataset cannot be read: {_first_line(exc)}") from exc
-            names = [str(row[0]) for row in described]
-            # DuckDB renames a repeated header ("a,A" reads as a, A_1): judge the file's own header.
-            _check_names(_csv_header(source) if media_type == CSV else names)
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
-            try:
-                con.execute(
-                    f"COPY (SELECT row_number() OVER () - 1 AS {ROW}, * FROM {scan}) "  # noqa: S608
-                    f"TO {_literal(temp)} (FORMAT parquet)",
-                    parameters,
-                )
-                os.replace(temp, target)  # atomic: a concurrent conversion of the same file is harmless
-            except duckdb.Error as exc:
-                raise HostingError("unreadable", f"the dataset cannot be read: {_first_line(exc)}") from exc
-            finally:
-                temp.unlink(missing_ok=True)
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
-        (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone() or (0,)
+    try:
+        with _connect(memory_limit_mb, threads=1) as con:
+            if not target.exists():
+                _convert(con, scan, parameters, source, media_type, target)
+            described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
+            (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone() or (0,)
+    except duckdb.Error as exc:
+        raise HostingError("unreadable", "the hosted dataset cannot be read as its media type") from exc
     columns = tuple(
         ColumnInfo(str(name), str(kind), _is_numeric(str(kind))) for name, kind, *_ in described if name != ROW
     )
     return HostedTable(target, columns, int(rows))
 
 
+def _convert(
+    con: duckdb.DuckDBPyConnection, scan: str, parameters: list[Any], source: Path, media_type: str, target: Path
+) -> None:
+    """Write the dataset as Parquet at `target`, numbered by `__row`, through a temporary file."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan}", parameters).fetchall()  # noqa: S608
+    names = [str(row[0]) for row in described]
+    # DuckDB renames a repeated header ("a,A" reads as a, A_1): judge the file's own header.
+    _check_names(_csv_header(source) if media_type == CSV else names)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.part")
+    try:
+        con.execute(
+            f"COPY (SELECT row_number() OVER () - 1 AS {ROW}, * FROM {scan}) "  # noqa: S608
+            f"TO {_literal(temp)} (FORMAT parquet)",
+            parameters,
+        )
+        os.replace(temp, target)  # atomic: a concurrent conversion of the same file is harmless
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def _csv_header(source: Path) -> list[str]:
     with source.open(newline="", encoding="utf-8", errors="replace") as handle:
         return next(csv.reader(handle), [])
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
 def _known(table: HostedTable, name: str, allowed: frozenset[str] | None) -> ColumnInfo:
@@ -255,12 +266,27 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _run(sql: str, parameters: list[Any], memory_limit_mb: int) -> list[tuple[Any, ...]]:
+def _run(sql: str, parameters: list[Any], memory_limit_mb: int, mismatch: HostingError) -> list[tuple[Any, ...]]:
+    """The statement's rows; `mismatch` is the refusal when a bound value does not fit its column."""
     with _connect(memory_limit_mb) as con:
         try:
             return con.execute(sql, parameters).fetchall()
-        except (duckdb.ConversionException, duckdb.BinderException, duckdb.InvalidInputException) as exc:
-            raise HostingError("bad-filter", f"the filter does not fit the column's type: {_first_line(exc)}") from exc
+        except (duckdb.DataError, duckdb.BinderException, duckdb.InvalidInputException) as exc:
+            raise mismatch from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise HostingError(
+                "too-expensive", "the query needs more memory than one call may use; filter, or group by fewer columns"
+            ) from exc
+        except duckdb.Error as exc:
+            raise EngineFailure(f"the query engine failed: {type(exc).__name__}") from None
+
+
+def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
+    """The refusal of a filter value the engine cannot compare with its column. It names the types of the
+    filtered columns only, which the caller named and `_where` found available."""
+    filtered = dict.fromkeys(column for f in filters if (column := table.column(f.column)) is not None)
+    types = ", ".join(f"{column.name!r} is {column.type}" for column in filtered)
+    return HostingError("bad-filter", f"a filter's value does not fit its column's type ({types})")
 
 
 def read_rows(
@@ -275,7 +301,7 @@ def read_rows(
         f"SELECT {', '.join(_quote(n) for n in names)} FROM read_parquet(?) WHERE {where} "  # noqa: S608
         f"ORDER BY {ROW} LIMIT ? OFFSET ?"
     )
-    rows = _run(sql, [str(table.path), *parameters, limit + 1, offset], memory_limit_mb)
+    rows = _run(sql, [str(table.path), *parameters, limit + 1, offset], memory_limit_mb, _mismatch(table, filters))
     page = [[_json_value(v) for v in row] for row in rows[:limit]]
     return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
 
@@ -337,7 +363,8 @@ def aggregate(
         f"kept AS (SELECT * FROM grouped WHERE __size >= ?) "
         f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
-    rows = _run(sql, [*clamps, str(table.path), *parameters, min_group_size, min_group_size], memory_limit_mb)
+    bound = [*clamps, str(table.path), *parameters, min_group_size, min_group_size]
+    rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
     size_at = 1 + len(keys)
     suppressed = int(rows[0][0]) if rows else 0
     kept = [row for row in rows if row[size_at] is not None]

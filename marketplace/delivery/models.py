@@ -92,6 +92,17 @@ class RateWindow(SQLModel, table=True):
     calls: int = 0
 
 
+class LicenceRateWindow(SQLModel, table=True):
+    """Calls of one licence in one minute, whichever of its access keys made them, counted like the key's:
+    a new key (`POST /licences/{id}/access-keys`) does not start the licence's minute afresh."""
+
+    __tablename__ = "licence_rate_window"
+
+    licence_id: uuid.UUID = Field(foreign_key="licence.id", primary_key=True)
+    window_start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    calls: int = 0
+
+
 class LicenceUsage(SQLModel, table=True):
     """A licence's metered calls in one calendar month (UTC), and what they were billed. One guarded
     update counts a call and its charge, so the monthly cap holds under concurrent calls."""

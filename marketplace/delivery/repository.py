@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +17,7 @@ from marketplace.delivery.models import (
     Dataset,
     DeliveryReceipt,
     Licence,
+    LicenceRateWindow,
     LicenceStatus,
     LicenceUsage,
     PrivacyBudget,
@@ -111,12 +112,18 @@ class DeliveryRepository:
 
     async def count_call(self, access_key_id: uuid.UUID, window_start: datetime) -> int:
         """Count one call in the key's minute and return the minute's count, in one statement."""
-        table = table_of(RateWindow)
-        insert = upsert_insert(self.session)(table).values(
-            access_key_id=access_key_id, window_start=window_start, calls=1
-        )
+        return await self._count_in_window(table_of(RateWindow), "access_key_id", access_key_id, window_start)
+
+    async def count_licence_call(self, licence_id: uuid.UUID, window_start: datetime) -> int:
+        """Count one call in the licence's minute, whichever key made it, and return the minute's count."""
+        return await self._count_in_window(table_of(LicenceRateWindow), "licence_id", licence_id, window_start)
+
+    async def _count_in_window(self, table: Table, owner: str, owner_id: uuid.UUID, window_start: datetime) -> int:
+        """One upsert adds the call and returns the new count: concurrent calls queue on the row's lock (or its
+        unique key, for the minute's first), so every worker process counts every call, none lost."""
+        insert = upsert_insert(self.session)(table).values({owner: owner_id, "window_start": window_start, "calls": 1})
         query = insert.on_conflict_do_update(
-            index_elements=[table.c.access_key_id, table.c.window_start], set_={"calls": table.c.calls + 1}
+            index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + 1}
         ).returning(table.c.calls)
         return int((await self.session.execute(query)).scalar_one())
 

@@ -1,7 +1,8 @@
 """The data API of a licence: an access key's calls on its dataset, authenticated, in scope, within the key's
-rate, accepted by the delivery stage, metered (and billed past the included calls, within the monthly cap),
-then answered from the hosted dataset in DuckDB; under privacy computing, with differential privacy, each
-answer spending its epsilon of the licence's privacy budget in the same transaction as its metering."""
+rate (counted per key and per licence), accepted by the delivery stage, metered (and billed past the included
+calls, within the monthly cap), then answered from the hosted dataset in DuckDB; under privacy computing, with
+differential privacy, each answer spending its epsilon of the licence's privacy budget in the same transaction
+as its metering."""
 
 from __future__ import annotations
 
@@ -140,10 +141,7 @@ class DataCalls:
         await self.gate.check(licence, dataset, f"access_key:{key.id}")
         assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
         now = clock.now()
-        window = now.replace(second=0, microsecond=0)
-        if await self.repository.count_call(key.id, window) > key.rate_limit_per_minute:
-            retry = max(1, int((window + timedelta(minutes=1) - now).total_seconds()))
-            raise RateLimited(f"at most {key.rate_limit_per_minute} calls a minute", retry_after=retry)
+        await self._within_rate(key, now)
         call_number, charge = await self._meter(licence, key, endpoint, now)
         details = await self.catalog.version_details(licence.product_version_id)
         fields = details.get("fields")
@@ -169,6 +167,21 @@ class DataCalls:
         ):
             raise NotAuthenticated("missing or invalid access key")
         return key
+
+    async def _within_rate(self, key: AccessKey, now: datetime) -> None:
+        """Count the call in its minute for the key and for the key's licence, and refuse it past the key's rate
+        in either. The licence's count spans all its keys, so a rotated key gets no fresh minute. A refused
+        call's counts roll back with its request."""
+        window = now.replace(second=0, microsecond=0)
+        # The key's row, then the licence's: every call locks them in this order, so two never deadlock.
+        by_key = await self.repository.count_call(key.id, window)
+        by_licence = await self.repository.count_licence_call(key.licence_id, window)
+        if max(by_key, by_licence) > key.rate_limit_per_minute:
+            retry = max(1, int((window + timedelta(minutes=1) - now).total_seconds()))
+            raise RateLimited(
+                f"at most {key.rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+                retry_after=retry,
+            )
 
     async def _meter(self, licence: Licence, key: AccessKey, endpoint: str, now: datetime) -> tuple[int, int]:
         plan = await self.catalog.plan(licence.plan_id)
