@@ -3,7 +3,8 @@
 Seeds each database (a fresh one, built by the migrations) with 100,000 listed product versions
 of generated but realistic descriptions, then runs 1,000 mixed queries (full text in Chinese and
 English, filters, sorting, facet counts) through the same search code the API uses, and prints
-p50 and p95 in milliseconds for each database side by side. Target: p95 <= 50 ms on PostgreSQL.
+p50 and p95 in milliseconds for each database side by side. Targets: p95 <= 50 ms on PostgreSQL,
+<= 60 ms on SQLite (the embedded default).
 
     .venv/bin/python bench/search.py [--products 100000] [--queries 1000]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
@@ -38,7 +39,7 @@ from marketplace.kit.codelists import industries
 from marketplace.kit.ids import new_id
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
-TARGET_P95_MS = 50.0
+TARGET_P95_MS = {"PostgreSQL": 50.0, "SQLite": 60.0}
 PLACES = ["贵阳", "遵义", "六盘水", "安顺", "毕节", "铜仁", "黔东南", "黔南", "黔西南", "贵安新区"]
 SUBJECTS = [
     "道路路况",
@@ -253,7 +254,9 @@ async def main() -> int:
             await drop_postgres_database(f"{server}/postgres", name)
         lite_p50, lite_p95 = await measure("SQLite", sqlite, args.products, args.queries)
     print(f"ratio SQLite/PostgreSQL: p50 {lite_p50 / pg_p50:.2f}  p95 {lite_p95 / pg_p95:.2f}")
-    print(f"target PostgreSQL p95 <= {TARGET_P95_MS:.0f} ms: {'met' if pg_p95 <= TARGET_P95_MS else 'NOT met'}")
+    for name, p95 in (("PostgreSQL", pg_p95), ("SQLite", lite_p95)):
+        target = TARGET_P95_MS[name]
+        print(f"target {name} p95 <= {target:.0f} ms: {'met' if p95 <= target else 'NOT met'}")
     return 0
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     column,
     func,
     inspect,
+    literal,
     literal_column,
     null,
     select,
@@ -152,7 +153,7 @@ class CatalogRepository:
             col(Product.status) == ProductStatus.LISTED,
             col(ProductVersion.product_id) == col(Product.id),
             col(ProductVersion.version) == col(Product.listed_version),
-            col(ProductVersion.status) == VersionStatus.LISTED,
+            LISTED_VERSION,
         )
         total_query = select(func.count()).select_from(Product).join(ProductVersion, listed)
         total = (await self.session.execute(total_query)).scalar_one()
@@ -196,6 +197,10 @@ class SearchFilters:
 
 
 FACETS = ("category", "grade")
+# A literal, not a bound parameter: the indexes of listed versions are partial (`status = 'listed'`),
+# and SQLite uses a partial index only when the query states its condition; with `status = ?` every
+# search scanned the whole table (135 ms at 100,000 products instead of 9 ms).
+LISTED_VERSION = col(ProductVersion.status) == literal(VersionStatus.LISTED.value, literal_execute=True)
 
 # Structures that live outside the models (migrations 0004 and 0005): the FTS5 table on SQLite,
 # keyed by version id, and the stored tsvector column on PostgreSQL, both over `search_text`.
@@ -285,7 +290,7 @@ class CatalogSearch:
 
     def _matching(self, filters: SearchFilters, *columns: Any) -> Select[Any]:
         version = ProductVersion
-        query = select(*columns).select_from(version).where(col(version.status) == VersionStatus.LISTED)
+        query = select(*columns).select_from(version).where(LISTED_VERSION)
         if filters.terms:
             if self.postgres:
                 query = query.where(_TSVECTOR.op("@@")(self._tsquery(filters)))
@@ -301,10 +306,14 @@ class CatalogSearch:
         for name, value in (("regions", filters.region), ("delivery_modes", filters.delivery_mode)):
             if value is not None:
                 query = query.where(self._contains(name, value))
+        # On SQLite the price is compared as `min_price_minor + 0`, not a bare column: otherwise its
+        # planner reads a price range through a price index and sorts every match (80-130 ms at
+        # 100,000 products) where the covering index or the page's sort index takes 1-10 ms.
+        price = col(version.min_price_minor) if self.postgres else col(version.min_price_minor) + 0
         if filters.min_price is not None:
-            query = query.where(col(version.min_price_minor) >= filters.min_price)
+            query = query.where(price >= filters.min_price)
         if filters.max_price is not None:
-            query = query.where(col(version.min_price_minor) <= filters.max_price)
+            query = query.where(price <= filters.max_price)
         if filters.provider is not None:
             query = query.where(col(version.organization_id) == filters.provider)
         return query
