@@ -3,9 +3,10 @@
 Schemathesis loads the document from a dedicated app instance in-process and fuzzes every operation
 in it, with no filter, so an endpoint added later is covered without touching this file. Each
 generated request is sent with an administrator's bearer token (admin routes included) and checked
-with schemathesis' default checks (`case.call_and_validate()`): no 5xx, only documented status codes,
-content types, headers and response bodies, schema-violating requests refused, schema-valid ones
-accepted, authentication enforced, OPTIONS and 405 answers that list the right methods.
+with every built-in check of schemathesis (`case.call_and_validate()`), on valid and invalid (negative)
+data alike: no 5xx, only documented status codes, content types, headers and response bodies,
+schema-violating requests refused, schema-valid ones accepted, authentication enforced, OPTIONS and
+405 answers that list the right methods. It runs in both passes, on SQLite and on PostgreSQL.
 
 Schemathesis drives the app from its own event loop in a thread, so the app gets an engine of its own,
 whose pool lives on that loop and is disposed of when schemathesis ends the app's lifespan after the
@@ -27,6 +28,8 @@ import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from litestar import Litestar
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.generation import GenerationMode
 
 from marketplace.accounts.service import AccountService
 from marketplace.app import create_app
@@ -41,6 +44,8 @@ VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 SCHEMA_PATH = "/schema/openapi.json"
 ME_PATH = "/api/v1/me"
 T = TypeVar("T")
+load_all_checks()
+BUILT_IN_CHECKS = [check for check in CHECKS.get_all() if not isinstance(check, type)]
 
 
 def run_in_own_loop(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -152,6 +157,10 @@ def conformance_schema(
     own_settings = settings.model_copy(update={"database_pool_size": 2})
     conformance_app = create_app(own_settings)
     schema = schemathesis.openapi.from_asgi(SCHEMA_PATH, conformance_app)
+    # Stated, not left to the library's defaults: requests that break the document (negative data) as
+    # well as valid ones, and every built-in check enabled.
+    schema.config.generation.update(modes=list(GenerationMode))
+    assert all(schema.config.checks.get_by_name(name=check.__name__).enabled for check in BUILT_IN_CHECKS)
     administrator = Administrator(own_settings, conformance_app)
 
     @schema.auth(refresh_interval=None)
