@@ -11,20 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.config import Settings, SettingsError
+from marketplace.db import alembic_config
 
 CLI_ACTOR = "cli"
 MIN_PASSWORD_LENGTH = 12
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def alembic_config(database_url: str | None = None) -> Any:
-    from alembic.config import Config
-
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    if database_url:
-        config.attributes["database_url"] = database_url
-    return config
 
 
 def db_upgrade(settings: Settings, revision: str = "head") -> None:

@@ -4,21 +4,55 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from litestar.di import NamedDependency
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
 from marketplace.config import Settings
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SessionMaker = async_sessionmaker[AsyncSession]
 # The request-scoped session, as handlers and providers declare it.
 DbSession = NamedDependency[AsyncSession]
+
+
+def alembic_config(database_url: str | None = None) -> Any:
+    """The migrations' configuration (alembic.ini), for `database_url` if given."""
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    return config
+
+
+@cache
+def migrations_head() -> str:
+    """The newest migration's revision: what a database at head records."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
+async def migrations_current(connection: AsyncConnection) -> str | None:
+    """The revision the database records, None if it was never migrated (the caller's connection is
+    left in a failed transaction then: give it one of its own)."""
+    try:
+        return (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    except DBAPIError:  # no alembic_version table
+        return None
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

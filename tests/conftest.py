@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -115,6 +116,20 @@ async def many_connections(tmp_path_factory: pytest.TempPathFactory) -> AsyncIte
     with (shared / "many-connections.lock").open("w") as lock:
         await asyncio.to_thread(fcntl.flock, lock, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
+
+
+@pytest.fixture
+async def scratch_settings(tmp_path: Path) -> AsyncIterator[Settings]:
+    """A database of its own, so downgrading does not disturb the run's database."""
+    base = os.environ.get("TEST_DATABASE_URL", "")
+    if not is_postgres_url(base):
+        yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}", storage_dir=tmp_path)
+        return
+    server = base.rpartition("/")[0]
+    name = f"marketplace_migrations_{uuid.uuid4().hex[:8]}"
+    await create_postgres_database(f"{server}/postgres", name)
+    yield Settings(database_url=f"{server}/{name}", storage_dir=tmp_path)
+    await drop_postgres_database(f"{server}/postgres", name)
 
 
 @pytest.fixture

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from marketplace.cli import alembic_config, db_downgrade, db_upgrade
+from marketplace.cli import db_downgrade, db_upgrade
 from marketplace.config import Settings
+from marketplace.db import alembic_config
 from marketplace.tables import metadata
-from tests.fixtures.database import create_postgres_database, drop_postgres_database, is_postgres_url
-
-
-@pytest.fixture
-async def scratch_settings(tmp_path: Path) -> AsyncIterator[Settings]:
-    """A database of its own, so downgrading does not disturb the run's database."""
-    base = os.environ.get("TEST_DATABASE_URL", "")
-    if not is_postgres_url(base):
-        yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}", storage_dir=tmp_path)
-        return
-    server = base.rpartition("/")[0]
-    name = f"marketplace_migrations_{uuid.uuid4().hex[:8]}"
-    await create_postgres_database(f"{server}/postgres", name)
-    yield Settings(database_url=f"{server}/{name}", storage_dir=tmp_path)
-    await drop_postgres_database(f"{server}/postgres", name)
+from tests.fixtures.database import is_postgres_url
 
 
 async def table_names(settings: Settings) -> set[str]:
