@@ -71,9 +71,56 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     if args.db_command == "upgrade":
         db_upgrade(settings, args.revision)
-    else:
+    elif args.db_command == "downgrade":
         db_downgrade(settings, args.revision)
+    elif args.db_command == "history":
+        return _db_history(args.json)
+    else:
+        return _db_current(settings, args.json, check=args.db_command == "check")
     return 0
+
+
+def _db_history(as_json: bool) -> int:
+    """The migrations, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    history = [
+        {"revision": script.revision, "down_revision": script.down_revision, "message": script.doc}
+        for script in reversed(list(scripts.walk_revisions()))
+    ]
+    if as_json:
+        print(json.dumps(history, indent=2, ensure_ascii=False))
+    else:
+        for entry in history:
+            print(f"{entry['down_revision'] or '<base>'} -> {entry['revision']}  {entry['message']}")
+    return 0
+
+
+def _db_current(settings: Settings, as_json: bool, *, check: bool) -> int:
+    """The database's revision beside the code's head; with `check`, exit 1 unless they are the same."""
+    from marketplace.db import create_engine, migrations_current, migrations_head
+
+    async def current() -> str | None:
+        engine = create_engine(settings.model_copy(update={"database_pool_size": 0}))
+        try:
+            async with engine.connect() as connection:
+                return await migrations_current(connection)
+        finally:
+            await engine.dispose()
+
+    revision, head = asyncio.run(current()), migrations_head()
+    at_head = revision == head
+    if as_json:
+        print(json.dumps({"current": revision, "head": head, "at_head": at_head}))
+    elif check and not at_head:
+        print(
+            f"error: the database is at {revision or 'no revision (never migrated)'}, the code at {head}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"current {revision or '(never migrated)'}  head {head}{'' if at_head else '  (behind)'}")
+    return 1 if check and not at_head else 0
 
 
 def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -202,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     downgrade = db_commands.add_parser("downgrade", help="revert migrations")
     downgrade.add_argument("revision")
+    for name, help_text in (
+        ("current", "the database's migration and the code's head"),
+        ("check", "exit 1 unless the database is migrated to the code's head (for deploy scripts)"),
+        ("history", "every migration, oldest first"),
+    ):
+        db_commands.add_parser(name, help=help_text).add_argument("--json", action="store_true", help="as JSON")
     db.set_defaults(handler=cmd_db)
 
     admin = commands.add_parser("admin", help="platform administrators")

@@ -1,9 +1,12 @@
 """`/ready` answers 200 only when the database answers, is migrated to the code's head and storage is
-writable; otherwise 503 naming the part that is not, on a database of its own for each case."""
+writable; otherwise 503 naming the part that is not, on a database of its own for each case. The
+`marketplace db current | check | history` commands report the same migration state."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +16,7 @@ import httpx
 import pytest
 
 from marketplace.app import create_app
-from marketplace.cli import db_downgrade, db_upgrade
+from marketplace.cli import db_downgrade, db_upgrade, main
 from marketplace.config import Settings
 from marketplace.db import migrations_head
 
@@ -79,3 +82,37 @@ async def test_an_unreachable_database_is_not_ready(tmp_path: Path) -> None:
     )
     status, body = await readiness(unreachable)
     assert (status, body["database"], body["migrations"], body["migration"]) == (503, "unavailable", "unknown", None)
+
+
+async def run_command(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("STORAGE_DIR", str(settings.storage_dir))
+    return await asyncio.to_thread(main, list(args))
+
+
+async def test_db_check_fails_until_the_database_is_at_head(
+    scratch_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await run_command(scratch_settings, monkeypatch, "db", "check") == 1
+    assert "never migrated" in capsys.readouterr().err
+    assert await run_command(scratch_settings, monkeypatch, "db", "upgrade") == 0
+    capsys.readouterr()
+    assert await run_command(scratch_settings, monkeypatch, "db", "check", "--json") == 0
+    head = migrations_head()
+    assert json.loads(capsys.readouterr().out) == {"current": head, "head": head, "at_head": True}
+    await asyncio.to_thread(db_downgrade, scratch_settings, "-1")
+    assert await run_command(scratch_settings, monkeypatch, "db", "current", "--json") == 0  # current only reports
+    reported = json.loads(capsys.readouterr().out)
+    assert reported["at_head"] is False
+    assert reported["current"] != head
+
+
+async def test_db_history_lists_every_migration_from_base_to_head(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], scratch_settings: Settings
+) -> None:
+    assert await run_command(scratch_settings, monkeypatch, "db", "history", "--json") == 0
+    history = json.loads(capsys.readouterr().out)
+    assert history[0]["down_revision"] is None
+    assert history[-1]["revision"] == migrations_head()
+    assert all(later["down_revision"] == earlier["revision"] for earlier, later in itertools.pairwise(history))
+    assert all(entry["message"] for entry in history)
