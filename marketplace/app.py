@@ -33,6 +33,7 @@ from marketplace.api.delivery import (
 )
 from marketplace.api.health import HealthController
 from marketplace.api.ledger import AdminLedgerController, AdminSettlementController, BalanceController
+from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, WebhookController
 from marketplace.config import Settings
@@ -47,6 +48,7 @@ from marketplace.wiring import Runtime
 
 CONTROLLERS = [
     HealthController,
+    MetricsController,
     AuthController,
     MeController,
     OrganizationController,
@@ -119,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         request_class=ServiceRequest,
-        middleware=[request_ids],
+        middleware=[request_ids, PROMETHEUS.middleware],
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Data exchange marketplace",
