@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
@@ -9,6 +10,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
 from litestar.plugins.pydantic import PydanticDIPlugin
 from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
@@ -44,6 +46,7 @@ from marketplace.web.docs import RENDER_PLUGINS, assets_router
 from marketplace.web.principal import DeclaredSecurity
 from marketplace.web.problems import EXCEPTION_HANDLERS
 from marketplace.web.requests import ServiceRequest, request_ids
+from marketplace.web.tracing import tracing
 from marketplace.wiring import Runtime
 
 CONTROLLERS = [
@@ -104,17 +107,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # made now, so a misconfigured rulebook, gateway or key stops the service from starting
     runtime = Runtime.start(settings)
 
+    plugins: list[PluginProtocol] = [
+        RequestBodyPlugin(),
+        RequestBodySchemaPlugin(),
+        PydanticDIPlugin(),
+        DeclaredSecurity(),
+    ]
+    traced = tracing(settings, runtime.engine)
+    if traced is not None:
+        plugins.append(traced)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
             await runtime.stop()
+            if traced is not None:  # the spans still batched go to the collector
+                await asyncio.to_thread(traced.config.tracer_provider.shutdown)  # type: ignore[union-attr]
 
     return Litestar(
         route_handlers=[*CONTROLLERS, assets_router()],
         dependencies=DEPENDENCIES,
-        plugins=[RequestBodyPlugin(), RequestBodySchemaPlugin(), PydanticDIPlugin(), DeclaredSecurity()],
+        plugins=plugins,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_exception=[release_abandoned_session],
         before_send=[complete_allow_header, nosniff],

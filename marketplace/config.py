@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(None, repr=False, description="a Stripe webhook signing secret")
     stripe_api_base: str | None = Field(None, description="a URL")
     metrics_token: str | None = Field(None, repr=False, description="a bearer token for GET /metrics (unset: off)")
+    otel_exporter_otlp_endpoint: str | None = Field(None, description="an OTLP/HTTP collector URL (unset: no traces)")
     platform_fee_bps: int = _integer(500, 0, BPS_PER_WHOLE)
     # An accepted order not paid within this window is cancelled and its licence released.
     order_payment_window_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
