@@ -238,17 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     serve.set_defaults(handler=cmd_serve)
 
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply migrations")
-    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.add_argument("revision", nargs="?", default="head", help="the revision to reach (default: %(default)s)")
     downgrade = db_commands.add_parser("downgrade", help="revert migrations")
-    downgrade.add_argument("revision")
+    downgrade.add_argument("revision", help="the revision to return to, or -N for N steps back")
     for name, help_text in (
         ("current", "the database's migration and the code's head"),
         ("check", "exit 1 unless the database is migrated to the code's head (for deploy scripts)"),
@@ -260,9 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     admin = commands.add_parser("admin", help="platform administrators")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     create = admin_commands.add_parser("create", help="create or promote an administrator")
-    create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
-    create.add_argument("--name", default="Administrator")
+    create.add_argument("--email", required=True, help="the administrator's login")
+    create.add_argument("--password", required=True, help=f"at least {MIN_PASSWORD_LENGTH} characters")
+    create.add_argument("--name", default="Administrator", help="the name shown in the audit trail")
     create.set_defaults(handler=cmd_admin_create)
 
     audit = commands.add_parser("audit", help="the audit trail")
@@ -273,12 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="the rulebook")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     rules_list = rules_commands.add_parser("list", help="the enabled rules and the fingerprint")
-    rules_list.add_argument("--json", action="store_true")
+    rules_list.add_argument("--json", action="store_true", help="as JSON")
     rules_list.add_argument("--rulebook", help="a rulebook file other than the configured one")
     rules_list.set_defaults(handler=cmd_rules_list)
     rules_evaluate = rules_commands.add_parser("evaluate", help="dry-run a stage on a snapshot file; writes nothing")
     stages = ["admission", "listing", "trade", "delivery", "settlement"]
-    rules_evaluate.add_argument("--stage", required=True, choices=stages)
+    rules_evaluate.add_argument("--stage", required=True, choices=stages, help="the stage whose rules judge")
     rules_evaluate.add_argument("--snapshot", required=True, help="a JSON snapshot, as stored with every verdict")
     rules_evaluate.add_argument("--rulebook", help="a rulebook file other than the configured one")
     rules_evaluate.add_argument("--at", help="evaluation time (ISO 8601; default now), for exact replays")
@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settle.set_defaults(handler=cmd_settle)
     config = commands.add_parser("config", help="the effective settings, secrets masked")
-    config.add_argument("--json", action="store_true")
+    config.add_argument("--json", action="store_true", help="as JSON")
     config.set_defaults(handler=cmd_config)
     return parser
 
