@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,14 @@ from marketplace.delivery.models import (
     UsageEvent,
 )
 from marketplace.kit import clock
+
+
+@dataclass(frozen=True)
+class CallsSoFar:
+    key_in_minute: int
+    licence_in_minute: int
+    licence_in_month: int
+    billed_in_month_minor: int
 
 
 class DeliveryRepository:
@@ -126,6 +135,28 @@ class DeliveryRepository:
             index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + 1}
         ).returning(table.c.calls)
         return int((await self.session.execute(query)).scalar_one())
+
+    async def calls_so_far(
+        self, access_key_id: uuid.UUID, licence_id: uuid.UUID, window_start: datetime, period: str
+    ) -> CallsSoFar:
+        """The key's and the licence's calls in the minute, and the licence's calls and charges in the month, as
+        committed now: one read that takes no lock (the guarded updates of the metering decide)."""
+        key_window = table_of(RateWindow)
+        licence_window = table_of(LicenceRateWindow)
+        usage = table_of(LicenceUsage)
+        in_month = (usage.c.licence_id == licence_id, usage.c.period == period)
+        query = select(
+            select(key_window.c.calls)
+            .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window_start)
+            .scalar_subquery(),
+            select(licence_window.c.calls)
+            .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window_start)
+            .scalar_subquery(),
+            select(usage.c.calls).where(*in_month).scalar_subquery(),
+            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+        )
+        row = (await self.session.execute(query)).one()
+        return CallsSoFar(*(int(value or 0) for value in row))
 
     # metering
 
