@@ -1,8 +1,8 @@
-"""The data API of a licence: an access key's calls on its dataset, authenticated, in scope, within the key's
-rate (counted per key and per licence), accepted by the delivery stage, metered (and billed past the included
-calls, within the monthly cap), then answered from the hosted dataset in DuckDB; under privacy computing, with
-differential privacy, each answer spending its epsilon of the licence's privacy budget in the same transaction
-as its metering."""
+"""The data API of a licence: an access key's calls on its dataset, authenticated, in scope, accepted by the
+delivery stage, answered from the hosted dataset in DuckDB (outside any transaction), then rate-limited per key
+and per licence, metered and billed past the included calls within the monthly cap, in a short transaction
+committed before the answer leaves; under privacy computing, with differential privacy, each answer spending
+its epsilon of the licence's privacy budget in that same transaction."""
 
 from __future__ import annotations
 
