@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -31,7 +31,7 @@ from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring
 from marketplace.flows.admission import Admission
 from marketplace.flows.books import Books
-from marketplace.flows.data_calls import DataCalls
+from marketplace.flows.data_calls import DataCalls, MeteringBatches
 from marketplace.flows.delivery import Delivery, DeliveryGate
 from marketplace.flows.disputes import Disputes
 from marketplace.flows.facts import Facts
@@ -43,6 +43,7 @@ from marketplace.flows.registration import Registration
 from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
+from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.service import OrderService
@@ -64,6 +65,9 @@ class Runtime:
     token_keyring: TokenKeyring
     download_keyring: DownloadKeyring
     secret_key: bytes
+    # the metering of a licence's data calls, in this process one transaction at a time, each metering every
+    # call answered by then (the calls await it here, holding no database connection)
+    metering: MeteringBatches = field(default_factory=KeyedBatches)
 
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
@@ -254,4 +258,12 @@ class Services:
 
     @cached_property
     def data_calls(self) -> DataCalls:
-        return DataCalls(self.session, self.settings, self.delivery_gate, self.orders, self.catalog, self.ledger)
+        return DataCalls(
+            self.session,
+            self.settings,
+            self.runtime.metering,
+            self.delivery_gate,
+            self.orders,
+            self.catalog,
+            self.ledger,
+        )

@@ -333,14 +333,14 @@ class DataController(Controller):
         """Rows of the hosted dataset (API delivery only), filtered and paged in file order. Every call is
         metered; a metered plan bills the calls past its included ones, up to its monthly cap."""
         call = await data_calls.authorise_call(_credential(request), licence_id, "rows")
-        filters = parse_where(where)  # a refused filter rolls the call's metering back with the request
-        page = await data_calls.rows(call, filters, limit, offset)
+        filters = parse_where(where)  # a refused filter is refused before the call is metered
+        page, metered = await data_calls.rows(call, filters, limit, offset)
         return RowsRead(
             columns=list(page.columns),
             rows=page.rows,
             next_offset=page.next_offset,
-            call_number=call.call_number,
-            charge_minor=call.charge_minor,
+            call_number=metered.call_number,
+            charge_minor=metered.charge_minor,
         )
 
     @post(
@@ -375,8 +375,8 @@ class DataController(Controller):
             suppressed_groups=result.suppressed_groups,
             min_group_size=result.min_group_size,
             privacy=_privacy_read(answer.privacy) if answer.privacy else None,
-            call_number=call.call_number,
-            charge_minor=call.charge_minor,
+            call_number=answer.metered.call_number,
+            charge_minor=answer.metered.charge_minor,
         )
 
 

@@ -1,9 +1,12 @@
 """Hosted datasets queried with DuckDB: the rows of API delivery, the aggregates of privacy computing.
 
 Pure and synchronous (no database of ours, no web framework): the service runs these in a worker
-thread. A dataset (CSV with a header row, or JSON lines) is converted once to Parquet, named by its
-sha256 and the declared text columns, with a hidden `__row` ordinal that keeps the file's order for
-paging. Every query gets a fresh in-memory DuckDB connection with a memory limit.
+thread. A dataset (CSV with a header row, or JSON lines) is prepared once: converted to Parquet, named by
+its sha256 and the declared text columns, in row groups of `ROW_GROUP_ROWS` with their statistics and a
+hidden `__row` ordinal that keeps the file's order, so a page of the whole file reads one row group and
+sorts nothing; its row count and schema are then read from the Parquet metadata, never by scanning, and
+kept per process (`PREPARED_TABLES`, least recently used first out). Queries run on one in-memory DuckDB
+per process (memory limited; Parquet metadata cached), through a connection of their worker thread.
 
 Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
 checked against the table's own columns (and, for aggregates, the product's allowed lists) before
@@ -17,7 +20,9 @@ import datetime as dt
 import decimal
 import hashlib
 import os
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,9 @@ MAX_FILTERS = 20
 MAX_IN_VALUES = 100
 MAX_GROUPS = 10_000
 MAX_PAGE = 1000
+ROW_GROUP_ROWS = 10_000  # a page of the whole file reads one row group of this many rows
+PREPARED_FORMAT = "g10k"  # in the Parquet file's name: a change of preparation prepares every dataset anew
+PREPARED_TABLES = 256  # hosted tables whose schema and row count a process keeps
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
 
 HostingErrorCode = Literal[
@@ -123,7 +131,62 @@ class AggregateResult:
 
 
 def _connect(memory_limit_mb: int, threads: int = 2) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(":memory:", config={"memory_limit": f"{memory_limit_mb}MB", "threads": threads})
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": f"{memory_limit_mb}MB",
+        "threads": threads,
+        "preserve_insertion_order": True,  # a filtered page is in file order without sorting (the default)
+    }
+    return duckdb.connect(":memory:", config=config)
+
+
+class _Engine:
+    """The process's in-memory DuckDB, one per memory limit, and a connection to it per worker thread (a DuckDB
+    connection is not to be shared between threads; a thread's is reused by every query it runs)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._databases: dict[int, duckdb.DuckDBPyConnection] = {}
+        self._local = threading.local()
+
+    def cursor(self, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
+        mine: dict[int, duckdb.DuckDBPyConnection] = self._local.__dict__.setdefault("cursors", {})
+        if memory_limit_mb not in mine:
+            with self._lock:
+                database = self._databases.get(memory_limit_mb)
+                if database is None:
+                    database = self._databases[memory_limit_mb] = _connect(memory_limit_mb)
+                    # Parquet footers are read once, not by every query (set once loaded, for every connection).
+                    database.execute("SET GLOBAL parquet_metadata_cache = true")
+                mine[memory_limit_mb] = database.cursor()
+        return mine[memory_limit_mb]
+
+
+class _PreparedTables:
+    """Hosted tables already prepared in this process, by Parquet path: a call on a known dataset touches
+    neither the disk nor the engine to learn its schema. Bounded: the least recently used goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._tables: OrderedDict[Path, HostedTable] = OrderedDict()
+
+    def get(self, path: Path) -> HostedTable | None:
+        with self._lock:
+            table = self._tables.get(path)
+            if table is not None:
+                self._tables.move_to_end(path)
+            return table
+
+    def put(self, table: HostedTable) -> None:
+        with self._lock:
+            self._tables[table.path] = table
+            self._tables.move_to_end(table.path)
+            while len(self._tables) > self.size:
+                self._tables.popitem(last=False)
+
+
+_engine = _Engine()
+_prepared = _PreparedTables(PREPARED_TABLES)
 
 
 def _quote(name: str) -> str:
@@ -167,28 +230,38 @@ def prepare_table(
     text_columns: frozenset[str] = frozenset(),
     memory_limit_mb: int = 256,
 ) -> HostedTable:
-    """The dataset as a queryable Parquet file, converted on first use and then reused.
+    """The dataset as a queryable Parquet file, prepared on first use and then reused.
 
     The conversion runs on one thread: `row_number() OVER ()` then numbers rows in file order (streamed,
     not materialised), which paging relies on. Columns declared as text are read as text, so that codes
     such as "052010" keep their leading zeros; the others take the types DuckDB detects."""
     types = sorted(text_columns)
     variant = hashlib.sha256("\n".join(types).encode()).hexdigest()[:12]
-    target = cache_dir / sha256[:2] / f"{sha256}-{variant}.parquet"
+    target = cache_dir / sha256[:2] / f"{sha256}-{variant}-{PREPARED_FORMAT}.parquet"
+    known = _prepared.get(target)
+    if known is not None:
+        return known
     scan = _source_scan(media_type, text_columns)
     parameters: list[Any] = [str(source)] + ([dict.fromkeys(types, "VARCHAR")] if media_type == CSV and types else [])
     try:
-        with _connect(memory_limit_mb, threads=1) as con:
-            if not target.exists():
+        if not target.exists():
+            with _connect(memory_limit_mb, threads=1) as con:
                 _convert(con, scan, parameters, source, media_type, target)
-            described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
-            (rows,) = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone() or (0,)
+        table = _described(target, _engine.cursor(memory_limit_mb))
     except duckdb.Error as exc:
         raise HostingError("unreadable", "the hosted dataset cannot be read as its media type") from exc
+    _prepared.put(table)
+    return table
+
+
+def _described(target: Path, con: duckdb.DuckDBPyConnection) -> HostedTable:
+    """The prepared file's columns and row count, from its Parquet metadata (its footer), without a scan."""
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
+    (rows,) = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(target)]).fetchone() or (0,)
     columns = tuple(
         ColumnInfo(str(name), str(kind), _is_numeric(str(kind))) for name, kind, *_ in described if name != ROW
     )
-    return HostedTable(target, columns, int(rows))
+    return HostedTable(target, columns, int(rows or 0))
 
 
 def _convert(
@@ -204,7 +277,7 @@ def _convert(
     try:
         con.execute(
             f"COPY (SELECT row_number() OVER () - 1 AS {ROW}, * FROM {scan}) "  # noqa: S608
-            f"TO {_literal(temp)} (FORMAT parquet)",
+            f"TO {_literal(temp)} (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
             parameters,
         )
         os.replace(temp, target)  # atomic: a concurrent conversion of the same file is harmless
@@ -268,17 +341,17 @@ def _json_value(value: Any) -> Any:
 
 def _run(sql: str, parameters: list[Any], memory_limit_mb: int, mismatch: HostingError) -> list[tuple[Any, ...]]:
     """The statement's rows; `mismatch` is the refusal when a bound value does not fit its column."""
-    with _connect(memory_limit_mb) as con:
-        try:
-            return con.execute(sql, parameters).fetchall()
-        except (duckdb.DataError, duckdb.BinderException, duckdb.InvalidInputException) as exc:
-            raise mismatch from exc
-        except duckdb.OutOfMemoryException as exc:
-            raise HostingError(
-                "too-expensive", "the query needs more memory than one call may use; filter, or group by fewer columns"
-            ) from exc
-        except duckdb.Error as exc:
-            raise EngineFailure(f"the query engine failed: {type(exc).__name__}") from None
+    con = _engine.cursor(memory_limit_mb)
+    try:
+        return con.execute(sql, parameters).fetchall()
+    except (duckdb.DataError, duckdb.BinderException, duckdb.InvalidInputException) as exc:
+        raise mismatch from exc
+    except duckdb.OutOfMemoryException as exc:
+        raise HostingError(
+            "too-expensive", "the query needs more memory than one call may use; filter, or group by fewer columns"
+        ) from exc
+    except duckdb.Error as exc:
+        raise EngineFailure(f"the query engine failed: {type(exc).__name__}") from None
 
 
 def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
@@ -292,16 +365,22 @@ def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
 def read_rows(
     table: HostedTable, *, filters: Sequence[Filter], limit: int, offset: int, memory_limit_mb: int = 256
 ) -> RowsPage:
-    """One page of rows in file order; `next_offset` is None on the last page."""
+    """One page of rows in file order; `next_offset` is None on the last page. A page of the whole file is a
+    range of `__row`, which the row groups' statistics narrow to the one or two groups holding it; a filtered
+    page is the matching rows in file order (a single-file scan, filtered and limited, keeps the file's order
+    in DuckDB), read until the page is full, sorting nothing."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise HostingError("bad-filter", f"limit is 1 to {MAX_PAGE} and offset is not negative")
     where, parameters = _where(table, filters, None)
     names = [c.name for c in table.columns]
-    sql = (
-        f"SELECT {', '.join(_quote(n) for n in names)} FROM read_parquet(?) WHERE {where} "  # noqa: S608
-        f"ORDER BY {ROW} LIMIT ? OFFSET ?"
-    )
-    rows = _run(sql, [str(table.path), *parameters, limit + 1, offset], memory_limit_mb, _mismatch(table, filters))
+    selected = ", ".join(_quote(n) for n in names)
+    if filters:
+        sql = f"SELECT {selected} FROM read_parquet(?) WHERE {where} LIMIT ? OFFSET ?"  # noqa: S608
+        bound = [str(table.path), *parameters, limit + 1, offset]
+    else:
+        sql = f"SELECT {selected} FROM read_parquet(?) WHERE {ROW} >= ? AND {ROW} < ? ORDER BY {ROW}"  # noqa: S608
+        bound = [str(table.path), offset, offset + limit + 1]
+    rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
     page = [[_json_value(v) for v in row] for row in rows[:limit]]
     return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, update
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +27,16 @@ from marketplace.delivery.models import (
     UsageEvent,
 )
 from marketplace.kit import clock
+
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that another transaction holds
+
+
+@dataclass(frozen=True)
+class CallsSoFar:
+    key_in_minute: int
+    licence_in_minute: int
+    licence_in_month: int
+    billed_in_month_minor: int
 
 
 class DeliveryRepository:
@@ -110,37 +122,85 @@ class DeliveryRepository:
         )
         await self.session.execute(query)
 
-    async def count_call(self, access_key_id: uuid.UUID, window_start: datetime) -> int:
-        """Count one call in the key's minute and return the minute's count, in one statement."""
-        return await self._count_in_window(table_of(RateWindow), "access_key_id", access_key_id, window_start)
+    async def count_calls(self, access_key_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+        """Count `calls` more in the key's minute, in one statement."""
+        await self._count_in_window(table_of(RateWindow), "access_key_id", access_key_id, window_start, calls)
 
-    async def count_licence_call(self, licence_id: uuid.UUID, window_start: datetime) -> int:
-        """Count one call in the licence's minute, whichever key made it, and return the minute's count."""
-        return await self._count_in_window(table_of(LicenceRateWindow), "licence_id", licence_id, window_start)
+    async def count_licence_calls(self, licence_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+        """Count `calls` more in the licence's minute, whichever keys made them."""
+        await self._count_in_window(table_of(LicenceRateWindow), "licence_id", licence_id, window_start, calls)
 
-    async def _count_in_window(self, table: Table, owner: str, owner_id: uuid.UUID, window_start: datetime) -> int:
-        """One upsert adds the call and returns the new count: concurrent calls queue on the row's lock (or its
-        unique key, for the minute's first), so every worker process counts every call, none lost."""
-        insert = upsert_insert(self.session)(table).values({owner: owner_id, "window_start": window_start, "calls": 1})
-        query = insert.on_conflict_do_update(
-            index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + 1}
-        ).returning(table.c.calls)
-        return int((await self.session.execute(query)).scalar_one())
+    async def _count_in_window(
+        self, table: Table, owner: str, owner_id: uuid.UUID, window_start: datetime, calls: int
+    ) -> None:
+        """One upsert adds the calls: a concurrent one would queue on the row's lock (or its unique key, for the
+        minute's first), so no count is lost."""
+        values = {owner: owner_id, "window_start": window_start, "calls": calls}
+        query = (
+            upsert_insert(self.session)(table)
+            .values(values)
+            .on_conflict_do_update(
+                index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + calls}
+            )
+        )
+        await self.session.execute(query)
+
+    async def calls_so_far(
+        self, access_key_id: uuid.UUID, licence_id: uuid.UUID, window_start: datetime, period: str
+    ) -> CallsSoFar:
+        """The key's and the licence's calls in the minute, and the licence's calls and charges in the month, as
+        committed now: one read that takes no lock (the guarded updates of the metering decide)."""
+        key_window = table_of(RateWindow)
+        licence_window = table_of(LicenceRateWindow)
+        usage = table_of(LicenceUsage)
+        in_month = (usage.c.licence_id == licence_id, usage.c.period == period)
+        query = select(
+            select(key_window.c.calls)
+            .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window_start)
+            .scalar_subquery(),
+            select(licence_window.c.calls)
+            .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window_start)
+            .scalar_subquery(),
+            select(usage.c.calls).where(*in_month).scalar_subquery(),
+            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+        )
+        row = (await self.session.execute(query)).one()
+        return CallsSoFar(*(int(value or 0) for value in row))
 
     # metering
 
-    async def meter_call(
-        self,
-        licence_id: uuid.UUID,
-        period: str,
-        *,
-        included_calls: int,
-        unit_price_minor: int,
-        cap_minor: int | None,
-    ) -> tuple[int, int] | None:
-        """Count one call of the month and bill it when the included calls are used up: returns (the
-        call's number, its charge), or None when its charge would pass the monthly cap. One guarded
-        update on the month's row: concurrent calls queue on its row lock, so the cap holds exactly."""
+    async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
+        """Take the licence's row lock that every metering of its calls takes first, until this transaction
+        ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
+        time, which never waits on another's rows. Without `wait`, False when another transaction holds it
+        (tried in a savepoint, so the transaction goes on). FOR NO KEY UPDATE: inserts referring to the
+        licence are not held up. SQLite has no row locks, and starts a transaction at its first write: a write
+        that changes nothing takes its one writer's lock (waiting for it) before anything is read."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            licences = table_of(Licence)
+            touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
+            await self.session.execute(touch)
+            return True
+        query = (
+            select(col(Licence.id))
+            .where(col(Licence.id) == licence_id)
+            .with_for_update(nowait=not wait, key_share=True)
+        )
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(query)
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                return False
+            raise
+        return True
+
+    async def meter_calls(
+        self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
+    ) -> bool:
+        """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
+        counted, when that would pass the monthly cap. One guarded update on the month's row (the CHECK
+        constraint `usage_within_cap` stands behind it)."""
         table = table_of(LicenceUsage)
         create = (
             upsert_insert(self.session)(table)
@@ -148,26 +208,23 @@ class DeliveryRepository:
             .on_conflict_do_nothing()
         )
         await self.session.execute(create)
-        charge = case((table.c.calls >= included_calls, unit_price_minor), else_=0)
         query = (
             update(table)
             .where(table.c.licence_id == licence_id, table.c.period == period)
-            .values(calls=table.c.calls + 1, billed_minor=table.c.billed_minor + charge, updated_at=clock.now())
-            .returning(table.c.calls, table.c.billed_minor)
+            .values(
+                calls=table.c.calls + calls, billed_minor=table.c.billed_minor + billed_minor, updated_at=clock.now()
+            )
+            .returning(table.c.calls)
         )
         if cap_minor is not None:
-            query = query.where(table.c.billed_minor + charge <= cap_minor)
-        row = (await self.session.execute(query)).first()
-        if row is None:
-            return None
-        calls = int(row[0])
-        return calls, unit_price_minor if calls > included_calls else 0
+            query = query.where(table.c.billed_minor + billed_minor <= cap_minor)
+        return (await self.session.execute(query)).first() is not None
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
 
     async def spend_privacy(
-        self, licence_id: uuid.UUID, epsilon_micro: int, *, budget_micro: int
+        self, licence_id: uuid.UUID, epsilon_micro: int, *, budget_micro: int, queries: int = 1
     ) -> PrivacyBudget | None:
         """Spend `epsilon_micro` of the licence's privacy budget (created at `budget_micro` on its first query):
         the budget after the spend, or None when the spend would pass it, and nothing is spent. One guarded
@@ -183,7 +240,9 @@ class DeliveryRepository:
             update(table)
             .where(table.c.licence_id == licence_id, table.c.spent_micro + epsilon_micro <= table.c.budget_micro)
             .values(
-                spent_micro=table.c.spent_micro + epsilon_micro, queries=table.c.queries + 1, updated_at=clock.now()
+                spent_micro=table.c.spent_micro + epsilon_micro,
+                queries=table.c.queries + queries,
+                updated_at=clock.now(),
             )
             .returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
         )
@@ -195,8 +254,8 @@ class DeliveryRepository:
     async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
         return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
-    async def add_usage_event(self, event: UsageEvent) -> None:
-        await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump()])
+    async def add_usage_events(self, events: Sequence[UsageEvent]) -> None:
+        await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump() for event in events])
 
     # receipts
 

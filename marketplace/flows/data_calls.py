@@ -1,15 +1,16 @@
-"""The data API of a licence: an access key's calls on its dataset, authenticated, in scope, within the key's
-rate (counted per key and per licence), accepted by the delivery stage, metered (and billed past the included
-calls, within the monthly cap), then answered from the hosted dataset in DuckDB; under privacy computing, with
-differential privacy, each answer spending its epsilon of the licence's privacy budget in the same transaction
-as its metering."""
+"""The data API of a licence: an access key's calls on its dataset, authenticated, in scope, accepted by the
+delivery stage, answered from the hosted dataset in DuckDB (outside any transaction), then rate-limited per key
+and per licence, metered and billed past the included calls within the monthly cap, in a short transaction
+committed before the answer leaves; under privacy computing, with differential privacy, each answer spending
+its epsilon of the licence's privacy budget in that same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts import credentials
-from marketplace.catalog.models import PlanKind
+from marketplace.catalog.models import PlanKind, PricePlan
 from marketplace.catalog.samples import blob_path
 from marketplace.catalog.service import CatalogService
 from marketplace.config import Settings
@@ -34,6 +35,7 @@ from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
 from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
 from marketplace.kit import clock
+from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, TransferKind
 from marketplace.ledger.service import LedgerService
@@ -41,6 +43,8 @@ from marketplace.orders.service import OrderService
 
 T = TypeVar("T")
 PRIVACY_COMPUTING = "privacy_computing"
+METERING_TRIES = 200  # tries of a licence's metering lock without waiting: about 0.4 s of pauses in all
+METERING_PAUSE_SECONDS = 0.002
 
 
 class UsageCapReached(TooManyRequests):
@@ -79,13 +83,24 @@ class PrivacyBudgetExhausted(Forbidden):
 
 @dataclass(frozen=True)
 class DataCall:
-    """An authorised, metered call on a hosted dataset: the table to query and what the call cost."""
+    """An authorised call on a hosted dataset, not yet metered: the table to query, and what the metering
+    after the query needs."""
 
     licence: Licence
+    key: AccessKey
+    endpoint: str
+    at: datetime
+    plan: PricePlan
     table: hosting.HostedTable
+    computation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Metered:
+    """What a call cost: its number in the licence's month and its charge."""
+
     call_number: int
     charge_minor: int
-    computation: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -102,22 +117,32 @@ class PrivacySpend:
 class AggregateAnswer:
     result: hosting.AggregateResult
     privacy: PrivacySpend | None  # None: exact, under an API licence
+    metered: Metered
+
+
+# An answered call waiting for its metering, and what the metering made of it.
+PendingMeter = tuple[DataCall, privacy.PrivacyTerms | None]
+MeterOutcome = tuple[Metered, PrivacyBudget | None]
+MeteringBatches = KeyedBatches[PendingMeter, MeterOutcome]
 
 
 class DataCalls:
-    """The data API of a licence: an access key's calls, authorised, rate-limited, metered and billed, then
-    answered from the hosted dataset."""
+    """The data API of a licence: an access key's calls, authorised, answered from the hosted dataset, then
+    rate-limited, metered and billed in a short transaction of their own."""
 
     def __init__(
         self,
         session: AsyncSession,
         settings: Settings,
+        metering: MeteringBatches,
         gate: DeliveryGate,
         orders: OrderService,
         catalog: CatalogService,
         ledger: LedgerService,
     ) -> None:
+        self.session = session
         self.settings = settings
+        self.metering = metering
         self.gate = gate
         self.repository = DeliveryRepository(session)
         self.orders = orders
@@ -125,9 +150,10 @@ class DataCalls:
         self.ledger = ledger
 
     async def authorise_call(self, credential: str | None, licence_id: uuid.UUID, endpoint: str) -> DataCall:
-        """An access key's call on its licence's dataset: authenticated, in scope, within the key's rate,
-        accepted by the delivery stage, metered (and billed past the included calls, within the monthly
-        cap). The caller runs the query and the request's transaction commits the metering with it."""
+        """An access key's call on its licence's dataset: authenticated, in scope, accepted by the delivery
+        stage, and not past the key's rate or the monthly cap as they stand (a read; the metering after the
+        query decides, exactly). Ends the request's reading transaction: the query holds no transaction, so
+        the metering's row locks are held for its own short statements only, never across the query."""
         key = await self._access_key(credential)
         if key.licence_id != licence_id:
             raise NotFound("licence not found")
@@ -141,9 +167,15 @@ class DataCalls:
         await self.gate.check(licence, dataset, f"access_key:{key.id}")
         assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
         now = clock.now()
-        await self._within_rate(key, now)
-        call_number, charge = await self._meter(licence, key, endpoint, now)
+        plan = await self.catalog.plan(licence.plan_id)
+        await self._check_allowance(key, licence, plan, now)
         details = await self.catalog.version_details(licence.product_version_id)
+        computation = details.get("computation")
+        terms = computation if isinstance(computation, dict) else {}
+        private = privacy.terms_of(terms) if licence.delivery_mode == PRIVACY_COMPUTING else None
+        if endpoint == "aggregate" and private is not None:
+            await self._check_budget(licence, private)
+        await self.session.commit()
         fields = details.get("fields")
         table = await self._run(
             hosting.prepare_table,
@@ -153,8 +185,7 @@ class DataCalls:
             self.settings.hosted_dir,
             text_columns=hosting.text_columns_of(fields if isinstance(fields, list) else []),
         )
-        computation = details.get("computation")
-        return DataCall(licence, table, call_number, charge, computation if isinstance(computation, dict) else {})
+        return DataCall(licence, key, endpoint, now, plan, table, terms)
 
     async def _access_key(self, credential: str | None) -> AccessKey:
         prefix = credentials.api_key_prefix(credential or "", ACCESS_KEY_MARKER)
@@ -168,73 +199,141 @@ class DataCalls:
             raise NotAuthenticated("missing or invalid access key")
         return key
 
-    async def _within_rate(self, key: AccessKey, now: datetime) -> None:
-        """Count the call in its minute for the key and for the key's licence, and refuse it past the key's rate
-        in either. The licence's count spans all its keys, so a rotated key gets no fresh minute. A refused
-        call's counts roll back with its request."""
-        window = now.replace(second=0, microsecond=0)
-        # The key's row, then the licence's: every call locks them in this order, so two never deadlock.
-        by_key = await self.repository.count_call(key.id, window)
-        by_licence = await self.repository.count_licence_call(key.licence_id, window)
-        if max(by_key, by_licence) > key.rate_limit_per_minute:
-            retry = max(1, int((window + timedelta(minutes=1) - now).total_seconds()))
-            raise RateLimited(
-                f"at most {key.rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
-                retry_after=retry,
-            )
+    async def _check_allowance(self, key: AccessKey, licence: Licence, plan: PricePlan, now: datetime) -> None:
+        """Refuse before any query a call that the metering would refuse now, so that a caller past its rate or
+        cap costs no engine time. A read, taking no lock: concurrent calls may all pass it, and the guarded
+        updates after their queries then decide exactly which are answered."""
+        terms = _PlanTerms.of(plan)
+        seen = await self.repository.calls_so_far(key.id, licence.id, _minute(now), usage_period(now))
+        if max(seen.key_in_minute, seen.licence_in_minute) >= key.rate_limit_per_minute:
+            raise _rate_limited(key, now)
+        charge = terms.unit_price_minor if seen.licence_in_month >= terms.included_calls else 0
+        if terms.cap_minor is not None and seen.billed_in_month_minor + charge > terms.cap_minor:
+            raise _cap_reached(plan, now)
 
-    async def _meter(self, licence: Licence, key: AccessKey, endpoint: str, now: datetime) -> tuple[int, int]:
-        plan = await self.catalog.plan(licence.plan_id)
-        metered = plan.kind == PlanKind.METERED
-        included = (plan.included_calls or 0) if metered else 0
-        unit = (plan.unit_price_minor or 0) if metered else 0
-        cap = plan.monthly_cap_minor if metered else None
-        period = usage_period(now)
-        counted = await self.repository.meter_call(
-            licence.id, period, included_calls=included, unit_price_minor=unit, cap_minor=cap
-        )
-        if counted is None:
-            retry = max(1, int((next_period_start(now) - now).total_seconds()))
-            raise UsageCapReached(
-                f"this licence's calls reached the monthly cap of {cap} {plan.currency} minor units for {period}",
-                retry_after=retry,
-            )
-        call_number, charge = counted
-        if charge:
-            order = await self.orders.get(licence.order_id)
-            receivable = await self.ledger.account(
-                AccountCode.BUYER_RECEIVABLE, plan.currency, organization_id=licence.buyer_organization_id
-            )
-            accrued = await self.ledger.account(
-                AccountCode.USAGE_ACCRUED,
-                plan.currency,
-                organization_id=licence.provider_organization_id,
-                order_id=order.id,
-            )
-            await self.ledger.post(
-                transfer_id(order.id, f"usage:{period}:{call_number}"),
-                receivable,
-                accrued,
-                charge,
-                plan.currency,
-                TransferKind.USAGE,
-                order_id=order.id,
-            )
-        await self.repository.add_usage_event(
-            UsageEvent(
-                licence_id=licence.id,
-                access_key_id=key.id,
-                endpoint=endpoint,
-                period=period,
-                call_number=call_number,
-                charge_minor=charge,
-                at=now,
-            )
-        )
-        return call_number, charge
+    async def _meter_answer(
+        self, call: DataCall, private: privacy.PrivacyTerms | None
+    ) -> tuple[Metered, PrivacyBudget | None]:
+        """Count, meter and bill an answered call (and spend its epsilon, if private: the budget after it), in a
+        short transaction committed before the answer leaves. The calls of one licence answered meanwhile in
+        this process are metered in the same transaction; a licence's transactions take turns across
+        processes on the licence's row, so none waits in the database on another's rows."""
+        return await self.metering.submit(call.licence.id, (call, private), self._meter_batch)
 
-    async def rows(self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int) -> hosting.RowsPage:
-        return await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+    async def _meter_batch(self, batch: list[PendingMeter]) -> list[MeterOutcome | Exception]:
+        """Meter the answered calls of one licence in one transaction holding its metering lock: the counts are
+        read once, each call is judged in turn exactly as alone (refused past the key's rate, the monthly cap
+        or the privacy budget, counting nothing), and what the answered ones add is written once."""
+        licence = batch[0][0].licence
+        await self._take_metering_turn(licence.id)
+        counts = await self._counts_now(batch)
+        outcomes = [counts.judge(call, private) for call, private in batch]
+        answered = [
+            (call, outcome)
+            for (call, _), outcome in zip(batch, outcomes, strict=True)
+            if not isinstance(outcome, Exception)
+        ]
+        await self._record(answered, counts)
+        await self.session.commit()
+        return outcomes
+
+    async def _counts_now(self, batch: list[PendingMeter]) -> _Counts:
+        """The licence's counts that the batch's calls are judged on, as committed (read under its lock)."""
+        licence = batch[0][0].licence
+        counts = _Counts()
+        for call, private in batch:
+            window, period = _minute(call.at), usage_period(call.at)
+            if (call.key.id, window) not in counts.key_minute or period not in counts.month:
+                seen = await self.repository.calls_so_far(call.key.id, licence.id, window, period)
+                counts.key_minute.setdefault((call.key.id, window), seen.key_in_minute)
+                counts.licence_minute.setdefault(window, seen.licence_in_minute)
+                counts.month.setdefault(period, (seen.licence_in_month, seen.billed_in_month_minor))
+            if private is not None and counts.budget is None:
+                budget = await self.repository.privacy_budget(licence.id)
+                counts.budget = (budget.budget_micro, budget.spent_micro, budget.queries) if budget else None
+                counts.budget = counts.budget or (private.budget_micro, 0, 0)
+        counts.start_from_here()
+        return counts
+
+    async def _record(self, answered: list[tuple[DataCall, MeterOutcome]], counts: _Counts) -> None:
+        """Write what the answered calls add: their minutes' counts, their months' calls and charges, the
+        epsilon they spent, a ledger transfer per billed call and a usage event each."""
+        if not answered:
+            return
+        licence = answered[0][0].licence
+        for (key_id, window), calls in counts.added_key_minute().items():
+            await self.repository.count_calls(key_id, window, calls)
+        for window, calls in counts.added_licence_minute().items():
+            await self.repository.count_licence_calls(licence.id, window, calls)
+        cap = _PlanTerms.of(answered[0][0].plan).cap_minor
+        for period, (calls, billed) in counts.added_month().items():
+            counted = await self.repository.meter_calls(
+                licence.id, period, calls=calls, billed_minor=billed, cap_minor=cap
+            )
+            assert counted, "the batch was judged within the cap under the licence's metering lock"
+        if counts.budget is not None and (spent := counts.added_budget()) is not None:
+            budget_micro, epsilon_micro, queries = spent
+            budget = await self.repository.spend_privacy(
+                licence.id, epsilon_micro, budget_micro=budget_micro, queries=queries
+            )
+            assert budget is not None, "the batch was judged within the budget under the licence's metering lock"
+        for call, (metered, _) in answered:
+            if metered.charge_minor:
+                await self._bill(call, metered)
+        await self.repository.add_usage_events(
+            [
+                UsageEvent(
+                    licence_id=licence.id,
+                    access_key_id=call.key.id,
+                    endpoint=call.endpoint,
+                    period=usage_period(call.at),
+                    call_number=metered.call_number,
+                    charge_minor=metered.charge_minor,
+                    at=call.at,
+                )
+                for call, (metered, _) in answered
+            ]
+        )
+
+    async def _bill(self, call: DataCall, metered: Metered) -> None:
+        """One ledger transfer per billed call: the buyer's receivable to the order's accrued usage."""
+        licence, plan = call.licence, call.plan
+        order = await self.orders.get(licence.order_id)
+        receivable = await self.ledger.account(
+            AccountCode.BUYER_RECEIVABLE, plan.currency, organization_id=licence.buyer_organization_id
+        )
+        accrued = await self.ledger.account(
+            AccountCode.USAGE_ACCRUED,
+            plan.currency,
+            organization_id=licence.provider_organization_id,
+            order_id=order.id,
+        )
+        await self.ledger.post(
+            transfer_id(order.id, f"usage:{usage_period(call.at)}:{metered.call_number}"),
+            receivable,
+            accrued,
+            metered.charge_minor,
+            plan.currency,
+            TransferKind.USAGE,
+            order_id=order.id,
+        )
+
+    async def _take_metering_turn(self, licence_id: uuid.UUID) -> None:
+        """The licence's metering lock: tried without waiting, since another process's turn lasts a few
+        statements, and retried after a short pause; waited for after `METERING_TRIES`."""
+        for _ in range(1, METERING_TRIES):
+            if await self.repository.lock_licence_metering(licence_id, wait=False):
+                return
+            await asyncio.sleep(METERING_PAUSE_SECONDS)
+        await self.repository.lock_licence_metering(licence_id, wait=True)
+
+    async def rows(
+        self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int
+    ) -> tuple[hosting.RowsPage, Metered]:
+        """A page of rows, then the call metered: a refused query is not metered."""
+        page = await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+        metered, _ = await self._meter_answer(call, None)
+        return page, metered
 
     async def aggregate(
         self,
@@ -245,8 +344,9 @@ class DataCalls:
     ) -> AggregateAnswer:
         """Aggregates of the allowed columns, groups under k suppressed. Under privacy computing every metric
         is differentially private: the engine's exact, clamped answer gets OpenDP's noise, and the answer
-        spends the product's epsilon per query of the licence's budget (refused, spending nothing, when too
-        little is left). An API licence reads the rows themselves: its aggregates are exact."""
+        spends the product's epsilon per query of the licence's budget in the transaction that meters it
+        (refused, spending nothing, when too little is left). The noisy answer is made before the spend and
+        leaves only after it is committed. An API licence reads the rows themselves: its aggregates are exact."""
         terms = call.computation
         allowed = hosting.AllowedColumns(
             group_by=frozenset(terms.get("group_by", [])),
@@ -259,25 +359,24 @@ class DataCalls:
             hosting.aggregate, call.table, group_by=group_by, filters=filters, allowed=allowed, min_group_size=k
         )
         if call.licence.delivery_mode != PRIVACY_COMPUTING:
-            return AggregateAnswer(await self._run(query, metrics=metrics), None)
+            result = await self._run(query, metrics=metrics)
+            metered, _ = await self._meter_answer(call, None)
+            return AggregateAnswer(result, None, metered)
         private = privacy.terms_of(terms)
         if private is None:  # R3 lists no privacy-computing product without them; fail closed all the same
             raise QueryRefused("the product declares no differential privacy terms", query_error="no-privacy-terms")
         noise = await self._run(privacy.plan, metrics, private)
-        budget = await self._spend(call.licence, private)
         exact = await self._run(query, metrics=noise.statistics, bounds=noise.bounds)
         result = await self._run(privacy.release, exact, noise)
-        return AggregateAnswer(result, PrivacySpend(noise, private.query_micro, budget))
+        metered, budget = await self._meter_answer(call, private)
+        assert budget is not None  # spent, or refused
+        return AggregateAnswer(result, PrivacySpend(noise, private.query_micro, budget), metered)
 
-    async def _spend(self, licence: Licence, terms: privacy.PrivacyTerms) -> PrivacyBudget:
-        """Spend a query's epsilon of the licence's budget; the request's transaction commits it with the call's
-        metering, or rolls both back when the query is refused."""
-        budget = await self.repository.spend_privacy(licence.id, terms.query_micro, budget_micro=terms.budget_micro)
-        if budget is None:
-            current = await self.repository.privacy_budget(licence.id)
-            assert current is not None  # spend_privacy created it
-            raise PrivacyBudgetExhausted(current, terms.query_micro)
-        return budget
+    async def _check_budget(self, licence: Licence, terms: privacy.PrivacyTerms) -> None:
+        """Refuse before any query an answer the budget cannot pay for now (a read; the spend decides)."""
+        budget = await self.repository.privacy_budget(licence.id)
+        if budget is not None and budget.spent_micro + terms.query_micro > budget.budget_micro:
+            raise PrivacyBudgetExhausted(budget, terms.query_micro)
 
     @staticmethod
     async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -286,3 +385,100 @@ class DataCalls:
             return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
         except hosting.HostingError as exc:
             raise QueryRefused(str(exc), query_error=exc.code) from exc
+
+
+@dataclass(frozen=True)
+class _PlanTerms:
+    """What metering a plan's calls takes: nothing is billed but a metered plan's calls past the included ones."""
+
+    included_calls: int
+    unit_price_minor: int
+    cap_minor: int | None
+
+    @classmethod
+    def of(cls, plan: PricePlan) -> _PlanTerms:
+        if plan.kind != PlanKind.METERED:
+            return cls(0, 0, None)
+        return cls(plan.included_calls or 0, plan.unit_price_minor or 0, plan.monthly_cap_minor)
+
+
+@dataclass
+class _Counts:
+    """A licence's counts while a batch of its calls is judged: as read under its metering lock, then moved by
+    each call answered, in turn."""
+
+    key_minute: dict[tuple[uuid.UUID, datetime], int] = field(default_factory=dict)
+    licence_minute: dict[datetime, int] = field(default_factory=dict)
+    month: dict[str, tuple[int, int]] = field(default_factory=dict)  # period -> (calls, billed minor units)
+    budget: tuple[int, int, int] | None = None  # (budget, spent) in millionths of epsilon, and queries
+    read: tuple[Any, ...] = ()  # the counts as read, to tell what the batch added
+
+    def start_from_here(self) -> None:
+        self.read = (dict(self.key_minute), dict(self.licence_minute), dict(self.month), self.budget)
+
+    def judge(self, call: DataCall, private: privacy.PrivacyTerms | None) -> MeterOutcome | Exception:
+        """The call's number and charge (and the budget after its spend), or why it is refused: past the key's
+        rate in the key's or the licence's minute, past the monthly cap, past the privacy budget."""
+        window, period = _minute(call.at), usage_period(call.at)
+        by_key, by_licence = self.key_minute[(call.key.id, window)] + 1, self.licence_minute[window] + 1
+        if max(by_key, by_licence) > call.key.rate_limit_per_minute:
+            return _rate_limited(call.key, call.at)
+        terms = _PlanTerms.of(call.plan)
+        calls, billed = self.month[period]
+        charge = terms.unit_price_minor if calls >= terms.included_calls else 0
+        if terms.cap_minor is not None and billed + charge > terms.cap_minor:
+            return _cap_reached(call.plan, call.at)
+        after: PrivacyBudget | None = None
+        if private is not None:
+            assert self.budget is not None  # read for every batch with a private answer
+            total, spent, queries = self.budget
+            if spent + private.query_micro > total:
+                now = PrivacyBudget(licence_id=call.licence.id, budget_micro=total, spent_micro=spent, queries=queries)
+                return PrivacyBudgetExhausted(now, private.query_micro)
+            self.budget = (total, spent + private.query_micro, queries + 1)
+            after = PrivacyBudget(
+                licence_id=call.licence.id, budget_micro=total, spent_micro=self.budget[1], queries=self.budget[2]
+            )
+        self.key_minute[(call.key.id, window)], self.licence_minute[window] = by_key, by_licence
+        self.month[period] = (calls + 1, billed + charge)
+        return Metered(calls + 1, charge), after
+
+    def added_key_minute(self) -> dict[tuple[uuid.UUID, datetime], int]:
+        return {k: n - self.read[0][k] for k, n in self.key_minute.items() if n != self.read[0][k]}
+
+    def added_licence_minute(self) -> dict[datetime, int]:
+        return {k: n - self.read[1][k] for k, n in self.licence_minute.items() if n != self.read[1][k]}
+
+    def added_month(self) -> dict[str, tuple[int, int]]:
+        return {
+            period: (calls - self.read[2][period][0], billed - self.read[2][period][1])
+            for period, (calls, billed) in self.month.items()
+            if calls != self.read[2][period][0]
+        }
+
+    def added_budget(self) -> tuple[int, int, int] | None:
+        """(the budget, the epsilon spent, the queries answered) by the batch, if it spent any."""
+        if self.budget is None or self.read[3] is None or self.budget == self.read[3]:
+            return None
+        return self.budget[0], self.budget[1] - self.read[3][1], self.budget[2] - self.read[3][2]
+
+
+def _minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
+
+
+def _rate_limited(key: AccessKey, now: datetime) -> RateLimited:
+    retry = max(1, int((_minute(now) + timedelta(minutes=1) - now).total_seconds()))
+    return RateLimited(
+        f"at most {key.rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+        retry_after=retry,
+    )
+
+
+def _cap_reached(plan: PricePlan, now: datetime) -> UsageCapReached:
+    retry = max(1, int((next_period_start(now) - now).total_seconds()))
+    return UsageCapReached(
+        f"this licence's calls reached the monthly cap of {plan.monthly_cap_minor} {plan.currency} minor units "
+        f"for {usage_period(now)}",
+        retry_after=retry,
+    )

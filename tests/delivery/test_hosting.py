@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from marketplace.catalog.samples import CSV, JSON_LINES
 from marketplace.delivery.hosting import (
+    ROW_GROUP_ROWS,
     AllowedColumns,
     Filter,
     HostingError,
@@ -276,3 +277,19 @@ def test_reserved_or_repeated_column_names_are_refused(tmp_path: Path) -> None:
         with pytest.raises(HostingError) as refused:
             prepare_table(source, CSV, hashlib.sha256(header.encode()).hexdigest(), tmp_path / "cache")
         assert refused.value.code == "bad-columns"
+
+
+def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(tmp_path: Path) -> None:
+    """Pages of the whole file are ranges of the row ordinal, filtered pages limited scans: both in file order,
+    across row group boundaries, with the row count and schema read from the file's metadata."""
+    rows: list[Row] = [("520102" if n % 3 else "052010", "bus", n, None) for n in range(2 * ROW_GROUP_ROWS + 7)]
+    table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "c" * 64, tmp_path / "cache", text_columns=TEXT)
+    assert (table.rows, [c.name for c in table.columns]) == (len(rows), list(COLUMNS))
+    for offset in (0, ROW_GROUP_ROWS - 3, 2 * ROW_GROUP_ROWS - 1, len(rows) - 4):
+        page = read_rows(table, filters=[], limit=5, offset=offset)
+        assert page.rows == [list(row) for row in rows[offset : offset + 5]]
+        assert page.next_offset == (offset + 5 if offset + 5 < len(rows) else None)
+    matching = [list(row) for row in rows if row[0] == "052010"]
+    offset = len(matching) // 2 - 2
+    page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
+    assert page.rows == matching[offset : offset + 5]
