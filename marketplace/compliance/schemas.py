@@ -54,10 +54,10 @@ class VerdictBrief(ResponseBody):
     rulebook_fingerprint: str
 
     @classmethod
-    def of(cls, verdict: Verdict, stored: StoredVerdict) -> VerdictBrief:
+    def of(cls, verdict: Verdict, verdict_id: uuid.UUID) -> VerdictBrief:
         return cls.model_validate(
             {
-                "id": stored.id,
+                "id": verdict_id,
                 "decision": verdict.decision,
                 "findings": [f.as_json() for f in verdict.failures()],
                 "rulebook_fingerprint": verdict.rulebook_fingerprint,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from marketplace.compliance.contract import Decision, Finding, Outcome, Stage
 from marketplace.compliance.engine import Verdict
-from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.schemas import VerdictBrief
 from marketplace.kit import clock
 from tests.orders.conftest import PRICE_MINOR, Market
@@ -37,9 +37,9 @@ def test_the_answers_verdict_keeps_the_findings_that_did_not_pass() -> None:
         for outcome in Outcome
     )
     verdict = Verdict(Stage.TRADE, Decision.REVIEW, findings, "f" * 64, clock.now())
-    stored = StoredVerdict(stage=Stage.TRADE, subject_type="order", subject_id="o", decision=Decision.REVIEW)
-    brief = VerdictBrief.of(verdict, stored).model_dump(mode="json")
-    assert (brief["id"], brief["decision"], brief["rulebook_fingerprint"]) == (str(stored.id), "review", "f" * 64)
+    verdict_id = uuid.uuid4()
+    brief = VerdictBrief.of(verdict, verdict_id).model_dump(mode="json")
+    assert (brief["id"], brief["decision"], brief["rulebook_fingerprint"]) == (str(verdict_id), "review", "f" * 64)
     assert brief["findings"] == [f.as_json() for f in findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW)]
 
 
