@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, func
+from sqlalchemy import and_, bindparam, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel, col, select
@@ -32,6 +32,17 @@ _KEY_WITH_ORGANIZATION = (
     select(ApiKey, Organization)
     .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
     .where(col(ApiKey.prefix) == bindparam("prefix"))
+)
+# An API key's last use, written only when the stored one is older than the cut-off: requests that race
+# past the cut-off together write it once (the others find it fresh once the first commits).
+_STAMP_API_KEY_USE = (
+    update(ApiKey)
+    .where(
+        col(ApiKey.id) == bindparam("key_id"),
+        or_(col(ApiKey.last_used_at).is_(None), col(ApiKey.last_used_at) < bindparam("stale_before")),
+    )
+    .values(last_used_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
 )
 _ORGANIZATION_OF_MEMBER = (
     select(Organization)
@@ -175,6 +186,9 @@ class AccountRepository:
             return None
         self.session.info.setdefault(_KEPT, []).append(row[1])
         return row[0], row[1]
+
+    async def stamp_api_key_use(self, key_id: uuid.UUID, now: datetime, stale_before: datetime) -> None:
+        await self.session.execute(_STAMP_API_KEY_USE, {"key_id": key_id, "now": now, "stale_before": stale_before})
 
     async def get_api_key(self, key_id: uuid.UUID) -> ApiKey | None:
         return await self.session.get(ApiKey, key_id)

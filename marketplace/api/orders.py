@@ -21,7 +21,7 @@ from litestar.response import Stream
 from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.compliance.contract import Decision
-from marketplace.compliance.schemas import VerdictRead
+from marketplace.compliance.schemas import VerdictBrief, VerdictRead
 from marketplace.errors import Unprocessable
 from marketplace.flows.disputes import Disputes
 from marketplace.flows.payment import Payment
@@ -83,8 +83,10 @@ class OrderController(Controller):
         self, request: Request[Any, Any, State], data: JSONBody[TradeRequest], principal: Caller, trading: Trade
     ) -> Response[OrderPlaced]:
         """Place an order: the trade stage judges it first. Accepted: the licence is reserved and the amount
-        fixed (201). Held for review: `pending_review` (201). Rejected: 422 with the findings; the rejected
-        attempt is kept for the auditors, and nothing is reserved."""
+        fixed (201). Held for review: `pending_review` (201). Either answer carries the verdict's decision,
+        rulebook fingerprint and the findings that failed or held it for review; the whole verdict is at
+        `GET /api/v1/orders/{id}`. Rejected: 422 with the findings; the rejected attempt is kept for the
+        auditors, and nothing is reserved."""
         placed = await trading.place(principal, data)
         if placed.order.status == OrderStatus.REJECTED:
             rejected = TradeRejected(
@@ -94,7 +96,7 @@ class OrderController(Controller):
                 rulebook_fingerprint=placed.verdict.rulebook_fingerprint,
             )
             return problem_of(rejected, request.url.path)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
-        verdict = VerdictRead.of(placed.verdict, placed.stored_verdict)
+        verdict = VerdictBrief.of(placed.verdict, placed.verdict_id)
         return Response(OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict), status_code=201)
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORDERS_READ})

@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
+
 from marketplace.compliance.contract import Decision, Outcome, Severity, Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
@@ -31,12 +33,6 @@ class VerdictRead(ResponseBody):
     evaluated_at: datetime
 
     @classmethod
-    def of(cls, verdict: Verdict, stored: StoredVerdict | None = None) -> VerdictRead:
-        return cls.model_validate(
-            {**verdict.as_json(), "id": stored.id if stored else None, "evaluated_at": verdict.evaluated_at}
-        )
-
-    @classmethod
     def of_stored(cls, stored: StoredVerdict) -> VerdictRead:
         return cls(
             id=stored.id,
@@ -45,6 +41,27 @@ class VerdictRead(ResponseBody):
             findings=[FindingRead.model_validate(f) for f in stored.findings],
             rulebook_fingerprint=stored.rulebook_fingerprint,
             evaluated_at=stored.created_at,
+        )
+
+
+class VerdictBrief(ResponseBody):
+    """What an order's answer says of its verdict: the decision, the rulebook that made it and the findings
+    that failed or held it for review; the whole verdict is the order's (`GET /api/v1/orders/{id}`)."""
+
+    id: uuid.UUID
+    decision: Decision
+    findings: list[FindingRead] = Field(description="the findings that failed or held the trade for review")
+    rulebook_fingerprint: str
+
+    @classmethod
+    def of(cls, verdict: Verdict, verdict_id: uuid.UUID) -> VerdictBrief:
+        return cls.model_validate(
+            {
+                "id": verdict_id,
+                "decision": verdict.decision,
+                "findings": [f.as_json() for f in verdict.failures()],
+                "rulebook_fingerprint": verdict.rulebook_fingerprint,
+            }
         )
 
 

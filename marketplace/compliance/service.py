@@ -35,10 +35,10 @@ class ImpactRow:
         return self.current_decision != self.candidate_decision or bool(self.newly_failing or self.no_longer_failing)
 
 
-def verdict_audit_facts(stored: StoredVerdict, verdict: Verdict) -> dict[str, Any]:
+def verdict_audit_facts(verdict_id: uuid.UUID, verdict: Verdict) -> dict[str, Any]:
     """What the audit log keeps of a stored verdict."""
     return {
-        "verdict_id": str(stored.id),
+        "verdict_id": str(verdict_id),
         "stage": verdict.stage.value,
         "decision": verdict.decision.value,
         "rulebook_fingerprint": verdict.rulebook_fingerprint,
@@ -58,7 +58,7 @@ class ComplianceService:
 
     def assess(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot
-    ) -> tuple[dict[str, Any], StoredVerdict, Verdict]:
+    ) -> tuple[dict[str, Any], Verdict]:
         """Evaluate, and the verdict's row as `judge` stores it; writes nothing. For a caller that stores
         the row with its own in one statement (order placement) and records it in its own audit entry."""
         verdict = self.preview(stage, snapshot)
@@ -73,22 +73,21 @@ class ComplianceService:
             "snapshot": snapshot.model_dump(mode="json"),
             "created_at": verdict.evaluated_at,
         }
-        return values, StoredVerdict(**values), verdict
+        return values, verdict
 
     async def judge(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str
     ) -> tuple[StoredVerdict, Verdict]:
         """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
-        values, stored, verdict = self.assess(
-            stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot
-        )
+        values, verdict = self.assess(stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot)
+        stored = StoredVerdict(**values)
         await self.repository.add(values)
         await self.audit.record(
             actor=actor,
             action="verdict.recorded",
             object_type=subject_type,
             object_id=subject_id,
-            payload=verdict_audit_facts(stored, verdict),
+            payload=verdict_audit_facts(stored.id, verdict),
         )
         return stored, verdict
 

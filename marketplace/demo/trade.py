@@ -66,7 +66,7 @@ async def demo_trade(
         f"Demo trade: {BUYER} orders {TRADE_PRODUCT.title} for {TRADE_SCENARIO}, delivered as a file.",
         f"  order: {order.id}",
         f"  verdict: {placed.verdict.decision.value} "
-        f"(trade stage, rulebook {placed.verdict.rulebook_fingerprint[:12]}, verdict {placed.stored_verdict.id})",
+        f"(trade stage, rulebook {placed.verdict.rulebook_fingerprint[:12]}, verdict {placed.verdict_id})",
         f"  flagged checks: {', '.join(flagged) if flagged else 'none'}",
     ]
     if order.status != OrderStatus.ACCEPTED:

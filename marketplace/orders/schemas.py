@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.compliance.contract import Decision
-from marketplace.compliance.schemas import VerdictRead
+from marketplace.compliance.schemas import VerdictBrief, VerdictRead
 from marketplace.kit.schemas import TOKEN_PATTERN, WHOLE_NUMBER, Reason, RequestBody, ResponseBody
 from marketplace.orders.models import OrderStatus
 from marketplace.payments.gateway import PaymentStatus
@@ -110,7 +110,7 @@ class OrderDetail(OrderRead):
 
 
 class OrderPlaced(OrderRead):
-    verdict: VerdictRead
+    verdict: VerdictBrief
 
 
 class OrderPaid(ResponseBody):

@@ -82,7 +82,7 @@ class Trade:
 class Placement:
     order: Order
     verdict: Verdict
-    stored_verdict: StoredVerdict
+    verdict_id: uuid.UUID  # the stored verdict's
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,6 @@ class OrderService:
         trade: Trade,
         order_id: uuid.UUID,
         verdict_row: dict[str, Any],
-        stored: StoredVerdict,
         verdict: Verdict,
         reserved: int,
     ) -> Order:
@@ -151,7 +150,7 @@ class OrderService:
             "currency": trade.currency,
             "fee_bps": self.settings.platform_fee_bps,
             "status": status,
-            "verdict_id": stored.id,
+            "verdict_id": verdict_row["id"],
             "decision": verdict.decision,
             "flagged_rules": sorted({f.rule_id for f in verdict.failures()}),
             "licences_reserved": reserved,
@@ -166,13 +165,13 @@ class OrderService:
             object_id=order_id,
             payload={
                 "status": status.value,
-                "verdict_id": str(stored.id),
+                "verdict_id": str(verdict_row["id"]),
                 "product_id": str(trade.product_id),
                 "buyer_organization_id": str(request.buyer_organization_id),
                 "amount_minor": trade.amount_minor,
                 "currency": trade.currency,
                 "licences_reserved": reserved,
-                "verdict": verdict_audit_facts(stored, verdict),
+                "verdict": verdict_audit_facts(verdict_row["id"], verdict),
             },
         )
         return Order(**values)

@@ -1,10 +1,13 @@
 """Idempotent requests: a POST that creates an order or moves money may carry an `Idempotency-Key`.
 
 Per caller and key: the first request runs and its response is stored in the same transaction as its
-effect; the same key with the same request gets that response again; with another request, 422; while
-the first still runs, 409. The claim is committed before the work starts, so concurrent requests see
-it; a failed request (an error raised) releases its key, so the client may retry it. A claim left by a
-process that died is taken over after IDEMPOTENCY_LOCK_SECONDS.
+effect; the same key with the same request gets that response again; with another request, 422. The claim
+is written in the request's own transaction, before the work: a concurrent request with the same key waits
+on the key's primary key until the first commits, then finds its stored response and replays it (or, when
+the first failed and rolled back, runs itself). So one request costs one transaction. A handler that
+commits as it goes (settlement) publishes its claim with its first commit: while it runs, the same key
+gets 409. A failed request (an error raised) leaves its key free, so the client may retry it. A claim
+committed and left by a process that died is taken over after IDEMPOTENCY_LOCK_SECONDS.
 
 A handler opts in with `@idempotent` under its route decorator and returns its usual DTO (or a Response):
 the decorator adds what it needs to the handler's signature (the request, the caller, the session, the
@@ -88,14 +91,16 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical_json({"method": method, "path": path, "body": body}).encode()).hexdigest()
 
 
-# Built once: with the response inlined, the statement would cost far more CPU to build than to run.
+# Built once, on the table: with the response inlined, the statement would cost far more CPU to build
+# than to run, and the ORM's version looks for the record among the session's objects on every call.
+_RECORDS = table_of(IdempotencyRecord)
 _FINISH = (
-    update(IdempotencyRecord)
-    .where(col(IdempotencyRecord.actor) == bindparam("b_actor"), col(IdempotencyRecord.key) == bindparam("b_key"))
+    update(_RECORDS)
+    .where(_RECORDS.c.actor == bindparam("b_actor"), _RECORDS.c.key == bindparam("b_key"))
     .values(
         state=IdempotencyState.DONE,
         response_status=bindparam("b_status"),
-        response_body=bindparam("b_body", type_=table_of(IdempotencyRecord).c.response_body.type),
+        response_body=bindparam("b_body", type_=_RECORDS.c.response_body.type),
     )
 )
 
@@ -106,7 +111,8 @@ class IdempotencyRepository:
 
     async def claim(self, actor: str, key: str, fingerprint: str, stale_before: Any) -> IdempotencyRecord | None:
         """Insert the in-flight claim; None when claimed (by this call, or by taking over a dead one),
-        else the record that holds the key."""
+        else the record that holds the key. On PostgreSQL the insert waits while another open transaction
+        holds the same key, and then finds its committed record (or, if it rolled back, claims the key)."""
         values = {
             "actor": actor,
             "key": key,
@@ -240,13 +246,13 @@ async def run_idempotently(
 ) -> Response[Any]:
     """Run `action` (which returns a status and a JSON-ready body) at most once per caller and key.
 
-    This commits the request's session twice: once to publish the claim, and, when the action raises,
-    once to release it after rolling its work back."""
+    The claim, the action's work and the stored response share the request's transaction, which the
+    request's scope commits. When the action raises, its work is rolled back here and the claim released
+    in a transaction of its own (the action may have committed it)."""
     if key is None:
         return _response(*await action())
     repository = IdempotencyRepository(session)
     held = await repository.claim(actor, key, fingerprint, clock.now() - timedelta(seconds=lock_seconds))
-    await session.commit()
     if held is not None:
         if held.request_hash != fingerprint:
             raise IdempotencyKeyReused(f"the {IDEMPOTENCY_HEADER} {key!r} was used for another request")

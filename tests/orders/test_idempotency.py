@@ -1,7 +1,8 @@
 """Idempotency-Key over HTTP, as marketplace/web/idempotency.py promises it: per caller and key, the
-first request runs and its response is stored with its effect; the same request again gets that response
-(`Idempotent-Replayed: true`); another request with the key, 422; while the first runs, 409; a request
-that fails releases its key, so the same request runs again."""
+first request runs and its response is stored with its effect, in the request's one transaction; the same
+request again gets that response (`Idempotent-Replayed: true`); another request with the key, 422; a
+concurrent request with the key waits for the first to commit and gets its response; a request that fails
+leaves its key free, so the same request runs again."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.demo.factories import plan_body, product_body
+from marketplace.kit import clock
 from marketplace.ledger.models import Transfer, TransferKind
 from marketplace.orders.models import Order
-from marketplace.web.idempotency import IdempotencyRecord
+from marketplace.orders.schemas import TradeRequest
+from marketplace.web.idempotency import IdempotencyRecord, IdempotencyRepository, request_fingerprint
 from tests.catalog.test_products import CLEAN_SAMPLE, upload
 from tests.fixtures.api import Person
 from tests.orders.conftest import PRICE_MINOR, Market
@@ -71,19 +75,64 @@ async def test_the_same_request_three_times_makes_one_order(market: Market) -> N
 
 @pytest.mark.postgres
 async def test_twenty_requests_at_once_with_one_key_make_one_order(market: Market) -> None:
+    """One runs; the others wait on its claim and, once it commits, replay its response."""
     responses = await asyncio.gather(*(market.place(key="buy-at-once") for _ in range(20)))
-    created = [r for r in responses if r.status_code == 201]
-    in_flight = [r for r in responses if r.status_code == 409]
-    assert len(created) + len(in_flight) == 20, [(r.status_code, r.text) for r in responses]
-    assert created
-    assert len({r.json()["id"] for r in created}) == 1
-    [ran] = [r for r in created if REPLAYED not in r.headers]  # one ran; the others got its response
-    for refused in in_flight:
-        assert refused.json()["type"].endswith("idempotency-request-in-flight"), refused.text
-        assert refused.headers["retry-after"] == "1"
+    assert all(r.status_code == 201 for r in responses), [(r.status_code, r.text) for r in responses]
+    [ran] = [r for r in responses if REPLAYED not in r.headers]
+    for replayed in responses:
+        if replayed is not ran:
+            same_response(ran, replayed)
     assert await count_orders(market) == 1
-    # once it is done, the key answers with the order, whoever asks when
-    same_response(ran, await market.place(key="buy-at-once"))
+
+
+async def claim_held_open(market: Market, key: str) -> tuple[AsyncSession, IdempotencyRepository]:
+    """Another request's claim of `key` (the buyer's, for the market's trade), in a transaction left open."""
+    fingerprint = request_fingerprint("POST", "/api/v1/orders", TradeRequest(**market.trade()).model_dump(mode="json"))
+    session = market.api.sessions()
+    repository = IdempotencyRepository(session)
+    assert await repository.claim(f"user:{market.buyer.id}", key, fingerprint, clock.now()) is None
+    return session, repository
+
+
+async def wait_until_blocked_on_a_lock(market: Market) -> None:
+    """Poll until some backend waits on a lock: the request's insert of the claim held open."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    while True:
+        async with market.api.sessions() as session:
+            if (await session.execute(query)).scalar_one():
+                return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.postgres
+async def test_a_duplicate_in_flight_waits_for_the_first_and_replays_its_answer(market: Market) -> None:
+    first, repository = await claim_held_open(market, "held-key")
+    duplicate = asyncio.create_task(market.place(key="held-key"))
+    await wait_until_blocked_on_a_lock(market)
+    assert not duplicate.done()
+    answer = {"id": str(uuid.uuid4()), "status": "accepted"}
+    await repository.finish(f"user:{market.buyer.id}", "held-key", 201, answer)
+    await first.commit()
+    await first.close()
+    replayed = await duplicate
+    assert (replayed.status_code, replayed.json(), replayed.headers.get(REPLAYED)) == (201, answer, "true")
+    assert await count_orders(market) == 0
+
+
+@pytest.mark.postgres
+async def test_a_duplicate_of_a_request_that_rolls_back_runs_itself(market: Market) -> None:
+    first, _ = await claim_held_open(market, "doomed-key")
+    duplicate = asyncio.create_task(market.place(key="doomed-key"))
+    await wait_until_blocked_on_a_lock(market)
+    await first.rollback()
+    await first.close()
+    placed = await duplicate
+    assert placed.status_code == 201, placed.text
+    assert REPLAYED not in placed.headers
+    assert await count_orders(market) == 1
+    same_response(placed, await market.place(key="doomed-key"))
 
 
 async def test_another_request_with_the_key_is_refused_and_changes_nothing(market: Market) -> None:
@@ -197,8 +246,8 @@ async def test_paying_twice_with_one_key_pays_once(market: Market) -> None:
 
 @pytest.mark.postgres
 async def test_twenty_payments_at_once_pay_once(market: Market) -> None:
-    """Ten with one key, ten without: one payment runs; the rest get its response, or 409 (the key in
-    flight, or the order already paid)."""
+    """Ten with one key, ten without: one payment runs; the rest get its response (the key's duplicates
+    wait for it), or 409 (the order already paid)."""
     order = await market.accepted_order()
     responses = await asyncio.gather(*(pay(market, order["id"], "pay-at-once" if n % 2 else None) for n in range(20)))
     ran = [r for r in responses if r.status_code == 200 and REPLAYED not in r.headers]
@@ -208,6 +257,6 @@ async def test_twenty_payments_at_once_pay_once(market: Market) -> None:
             assert response.json() == ran[0].json()
         else:
             assert response.status_code == 409, response.text
-            assert response.json()["type"].endswith(("idempotency-request-in-flight", "order-invalid-transition"))
+            assert response.json()["type"].endswith("order-invalid-transition"), response.text
     assert len(await payment_transfers(market, order["id"])) == 1
     assert (await market.order(order["id"]))["status"] == "paid"

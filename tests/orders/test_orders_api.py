@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+from marketplace.compliance.contract import Decision, Finding, Outcome, Stage
+from marketplace.compliance.engine import Verdict
+from marketplace.compliance.schemas import VerdictBrief
+from marketplace.kit import clock
 from tests.orders.conftest import PRICE_MINOR, Market
 
 
@@ -17,9 +22,25 @@ async def test_preview_gives_the_verdict_placing_gives_and_writes_nothing(market
     assert placed.status_code == 201, placed.text
     body = placed.json()
     assert body["verdict"]["decision"] == preview.json()["decision"] == "accepted"
-    assert [f["check"] for f in body["verdict"]["findings"]] == [f["check"] for f in preview.json()["findings"]]
     assert body["verdict"]["rulebook_fingerprint"] == preview.json()["rulebook_fingerprint"]
     assert (body["amount_minor"], body["currency"]) == (PRICE_MINOR, "CNY")
+    # the answer names the findings that did not pass; the order keeps the whole verdict
+    whole = (await market.order(body["id"]))["verdict"]
+    assert [f["check"] for f in whole["findings"]] == [f["check"] for f in preview.json()["findings"]]
+    assert (whole["id"], whole["decision"]) == (body["verdict"]["id"], "accepted")
+    assert body["verdict"]["findings"] == [f for f in whole["findings"] if f["outcome"] in ("fail", "review")]
+
+
+def test_the_answers_verdict_keeps_the_findings_that_did_not_pass() -> None:
+    findings = tuple(
+        Finding("R1", f"R1.{outcome.value}", outcome, f"{outcome.value} finding", {"n": 1}, ("basis",))
+        for outcome in Outcome
+    )
+    verdict = Verdict(Stage.TRADE, Decision.REVIEW, findings, "f" * 64, clock.now())
+    verdict_id = uuid.uuid4()
+    brief = VerdictBrief.of(verdict, verdict_id).model_dump(mode="json")
+    assert (brief["id"], brief["decision"], brief["rulebook_fingerprint"]) == (str(verdict_id), "review", "f" * 64)
+    assert brief["findings"] == [f.as_json() for f in findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW)]
 
 
 async def test_a_rejected_trade_answers_422_with_findings_and_reserves_nothing(market: Market) -> None:
