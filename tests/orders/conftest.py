@@ -80,23 +80,32 @@ class Market:
         return dict(response.json())
 
 
-async def listed_product(api: Api, owner: Person, organization_id: str, **changes: Any) -> tuple[str, str]:
-    """A product through the listing stage, with a one-time plan; returns (product id, plan id)."""
+async def submitted_product(
+    api: Api, owner: Person, organization_id: str, *, plan: dict[str, Any] | None = None, **changes: Any
+) -> tuple[str, str, dict[str, Any]]:
+    """A product described with `changes`, its plan (default: one-time at PRICE_MINOR) and its sample, submitted
+    to the listing stage; returns (product id, plan id, the submission's answer)."""
     created = await api.client.post(
         "/api/v1/products", json=product_body(organization_id, **changes), headers=owner.headers
     )
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
-    plan = await api.client.post(
-        f"/api/v1/products/{product_id}/plans", json=plan_body(PRICE_MINOR), headers=owner.headers
+    made = await api.client.post(
+        f"/api/v1/products/{product_id}/plans", json=plan or plan_body(PRICE_MINOR), headers=owner.headers
     )
-    assert plan.status_code == 201, plan.text
+    assert made.status_code == 201, made.text
     sample = await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
     assert sample.status_code == 201, sample.text
     submitted = await api.client.post(f"/api/v1/products/{product_id}/submit", headers=owner.headers)
     assert submitted.status_code == 200, submitted.text
-    assert submitted.json()["status"] == "listed", submitted.json()["verdict"]
-    return product_id, plan.json()["id"]
+    return product_id, made.json()["id"], dict(submitted.json())
+
+
+async def listed_product(api: Api, owner: Person, organization_id: str, **changes: Any) -> tuple[str, str]:
+    """A product through the listing stage, with a one-time plan; returns (product id, plan id)."""
+    product_id, plan_id, submitted = await submitted_product(api, owner, organization_id, **changes)
+    assert submitted["status"] == "listed", submitted["verdict"]
+    return product_id, plan_id
 
 
 @pytest.fixture
