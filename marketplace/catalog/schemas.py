@@ -37,11 +37,13 @@ Grade = Literal["general", "important", "core"]
 # verdict. S2 judges the category and the grade, S7 the industry code, S8 the region codes (and that there
 # are some), S5 the quality scores (in [0, 1]), S9 the provenance's names (not blank); R1 the registration
 # number, the scenarios, the delivery modes (that there are some), the licence's scope and the dispute
-# route, R4 the cost (non-negative, in an ISO 4217 currency), R5 the reference price and the pricing basis,
-# R6 the valuation (method, positive value, currency).
+# route, R2 the PI legal basis, R4 the cost (non-negative, in an ISO 4217 currency, its method), R5 the
+# reference price and the pricing basis, R6 the valuation (method, positive value, currency). Lists of
+# identifiers (tags, scenarios, purposes, techniques, flags) keep their token shape: buyers and rules match
+# them exactly.
 Declared100 = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL_PATTERN), STRIP]
 Declared300 = Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL_PATTERN), STRIP]
-# A term of the rulebook's vocabulary (a dispute route, a valuation method), as declared.
+# A term of the rulebook's vocabulary (a dispute route, a legal basis, a costing or valuation method), as declared.
 DeclaredTerm = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL_PATTERN)]
 Category = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL_PATTERN)]  # the column's length
 IndustryCode = Annotated[str, StringConstraints(max_length=32, pattern=NO_NUL_PATTERN)]
@@ -90,7 +92,7 @@ class CostIn(RequestBody):
     other_minor: DeclaredMoney
     total_minor: DeclaredMoney
     currency: DeclaredCurrency
-    method: Token | None = None
+    method: DeclaredTerm | None = None
 
 
 class ValuationIn(RequestBody):
@@ -199,7 +201,7 @@ class ProductDescription(RequestBody):
     public_data: StrictBool = False
     contains_personal_info: StrictBool = False
     contains_sensitive_personal_info: StrictBool = False
-    pi_legal_basis: Token | None = None
+    pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool = False
     separate_consent_for_sensitive: StrictBool = False
     pi_impact_assessment_on: date | None = None
@@ -249,7 +251,7 @@ class ProductPatch(RequestBody):
     public_data: StrictBool | None = None
     contains_personal_info: StrictBool | None = None
     contains_sensitive_personal_info: StrictBool | None = None
-    pi_legal_basis: Token | None = None
+    pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool | None = None
     separate_consent_for_sensitive: StrictBool | None = None
     pi_impact_assessment_on: date | None = None

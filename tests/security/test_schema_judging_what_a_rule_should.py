@@ -152,6 +152,13 @@ DECLARATIONS = [
         lambda m: {"cost": _cost(m, other_minor=-1)}, "R4.non-negative", "rejected", id="negative-cost-component"
     ),
     pytest.param(lambda m: {"cost": _cost(m, currency="yuan")}, "R4.currency", "rejected", id="cost-currency"),
+    pytest.param(lambda m: {"cost": _cost(m, method="")}, "R4.method", "rejected", id="cost-method-blank"),
+    pytest.param(
+        lambda m: {"contains_personal_info": True, "pi_legal_basis": "we asked nicely"},
+        "R2.pi-legal-basis",
+        "rejected",
+        id="unknown-legal-basis",
+    ),
     pytest.param(lambda m: {"registration_number": "  "}, "R1.registered", "rejected", id="blank-registration"),
     pytest.param(
         lambda m: {"licence": {"scope": " ", "term_days": 365}}, "R1.licence-terms", "rejected", id="blank-scope"
@@ -244,6 +251,25 @@ async def test_a_buyer_of_unknown_jurisdiction_is_refused_by_s8_at_trade(market:
     order = await market.order(refused["order_id"], owner)
     assert order["status"] == "rejected"
     assert order["licences_reserved"] == 0
+    after = await row_counts(api)
+    for table in ("licence", "ledger_transfer", "access_key"):
+        assert after[table] == before[table], table
+
+
+@pytest.mark.parametrize("scenario", ["", "traffic planning"])
+async def test_a_bad_scenario_reaches_r1_at_trade_and_nothing_is_reserved(market: Market, scenario: str) -> None:
+    api = market.api
+    preview = await api.client.post(
+        "/api/v1/compliance/preview", json=market.trade(scenario=scenario), headers=market.buyer.headers
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["decision"] == "rejected"
+    failed(preview.json(), "R1.scenario")
+    before = await row_counts(api)
+    refused = assert_problem(await market.place(scenario=scenario), 422)
+    assert "R1.scenario" in refused["detail"]
+    order = await market.order(refused["order_id"])
+    assert (order["status"], order["scenario"], order["licences_reserved"]) == ("rejected", scenario, 0)
     after = await row_counts(api)
     for table in ("licence", "ledger_transfer", "access_key"):
         assert after[table] == before[table], table
