@@ -146,6 +146,9 @@ class Seeder:
                 headers=headers,
             )
         )
+        # its full dataset (the sample's rows): a version lists only once what it sells can be delivered (R1)
+        dataset = {**headers, "Content-Type": "text/csv"}
+        _ok(await self.client.put(f"/api/v1/products/{product_id}/dataset", content=SAMPLE, headers=dataset))
         submitted = _ok(await self.client.post(f"/api/v1/products/{product_id}/submit", headers=headers), 200)
         if submitted["status"] != "listed":
             raise RuntimeError(f"product not listed: {submitted['verdict']}")
