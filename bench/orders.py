@@ -3,8 +3,8 @@
 Builds a fresh PostgreSQL database with the migrations, serves it with the production server
 (`marketplace serve`, granian) on loopback, and seeds a market through the API: an administrator,
 an admitted provider with listed products (a few with limited licences, far more than the run can
-sell, most unlimited), each with two price plans and a sample, and admitted buyer organisations,
-each with a person (JWT) and an API key (orders:write). Then it places orders over HTTP for a fixed
+sell, most unlimited), each with two price plans, a sample and its hosted dataset, and admitted buyer
+organisations, each with a person (JWT) and an API key (orders:write). Then it places orders over HTTP for a fixed
 time, every one under its own Idempotency-Key, spread over the buyers and products: the full trade
 stage, the licence reservation where limited, the stored verdict and the audit entry, one
 transaction per order. Once with one worker and once with two; then pgbench TPC-B for the same time
