@@ -6,8 +6,8 @@ industry code, with a stored verdict that names them. The columns hold what the 
 PostgreSQL only: SQLite does not enforce a VARCHAR's length (and migrations/env.py does not compare lengths
 there), so its tables are not recreated for it.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-08 10:00:00
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlmodel
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
