@@ -115,11 +115,12 @@ async def seed(base_url: str, settings: Settings, dataset: Path) -> tuple[Target
         sample = b"".join(content.splitlines(keepends=True)[:50])
         files = {"file": ("sample.csv", sample, "text/csv")}
         _ok(await client.post(f"/api/v1/products/{product_id}/samples", files=files, headers=headers))
+        # hosted before it is submitted: a version lists only once what it sells can be delivered (R1)
+        hosted = {**headers, "Content-Type": "text/csv"}
+        _ok(await client.put(f"/api/v1/products/{product_id}/dataset", content=content, headers=hosted))
         submitted = _ok(await client.post(f"/api/v1/products/{product_id}/submit", headers=headers), 200)
         if submitted["status"] != "listed":
             raise RuntimeError(f"product not listed: {submitted['verdict']}")
-        hosted = {**headers, "Content-Type": "text/csv"}
-        _ok(await client.put(f"/api/v1/products/{product_id}/dataset", content=content, headers=hosted))
         keys = {}
         for mode in ("api", "privacy_computing"):
             order = {

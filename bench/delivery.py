@@ -1,9 +1,10 @@
 """Benchmark: a 1 GiB dataset downloaded through a signed link, with the server's memory watched.
 
 Serves the app with its production server (`marketplace serve`, granian) on PostgreSQL, on loopback,
-and seeds through the API: an administrator, an admitted provider with a product listed for file
-delivery, an admitted buyer. The provider uploads a generated CSV of `--size-mb` MiB (streamed from
-disk), the buyer orders, pays, takes a signed link and downloads the file, hashing it as it arrives.
+and seeds through the API: an administrator, an admitted provider with a product for file delivery,
+an admitted buyer. The provider uploads a generated CSV of `--size-mb` MiB (streamed from disk) and
+the product lists with its dataset hosted (R1); the buyer orders, pays, takes a signed link and
+downloads the file, hashing it as it arrives.
 Meanwhile the resident memory of the server's processes (all of them: granian's main process and its
 worker) is sampled every 10 ms.
 
@@ -124,7 +125,8 @@ def disk_reference(path: Path) -> float:
 
 
 async def seed(base_url: str, settings: Settings) -> tuple[str, str, str, str]:
-    """(provider auth, buyer auth, "product id/plan id", buyer organisation id) of a listed file product."""
+    """(provider auth, buyer auth, "product id/plan id", buyer organisation id) of a file product, described,
+    priced and sampled; it lists once its dataset is uploaded (`run`)."""
     admin_email = await create_admin(settings)
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         seeder = Seeder(client)
@@ -145,9 +147,6 @@ async def seed(base_url: str, settings: Settings) -> tuple[str, str, str, str]:
                 headers=headers,
             )
         )
-        submitted = _ok(await client.post(f"/api/v1/products/{product_id}/submit", headers=headers), 200)
-        if submitted["status"] != "listed":
-            raise RuntimeError(f"product not listed: {submitted['verdict']}")
         return provider, buyer, f"{product_id}/{plan_id}", buyer_org
 
 
@@ -167,6 +166,10 @@ async def run(base_url: str, server_pid: int, settings: Settings, dataset: Path,
         upload_seconds = time.perf_counter() - started
         if uploaded["sha256"] != sha256:
             raise RuntimeError("the server stored another digest than the file's")
+        submit = f"/api/v1/products/{product_id}/submit"
+        submitted = _ok(await client.post(submit, headers={"Authorization": provider}), 200)
+        if submitted["status"] != "listed":
+            raise RuntimeError(f"product not listed: {submitted['verdict']}")
         order = _ok(
             await client.post(
                 "/api/v1/orders",

@@ -3,8 +3,8 @@
 Builds a fresh PostgreSQL database with the migrations, serves it with the production server
 (`marketplace serve`, granian) on loopback, and seeds a market through the API: an administrator,
 an admitted provider with listed products (a few with limited licences, far more than the run can
-sell, most unlimited), each with two price plans and a sample, and admitted buyer organisations,
-each with a person (JWT) and an API key (orders:write). Then it places orders over HTTP for a fixed
+sell, most unlimited), each with two price plans, a sample and its hosted dataset, and admitted buyer
+organisations, each with a person (JWT) and an API key (orders:write). Then it places orders over HTTP for a fixed
 time, every one under its own Idempotency-Key, spread over the buyers and products: the full trade
 stage, the licence reservation where limited, the stored verdict and the audit entry, one
 transaction per order. Once with one worker and once with two. Then two references for the same time
@@ -154,6 +154,9 @@ class Seeder:
                 headers=headers,
             )
         )
+        # its full dataset (the sample's rows): a version lists only once what it sells can be delivered (R1)
+        dataset = {**headers, "Content-Type": "text/csv"}
+        _ok(await self.client.put(f"/api/v1/products/{product_id}/dataset", content=SAMPLE, headers=dataset))
         submitted = _ok(await self.client.post(f"/api/v1/products/{product_id}/submit", headers=headers), 200)
         if submitted["status"] != "listed":
             raise RuntimeError(f"product not listed: {submitted['verdict']}")

@@ -2,8 +2,11 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any
 
+import sqlalchemy as sa
 from alembic import context
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from marketplace.config import Settings
@@ -36,13 +39,28 @@ def _include(obj: object, name: str | None, type_: str, reflected: bool, compare
     return not (name or "").startswith(SEARCH_OBJECTS)
 
 
+def _varchar(type_: Any) -> bool:
+    """A plain VARCHAR, as reflected or as modelled (SQLModel's AutoString wraps one); not TEXT, not an enum."""
+    return type(getattr(type_, "impl_instance", type_)) in (sa.String, sa.VARCHAR)
+
+
+def _compare_type(
+    migration: MigrationContext, inspected: Any, modelled: Any, inspected_type: Any, modelled_type: Any
+) -> bool | None:
+    """SQLite does not enforce a VARCHAR's length, so lengths alone differ in nothing there (PostgreSQL's run
+    compares them); None leaves every other comparison to Alembic."""
+    if migration.dialect.name == "sqlite" and _varchar(inspected_type) and _varchar(modelled_type):
+        return False
+    return None
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
         include_object=_include,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=_compare_type,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -11,6 +11,12 @@ Listing stage (the provider puts a product on the exchange):
   - ``scenarios-declared``  the product declares the application scenarios it may be used for
                             — 《数据二十条》 item 8 (authorised use by scenario and purpose).
   - ``delivery-modes``      the product offers at least one delivery mode.
+  - ``dataset-hosted``      what it offers can be delivered: every delivery mode delivers from
+                            the version's hosted dataset (file: a signed download of it; API:
+                            its rows; privacy computing: aggregates over it), so a version
+                            offering any lists only once its dataset is hosted, its digest
+                            registered (``content_sha256``) — Civil Code Art. 509 (perform as
+                            agreed), DSL Art. 19. Not applicable when no mode is offered.
   - ``licence-terms``       licence terms with a non-empty scope are published — 《数据二十条》
                             item 3 (separate rights to hold, process/use and operate data: the
                             buyer acquires a right of use, on stated terms), Civil Code Art. 470.
@@ -23,6 +29,9 @@ Trade stage (a buyer orders a licence):
                             product's permitted scenarios: no scenario, no trade.
   - ``licence-accepted``    the product has licence terms and the buyer accepted them.
   - ``delivery-mode``       the mode ordered is one the product offers.
+  - ``dataset-hosted``      the version traded has its dataset hosted, so the mode ordered can be
+                            delivered: a version listed without it (under a rulebook that did not
+                            ask, or before this check) is not sold, and the buyer is told why.
   - ``self-dealing``        buyer and provider are different organisations: different ids and
                             different unified social credit codes (a wash trade fakes price and
                             volume) — DSL Arts. 19 and 33, Civil Code Art. 146 (sham acts).
@@ -45,7 +54,7 @@ Parameters (defaults):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
@@ -63,6 +72,7 @@ _SCENARIO_BASIS = ("《数据二十条》 (2022) item 8",)
 _LICENCE_BASIS = ("《数据二十条》 (2022) item 3", "Civil Code Art. 470")
 _DELIVERY_BASIS = ("DSL Art. 19", "Civil Code Art. 470")
 _DISPUTE_BASIS = ("Civil Code Art. 470",)
+_HOSTED_BASIS = ("Civil Code Art. 509", "DSL Art. 19")
 _SELF_DEALING_BASIS = ("DSL Art. 19", "DSL Art. 33", "Civil Code Art. 146")
 
 
@@ -70,7 +80,7 @@ class CirculationRule(Rule):
     id: ClassVar[str] = "R1"
     title_zh: ClassVar[str] = "数据要素流通交易规则"
     title_en: ClassVar[str] = "Data element circulation and trading rules"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     basis: ClassVar[tuple[str, ...]] = (
         "DSL Art. 19",
         "DSL Art. 33",
@@ -90,6 +100,7 @@ class CirculationRule(Rule):
         self._c_registered = f"{rid}.registered"
         self._c_scenarios_declared = f"{rid}.scenarios-declared"
         self._c_delivery_modes = f"{rid}.delivery-modes"
+        self._c_dataset_hosted = f"{rid}.dataset-hosted"
         self._c_licence_terms = f"{rid}.licence-terms"
         self._c_dispute_route = f"{rid}.dispute-route"
         self._c_scenario = f"{rid}.scenario"
@@ -121,6 +132,7 @@ class CirculationRule(Rule):
                 f(self._c_registered, FAIL, message, missing, _REGISTRATION_BASIS),
                 f(self._c_scenarios_declared, FAIL, message, missing, _SCENARIO_BASIS),
                 f(self._c_delivery_modes, FAIL, message, missing, _DELIVERY_BASIS),
+                f(self._c_dataset_hosted, FAIL, message, missing, _HOSTED_BASIS),
                 f(self._c_licence_terms, FAIL, message, missing, _LICENCE_BASIS),
                 f(self._c_dispute_route, FAIL, message, missing, _DISPUTE_BASIS),
             ]
@@ -179,6 +191,7 @@ class CirculationRule(Rule):
                 _DELIVERY_BASIS,
             )
         )
+        findings.append(self._dataset_hosted(product, modes))
 
         licence = product.licence
         if licence is None:
@@ -240,6 +253,7 @@ class CirculationRule(Rule):
             self._scenario(product, trade),
             self._licence_accepted(product, trade),
             self._delivery_mode(product, trade),
+            self._trade_dataset_hosted(product, trade),
             self._self_dealing(snapshot.buyer, snapshot.provider),
             self._trade_dispute_route(product, trade),
             self._licences_available(product, trade),
@@ -312,6 +326,26 @@ class CirculationRule(Rule):
         if mode in offered:
             return Finding(self.id, code, PASS, "the delivery mode is offered", evidence, _DELIVERY_BASIS)
         return Finding(self.id, code, FAIL, f"the product does not offer delivery by {mode}", evidence, _DELIVERY_BASIS)
+
+    def _trade_dataset_hosted(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
+        if product is None or trade is None:
+            return self._missing(self._c_dataset_hosted, _HOSTED_BASIS, product, trade)
+        return self._dataset_hosted(product, (trade.delivery_mode,))
+
+    def _dataset_hosted(self, product: ProductFacts, modes: Sequence[str]) -> Finding:
+        """Listing: the modes offered; trade: the mode ordered. Each delivers from the hosted dataset."""
+        code, digest = self._c_dataset_hosted, product.content_sha256
+        evidence = {"delivery_modes": list(modes), "content_sha256": digest}
+        if not modes:
+            return Finding(self.id, code, NA, "no delivery mode, nothing to deliver", evidence, _HOSTED_BASIS)
+        if digest:
+            message = f"the dataset that {', '.join(modes)} delivery serves is hosted"
+            return Finding(self.id, code, PASS, message, evidence, _HOSTED_BASIS)
+        message = (
+            f"version {product.version} offers {', '.join(modes)} delivery but its dataset is not hosted: "
+            "nothing could be delivered until the provider uploads it"
+        )
+        return Finding(self.id, code, FAIL, message, evidence, _HOSTED_BASIS)
 
     def _self_dealing(self, buyer: OrganizationFacts | None, provider: OrganizationFacts | None) -> Finding:
         code = self._c_self_dealing

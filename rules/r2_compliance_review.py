@@ -412,7 +412,7 @@ class ComplianceReviewRule(Rule):
 
     def _report(self, product: ProductFacts, today: date) -> Finding:
         rid, code = self.id, self._c_report
-        grade = product.grade
+        grade = product.known_grade  # a grade outside the vocabulary is no grade: fail closed (S2 names it)
         reasons: list[str] = []
         if product.contains_personal_info or product.contains_sensitive_personal_info:
             reasons.append("personal_information")

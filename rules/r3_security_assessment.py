@@ -182,19 +182,9 @@ class SecurityAssessmentRule(Rule):
         missing: str | None,
         today: date,
     ) -> list[Finding]:
-        rid = self.id
-        grade = product.grade
+        grade = product.known_grade  # a grade outside the vocabulary is no grade: every check fails closed
         return [
-            Finding(rid, self._c_grade, PASS, f"the product is graded {grade}", {"grade": grade}, _GRADE_BASIS)
-            if grade is not None
-            else Finding(
-                rid,
-                self._c_grade,
-                FAIL,
-                "the product has no data grade (general, important or core)",
-                {"grade": None},
-                _GRADE_BASIS,
-            ),
+            self._grade_set(product.grade, grade),
             self._core(grade, stage),
             self._risk(product, today),
             self._pi(product),
@@ -203,6 +193,16 @@ class SecurityAssessmentRule(Rule):
             self._cross_border(product, buyer, stage, today),
             self._privacy(product, modes, missing, stage),
         ]
+
+    def _grade_set(self, declared: str | None, grade: str | None) -> Finding:
+        rid, code = self.id, self._c_grade
+        if grade is not None:
+            return Finding(rid, code, PASS, f"the product is graded {grade}", {"grade": grade}, _GRADE_BASIS)
+        if declared is None:
+            message = "the product has no data grade (general, important or core)"
+        else:
+            message = f"the data grade {declared!r} is not general, important or core"
+        return Finding(rid, code, FAIL, message, {"grade": declared}, _GRADE_BASIS)
 
     def _no_product(self) -> list[Finding]:
         rid = self.id
@@ -239,7 +239,7 @@ class SecurityAssessmentRule(Rule):
 
     def _risk(self, product: ProductFacts, today: date) -> Finding:
         rid, code = self.id, self._c_risk
-        grade = product.grade
+        grade = product.known_grade
         if grade is not None and grade not in _ASSESSED_GRADES:
             return Finding(
                 rid, code, NA, f"{grade} data needs no risk-assessment report", {"grade": grade}, _RISK_BASIS
@@ -419,7 +419,7 @@ class SecurityAssessmentRule(Rule):
                 {"buyer_jurisdiction": jurisdiction, "scope": None},
                 _CROSS_BORDER_BASIS,
             )
-        grade = product.grade
+        grade = product.known_grade
         reasons: list[str] = []
         if grade is None:
             reasons.append("grade_not_set")

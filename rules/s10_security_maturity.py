@@ -55,6 +55,13 @@ def _is_level(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and _MIN_LEVEL <= value <= _MAX_LEVEL
 
 
+def _no_grade(product: ProductFacts) -> str:
+    """Why a product has no grade the levels can be read for: none declared, or one outside the vocabulary."""
+    if product.grade is None:
+        return "the product has no grade"
+    return f"the product's grade {product.grade!r} is not general, important or core"
+
+
 class SecurityMaturityStandard(Rule):
     id: ClassVar[str] = "S10"
     title_zh: ClassVar[str] = "数据安全能力成熟度模型（GB/T 37988-2019）"
@@ -163,12 +170,13 @@ class SecurityMaturityStandard(Rule):
             "dsmm_level": provider.dsmm_level,
             "product_grade": product.grade,
         }
-        if product.grade is None:
+        grade = product.known_grade
+        if grade is None:
             evidence["required_level"] = None
             return self.failed(
-                check, "the product has no grade: the required maturity level cannot be determined", evidence
+                check, f"{_no_grade(product)}: the required maturity level cannot be determined", evidence
             )
-        required = self._required[product.grade]
+        required = self._required[grade]
         evidence["required_level"] = required
         if not _is_level(provider.dsmm_level):
             return self.failed(check, f"DSMM level {provider.dsmm_level} is not a valid level", evidence)
@@ -195,9 +203,10 @@ class SecurityMaturityStandard(Rule):
             "product_grade": product.grade,
             "max_data_grade": provider.max_data_grade,
         }
-        if product.grade is None:
-            return self.failed(check, "the product has no grade to compare with the provider's declaration", evidence)
-        if _GRADE_RANK[product.grade] <= _GRADE_RANK[provider.max_data_grade]:
+        grade = product.known_grade
+        if grade is None:
+            return self.failed(check, f"{_no_grade(product)} to compare with the provider's declaration", evidence)
+        if _GRADE_RANK[grade] <= _GRADE_RANK[provider.max_data_grade]:
             return self.passed(
                 check,
                 f"{product.grade} data is within the provider's declared maximum ({provider.max_data_grade})",

@@ -86,9 +86,9 @@ class Organization(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     name: str = Field(max_length=200)
-    uscc: str = Field(max_length=18, unique=True)
+    uscc: str = Field(max_length=64, unique=True)
     kind: OrganizationKind = Field(sa_type=enum_column(OrganizationKind))
-    jurisdiction: str = Field(max_length=6)
+    jurisdiction: str = Field(max_length=16)
     status: OrganizationStatus = Field(
         default=OrganizationStatus.PENDING, sa_type=enum_column(OrganizationStatus), index=True
     )

@@ -24,16 +24,20 @@ from marketplace.kit.schemas import (
 )
 
 Password = Annotated[str, StringConstraints(min_length=12, max_length=256)]
-Uscc = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{18}$")]
-# A GB/T 2260 division code (domestic) or an ISO 3166-1 alpha-2 code (foreign).
-Jurisdiction = Annotated[str, StringConstraints(pattern=r"^([0-9]{6}|[A-Z]{2})$")]
+# Codes the rulebook judges are taken as sent, within a size that protects the service: S1 judges a USCC's
+# length, alphabet and check character at admission (and every party's at trade); S8 judges a jurisdiction
+# (a GB/T 2260 division code, domestic, or an ISO 3166-1 alpha-2 code, foreign) at listing and trade. A
+# refusal here would be a 400 naming no rule and storing no verdict.
+Uscc = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL_PATTERN)]
+Jurisdiction = Annotated[str, StringConstraints(max_length=16, pattern=NO_NUL_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL_PATTERN), STRIP]
 LongText = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL_PATTERN), STRIP]
 Certification = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TEXT_PATTERN), STRIP]
 # As long as the columns that store them.
 PersonName = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL_PATTERN), STRIP]
 KeyName = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TEXT_PATTERN), STRIP]
-DsmmLevel = Annotated[StrictInt, Field(ge=0, le=5), WHOLE_NUMBER]
+# GB/T 37988 levels are 0-5; S10 judges that (level-recorded), the bounds here only keep it a small integer.
+DsmmLevel = Annotated[StrictInt, Field(ge=-1000, le=1000), WHOLE_NUMBER]
 PenaltyCount = Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE_NUMBER]
 
 
@@ -76,7 +80,7 @@ class MeResponse(ResponseBody):
 class IntermediaryQualification(RequestBody):
     """What a data intermediary declares (RULEBOOK R8)."""
 
-    roles: Annotated[list[Literal["broker", "assessor", "delivery"]], Field(min_length=1, max_length=3)]
+    roles: Annotated[list[Literal["broker", "assessor", "delivery"]], Field(max_length=3)]  # none: R8 refuses
     fee_disclosure: LongText
     retains_no_traded_data: StrictBool
 

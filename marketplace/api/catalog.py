@@ -202,7 +202,9 @@ class ProductController(Controller):
     async def submit(
         self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
     ) -> SubmissionResponse:
-        """Run the listing stage on the draft: listed, held for review, or rejected with findings."""
+        """Run the listing stage on the draft: listed, held for review, or rejected with findings. Every value
+        the rulebook judges is judged here, not refused by the request schema; a draft offering any delivery
+        mode lists only with its dataset hosted (`PUT /api/v1/products/{id}/dataset`, R1)."""
         view, verdict = await listing.submit(principal, product_id)
         return SubmissionResponse(
             status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)

@@ -158,7 +158,8 @@ class DatasetController(Controller):
         header row or `application/x-ndjson`: streamed to storage by its sha256 (never held in memory), then
         read through as UTF-8 CSV or JSON objects (422 with `dataset_error` and `line` when it is not, and
         nothing is kept). Its digest becomes the version's registered content digest, which every delivery
-        is checked against."""
+        is checked against, and a version offering any delivery mode lists and sells only once it is hosted
+        (R1)."""
         target = await catalog.dataset_version(principal, product_id, version)
         media_type = normalise_media_type(request.headers.get("content-type"))
         if media_type is None:

@@ -93,7 +93,7 @@ class ProductVersion(SQLModel, table=True):
     description: str = Field(default="", sa_type=Text)
     tags: list[str] = Field(default_factory=list, sa_type=json_document())
     category: str = Field(max_length=40)
-    industry_code: str = Field(max_length=8, index=True)
+    industry_code: str = Field(max_length=32, index=True)
     regions: list[str] = Field(default_factory=list, sa_type=json_document())
     grade: str = Field(max_length=16)
     contains_personal_info: bool = False

@@ -28,12 +28,33 @@ Text100 = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern
 Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=TEXT_PATTERN), STRIP]
 LongText = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL_PATTERN)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TOKEN_PATTERN)]
-Code = Annotated[str, StringConstraints(min_length=1, max_length=8, pattern=r"^[A-Z0-9]+$")]
-DivisionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[StrictInt, Field(ge=0, le=10**15), WHOLE_NUMBER]
-Share = Annotated[float, Field(ge=0, le=1, strict=True)]
 Grade = Literal["general", "important", "core"]
+
+# What the listing stage judges is taken as declared, within sizes that protect the service (the columns
+# that store it, the listed-version index): a refusal here would be a 400 naming no rule and storing no
+# verdict. S2 judges the category and the grade, S7 the industry code, S8 the region codes (and that there
+# are some), S5 the quality scores (in [0, 1]), S9 the provenance's names (not blank); R1 the registration
+# number, the scenarios, the delivery modes (that there are some), the licence's scope and the dispute
+# route, R2 the PI legal basis, R4 the cost (non-negative, in an ISO 4217 currency, its method), R5 the
+# reference price and the pricing basis, R6 the valuation (method, positive value, currency). Lists of
+# identifiers (tags, scenarios, purposes, techniques, flags) keep their token shape: buyers and rules match
+# them exactly.
+Declared100 = Annotated[str, StringConstraints(max_length=100, pattern=NO_NUL_PATTERN), STRIP]
+Declared300 = Annotated[str, StringConstraints(max_length=300, pattern=NO_NUL_PATTERN), STRIP]
+# A term of the rulebook's vocabulary (a dispute route, a legal basis, a costing or valuation method), as declared.
+DeclaredTerm = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL_PATTERN)]
+Category = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL_PATTERN)]  # the column's length
+IndustryCode = Annotated[str, StringConstraints(max_length=32, pattern=NO_NUL_PATTERN)]
+# Sixteen characters a code, a hundred codes: the listed-version index entry stays within PostgreSQL's limit.
+RegionCode = Annotated[str, StringConstraints(max_length=16, pattern=NO_NUL_PATTERN)]
+DeclaredGrade = Annotated[str, StringConstraints(max_length=16, pattern=NO_NUL_PATTERN)]
+PricingBasis = Annotated[str, StringConstraints(max_length=16, pattern=NO_NUL_PATTERN)]
+DeclaredCurrency = Annotated[str, StringConstraints(max_length=16, pattern=NO_NUL_PATTERN)]
+# Declared amounts move no money: they may be negative, for the rule to say so.
+DeclaredMoney = Annotated[StrictInt, Field(ge=-(10**15), le=10**15), WHOLE_NUMBER]
+Score = Annotated[float, Field(ge=-1000, le=1000, strict=True, allow_inf_nan=False)]
 DeliveryMode = Literal["file", "api", "privacy_computing"]
 DataSource = Literal["self_generated", "public_collection", "authorized_public", "purchased"]
 
@@ -55,7 +76,7 @@ class AuthorisationLinkIn(RequestBody):
 
 
 class LicenceIn(RequestBody):
-    scope: Text300
+    scope: Declared300
     term_days: Annotated[StrictInt, Field(ge=1, le=36_500), WHOLE_NUMBER] | None = None
     resale_allowed: StrictBool = False
     sublicensing_allowed: StrictBool = False
@@ -64,43 +85,43 @@ class LicenceIn(RequestBody):
 
 
 class CostIn(RequestBody):
-    collection_minor: Money
-    processing_minor: Money
-    storage_minor: Money
-    compliance_minor: Money
-    other_minor: Money
-    total_minor: Money
-    currency: Currency
-    method: Token | None = None
+    collection_minor: DeclaredMoney
+    processing_minor: DeclaredMoney
+    storage_minor: DeclaredMoney
+    compliance_minor: DeclaredMoney
+    other_minor: DeclaredMoney
+    total_minor: DeclaredMoney
+    currency: DeclaredCurrency
+    method: DeclaredTerm | None = None
 
 
 class ValuationIn(RequestBody):
-    method: Literal["cost", "income", "market"]
-    value_minor: Money
-    currency: Currency
+    method: DeclaredTerm
+    value_minor: DeclaredMoney
+    currency: DeclaredCurrency
     assessment: AssessmentIn
 
 
 class QualityIn(RequestBody):
-    normativity: Share
-    completeness: Share
-    accuracy: Share
-    consistency: Share
-    timeliness: Share
-    accessibility: Share
+    normativity: Score
+    completeness: Score
+    accuracy: Score
+    consistency: Score
+    timeliness: Score
+    accessibility: Score
 
 
 class ProvenanceActivityIn(RequestBody):
-    name: Text100
-    performed_by: Text300
+    name: Declared100
+    performed_by: Declared300
     started_at: datetime
     ended_at: datetime | None = None
 
 
 class ProvenanceIn(RequestBody):
-    source_entity: Text300
+    source_entity: Declared300
     activities: Annotated[list[ProvenanceActivityIn], Field(max_length=50)] = []
-    derived_from: Annotated[list[Text300], Field(max_length=50)] = []
+    derived_from: Annotated[list[Declared300], Field(max_length=50)] = []
 
 
 class FieldIn(RequestBody):
@@ -173,14 +194,14 @@ class ProductDescription(RequestBody):
     title: Text300
     description: LongText = ""
     tags: Annotated[list[Token], Field(max_length=20)] = []
-    category: Token
-    industry_code: Code
-    regions: Annotated[list[DivisionCode], Field(min_length=1, max_length=100)]
-    grade: Grade
+    category: Category
+    industry_code: IndustryCode
+    regions: Annotated[list[RegionCode], Field(max_length=100)]
+    grade: DeclaredGrade
     public_data: StrictBool = False
     contains_personal_info: StrictBool = False
     contains_sensitive_personal_info: StrictBool = False
-    pi_legal_basis: Token | None = None
+    pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool = False
     separate_consent_for_sensitive: StrictBool = False
     pi_impact_assessment_on: date | None = None
@@ -194,13 +215,13 @@ class ProductDescription(RequestBody):
     compliance_report: AssessmentIn | None = None
     risk_assessment: AssessmentIn | None = None
     cross_border_assessment: AssessmentIn | None = None
-    registration_number: Text100 | None = None
-    permitted_scenarios: Annotated[list[Token], Field(min_length=1, max_length=20)]
-    delivery_modes: Annotated[list[DeliveryMode], Field(min_length=1, max_length=3)]
+    registration_number: Declared100 | None = None
+    permitted_scenarios: Annotated[list[Token], Field(max_length=20)]
+    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)]
     licence: LicenceIn | None = None
-    dispute_route: Literal["negotiation", "mediation", "arbitration"] | None = None
+    dispute_route: DeclaredTerm | None = None
     cost: CostIn | None = None
-    reference_price_minor: Money | None = None
+    reference_price_minor: DeclaredMoney | None = None
     government_price_cap_minor: Money | None = None
     valuation: ValuationIn | None = None
     quality: QualityIn | None = None
@@ -223,14 +244,14 @@ class ProductPatch(RequestBody):
     title: Text300 | None = None
     description: LongText | None = None
     tags: Annotated[list[Token], Field(max_length=20)] | None = None
-    category: Token | None = None
-    industry_code: Code | None = None
-    regions: Annotated[list[DivisionCode], Field(min_length=1, max_length=100)] | None = None
-    grade: Grade | None = None
+    category: Category | None = None
+    industry_code: IndustryCode | None = None
+    regions: Annotated[list[RegionCode], Field(max_length=100)] | None = None
+    grade: DeclaredGrade | None = None
     public_data: StrictBool | None = None
     contains_personal_info: StrictBool | None = None
     contains_sensitive_personal_info: StrictBool | None = None
-    pi_legal_basis: Token | None = None
+    pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool | None = None
     separate_consent_for_sensitive: StrictBool | None = None
     pi_impact_assessment_on: date | None = None
@@ -244,13 +265,13 @@ class ProductPatch(RequestBody):
     compliance_report: AssessmentIn | None = None
     risk_assessment: AssessmentIn | None = None
     cross_border_assessment: AssessmentIn | None = None
-    registration_number: Text100 | None = None
-    permitted_scenarios: Annotated[list[Token], Field(min_length=1, max_length=20)] | None = None
-    delivery_modes: Annotated[list[DeliveryMode], Field(min_length=1, max_length=3)] | None = None
+    registration_number: Declared100 | None = None
+    permitted_scenarios: Annotated[list[Token], Field(max_length=20)] | None = None
+    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)] | None = None
     licence: LicenceIn | None = None
-    dispute_route: Literal["negotiation", "mediation", "arbitration"] | None = None
+    dispute_route: DeclaredTerm | None = None
     cost: CostIn | None = None
-    reference_price_minor: Money | None = None
+    reference_price_minor: DeclaredMoney | None = None
     government_price_cap_minor: Money | None = None
     valuation: ValuationIn | None = None
     quality: QualityIn | None = None
@@ -266,7 +287,7 @@ class PlanCreate(RequestBody):
     kind: PlanKind
     price_minor: Money
     currency: Currency
-    pricing_basis: Literal["cost", "market", "income"] | None = None
+    pricing_basis: PricingBasis | None = None
     period_days: Annotated[StrictInt, Field(ge=1, le=3660), WHOLE_NUMBER] | None = None
     unit_price_minor: Money | None = None
     included_calls: Annotated[StrictInt, Field(ge=0, le=10**9), WHOLE_NUMBER] | None = None

@@ -6,16 +6,19 @@ is optional: a stage fills the parts it has (admission: `organization`; listing:
 and `product`; trade: `buyer`, `provider`, `product`, `plan`, `trade` and maybe
 `intermediary`; delivery adds `delivery`; settlement adds `settlement`).
 
-Money is in integer minor units of `currency`; shares and scores are floats in [0, 1]."""
+Money is in integer minor units of `currency`; shares and scores are floats in [0, 1]. What a provider
+declares is carried as declared, not as the request schema would have wished it: a grade, a dispute route, a
+pricing basis or a valuation method outside its vocabulary reaches the rule that judges it (S2, R1, R5, R6)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Grade = Literal["general", "important", "core"]
+GRADES: tuple[Grade, ...] = get_args(Grade)
 DeliveryMode = Literal["file", "api", "privacy_computing"]
 DataSource = Literal["self_generated", "public_collection", "authorized_public", "purchased"]
 DisputeRoute = Literal["negotiation", "mediation", "arbitration"]
@@ -81,7 +84,7 @@ class CostDeclaration(Frozen):
 
 
 class Valuation(Frozen):
-    method: ValuationMethod
+    method: str = Field(description="as declared; R6 judges it is one of ValuationMethod")
     value_minor: int
     currency: str
     assessment: Assessment
@@ -132,7 +135,7 @@ class PlanFacts(Frozen):
     kind: PlanKind
     price_minor: int
     currency: str
-    pricing_basis: PricingBasis | None = None
+    pricing_basis: str | None = Field(None, description="as declared; R5 judges it is one of PricingBasis")
     period_days: int | None = None
     unit_price_minor: int | None = None
 
@@ -171,7 +174,7 @@ class ProductFacts(Frozen):
     category: str | None = None
     industry_code: str | None = None
     regions: tuple[str, ...] = ()
-    grade: Grade | None = None
+    grade: str | None = Field(None, description="as declared; S2 judges that it is one of GRADES")
     public_data: bool = False
     # Personal information (PIPL; GB/T 35273; GB/T 37964)
     contains_personal_info: bool = False
@@ -196,7 +199,7 @@ class ProductFacts(Frozen):
     permitted_scenarios: tuple[str, ...] = ()
     delivery_modes: tuple[DeliveryMode, ...] = ()
     licence: LicenceTerms | None = None
-    dispute_route: DisputeRoute | None = None
+    dispute_route: str | None = Field(None, description="as declared; R1 judges it against its accepted routes")
     cost: CostDeclaration | None = None
     plans: tuple[PlanFacts, ...] = ()
     reference_price_minor: int | None = None
@@ -209,6 +212,12 @@ class ProductFacts(Frozen):
     sample: SampleFacts | None = None
     computation: ComputationFacts | None = None
     content_sha256: str | None = Field(None, description="digest of the full dataset of this version")
+
+    @property
+    def known_grade(self) -> Grade | None:
+        """The grade when it is general, important or core; None when it is missing or outside the vocabulary,
+        which the rules that act on a grade treat alike: ungraded, fail closed (S2 names the bad value)."""
+        return self.grade if self.grade in GRADES else None
 
 
 class PrivateOffer(Frozen):
@@ -223,7 +232,7 @@ class TradeFacts(Frozen):
     amount_minor: int
     currency: str
     licence_terms_accepted: bool = False
-    dispute_route: DisputeRoute | None = None
+    dispute_route: str | None = None
     private_offer: PrivateOffer | None = None
     licences_available: int | None = None
 

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, and_, case, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from marketplace.catalog.models import ProductVersion
 from marketplace.db import table_of, upsert_insert
 from marketplace.delivery.models import (
     AccessKey,
@@ -93,7 +95,24 @@ class DeliveryRepository:
     # datasets
 
     async def dataset_of_version(self, version_id: uuid.UUID) -> Dataset | None:
-        query = select(Dataset).where(col(Dataset.product_version_id) == version_id)
+        """The dataset a version delivers: the one hosted under its registered digest, for it or for an
+        earlier version of the product. An edit's new version carries the digest over (and can register no
+        other), so it delivers the file already hosted, as the listing stage (R1) took it to."""
+        version, hosted_for = aliased(ProductVersion), aliased(ProductVersion)
+        query = (
+            select(Dataset)
+            .join(hosted_for, col(hosted_for.id) == col(Dataset.product_version_id))
+            .join(
+                version,
+                and_(
+                    col(version.product_id) == col(hosted_for.product_id),
+                    col(version.content_sha256) == col(Dataset.sha256),
+                ),
+            )
+            .where(col(version.id) == version_id)
+            .order_by(case((col(Dataset.product_version_id) == version_id, 0), else_=1), col(Dataset.created_at))
+            .limit(1)
+        )
         return (await self.session.scalars(query)).first()
 
     async def put_dataset(self, dataset: Dataset) -> None:

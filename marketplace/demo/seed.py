@@ -64,8 +64,8 @@ async def seed_catalog(
     organization_ids: dict[str, uuid.UUID],
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]] | None = None,
 ) -> list[str]:
-    """Describe, price, sample and submit every demo product; a summary of the verdicts. Each listed
-    product's (product id, plan id) goes into `listed` under its title."""
+    """Describe, price, sample, host (its sample's rows are its dataset) and submit every demo product; a
+    summary of the verdicts. Each listed product's (product id, plan id) goes into `listed` under its title."""
     catalog, settings = services.catalog, services.settings
     statuses: Counter[str] = Counter()
     rejected_by: Counter[str] = Counter()
@@ -78,6 +78,8 @@ async def seed_catalog(
         plan = await services.plans.add_plan(owner, view.product.id, PlanCreate.model_validate(_plan(spec)))
         blob = store_content_addressed([spec.sample.encode()], settings.sample_dir, settings.max_sample_bytes)
         await catalog.attach_sample(owner, view.product.id, blob, parse_sample(blob.path, CSV))
+        dataset = store_content_addressed([spec.sample.encode()], settings.dataset_dir, settings.max_dataset_bytes)
+        await services.delivery.host_dataset(owner, view.version, dataset, CSV)
         submitted, verdict = await services.listing.submit(owner, view.product.id)
         statuses[submitted.product.status.value] += 1
         if listed is not None and submitted.product.status.value == "listed":

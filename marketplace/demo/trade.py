@@ -13,7 +13,6 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
-from marketplace.catalog.samples import CSV, store_content_addressed
 from marketplace.demo.records import DEMO_ACTOR, PRODUCTS, TRAFFIC
 from marketplace.kit.codelists import currency_minor_units
 from marketplace.kit.money import split, transfer_id
@@ -48,7 +47,7 @@ async def demo_trade(
     if TRADE_PRODUCT.title not in listed:
         return [f"Demo trade: skipped, {TRADE_PRODUCT.title} is not listed under this rulebook."]
     product_id, plan_id = listed[TRADE_PRODUCT.title]
-    buyer, provider = owners[BUYER], owners[TRAFFIC]
+    buyer = owners[BUYER]
     provider_id = organization_ids[TRAFFIC]
     request = TradeRequest(
         product_id=product_id,
@@ -73,7 +72,7 @@ async def demo_trade(
         lines.append(f"  status: {order.status.value}; the trade stops here")
         return lines
     await services.payment.pay(buyer, order.id, None)
-    lines += await _demo_delivery(services, provider, buyer, product_id, order.id)
+    lines += await _demo_delivery(services, buyer, order.id)
     await services.transitions.confirm(buyer, order.id)
     # The settlement batch commits as it goes: the demo data seeded so far is committed with it.
     settlement = await services.settlement.run(DEMO_ACTOR)
@@ -110,18 +109,9 @@ async def demo_trade(
     return lines
 
 
-async def _demo_delivery(
-    services: Services,
-    provider: Principal,
-    buyer: Principal,
-    product_id: uuid.UUID,
-    order_id: uuid.UUID,
-) -> list[str]:
-    """The provider hosts the dataset, the buyer takes a signed link and downloads through it."""
-    delivery, settings = services.delivery, services.settings
-    version = await services.catalog.dataset_version(provider, product_id, None)
-    blob = store_content_addressed([TRADE_PRODUCT.sample.encode()], settings.dataset_dir, settings.max_dataset_bytes)
-    await delivery.host_dataset(provider, version, blob, CSV)
+async def _demo_delivery(services: Services, buyer: Principal, order_id: uuid.UUID) -> list[str]:
+    """The buyer takes a signed link to the dataset the provider hosted before listing, and downloads it."""
+    delivery = services.delivery
     access = await delivery.open(buyer, order_id)
     assert access.download_path is not None
     query = access.download_path.partition("?")[2]

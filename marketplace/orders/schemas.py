@@ -10,11 +10,13 @@ from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.schemas import VerdictBrief, VerdictRead
-from marketplace.kit.schemas import TOKEN_PATTERN, WHOLE_NUMBER, Reason, RequestBody, ResponseBody
+from marketplace.kit.schemas import NO_NUL_PATTERN, WHOLE_NUMBER, Reason, RequestBody, ResponseBody
 from marketplace.orders.models import OrderStatus
 from marketplace.payments.gateway import PaymentStatus
 
-Scenario = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=TOKEN_PATTERN)]
+# As declared, within its column: R1 judges that it is one of the product's permitted scenarios (none, no
+# trade) and S3 that it is within the consented purposes, with a verdict stored with the order.
+Scenario = Annotated[str, StringConstraints(max_length=64, pattern=NO_NUL_PATTERN)]
 DeliveryMode = Literal["file", "api", "privacy_computing"]
 Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000), WHOLE_NUMBER]
 

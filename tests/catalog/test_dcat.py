@@ -256,6 +256,7 @@ async def listed_product(api: Api, owner: Person, organization: dict[str, Any], 
     )
     assert plan.status_code == 201, plan.text
     assert (await upload(api, owner, product["id"], "sample.csv", CLEAN_SAMPLE, "text/csv")).status_code == 201
+    await api.host_dataset(owner, product["id"])
     result = await submit(api, owner, product["id"])
     assert result["status"] == "listed", result["verdict"]
     return product

@@ -146,6 +146,7 @@ async def test_a_complete_product_with_a_clean_sample_is_listed(
     response = await upload(api, owner, product["id"], "sample.csv", CLEAN_SAMPLE, "text/csv")
     assert response.status_code == 201, response.text
     assert (response.json()["rows"], len(response.json()["sha256"])) == (3, 64)
+    await api.host_dataset(owner, product["id"])
     result = await submit(api, owner, product["id"])
     assert result["status"] == "listed", failing(result)
     # listed: now visible to others, and an edit makes version 2 while version 1 stays listed

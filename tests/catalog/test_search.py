@@ -20,6 +20,7 @@ async def listed(api: Api, owner: Person, organization_id: str, price: int, **ch
     )
     assert plan.status_code == 201, plan.text
     assert (await upload(api, owner, product["id"], "s.csv", CLEAN_SAMPLE, "text/csv")).status_code == 201
+    await api.host_dataset(owner, product["id"])
     result = await submit(api, owner, product["id"])
     assert result["status"] == "listed", result["verdict"]["findings"]
     return product

@@ -54,8 +54,17 @@ class Market:
     buyer: Person
     buyer_org: dict[str, Any]
 
-    async def product(self, plan: dict[str, Any] | None = None, **changes: Any) -> Product:
-        """A listed product with one plan (default: one-time at PRICE_MINOR)."""
+    async def product(
+        self, plan: dict[str, Any] | None = None, dataset: bytes = CLEAN_SAMPLE, **changes: Any
+    ) -> Product:
+        """A listed product with one plan (default: one-time at PRICE_MINOR) and its full dataset hosted."""
+        product = await self.draft(plan, **changes)
+        await self.api.host_dataset(self.provider, product.id, dataset)
+        await self.submit(product)
+        return product
+
+    async def draft(self, plan: dict[str, Any] | None = None, **changes: Any) -> Product:
+        """A product described, priced (default: one-time at PRICE_MINOR) and sampled; no dataset hosted yet."""
         headers = self.provider.headers
         created = await self.api.client.post(
             "/api/v1/products", json=product_body(self.provider_org["id"], **changes), headers=headers
@@ -68,18 +77,16 @@ class Market:
         assert made.status_code == 201, made.text
         sample = await upload(self.api, self.provider, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
         assert sample.status_code == 201, sample.text
-        submitted = await self.api.client.post(f"/api/v1/products/{product_id}/submit", headers=headers)
-        assert submitted.json()["status"] == "listed", submitted.json()["verdict"]
         return Product(product_id, made.json()["id"])
 
+    async def submit(self, product: Product) -> None:
+        """The draft through the listing stage, which lists it."""
+        submitted = await self.api.client.post(f"/api/v1/products/{product.id}/submit", headers=self.provider.headers)
+        assert submitted.json()["status"] == "listed", submitted.json()["verdict"]
+
     async def host(self, product: Product, content: bytes = CLEAN_SAMPLE) -> dict[str, Any]:
-        response = await self.api.client.put(
-            f"/api/v1/products/{product.id}/dataset",
-            content=content,
-            headers={**self.provider.headers, "Content-Type": "text/csv"},
-        )
-        assert response.status_code == 201, response.text
-        return dict(response.json())
+        """The listed version's dataset, uploaded again (the same file changes nothing)."""
+        return await self.api.host_dataset(self.provider, product.id, content)
 
     async def paid_order(self, product: Product, mode: str = "file") -> str:
         placed = await self.api.client.post(

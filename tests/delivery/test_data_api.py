@@ -37,8 +37,7 @@ async def aggregate(market: Market, licence_id: str, key: str, body: dict[str, A
 
 
 async def test_metered_calls_are_free_then_billed_then_capped(market: Market) -> None:
-    product = await market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     order_id = await market.paid_order(product, "api")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]
@@ -72,8 +71,7 @@ async def test_metered_calls_are_free_then_billed_then_capped(market: Market) ->
 
 
 async def test_access_keys_are_checked_scoped_and_rotated(market: Market) -> None:
-    product = await market.product(delivery_modes=["api"], fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     order_id = await market.paid_order(product, "api")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]
@@ -112,8 +110,9 @@ def reference(group_by: list[str], kind: str | None, k: int) -> tuple[list[dict[
 
 async def test_api_aggregates_suppress_small_groups_and_match_a_reference(market: Market) -> None:
     """Under an API licence the buyer reads the rows anyway: aggregates are the engine's exact answer."""
-    product = await market.product(delivery_modes=["api", "privacy_computing"], computation=COMPUTATION, fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(
+        delivery_modes=["api", "privacy_computing"], computation=COMPUTATION, fields=FIELDS, dataset=DISTRICT_DATASET
+    )
     order_id = await market.paid_order(product, "api")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]
@@ -153,8 +152,9 @@ WITHIN_SCALES = 20
 
 
 async def test_privacy_computing_suppresses_the_same_groups_and_adds_the_declared_noise(market: Market) -> None:
-    product = await market.product(delivery_modes=["privacy_computing"], computation=COMPUTATION, fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(
+        delivery_modes=["privacy_computing"], computation=COMPUTATION, fields=FIELDS, dataset=DISTRICT_DATASET
+    )
     order_id = await market.paid_order(product, "privacy_computing")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]
@@ -198,8 +198,7 @@ async def test_privacy_computing_suppresses_the_same_groups_and_adds_the_declare
 @pytest.mark.postgres
 async def test_the_monthly_cap_holds_exactly_under_concurrent_calls(market: Market) -> None:
     plan = {**METERED, "included_calls": 5, "unit_price_minor": 70, "monthly_cap_minor": 2_100}
-    product = await market.product(plan=plan, delivery_modes=["api"], fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(plan=plan, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     order_id = await market.paid_order(product, "api")
     key, body = await access_key(market, order_id)
     licence_id = body["licence_id"]

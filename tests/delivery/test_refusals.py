@@ -70,8 +70,9 @@ async def prepared(market: Market, act: str) -> tuple[str, dict[str, Any]]:
         extra.update(delivery_modes=[mode], fields=FIELDS)
     if mode == "privacy_computing":
         extra["computation"] = COMPUTATION
-    product = await market.product(**extra)
-    await market.host(product, DISTRICT_DATASET if mode != "file" else b"district,count\n520102,1\n")
+    product = await market.product(
+        **extra, dataset=DISTRICT_DATASET if mode != "file" else b"district,count\n520102,1\n"
+    )
     order_id = await market.paid_order(product, mode)
     if mode == "file":
         delivery = await market.delivery(order_id)

@@ -10,7 +10,7 @@ import pytest
 
 from marketplace.demo.factories import plan_body, product_body
 from tests.catalog.test_products import CLEAN_SAMPLE, upload
-from tests.fixtures.api import Api, Person
+from tests.fixtures.api import DATASET, Api, Person
 
 PRICE_MINOR = 1_200_000
 
@@ -53,15 +53,9 @@ class Market:
     async def act(self, order_id: str, action: str, who: Person, json: Any = None) -> httpx.Response:
         return await self.api.client.post(f"/api/v1/orders/{order_id}/{action}", json=json, headers=who.headers)
 
-    async def host_dataset(self, content: bytes = CLEAN_SAMPLE) -> dict[str, Any]:
+    async def host_dataset(self, content: bytes = DATASET) -> dict[str, Any]:
         """The provider uploads the product's full dataset (the same file again changes nothing)."""
-        response = await self.api.client.put(
-            f"/api/v1/products/{self.product_id}/dataset",
-            content=content,
-            headers={**self.provider.headers, "Content-Type": "text/csv"},
-        )
-        assert response.status_code == 201, response.text
-        return dict(response.json())
+        return await self.api.host_dataset(self.provider, self.product_id, content)
 
     async def take_delivery(self, order_id: str) -> httpx.Response:
         """The delivery act of a file order: the dataset hosted, a signed link taken, the file downloaded;
@@ -80,23 +74,40 @@ class Market:
         return dict(response.json())
 
 
-async def listed_product(api: Api, owner: Person, organization_id: str, **changes: Any) -> tuple[str, str]:
-    """A product through the listing stage, with a one-time plan; returns (product id, plan id)."""
+async def submitted_product(
+    api: Api,
+    owner: Person,
+    organization_id: str,
+    *,
+    plan: dict[str, Any] | None = None,
+    dataset: bytes | None = DATASET,
+    **changes: Any,
+) -> tuple[str, str, dict[str, Any]]:
+    """A product described with `changes`, its plan (default: one-time at PRICE_MINOR), its sample and its full
+    dataset (None: none hosted), submitted to the listing stage; returns (product id, plan id, the answer)."""
     created = await api.client.post(
         "/api/v1/products", json=product_body(organization_id, **changes), headers=owner.headers
     )
     assert created.status_code == 201, created.text
     product_id = created.json()["id"]
-    plan = await api.client.post(
-        f"/api/v1/products/{product_id}/plans", json=plan_body(PRICE_MINOR), headers=owner.headers
+    made = await api.client.post(
+        f"/api/v1/products/{product_id}/plans", json=plan or plan_body(PRICE_MINOR), headers=owner.headers
     )
-    assert plan.status_code == 201, plan.text
+    assert made.status_code == 201, made.text
     sample = await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
     assert sample.status_code == 201, sample.text
+    if dataset is not None:
+        await api.host_dataset(owner, product_id, dataset)
     submitted = await api.client.post(f"/api/v1/products/{product_id}/submit", headers=owner.headers)
     assert submitted.status_code == 200, submitted.text
-    assert submitted.json()["status"] == "listed", submitted.json()["verdict"]
-    return product_id, plan.json()["id"]
+    return product_id, made.json()["id"], dict(submitted.json())
+
+
+async def listed_product(api: Api, owner: Person, organization_id: str, **changes: Any) -> tuple[str, str]:
+    """A product through the listing stage, with a one-time plan; returns (product id, plan id)."""
+    product_id, plan_id, submitted = await submitted_product(api, owner, organization_id, **changes)
+    assert submitted["status"] == "listed", submitted["verdict"]
+    return product_id, plan_id
 
 
 @pytest.fixture

@@ -179,7 +179,8 @@ async def test_keys_are_per_caller(market: Market) -> None:
 
 
 async def draft_product(market: Market) -> tuple[str, str]:
-    """A complete product of the market's provider with its plan and sample, not yet submitted for listing."""
+    """A complete product of the market's provider with its plan, sample and dataset, not yet submitted for
+    listing."""
     api, owner = market.api, market.provider
     body = product_body(market.provider_org["id"], title="Guiyang parking occupancy")
     created = await api.client.post("/api/v1/products", json=body, headers=owner.headers)
@@ -190,6 +191,7 @@ async def draft_product(market: Market) -> tuple[str, str]:
     )
     assert plan.status_code == 201, plan.text
     assert (await upload(api, owner, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")).status_code == 201
+    await api.host_dataset(owner, product_id)
     return product_id, plan.json()["id"]
 
 

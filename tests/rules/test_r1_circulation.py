@@ -27,11 +27,19 @@ from tests.rules.snapshots import (
 
 RULE = CirculationRule()
 
-LISTING_CHECKS = {"R1.registered", "R1.scenarios-declared", "R1.delivery-modes", "R1.licence-terms", "R1.dispute-route"}
+LISTING_CHECKS = {
+    "R1.registered",
+    "R1.scenarios-declared",
+    "R1.delivery-modes",
+    "R1.dataset-hosted",
+    "R1.licence-terms",
+    "R1.dispute-route",
+}
 TRADE_CHECKS = {
     "R1.scenario",
     "R1.licence-accepted",
     "R1.delivery-mode",
+    "R1.dataset-hosted",
     "R1.self-dealing",
     "R1.dispute-route",
     "R1.licences-available",
@@ -51,7 +59,7 @@ def test_declarations() -> None:
     assert RULE.id == "R1"
     assert RULE.title_zh == "数据要素流通交易规则"
     assert RULE.title_en == "Data element circulation and trading rules"
-    assert RULE.version == "1.0.0"
+    assert RULE.version == "1.1.0"
     assert RULE.stages == frozenset({Stage.LISTING, Stage.TRADE})
     assert RULE.parameters == {"accepted_dispute_routes": ["negotiation", "mediation", "arbitration"]}
     assert "Civil Code Art. 470" in RULE.basis
@@ -101,6 +109,26 @@ def test_listing_fails_without_delivery_modes() -> None:
     finding = listing(delivery_modes=())["R1.delivery-modes"]
     assert finding.outcome is Outcome.FAIL
     assert finding.evidence["delivery_modes"] == []
+
+
+@pytest.mark.parametrize("modes", [("file",), ("api",), ("privacy_computing",), ("file", "api")])
+def test_listing_fails_an_offer_of_delivery_without_the_hosted_dataset(modes: tuple[str, ...]) -> None:
+    finding = listing(delivery_modes=modes, content_sha256=None)["R1.dataset-hosted"]
+    assert finding.outcome is Outcome.FAIL
+    assert finding.evidence == {"delivery_modes": list(modes), "content_sha256": None}
+    assert "its dataset is not hosted" in finding.message
+
+
+def test_listing_passes_the_hosted_dataset() -> None:
+    finding = listing()["R1.dataset-hosted"]
+    assert finding.outcome is Outcome.PASS
+    assert finding.evidence == {"delivery_modes": ["file", "api"], "content_sha256": PRODUCT.content_sha256}
+
+
+def test_no_delivery_mode_needs_no_dataset_and_fails_elsewhere() -> None:
+    findings = listing(delivery_modes=(), content_sha256=None)
+    assert findings["R1.dataset-hosted"].outcome is Outcome.NOT_APPLICABLE
+    assert findings["R1.delivery-modes"].outcome is Outcome.FAIL
 
 
 def test_listing_fails_without_licence_terms() -> None:
@@ -187,6 +215,14 @@ def test_trade_fails_a_delivery_mode_the_product_does_not_offer() -> None:
     finding = trade(trade=replace(TRADE, delivery_mode="privacy_computing"))["R1.delivery-mode"]
     assert finding.outcome is Outcome.FAIL
     assert finding.evidence == {"delivery_mode": "privacy_computing", "offered_modes": ["file", "api"]}
+
+
+def test_trade_fails_a_version_whose_dataset_is_not_hosted() -> None:
+    """A version listed without its dataset (under a rulebook that did not ask) is not sold."""
+    finding = trade(product=replace(PRODUCT, content_sha256=None))["R1.dataset-hosted"]
+    assert finding.outcome is Outcome.FAIL
+    assert finding.evidence == {"delivery_modes": [TRADE.delivery_mode], "content_sha256": None}
+    assert f"offers {TRADE.delivery_mode} delivery but its dataset is not hosted" in finding.message
 
 
 def test_trade_fails_self_dealing_by_organisation_id() -> None:

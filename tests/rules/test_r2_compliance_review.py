@@ -299,6 +299,12 @@ def test_fails_without_a_required_compliance_report(changes: dict[str, object], 
     assert finding.evidence == {"required_because": reasons, "report": None}
 
 
+def test_a_grade_outside_the_vocabulary_needs_a_compliance_report_as_no_grade_does() -> None:
+    finding = listing(compliance_report=None, grade="secret", **NO_PI)["R2.compliance-report"]
+    assert finding.outcome is Outcome.FAIL
+    assert finding.evidence == {"required_because": ["grade_not_set"], "report": None}
+
+
 def test_fails_a_report_by_an_assessor_not_admitted() -> None:
     finding = listing(compliance_report=report(assessor_admitted=False))["R2.compliance-report"]
     assert finding.outcome is Outcome.FAIL

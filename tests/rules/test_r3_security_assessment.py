@@ -149,6 +149,17 @@ def test_no_grade_fails_closed(stage: Stage) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_a_grade_outside_the_vocabulary_fails_closed(stage: Stage) -> None:
+    """A grade the request schema lets through for S2 to judge is no grade to R3."""
+    findings = run(stage, product=product(grade="secret"))
+    for check in ("R3.grade-set", "R3.core-data", "R3.risk-assessment", "R3.delivery-mode"):
+        assert findings[check].outcome is Outcome.FAIL, check
+    assert findings["R3.grade-set"].evidence == {"grade": "secret"}
+    assert "'secret' is not general, important or core" in findings["R3.grade-set"].message
+    assert findings["R3.delivery-mode"].evidence["allowed"] == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_core_data_is_never_listed_traded_or_delivered(stage: Stage) -> None:
     core = product(grade="core", risk_assessment=ASSESSOR_REPORT)
     findings = run(stage, product=core)

@@ -212,6 +212,14 @@ def test_ungraded_product_fails_both_grade_checks() -> None:
     assert findings["S10.grade-within-declaration"].outcome is Outcome.FAIL
 
 
+def test_a_product_grade_outside_the_vocabulary_fails_both_grade_checks() -> None:
+    findings = listing(product=replace(PRODUCT, grade="secret"))
+    level = findings["S10.level-for-product-grade"]
+    assert level.outcome is Outcome.FAIL
+    assert level.evidence == {**level.evidence, "product_grade": "secret", "required_level": None}
+    assert findings["S10.grade-within-declaration"].outcome is Outcome.FAIL
+
+
 def test_listing_level_outside_the_model_fails() -> None:
     findings = listing(provider=replace(PROVIDER, dsmm_level=7))
     assert findings["S10.level-recorded"].outcome is Outcome.FAIL

@@ -15,8 +15,7 @@ FORBIDDEN = "urn:marketplace:problem:forbidden"
 
 async def api_product(market: Market) -> Product:
     """A listed product delivered through the data API, its dataset hosted."""
-    product = await market.product(delivery_modes=["api"], fields=FIELDS)
-    await market.host(product, DISTRICT_DATASET)
+    product = await market.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     return product
 
 

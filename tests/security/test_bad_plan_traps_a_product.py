@@ -22,6 +22,7 @@ async def draft(api: Api, market: Market) -> tuple[str, dict[str, Any]]:
     product_id = created.json()["id"]
     sample = await upload(api, market.provider, product_id, "sample.csv", CLEAN_SAMPLE, "text/csv")
     assert sample.status_code == 201, sample.text
+    await api.host_dataset(market.provider, product_id)
     return product_id, created.json()
 
 

@@ -42,7 +42,6 @@ def refused_as_disputed(response: httpx.Response) -> None:
 
 async def test_a_disputed_file_order_gives_no_link_and_no_download_until_released(shop: Market) -> None:
     product = await shop.product()
-    await shop.host(product)
     order_id = await shop.paid_order(product)
     link = (await shop.delivery(order_id)).json()["download_url"]  # taken before the dispute
     await dispute(shop, order_id)
@@ -57,8 +56,7 @@ async def test_a_disputed_file_order_gives_no_link_and_no_download_until_release
 
 
 async def test_a_disputed_api_order_gives_no_key_and_no_data_call_and_a_refund_revokes_it(shop: Market) -> None:
-    product = await shop.product(delivery_modes=["api"], fields=FIELDS)
-    await shop.host(product, DISTRICT_DATASET)
+    product = await shop.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     order_id = await shop.paid_order(product, "api")
     key, body = await access_key(shop, order_id)
     licence_id = body["licence_id"]

@@ -48,10 +48,8 @@ async def test_secrets_are_never_stored_by_a_cache(api: Api) -> None:
 async def test_delivery_answers_carrying_a_link_or_a_key_are_never_stored(api: Api) -> None:
     market = await open_market(api)
     file_product = await market.product()
-    await market.host(file_product)
     no_store(await market.delivery(await market.paid_order(file_product)))
-    api_product = await market.product(delivery_modes=["api"], fields=FIELDS)
-    await market.host(api_product, DISTRICT_DATASET)
+    api_product = await market.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     order_id = await market.paid_order(api_product, "api")
     delivered = await market.delivery(order_id)
     no_store(delivered)

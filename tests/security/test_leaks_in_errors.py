@@ -97,8 +97,7 @@ def assert_nothing_leaked(text: str, settings: Settings) -> None:
 
 async def api_licence(shop: Market, dataset: str, **product: Any) -> tuple[str, str]:
     """An API licence on a product whose dataset is `dataset`, and its access key."""
-    bought = await shop.product(delivery_modes=["api"], **product)
-    await shop.host(bought, dataset.encode())
+    bought = await shop.product(delivery_modes=["api"], dataset=dataset.encode(), **product)
     key, body = await access_key(shop, await shop.paid_order(bought, "api"))
     return str(body["licence_id"]), key
 
@@ -107,7 +106,7 @@ async def api_licence(shop: Market, dataset: str, **product: Any) -> tuple[str, 
 async def test_a_binary_dataset_is_refused_at_upload_and_nothing_is_kept(
     shop: Market, settings: Settings, media_type: str
 ) -> None:
-    product = await shop.product(delivery_modes=["api"], fields=FIELDS)
+    product = await shop.draft(delivery_modes=["api"], fields=FIELDS)
     before = await row_counts(shop.api)
     refused = await put_dataset(shop, product, BINARY, media_type)
     problem = assert_problem(refused, 422, "unprocessable", settings)
@@ -115,24 +114,26 @@ async def test_a_binary_dataset_is_refused_at_upload_and_nothing_is_kept(
     assert await row_counts(shop.api) == before
     stored = settings.dataset_dir / hashlib.sha256(BINARY).hexdigest()[:2] / hashlib.sha256(BINARY).hexdigest()
     assert not stored.exists()
-    # The version has no dataset, so another one is taken (a hosted one would make this a 409).
-    order_id = await shop.paid_order(product, "api")
-    assert (await shop.delivery(order_id)).json()["type"] == PROBLEM + "dataset-not-hosted"
+    # The version has no dataset: it cannot list (R1), and another one is taken (a hosted one would be a 409).
+    unlisted = await shop.api.client.post(f"/api/v1/products/{product.id}/submit", headers=shop.provider.headers)
+    refusals = [f["check"] for f in unlisted.json()["verdict"]["findings"] if f["outcome"] == "fail"]
+    assert "R1.dataset-hosted" in refusals
     assert (await put_dataset(shop, product, STATIONS.encode(), "text/csv")).status_code == 201
 
 
 async def test_a_valid_csv_and_a_valid_ndjson_are_still_hosted_and_queried(shop: Market) -> None:
-    csv_product = await shop.product(delivery_modes=["api"], fields=STATION_FIELDS)
+    csv_product = await shop.draft(delivery_modes=["api"], fields=STATION_FIELDS)
     hosted = await put_dataset(shop, csv_product, STATIONS.encode(), "text/csv; charset=utf-8")
     assert hosted.status_code == 201, hosted.text
     assert hosted.json()["media_type"] == "text/csv"
     json_lines = "".join(
         json.dumps({"district": d, "kind": k, "amount": a, "person": p}) + "\n" for d, k, a, p in DISTRICT_ROWS
     )
-    product = await shop.product(delivery_modes=["api"], fields=FIELDS)
+    product = await shop.draft(delivery_modes=["api"], fields=FIELDS)
     hosted = await put_dataset(shop, product, json_lines.encode(), "application/x-ndjson")
     assert hosted.status_code == 201, hosted.text
     assert hosted.json()["media_type"] == "application/x-ndjson"
+    await shop.submit(product)
     key, body = await access_key(shop, await shop.paid_order(product, "api"))
     page = await rows(shop, body["licence_id"], key, limit=3, where=['kind:eq:"taxi"'])
     assert page.status_code == 200, page.text

@@ -112,9 +112,11 @@ def test_counts_stay_within_the_documented_accuracy(salaries: HostedTable) -> No
 
 async def privacy_licence(shop: Market, **terms: Any) -> tuple[str, str]:
     product = await shop.product(
-        delivery_modes=["privacy_computing"], computation={**COMPUTATION, **terms}, fields=FIELDS
+        delivery_modes=["privacy_computing"],
+        computation={**COMPUTATION, **terms},
+        fields=FIELDS,
+        dataset=DISTRICT_DATASET,
     )
-    await shop.host(product, DISTRICT_DATASET)
     key, body = await access_key(shop, await shop.paid_order(product, "privacy_computing"))
     return str(body["licence_id"]), key
 

@@ -51,8 +51,7 @@ def freeze(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
 
 
 async def api_licence(shop: Market) -> tuple[str, str]:
-    product = await shop.product(delivery_modes=["api"], fields=FIELDS)
-    await shop.host(product, DISTRICT_DATASET)
+    product = await shop.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
     key, body = await access_key(shop, await shop.paid_order(product, "api"))
     return str(body["licence_id"]), key
 
