@@ -100,11 +100,7 @@ async def seed(base_url: str, settings: Settings, dataset: Path) -> tuple[Target
     admin_email = await create_admin(settings)
     async with httpx.AsyncClient(base_url=base_url, timeout=600) as client:
         seeder = Seeder(client)
-        admin = await seeder.token(admin_email)
-        provider = await seeder.person("provider")
-        provider_org = await seeder.admitted(provider, admin, "provider")
-        buyer = await seeder.person("buyer")
-        buyer_org = await seeder.admitted(buyer, admin, "buyer")
+        provider, provider_org, buyer, buyer_org = await seeder.provider_and_buyer(admin_email)
         headers = {"Authorization": provider}
         body = product_body(
             provider_org, serial=0, delivery_modes=["api", "privacy_computing"], computation=COMPUTATION, fields=FIELDS
@@ -251,7 +247,7 @@ async def measure(target: Target, server_pid: int, database: str, admin_dsn: str
         p50_ms=1000 * statistics.median(latencies) if latencies else float("nan"),
         p99_ms=1000 * latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else float("nan"),
         server_cpu_ms=1000 * (after.server - before.server) / ticks / answered,
-        postgres_cpu_ms=1000 * (after.postgres - before.postgres) / ticks / answered,
+        postgres_cpu_ms=1000 * after.postgres_since(before) / ticks / answered,
         statuses=result.statuses,
         errors=result.errors,
         waits=waits,

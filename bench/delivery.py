@@ -130,11 +130,7 @@ async def seed(base_url: str, settings: Settings) -> tuple[str, str, str, str]:
     admin_email = await create_admin(settings)
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         seeder = Seeder(client)
-        admin = await seeder.token(admin_email)
-        provider = await seeder.person("provider")
-        provider_org = await seeder.admitted(provider, admin, "provider")
-        buyer = await seeder.person("buyer")
-        buyer_org = await seeder.admitted(buyer, admin, "buyer")
+        provider, provider_org, buyer, buyer_org = await seeder.provider_and_buyer(admin_email)
         headers = {"Authorization": provider}
         body = product_body(provider_org, serial=0, delivery_modes=["file"])
         product_id = str(_ok(await client.post("/api/v1/products", json=body, headers=headers))["id"])

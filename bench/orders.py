@@ -138,6 +138,15 @@ class Seeder:
             raise RuntimeError(f"{kind} not admitted: {admission}")
         return organization_id
 
+    async def provider_and_buyer(self, admin_email: str) -> tuple[str, str, str, str]:
+        """(provider's credentials, its organisation, buyer's credentials, its organisation), both admitted."""
+        admin = await self.token(admin_email)
+        provider = await self.person("provider")
+        provider_org = await self.admitted(provider, admin, "provider")
+        buyer = await self.person("buyer")
+        buyer_org = await self.admitted(buyer, admin, "buyer")
+        return provider, provider_org, buyer, buyer_org
+
     async def listed_product(self, owner: str, organization_id: str, n: int, *, limited: bool) -> list[str]:
         headers = {"Authorization": owner}
         licence = licence_terms(max_licences=LIMITED_LICENCES if limited else None)
@@ -347,9 +356,14 @@ def _machine() -> tuple[int, int]:
 @dataclass
 class CpuSample:
     server: int
-    postgres: int
+    postgres_backends: dict[int, int]  # ticks per backend process
     machine_busy: int
     machine_all: int
+
+    def postgres_since(self, before: CpuSample) -> int:
+        """The backends' ticks since `before`: a backend that started since counts whole; one that exited
+        meanwhile is not seen (an undercount, never a negative figure)."""
+        return sum(ticks - before.postgres_backends.get(pid, 0) for pid, ticks in self.postgres_backends.items())
 
 
 def _serves(pid: int, database: str) -> bool:
@@ -365,9 +379,8 @@ def cpu_sample(server_pid: int, database: str) -> CpuSample:
     database (not those of other databases on the same server), and of the whole machine."""
     processes = _processes()
     server = sum(_ticks(pid) for pid in _tree(server_pid, processes))
-    postgres = sum(
-        _ticks(pid) for pid, (name, _) in processes.items() if name.startswith("postgres") and _serves(pid, database)
-    )
+    backends = [pid for pid, (name, _) in processes.items() if name.startswith("postgres") and _serves(pid, database)]
+    postgres = {pid: _ticks(pid) for pid in backends}
     busy, everything = _machine()
     return CpuSample(server, postgres, busy, everything)
 
@@ -476,7 +489,7 @@ async def run_load(
     share = {
         "load generator": 100 * load_ticks / machine,
         "app server": 100 * (after.server - before.server) / machine,
-        "PostgreSQL (its backends)": 100 * (after.postgres - before.postgres) / machine,
+        "PostgreSQL (its backends)": 100 * after.postgres_since(before) / machine,
     }
     share["other processes"] = max(
         0.0, 100 * (after.machine_busy - before.machine_busy) / machine - sum(share.values())
@@ -484,7 +497,7 @@ async def run_load(
     share["idle"] = 100 * (1 - (after.machine_busy - before.machine_busy) / machine)
     per_order = {
         "app server": (after.server - before.server) / clock_ticks,
-        "PostgreSQL": (after.postgres - before.postgres) / clock_ticks,
+        "PostgreSQL": after.postgres_since(before) / clock_ticks,
         "load generator": load_cpu,
     }
     return RunResult(
