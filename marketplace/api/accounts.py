@@ -38,6 +38,7 @@ from marketplace.accounts.schemas import (
 )
 from marketplace.accounts.service import AccountService
 from marketplace.compliance.schemas import VerdictRead
+from marketplace.compliance.service import ComplianceService
 from marketplace.flows.admission import Admission
 from marketplace.flows.registration import Registration
 from marketplace.web.pagination import PAGED, Page, Paging
@@ -134,6 +135,22 @@ class OrganizationController(Controller):
         self, organization_id: FromPath[uuid.UUID], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
         return organization_read(await accounts.visible_organization(principal, organization_id))
+
+    @get(
+        "/{organization_id:uuid}/verdicts",
+        responses=problem_responses(401, 403, 404),
+        opt={"scope": Scope.ORGANIZATIONS_READ},
+    )
+    async def verdicts(
+        self,
+        organization_id: FromPath[uuid.UUID],
+        principal: Caller,
+        accounts: Accounts,
+        compliance: NamedDependency[ComplianceService],
+    ) -> list[VerdictRead]:
+        """The organisation's admission verdicts, newest first, with every finding; seen by its members."""
+        organization = await accounts.visible_organization(principal, organization_id)
+        return [VerdictRead.of_stored(stored) for stored in await compliance.history("organization", organization.id)]
 
     @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409), opt={"scope": Access.PERSON})
     async def update(

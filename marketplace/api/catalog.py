@@ -35,6 +35,7 @@ from marketplace.catalog.schemas import (
 from marketplace.catalog.search_text import MAX_QUERY_CHARS, query_terms
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.schemas import VerdictRead
+from marketplace.compliance.service import ComplianceService
 from marketplace.config import Settings
 from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from marketplace.flows.listing import Listing
@@ -209,6 +210,19 @@ class ProductController(Controller):
         return SubmissionResponse(
             status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)
         )
+
+    @get("/{product_id:uuid}/verdicts", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_READ})
+    async def verdicts(
+        self,
+        product_id: FromPath[uuid.UUID],
+        principal: Caller,
+        catalog: Catalog,
+        compliance: NamedDependency[ComplianceService],
+    ) -> list[VerdictRead]:
+        """The product's listing verdicts, newest first, with every finding: what a rejected or held submission
+        was told, read again later. Only its provider's members (and keys) see them."""
+        product = await catalog.owned_product(principal, product_id)
+        return [VerdictRead.of_stored(stored) for stored in await compliance.history("product", product.id)]
 
     @post(
         "/{product_id:uuid}/delist",

@@ -43,6 +43,16 @@ class VerdictRepository:
         )
         return (await self.session.scalars(query)).first()
 
+    async def of_subject(self, subject_type: str, subject_id: str, *, limit: int) -> Sequence[StoredVerdict]:
+        """A subject's verdicts at every stage, newest first."""
+        query = (
+            select(StoredVerdict)
+            .where(col(StoredVerdict.subject_type) == subject_type, col(StoredVerdict.subject_id) == subject_id)
+            .order_by(col(StoredVerdict.created_at).desc(), col(StoredVerdict.id).desc())
+            .limit(limit)
+        )
+        return (await self.session.scalars(query)).all()
+
     async def latest_for_subjects(
         self, subject_type: str, subject_ids: Sequence[str], stage: Stage
     ) -> Sequence[StoredVerdict]:

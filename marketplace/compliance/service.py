@@ -46,6 +46,9 @@ def verdict_audit_facts(verdict_id: uuid.UUID, verdict: Verdict) -> dict[str, An
     }
 
 
+MAX_HISTORY = 200
+
+
 class ComplianceService:
     def __init__(self, session: AsyncSession, rulebook: Rulebook, audit: AuditService) -> None:
         self.repository = VerdictRepository(session)
@@ -96,6 +99,11 @@ class ComplianceService:
 
     async def latest(self, subject_type: str, subject_id: object, stage: Stage) -> StoredVerdict | None:
         return await self.repository.latest(subject_type, str(subject_id), stage)
+
+    async def history(self, subject_type: str, subject_id: object) -> Sequence[StoredVerdict]:
+        """Every verdict on a subject, newest first (a subject is judged once per submission or request: an
+        organisation's admissions, a product's listings), up to MAX_HISTORY."""
+        return await self.repository.of_subject(subject_type, str(subject_id), limit=MAX_HISTORY)
 
     async def impact(
         self, candidate: Rulebook, subject_type: str, subject_ids: Sequence[str], stage: Stage
