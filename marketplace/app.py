@@ -43,7 +43,7 @@ from marketplace.config import Settings
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
-from marketplace.web.docs import RENDER_PLUGINS, assets_router
+from marketplace.web.docs import RENDER_PLUGINS, assets_router, operation_id
 from marketplace.web.principal import DeclaredSecurity
 from marketplace.web.problems import EXCEPTION_HANDLERS
 from marketplace.web.requests import ServiceRequest, request_ids
@@ -144,6 +144,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             description="List data products, trade them through a compliance gate, settle through escrow.",
             render_plugins=RENDER_PLUGINS,
+            use_handler_docstrings=True,
+            operation_id_creator=operation_id,
             components=Components(
                 security_schemes={
                     "BearerAuth": SecurityScheme(

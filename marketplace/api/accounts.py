@@ -134,6 +134,7 @@ class OrganizationController(Controller):
     async def read(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, accounts: Accounts
     ) -> OrganizationRead:
+        """An organisation its caller belongs to (administrators see every one); to others it does not exist."""
         return organization_read(await accounts.visible_organization(principal, organization_id))
 
     @get(
@@ -181,6 +182,7 @@ class OrganizationController(Controller):
     async def members(
         self, organization_id: FromPath[uuid.UUID], principal: Caller, memberships: Memberships
     ) -> list[MembershipRead]:
+        """The organisation's members and their roles; seen by its members."""
         rows = await memberships.members(principal, organization_id)
         return [MembershipRead.model_validate(r) for r in rows]
 
@@ -212,6 +214,8 @@ class OrganizationController(Controller):
         principal: Caller,
         memberships: Memberships,
     ) -> MembershipRead:
+        """Change a member's role (owners and admins manage members; only an owner grants or takes the owner
+        role; an organisation keeps at least one owner)."""
         membership = await memberships.change_member_role(principal, organization_id, membership_id, data.role)
         return MembershipRead.model_validate(membership)
 
@@ -227,6 +231,8 @@ class OrganizationController(Controller):
         principal: Caller,
         memberships: Memberships,
     ) -> None:
+        """Remove a member (owners and admins manage members; only an owner removes an owner; an organisation
+        keeps at least one owner)."""
         await memberships.remove_member(principal, organization_id, membership_id)
 
 
@@ -248,6 +254,7 @@ class ApiKeyController(Controller):
         principal: Caller,
         memberships: Memberships,
     ) -> list[ApiKeyRead]:
+        """The organisation's API keys (prefix, scopes, expiry, last use); never the secret, shown once at creation."""
         return [ApiKeyRead.model_validate(r) for r in await memberships.api_keys(principal, organization_id)]
 
     @delete("/{key_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
@@ -269,6 +276,7 @@ class AdminAccountsController(Controller):
         page: Paging,
         status: Annotated[OrganizationStatus | None, QueryParameter()] = None,
     ) -> Page[OrganizationRead]:
+        """Every organisation, newest first, optionally with one status (the admission queue: `under_review`)."""
         rows, total = await accounts.list_organizations(status=status, limit=page.limit, offset=page.offset)
         return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 
@@ -308,6 +316,7 @@ class AdminAccountsController(Controller):
 
     @get("/users", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
     async def users(self, admin: Caller, accounts: Accounts, page: Paging) -> Page[UserAdminRead]:
+        """Every user account, newest first."""
         rows, total = await accounts.list_users(limit=page.limit, offset=page.offset)
         return Page(items=[_user_admin_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 

@@ -271,6 +271,7 @@ class LicenceController(Controller):
     async def get_licence(
         self, licence_id: FromPath[uuid.UUID], principal: Caller, delivery: Deliveries
     ) -> LicenceRead:
+        """A licence of the caller's organisation (as buyer or provider): its terms, term and status."""
         return licence_read(await delivery.licence(principal, licence_id))
 
     @post(

@@ -62,6 +62,7 @@ class HealthController(Controller):
         opt={"scope": Access.PUBLIC},
     )
     async def health(self, db_session: DbSession) -> Response[Health]:
+        """Liveness: 200 while the process answers and its database connection works, else 503."""
         try:
             await db_session.execute(text("SELECT 1"))
         except Exception:  # noqa: BLE001 - any database failure means "not healthy"

@@ -4,8 +4,10 @@ exchanges run in networks without internet, so nothing is loaded from a CDN."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import (
     JsonRenderPlugin,
     OpenAPIRenderPlugin,
@@ -15,6 +17,8 @@ from litestar.openapi.plugins import (
 )
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+from litestar.types import Method
+from litestar.types.internal_types import PathParameterDefinition
 
 PACKAGES = Path(__file__).resolve().parent / "assets" / "node_modules"
 SWAGGER_UI = PACKAGES / "swagger-ui-dist"
@@ -42,3 +46,11 @@ def assets_router() -> Router:
     return create_static_files_router(
         path=ASSETS_PATH, directories=[SWAGGER_UI, REDOC], include_in_schema=False, name="docs-assets"
     )
+
+
+def operation_id(handler: HTTPRouteHandler, method: Method, path: list[str | PathParameterDefinition]) -> str:
+    """A stable, readable operationId for generated clients: the controller's area and the handler's name,
+    `order_pay` or `admin_order_decide` (the handler's name alone when it already names the area)."""
+    owner, _, name = handler.fn.__qualname__.rpartition(".")
+    area = re.sub(r"(?<!^)(?=[A-Z])", "_", owner.removesuffix("Controller")).lower()
+    return name if not area or name.startswith(area) else f"{area}_{name}"

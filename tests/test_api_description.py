@@ -1,0 +1,47 @@
+"""The served OpenAPI document describes every operation: a description (the handler's docstring), a
+stable, readable and unique operationId for generated clients, and every error it declares as a
+problem (RFC 9457)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Litestar
+
+OPERATIONS = ("get", "post", "put", "patch", "delete")
+READABLE_ID = re.compile(r"^[a-z]+(_[a-z]+)*$")
+# The probes answer 503 with the same body as 200 (each part's state), which monitors parse as one shape.
+PROBES = {"/health", "/ready"}
+
+
+def operations(app: Litestar) -> list[tuple[str, str, dict[str, Any]]]:
+    document = app.openapi_schema.to_schema()
+    return [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in OPERATIONS
+    ]
+
+
+def test_every_operation_has_a_description_and_a_readable_unique_operation_id(app: Litestar) -> None:
+    found = operations(app)
+    assert len(found) >= 70
+    assert [(m, p) for m, p, operation in found if not operation.get("description", "").strip()] == []
+    ids = [operation["operationId"] for _, _, operation in found]
+    assert [i for i in ids if not READABLE_ID.fullmatch(i)] == []
+    assert len(set(ids)) == len(ids)
+    by_path = {(m, p): operation["operationId"] for m, p, operation in found}
+    assert by_path[("post", "/api/v1/orders/{order_id}/pay")] == "order_pay"
+
+
+def test_every_declared_error_is_a_problem(app: Litestar) -> None:
+    undocumented = []
+    for method, path, operation in operations(app):
+        for status, response in operation["responses"].items():
+            if path in PROBES and status == "503":
+                continue
+            if int(status) >= 400 and "application/problem+json" not in response.get("content", {}):
+                undocumented.append((method, path, status))
+    assert undocumented == []
