@@ -195,6 +195,19 @@ class ProductController(Controller):
         return product_read(await plans.retire_plan(principal, product_id, plan_id))
 
     @post(
+        "/{product_id:uuid}/preview",
+        status_code=200,
+        responses=problem_responses(401, 403, 404, 409),
+        opt={"scope": Scope.CATALOG_WRITE},
+    )
+    async def preview(
+        self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
+    ) -> VerdictRead:
+        """The listing stage's verdict on the draft as `submit` would give it now, every finding included;
+        nothing is stored or changed (no id, no status), so it can be asked as often as the draft changes."""
+        return VerdictRead.of_verdict(await listing.preview(principal, product_id))
+
+    @post(
         "/{product_id:uuid}/submit",
         status_code=200,
         responses=problem_responses(401, 403, 404, 409),

@@ -29,9 +29,12 @@ class ListingService:
         self.accounts = accounts
         self.audit = audit
 
-    async def submission(self, principal: Principal, product_id: uuid.UUID) -> tuple[Product, ProductVersion]:
-        """The product (locked) and its draft, when the caller may submit it to the listing stage."""
-        product = await self.catalog.owned_product(principal, product_id, lock=True)
+    async def submission(
+        self, principal: Principal, product_id: uuid.UUID, *, lock: bool = True
+    ) -> tuple[Product, ProductVersion]:
+        """The product (locked unless told otherwise) and its draft, when the caller may submit it to the
+        listing stage."""
+        product = await self.catalog.owned_product(principal, product_id, lock=lock)
         version = await self.repository.version(product.id, product.latest_version)
         assert version is not None
         if version.status not in EDITABLE_VERSION_STATUSES:

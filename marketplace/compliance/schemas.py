@@ -33,6 +33,17 @@ class VerdictRead(ResponseBody):
     evaluated_at: datetime
 
     @classmethod
+    def of_verdict(cls, verdict: Verdict) -> VerdictRead:
+        """A verdict not stored (a preview): no id."""
+        return cls(
+            stage=verdict.stage,
+            decision=verdict.decision,
+            findings=[FindingRead.model_validate(f.as_json()) for f in verdict.findings],
+            rulebook_fingerprint=verdict.rulebook_fingerprint,
+            evaluated_at=verdict.evaluated_at,
+        )
+
+    @classmethod
     def of_stored(cls, stored: StoredVerdict) -> VerdictRead:
         return cls(
             id=stored.id,

@@ -9,6 +9,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.contract import Stage
+from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.service import ComplianceService
 from marketplace.flows.facts import Facts
@@ -22,6 +23,13 @@ class Listing:
         self.listings = listings
         self.compliance = compliance
         self.facts = facts
+
+    async def preview(self, principal: Principal, product_id: uuid.UUID) -> Verdict:
+        """The listing stage's verdict on the draft, as a submission now would get it; stores and changes
+        nothing, so a provider sees the gate before meeting it."""
+        product, version = await self.listings.submission(principal, product_id, lock=False)
+        snapshot = await self.facts.listing(await self.catalog.view_of(product, version.version))
+        return self.compliance.preview(Stage.LISTING, snapshot)
 
     async def submit(self, principal: Principal, product_id: uuid.UUID) -> tuple[ProductView, StoredVerdict]:
         product, version = await self.listings.submission(principal, product_id)
