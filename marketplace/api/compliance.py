@@ -8,7 +8,7 @@ from litestar.params import JSONBody
 
 from marketplace.accounts.models import Scope
 from marketplace.compliance.rulebook import Rulebook
-from marketplace.compliance.schemas import RulebookRead
+from marketplace.compliance.schemas import FindingRead, RulebookRead
 from marketplace.flows.trading import Trading
 from marketplace.orders.schemas import PreviewRead, TradeRequest
 from marketplace.web.principal import AUTHENTICATED, Access, Caller
@@ -41,7 +41,7 @@ class TradePreviewController(Controller):
         trade, verdict = await trading.preview(principal, data)
         return PreviewRead(
             decision=verdict.decision,
-            findings=[f.as_json() for f in verdict.findings],
+            findings=[FindingRead.model_validate(f.as_json()) for f in verdict.findings],
             rulebook_fingerprint=verdict.rulebook_fingerprint,
             amount_minor=trade.amount_minor,
             currency=trade.currency,

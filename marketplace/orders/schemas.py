@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.compliance.contract import Decision
-from marketplace.compliance.schemas import VerdictBrief, VerdictRead
+from marketplace.compliance.schemas import FindingRead, VerdictBrief, VerdictRead
 from marketplace.kit.schemas import NO_NUL_PATTERN, WHOLE_NUMBER, Reason, RequestBody, ResponseBody
 from marketplace.orders.models import OrderStatus
 from marketplace.payments.gateway import PaymentStatus
@@ -36,7 +36,7 @@ class TradeRequest(RequestBody):
 
 class PreviewRead(ResponseBody):
     decision: Decision
-    findings: list[dict[str, object]]
+    findings: list[FindingRead]
     rulebook_fingerprint: str
     amount_minor: int
     currency: str
