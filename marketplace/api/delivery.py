@@ -218,6 +218,11 @@ class OrderDeliveryController(Controller):
         return ReceiptList(items=items, total=len(items))
 
 
+# Optional in the document so that a link missing a part gets the same 403 as any other bad link (no 400
+# that would tell which part is missing); `verify` requires them all.
+LinkPart = Annotated[str | None, QueryParameter(description="a part of the signed link, as given")]
+
+
 class DownloadController(Controller):
     path = "/api/v1/downloads"
     tags = ["delivery"]
@@ -234,13 +239,20 @@ class DownloadController(Controller):
         delivery: Deliveries,
         db_session: DbSession,
         request: Request[Any, Any, State],
+        user: LinkPart = None,
+        sha256: LinkPart = None,
+        expires: LinkPart = None,
+        kid: LinkPart = None,
+        sig: LinkPart = None,
     ) -> File:
-        """Download a licence's dataset through a signed link (`GET /orders/{id}/delivery` makes them).
-        The link, the licence, the person's membership and the delivery stage are checked now, the
-        download is audited, and the file is streamed with its sha256 (`Repr-Digest`)."""
-        params = dict(request.query_params.items())
+        """Download a licence's dataset through a signed link (`GET /orders/{id}/delivery` makes them; use
+        its query as given: `user`, `sha256`, `expires`, `kid`, `sig`). The link, the licence, the person's
+        membership and the delivery stage are checked now, the download is audited, and the file is streamed
+        with its sha256 (`Repr-Digest`). Any link we did not make, whatever is wrong with it, gets one 403."""
+        given = {"user": user, "sha256": sha256, "expires": expires, "kid": kid, "sig": sig}
+        params = {name: value for name, value in given.items() if value is not None}
         if len(params) != len(list(request.query_params.multi_items())):
-            params = {}  # a repeated parameter is not a link we made
+            params = {}  # a repeated or unknown parameter is not a link we made
         file = await delivery.download(licence_id, params)
         # The receipt and the audit entry are kept before the first byte leaves, and the connection goes
         # back to the pool for the length of the transfer.
