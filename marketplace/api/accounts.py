@@ -276,7 +276,7 @@ class AdminAccountsController(Controller):
         page: Paging,
         status: Annotated[OrganizationStatus | None, QueryParameter()] = None,
     ) -> Page[OrganizationRead]:
-        """Every organisation, newest first, optionally with one status (the admission queue: `under_review`)."""
+        """Every organisation, oldest first, optionally with one status (the admission queue: `under_review`)."""
         rows, total = await accounts.list_organizations(status=status, limit=page.limit, offset=page.offset)
         return Page(items=[organization_read(r) for r in rows], total=total, limit=page.limit, offset=page.offset)
 

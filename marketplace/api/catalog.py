@@ -17,6 +17,7 @@ from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from marketplace.accounts.models import Scope
 from marketplace.catalog.dcat import catalog_jsonld
 from marketplace.catalog.listing import ListingService
+from marketplace.catalog.models import ProductStatus
 from marketplace.catalog.plans import PlanService
 from marketplace.catalog.repository import SearchFilters
 from marketplace.catalog.samples import SampleError, media_type_for, parse_sample, store_content_addressed
@@ -40,7 +41,7 @@ from marketplace.config import Settings
 from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
-from marketplace.web.pagination import PAGED, Paging
+from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_responses
 
@@ -287,6 +288,21 @@ class AdminProductController(Controller):
     path = "/api/v1/admin/products"
     tags = ["administration"]
     dependencies = ADMIN_ONLY
+
+    @get("/", dependencies=PAGED, responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
+    async def queue(
+        self,
+        admin: Caller,
+        catalog: Catalog,
+        page: Paging,
+        status: Annotated[ProductStatus, QueryParameter(description="the products' status")] = (
+            ProductStatus.UNDER_REVIEW
+        ),
+    ) -> Page[ProductRead]:
+        """Products by status, each at its newest version, the longest waiting first: by default the
+        listing queue (`under_review`), which `POST /api/v1/admin/products/{id}/decision` empties."""
+        views, total = await catalog.queue(admin, status, limit=page.limit, offset=page.offset)
+        return Page(items=[product_read(v) for v in views], total=total, limit=page.limit, offset=page.offset)
 
     @post(
         "/{product_id:uuid}/decision",

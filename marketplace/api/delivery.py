@@ -8,6 +8,7 @@ import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
 import anyio.from_thread
@@ -15,6 +16,7 @@ import anyio.to_thread
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import File
 
@@ -132,6 +134,20 @@ def parse_where(clauses: list[str] | None) -> list[hosting.Filter]:
     return filters
 
 
+@dataclass
+class DatasetUploadOperation(Operation):
+    """The upload's body is the file itself (the handler streams it), which Litestar cannot infer from the
+    handler's signature: declared here so a generated client sends it."""
+
+    def __post_init__(self) -> None:
+        file = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        self.request_body = RequestBody(
+            required=True,
+            description="the whole dataset: CSV with a header row, or JSON lines (one object a line), UTF-8",
+            content={media_type: OpenAPIMediaType(schema=file) for media_type in ("text/csv", "application/x-ndjson")},
+        )
+
+
 class DatasetController(Controller):
     path = "/api/v1/products"
     tags = ["delivery"]
@@ -141,6 +157,7 @@ class DatasetController(Controller):
         "/{product_id:uuid}/dataset",
         status_code=201,
         request_max_body_size=DATASET_BODY_LIMIT,
+        operation_class=DatasetUploadOperation,
         responses=problem_responses(401, 403, 404, 409, 413, 415, 422),
         opt={"scope": Scope.CATALOG_WRITE},
     )

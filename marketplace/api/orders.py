@@ -12,9 +12,15 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -267,29 +273,51 @@ RuleId = Annotated[
 ]
 OrganizationId = Annotated[uuid.UUID | None, QueryParameter(description="an organisation id")]
 ExportFormat = Annotated[
-    Literal["json", "csv", "jsonl"],
-    QueryParameter(
-        name="format",
-        description="json: one page; csv or jsonl: every matching trade, streamed as a download",
-    ),
+    Literal["csv", "jsonl"],
+    QueryParameter(name="format", description="csv (a header row, flagged rules separated by spaces) or jsonl"),
 ]
 
 
+def trade_filters(
+    status: Annotated[OrderStatus | None, QueryParameter(description="the order's status")] = None,
+    outcome: Annotated[Decision | None, QueryParameter(description="the trade stage's decision")] = None,
+    rule_id: RuleId = None,
+    provider: OrganizationId = None,
+    buyer: OrganizationId = None,
+    product: Annotated[uuid.UUID | None, QueryParameter(description="a product id")] = None,
+    since: Moment = None,
+    until: Moment = None,
+) -> TradeFilters:
+    """The administrators' trade query, the same for a page and for the export (placed in [since, until))."""
+    return TradeFilters(
+        status=status,
+        decision=outcome,
+        rule_id=rule_id,
+        provider_id=provider,
+        buyer_id=buyer,
+        product_id=product,
+        since=parse_moment("since", since),
+        until=parse_moment("until", until),
+    )
+
+
 @dataclass
-class TradesOperation(Operation):
-    """The trades query answers 200 as JSON (one page), CSV or JSON lines (every match), by `format`."""
+class TradesExportOperation(Operation):
+    """The export answers a file, CSV or JSON lines by `format`: declared here so a generated client keeps
+    the bytes instead of parsing them as JSON."""
 
     def __post_init__(self) -> None:
-        ok = (self.responses or {}).get("200")
-        if not isinstance(ok, OpenAPIResponse) or ok.content is None:
-            return
         text = Schema(type=OpenAPIType.STRING)
-        ok.content["text/csv"] = OpenAPIMediaType(schema=text)
-        ok.content["application/x-ndjson"] = OpenAPIMediaType(schema=text)
-        ok.headers = {
-            **(ok.headers or {}),
-            "Content-Disposition": OpenAPIHeader(
-                schema=text, required=False, description="csv and jsonl: `attachment` with a file name"
+        self.responses = {
+            **(self.responses or {}),
+            "200": OpenAPIResponse(
+                description="every matching trade, in id order, as a download",
+                content={media_type: OpenAPIMediaType(schema=text) for media_type in EXPORT_MEDIA_TYPES.values()},
+                headers={
+                    "Content-Disposition": OpenAPIHeader(
+                        schema=Schema(type=OpenAPIType.STRING), description="`attachment` with a file name"
+                    )
+                },
             ),
         }
 
@@ -344,55 +372,35 @@ async def _export(
 class AdminTradesController(Controller):
     path = "/api/v1/admin/trades"
     tags = ["audit"]
-    dependencies = {**ADMIN_ONLY, **PAGED}
+    dependencies = {**ADMIN_ONLY, "filters": Provide(trade_filters, sync_to_thread=False)}
+
+    @get("/", dependencies=PAGED, responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
+    async def trades(
+        self, admin: Caller, orders: Orders, page: Paging, filters: NamedDependency[TradeFilters]
+    ) -> TradePage:
+        """One page of trades, newest first, by status, trade-stage outcome, flagged rule, party, product and
+        period (placed in [since, until)); `GET /api/v1/admin/trades/export` downloads every match."""
+        items, total = await orders.trades(admin, filters, limit=page.limit, offset=page.offset)
+        return TradePage(
+            items=[TradeRead.model_validate(i) for i in items], total=total, limit=page.limit, offset=page.offset
+        )
 
     @get(
-        "/",
-        operation_class=TradesOperation,
-        responses={
-            200: ResponseSpec(
-                data_container=TradePage,
-                description="json: one page of trades, newest first; csv or jsonl: every matching trade",
-            ),
-            **problem_responses(401, 403),
-        },
+        "/export",
+        operation_class=TradesExportOperation,
+        responses=problem_responses(401, 403),
         opt={"scope": Access.ADMIN},
     )
-    async def trades(
+    async def export(
         self,
         admin: Caller,
-        orders: Orders,
         runtime: NamedDependency[Runtime],
-        page: Paging,
-        status: Annotated[OrderStatus | None, QueryParameter(description="the order's status")] = None,
-        outcome: Annotated[Decision | None, QueryParameter(description="the trade stage's decision")] = None,
-        rule_id: RuleId = None,
-        provider: OrganizationId = None,
-        buyer: OrganizationId = None,
-        product: Annotated[uuid.UUID | None, QueryParameter(description="a product id")] = None,
-        since: Moment = None,
-        until: Moment = None,
-        export_format: ExportFormat = "json",
-    ) -> Response[Any]:
-        """Trades by status, trade-stage outcome, flagged rule, party, product and period (placed in
-        [since, until)). `format=json` answers one page; `csv` and `jsonl` stream every matching trade as
-        a download, in a fixed column order (CSV: flagged rules separated by spaces)."""
-        filters = TradeFilters(
-            status=status,
-            decision=outcome,
-            rule_id=rule_id,
-            provider_id=provider,
-            buyer_id=buyer,
-            product_id=product,
-            since=parse_moment("since", since),
-            until=parse_moment("until", until),
-        )
-        if export_format == "json":
-            items, total = await orders.trades(admin, filters, limit=page.limit, offset=page.offset)
-            body = TradePage(
-                items=[TradeRead.model_validate(i) for i in items], total=total, limit=page.limit, offset=page.offset
-            )
-            return Response(body)
+        filters: NamedDependency[TradeFilters],
+        export_format: ExportFormat = "csv",
+    ) -> Stream:
+        """Every trade matching the same query as the list, streamed as a download in a fixed column order:
+        CSV (flagged rules separated by spaces; cells a spreadsheet would run as formulas made inert) or JSON
+        lines. Each batch is read in its own short transaction, so a slow download holds nothing open."""
         name = f"trades-{clock.now():%Y%m%dT%H%M%SZ}.{export_format}"
         return Stream(
             _export(runtime, admin, filters, export_format),

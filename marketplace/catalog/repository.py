@@ -79,6 +79,15 @@ class CatalogRepository:
     async def get_product(self, product_id: uuid.UUID) -> Product | None:
         return await self.session.get(Product, product_id)
 
+    async def products_with_status(
+        self, status: ProductStatus, *, limit: int, offset: int
+    ) -> tuple[Sequence[Product], int]:
+        """Products in `status`, the longest waiting first (the queue's order)."""
+        query = select(Product).where(col(Product.status) == status)
+        total = (await self.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        page = query.order_by(col(Product.updated_at), col(Product.id)).limit(limit).offset(offset)
+        return (await self.session.scalars(page)).all(), int(total)
+
     async def lock_product(self, product_id: uuid.UUID) -> Product | None:
         """Read for a change; the row lock serialises concurrent edits and decisions (PostgreSQL)."""
         query = select(Product).where(col(Product.id) == product_id).with_for_update()

@@ -107,6 +107,16 @@ class CatalogService:
             raise NotFound("product not found")
         return await self.view_of(product, number)
 
+    async def queue(
+        self, admin: Principal, status: ProductStatus, *, limit: int, offset: int
+    ) -> tuple[list[ProductView], int]:
+        """Administrators' queue of products in `status` (the listing queue: `under_review`), each at its
+        newest version, the longest waiting first."""
+        if not admin.is_admin:
+            raise Forbidden("administrators only")
+        products, total = await self.repository.products_with_status(status, limit=limit, offset=offset)
+        return [await self.view_of(product, product.latest_version) for product in products], total
+
     async def view_of(self, product: Product, number: int) -> ProductView:
         version = await self.repository.version(product.id, number)
         assert version is not None

@@ -14,6 +14,7 @@ from marketplace.api.orders import spreadsheet_safe
 from tests.orders.conftest import Market
 
 TRADES = "/api/v1/admin/trades"
+EXPORT = "/api/v1/admin/trades/export"
 PLANTED = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(1,1)"]
 
 
@@ -21,13 +22,13 @@ async def test_a_planted_formula_is_inert_in_the_csv_export_and_exact_in_json(ma
     for scenario in PLANTED:
         rejected = await market.place(scenario=scenario)
         assert rejected.status_code == 422, rejected.text  # not a permitted scenario: rejected, and kept
-    response = await market.api.client.get(TRADES, params={"format": "csv"}, headers=market.admin.headers)
+    response = await market.api.client.get(EXPORT, params={"format": "csv"}, headers=market.admin.headers)
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert sorted(row["scenario"] for row in rows) == sorted(f"'{planted}" for planted in PLANTED)
     assert all(int(row["amount_minor"]) >= 0 for row in rows)  # numbers are written as they are
 
-    lines = await market.api.client.get(TRADES, params={"format": "jsonl"}, headers=market.admin.headers)
+    lines = await market.api.client.get(EXPORT, params={"format": "jsonl"}, headers=market.admin.headers)
     exact = sorted(json.loads(line)["scenario"] for line in lines.text.splitlines())
     assert exact == sorted(PLANTED)
     page = await market.api.client.get(TRADES, headers=market.admin.headers)

@@ -61,6 +61,6 @@ async def test_delivery_answers_carrying_a_link_or_a_key_are_never_stored(api: A
 
 async def test_the_csv_export_names_its_charset_once(market: Market) -> None:
     response = await market.api.client.get(
-        "/api/v1/admin/trades", params={"format": "csv"}, headers=market.admin.headers
+        "/api/v1/admin/trades/export", params={"format": "csv"}, headers=market.admin.headers
     )
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
