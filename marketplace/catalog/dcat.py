@@ -1,4 +1,5 @@
-"""The listed catalog as a DCAT 3 (W3C Data Catalog Vocabulary, version 3) JSON-LD document.
+"""The listed catalog as a DCAT 3 (W3C Data Catalog Vocabulary, version 3) JSON-LD document, within the
+DCAT-AP 3.0 application profile (controlled vocabularies as IRIs, licences on distributions).
 
 Pure: no database, no web framework. Each listed product version is a `dcat:Dataset` with one
 `dcat:Distribution` per delivery mode (a file download, an API behind a `dcat:DataService`, or
@@ -38,7 +39,35 @@ CONTEXT: Final[dict[str, Any]] = {
     "dcat:endpointURL": {"@type": "@id"},
     "dcat:landingPage": {"@type": "@id"},
     "dct:conformsTo": {"@type": "@id"},
+    "dct:accrualPeriodicity": {"@type": "@id"},
+    "dct:format": {"@type": "@id"},
+    "dcat:mediaType": {"@type": "@id"},
+    "foaf:homepage": {"@type": "@id"},
 }
+
+# DCAT-AP names controlled vocabularies for these: the EU Publications Office's frequency and file-type
+# tables, and IANA's media types. A declared update frequency outside the table is not published.
+FREQUENCY_BASE: Final = "http://publications.europa.eu/resource/authority/frequency/"
+FREQUENCIES: Final = {
+    "continuous": "UPDATE_CONT",
+    "realtime": "UPDATE_CONT",
+    "hourly": "HOURLY",
+    "daily": "DAILY",
+    "weekly": "WEEKLY",
+    "biweekly": "BIWEEKLY",
+    "monthly": "MONTHLY",
+    "quarterly": "QUARTERLY",
+    "annual": "ANNUAL",
+    "yearly": "ANNUAL",
+    "irregular": "IRREG",
+    "never": "NEVER",
+}
+FILE_TYPE_BASE: Final = "http://publications.europa.eu/resource/authority/file-type/"
+# JSON lines has no entry of its own in the file-type table: each line is a JSON text.
+FILE_TYPES: Final = {"text/csv": "CSV", "application/x-ndjson": "JSON"}
+MEDIA_TYPE_BASE: Final = "https://www.iana.org/assignments/media-types/"
+# Only registered media types have an IANA page (the x- types are unregistered by definition).
+REGISTERED_MEDIA_TYPES: Final = frozenset({"text/csv"})
 
 DELIVERY_TITLES: Final = {
     "file": "File download",
@@ -84,9 +113,10 @@ def catalog_jsonld(
         "dct:description": "Data products listed on the exchange after the listing-stage compliance review.",
         "dct:publisher": {
             "@id": base + "/#exchange",
-            "@type": "foaf:Organization",
+            "@type": ["foaf:Agent", "foaf:Organization"],
             "foaf:name": title,
         },
+        "foaf:homepage": base + "/",
         "dcat:dataset": [_dataset(entry, base) for entry in entries],
     }
     if total is not None:
@@ -120,11 +150,9 @@ def _dataset(entry: CatalogEntry, base: str) -> dict[str, Any]:
         "dct:accessRights": _access_rights(version),
         "dcat:distribution": [_distribution(entry, dataset_id, mode) for mode in version.delivery_modes],
     }
-    licence = details.get("licence")
-    if licence:
-        dataset["dct:license"] = _licence(licence)
-    if details.get("update_frequency"):
-        dataset["dct:accrualPeriodicity"] = details["update_frequency"]
+    frequency = FREQUENCIES.get(str(details.get("update_frequency", "")).lower())
+    if frequency:
+        dataset["dct:accrualPeriodicity"] = FREQUENCY_BASE + frequency
     start, end = details.get("time_coverage_start"), details.get("time_coverage_end")
     if start or end:
         period: dict[str, Any] = {"@type": "dct:PeriodOfTime"}
@@ -134,6 +162,7 @@ def _dataset(entry: CatalogEntry, base: str) -> dict[str, Any]:
             period["dcat:endDate"] = {"@value": end, "@type": "xsd:date"}
         dataset["dct:temporal"] = period
     if entry.plans:
+        licence = details.get("licence")
         dataset["odrl:hasPolicy"] = [_offer(plan, dataset_id, entry.provider, licence) for plan in entry.plans]
     return dataset
 
@@ -141,7 +170,7 @@ def _dataset(entry: CatalogEntry, base: str) -> dict[str, Any]:
 def _publisher(organization: Organization) -> dict[str, Any]:
     return {
         "@id": f"urn:uscc:{organization.uscc}",
-        "@type": "foaf:Organization",
+        "@type": ["foaf:Agent", "foaf:Organization"],
         "foaf:name": organization.name,
         "dct:identifier": organization.uscc,
         "dct:spatial": f"{DIVISION_BASE}{organization.jurisdiction}",
@@ -183,10 +212,15 @@ def _distribution(entry: CatalogEntry, dataset_id: str, mode: str) -> dict[str, 
         "dct:title": DELIVERY_TITLES.get(mode, mode),
         "dcat:accessURL": dataset_id,
     }
+    licence = entry.version.details.get("licence")
+    if licence:
+        distribution["dct:license"] = _licence(licence)
     if mode == "file":
         media_type = entry.sample_media_type or "text/csv"
-        distribution["dcat:mediaType"] = f"https://www.iana.org/assignments/media-types/{media_type}"
-        distribution["dct:format"] = media_type
+        if media_type in REGISTERED_MEDIA_TYPES:
+            distribution["dcat:mediaType"] = MEDIA_TYPE_BASE + media_type
+        if media_type in FILE_TYPES:
+            distribution["dct:format"] = FILE_TYPE_BASE + FILE_TYPES[media_type]
         distribution["dct:description"] = "Delivered as a file after purchase, verified by its sha256."
     elif mode == "api":
         distribution["dcat:accessService"] = {

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pyshacl
 import pytest
+import rdflib
 
 from marketplace.accounts.models import Organization, OrganizationKind
 from marketplace.catalog.dcat import CONTEXT, CatalogEntry, catalog_jsonld
 from marketplace.catalog.models import PlanKind, PricePlan, Product, ProductStatus, ProductVersion, VersionStatus
+from marketplace.demo import seed_demo
 from marketplace.demo.factories import plan_body, product_body
 from marketplace.web.pagination import MAX_PAGE_SIZE
 from tests.catalog.test_products import CLEAN_SAMPLE, create, submit, upload
@@ -144,7 +148,7 @@ def test_the_catalog_is_a_dcat_catalog_with_the_namespaces() -> None:
         assert context[prefix] == iri
     assert (document["@type"], document["@id"]) == ("dcat:Catalog", BASE + "/api/v1/catalog.jsonld")
     assert document["dct:title"]
-    assert document["dct:publisher"]["@type"] == "foaf:Organization"
+    assert document["dct:publisher"]["@type"] == ["foaf:Agent", "foaf:Organization"]
     assert document["schema:numberOfItems"] == 1
 
 
@@ -161,11 +165,13 @@ def test_a_dataset_carries_its_description_publisher_and_licence() -> None:
     assert dataset["dct:coverage"] == ["520100", "520300"]
     assert dataset["dct:modified"] == "2026-11-01T08:00:00Z"
     publisher = dataset["dct:publisher"]
-    assert publisher["@type"] == "foaf:Organization"
+    assert publisher["@type"] == ["foaf:Agent", "foaf:Organization"]
     assert (publisher["foaf:name"], publisher["dct:identifier"]) == ("贵阳交通数据科技有限公司", "91520100MA6E1T0A0X")
     assert "general" in dataset["dct:accessRights"]["dct:description"]
-    assert "internal analysis" in dataset["dct:license"]["rdfs:label"]
-    assert "term: 365 days" in dataset["dct:license"]["rdfs:label"]
+    assert dataset["dct:accrualPeriodicity"] == "http://publications.europa.eu/resource/authority/frequency/DAILY"
+    [distribution] = dataset["dcat:distribution"]  # DCAT-AP: the licence is the distribution's
+    assert "internal analysis" in distribution["dct:license"]["rdfs:label"]
+    assert "term: 365 days" in distribution["dct:license"]["rdfs:label"]
     assert dataset["dct:temporal"]["dcat:startDate"] == {"@value": "2025-01-01", "@type": "xsd:date"}
     offers = dataset["odrl:hasPolicy"]
     assert [o["@type"] for o in offers] == ["odrl:Offer", "odrl:Offer"]
@@ -185,8 +191,8 @@ def test_every_dataset_has_one_distribution_per_delivery_mode(modes: list[str]) 
     assert len({d["@id"] for d in distributions}) == len(modes)
     by_mode = {d["dct:identifier"]: d for d in distributions}
     if "file" in by_mode:
-        assert by_mode["file"]["dct:format"] == "text/csv"
-        assert by_mode["file"]["dcat:mediaType"].endswith("/text/csv")
+        assert by_mode["file"]["dct:format"] == "http://publications.europa.eu/resource/authority/file-type/CSV"
+        assert by_mode["file"]["dcat:mediaType"] == "https://www.iana.org/assignments/media-types/text/csv"
     if "api" in by_mode:
         service = by_mode["api"]["dcat:accessService"]
         assert service["@type"] == "dcat:DataService"
@@ -314,3 +320,41 @@ async def test_the_feed_is_paginated_with_a_hard_maximum(api: Api, provider: tup
 def test_an_identifier_is_a_uuid() -> None:
     document = catalog_jsonld([entry(["api"])], BASE)
     uuid.UUID(document["dcat:dataset"][0]["dct:identifier"])
+
+
+SHAPES = Path(__file__).with_name("dcat_ap_3.ttl")
+
+
+async def test_the_demo_catalog_conforms_to_dcat_ap_3(api: Api) -> None:
+    """The whole demo catalog, read as RDF from the feed, against DCAT-AP 3.0's constraints (as SHACL shapes):
+    mandatory properties, cardinalities, classes, and IRIs from the controlled vocabularies."""
+    async with api.services() as services:
+        await seed_demo(services, only_if_empty=True)
+    feed = await api.client.get("/api/v1/catalog.jsonld", params={"limit": MAX_PAGE_SIZE})
+    assert feed.status_code == 200
+    graph = rdflib.Graph().parse(data=feed.content, format="json-ld")
+    datasets = set(graph.subjects(rdflib.RDF.type, rdflib.URIRef("http://www.w3.org/ns/dcat#Dataset")))
+    assert len(datasets) == feed.json()["schema:numberOfItems"] >= 20
+    shapes = rdflib.Graph().parse(SHAPES)
+    conforms, _, report = pyshacl.validate(graph, shacl_graph=shapes)
+    assert conforms, report
+
+
+def test_the_shapes_catch_what_dcat_ap_forbids() -> None:
+    """The shapes are not vacuous: a literal where the profile wants a vocabulary IRI, a dataset without a
+    title, a distribution without an access URL each fail."""
+    document = catalog_jsonld([entry(["file"])], BASE)
+    dataset = document["dcat:dataset"][0]
+    dataset["dct:accrualPeriodicity"] = {"@value": "daily"}
+    del dataset["dct:title"]
+    del dataset["dcat:distribution"][0]["dcat:accessURL"]
+    graph = rdflib.Graph().parse(data=json.dumps(document), format="json-ld")
+    conforms, results, _ = pyshacl.validate(graph, shacl_graph=rdflib.Graph().parse(SHAPES))
+    assert not conforms
+    sh = rdflib.Namespace("http://www.w3.org/ns/shacl#")
+    paths = {str(path) for path in results.objects(None, sh.resultPath)}
+    assert paths == {
+        "http://purl.org/dc/terms/accrualPeriodicity",
+        "http://purl.org/dc/terms/title",
+        "http://www.w3.org/ns/dcat#accessURL",
+    }
