@@ -171,7 +171,8 @@ class AccountService:
         """The caller's role in an organisation it may act for (an API key acts as a member)."""
         if principal.is_api_key:
             return Role.MEMBER if principal.key_organization_id == organization_id else None
-        assert principal.user_id is not None
+        if principal.user_id is None:  # a visitor acts for nobody
+            return None
         membership = await self.repository.membership(principal.user_id, organization_id)
         return membership.role if membership else None
 
@@ -180,7 +181,8 @@ class AccountService:
         if principal.is_api_key:
             assert principal.key_organization_id is not None
             return [principal.key_organization_id]
-        assert principal.user_id is not None
+        if principal.user_id is None:  # a visitor acts for nobody
+            return []
         return [m.organization_id for m in await self.repository.memberships_of_user(principal.user_id)]
 
     async def is_active_member(self, user_id: uuid.UUID, organization_id: uuid.UUID) -> bool:

@@ -42,7 +42,7 @@ from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, Unsu
 from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
 from marketplace.web.pagination import PAGED, Page, Paging
-from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
+from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, VISITORS, Access, Caller
 from marketplace.web.problems import problem_responses
 
 Catalog = NamedDependency[CatalogService]
@@ -74,6 +74,7 @@ def product_read(view: ProductView) -> ProductRead:
         data_source=version.data_source,
         permitted_scenarios=version.permitted_scenarios,
         delivery_modes=version.delivery_modes,
+        data_hosted=version.content_sha256 is not None,
         details=version.details,
         plans=[PlanRead.model_validate(plan) for plan in view.plans],
         sample=SampleRead.model_validate(view.sample) if view.sample else None,
@@ -118,7 +119,7 @@ class ProductController(Controller):
         """Describe a new data product; it starts as a draft (version 1)."""
         return product_read(await catalog.create(principal, data))
 
-    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.CATALOG_READ})
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.CATALOG_READ, VISITORS: True})
     async def search(
         self,
         principal: Caller,
@@ -136,7 +137,7 @@ class ProductController(Controller):
         sort: Annotated[Literal["relevance", "price", "-price", "newest"], QueryParameter()] = "relevance",
     ) -> ProductSearchPage:
         """Search the listed catalog: full text over title, description and tags (Chinese words
-        included), filters, facet counts by category and grade."""
+        included), filters, facet counts by category and grade. Visitors search it without a credential."""
         filters = SearchFilters(
             terms=tuple(query_terms(q or "")),
             category=category,
@@ -158,9 +159,15 @@ class ProductController(Controller):
         ]
         return ProductSearchPage(items=items, total=total, limit=page.limit, offset=page.offset, facets=facets)
 
-    @get("/{product_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_READ})
+    @get(
+        "/{product_id:uuid}",
+        responses=problem_responses(401, 403, 404),
+        opt={"scope": Scope.CATALOG_READ, VISITORS: True},
+    )
     async def read(self, product_id: FromPath[uuid.UUID], principal: Caller, catalog: Catalog) -> ProductRead:
-        """Owners see the newest version; others see the listed version of a listed product."""
+        """A product with its plans, delivery modes and whether its data is hosted: owners and administrators
+        see the newest version; everyone else, visitors without a credential included, the listed version of a
+        listed product (any other is 404)."""
         return product_read(await catalog.view(principal, product_id))
 
     @patch("/{product_id:uuid}", responses=problem_responses(401, 403, 404, 409), opt={"scope": Scope.CATALOG_WRITE})

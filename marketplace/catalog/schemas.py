@@ -333,6 +333,9 @@ class ProductRead(ResponseBody):
     data_source: str
     permitted_scenarios: list[str]
     delivery_modes: list[str]
+    data_hosted: bool = Field(
+        description="the version's full dataset is hosted (its sha256 registered): what every delivery mode serves"
+    )
     details: dict[str, Any]
     plans: list[PlanRead]
     sample: SampleRead | None

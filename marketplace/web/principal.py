@@ -33,6 +33,11 @@ class Access(enum.Enum):
 
 # Every route handler declares who may call it: `@get(..., opt={"scope": Scope.ORDERS_READ})`, or an `Access`.
 SCOPE = "scope"
+# A route that also answers visitors without a credential declares `opt={"scope": ..., VISITORS: True}`: a
+# request without an `Authorization` header is served as VISITOR (who sees only what is public, the listed
+# catalog); a request with one is authenticated as everywhere else, so a bad token is still 401.
+VISITORS = "visitors"
+VISITOR = Principal(user_id=None)
 Required = Scope | Access
 # The OpenAPI security scheme of a caller's bearer credential.
 BEARER = "BearerAuth"
@@ -60,6 +65,8 @@ def admit(principal: Principal, required: Required) -> None:
 
 async def provide_principal(request: Request[object, object, State], auth: NamedDependency[AuthService]) -> Principal:
     """The caller, authenticated (401 first), then admitted by what the route declares (403)."""
+    if "authorization" not in request.headers and request.route_handler.opt.get(VISITORS):
+        return VISITOR
     principal = await auth.authenticate(bearer_credential(request))
     admit(principal, request.route_handler.opt[SCOPE])
     return principal
@@ -76,10 +83,11 @@ ADMIN_ONLY = {"principal": Provide(provide_principal), "admin": Provide(provide_
 SECURITY: list[dict[str, list[str]]] = [{BEARER: []}]
 
 
-def security_of(required: Required) -> list[dict[str, list[str]]]:
+def security_of(required: Required, *, visitors: bool = False) -> list[dict[str, list[str]]]:
     """A caller's route in OpenAPI: a bearer credential, with the scope an API key needs (none for people's
-    and administrators' routes, which no key calls)."""
-    return [{BEARER: [required.value] if isinstance(required, Scope) else []}]
+    and administrators' routes, which no key calls); optional where visitors are served too."""
+    credential = {BEARER: [required.value] if isinstance(required, Scope) else []}
+    return [{}, credential] if visitors else [credential]
 
 
 class DeclaredSecurity(ReceiveRoutePlugin):
@@ -92,4 +100,4 @@ class DeclaredSecurity(ReceiveRoutePlugin):
         for handler in route.route_handlers:
             required = handler.opt.get(SCOPE, Access.PUBLIC)
             if required is not Access.PUBLIC:
-                handler.security = security_of(required)
+                handler.security = security_of(required, visitors=bool(handler.opt.get(VISITORS)))
