@@ -14,6 +14,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
 from marketplace.catalog.models import EDITABLE_VERSION_STATUSES, Product, ProductStatus, ProductVersion, VersionStatus
 from marketplace.catalog.repository import CatalogRepository
+from marketplace.catalog.search_text import vocabulary
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.contract import Decision
 from marketplace.errors import Conflict, Forbidden, NotFound
@@ -114,6 +115,7 @@ class ListingService:
             product.licences_remaining = max(0, product.licences_remaining + limit - previous_limit)
         version.listed_at = clock.now()
         product.listed_version = version.version
+        await self.repository.add_search_terms(vocabulary(version.search_text))
         await self._set_version_status(product, version, VersionStatus.LISTED, actor, reason)
 
     async def _set_version_status(

@@ -113,6 +113,16 @@ class ProductVersion(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
 
 
+class SearchTerm(SQLModel, table=True):
+    """A word (letters and digits, not CJK) of a listed version's search document: the vocabulary a misspelt
+    query word is corrected against. Added at listing, never removed (a word of a delisted product only
+    widens a query, whose results are still listed products)."""
+
+    __tablename__ = "search_term"
+
+    term: str = Field(primary_key=True, max_length=64)
+
+
 class PlanKind(enum.StrEnum):
     ONE_TIME = "one_time"
     SUBSCRIPTION = "subscription"

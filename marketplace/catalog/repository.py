@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -31,9 +31,17 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlmodel import SQLModel, col
 
 from marketplace.accounts.models import Organization
-from marketplace.catalog.models import PricePlan, Product, ProductStatus, ProductVersion, Sample, VersionStatus
-from marketplace.catalog.search_text import fts5_match, tsquery
-from marketplace.db import table_of
+from marketplace.catalog.models import (
+    PricePlan,
+    Product,
+    ProductStatus,
+    ProductVersion,
+    Sample,
+    SearchTerm,
+    VersionStatus,
+)
+from marketplace.catalog.search_text import fts5_match, is_typo_tolerant, one_edit_apart, tsquery
+from marketplace.db import table_of, upsert_insert
 from marketplace.kit import clock
 
 # Built once, with bound parameters: an order's snapshot reads it on every request.
@@ -75,6 +83,12 @@ class CatalogRepository:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def add_search_terms(self, words: Iterable[str]) -> None:
+        """Words of a listed version into the search vocabulary (those already there stay as they are)."""
+        rows = [{"term": word} for word in sorted(set(words))]
+        if rows:
+            await self.session.execute(upsert_insert(self.session)(table_of(SearchTerm)).on_conflict_do_nothing(), rows)
 
     async def get_product(self, product_id: uuid.UUID) -> Product | None:
         return await self.session.get(Product, product_id)
@@ -195,6 +209,8 @@ class CatalogRepository:
 @dataclass(frozen=True)
 class SearchFilters:
     terms: tuple[str, ...] = ()
+    # misspelt words' corrections from the vocabulary, found by CatalogSearch (see search_text.py)
+    corrections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     category: str | None = None
     industry_code: str | None = None
     region: str | None = None
@@ -206,6 +222,9 @@ class SearchFilters:
 
 
 FACETS = ("category", "grade")
+# Bounds on typo tolerance, so a long hostile query costs a few indexed reads, not a scan.
+MAX_CORRECTED_TERMS = 4
+MAX_CORRECTIONS = 8
 # A literal, not a bound parameter: the indexes of listed versions are partial (`status = 'listed'`),
 # and SQLite uses a partial index only when the query states its condition; with `status = ?` every
 # search scanned the whole table (135 ms at 100,000 products instead of 9 ms).
@@ -235,6 +254,7 @@ class CatalogSearch:
         self, filters: SearchFilters, *, sort: str, limit: int, offset: int
     ) -> tuple[Sequence[tuple[ProductVersion, Product]], int, dict[str, dict[str, int]]]:
         if filters.terms:
+            filters = replace(filters, corrections=await self._corrections(filters.terms))
             counts, ids = await self._in_one_pass(filters, sort, limit=limit, offset=offset)
         else:
             counts, ids = await self._by_index(filters, sort, limit=limit, offset=offset)
@@ -297,6 +317,23 @@ class CatalogSearch:
         counts = [(category, grade, count) for category, grade, count, _ in rows if category is not None]
         return counts, [version_id for category, _, _, version_id in rows if category is None]
 
+    async def _corrections(self, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The vocabulary's words one edit from each long query word, first character kept: one range of
+        the vocabulary's primary key (words beginning with that character, of a length one apart) a word."""
+        corrections: dict[str, tuple[str, ...]] = {}
+        for term in [t for t in terms if is_typo_tolerant(t)][:MAX_CORRECTED_TERMS]:
+            first = term[0]
+            length = func.length(col(SearchTerm.term))
+            query = (
+                select(col(SearchTerm.term))
+                .where(col(SearchTerm.term) >= first, col(SearchTerm.term) < chr(ord(first) + 1))
+                .where(length.between(len(term) - 1, len(term) + 1))
+            )
+            words = sorted(word for word in await self.session.scalars(query) if one_edit_apart(term, word))
+            if words:
+                corrections[term] = tuple(words[:MAX_CORRECTIONS])
+        return corrections
+
     def _matching(self, filters: SearchFilters, *columns: Any) -> Select[Any]:
         version = ProductVersion
         query = select(*columns).select_from(version).where(LISTED_VERSION)
@@ -306,7 +343,7 @@ class CatalogSearch:
             else:
                 # Joined rather than `IN (subquery)` so the page can order by the FTS5 rank (bm25).
                 query = query.join(_FTS5, _FTS5.c.version_id == col(version.id)).where(
-                    literal_column("product_version_fts").op("MATCH")(fts5_match(filters.terms))
+                    literal_column("product_version_fts").op("MATCH")(fts5_match(filters.terms, filters.corrections))
                 )
         for name in ("category", "industry_code", "grade"):
             value = getattr(filters, name)
@@ -328,7 +365,7 @@ class CatalogSearch:
         return query
 
     def _tsquery(self, filters: SearchFilters) -> ColumnElement[Any]:
-        return func.to_tsquery(literal_column("'simple'"), tsquery(filters.terms))
+        return func.to_tsquery(literal_column("'simple'"), tsquery(filters.terms, filters.corrections))
 
     def _contains(self, column_name: str, value: str) -> ColumnElement[bool]:
         """A JSON list column holds the value: jsonb containment on PostgreSQL. On SQLite the

@@ -20,10 +20,16 @@ the same way:
 
 A query becomes a list of terms, all required (AND): a Chinese word becomes its bigrams (路况 ->
 ``路况``; 实时路况 -> ``实时 时路 路况``), a Latin word stays a word. The prefix policy is simple and
-depends on the term alone, so the SQL builders need nothing else: **a term that is a single CJK
-character is a prefix term** (贵 matches 贵阳, 贵州, ...); every other term matches whole tokens only
-(``guiyang`` does not match ``guiyangshi``; no stemming either, as in PostgreSQL's ``simple``
-configuration).
+depends on the term alone, so the SQL builders need nothing else: **a single CJK character and a
+word of at least** :data:`MIN_PREFIX_CHARS` **letters or digits are prefix terms** (贵 matches 贵阳,
+贵州, ...; ``wea`` matches ``weather``); CJK bigrams and shorter words match whole tokens only (no
+stemming, as in PostgreSQL's ``simple`` configuration). Query syntax is never the user's: ``rain*``,
+``"rain"`` and ``rain`` are the same query.
+
+Misspellings: a word of at least :data:`MIN_TYPO_CHARS` characters also matches the words of the
+listed catalog's vocabulary (see :func:`vocabulary`) one edit away (a character added, dropped,
+replaced, or two neighbours swapped), its first character kept: ``traffc`` finds ``traffic``.
+:func:`one_edit_apart` decides; the builders take the corrections as alternatives of their term.
 
 Documents keep duplicate tokens, in order: term frequency and document length feed ranking
 (FTS5 ``bm25()``, PostgreSQL ``ts_rank``), and token positions stay those of the text, which a
@@ -44,7 +50,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from operator import add
 
 __all__ = [
@@ -54,9 +60,12 @@ __all__ = [
     "document_tokens",
     "fts5_match",
     "is_prefix_term",
+    "is_typo_tolerant",
+    "one_edit_apart",
     "query_terms",
     "search_document",
     "tsquery",
+    "vocabulary",
 ]
 
 MAX_QUERY_CHARS = 200
@@ -67,6 +76,12 @@ MAX_TERMS = 16
 
 MAX_TERM_CHARS = 64
 """Longer words are cut to this length, in documents and queries alike (so they still match)."""
+
+MIN_PREFIX_CHARS = 3
+"""A word of letters and digits this long matches every token it begins (shorter ones: whole tokens)."""
+
+MIN_TYPO_CHARS = 5
+"""A word this long also matches vocabulary words one edit away (shorter words have too many neighbours)."""
 
 # Characters that are written without spaces between words and are indexed as bigrams: Han
 # (unified ideographs with extensions A-H, compatibility ideographs, 々〆〇 and Hangzhou numerals),
@@ -136,8 +151,38 @@ def query_terms(query: str) -> list[str]:
 
 
 def is_prefix_term(term: str) -> bool:
-    """Whether a term matches every token it begins (a single CJK character) or whole tokens only."""
-    return len(term) == 1 and _CJK_CHAR.match(term) is not None
+    """Whether a term matches every token it begins (a single CJK character, or a word of at least
+    MIN_PREFIX_CHARS letters and digits) or whole tokens only."""
+    if _CJK_CHAR.match(term) is not None:
+        return len(term) == 1
+    return len(term) >= MIN_PREFIX_CHARS and _NOT_WORD.search(term) is None
+
+
+def is_typo_tolerant(term: str) -> bool:
+    """Whether a query term also matches vocabulary words one edit away (a long word, not CJK)."""
+    return len(term) >= MIN_TYPO_CHARS and _CJK_CHAR.search(term) is None
+
+
+def vocabulary(document: str) -> set[str]:
+    """The words of a search document that misspelt query words are corrected to: its tokens of two
+    or more letters and digits that hold no CJK character."""
+    return {token for token in document.split(" ") if len(token) >= 2 and _CJK_CHAR.search(token) is None}
+
+
+def one_edit_apart(query: str, word: str) -> bool:
+    """Whether `word` is `query` with one character added, dropped or replaced, or two neighbouring
+    characters swapped (optimal string alignment distance 1), the first character the same."""
+    if query == word or not query or not word or query[0] != word[0] or abs(len(query) - len(word)) > 1:
+        return False
+    if len(query) == len(word):
+        differ = [i for i, (a, b) in enumerate(zip(query, word, strict=True)) if a != b]
+        if len(differ) == 1:
+            return True
+        first, *rest = differ
+        return rest == [first + 1] and query[first] == word[first + 1] and query[first + 1] == word[first]
+    shorter, longer = sorted((query, word), key=len)
+    i = next((i for i, (a, b) in enumerate(zip(shorter, longer, strict=False)) if a != b), len(shorter))
+    return shorter[i:] == longer[i + 1 :]
 
 
 def _safe_terms(terms: Iterable[str]) -> list[str]:
@@ -153,30 +198,41 @@ def _safe_terms(terms: Iterable[str]) -> list[str]:
     return list(safe)
 
 
-def fts5_match(terms: Iterable[str]) -> str:
+def fts5_match(terms: Iterable[str], corrections: Mapping[str, Sequence[str]] | None = None) -> str:
     """An FTS5 MATCH expression requiring every term: ``"路况" AND "guiyang" AND "贵"*``.
 
     Each term is a double-quoted string (quotes doubled, though a safe term has none), so no
     operator, column filter or bareword rule applies; a prefix term (:func:`is_prefix_term`) gets
-    ``*``. With no terms it is ``""``, which is valid and matches nothing (an empty MATCH string
-    would be a syntax error)."""
+    ``*``. A term's corrections (whole words) are its alternatives: ``("traffc"* OR "traffic")``.
+    With no terms it is ``""``, which is valid and matches nothing (an empty MATCH string would be a
+    syntax error)."""
+
+    def quoted(term: str) -> str:
+        return '"' + term.replace('"', '""') + '"'
+
     parts = []
     for term in _safe_terms(terms):
-        quoted = '"' + term.replace('"', '""') + '"'
-        parts.append(quoted + "*" if is_prefix_term(term) else quoted)
+        own = quoted(term) + "*" if is_prefix_term(term) else quoted(term)
+        others = [quoted(word) for word in _safe_terms((corrections or {}).get(term, ()))]
+        parts.append(f"({' OR '.join([own, *others])})" if others else own)
     return " AND ".join(parts) if parts else '""'
 
 
-def tsquery(terms: Iterable[str]) -> str:
+def tsquery(terms: Iterable[str], corrections: Mapping[str, Sequence[str]] | None = None) -> str:
     """Input for PostgreSQL ``to_tsquery('simple', ...)`` requiring every term:
     ``'路况' & 'guiyang' & '贵':*``.
 
     Each term is a single-quoted value (quotes and backslashes escaped, though a safe term has
-    none), so no operator can be injected; a prefix term (:func:`is_prefix_term`) gets ``:*``.
-    With no terms it is ``''``: an empty tsquery, which matches nothing (PostgreSQL emits a
-    NOTICE)."""
+    none), so no operator can be injected; a prefix term (:func:`is_prefix_term`) gets ``:*``. A
+    term's corrections (whole words) are its alternatives: ``('traffc':* | 'traffic')``. With no
+    terms it is ``''``: an empty tsquery, which matches nothing (PostgreSQL emits a NOTICE)."""
+
+    def quoted(term: str) -> str:
+        return "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
+
     parts = []
     for term in _safe_terms(terms):
-        quoted = "'" + term.replace("\\", "\\\\").replace("'", "''") + "'"
-        parts.append(quoted + ":*" if is_prefix_term(term) else quoted)
+        own = quoted(term) + ":*" if is_prefix_term(term) else quoted(term)
+        others = [quoted(word) for word in _safe_terms((corrections or {}).get(term, ()))]
+        parts.append(f"({' | '.join([own, *others])})" if others else own)
     return " & ".join(parts)

@@ -141,3 +141,18 @@ async def test_relevance_ranks_the_closer_match_first_and_pages_through_every_ma
     assert by_price["facets"] == page["facets"]
     beyond = await search(api, buyer, q="weather", offset=3)
     assert (beyond["items"], beyond["total"], beyond["facets"]) == ([], 3, page["facets"])
+
+
+async def test_latin_words_match_as_prefixes_and_tolerate_one_typo(catalog: dict[str, Any], api: Api) -> None:
+    buyer, traffic, weather = catalog["buyer"], catalog["traffic"]["id"], catalog["weather"]["id"]
+    assert ids(await search(api, buyer, q="wea")) == [weather]
+    assert ids(await search(api, buyer, q="Qiandong")) == [weather]
+    assert ids(await search(api, buyer, q="weahter")) == [weather]  # two neighbours swapped
+    assert ids(await search(api, buyer, q="obsrvations")) == [weather]  # a character dropped
+    assert ids(await search(api, buyer, q="traffc")) == [traffic]
+    assert ids(await search(api, buyer, q="trafficc guiyang")) == [traffic]  # one added
+    assert ids(await search(api, buyer, q="wxyzq")) == []
+    assert ids(await search(api, buyer, q="draft")) == []  # words of unlisted drafts are not found
+    # characters that are query syntax to the databases are plain text: these are all "hourly"
+    for query in ("hourly", "hourly*", '"hourly"', "hourly:*", "(hourly)", "hour*", "hourly & | !"):
+        assert ids(await search(api, buyer, q=query)) == [weather], query

@@ -21,9 +21,12 @@ from marketplace.catalog.search_text import (
     document_tokens,
     fts5_match,
     is_prefix_term,
+    is_typo_tolerant,
+    one_edit_apart,
     query_terms,
     search_document,
     tsquery,
+    vocabulary,
 )
 
 # rowid -> the texts of one product (title, description, tags..., industry code, region codes)
@@ -52,13 +55,16 @@ EXAMPLES = [
     ("路贵", set()),
     ("市贵阳", set()),
     ("贵阳 气象", set()),
-    # Latin words: case and width folded, whole words only.
+    # Latin words: case and width folded; a word of three or more characters is a prefix.
     ("guiyang 交通", {2}),
     ("GUIYANG 交通", {2}),
     ("guiyang", {2, 3}),
     ("ｇｕｉｙａｎｇ", {2, 3}),
     ("guiyang data", {2, 3}),
-    ("guiyan", set()),
+    ("guiyan", {2, 3}),
+    ("gui", {2, 3}),
+    ("gu", set()),  # two characters: a whole word only
+    ("iyang", set()),  # a prefix, not any piece
     ("guiyang 交通 weather", set()),
     ("123", {3}),
     ("strasse", {7}),
@@ -70,8 +76,9 @@ EXAMPLES = [
     ("5431", {4}),
     ("520100", {4}),
     ("公交 520100", {4}),
-    ("543", set()),
-    ("5201", set()),
+    ("543", {4}),  # codes are hierarchical: a prefix is the codes under it
+    ("5201", {4}),
+    ("52", set()),
     # Nothing to search for.
     ("", set()),
     ("  ，。!?", set()),
@@ -236,14 +243,18 @@ def test_a_query_is_cut_to_its_limits() -> None:
     assert query_terms(" " * MAX_QUERY_CHARS + "guiyang") == []
 
 
-def test_only_a_single_cjk_character_is_a_prefix_term() -> None:
+def test_a_single_cjk_character_and_a_word_of_three_are_prefix_terms() -> None:
     assert is_prefix_term("贵")
     assert is_prefix_term("タ")
     assert is_prefix_term("서")
+    assert is_prefix_term("wea")
+    assert is_prefix_term("543")
     assert not is_prefix_term("贵阳")
     assert not is_prefix_term("a")
+    assert not is_prefix_term("ab")
     assert not is_prefix_term("1")
     assert not is_prefix_term("")
+    assert not is_prefix_term("a b")  # a phrase a builder made from an unsafe term
 
 
 def test_the_cjk_ranges_hold_only_letters_and_numbers() -> None:
@@ -261,14 +272,16 @@ def test_the_cjk_ranges_hold_only_letters_and_numbers() -> None:
 
 
 def test_fts5_match_quotes_every_term_and_stars_prefix_terms() -> None:
-    assert fts5_match(query_terms("实时路况 贵 guiyang")) == '"实时" AND "时路" AND "路况" AND "贵"* AND "guiyang"'
-    assert fts5_match(["AND"]) == '"AND"'
+    assert fts5_match(query_terms("实时路况 贵 guiyang")) == '"实时" AND "时路" AND "路况" AND "贵"* AND "guiyang"*'
+    assert fts5_match(["traffc", "gu"], {"traffc": ["traffic"]}) == '("traffc"* OR "traffic") AND "gu"'
+    assert fts5_match(["AND"]) == '"AND"*'  # a word like any other
     assert fts5_match([]) == '""'  # valid, matches nothing; an empty MATCH string is a syntax error
     assert fts5_match(['"', "\x00", "_"]) == '""'
 
 
 def test_tsquery_quotes_every_term_and_marks_prefix_terms() -> None:
-    assert tsquery(query_terms("实时路况 贵 guiyang")) == "'实时' & '时路' & '路况' & '贵':* & 'guiyang'"
+    assert tsquery(query_terms("实时路况 贵 guiyang")) == "'实时' & '时路' & '路况' & '贵':* & 'guiyang':*"
+    assert tsquery(["traffc", "gu"], {"traffc": ["traffic", "t'x"]}) == "('traffc':* | 'traffic' | 't x') & 'gu'"
     assert tsquery(["!a"]) == "'a'"
     assert tsquery([]) == ""
 
@@ -277,7 +290,7 @@ def test_terms_not_from_query_terms_are_made_safe() -> None:
     # Anything but letters and digits separates: a term of several words is a phrase.
     assert fts5_match(['a"b', "x\x00y", "(*)", "it's", "a\\b", "a a"]) == '"a b" AND "x y" AND "it s" AND "a a"'
     assert tsquery(['a"b', "x\x00y", "(*)", "it's", "a\\b"]) == "'a b' & 'x y' & 'it s'"
-    assert fts5_match(["a" * 1000]) == '"' + "a" * MAX_TERM_CHARS + '"'
+    assert fts5_match(["a" * 1000]) == '"' + "a" * MAX_TERM_CHARS + '"*'
     assert tsquery(f"t{i}" for i in range(100)).count("&") == MAX_TERMS - 1
 
 
@@ -451,3 +464,45 @@ async def test_postgres_tokenizes_any_search_document_exactly_as_written(
 async def test_tsquery_is_never_a_syntax_error(postgres: Any, query: str, terms: list[str]) -> None:
     for text in (tsquery(query_terms(query)), tsquery(terms), tsquery([query])):
         await postgres.fetchval("SELECT count(*) FROM product_search WHERE tsv @@ to_tsquery('simple', $1)", text)
+
+
+# --- misspellings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "word", "apart"),
+    [
+        ("traffc", "traffic", True),  # a character dropped
+        ("trafffic", "traffic", True),  # one added
+        ("trafgic", "traffic", True),  # one replaced
+        ("tarffic", "traffic", True),  # two neighbours swapped
+        ("traffic", "traffic", False),  # the same word is no correction
+        ("raffic", "traffic", False),  # the first character is kept
+        ("trfafci", "traffic", False),  # two edits
+        ("weahter", "weather", True),
+        ("weather", "weathers", True),
+        ("weathre", "wreathe", False),
+    ],
+)
+def test_one_edit_apart(query: str, word: str, apart: bool) -> None:
+    assert one_edit_apart(query, word) is apart
+    assert one_edit_apart(word, query) is apart
+
+
+@given(st.from_regex(r"[a-z]{5,12}", fullmatch=True), st.data())
+def test_every_single_edit_after_the_first_character_is_one_edit_apart(word: str, data: st.DataObject) -> None:
+    i = data.draw(st.integers(1, len(word) - 1))
+    letter = data.draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    edits = {word[:i] + word[i + 1 :], word[:i] + letter + word[i:], word[:i] + letter + word[i + 1 :]}
+    if i < len(word) - 1:
+        edits.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+    for edit in edits - {word}:
+        assert one_edit_apart(edit, word)
+
+
+def test_the_vocabulary_is_the_words_of_two_or_more_characters_without_cjk() -> None:
+    document = search_document("Guiyang 交通 data", "a 5431 贵阳")
+    assert vocabulary(document) == {"guiyang", "data", "5431"}
+    assert is_typo_tolerant("traffc")
+    assert not is_typo_tolerant("rain")
+    assert not is_typo_tolerant("实时路况交通")
