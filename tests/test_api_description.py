@@ -45,3 +45,36 @@ def test_every_declared_error_is_a_problem(app: Litestar) -> None:
             if int(status) >= 400 and "application/problem+json" not in response.get("content", {}):
                 undocumented.append((method, path, status))
     assert undocumented == []
+
+
+def inline_objects(node: Any, path: str) -> list[str]:
+    """Where an object with properties is written out in place instead of referring to a named schema."""
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") == "object" and node.get("properties") and path.count("/") > 2:
+            found.append(path)
+        for key, value in node.items():
+            found.extend(inline_objects(value, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(inline_objects(value, f"{path}/{index}"))
+    return found
+
+
+def test_no_object_is_written_out_where_a_named_schema_belongs(app: Litestar) -> None:
+    """Operations' bodies, parameters and answers, and the fields of named schemas, refer to named schemas
+    (a generated client gets one type per shape); only the named schemas themselves spell out properties."""
+    document = app.openapi_schema.to_schema()
+    assert inline_objects(document["paths"], "#/paths") == []
+    schemas = document["components"]["schemas"]
+    # a named schema is components/schemas/NAME; anything deeper with properties is an anonymous object
+    assert [p for name, schema in schemas.items() for p in inline_objects(schema, f"#/c/{name}")] == []
+    assert len(schemas) >= 100
+
+
+def test_the_check_finds_an_object_written_out() -> None:
+    planted = {"schema": {"type": "object", "properties": {"total": {"type": "integer"}}}}
+    assert inline_objects({"/x": {"get": {"responses": {"200": planted}}}}, "#/paths") == [
+        "#/paths//x/get/responses/200/schema"
+    ]
+    assert inline_objects({"type": "object", "properties": {"a": {}}}, "#/c/Named") == []
