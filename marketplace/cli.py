@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from marketplace.config import Settings, SettingsError
 from marketplace.db import alembic_config
+from marketplace.kit.progress import Progress
 
 CLI_ACTOR = "cli"
 MIN_PASSWORD_LENGTH = 12
@@ -47,6 +49,27 @@ async def _with_services(settings: Settings, work: Callable[[Any], Awaitable[Any
             return await work(services)
     finally:
         await runtime.stop()
+
+
+@contextmanager
+def progress_bars() -> Iterator[Progress]:
+    """Progress bars for a long command, drawn on standard error when it is a terminal (so standard output
+    stays what a script reads); nothing otherwise."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bars
+
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Bars(*columns, console=console, transient=True, disable=not console.is_terminal) as bars:
+        tasks: dict[str, Any] = {}
+
+        def report(step: str, done: int, total: int | None = None) -> None:
+            if step not in tasks:
+                tasks[step] = bars.add_task(step, total=total)
+            bars.update(tasks[step], completed=done, total=total)
+
+        yield report
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -134,7 +157,10 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
         )
 
     user = asyncio.run(_with_services(settings, work))
-    print(f"administrator {user.email} ({user.id}) is ready")
+    if args.json:
+        print(json.dumps({"id": str(user.id), "email": user.email, "name": user.name}))
+    else:
+        print(f"administrator {user.email} ({user.id}) is ready")
     return 0
 
 
@@ -151,11 +177,13 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.demo import seed_demo
     from marketplace.payments.local import LocalGateway
 
-    async def demo(services: Any) -> str:
-        return await seed_demo(services, only_if_empty=args.if_empty)
+    with progress_bars() as progress:
 
-    # the demo trades on the local gateway, whatever gateway is configured
-    summary = asyncio.run(_with_services(settings, demo, gateway=LocalGateway()))
+        async def demo(services: Any) -> str:
+            return await seed_demo(services, only_if_empty=args.if_empty, progress=progress)
+
+        # the demo trades on the local gateway, whatever gateway is configured
+        summary = asyncio.run(_with_services(settings, demo, gateway=LocalGateway()))
     print(summary)
     return 0
 
@@ -199,7 +227,10 @@ def cmd_rules_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
     candidate = _rulebook(args.rulebook, settings)
-    report = asyncio.run(_with_services(settings, lambda services: services.rules_impact.report(candidate)))
+    with progress_bars() as progress:
+        report = asyncio.run(
+            _with_services(settings, lambda services: services.rules_impact.report(candidate, progress))
+        )
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
@@ -207,7 +238,8 @@ def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.ledger.schemas import SettlementRead
 
-    report = asyncio.run(_with_services(settings, lambda services: services.settlement.run(CLI_ACTOR)))
+    with progress_bars() as progress:
+        report = asyncio.run(_with_services(settings, lambda services: services.settlement.run(CLI_ACTOR, progress)))
     print(SettlementRead.model_validate(report).model_dump_json(indent=2))
     return 0
 
@@ -263,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--email", required=True, help="the administrator's login")
     create.add_argument("--password", required=True, help=f"at least {MIN_PASSWORD_LENGTH} characters")
     create.add_argument("--name", default="Administrator", help="the name shown in the audit trail")
+    create.add_argument("--json", action="store_true", help="as JSON: the administrator's id, email and name")
     create.set_defaults(handler=cmd_admin_create)
 
     audit = commands.add_parser("audit", help="the audit trail")

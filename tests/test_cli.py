@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from marketplace.cli import build_parser
+import pytest
+
+from marketplace.cli import build_parser, main
 
 
 def parsers(
@@ -28,3 +34,37 @@ def test_every_command_and_option_has_help() -> None:
                 missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
     assert missing == []
     assert len(list(parsers(build_parser()))) >= 15
+
+
+# Commands whose output is JSON whatever the options (reports a script reads), and those that print nothing a
+# script would read (they serve, migrate, or greet a person); every other command takes --json.
+ALWAYS_JSON = {"audit verify", "rules evaluate", "rules impact", "settle"}
+NOTHING_TO_READ = {"serve", "db upgrade", "db downgrade", "demo"}
+
+
+def test_every_command_a_script_reads_can_answer_json() -> None:
+    leaves = {
+        name.removeprefix("marketplace "): parser
+        for name, parser in parsers(build_parser())
+        if not any(isinstance(action, argparse._SubParsersAction) for action in parser._actions)
+    }
+    without = [
+        name
+        for name, parser in leaves.items()
+        if name not in ALWAYS_JSON | NOTHING_TO_READ
+        and not any("--json" in action.option_strings for action in parser._actions)
+    ]
+    assert without == []
+    assert set(leaves) >= ALWAYS_JSON | NOTHING_TO_READ
+
+
+def test_admin_create_answers_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("STORAGE_DIR", str(tmp_path))
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["admin", "create", "--email", "Ops@Example.com", "--password", "a long password", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert (created["email"], created["name"]) == ("ops@example.com", "Administrator")
+    assert uuid.UUID(created["id"])

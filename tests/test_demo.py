@@ -101,3 +101,14 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     async with api.services() as services:
         again = await seed_demo(services, only_if_empty=True)
     assert "already has accounts" in again
+
+
+async def test_the_demo_reports_its_progress_step_by_step(api: Api) -> None:
+    reported: list[tuple[str, int, int | None]] = []
+    async with api.services() as services:
+        await seed_demo(services, only_if_empty=True, progress=lambda *step: reported.append(step))
+    steps = list(dict.fromkeys(step for step, _, _ in reported))
+    assert steps == ["organisations", "products", "demo trade"]
+    products = [done for step, done, _ in reported if step == "products"]
+    assert products == list(range(len(PRODUCTS) + 1))  # every product, in order, then done
+    assert reported[-1] == ("demo trade", 1, 1)

@@ -19,6 +19,7 @@ from marketplace.catalog.schemas import PlanCreate, ProductCreate
 from marketplace.demo.factories import organization_body, plan_body, product_body
 from marketplace.demo.records import ASSESSOR, DEMO_ACTOR, ORGANIZATIONS, PRODUCTS, DemoProduct
 from marketplace.demo.trade import demo_trade
+from marketplace.kit.progress import Progress, unreported
 from marketplace.wiring import Services
 
 # Demonstration credentials, printed on purpose: this data is for a local sandbox only.
@@ -26,7 +27,7 @@ ADMIN_EMAIL, ADMIN_PASSWORD = "admin@demo.example", "demo-admin-password"
 MEMBER_PASSWORD = "demo-member-password"  # noqa: S105
 
 
-async def seed_demo(services: Services, *, only_if_empty: bool) -> str:
+async def seed_demo(services: Services, *, only_if_empty: bool, progress: Progress = unreported) -> str:
     """Seed the demo data and run the demo trade with `services` (a local gateway's); its summary."""
     if only_if_empty and (await services.session.execute(select(func.count()).select_from(User))).scalar_one() > 0:
         return "The database already has accounts; demo data not added."
@@ -39,7 +40,8 @@ async def seed_demo(services: Services, *, only_if_empty: bool) -> str:
     ]
     owners: dict[str, Principal] = {}
     organization_ids: dict[str, uuid.UUID] = {}
-    for spec in ORGANIZATIONS:
+    for done, spec in enumerate(ORGANIZATIONS):
+        progress("organisations", done, len(ORGANIZATIONS))
         user = await accounts.register(
             RegisterRequest(email=spec.owner_email, password=MEMBER_PASSWORD, name=spec.owner_name)
         )
@@ -51,9 +53,12 @@ async def seed_demo(services: Services, *, only_if_empty: bool) -> str:
             await accounts.decide_admission(admin_principal, organization.id, "approve", "demo qualification reviewed")
         lines.append(f"  {body.kind.value:<13}  {spec.owner_email} / {MEMBER_PASSWORD}  ({body.name})")
         owners[spec.owner_email], organization_ids[spec.owner_email] = owner, organization.id
+    progress("organisations", len(ORGANIZATIONS), len(ORGANIZATIONS))
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
-    lines.extend(await seed_catalog(services, owners, organization_ids, listed))
+    lines.extend(await seed_catalog(services, owners, organization_ids, listed, progress))
+    progress("demo trade", 0, 1)
     lines.extend(await demo_trade(services, owners, organization_ids, listed, admin_principal))
+    progress("demo trade", 1, 1)
     lines.append("API documentation: http://127.0.0.1:8000/schema; the catalog as DCAT: /api/v1/catalog.jsonld")
     return "\n".join(lines)
 
@@ -63,6 +68,7 @@ async def seed_catalog(
     owners: dict[str, Principal],
     organization_ids: dict[str, uuid.UUID],
     listed: dict[str, tuple[uuid.UUID, uuid.UUID]] | None = None,
+    progress: Progress = unreported,
 ) -> list[str]:
     """Describe, price, sample, host (its sample's rows are its dataset) and submit every demo product; a
     summary of the verdicts. Each listed product's (product id, plan id) goes into `listed` under its title."""
@@ -70,6 +76,7 @@ async def seed_catalog(
     statuses: Counter[str] = Counter()
     rejected_by: Counter[str] = Counter()
     for serial, spec in enumerate(PRODUCTS, start=1):
+        progress("products", serial - 1, len(PRODUCTS))
         owner = owners[spec.provider]
         body = product_body(
             organization_ids[spec.provider], spec, serial=serial, assessor_id=organization_ids[ASSESSOR]
@@ -87,6 +94,7 @@ async def seed_catalog(
         if submitted.product.status.value == "rejected":
             rules = {str(f["check"]).split(".", 1)[0] for f in verdict.findings if f.get("outcome") == "fail"}
             rejected_by.update(rules)
+    progress("products", len(PRODUCTS), len(PRODUCTS))
     lines = [
         f"Catalog: {len(PRODUCTS)} products submitted to the listing stage: {statuses['listed']} listed, "
         f"{statuses['under_review']} held for review, {statuses['rejected']} rejected."

@@ -13,6 +13,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService, ImpactRow
+from marketplace.kit.progress import Progress, unreported
 from marketplace.orders.service import OrderService
 
 # Orders replayed per query: a bounded IN list, whatever the number of open orders.
@@ -25,18 +26,22 @@ class RulesImpact:
         self.orders = orders
         self.compliance = compliance
 
-    async def report(self, candidate: Rulebook) -> dict[str, Any]:
+    async def report(self, candidate: Rulebook, progress: Progress = unreported) -> dict[str, Any]:
         """What `candidate` would decide, for every active subject, against the rulebook in force."""
         compliance, current = self.compliance, self.compliance.rulebook
         admitted = [str(i) for i in await self.accounts.admitted_organization_ids()]
+        progress("organisations", 0, len(admitted))
         rows = await compliance.impact(candidate, "organization", admitted, Stage.ADMISSION)
+        progress("organisations", len(admitted), len(admitted))
         checked = {"organization": len(rows), "order": 0}
         changed = [row for row in rows if row.changed]
         statuses = await self.orders.open_orders()
         order_ids = sorted(str(order_id) for order_id in statuses)
+        progress("orders", 0, len(order_ids))
         for start in range(0, len(order_ids), ORDER_BATCH):
             batch = order_ids[start : start + ORDER_BATCH]
             replayed = await compliance.impact(candidate, "order", batch, Stage.TRADE)
+            progress("orders", start + len(batch), len(order_ids))
             checked["order"] += len(replayed)
             changed.extend(row for row in replayed if row.changed)
         status_of = {str(order_id): status.value for order_id, status in statuses.items()}

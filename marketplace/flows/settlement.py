@@ -54,6 +54,7 @@ from marketplace.flows.escrow import escrow_of
 from marketplace.flows.payouts import PayoutOutcome, Payouts, SkippedPayout, in_transaction
 from marketplace.kit import clock
 from marketplace.kit.money import split, transfer_id
+from marketplace.kit.progress import Progress, unreported
 from marketplace.ledger.models import AccountCode, LedgerAccount, TransferKind
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderStatus
@@ -94,19 +95,23 @@ class Settlement:
         self.ledger = ledger
         self.payouts = payouts
 
-    async def run(self, actor: str) -> SettlementReport:
+    async def run(self, actor: str, progress: Progress = unreported) -> SettlementReport:
         """Sweep, settle every completed order, send the payouts still pending, book and send new ones.
         Commits as it goes: whatever a failure interrupts, the next run takes up."""
         await self.session.commit()  # whatever the caller read so far; each step below is a transaction
         started = clock.now()
         sweep = await in_transaction(self.session, self.sweep)
         settled = 0
+        progress("orders settled", settled)
         while True:
             batch = await in_transaction(self.session, self._settle, SETTLEMENT_BATCH, actor)
             settled += len(batch)
+            progress("orders settled", settled)
             if len(batch) < SETTLEMENT_BATCH:
                 break
+        progress("payouts", 0)
         outcomes, skipped = await self.payouts.run(started, RESEND_LIMIT, actor)
+        progress("payouts", len(outcomes), len(outcomes))
         return SettlementReport(
             settled_orders=settled,
             payouts=outcomes,
