@@ -9,6 +9,9 @@ from typing import Any
 
 from litestar import Litestar
 
+from marketplace.kit.identifiers import uscc_check_char
+from marketplace.kit.schemas import RequestBody
+
 OPERATIONS = ("get", "post", "put", "patch", "delete")
 READABLE_ID = re.compile(r"^[a-z]+(_[a-z]+)*$")
 # The probes answer 503 with the same body as 200 (each part's state), which monitors parse as one shape.
@@ -78,3 +81,28 @@ def test_the_check_finds_an_object_written_out() -> None:
         "#/paths//x/get/responses/200/schema"
     ]
     assert inline_objects({"type": "object", "properties": {"a": {}}}, "#/c/Named") == []
+
+
+def test_the_request_examples_are_realistic_and_valid(app: Litestar) -> None:
+    """Each documented request example is one the service takes: it validates as its body, and its codes
+    carry correct check characters."""
+    schemas = app.openapi_schema.to_schema()["components"]["schemas"]
+    documented = {name: schema["examples"] for name, schema in schemas.items() if schema.get("examples")}
+    assert {"TradeRequest", "OrganizationCreate", "PlanCreate", "RegisterRequest", "AggregateRequest"} <= set(
+        documented
+    )
+    bodies = {model.__name__: model for model in request_bodies()}
+    for name, examples in documented.items():
+        for example in examples:
+            bodies[name].model_validate(example)
+    [organization] = documented["OrganizationCreate"]
+    assert organization["uscc"][-1] == uscc_check_char(organization["uscc"][:-1])
+
+
+def request_bodies() -> list[type[RequestBody]]:
+    found, pending = [], list(RequestBody.__subclasses__())
+    while pending:
+        model = pending.pop()
+        found.append(model)
+        pending.extend(model.__subclasses__())
+    return found

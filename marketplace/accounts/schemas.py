@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.accounts.models import DataGrade, OrganizationKind, OrganizationStatus, Role, Scope
 from marketplace.compliance.schemas import VerdictRead
@@ -42,6 +42,14 @@ PenaltyCount = Annotated[StrictInt, Field(ge=0, le=10_000), WHOLE_NUMBER]
 
 
 class RegisterRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "li.na@zunyi-logistics.example", "password": "correct horse battery", "name": "李娜"}
+            ]
+        }
+    )
+
     email: Email
     password: Password
     name: Name
@@ -54,6 +62,12 @@ class UserRead(ResponseBody):
 
 
 class TokenRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "li.na@zunyi-logistics.example", "password": "correct horse battery"}]
+        }
+    )
+
     email: Annotated[str, StringConstraints(max_length=254, pattern=NO_NUL_PATTERN), STRIP, LOWER]
     password: Annotated[str, StringConstraints(max_length=256)]
 
@@ -86,6 +100,22 @@ class IntermediaryQualification(RequestBody):
 
 
 class OrganizationCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "遵义物流数据服务有限公司",
+                    "uscc": "91520300MA6H2K8Q39",
+                    "kind": "buyer",
+                    "jurisdiction": "520300",
+                    "legal_representative": "王强",
+                    "dsmm_level": 3,
+                    "max_data_grade": "general",
+                }
+            ]
+        }
+    )
+
     name: Name
     uscc: Uscc
     kind: OrganizationKind
@@ -143,6 +173,10 @@ class AdmissionResponse(ResponseBody):
 
 
 class DecisionRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"decision": "approve", "reason": "营业执照与统一社会信用代码已核验"}]}
+    )
+
     decision: Literal["approve", "reject"]
     reason: Reason
 

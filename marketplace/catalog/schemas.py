@@ -9,7 +9,7 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.catalog.models import PlanKind, ProductStatus, VersionStatus
 from marketplace.compliance.schemas import VerdictRead
@@ -284,6 +284,30 @@ class ProductPatch(RequestBody):
 
 
 class PlanCreate(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "one_time", "price_minor": 1200000, "currency": "CNY", "pricing_basis": "cost"},
+                {
+                    "kind": "subscription",
+                    "price_minor": 120000,
+                    "currency": "CNY",
+                    "pricing_basis": "market",
+                    "period_days": 30,
+                },
+                {
+                    "kind": "metered",
+                    "price_minor": 60000,
+                    "currency": "CNY",
+                    "pricing_basis": "market",
+                    "unit_price_minor": 5,
+                    "included_calls": 10000,
+                    "monthly_cap_minor": 1200000,
+                },
+            ]
+        }
+    )
+
     kind: PlanKind
     price_minor: Money
     currency: Currency

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from marketplace.catalog.schemas import Grade, Text100
 from marketplace.delivery.models import LicenceStatus, ReceiptKind
@@ -100,6 +100,18 @@ class MetricIn(RequestBody):
 
 
 class AggregateRequest(RequestBody):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "group_by": ["district"],
+                    "metrics": [{"fn": "count"}, {"fn": "sum", "column": "vehicle_count"}],
+                    "filters": [{"column": "district", "op": "in", "value": ["520102", "520103"]}],
+                }
+            ]
+        }
+    )
+
     group_by: Annotated[list[Text100], Field(max_length=5)] = []
     metrics: Annotated[list[MetricIn], Field(min_length=1, max_length=10)]
     filters: Annotated[list[FilterIn], Field(max_length=20)] = []

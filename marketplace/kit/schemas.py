@@ -201,6 +201,10 @@ class RequestBodySchemaPlugin(PydanticSchemaPlugin):
             for name, documented in (schema.properties or {}).items():
                 if isinstance(documented, Schema) and name in enforced:
                     _document_constraints(documented, enforced[name])
+        extra = model.model_config.get("json_schema_extra")
+        if isinstance(extra, dict) and extra.get("examples"):
+            # a body's own examples: realistic requests, each one valid (a test sends them through the model)
+            schema.examples = list(extra["examples"])
         return schema
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.schemas import FindingRead, VerdictBrief, VerdictRead
@@ -23,6 +23,22 @@ Quantity = Annotated[StrictInt, Field(ge=1, le=1_000_000), WHOLE_NUMBER]
 
 class TradeRequest(RequestBody):
     """What a buyer asks for: the same fields preview a trade and place its order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "product_id": "01932f6e-7c2a-7b3e-9a41-5d2f8e6c1a07",
+                    "plan_id": "01932f6e-7d10-7f02-8c55-0b9e3a7d4f12",
+                    "buyer_organization_id": "01932f6d-f1a4-7a9c-b3d2-6e8f0c2b5a94",
+                    "scenario": "traffic_planning",
+                    "delivery_mode": "file",
+                    "quantity": 1,
+                    "accept_licence_terms": True,
+                }
+            ]
+        }
+    )
 
     product_id: uuid.UUID
     plan_id: uuid.UUID
