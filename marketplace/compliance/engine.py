@@ -15,11 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from marketplace.compliance.contract import Decision, Finding, Outcome, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Decision, Finding, Outcome, RuleContext, Severity, Stage, text
 from marketplace.compliance.rulebook import ActiveRule, Rulebook
 from marketplace.compliance.snapshots import Snapshot
 
 log = logging.getLogger("marketplace.compliance")
+
+# The one message the engine says itself, of any rule that raises (the catalogs translate it by this id).
+RULE_ERROR_ID = "engine.rule-error"
+RULE_ERROR = "the rule could not be evaluated ({error}); failing closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,6 @@ def _error_finding(active: ActiveRule, ctx: RuleContext, exc: Exception) -> Find
     return rule.finding(
         "error",
         Outcome.FAIL,
-        f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
+        text(RULE_ERROR_ID, RULE_ERROR, error=type(exc).__name__),
         {"error": type(exc).__name__},
     )
