@@ -59,17 +59,30 @@ class Text(NamedTuple):
     params: Mapping[str, Any] = EMPTY_EVIDENCE
 
     def render(self) -> str:
-        return self.template.format_map(self.params)
+        return self.template.format_map(english_values(self.params))
 
 
 def text(message_id: str, template: str, **params: Any) -> Text:
-    """A message whose values are kept as JSON scalars: a verdict is stored as JSON and rendered again,
-    in any language, long after the objects that made it are gone."""
-    return Text(message_id, template, {name: _scalar(value) for name, value in params.items()})
+    """A message whose values are kept as JSON: a verdict is stored as JSON and rendered again, in any
+    language, long after the objects that made it are gone. A value may be a list of messages (the several
+    problems one finding names): each is kept with its id and values, to be rendered in the same language."""
+    return Text(message_id, template, {name: _json_value(value) for name, value in params.items()})
 
 
-def _scalar(value: Any) -> Any:
+def _json_value(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(part, Text) for part in value):
+        return [{"message_id": part.id, "params": dict(part.params), "message": part.render()} for part in value]
     return value if value is None or isinstance(value, str | int | float) else str(value)
+
+
+def english_values(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The values as the English template reads them: a list of messages joined by semicolons."""
+    if not any(isinstance(value, list) for value in params.values()):
+        return params
+    return {
+        name: "; ".join(part["message"] for part in value) if isinstance(value, list) else value
+        for name, value in params.items()
+    }
 
 
 class Finding(NamedTuple):

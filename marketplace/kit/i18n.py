@@ -38,6 +38,8 @@ class Language(enum.StrEnum):
 
 
 SOURCE_LANGUAGE = Language.EN
+# How a list of messages inside another is joined.
+_LIST_SEPARATOR = {Language.EN: "; ", Language.ZH_CN: "；"}
 # Every Chinese tag (zh, zh-CN, zh-Hans, zh-TW, ...) is served the one Chinese catalog, Simplified Chinese:
 # a reader of Chinese is better served by it than by English.
 _PRIMARY = {"en": Language.EN, "zh": Language.ZH_CN}
@@ -105,8 +107,20 @@ def localize(language: Language, message_id: str | None, english: str, params: M
         log.warning("no %s translation of message %s", language.value, message_id)
         return english
     try:
-        return template.format_map(params or {})
+        return template.format_map(_values(language, params or {}))
     except (KeyError, IndexError, ValueError):
         # stored values that no longer fit the template (it changed since): the stored English still does
         log.warning("the %s translation of message %s does not fit its values", language.value, message_id)
         return english
+
+
+def _values(language: Language, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The values as the template reads them: a list of messages (as `text` keeps them) rendered in `language`."""
+    return {
+        name: _LIST_SEPARATOR[language].join(
+            localize(language, part.get("message_id"), part.get("message", ""), part.get("params")) for part in value
+        )
+        if isinstance(value, list)
+        else value
+        for name, value in params.items()
+    }
