@@ -95,10 +95,15 @@ class MerchantOperationRule(Rule):
         "applicant-not-data-provider": "the applicant is not a data provider",
         "provider-data-security-maturity-level": "the provider's data security maturity level is below the minimum",
         "provider-data-security-maturity-adequate": "the provider's data security maturity is adequate",
-        "snapshot-no": "the snapshot has no {party}",
-        "admitted-and-active": "the {party} is admitted and active",
-        "suspended": "the {party} is suspended",
-        "not-admitted": "the {party} is not admitted",
+        # by party (provider, buyer): status.<party>.<what>
+        "status.provider.missing": "the snapshot has no provider",
+        "status.provider.active": "the provider is admitted and active",
+        "status.provider.suspended": "the provider is suspended",
+        "status.provider.not-admitted": "the provider is not admitted",
+        "status.buyer.missing": "the snapshot has no buyer",
+        "status.buyer.active": "the buyer is admitted and active",
+        "status.buyer.suspended": "the buyer is suspended",
+        "status.buyer.not-admitted": "the buyer is not admitted",
         "snapshot-no-provider": "the snapshot has no provider",
         "too-few-trades-in-window": "too few trades in the window to judge the rate",
         "complaint-and-dispute-rate-reaches": "the complaint and dispute rate reaches the suspension threshold",
@@ -191,14 +196,14 @@ class MerchantOperationRule(Rule):
     def _status(self, code: str, party: str, org: OrganizationFacts | None) -> Finding:
         rid, basis = self.id, self.basis
         if org is None:
-            return make_finding(rid, code, FAIL, self.text("snapshot-no", party=party), {"missing": [party]}, basis)
+            return make_finding(rid, code, FAIL, self.text(f"status.{party}.missing"), {"missing": [party]}, basis)
         status = org.status
         evidence = {"organization_id": org.id, "party": party, "status": status}
         if status == "admitted":
-            return make_finding(rid, code, PASS, self.text("admitted-and-active", party=party), evidence, basis)
+            return make_finding(rid, code, PASS, self.text(f"status.{party}.active"), evidence, basis)
         if status == "suspended":
-            return make_finding(rid, code, FAIL, self.text("suspended", party=party), evidence, basis)
-        return make_finding(rid, code, FAIL, self.text("not-admitted", party=party), evidence, basis)
+            return make_finding(rid, code, FAIL, self.text(f"status.{party}.suspended"), evidence, basis)
+        return make_finding(rid, code, FAIL, self.text(f"status.{party}.not-admitted"), evidence, basis)
 
     def _operation(self, provider: OrganizationFacts | None) -> Finding:
         rid, code, basis = self.id, self._c_operation_rate, self.basis

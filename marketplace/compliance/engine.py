@@ -24,6 +24,16 @@ log = logging.getLogger("marketplace.compliance")
 # The one message the engine says itself, of any rule that raises (the catalogs translate it by this id).
 RULE_ERROR_ID = "engine.rule-error"
 RULE_ERROR = "the rule could not be evaluated ({error}); failing closed"
+# The words of the snapshot's vocabularies that rules put into their messages as values (a party, a grade, a
+# stage, a delivery mode, a data source, a dispute route): the catalogs translate them as `value.<word>`.
+MESSAGE_VALUES = (
+    *("organization", "provider", "buyer", "intermediary"),
+    *("general", "important", "core"),
+    *(stage.value for stage in Stage),
+    *("file", "api", "privacy_computing"),
+    *("self_generated", "public_collection", "authorized_public", "purchased"),
+    *("negotiation", "mediation", "arbitration"),
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,13 +114,23 @@ def localize(language: Language, message_id: str | None, english: str, params: M
         return english
 
 
+def value_id(word: str) -> str:
+    """The message id of a vocabulary word a message carries as a value (`core`, `provider`)."""
+    return f"value.{word}"
+
+
 def _values(language: Language, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The values as the template reads them: a list of messages (as `text` keeps them) rendered in `language`."""
-    return {
-        name: _LIST_SEPARATOR[language].join(
+    """The values as the template reads them in `language`: a list of messages (as `text` keeps them) rendered
+    and joined, a vocabulary word the catalog knows translated, anything else (numbers, codes, names) as it is."""
+    words = catalog(language)
+    return {name: _value(language, value, words) for name, value in params.items()}
+
+
+def _value(language: Language, value: Any, words: Mapping[str, str]) -> Any:
+    if isinstance(value, list):
+        return _LIST_SEPARATOR[language].join(
             localize(language, part.get("message_id"), part.get("message", ""), part.get("params")) for part in value
         )
-        if isinstance(value, list)
-        else value
-        for name, value in params.items()
-    }
+    if isinstance(value, str):
+        return words.get(value_id(value), value)
+    return value
