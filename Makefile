@@ -16,7 +16,7 @@ STATE_MACHINE := tests/orders/test_state_machine.py
 # pytest-xdist workers for each pass: one per core by default. Each worker has its own database.
 TEST_WORKERS ?= auto
 
-.PHONY: run test lint typecheck test-sqlite test-postgres clean
+.PHONY: run test lint typecheck test-sqlite test-postgres messages clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 
 ## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
 test: $(BIN)/.installed $(ASSETS)/node_modules/.installed lint typecheck test-sqlite test-postgres
+
+## After changing a rule's messages or an error's title: rewrite the catalogs' template and merge it into each
+## catalog (marketplace/kit/locale), then translate what is new (tests/test_i18n.py names what is missing).
+messages: $(BIN)/.installed
+	$(BIN)/marketplace messages update
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check marketplace rules tests migrations $(wildcard bench)

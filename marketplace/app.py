@@ -44,6 +44,7 @@ from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
 from marketplace.web.docs import RENDER_PLUGINS, assets_router, operation_id
+from marketplace.web.language import content_language
 from marketplace.web.principal import DeclaredSecurity
 from marketplace.web.problems import EXCEPTION_HANDLERS
 from marketplace.web.requests import ServiceRequest, request_ids
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=plugins,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_exception=[release_abandoned_session],
-        before_send=[complete_allow_header, nosniff],
+        before_send=[complete_allow_header, nosniff, content_language],
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         request_class=ServiceRequest,

@@ -197,13 +197,13 @@ def _rulebook(path: str | None, settings: Settings) -> Any:
 def cmd_rules_list(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.compliance.schemas import RulebookRead
 
-    described = RulebookRead.of(_rulebook(args.rulebook, settings))
+    described = RulebookRead.of(_rulebook(args.rulebook, settings), settings.default_language)
     if args.json:
         print(described.model_dump_json(indent=2))
         return 0
     for rule in described.items:
         stages = ",".join(stage.value for stage in rule.stages)
-        print(f"{rule.id:<8} {rule.version:<8} {rule.severity.value:<7} {stages:<40} {rule.title['en']}")
+        print(f"{rule.id:<8} {rule.version:<8} {rule.severity.value:<7} {stages:<40} {rule.title}")
     if described.disabled:
         print(f"disabled: {', '.join(described.disabled)}")
     print(f"fingerprint: {described.fingerprint}")
@@ -251,6 +251,22 @@ def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     for name, value in shown.items():
         print(f"{name}={_as_variable(value)}")
+    return 0
+
+
+def cmd_messages_update(settings: Settings, args: argparse.Namespace) -> int:
+    import importlib
+    import pkgutil
+
+    import marketplace.api
+    from marketplace.web.messages import update_catalogs
+
+    # every controller, and through them every error class: their problem titles are messages
+    for module in pkgutil.iter_modules(marketplace.api.__path__, "marketplace.api."):
+        importlib.import_module(module.name)
+
+    for path in update_catalogs():
+        print(f"wrote {path}")
     return 0
 
 
@@ -327,6 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
     )
     settle.set_defaults(handler=cmd_settle)
+    messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problem titles)")
+    messages_commands = messages.add_subparsers(dest="messages_command", required=True)
+    messages_update = messages_commands.add_parser(
+        "update", help="write the catalogs' template from the rules and errors, merge it into each catalog"
+    )
+    messages_update.set_defaults(handler=cmd_messages_update)
     config = commands.add_parser("config", help="the effective settings, secrets masked")
     config.add_argument("--json", action="store_true", help="as JSON")
     config.set_defaults(handler=cmd_config)

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSe
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from marketplace.kit.i18n import Language
 from marketplace.kit.money import BPS_PER_WHOLE
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./marketplace.db"
@@ -93,6 +94,8 @@ class Settings(BaseSettings):
     access_key_rate_limit_per_minute: int = _integer(120, 1, MAX_RATE_LIMIT_PER_MINUTE)
     log_level: LogLevel = Field("INFO", description=f"one of {', '.join(LOG_LEVELS)}")
     log_json: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
+    # The language of findings and problem titles when a request's Accept-Language names none the service speaks.
+    default_language: Language = Field(Language.EN, description=" or ".join(Language))
 
     @classmethod
     def settings_customise_sources(

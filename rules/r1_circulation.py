@@ -57,7 +57,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Message, Outcome, Rule, RuleContext, Stage, make_finding
 from marketplace.compliance.snapshots import OrganizationFacts, ProductFacts, Snapshot, TradeFacts
 from marketplace.kit.identifiers import normalize_uscc
 
@@ -92,6 +92,48 @@ class CirculationRule(Rule):
         "accepted_dispute_routes": ["negotiation", "mediation", "arbitration"],
     }
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-product-in-snapshot-cannot": "no product in the snapshot; cannot list",
+        "product-registered": "the product is registered",
+        "product-no-registration-number-register": (
+            "the product has no registration number: register it before listing"
+        ),
+        "permitted-application-scenarios-declared": "permitted application scenarios are declared",
+        "product-declares-no-permitted-application": "the product declares no permitted application scenario",
+        "delivery-modes-offered": "delivery modes are offered",
+        "product-offers-no-delivery-mode": "the product offers no delivery mode",
+        "product-publishes-no-licence-terms": "the product publishes no licence terms",
+        "licence-terms-published": "licence terms are published",
+        "licence-terms-state-no-scope": "the licence terms state no scope of use",
+        "no-dispute-route-named-negotiation": "no dispute route is named (negotiation, mediation or arbitration)",
+        "not-accepted-dispute-route-here": "{route} is not an accepted dispute route here",
+        "disputes-go-to": "disputes go to {route}",
+        "trade-snapshot-lacks-product-or": "the trade snapshot lacks the product or the trade; cannot check",
+        "buyer-declared-no-application-scenario": ("the buyer declared no application scenario: no scenario, no trade"),
+        "buyer-scenario-not-among-product": "the buyer's scenario is not among the product's permitted scenarios",
+        "buyer-scenario-permitted": "the buyer's scenario is permitted",
+        "product-no-licence-terms-for": "the product has no licence terms for the buyer to accept",
+        "buyer-not-accepted-licence-terms": "the buyer has not accepted the licence terms",
+        "buyer-accepted-licence-terms": "the buyer accepted the licence terms",
+        "delivery-mode-offered": "the delivery mode is offered",
+        "product-does-not-offer-delivery": "the product does not offer delivery by {mode}",
+        "no-delivery-mode-nothing-to": "no delivery mode, nothing to deliver",
+        "dataset-that-delivery-serves-hosted": "the dataset that {modes} delivery serves is hosted",
+        "version-offers-delivery-but-dataset": (
+            "version {version} offers {modes} delivery but its dataset is not hosted: nothing could be "
+            "delivered until the provider uploads it"
+        ),
+        "trade-snapshot-lacks-buyer-or": "the trade snapshot lacks the buyer or the provider; cannot check",
+        "buyer-provider-itself-self-dealing": "the buyer is the provider itself: self-dealing is not allowed",
+        "buyer-and-provider-different-organisations": "buyer and provider are different organisations",
+        "product-limits-licences-but-count": (
+            "the product limits its licences but the count still available is unknown"
+        ),
+        "product-does-not-limit-number": "the product does not limit the number of licences",
+        "not-enough-licences-left-for": "not enough licences are left for the quantity ordered",
+        "enough-licences-left": "enough licences are left",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._routes = frozenset(str(r) for r in self.params["accepted_dispute_routes"])
@@ -117,9 +159,9 @@ class CirculationRule(Rule):
         return []
 
     def _f(
-        self, code: str, outcome: Outcome, message: str, evidence: Mapping[str, Any], basis: tuple[str, ...]
+        self, code: str, outcome: Outcome, message: Message, evidence: Mapping[str, Any], basis: tuple[str, ...]
     ) -> Finding:
-        return Finding(self.id, code, outcome, message, evidence, basis)
+        return make_finding(self.id, code, outcome, message, evidence, basis)
 
     # --- listing -------------------------------------------------------------------------
 
@@ -127,7 +169,7 @@ class CirculationRule(Rule):
         f = self._f
         if product is None:
             missing = {"product": None}
-            message = "no product in the snapshot; cannot list"
+            message = self.text("no-product-in-snapshot-cannot")
             return [
                 f(self._c_registered, FAIL, message, missing, _REGISTRATION_BASIS),
                 f(self._c_scenarios_declared, FAIL, message, missing, _SCENARIO_BASIS),
@@ -144,7 +186,7 @@ class CirculationRule(Rule):
                 f(
                     self._c_registered,
                     PASS,
-                    "the product is registered",
+                    self.text("product-registered"),
                     {"registration_number": number},
                     _REGISTRATION_BASIS,
                 )
@@ -154,7 +196,7 @@ class CirculationRule(Rule):
                 f(
                     self._c_registered,
                     FAIL,
-                    "the product has no registration number: register it before listing",
+                    self.text("product-no-registration-number-register"),
                     {"registration_number": product.registration_number},
                     _REGISTRATION_BASIS,
                 )
@@ -165,7 +207,7 @@ class CirculationRule(Rule):
             f(
                 self._c_scenarios_declared,
                 PASS,
-                "permitted application scenarios are declared",
+                self.text("permitted-application-scenarios-declared"),
                 {"permitted_scenarios": scenarios},
                 _SCENARIO_BASIS,
             )
@@ -173,7 +215,7 @@ class CirculationRule(Rule):
             else f(
                 self._c_scenarios_declared,
                 FAIL,
-                "the product declares no permitted application scenario",
+                self.text("product-declares-no-permitted-application"),
                 {"permitted_scenarios": list(product.permitted_scenarios)},
                 _SCENARIO_BASIS,
             )
@@ -181,12 +223,18 @@ class CirculationRule(Rule):
 
         modes = list(product.delivery_modes)
         findings.append(
-            f(self._c_delivery_modes, PASS, "delivery modes are offered", {"delivery_modes": modes}, _DELIVERY_BASIS)
+            f(
+                self._c_delivery_modes,
+                PASS,
+                self.text("delivery-modes-offered"),
+                {"delivery_modes": modes},
+                _DELIVERY_BASIS,
+            )
             if modes
             else f(
                 self._c_delivery_modes,
                 FAIL,
-                "the product offers no delivery mode",
+                self.text("product-offers-no-delivery-mode"),
                 {"delivery_modes": modes},
                 _DELIVERY_BASIS,
             )
@@ -199,7 +247,7 @@ class CirculationRule(Rule):
                 f(
                     self._c_licence_terms,
                     FAIL,
-                    "the product publishes no licence terms",
+                    self.text("product-publishes-no-licence-terms"),
                     {"licence": None},
                     _LICENCE_BASIS,
                 )
@@ -214,9 +262,9 @@ class CirculationRule(Rule):
                 "max_licences": licence.max_licences,
             }
             findings.append(
-                f(self._c_licence_terms, PASS, "licence terms are published", evidence, _LICENCE_BASIS)
+                f(self._c_licence_terms, PASS, self.text("licence-terms-published"), evidence, _LICENCE_BASIS)
                 if licence.scope.strip()
-                else f(self._c_licence_terms, FAIL, "the licence terms state no scope of use", evidence, _LICENCE_BASIS)
+                else f(self._c_licence_terms, FAIL, self.text("licence-terms-state-no-scope"), evidence, _LICENCE_BASIS)
             )
 
         findings.append(self._route(self._c_dispute_route, product.dispute_route, None, product.dispute_route))
@@ -230,19 +278,19 @@ class CirculationRule(Rule):
             "accepted": list(self._routes_sorted),
         }
         if route is None:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "no dispute route is named (negotiation, mediation or arbitration)",
+                self.text("no-dispute-route-named-negotiation"),
                 evidence,
                 _DISPUTE_BASIS,
             )
         if route not in self._routes:
-            return Finding(
-                self.id, code, FAIL, f"{route} is not an accepted dispute route here", evidence, _DISPUTE_BASIS
+            return make_finding(
+                self.id, code, FAIL, self.text("not-accepted-dispute-route-here", route=route), evidence, _DISPUTE_BASIS
             )
-        return Finding(self.id, code, PASS, f"disputes go to {route}", evidence, _DISPUTE_BASIS)
+        return make_finding(self.id, code, PASS, self.text("disputes-go-to", route=route), evidence, _DISPUTE_BASIS)
 
     # --- trade ---------------------------------------------------------------------------
 
@@ -263,9 +311,7 @@ class CirculationRule(Rule):
         self, code: str, basis: tuple[str, ...], product: ProductFacts | None, trade: TradeFacts | None
     ) -> Finding:
         evidence = {"product_present": product is not None, "trade_present": trade is not None}
-        return Finding(
-            self.id, code, FAIL, "the trade snapshot lacks the product or the trade; cannot check", evidence, basis
-        )
+        return make_finding(self.id, code, FAIL, self.text("trade-snapshot-lacks-product-or"), evidence, basis)
 
     def _scenario(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
         code = self._c_scenario
@@ -275,24 +321,24 @@ class CirculationRule(Rule):
         permitted = product.permitted_scenarios
         evidence = {"scenario": scenario, "permitted_scenarios": list(permitted)}
         if not scenario:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "the buyer declared no application scenario: no scenario, no trade",
+                self.text("buyer-declared-no-application-scenario"),
                 evidence,
                 _SCENARIO_BASIS,
             )
         if scenario not in permitted:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "the buyer's scenario is not among the product's permitted scenarios",
+                self.text("buyer-scenario-not-among-product"),
                 evidence,
                 _SCENARIO_BASIS,
             )
-        return Finding(self.id, code, PASS, "the buyer's scenario is permitted", evidence, _SCENARIO_BASIS)
+        return make_finding(self.id, code, PASS, self.text("buyer-scenario-permitted"), evidence, _SCENARIO_BASIS)
 
     def _licence_accepted(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
         code = self._c_licence_accepted
@@ -302,19 +348,19 @@ class CirculationRule(Rule):
         accepted = trade.licence_terms_accepted
         evidence = {"licence_terms_accepted": accepted, "product_has_licence_terms": has_terms}
         if not has_terms:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "the product has no licence terms for the buyer to accept",
+                self.text("product-no-licence-terms-for"),
                 evidence,
                 _LICENCE_BASIS,
             )
         if not accepted:
-            return Finding(
-                self.id, code, FAIL, "the buyer has not accepted the licence terms", evidence, _LICENCE_BASIS
+            return make_finding(
+                self.id, code, FAIL, self.text("buyer-not-accepted-licence-terms"), evidence, _LICENCE_BASIS
             )
-        return Finding(self.id, code, PASS, "the buyer accepted the licence terms", evidence, _LICENCE_BASIS)
+        return make_finding(self.id, code, PASS, self.text("buyer-accepted-licence-terms"), evidence, _LICENCE_BASIS)
 
     def _delivery_mode(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
         code = self._c_delivery_mode
@@ -324,8 +370,10 @@ class CirculationRule(Rule):
         offered = product.delivery_modes
         evidence = {"delivery_mode": mode, "offered_modes": list(offered)}
         if mode in offered:
-            return Finding(self.id, code, PASS, "the delivery mode is offered", evidence, _DELIVERY_BASIS)
-        return Finding(self.id, code, FAIL, f"the product does not offer delivery by {mode}", evidence, _DELIVERY_BASIS)
+            return make_finding(self.id, code, PASS, self.text("delivery-mode-offered"), evidence, _DELIVERY_BASIS)
+        return make_finding(
+            self.id, code, FAIL, self.text("product-does-not-offer-delivery", mode=mode), evidence, _DELIVERY_BASIS
+        )
 
     def _trade_dataset_hosted(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
         if product is None or trade is None:
@@ -337,24 +385,21 @@ class CirculationRule(Rule):
         code, digest = self._c_dataset_hosted, product.content_sha256
         evidence = {"delivery_modes": list(modes), "content_sha256": digest}
         if not modes:
-            return Finding(self.id, code, NA, "no delivery mode, nothing to deliver", evidence, _HOSTED_BASIS)
+            return make_finding(self.id, code, NA, self.text("no-delivery-mode-nothing-to"), evidence, _HOSTED_BASIS)
         if digest:
-            message = f"the dataset that {', '.join(modes)} delivery serves is hosted"
-            return Finding(self.id, code, PASS, message, evidence, _HOSTED_BASIS)
-        message = (
-            f"version {product.version} offers {', '.join(modes)} delivery but its dataset is not hosted: "
-            "nothing could be delivered until the provider uploads it"
-        )
-        return Finding(self.id, code, FAIL, message, evidence, _HOSTED_BASIS)
+            message = self.text("dataset-that-delivery-serves-hosted", modes=", ".join(modes))
+            return make_finding(self.id, code, PASS, message, evidence, _HOSTED_BASIS)
+        message = self.text("version-offers-delivery-but-dataset", version=product.version, modes=", ".join(modes))
+        return make_finding(self.id, code, FAIL, message, evidence, _HOSTED_BASIS)
 
     def _self_dealing(self, buyer: OrganizationFacts | None, provider: OrganizationFacts | None) -> Finding:
         code = self._c_self_dealing
         if buyer is None or provider is None:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "the trade snapshot lacks the buyer or the provider; cannot check",
+                self.text("trade-snapshot-lacks-buyer-or"),
                 {
                     "buyer_id": None if buyer is None else buyer.id,
                     "provider_id": None if provider is None else provider.id,
@@ -370,16 +415,16 @@ class CirculationRule(Rule):
             "same_uscc": same_uscc,
         }
         if same_id or same_uscc:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "the buyer is the provider itself: self-dealing is not allowed",
+                self.text("buyer-provider-itself-self-dealing"),
                 evidence,
                 _SELF_DEALING_BASIS,
             )
-        return Finding(
-            self.id, code, PASS, "buyer and provider are different organisations", evidence, _SELF_DEALING_BASIS
+        return make_finding(
+            self.id, code, PASS, self.text("buyer-and-provider-different-organisations"), evidence, _SELF_DEALING_BASIS
         )
 
     def _trade_dispute_route(self, product: ProductFacts | None, trade: TradeFacts | None) -> Finding:
@@ -401,27 +446,25 @@ class CirculationRule(Rule):
         if available is None:
             if max_licences is not None:
                 # The product limits licences but the trade does not say how many are left.
-                return Finding(
+                return make_finding(
                     self.id,
                     code,
                     FAIL,
-                    "the product limits its licences but the count still available is unknown",
+                    self.text("product-limits-licences-but-count"),
                     evidence,
                     _LICENCE_BASIS,
                 )
-            return Finding(
-                self.id, code, NA, "the product does not limit the number of licences", evidence, _LICENCE_BASIS
-            )
+            return make_finding(self.id, code, NA, self.text("product-does-not-limit-number"), evidence, _LICENCE_BASIS)
         if available < trade.quantity:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                "not enough licences are left for the quantity ordered",
+                self.text("not-enough-licences-left-for"),
                 evidence,
                 _LICENCE_BASIS,
             )
-        return Finding(self.id, code, PASS, "enough licences are left", evidence, _LICENCE_BASIS)
+        return make_finding(self.id, code, PASS, self.text("enough-licences-left"), evidence, _LICENCE_BASIS)
 
 
 def _same_uscc(a: str, b: str) -> bool:

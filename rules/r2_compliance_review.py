@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage, Text, make_finding
 from marketplace.compliance.snapshots import Assessment, OrganizationFacts, ProductFacts
 
 PASS = Outcome.PASS
@@ -130,6 +130,56 @@ class ComplianceReviewRule(Rule):
         "authorisation_required_sources": ["purchased", "authorized_public"],
     }
 
+    messages: ClassVar[dict[str, str]] = {
+        "report.not-admitted": "the compliance report is not by an admitted assessor",
+        "report.future": "the compliance report is dated in the future",
+        "report.expired": "the compliance report has expired",
+        "report.valid": "a valid compliance report by an admitted assessor is on file",
+        "chain.expired": "an authorisation has expired",
+        "chain.broken": "the chain is broken (a grantee is not the next grantor)",
+        "chain.no-provider": "the snapshot has no provider to end the chain at",
+        "chain.not-at-provider": "the chain does not end at the provider",
+        "chain.invalid": "the authorisation chain does not hold: {problems}",
+        "data-source-declared": "the data source is declared ({source})",
+        "product-does-not-declare-data": "the product does not declare its data source",
+        "lawful-source-commitment-on-file": "the lawful-source commitment is on file",
+        "provider-not-committed-that-source": "the provider has not committed that the source is lawful",
+        "product-flagged-for-prohibited-content": "the product is flagged for prohibited content: {flags}",
+        "no-prohibited-content-flag-raised": "no prohibited-content flag is raised",
+        "no-product-in-snapshot-cannot": "no product in the snapshot; cannot review",
+        "no-data-source-declared-no": (
+            "no data source is declared, so no authorisation chain can be required (see data-source)"
+        ),
+        "data-needs-no-authorisation-chain": "{source} data needs no authorisation chain",
+        "data-needs-authorisation-chain-and": "{source} data needs an authorisation chain and none is on file",
+        "authorisation-chain-complete-in-force": (
+            "the authorisation chain is complete, in force and ends at the provider"
+        ),
+        "product-contains-no-personal-information": "the product contains no personal information",
+        "product-contains-personal-information-but": (
+            "the product contains personal information but states no legal basis (PIPL Art. 13)"
+        ),
+        "personal-information-processed-on-basis": "personal information is processed on the basis of {legal_basis}",
+        "not-accepted-pipl-art-13": "{legal_basis} is not an accepted PIPL Art. 13 legal basis",
+        "separate-consent-not-required-under": "separate consent is not required under the {legal_basis} basis",
+        "individuals-gave-separate-consent-to": "individuals gave separate consent to provision to others",
+        "providing-personal-information-to-buyer": (
+            "providing personal information to a buyer needs the individuals' separate consent (PIPL Art. 23)"
+        ),
+        "no-personal-information-protection-impact": (
+            "no personal information protection impact assessment is on file"
+        ),
+        "impact-assessment-dated-in-future": "the impact assessment is dated in the future",
+        "impact-assessment-older-than-months": ("the impact assessment is older than {impact_months} months; renew it"),
+        "impact-assessment-recent-enough": "the impact assessment is recent enough",
+        "general-grade-data-without-personal": (
+            "general-grade data without personal information needs no compliance report"
+        ),
+        "compliance-report-by-admitted-assessor": (
+            "a compliance report by an admitted assessor is required and none is on file"
+        ),
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         p = self.params
@@ -162,37 +212,37 @@ class ComplianceReviewRule(Rule):
         rid = self.id
         source = product.data_source
         findings = [
-            Finding(
+            make_finding(
                 rid,
                 self._c_source,
                 PASS,
-                f"the data source is declared ({source})",
+                self.text("data-source-declared", source=source),
                 {"data_source": source},
                 _SOURCE_BASIS,
             )
             if source is not None
-            else Finding(
+            else make_finding(
                 rid,
                 self._c_source,
                 FAIL,
-                "the product does not declare its data source",
+                self.text("product-does-not-declare-data"),
                 {"data_source": None},
                 _SOURCE_BASIS,
             ),
-            Finding(
+            make_finding(
                 rid,
                 self._c_lawful,
                 PASS,
-                "the lawful-source commitment is on file",
+                self.text("lawful-source-commitment-on-file"),
                 {"lawful_source_commitment": True},
                 _SOURCE_BASIS,
             )
             if product.lawful_source_commitment
-            else Finding(
+            else make_finding(
                 rid,
                 self._c_lawful,
                 FAIL,
-                "the provider has not committed that the source is lawful",
+                self.text("provider-not-committed-that-source"),
                 {"lawful_source_commitment": False},
                 _SOURCE_BASIS,
             ),
@@ -201,35 +251,40 @@ class ComplianceReviewRule(Rule):
         findings.extend(self._personal_information(product, today))
         flags = product.prohibited_content
         findings.append(
-            Finding(
+            make_finding(
                 rid,
                 self._c_prohibited,
                 FAIL,
-                "the product is flagged for prohibited content: " + ", ".join(flags),
+                self.text("product-flagged-for-prohibited-content", flags=", ".join(flags)),
                 {"flags": list(flags)},
                 _PROHIBITED_BASIS,
             )
             if flags
-            else Finding(
-                rid, self._c_prohibited, PASS, "no prohibited-content flag is raised", {"flags": []}, _PROHIBITED_BASIS
+            else make_finding(
+                rid,
+                self._c_prohibited,
+                PASS,
+                self.text("no-prohibited-content-flag-raised"),
+                {"flags": []},
+                _PROHIBITED_BASIS,
             )
         )
         findings.append(self._report(product, today))
         return findings
 
     def _no_product(self) -> list[Finding]:
-        message = "no product in the snapshot; cannot review"
+        message = self.text("no-product-in-snapshot-cannot")
         missing = {"product": None}
         rid = self.id
         return [
-            Finding(rid, self._c_source, FAIL, message, missing, _SOURCE_BASIS),
-            Finding(rid, self._c_lawful, FAIL, message, missing, _SOURCE_BASIS),
-            Finding(rid, self._c_chain, FAIL, message, missing, _CHAIN_BASIS),
-            Finding(rid, self._c_legal_basis, FAIL, message, missing, _LEGAL_BASIS_BASIS),
-            Finding(rid, self._c_separate, FAIL, message, missing, _SEPARATE_CONSENT_BASIS),
-            Finding(rid, self._c_impact, FAIL, message, missing, _IMPACT_BASIS),
-            Finding(rid, self._c_prohibited, FAIL, message, missing, _PROHIBITED_BASIS),
-            Finding(rid, self._c_report, FAIL, message, missing, _REPORT_BASIS),
+            make_finding(rid, self._c_source, FAIL, message, missing, _SOURCE_BASIS),
+            make_finding(rid, self._c_lawful, FAIL, message, missing, _SOURCE_BASIS),
+            make_finding(rid, self._c_chain, FAIL, message, missing, _CHAIN_BASIS),
+            make_finding(rid, self._c_legal_basis, FAIL, message, missing, _LEGAL_BASIS_BASIS),
+            make_finding(rid, self._c_separate, FAIL, message, missing, _SEPARATE_CONSENT_BASIS),
+            make_finding(rid, self._c_impact, FAIL, message, missing, _IMPACT_BASIS),
+            make_finding(rid, self._c_prohibited, FAIL, message, missing, _PROHIBITED_BASIS),
+            make_finding(rid, self._c_report, FAIL, message, missing, _REPORT_BASIS),
         ]
 
     # --- authorisation chain ------------------------------------------------------------------
@@ -239,51 +294,51 @@ class ComplianceReviewRule(Rule):
         source = product.data_source
         chain = product.authorisation_chain
         if source is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "no data source is declared, so no authorisation chain can be required (see data-source)",
+                self.text("no-data-source-declared-no"),
                 {"data_source": None, "links": len(chain)},
                 _CHAIN_BASIS,
             )
         if source not in self._chain_sources:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                f"{source} data needs no authorisation chain",
+                self.text("data-needs-no-authorisation-chain", source=source),
                 {"data_source": source, "links": len(chain)},
                 _CHAIN_BASIS,
             )
         if not chain:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"{source} data needs an authorisation chain and none is on file",
+                self.text("data-needs-authorisation-chain-and", source=source),
                 {"data_source": source, "links": 0},
                 _CHAIN_BASIS,
             )
-        problems: list[str] = []
+        problems: list[Text] = []
         expired = [
             {"document": link.document, "valid_until": link.valid_until.isoformat()}
             for link in chain
             if link.valid_until is not None and link.valid_until < today
         ]
         if expired:
-            problems.append("an authorisation has expired")
+            problems.append(self.text("chain.expired"))
         breaks = [i for i in range(1, len(chain)) if chain[i - 1].grantee != chain[i].grantor]
         if breaks:
-            problems.append("the chain is broken (a grantee is not the next grantor)")
+            problems.append(self.text("chain.broken"))
         final_grantee = chain[-1].grantee
         if provider is None:
             ends_at_provider = False
-            problems.append("the snapshot has no provider to end the chain at")
+            problems.append(self.text("chain.no-provider"))
         else:
             ends_at_provider = final_grantee in (provider.id, provider.uscc)
             if not ends_at_provider:
-                problems.append("the chain does not end at the provider")
+                problems.append(self.text("chain.not-at-provider"))
         evidence = {
             "data_source": source,
             "links": len(chain),
@@ -295,12 +350,12 @@ class ComplianceReviewRule(Rule):
             "checked_on": today.isoformat(),
         }
         if problems:
-            return Finding(rid, code, FAIL, "; ".join(problems), evidence, _CHAIN_BASIS)
-        return Finding(
+            return make_finding(rid, code, FAIL, self.text("chain.invalid", problems=problems), evidence, _CHAIN_BASIS)
+        return make_finding(
             rid,
             code,
             PASS,
-            "the authorisation chain is complete, in force and ends at the provider",
+            self.text("authorisation-chain-complete-in-force"),
             evidence,
             _CHAIN_BASIS,
         )
@@ -311,37 +366,37 @@ class ComplianceReviewRule(Rule):
         rid = self.id
         if not (product.contains_personal_info or product.contains_sensitive_personal_info):
             none = {"contains_personal_info": False}
-            message = "the product contains no personal information"
+            message = self.text("product-contains-no-personal-information")
             return [
-                Finding(rid, self._c_legal_basis, NA, message, none, _LEGAL_BASIS_BASIS),
-                Finding(rid, self._c_separate, NA, message, none, _SEPARATE_CONSENT_BASIS),
-                Finding(rid, self._c_impact, NA, message, none, _IMPACT_BASIS),
+                make_finding(rid, self._c_legal_basis, NA, message, none, _LEGAL_BASIS_BASIS),
+                make_finding(rid, self._c_separate, NA, message, none, _SEPARATE_CONSENT_BASIS),
+                make_finding(rid, self._c_impact, NA, message, none, _IMPACT_BASIS),
             ]
         legal_basis = product.pi_legal_basis
         if legal_basis is None:
-            basis_finding = Finding(
+            basis_finding = make_finding(
                 rid,
                 self._c_legal_basis,
                 FAIL,
-                "the product contains personal information but states no legal basis (PIPL Art. 13)",
+                self.text("product-contains-personal-information-but"),
                 {"pi_legal_basis": None, "allowed": list(self._legal_bases_list)},
                 _LEGAL_BASIS_BASIS,
             )
         elif legal_basis in self._legal_bases:
-            basis_finding = Finding(
+            basis_finding = make_finding(
                 rid,
                 self._c_legal_basis,
                 PASS,
-                f"personal information is processed on the basis of {legal_basis}",
+                self.text("personal-information-processed-on-basis", legal_basis=legal_basis),
                 {"pi_legal_basis": legal_basis, "allowed": list(self._legal_bases_list)},
                 _LEGAL_BASIS_BASIS,
             )
         else:
-            basis_finding = Finding(
+            basis_finding = make_finding(
                 rid,
                 self._c_legal_basis,
                 FAIL,
-                f"{legal_basis} is not an accepted PIPL Art. 13 legal basis",
+                self.text("not-accepted-pipl-art-13", legal_basis=legal_basis),
                 {"pi_legal_basis": legal_basis, "allowed": list(self._legal_bases_list)},
                 _LEGAL_BASIS_BASIS,
             )
@@ -349,29 +404,29 @@ class ComplianceReviewRule(Rule):
         separate = product.separate_consent_for_provision
         separate_evidence = {"pi_legal_basis": legal_basis, "separate_consent_for_provision": separate}
         if legal_basis is not None and legal_basis in self._consent_exempt:
-            separate_finding = Finding(
+            separate_finding = make_finding(
                 rid,
                 self._c_separate,
                 NA,
-                f"separate consent is not required under the {legal_basis} basis",
+                self.text("separate-consent-not-required-under", legal_basis=legal_basis),
                 separate_evidence,
                 _SEPARATE_CONSENT_BASIS,
             )
         elif separate:
-            separate_finding = Finding(
+            separate_finding = make_finding(
                 rid,
                 self._c_separate,
                 PASS,
-                "individuals gave separate consent to provision to others",
+                self.text("individuals-gave-separate-consent-to"),
                 separate_evidence,
                 _SEPARATE_CONSENT_BASIS,
             )
         else:
-            separate_finding = Finding(
+            separate_finding = make_finding(
                 rid,
                 self._c_separate,
                 FAIL,
-                "providing personal information to a buyer needs the individuals' separate consent (PIPL Art. 23)",
+                self.text("providing-personal-information-to-buyer"),
                 separate_evidence,
                 _SEPARATE_CONSENT_BASIS,
             )
@@ -387,26 +442,28 @@ class ComplianceReviewRule(Rule):
             "max_age_months": self._impact_months,
         }
         if assessed_on is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                "no personal information protection impact assessment is on file",
+                self.text("no-personal-information-protection-impact"),
                 evidence,
                 _IMPACT_BASIS,
             )
         if assessed_on > today:
-            return Finding(rid, code, FAIL, "the impact assessment is dated in the future", evidence, _IMPACT_BASIS)
+            return make_finding(
+                rid, code, FAIL, self.text("impact-assessment-dated-in-future"), evidence, _IMPACT_BASIS
+            )
         if assessed_on < oldest:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"the impact assessment is older than {self._impact_months} months; renew it",
+                self.text("impact-assessment-older-than-months", impact_months=self._impact_months),
                 evidence,
                 _IMPACT_BASIS,
             )
-        return Finding(rid, code, PASS, "the impact assessment is recent enough", evidence, _IMPACT_BASIS)
+        return make_finding(rid, code, PASS, self.text("impact-assessment-recent-enough"), evidence, _IMPACT_BASIS)
 
     # --- compliance report -------------------------------------------------------------------
 
@@ -421,29 +478,29 @@ class ComplianceReviewRule(Rule):
         elif grade in _REPORT_GRADES:
             reasons.append(f"grade_{grade}")
         if not reasons:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "general-grade data without personal information needs no compliance report",
+                self.text("general-grade-data-without-personal"),
                 {"grade": grade, "contains_personal_info": False},
                 _REPORT_BASIS,
             )
         report = product.compliance_report
         if report is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                "a compliance report by an admitted assessor is required and none is on file",
+                self.text("compliance-report-by-admitted-assessor"),
                 {"required_because": reasons, "report": None},
                 _REPORT_BASIS,
             )
-        return _judge_report(rid, code, report, today, self._report_months, reasons, _REPORT_BASIS)
+        return _judge_report(self, code, report, today, self._report_months, reasons, _REPORT_BASIS)
 
 
 def _judge_report(
-    rule_id: str,
+    rule: Rule,
     code: str,
     report: Assessment,
     today: date,
@@ -463,9 +520,9 @@ def _judge_report(
         "checked_on": today.isoformat(),
     }
     if not report.assessor_admitted:
-        return Finding(rule_id, code, FAIL, "the compliance report is not by an admitted assessor", evidence, basis)
+        return make_finding(rule.id, code, FAIL, rule.text("report.not-admitted"), evidence, basis)
     if report.issued_on > today:
-        return Finding(rule_id, code, FAIL, "the compliance report is dated in the future", evidence, basis)
+        return make_finding(rule.id, code, FAIL, rule.text("report.future"), evidence, basis)
     if valid_until < today:
-        return Finding(rule_id, code, FAIL, "the compliance report has expired", evidence, basis)
-    return Finding(rule_id, code, PASS, "a valid compliance report by an admitted assessor is on file", evidence, basis)
+        return make_finding(rule.id, code, FAIL, rule.text("report.expired"), evidence, basis)
+    return make_finding(rule.id, code, PASS, rule.text("report.valid"), evidence, basis)

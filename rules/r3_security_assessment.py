@@ -74,7 +74,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage, Text, make_finding
 from marketplace.compliance.snapshots import Assessment, ComputationFacts, OrganizationFacts, ProductFacts, Snapshot
 from marketplace.kit.codelists import jurisdiction_scope
 
@@ -140,6 +140,76 @@ class SecurityAssessmentRule(Rule):
         "max_epsilon_budget": 10.0,
     }
 
+    messages: ClassVar[dict[str, str]] = {
+        "product-graded": "the product is graded {grade}",
+        "product-no-data-grade-general": "the product has no data grade (general, important or core)",
+        "data-grade-not-general-important": "the data grade {declared!r} is not general, important or core",
+        "no-product-in-snapshot-cannot": "no product in the snapshot; cannot assess",
+        "core-data-never-traded-or": "core data is never traded or delivered (stage: {value})",
+        "product-no-grade-core-data": "the product has no grade, so core data cannot be ruled out",
+        "data-not-core-data": "{grade} data is not core data",
+        "data-needs-no-risk-assessment": "{grade} data needs no risk-assessment report",
+        "product-no-grade-risk-assessment": (
+            "the product has no grade, so a risk-assessment report is required, and none is on file"
+        ),
+        "data-needs-risk-assessment-report": "{grade} data needs a risk-assessment report and none is on file",
+        "risk-assessment-not-by-admitted": "the risk assessment is not by an admitted assessor",
+        "risk-assessment-report.future": "the risk-assessment report is dated in the future",
+        "risk-assessment-report.expired": "the risk-assessment report has expired",
+        "valid-risk-assessment-report-on": "a valid risk-assessment report is on file",
+        "product-contains-no-personal-information": "the product contains no personal information",
+        "personal-information-de-identified": "personal information is de-identified",
+        "personal-information-sold-under-individuals": "personal information is sold under the individuals' consent",
+        "personal-information-neither-de-identified": (
+            "personal information is neither de-identified nor sold under consent"
+        ),
+        "snapshot-no-delivery-mode-cannot": (
+            "the {value} snapshot has no {missing}; the delivery mode cannot be checked"
+        ),
+        "no-delivery-mode-offered-yet": "no delivery mode is offered yet",
+        "product-no-grade-no-delivery": "the product has no grade, so no delivery mode can be allowed",
+        "no-delivery-mode-configured-for": "no delivery mode is configured for {grade} data",
+        "data-may-not-delivered-by": "{grade} data may not be delivered by {bad}",
+        "delivery-mode-allowed-for-data": "the delivery mode is allowed for {grade} data",
+        "product-contains-no-sensitive-personal": "the product contains no sensitive personal information",
+        "sensitive-personal-information-may-not": "sensitive personal information may not be delivered by {bad}",
+        "delivery-mode-allowed-for-sensitive": "the delivery mode is allowed for sensitive personal information",
+        "no-buyer-at-listing-outbound": "no buyer at listing; outbound-transfer checks run at trade and delivery",
+        "snapshot-no-buyer-jurisdiction-cannot": (
+            "the {value} snapshot has no buyer; its jurisdiction cannot be checked"
+        ),
+        "buyer-in-mainland-no-outbound": "the buyer is in the mainland; no outbound transfer",
+        "buyer-jurisdiction-not-known-code": (
+            "the buyer's jurisdiction is not a known code; an administrator must decide whether this is an "
+            "outbound transfer"
+        ),
+        "general-data-without-personal-information": (
+            "general data without personal information may go to a buyer abroad"
+        ),
+        "outbound-transfer-data-needs-cross": (
+            "an outbound transfer of this data needs a cross-border assessment and none is on file: the "
+            "data stays in the country"
+        ),
+        "cross-border-assessment.future": "the cross-border assessment is dated in the future",
+        "cross-border-assessment.expired": "the cross-border assessment has expired",
+        "privacy.no-epsilon": "no epsilon per query and per licence",
+        "privacy.query-epsilon": "the epsilon per query ({query}) is not above 0 and at most {limit}",
+        "privacy.budget-epsilon": "the epsilon budget per licence ({budget}) is above {max_budget}",
+        "privacy.unbounded": "no clamping bounds for {columns}",
+        "privacy.disordered": "bounds whose lower is not below upper for {columns}",
+        "valid-cross-border-assessment-covers": "a valid cross-border assessment covers the outbound transfer",
+        "snapshot-no-privacy-terms-cannot": (
+            "the {value} snapshot has no {missing}; the privacy terms cannot be checked"
+        ),
+        "privacy-computing-not-in-play": "privacy computing is not in play",
+        "privacy-computing-needs-differential-privacy": (
+            "privacy computing needs differential privacy terms: {problems}"
+        ),
+        "privacy-computing-answers-with-differential": (
+            "privacy computing answers with differential privacy under the declared terms"
+        ),
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         p = self.params
@@ -197,78 +267,78 @@ class SecurityAssessmentRule(Rule):
     def _grade_set(self, declared: str | None, grade: str | None) -> Finding:
         rid, code = self.id, self._c_grade
         if grade is not None:
-            return Finding(rid, code, PASS, f"the product is graded {grade}", {"grade": grade}, _GRADE_BASIS)
+            return make_finding(
+                rid, code, PASS, self.text("product-graded", grade=grade), {"grade": grade}, _GRADE_BASIS
+            )
         if declared is None:
-            message = "the product has no data grade (general, important or core)"
+            message = self.text("product-no-data-grade-general")
         else:
-            message = f"the data grade {declared!r} is not general, important or core"
-        return Finding(rid, code, FAIL, message, {"grade": declared}, _GRADE_BASIS)
+            message = self.text("data-grade-not-general-important", declared=declared)
+        return make_finding(rid, code, FAIL, message, {"grade": declared}, _GRADE_BASIS)
 
     def _no_product(self) -> list[Finding]:
         rid = self.id
-        message = "no product in the snapshot; cannot assess"
+        message = self.text("no-product-in-snapshot-cannot")
         missing = {"product": None}
         return [
-            Finding(rid, self._c_grade, FAIL, message, missing, _GRADE_BASIS),
-            Finding(rid, self._c_core, FAIL, message, missing, _CORE_BASIS),
-            Finding(rid, self._c_risk, FAIL, message, missing, _RISK_BASIS),
-            Finding(rid, self._c_pi, FAIL, message, missing, _PI_BASIS),
-            Finding(rid, self._c_mode, FAIL, message, missing, _MODE_BASIS),
-            Finding(rid, self._c_sensitive, FAIL, message, missing, _SENSITIVE_BASIS),
-            Finding(rid, self._c_cross, FAIL, message, missing, _CROSS_BORDER_BASIS),
-            Finding(rid, self._c_privacy, FAIL, message, missing, _PRIVACY_BASIS),
+            make_finding(rid, self._c_grade, FAIL, message, missing, _GRADE_BASIS),
+            make_finding(rid, self._c_core, FAIL, message, missing, _CORE_BASIS),
+            make_finding(rid, self._c_risk, FAIL, message, missing, _RISK_BASIS),
+            make_finding(rid, self._c_pi, FAIL, message, missing, _PI_BASIS),
+            make_finding(rid, self._c_mode, FAIL, message, missing, _MODE_BASIS),
+            make_finding(rid, self._c_sensitive, FAIL, message, missing, _SENSITIVE_BASIS),
+            make_finding(rid, self._c_cross, FAIL, message, missing, _CROSS_BORDER_BASIS),
+            make_finding(rid, self._c_privacy, FAIL, message, missing, _PRIVACY_BASIS),
         ]
 
     def _core(self, grade: str | None, stage: Stage) -> Finding:
         rid, code = self.id, self._c_core
         evidence = {"grade": grade, "stage": stage.value}
         if grade == "core":
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"core data is never traded or delivered (stage: {stage.value})",
+                self.text("core-data-never-traded-or", value=stage.value),
                 evidence,
                 _CORE_BASIS,
             )
         if grade is None:
-            return Finding(
-                rid, code, FAIL, "the product has no grade, so core data cannot be ruled out", evidence, _CORE_BASIS
-            )
-        return Finding(rid, code, PASS, f"{grade} data is not core data", evidence, _CORE_BASIS)
+            return make_finding(rid, code, FAIL, self.text("product-no-grade-core-data"), evidence, _CORE_BASIS)
+        return make_finding(rid, code, PASS, self.text("data-not-core-data", grade=grade), evidence, _CORE_BASIS)
 
     def _risk(self, product: ProductFacts, today: date) -> Finding:
         rid, code = self.id, self._c_risk
         grade = product.known_grade
         if grade is not None and grade not in _ASSESSED_GRADES:
-            return Finding(
-                rid, code, NA, f"{grade} data needs no risk-assessment report", {"grade": grade}, _RISK_BASIS
+            return make_finding(
+                rid, code, NA, self.text("data-needs-no-risk-assessment", grade=grade), {"grade": grade}, _RISK_BASIS
             )
         report = product.risk_assessment
         if report is None:
             message = (
-                "the product has no grade, so a risk-assessment report is required, and none is on file"
+                self.text("product-no-grade-risk-assessment")
                 if grade is None
-                else f"{grade} data needs a risk-assessment report and none is on file"
+                else self.text("data-needs-risk-assessment-report", grade=grade)
             )
-            return Finding(rid, code, FAIL, message, {"grade": grade, "report": None}, _RISK_BASIS)
+            return make_finding(rid, code, FAIL, message, {"grade": grade, "report": None}, _RISK_BASIS)
         evidence = _assessment_evidence(report, today, self._risk_months)
         evidence["grade"] = grade
         if not report.assessor_admitted:
-            return Finding(rid, code, FAIL, "the risk assessment is not by an admitted assessor", evidence, _RISK_BASIS)
+            return make_finding(rid, code, FAIL, self.text("risk-assessment-not-by-admitted"), evidence, _RISK_BASIS)
         problem = _validity_problem(report, today, self._risk_months)
         if problem is not None:
-            return Finding(rid, code, FAIL, f"the risk-assessment report {problem}", evidence, _RISK_BASIS)
-        return Finding(rid, code, PASS, "a valid risk-assessment report is on file", evidence, _RISK_BASIS)
+            return make_finding(rid, code, FAIL, self.text(f"risk-assessment-report.{problem}"), evidence, _RISK_BASIS)
+        return make_finding(rid, code, PASS, self.text("valid-risk-assessment-report-on"), evidence, _RISK_BASIS)
 
     def _pi(self, product: ProductFacts) -> Finding:
         rid, code = self.id, self._c_pi
         if not (product.contains_personal_info or product.contains_sensitive_personal_info):
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "the product contains no personal information",
+                self.text("product-contains-no-personal-information"),
                 {"contains_personal_info": False},
                 _PI_BASIS,
             )
@@ -281,16 +351,16 @@ class SecurityAssessmentRule(Rule):
             "sold_under_consent": consent,
         }
         if techniques:
-            return Finding(rid, code, PASS, "personal information is de-identified", evidence, _PI_BASIS)
+            return make_finding(rid, code, PASS, self.text("personal-information-de-identified"), evidence, _PI_BASIS)
         if consent:
-            return Finding(
-                rid, code, PASS, "personal information is sold under the individuals' consent", evidence, _PI_BASIS
+            return make_finding(
+                rid, code, PASS, self.text("personal-information-sold-under-individuals"), evidence, _PI_BASIS
             )
-        return Finding(
+        return make_finding(
             rid,
             code,
             FAIL,
-            "personal information is neither de-identified nor sold under consent",
+            self.text("personal-information-neither-de-identified"),
             evidence,
             _PI_BASIS,
         )
@@ -298,11 +368,11 @@ class SecurityAssessmentRule(Rule):
     def _mode(self, grade: str | None, modes: tuple[str, ...], missing: str | None, stage: Stage) -> Finding:
         rid, code = self.id, self._c_mode
         if missing is not None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"the {stage.value} snapshot has no {missing}; the delivery mode cannot be checked",
+                self.text("snapshot-no-delivery-mode-cannot", value=stage.value, missing=missing),
                 {"grade": grade, missing: None},
                 _MODE_BASIS,
             )
@@ -310,42 +380,49 @@ class SecurityAssessmentRule(Rule):
         allowed_list = list(self._allowed_sorted.get(grade, ())) if grade is not None else []
         evidence: dict[str, Any] = {"grade": grade, "modes": list(modes), "allowed": allowed_list}
         if not modes:
-            return Finding(rid, code, NA, "no delivery mode is offered yet", evidence, _MODE_BASIS)
+            return make_finding(rid, code, NA, self.text("no-delivery-mode-offered-yet"), evidence, _MODE_BASIS)
         if allowed is None:
             message = (
-                "the product has no grade, so no delivery mode can be allowed"
+                self.text("product-no-grade-no-delivery")
                 if grade is None
-                else f"no delivery mode is configured for {grade} data"
+                else self.text("no-delivery-mode-configured-for", grade=grade)
             )
             evidence["not_allowed"] = list(modes)
-            return Finding(rid, code, FAIL, message, evidence, _MODE_BASIS)
+            return make_finding(rid, code, FAIL, message, evidence, _MODE_BASIS)
         bad = [m for m in modes if m not in allowed]
         evidence["not_allowed"] = bad
         if bad:
-            return Finding(
-                rid, code, FAIL, f"{grade} data may not be delivered by {', '.join(bad)}", evidence, _MODE_BASIS
+            return make_finding(
+                rid,
+                code,
+                FAIL,
+                self.text("data-may-not-delivered-by", grade=grade, bad=", ".join(bad)),
+                evidence,
+                _MODE_BASIS,
             )
-        return Finding(rid, code, PASS, f"the delivery mode is allowed for {grade} data", evidence, _MODE_BASIS)
+        return make_finding(
+            rid, code, PASS, self.text("delivery-mode-allowed-for-data", grade=grade), evidence, _MODE_BASIS
+        )
 
     def _sensitive_mode(
         self, product: ProductFacts, modes: tuple[str, ...], missing: str | None, stage: Stage
     ) -> Finding:
         rid, code = self.id, self._c_sensitive
         if not product.contains_sensitive_personal_info:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "the product contains no sensitive personal information",
+                self.text("product-contains-no-sensitive-personal"),
                 {"contains_sensitive_personal_info": False},
                 _SENSITIVE_BASIS,
             )
         if missing is not None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"the {stage.value} snapshot has no {missing}; the delivery mode cannot be checked",
+                self.text("snapshot-no-delivery-mode-cannot", value=stage.value, missing=missing),
                 {"contains_sensitive_personal_info": True, missing: None},
                 _SENSITIVE_BASIS,
             )
@@ -357,21 +434,21 @@ class SecurityAssessmentRule(Rule):
             "not_allowed": bad,
         }
         if not modes:
-            return Finding(rid, code, NA, "no delivery mode is offered yet", evidence, _SENSITIVE_BASIS)
+            return make_finding(rid, code, NA, self.text("no-delivery-mode-offered-yet"), evidence, _SENSITIVE_BASIS)
         if bad:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"sensitive personal information may not be delivered by {', '.join(bad)}",
+                self.text("sensitive-personal-information-may-not", bad=", ".join(bad)),
                 evidence,
                 _SENSITIVE_BASIS,
             )
-        return Finding(
+        return make_finding(
             rid,
             code,
             PASS,
-            "the delivery mode is allowed for sensitive personal information",
+            self.text("delivery-mode-allowed-for-sensitive"),
             evidence,
             _SENSITIVE_BASIS,
         )
@@ -381,41 +458,40 @@ class SecurityAssessmentRule(Rule):
     ) -> Finding:
         rid, code = self.id, self._c_cross
         if stage is LISTING:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "no buyer at listing; outbound-transfer checks run at trade and delivery",
+                self.text("no-buyer-at-listing-outbound"),
                 {"stage": stage.value},
                 _CROSS_BORDER_BASIS,
             )
         if buyer is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                f"the {stage.value} snapshot has no buyer; its jurisdiction cannot be checked",
+                self.text("snapshot-no-buyer-jurisdiction-cannot", value=stage.value),
                 {"buyer": None},
                 _CROSS_BORDER_BASIS,
             )
         jurisdiction = buyer.jurisdiction
         scope = jurisdiction_scope(jurisdiction)
         if scope == "domestic":
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "the buyer is in the mainland; no outbound transfer",
+                self.text("buyer-in-mainland-no-outbound"),
                 {"buyer_jurisdiction": jurisdiction, "scope": scope},
                 _CROSS_BORDER_BASIS,
             )
         if scope is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 REVIEW,
-                "the buyer's jurisdiction is not a known code; an administrator must decide "
-                "whether this is an outbound transfer",
+                self.text("buyer-jurisdiction-not-known-code"),
                 {"buyer_jurisdiction": jurisdiction, "scope": None},
                 _CROSS_BORDER_BASIS,
             )
@@ -428,22 +504,21 @@ class SecurityAssessmentRule(Rule):
         if product.contains_personal_info or product.contains_sensitive_personal_info:
             reasons.append("personal_information")
         if not reasons:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 PASS,
-                "general data without personal information may go to a buyer abroad",
+                self.text("general-data-without-personal-information"),
                 {"buyer_jurisdiction": jurisdiction, "scope": scope, "grade": grade, "requires_assessment": False},
                 _CROSS_BORDER_BASIS,
             )
         report = product.cross_border_assessment
         if report is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                "an outbound transfer of this data needs a cross-border assessment and none is on "
-                "file: the data stays in the country",
+                self.text("outbound-transfer-data-needs-cross"),
                 {
                     "buyer_jurisdiction": jurisdiction,
                     "scope": scope,
@@ -464,12 +539,14 @@ class SecurityAssessmentRule(Rule):
         )
         problem = _validity_problem(report, today, self._cross_months)
         if problem is not None:
-            return Finding(rid, code, FAIL, f"the cross-border assessment {problem}", evidence, _CROSS_BORDER_BASIS)
-        return Finding(
+            return make_finding(
+                rid, code, FAIL, self.text(f"cross-border-assessment.{problem}"), evidence, _CROSS_BORDER_BASIS
+            )
+        return make_finding(
             rid,
             code,
             PASS,
-            "a valid cross-border assessment covers the outbound transfer",
+            self.text("valid-cross-border-assessment-covers"),
             evidence,
             _CROSS_BORDER_BASIS,
         )
@@ -477,11 +554,11 @@ class SecurityAssessmentRule(Rule):
     def _privacy(self, product: ProductFacts, modes: tuple[str, ...], missing: str | None, stage: Stage) -> Finding:
         rid, code = self.id, self._c_privacy
         if missing is not None:
-            message = f"the {stage.value} snapshot has no {missing}; the privacy terms cannot be checked"
-            return Finding(rid, code, FAIL, message, {missing: None}, _PRIVACY_BASIS)
+            message = self.text("snapshot-no-privacy-terms-cannot", value=stage.value, missing=missing)
+            return make_finding(rid, code, FAIL, message, {missing: None}, _PRIVACY_BASIS)
         if PRIVACY_COMPUTING not in modes:
-            message = "privacy computing is not in play"
-            return Finding(rid, code, NA, message, {"modes": list(modes)}, _PRIVACY_BASIS)
+            message = self.text("privacy-computing-not-in-play")
+            return make_finding(rid, code, NA, message, {"modes": list(modes)}, _PRIVACY_BASIS)
         terms = product.computation or ComputationFacts()
         evidence = {
             "epsilon_per_query": terms.epsilon_per_query,
@@ -491,28 +568,29 @@ class SecurityAssessmentRule(Rule):
             "max_epsilon_per_query": self._max_query_epsilon,
             "max_epsilon_budget": self._max_budget_epsilon,
         }
-        problems = _privacy_problems(terms, self._max_query_epsilon, self._max_budget_epsilon)
+        problems = _privacy_problems(self, terms, self._max_query_epsilon, self._max_budget_epsilon)
         if problems:
-            message = f"privacy computing needs differential privacy terms: {'; '.join(problems)}"
-            return Finding(rid, code, FAIL, message, {**evidence, "problems": problems}, _PRIVACY_BASIS)
-        message = "privacy computing answers with differential privacy under the declared terms"
-        return Finding(rid, code, PASS, message, evidence, _PRIVACY_BASIS)
+            message = self.text("privacy-computing-needs-differential-privacy", problems=problems)
+            listed = [problem.render() for problem in problems]
+            return make_finding(rid, code, FAIL, message, {**evidence, "problems": listed}, _PRIVACY_BASIS)
+        message = self.text("privacy-computing-answers-with-differential")
+        return make_finding(rid, code, PASS, message, evidence, _PRIVACY_BASIS)
 
 
-def _privacy_problems(terms: ComputationFacts, max_query: float, max_budget: float) -> list[str]:
+def _privacy_problems(rule: Rule, terms: ComputationFacts, max_query: float, max_budget: float) -> list[Text]:
     """What keeps the declared terms from making every answer differentially private, within the limits."""
     query, budget, bounds = terms.epsilon_per_query, terms.epsilon_budget, terms.bounds or {}
     problems = []
     if query is None or budget is None:
-        problems.append("no epsilon per query and per licence")
+        problems.append(rule.text("privacy.no-epsilon"))
     elif not 0 < query <= min(budget, max_query):
-        problems.append(f"the epsilon per query ({query}) is not above 0 and at most {min(budget, max_query)}")
+        problems.append(rule.text("privacy.query-epsilon", query=query, limit=min(budget, max_query)))
     elif budget > max_budget:
-        problems.append(f"the epsilon budget per licence ({budget}) is above {max_budget}")
+        problems.append(rule.text("privacy.budget-epsilon", budget=budget, max_budget=max_budget))
     if unbounded := [column for column in terms.measure if column not in bounds]:
-        problems.append(f"no clamping bounds for {unbounded}")
+        problems.append(rule.text("privacy.unbounded", columns=str(unbounded)))
     if disordered := sorted(column for column, b in bounds.items() if not b.lower < b.upper):
-        problems.append(f"bounds whose lower is not below upper for {disordered}")
+        problems.append(rule.text("privacy.disordered", columns=str(disordered)))
     return problems
 
 
@@ -545,8 +623,9 @@ def _assessment_evidence(report: Assessment, today: date, default_months: int) -
 
 
 def _validity_problem(report: Assessment, today: date, default_months: int) -> str | None:
+    """What is wrong with a report's dates, as the key of its message: `future` or `expired`."""
     if report.issued_on > today:
-        return "is dated in the future"
+        return "future"
     if _valid_until(report, default_months) < today:
-        return "has expired"
+        return "expired"
     return None

@@ -58,6 +58,24 @@ class CostEvaluationRule(Rule):
     parameters: ClassVar[dict[str, Any]] = {
         "allowed_methods": ["historical_cost", "replacement_cost", "activity_based"],
     }
+    messages: ClassVar[dict[str, str]] = {
+        "no-product": "no product to evaluate",
+        "no-cost": "no cost declaration to evaluate",
+        "cost-declared.missing": "the product declares no cost (collection, processing, storage, compliance, other)",
+        "cost-declared.ok": "the cost declaration is present",
+        "non-negative.ok": "no cost is negative",
+        "non-negative.fail": "costs cannot be negative: {negative}",
+        "components-sum.ok": "the components add up to the total",
+        "components-sum.fail": "the components add up to {sum}, not the declared total {total}",
+        "currency.ok": "{currency} is an ISO 4217 currency",
+        "currency.fail": "{currency!r} is not an ISO 4217 currency code",
+        "plan-currency.no-plan": "the product has no plan yet",
+        "plan-currency.ok": "every plan is priced in the cost currency",
+        "plan-currency.fail": "plans are priced in another currency than the cost declaration ({currency})",
+        "method.missing": "the cost declaration names no costing method",
+        "method.ok": "the costing method {method} is accepted",
+        "method.fail": "the costing method {method!r} is not one of {allowed}",
+    }
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
@@ -70,15 +88,12 @@ class CostEvaluationRule(Rule):
         product = ctx.snapshot.product
         cost = None if product is None else product.cost
         if product is None or cost is None:
-            missing = "product" if product is None else "cost declaration"
-            message = f"no {missing} to evaluate"
+            message = self.text("no-product" if product is None else "no-cost")
             evidence = {"product": None if product is None else product.id, "cost": None}
             return [
                 self.failed(
                     "cost-declared",
-                    "the product declares no cost (collection, processing, storage, compliance, other)"
-                    if product is not None
-                    else message,
+                    self.text("cost-declared.missing") if product is not None else message,
                     evidence,
                 ),
                 self.failed("non-negative", message, evidence),
@@ -98,7 +113,7 @@ class CostEvaluationRule(Rule):
         findings = [
             self.passed(
                 "cost-declared",
-                "the cost declaration is present",
+                self.text("cost-declared.ok"),
                 {"components_minor": dict(components), "total_minor": cost.total_minor, "currency": cost.currency},
             )
         ]
@@ -110,8 +125,8 @@ class CostEvaluationRule(Rule):
             self.check(
                 "non-negative",
                 not negative,
-                "no cost is negative",
-                "costs cannot be negative: " + ", ".join(negative),
+                self.text("non-negative.ok"),
+                self.text("non-negative.fail", negative=", ".join(negative)),
                 {"negative": negative, "components_minor": dict(components), "total_minor": cost.total_minor},
             )
         )
@@ -121,8 +136,8 @@ class CostEvaluationRule(Rule):
             self.check(
                 "components-sum",
                 added == cost.total_minor,
-                "the components add up to the total",
-                f"the components add up to {added}, not the declared total {cost.total_minor}",
+                self.text("components-sum.ok"),
+                self.text("components-sum.fail", sum=added, total=cost.total_minor),
                 {"sum_minor": added, "total_minor": cost.total_minor, "difference_minor": cost.total_minor - added},
             )
         )
@@ -133,8 +148,8 @@ class CostEvaluationRule(Rule):
             self.check(
                 "currency",
                 valid_currency,
-                f"{currency} is an ISO 4217 currency",
-                f"{currency!r} is not an ISO 4217 currency code",
+                self.text("currency.ok", currency=currency),
+                self.text("currency.fail", currency=currency),
                 {"currency": currency, "iso_4217": valid_currency},
             )
         )
@@ -142,7 +157,9 @@ class CostEvaluationRule(Rule):
         plans = product.plans
         if not plans:
             findings.append(
-                self.not_applicable("plan-currency", "the product has no plan yet", {"currency": currency, "plans": 0})
+                self.not_applicable(
+                    "plan-currency", self.text("plan-currency.no-plan"), {"currency": currency, "plans": 0}
+                )
             )
         else:
             mismatched = [
@@ -152,8 +169,8 @@ class CostEvaluationRule(Rule):
                 self.check(
                     "plan-currency",
                     not mismatched,
-                    "every plan is priced in the cost currency",
-                    f"plans are priced in another currency than the cost declaration ({currency})",
+                    self.text("plan-currency.ok"),
+                    self.text("plan-currency.fail", currency=currency),
                     {"currency": currency, "plans": len(plans), "mismatched": mismatched},
                 )
             )
@@ -164,7 +181,7 @@ class CostEvaluationRule(Rule):
             findings.append(
                 self.failed(
                     "method",
-                    "the cost declaration names no costing method",
+                    self.text("method.missing"),
                     {"method": cost.method, "allowed": allowed},
                 )
             )
@@ -173,8 +190,8 @@ class CostEvaluationRule(Rule):
                 self.check(
                     "method",
                     method in self._methods,
-                    f"the costing method {method} is accepted",
-                    f"the costing method {method!r} is not one of {', '.join(allowed)}",
+                    self.text("method.ok", method=method),
+                    self.text("method.fail", method=method, allowed=", ".join(allowed)),
                     {"method": method, "allowed": allowed},
                 )
             )

@@ -55,7 +55,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage, make_finding
 from marketplace.compliance.snapshots import PlanFacts, ProductFacts, Snapshot, TradeFacts
 from marketplace.kit.codelists import currency_minor_units, is_currency
 
@@ -101,6 +101,50 @@ class PriceEvaluationRule(Rule):
     stages = frozenset({Stage.LISTING, Stage.TRADE})
     parameters: ClassVar[Mapping[str, Any]] = {"price_deviation_band_bps": 3000}
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-product-in-listing-snapshot": "no product in the listing snapshot",
+        "product-no-price-plan": "the product has no price plan",
+        "no-price-plan-to-check": "no price plan to check",
+        "no-price-plan-to-compare": "no price plan to compare",
+        "price-plan-no-valid-price": "a price plan has no valid price",
+        "every-plan-valid-price": "every plan has a valid price",
+        "plan-currency-not-iso-4217": "a plan's currency is not an ISO 4217 currency with a minor unit",
+        "every-plan-priced-in-iso": "every plan is priced in an ISO 4217 currency",
+        "plan-does-not-say-whether": "a plan does not say whether its price is cost-, market- or income-based",
+        "every-plan-names-pricing-basis": "every plan names its pricing basis",
+        "no-assessed-reference-price-on": "no assessed reference price on file",
+        "no-one-time-or-subscription": "no one-time or subscription plan to compare with the reference price",
+        "reference-price-not-positive-deviation": (
+            "the reference price is not positive, so deviation cannot be measured"
+        ),
+        "plan-price-deviates-from-reference": "a plan's price deviates from the reference price beyond the band",
+        "plan-prices-within-band-reference": "plan prices are within the band of the reference price",
+        "not-public-data-product": "not a public-data product",
+        "public-data-product-without-government": ("public-data product without a government-guided price cap on file"),
+        "plan-priced-above-government-guided": "a plan is priced above the government-guided cap",
+        "every-plan-within-government-guided": "every plan is within the government-guided cap",
+        "trade-snapshot-lacks": "the trade snapshot lacks {missing}",
+        "plan-traded-differs-from-listed": "the plan traded differs from the listed plan",
+        "plan-traded-listed-plan": "the plan traded is a listed plan",
+        "plan-traded-not-one-product": "the plan traded is not one of the product's plans",
+        "no-private-offer": "no private offer",
+        "private-offer-not-approved": "the private offer was not approved",
+        "private-offer-price-negative": "the private offer's price is negative",
+        "private-offer-approved": "the private offer was approved",
+        "quantity-must-at-least-1": "the quantity must be at least 1",
+        "metered-plan-no-per-call": "the metered plan has no per-call unit price",
+        "metered-plan-calls-billed-at": "metered plan: calls are billed at the listed unit price",
+        "trade-amount-not-agreed-price": "the trade amount is not the agreed price times the quantity",
+        "trade-amount-agreed-price-times": "the trade amount is the agreed price times the quantity",
+        "trade-not-in-plan-currency": "the trade is not in the plan's currency",
+        "trade-in-plan-currency": "the trade is in the plan's currency",
+        "metered-or-free-plan-no": "metered or free plan: no licence price to compare",
+        "agreed-price-deviates-from-reference": "the agreed price deviates from the reference price beyond the band",
+        "agreed-price-within-band-reference": "the agreed price is within the band of the reference",
+        "agreed-price-above-government-guided": "the agreed price is above the government-guided cap",
+        "agreed-price-within-government-guided": "the agreed price is within the government-guided cap",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         band = self.params["price_deviation_band_bps"]
@@ -128,18 +172,18 @@ class PriceEvaluationRule(Rule):
         product = snapshot.product
         if product is None:
             return [
-                self.failed(code, "no product in the listing snapshot", {"missing": ["product"]})
+                self.failed(code, self.text("no-product-in-listing-snapshot"), {"missing": ["product"]})
                 for code in _LISTING_CHECKS
             ]
         plans = product.plans
         if not plans:
             none = {"plans": 0}
             return [
-                self.failed("plan-price", "the product has no price plan", none),
-                self.not_applicable("plan-currency", "no price plan to check", none),
-                self.not_applicable("pricing-basis", "no price plan to check", none),
-                self.not_applicable("reference-deviation", "no price plan to compare", none),
-                self.not_applicable("public-data-cap", "no price plan to compare", none),
+                self.failed("plan-price", self.text("product-no-price-plan"), none),
+                self.not_applicable("plan-currency", self.text("no-price-plan-to-check"), none),
+                self.not_applicable("pricing-basis", self.text("no-price-plan-to-check"), none),
+                self.not_applicable("reference-deviation", self.text("no-price-plan-to-compare"), none),
+                self.not_applicable("public-data-cap", self.text("no-price-plan-to-compare"), none),
             ]
         return [
             self._plan_prices(plans),
@@ -165,8 +209,8 @@ class PriceEvaluationRule(Rule):
                 )
         evidence = {"plans_checked": len(plans), "problems": problems}
         if problems:
-            return self.failed("plan-price", "a price plan has no valid price", evidence)
-        return self.passed("plan-price", "every plan has a valid price", evidence)
+            return self.failed("plan-price", self.text("price-plan-no-valid-price"), evidence)
+        return self.passed("plan-price", self.text("every-plan-valid-price"), evidence)
 
     def _plan_currencies(self, plans: tuple[PlanFacts, ...]) -> Finding:
         problems = [
@@ -176,10 +220,8 @@ class PriceEvaluationRule(Rule):
         ]
         evidence = {"currencies": sorted({plan.currency for plan in plans}), "problems": problems}
         if problems:
-            return self.failed(
-                "plan-currency", "a plan's currency is not an ISO 4217 currency with a minor unit", evidence
-            )
-        return self.passed("plan-currency", "every plan is priced in an ISO 4217 currency", evidence)
+            return self.failed("plan-currency", self.text("plan-currency-not-iso-4217"), evidence)
+        return self.passed("plan-currency", self.text("every-plan-priced-in-iso"), evidence)
 
     def _pricing_bases(self, plans: tuple[PlanFacts, ...]) -> Finding:
         missing = [plan.id for plan in plans if plan.pricing_basis not in _BASES]
@@ -189,10 +231,8 @@ class PriceEvaluationRule(Rule):
             "missing": missing,
         }
         if missing:
-            return self.failed(
-                "pricing-basis", "a plan does not say whether its price is cost-, market- or income-based", evidence
-            )
-        return self.passed("pricing-basis", "every plan names its pricing basis", evidence)
+            return self.failed("pricing-basis", self.text("plan-does-not-say-whether"), evidence)
+        return self.passed("pricing-basis", self.text("every-plan-names-pricing-basis"), evidence)
 
     def _listing_deviation(self, product: ProductFacts) -> Finding:
         reference = product.reference_price_minor
@@ -200,18 +240,18 @@ class PriceEvaluationRule(Rule):
         skipped = [plan.id for plan in product.plans if plan.kind not in _PRICED_KINDS]
         if reference is None:
             return self.not_applicable(
-                "reference-deviation", "no assessed reference price on file", {"reference_price_minor": None}
+                "reference-deviation", self.text("no-assessed-reference-price-on"), {"reference_price_minor": None}
             )
         if not compared:
             return self.not_applicable(
                 "reference-deviation",
-                "no one-time or subscription plan to compare with the reference price",
+                self.text("no-one-time-or-subscription"),
                 {"reference_price_minor": reference, "not_compared": skipped},
             )
         if reference <= 0:
             return self.review(
                 "reference-deviation",
-                "the reference price is not positive, so deviation cannot be measured",
+                self.text("reference-price-not-positive-deviation"),
                 {"reference_price_minor": reference},
             )
         rows: list[dict[str, Any]] = []
@@ -229,19 +269,17 @@ class PriceEvaluationRule(Rule):
             "not_compared": skipped,
         }
         if outside:
-            return self.review(
-                "reference-deviation", "a plan's price deviates from the reference price beyond the band", evidence
-            )
-        return self.passed("reference-deviation", "plan prices are within the band of the reference price", evidence)
+            return self.review("reference-deviation", self.text("plan-price-deviates-from-reference"), evidence)
+        return self.passed("reference-deviation", self.text("plan-prices-within-band-reference"), evidence)
 
     def _listing_cap(self, product: ProductFacts) -> Finding:
         if not product.public_data:
-            return self.not_applicable("public-data-cap", "not a public-data product", {"public_data": False})
+            return self.not_applicable("public-data-cap", self.text("not-public-data-product"), {"public_data": False})
         cap = product.government_price_cap_minor
         if cap is None:
             return self.review(
                 "public-data-cap",
-                "public-data product without a government-guided price cap on file",
+                self.text("public-data-product-without-government"),
                 {"public_data": True, "government_price_cap_minor": None},
             )
         above = [
@@ -249,8 +287,8 @@ class PriceEvaluationRule(Rule):
         ]
         evidence = {"public_data": True, "government_price_cap_minor": cap, "above_cap": above}
         if above:
-            return self.failed("public-data-cap", "a plan is priced above the government-guided cap", evidence)
-        return self.passed("public-data-cap", "every plan is within the government-guided cap", evidence)
+            return self.failed("public-data-cap", self.text("plan-priced-above-government-guided"), evidence)
+        return self.passed("public-data-cap", self.text("every-plan-within-government-guided"), evidence)
 
     # --- trade -----------------------------------------------------------------------------
 
@@ -261,7 +299,7 @@ class PriceEvaluationRule(Rule):
         if product is None or plan is None or trade is None:
             missing = [name for name, part in (("product", product), ("plan", plan), ("trade", trade)) if part is None]
             return [
-                self.failed(code, "the trade snapshot lacks " + ", ".join(missing), {"missing": missing})
+                self.failed(code, self.text("trade-snapshot-lacks", missing=", ".join(missing)), {"missing": missing})
                 for code in _TRADE_CHECKS
             ]
         offer = trade.private_offer
@@ -294,20 +332,20 @@ class PriceEvaluationRule(Rule):
                 if listed.currency != plan.currency:
                     changed.append("currency")
                 if changed:
-                    return Finding(
+                    return make_finding(
                         rid,
                         code,
                         FAIL,
-                        "the plan traded differs from the listed plan",
+                        self.text("plan-traded-differs-from-listed"),
                         {"plan_id": plan.id, "changed": changed},
                         basis,
                     )
-                return Finding(rid, code, PASS, "the plan traded is a listed plan", {"plan_id": plan.id}, basis)
-        return Finding(
+                return make_finding(rid, code, PASS, self.text("plan-traded-listed-plan"), {"plan_id": plan.id}, basis)
+        return make_finding(
             rid,
             code,
             FAIL,
-            "the plan traded is not one of the product's plans",
+            self.text("plan-traded-not-one-product"),
             {"plan_id": plan.id, "listed_plan_ids": [listed.id for listed in product.plans]},
             basis,
         )
@@ -316,13 +354,13 @@ class PriceEvaluationRule(Rule):
         rid, code, basis = self.id, self._c_private_offer, self.basis
         offer = trade.private_offer
         if offer is None:
-            return Finding(rid, code, NA, "no private offer", {"private_offer": False}, basis)
+            return make_finding(rid, code, NA, self.text("no-private-offer"), {"private_offer": False}, basis)
         evidence = {"private_offer": True, "approved": offer.approved, "price_minor": offer.price_minor}
         if not offer.approved:
-            return Finding(rid, code, FAIL, "the private offer was not approved", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("private-offer-not-approved"), evidence, basis)
         if offer.price_minor < 0:
-            return Finding(rid, code, FAIL, "the private offer's price is negative", evidence, basis)
-        return Finding(rid, code, PASS, "the private offer was approved", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("private-offer-price-negative"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("private-offer-approved"), evidence, basis)
 
     def _trade_amount(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
         rid, code, basis = self.id, self._c_trade_amount, self.basis
@@ -330,11 +368,11 @@ class PriceEvaluationRule(Rule):
         amount = trade.amount_minor
         offer = trade.private_offer
         if quantity < 1:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 FAIL,
-                "the quantity must be at least 1",
+                self.text("quantity-must-at-least-1"),
                 {"quantity": quantity, "amount_minor": amount},
                 basis,
             )
@@ -350,8 +388,8 @@ class PriceEvaluationRule(Rule):
                 "amount_minor": amount,
             }
             if unit is None or unit <= 0:
-                return Finding(rid, code, FAIL, "the metered plan has no per-call unit price", evidence, basis)
-            return Finding(rid, code, PASS, "metered plan: calls are billed at the listed unit price", evidence, basis)
+                return make_finding(rid, code, FAIL, self.text("metered-plan-no-per-call"), evidence, basis)
+            return make_finding(rid, code, PASS, self.text("metered-plan-calls-billed-at"), evidence, basis)
         elif plan.kind == "free":
             priced_by = "free"
             expected = 0
@@ -360,38 +398,38 @@ class PriceEvaluationRule(Rule):
             expected = plan.price_minor * quantity
         evidence = {"priced_by": priced_by, "expected_minor": expected, "amount_minor": amount, "quantity": quantity}
         if amount != expected:
-            return Finding(
-                rid, code, FAIL, "the trade amount is not the agreed price times the quantity", evidence, basis
-            )
-        return Finding(rid, code, PASS, "the trade amount is the agreed price times the quantity", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("trade-amount-not-agreed-price"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("trade-amount-agreed-price-times"), evidence, basis)
 
     def _trade_currency(self, plan: PlanFacts, trade: TradeFacts) -> Finding:
         rid, code, basis = self.id, self._c_trade_currency, self.basis
         evidence = {"trade_currency": trade.currency, "plan_currency": plan.currency}
         if trade.currency != plan.currency:
-            return Finding(rid, code, FAIL, "the trade is not in the plan's currency", evidence, basis)
-        return Finding(rid, code, PASS, "the trade is in the plan's currency", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("trade-not-in-plan-currency"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("trade-in-plan-currency"), evidence, basis)
 
     def _trade_deviation(self, product: ProductFacts, unit_price: int | None, by_offer: bool) -> Finding:
         rid, code, basis = self.id, self._c_reference_deviation, self.basis
         reference = product.reference_price_minor
         if reference is None:
-            return Finding(rid, code, NA, "no assessed reference price on file", {"reference_price_minor": None}, basis)
+            return make_finding(
+                rid, code, NA, self.text("no-assessed-reference-price-on"), {"reference_price_minor": None}, basis
+            )
         if unit_price is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "metered or free plan: no licence price to compare",
+                self.text("metered-or-free-plan-no"),
                 {"reference_price_minor": reference},
                 basis,
             )
         if reference <= 0:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 REVIEW,
-                "the reference price is not positive, so deviation cannot be measured",
+                self.text("reference-price-not-positive-deviation"),
                 {"reference_price_minor": reference, "unit_price_minor": unit_price},
                 basis,
             )
@@ -404,43 +442,43 @@ class PriceEvaluationRule(Rule):
             "band_bps": self._band,
         }
         if deviation > self._band:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 REVIEW,
-                "the agreed price deviates from the reference price beyond the band",
+                self.text("agreed-price-deviates-from-reference"),
                 evidence,
                 basis,
             )
-        return Finding(rid, code, PASS, "the agreed price is within the band of the reference", evidence, basis)
+        return make_finding(rid, code, PASS, self.text("agreed-price-within-band-reference"), evidence, basis)
 
     def _trade_cap(self, product: ProductFacts, unit_price: int | None) -> Finding:
         rid, code, basis = self.id, self._c_public_data_cap, self.basis
         if not product.public_data:
-            return Finding(rid, code, NA, "not a public-data product", {"public_data": False}, basis)
+            return make_finding(rid, code, NA, self.text("not-public-data-product"), {"public_data": False}, basis)
         cap = product.government_price_cap_minor
         if unit_price is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 NA,
-                "metered or free plan: no licence price to compare",
+                self.text("metered-or-free-plan-no"),
                 {"public_data": True, "government_price_cap_minor": cap},
                 basis,
             )
         if cap is None:
-            return Finding(
+            return make_finding(
                 rid,
                 code,
                 REVIEW,
-                "public-data product without a government-guided price cap on file",
+                self.text("public-data-product-without-government"),
                 {"public_data": True, "government_price_cap_minor": None, "unit_price_minor": unit_price},
                 basis,
             )
         evidence = {"public_data": True, "government_price_cap_minor": cap, "unit_price_minor": unit_price}
         if unit_price > cap:
-            return Finding(rid, code, FAIL, "the agreed price is above the government-guided cap", evidence, basis)
-        return Finding(rid, code, PASS, "the agreed price is within the government-guided cap", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("agreed-price-above-government-guided"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("agreed-price-within-government-guided"), evidence, basis)
 
 
 def _price_problem(plan: PlanFacts) -> str | None:

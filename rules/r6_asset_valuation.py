@@ -67,6 +67,24 @@ class AssetValuationRule(Rule):
         "valuation_max_age_days": 365,
     }
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-product-in-listing-snapshot": "no product in the listing snapshot",
+        "no-valuation-required-for-product": "no valuation required for this product",
+        "valuation-required-but-none-on": "a valuation is required but none is on file",
+        "valuation-on-file": "a valuation is on file",
+        "valuation-method-not-cost-income": "the valuation method is not cost, income or market",
+        "valuation-uses-recognised-method": "the valuation uses a recognised method",
+        "valuation-not-by-admitted-assessor": "the valuation is not by an admitted assessor",
+        "valuation-by-admitted-assessor": "the valuation is by an admitted assessor",
+        "valuation-dated-after-evaluation-date": "the valuation is dated after the evaluation date",
+        "valuation-expired": "the valuation has expired",
+        "valuation-current": "the valuation is current",
+        "valuation-value-not-positive": "the valuation's value is not positive",
+        "valuation-currency-not-iso-4217": "the valuation's currency is not an ISO 4217 code",
+        "valuation-not-in-currency-plans": "the valuation is not in the currency of the plans",
+        "value-positive-and-in-plans": "the value is positive and in the plans' currency",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         threshold = self.params["valuation_required_above_minor"]
@@ -83,17 +101,20 @@ class AssetValuationRule(Rule):
         product = ctx.snapshot.product
         if product is None:
             return [
-                self.failed(code, "no product in the listing snapshot", {"missing": ["product"]}) for code in _CHECKS
+                self.failed(code, self.text("no-product-in-listing-snapshot"), {"missing": ["product"]})
+                for code in _CHECKS
             ]
         triggers = self._triggers(product)
         if not triggers["reasons"]:
-            return [self.not_applicable(code, "no valuation required for this product", triggers) for code in _CHECKS]
+            return [
+                self.not_applicable(code, self.text("no-valuation-required-for-product"), triggers) for code in _CHECKS
+            ]
         valuation = product.valuation
         if valuation is None:
-            return [self.failed(code, "a valuation is required but none is on file", triggers) for code in _CHECKS]
+            return [self.failed(code, self.text("valuation-required-but-none-on"), triggers) for code in _CHECKS]
         today = ctx.now.date()
         return [
-            self.passed("valuation", "a valuation is on file", {**triggers, "method": valuation.method}),
+            self.passed("valuation", self.text("valuation-on-file"), {**triggers, "method": valuation.method}),
             self._method(valuation),
             self._assessor(valuation),
             self._current(valuation, today),
@@ -123,15 +144,15 @@ class AssetValuationRule(Rule):
     def _method(self, valuation: Valuation) -> Finding:
         evidence = {"method": valuation.method, "allowed": sorted(_METHODS)}
         if valuation.method not in _METHODS:
-            return self.failed("valuation-method", "the valuation method is not cost, income or market", evidence)
-        return self.passed("valuation-method", "the valuation uses a recognised method", evidence)
+            return self.failed("valuation-method", self.text("valuation-method-not-cost-income"), evidence)
+        return self.passed("valuation-method", self.text("valuation-uses-recognised-method"), evidence)
 
     def _assessor(self, valuation: Valuation) -> Finding:
         assessment = valuation.assessment
         evidence = {"assessor_id": assessment.assessor_id, "assessor_admitted": assessment.assessor_admitted}
         if not assessment.assessor_admitted:
-            return self.failed("valuation-assessor", "the valuation is not by an admitted assessor", evidence)
-        return self.passed("valuation-assessor", "the valuation is by an admitted assessor", evidence)
+            return self.failed("valuation-assessor", self.text("valuation-not-by-admitted-assessor"), evidence)
+        return self.passed("valuation-assessor", self.text("valuation-by-admitted-assessor"), evidence)
 
     def _current(self, valuation: Valuation, today: date) -> Finding:
         assessment = valuation.assessment
@@ -145,10 +166,10 @@ class AssetValuationRule(Rule):
             "max_age_days": self._max_age.days,
         }
         if assessment.issued_on > today:
-            return self.failed("valuation-current", "the valuation is dated after the evaluation date", evidence)
+            return self.failed("valuation-current", self.text("valuation-dated-after-evaluation-date"), evidence)
         if expires < today:
-            return self.failed("valuation-current", "the valuation has expired", evidence)
-        return self.passed("valuation-current", "the valuation is current", evidence)
+            return self.failed("valuation-current", self.text("valuation-expired"), evidence)
+        return self.passed("valuation-current", self.text("valuation-current"), evidence)
 
     def _value(self, product: ProductFacts, valuation: Valuation) -> Finding:
         plan_currencies = sorted({plan.currency for plan in product.plans})
@@ -158,9 +179,9 @@ class AssetValuationRule(Rule):
             "plan_currencies": plan_currencies,
         }
         if valuation.value_minor <= 0:
-            return self.failed("valuation-value", "the valuation's value is not positive", evidence)
+            return self.failed("valuation-value", self.text("valuation-value-not-positive"), evidence)
         if not is_currency(valuation.currency):
-            return self.failed("valuation-value", "the valuation's currency is not an ISO 4217 code", evidence)
+            return self.failed("valuation-value", self.text("valuation-currency-not-iso-4217"), evidence)
         if any(code != valuation.currency for code in plan_currencies):
-            return self.failed("valuation-value", "the valuation is not in the currency of the plans", evidence)
-        return self.passed("valuation-value", "the value is positive and in the plans' currency", evidence)
+            return self.failed("valuation-value", self.text("valuation-not-in-currency-plans"), evidence)
+        return self.passed("valuation-value", self.text("value-positive-and-in-plans"), evidence)

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage, make_finding
 from marketplace.compliance.snapshots import OrganizationFacts
 
 _ADMISSION_CHECKS: Final = ("penalties", "security-capability")
@@ -86,6 +86,29 @@ class MerchantOperationRule(Rule):
         "min_trades_for_rate": 20,
         "complaint_rate_review": 0.05,
         "complaint_rate_suspension": 0.15,
+    }
+
+    messages: ClassVar[dict[str, str]] = {
+        "admission-snapshot-no-applicant": "the admission snapshot has no applicant",
+        "data-trading-penalties-within-last": "data-trading penalties within the last 3 years",
+        "no-disqualifying-penalty-within-last": "no disqualifying penalty within the last 3 years",
+        "applicant-not-data-provider": "the applicant is not a data provider",
+        "provider-data-security-maturity-level": "the provider's data security maturity level is below the minimum",
+        "provider-data-security-maturity-adequate": "the provider's data security maturity is adequate",
+        # by party (provider, buyer): status.<party>.<what>
+        "status.provider.missing": "the snapshot has no provider",
+        "status.provider.active": "the provider is admitted and active",
+        "status.provider.suspended": "the provider is suspended",
+        "status.provider.not-admitted": "the provider is not admitted",
+        "status.buyer.missing": "the snapshot has no buyer",
+        "status.buyer.active": "the buyer is admitted and active",
+        "status.buyer.suspended": "the buyer is suspended",
+        "status.buyer.not-admitted": "the buyer is not admitted",
+        "snapshot-no-provider": "the snapshot has no provider",
+        "too-few-trades-in-window": "too few trades in the window to judge the rate",
+        "complaint-and-dispute-rate-reaches": "the complaint and dispute rate reaches the suspension threshold",
+        "complaint-and-dispute-rate-reaches-2": "the complaint and dispute rate reaches the review threshold",
+        "complaint-and-dispute-rate-below": "the complaint and dispute rate is below the thresholds",
     }
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -132,7 +155,7 @@ class MerchantOperationRule(Rule):
     def _admission(self, org: OrganizationFacts | None, today: date) -> list[Finding]:
         if org is None:
             return [
-                self.failed(code, "the admission snapshot has no applicant", {"missing": ["organization"]})
+                self.failed(code, self.text("admission-snapshot-no-applicant"), {"missing": ["organization"]})
                 for code in _ADMISSION_CHECKS
             ]
         return [self._penalties(org, today), self._security(org)]
@@ -152,8 +175,8 @@ class MerchantOperationRule(Rule):
             "max_penalties_last_3y": self._max_penalties,
         }
         if counted > self._max_penalties:
-            return self.failed("penalties", "data-trading penalties within the last 3 years", evidence)
-        return self.passed("penalties", "no disqualifying penalty within the last 3 years", evidence)
+            return self.failed("penalties", self.text("data-trading-penalties-within-last"), evidence)
+        return self.passed("penalties", self.text("no-disqualifying-penalty-within-last"), evidence)
 
     def _security(self, org: OrganizationFacts) -> Finding:
         evidence = {
@@ -163,31 +186,29 @@ class MerchantOperationRule(Rule):
             "min_dsmm_level_provider": self._min_dsmm,
         }
         if org.kind != "provider":
-            return self.not_applicable("security-capability", "the applicant is not a data provider", evidence)
+            return self.not_applicable("security-capability", self.text("applicant-not-data-provider"), evidence)
         if org.dsmm_level < self._min_dsmm:
-            return self.failed(
-                "security-capability", "the provider's data security maturity level is below the minimum", evidence
-            )
-        return self.passed("security-capability", "the provider's data security maturity is adequate", evidence)
+            return self.failed("security-capability", self.text("provider-data-security-maturity-level"), evidence)
+        return self.passed("security-capability", self.text("provider-data-security-maturity-adequate"), evidence)
 
     # --- listing, trade, settlement --------------------------------------------------------
 
     def _status(self, code: str, party: str, org: OrganizationFacts | None) -> Finding:
         rid, basis = self.id, self.basis
         if org is None:
-            return Finding(rid, code, FAIL, f"the snapshot has no {party}", {"missing": [party]}, basis)
+            return make_finding(rid, code, FAIL, self.text(f"status.{party}.missing"), {"missing": [party]}, basis)
         status = org.status
         evidence = {"organization_id": org.id, "party": party, "status": status}
         if status == "admitted":
-            return Finding(rid, code, PASS, f"the {party} is admitted and active", evidence, basis)
+            return make_finding(rid, code, PASS, self.text(f"status.{party}.active"), evidence, basis)
         if status == "suspended":
-            return Finding(rid, code, FAIL, f"the {party} is suspended", evidence, basis)
-        return Finding(rid, code, FAIL, f"the {party} is not admitted", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text(f"status.{party}.suspended"), evidence, basis)
+        return make_finding(rid, code, FAIL, self.text(f"status.{party}.not-admitted"), evidence, basis)
 
     def _operation(self, provider: OrganizationFacts | None) -> Finding:
         rid, code, basis = self.id, self._c_operation_rate, self.basis
         if provider is None:
-            return Finding(rid, code, FAIL, "the snapshot has no provider", {"missing": ["provider"]}, basis)
+            return make_finding(rid, code, FAIL, self.text("snapshot-no-provider"), {"missing": ["provider"]}, basis)
         trades = provider.trades_in_window
         complaints = provider.complaints_in_window
         disputes = provider.disputes_in_window
@@ -202,15 +223,11 @@ class MerchantOperationRule(Rule):
         }
         if trades < self._min_trades:
             evidence["rate"] = None
-            return Finding(rid, code, NA, "too few trades in the window to judge the rate", evidence, basis)
+            return make_finding(rid, code, NA, self.text("too-few-trades-in-window"), evidence, basis)
         rate = (complaints + disputes) / trades
         evidence["rate"] = round(rate, 4)
         if rate >= self._suspension_rate:
-            return Finding(
-                rid, code, FAIL, "the complaint and dispute rate reaches the suspension threshold", evidence, basis
-            )
+            return make_finding(rid, code, FAIL, self.text("complaint-and-dispute-rate-reaches"), evidence, basis)
         if rate >= self._review_rate:
-            return Finding(
-                rid, code, REVIEW, "the complaint and dispute rate reaches the review threshold", evidence, basis
-            )
-        return Finding(rid, code, PASS, "the complaint and dispute rate is below the thresholds", evidence, basis)
+            return make_finding(rid, code, REVIEW, self.text("complaint-and-dispute-rate-reaches-2"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("complaint-and-dispute-rate-below"), evidence, basis)

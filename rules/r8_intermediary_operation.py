@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, get_args
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Stage, make_finding
 from marketplace.compliance.snapshots import IntermediaryRole, OrganizationFacts, Snapshot
 
 PASS = Outcome.PASS
@@ -63,6 +63,27 @@ class IntermediaryOperationRule(Rule):
     stages = frozenset({Stage.ADMISSION, Stage.TRADE})
     parameters: ClassVar[Mapping[str, Any]] = {"trade_roles": ["broker", "delivery"]}
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-intermediary-in-trade": "no intermediary in the trade",
+        "admission-snapshot-no-applicant": "the admission snapshot has no applicant",
+        "applicant-not-data-intermediary": "the applicant is not a data intermediary",
+        "intermediary-declares-roles": "the intermediary declares its roles",
+        "intermediary-declares-no-role": "the intermediary declares no role",
+        "organisation-not-admitted-as-data": "the organisation is not admitted as a data intermediary",
+        "intermediary-not-admitted": "the intermediary is not admitted",
+        "intermediary-admitted": "the intermediary is admitted",
+        "intermediary-admitted-for-trading-role": "the intermediary is admitted for a trading role",
+        "intermediary-not-admitted-for-role": "the intermediary is not admitted for a role allowed in a trade",
+        "intermediary-does-not-disclose-fee": "the intermediary does not disclose its fee",
+        "intermediary-discloses-fee": "the intermediary discloses its fee",
+        "trade-snapshot-lacks": "the trade snapshot lacks {missing}",
+        "intermediary-related-to-both-sides": "the intermediary is related to both sides of the trade",
+        "intermediary-related-to-one-side": "the intermediary is related to one side of the trade",
+        "intermediary-related-to-neither-side": "the intermediary is related to neither side",
+        "intermediary-does-not-attest-that": "the intermediary does not attest that it keeps no traded data",
+        "intermediary-attests-that-keeps-no": "the intermediary attests that it keeps no traded data",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         roles = self.params["trade_roles"]
@@ -83,7 +104,7 @@ class IntermediaryOperationRule(Rule):
         # Built once, shared by every verdict of a trade without an intermediary: read-only evidence.
         absent = MappingProxyType({"intermediary": False})
         self._no_intermediary: tuple[Finding, ...] = tuple(
-            self.not_applicable(code, "no intermediary in the trade", absent) for code in _TRADE_CHECKS
+            self.not_applicable(code, self.text("no-intermediary-in-trade"), absent) for code in _TRADE_CHECKS
         )
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
@@ -98,24 +119,24 @@ class IntermediaryOperationRule(Rule):
     def _admission(self, org: OrganizationFacts | None) -> list[Finding]:
         if org is None:
             return [
-                self.failed(code, "the admission snapshot has no applicant", {"missing": ["organization"]})
+                self.failed(code, self.text("admission-snapshot-no-applicant"), {"missing": ["organization"]})
                 for code in _ADMISSION_CHECKS
             ]
         if org.kind != "intermediary":
             kind = {"organization_id": org.id, "kind": org.kind}
             return [
-                self.not_applicable(code, "the applicant is not a data intermediary", kind)
+                self.not_applicable(code, self.text("applicant-not-data-intermediary"), kind)
                 for code in _ADMISSION_CHECKS
             ]
         roles = list(org.intermediary_roles)
         evidence: dict[str, Any] = {"organization_id": org.id, "roles": roles}
         if roles:
-            role_finding = Finding(
-                self.id, self._c_roles, PASS, "the intermediary declares its roles", evidence, self.basis
+            role_finding = make_finding(
+                self.id, self._c_roles, PASS, self.text("intermediary-declares-roles"), evidence, self.basis
             )
         else:
-            role_finding = Finding(
-                self.id, self._c_roles, FAIL, "the intermediary declares no role", evidence, self.basis
+            role_finding = make_finding(
+                self.id, self._c_roles, FAIL, self.text("intermediary-declares-no-role"), evidence, self.basis
             )
         return [role_finding, self._fee(org), self._retention(org)]
 
@@ -137,10 +158,10 @@ class IntermediaryOperationRule(Rule):
         rid, code, basis = self.id, self._c_admitted, self.basis
         evidence = {"organization_id": org.id, "kind": org.kind, "status": org.status}
         if org.kind != "intermediary":
-            return Finding(rid, code, FAIL, "the organisation is not admitted as a data intermediary", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("organisation-not-admitted-as-data"), evidence, basis)
         if org.status != "admitted":
-            return Finding(rid, code, FAIL, "the intermediary is not admitted", evidence, basis)
-        return Finding(rid, code, PASS, "the intermediary is admitted", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("intermediary-not-admitted"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("intermediary-admitted"), evidence, basis)
 
     def _trade_role(self, org: OrganizationFacts) -> Finding:
         rid, code, basis = self.id, self._c_trade_role, self.basis
@@ -152,10 +173,10 @@ class IntermediaryOperationRule(Rule):
         }
         for role in org.intermediary_roles:
             if role in allowed:
-                return Finding(rid, code, PASS, "the intermediary is admitted for a trading role", evidence, basis)
-        return Finding(
-            rid, code, FAIL, "the intermediary is not admitted for a role allowed in a trade", evidence, basis
-        )
+                return make_finding(
+                    rid, code, PASS, self.text("intermediary-admitted-for-trading-role"), evidence, basis
+                )
+        return make_finding(rid, code, FAIL, self.text("intermediary-not-admitted-for-role"), evidence, basis)
 
     def _fee(self, org: OrganizationFacts) -> Finding:
         rid, code, basis = self.id, self._c_fee, self.basis
@@ -163,8 +184,8 @@ class IntermediaryOperationRule(Rule):
         disclosed = fee is not None and fee != "" and not fee.isspace()
         evidence = {"organization_id": org.id, "fee_disclosed": disclosed}
         if not disclosed:
-            return Finding(rid, code, FAIL, "the intermediary does not disclose its fee", evidence, basis)
-        return Finding(rid, code, PASS, "the intermediary discloses its fee", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("intermediary-does-not-disclose-fee"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("intermediary-discloses-fee"), evidence, basis)
 
     def _related(self, org: OrganizationFacts, snapshot: Snapshot) -> Finding:
         rid, code, basis = self.id, self._c_related, self.basis
@@ -176,8 +197,13 @@ class IntermediaryOperationRule(Rule):
                 missing.append("buyer")
             if provider is None:
                 missing.append("provider")
-            return Finding(
-                rid, code, FAIL, "the trade snapshot lacks " + ", ".join(missing), {"missing": missing}, basis
+            return make_finding(
+                rid,
+                code,
+                FAIL,
+                self.text("trade-snapshot-lacks", missing=", ".join(missing)),
+                {"missing": missing},
+                basis,
             )
         related = org.related_organization_ids
         to_buyer = buyer.id == org.id or buyer.id in related
@@ -190,17 +216,15 @@ class IntermediaryOperationRule(Rule):
             "related_to_provider": to_provider,
         }
         if to_buyer and to_provider:
-            return Finding(rid, code, FAIL, "the intermediary is related to both sides of the trade", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("intermediary-related-to-both-sides"), evidence, basis)
         if to_buyer or to_provider:
-            return Finding(rid, code, REVIEW, "the intermediary is related to one side of the trade", evidence, basis)
-        return Finding(rid, code, PASS, "the intermediary is related to neither side", evidence, basis)
+            return make_finding(rid, code, REVIEW, self.text("intermediary-related-to-one-side"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("intermediary-related-to-neither-side"), evidence, basis)
 
     def _retention(self, org: OrganizationFacts) -> Finding:
         rid, code, basis = self.id, self._c_retention, self.basis
         attested = org.retains_no_traded_data
         evidence = {"organization_id": org.id, "retains_no_traded_data": attested}
         if attested is not True:
-            return Finding(
-                rid, code, FAIL, "the intermediary does not attest that it keeps no traded data", evidence, basis
-            )
-        return Finding(rid, code, PASS, "the intermediary attests that it keeps no traded data", evidence, basis)
+            return make_finding(rid, code, FAIL, self.text("intermediary-does-not-attest-that"), evidence, basis)
+        return make_finding(rid, code, PASS, self.text("intermediary-attests-that-keeps-no"), evidence, basis)

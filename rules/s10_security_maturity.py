@@ -41,7 +41,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage, Text
 from marketplace.compliance.snapshots import OrganizationFacts, ProductFacts
 
 _GRADES: Final = ("general", "important", "core")
@@ -53,13 +53,6 @@ DEFAULT_REQUIRED_LEVEL_BY_GRADE: Final = {"general": 2, "important": 3, "core": 
 
 def _is_level(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and _MIN_LEVEL <= value <= _MAX_LEVEL
-
-
-def _no_grade(product: ProductFacts) -> str:
-    """Why a product has no grade the levels can be read for: none declared, or one outside the vocabulary."""
-    if product.grade is None:
-        return "the product has no grade"
-    return f"the product's grade {product.grade!r} is not general, important or core"
 
 
 class SecurityMaturityStandard(Rule):
@@ -80,6 +73,39 @@ class SecurityMaturityStandard(Rule):
     }
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-grade": "the product has no grade",
+        "unknown-grade": "the product's grade {grade!r} is not general, important or core",
+        "no-organisation-in-admission-snapshot": "no organisation in the admission snapshot",
+        "no-provider-in-listing-snapshot": "no provider in the listing snapshot: its security maturity is unknown",
+        "dsmm-level-recorded": "DSMM level {dsmm_level} is recorded",
+        "dsmm-level-outside-model-0": "DSMM level {dsmm_level} is outside the model's 0-5 range",
+        "buyer-declares-only-general-data": "the buyer declares only general data: no maturity level is required",
+        "dsmm-level-not-valid-level": "DSMM level {dsmm_level} is not a valid level",
+        "dsmm-level-meets-level-required": (
+            "DSMM level {dsmm_level} meets the level {required} required for {max_data_grade} data"
+        ),
+        "dsmm-level-below-level-required": (
+            "DSMM level {dsmm_level} is below the level {required} required for the {max_data_grade} data "
+            "the {kind} declares it will handle"
+        ),
+        "no-product-in-listing-snapshot": "no product in the listing snapshot",
+        "required-maturity-level-cannot-determined": "{product}: the required maturity level cannot be determined",
+        "provider-dsmm-level-meets-level": (
+            "the provider's DSMM level {dsmm_level} meets the level {required} required for {grade} data"
+        ),
+        "provider-dsmm-level-below-level": (
+            "the provider's DSMM level {dsmm_level} is below the level {required} required for {grade} data"
+        ),
+        "to-compare-with-provider-declaration": "{product} to compare with the provider's declaration",
+        "data-within-provider-declared-maximum": (
+            "{grade} data is within the provider's declared maximum ({max_data_grade})"
+        ),
+        "data-above-highest-grade-provider": (
+            "{grade} data is above the highest grade the provider declared it handles ({max_data_grade})"
+        ),
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         table = {**DEFAULT_REQUIRED_LEVEL_BY_GRADE, **self.params["required_level_by_grade"]}
@@ -95,11 +121,18 @@ class SecurityMaturityStandard(Rule):
         self._required: dict[str, int] = table
         self._min_level_buyer: int = buyer_level
 
+    def _no_grade(self, product: ProductFacts) -> list[Text]:
+        """Why a product has no grade the levels can be read for (none declared, or one outside the vocabulary),
+        as the one message a finding's message names."""
+        if product.grade is None:
+            return [self.text("no-grade")]
+        return [self.text("unknown-grade", grade=product.grade)]
+
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         if ctx.stage is Stage.ADMISSION:
             org = ctx.snapshot.organization
             if org is None:
-                message = "no organisation in the admission snapshot"
+                message = self.text("no-organisation-in-admission-snapshot")
                 return [
                     self.failed("level-recorded", message, {"organization": False}),
                     self.failed("level-for-declared-grade", message, {"organization": False}),
@@ -109,7 +142,7 @@ class SecurityMaturityStandard(Rule):
             provider = ctx.snapshot.provider
             product = ctx.snapshot.product
             if provider is None:
-                message = "no provider in the listing snapshot: its security maturity is unknown"
+                message = self.text("no-provider-in-listing-snapshot")
                 return [
                     self.failed("level-recorded", message, {"provider": False}),
                     self.failed("level-for-product-grade", message, {"provider": False}),
@@ -125,8 +158,10 @@ class SecurityMaturityStandard(Rule):
     def _recorded(self, org: OrganizationFacts) -> Finding:
         evidence = {"organization_id": org.id, "kind": org.kind, "dsmm_level": org.dsmm_level}
         if _is_level(org.dsmm_level):
-            return self.passed("level-recorded", f"DSMM level {org.dsmm_level} is recorded", evidence)
-        return self.failed("level-recorded", f"DSMM level {org.dsmm_level} is outside the model's 0-5 range", evidence)
+            return self.passed("level-recorded", self.text("dsmm-level-recorded", dsmm_level=org.dsmm_level), evidence)
+        return self.failed(
+            "level-recorded", self.text("dsmm-level-outside-model-0", dsmm_level=org.dsmm_level), evidence
+        )
 
     def _declared(self, org: OrganizationFacts) -> Finding:
         check = "level-for-declared-grade"
@@ -139,32 +174,40 @@ class SecurityMaturityStandard(Rule):
         if org.kind == "buyer":
             if org.max_data_grade == "general":
                 evidence["required_level"] = None
-                return self.not_applicable(
-                    check, "the buyer declares only general data: no maturity level is required", evidence
-                )
+                return self.not_applicable(check, self.text("buyer-declares-only-general-data"), evidence)
             required = self._min_level_buyer
         else:
             required = self._required[org.max_data_grade]
         evidence["required_level"] = required
         if not _is_level(org.dsmm_level):
-            return self.failed(check, f"DSMM level {org.dsmm_level} is not a valid level", evidence)
+            return self.failed(check, self.text("dsmm-level-not-valid-level", dsmm_level=org.dsmm_level), evidence)
         if org.dsmm_level >= required:
             return self.passed(
                 check,
-                f"DSMM level {org.dsmm_level} meets the level {required} required for {org.max_data_grade} data",
+                self.text(
+                    "dsmm-level-meets-level-required",
+                    dsmm_level=org.dsmm_level,
+                    required=required,
+                    max_data_grade=org.max_data_grade,
+                ),
                 evidence,
             )
         return self.failed(
             check,
-            f"DSMM level {org.dsmm_level} is below the level {required} required for the "
-            f"{org.max_data_grade} data the {org.kind} declares it will handle",
+            self.text(
+                "dsmm-level-below-level-required",
+                dsmm_level=org.dsmm_level,
+                required=required,
+                max_data_grade=org.max_data_grade,
+                kind=org.kind,
+            ),
             evidence,
         )
 
     def _product_level(self, provider: OrganizationFacts, product: ProductFacts | None) -> Finding:
         check = "level-for-product-grade"
         if product is None:
-            return self.failed(check, "no product in the listing snapshot", {"product": False})
+            return self.failed(check, self.text("no-product-in-listing-snapshot"), {"product": False})
         evidence: dict[str, Any] = {
             "organization_id": provider.id,
             "dsmm_level": provider.dsmm_level,
@@ -174,30 +217,38 @@ class SecurityMaturityStandard(Rule):
         if grade is None:
             evidence["required_level"] = None
             return self.failed(
-                check, f"{_no_grade(product)}: the required maturity level cannot be determined", evidence
+                check, self.text("required-maturity-level-cannot-determined", product=self._no_grade(product)), evidence
             )
         required = self._required[grade]
         evidence["required_level"] = required
         if not _is_level(provider.dsmm_level):
-            return self.failed(check, f"DSMM level {provider.dsmm_level} is not a valid level", evidence)
+            return self.failed(check, self.text("dsmm-level-not-valid-level", dsmm_level=provider.dsmm_level), evidence)
         if provider.dsmm_level >= required:
             return self.passed(
                 check,
-                f"the provider's DSMM level {provider.dsmm_level} meets the level {required} required for "
-                f"{product.grade} data",
+                self.text(
+                    "provider-dsmm-level-meets-level",
+                    dsmm_level=provider.dsmm_level,
+                    required=required,
+                    grade=product.grade,
+                ),
                 evidence,
             )
         return self.failed(
             check,
-            f"the provider's DSMM level {provider.dsmm_level} is below the level {required} required for "
-            f"{product.grade} data",
+            self.text(
+                "provider-dsmm-level-below-level",
+                dsmm_level=provider.dsmm_level,
+                required=required,
+                grade=product.grade,
+            ),
             evidence,
         )
 
     def _within_declaration(self, provider: OrganizationFacts, product: ProductFacts | None) -> Finding:
         check = "grade-within-declaration"
         if product is None:
-            return self.failed(check, "no product in the listing snapshot", {"product": False})
+            return self.failed(check, self.text("no-product-in-listing-snapshot"), {"product": False})
         evidence = {
             "organization_id": provider.id,
             "product_grade": product.grade,
@@ -205,16 +256,19 @@ class SecurityMaturityStandard(Rule):
         }
         grade = product.known_grade
         if grade is None:
-            return self.failed(check, f"{_no_grade(product)} to compare with the provider's declaration", evidence)
+            return self.failed(
+                check, self.text("to-compare-with-provider-declaration", product=self._no_grade(product)), evidence
+            )
         if _GRADE_RANK[grade] <= _GRADE_RANK[provider.max_data_grade]:
             return self.passed(
                 check,
-                f"{product.grade} data is within the provider's declared maximum ({provider.max_data_grade})",
+                self.text(
+                    "data-within-provider-declared-maximum", grade=product.grade, max_data_grade=provider.max_data_grade
+                ),
                 evidence,
             )
         return self.failed(
             check,
-            f"{product.grade} data is above the highest grade the provider declared it handles "
-            f"({provider.max_data_grade})",
+            self.text("data-above-highest-grade-provider", grade=product.grade, max_data_grade=provider.max_data_grade),
             evidence,
         )

@@ -46,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage, make_finding
 from marketplace.kit.codelists import divisions
 from marketplace.kit.identifiers import USCC_ALPHABET, uscc_check_char, uscc_problem
 
@@ -120,6 +120,47 @@ class UnifiedSocialCreditCodeStandard(Rule):
     }
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "admission-snapshot-no-applicant-organisation": (
+            "the admission snapshot has no applicant organisation; its USCC cannot be verified"
+        ),
+        "applicant-organisation-in-snapshot": "the applicant organisation is in the snapshot",
+        "provider-and-buyer-in-snapshot": "provider and buyer are in the snapshot",
+        "trade-snapshot-lacks-their-uscc": "the trade snapshot lacks {missing}; their USCC cannot be verified",
+        "uscc-18-characters-gb-32100": (
+            "the {role}'s USCC has 18 characters of the GB 32100 alphabet and a correct check character"
+        ),
+        "uscc-check-character-gb-32100": "the {role}'s USCC check character is {code}, GB 32100 gives {expected}",
+        "uscc-characters-gb-32100-codes": "the {role}'s USCC has {code} characters; GB 32100 codes have 18",
+        "uscc-contains-characters-outside-gb": (
+            "the {role}'s USCC contains characters outside the GB 32100 alphabet (digits and upper-case "
+            "letters except I, O, S, V, Z)"
+        ),
+        "uscc-malformed-parts-cannot-read": "the {role}'s USCC is malformed ({problem}); its parts cannot be read",
+        "uscc-starts-with-which-not": (
+            "the {role}'s USCC starts with {authority}, which is not a GB 32100 registration-authority code"
+        ),
+        "uscc-organisation-category-which-registration": (
+            "the {role}'s USCC has organisation category {category}, which registration authority "
+            "{authority} does not issue"
+        ),
+        "uscc-names-known-registration-authority": (
+            "the {role}'s USCC names a known registration authority and organisation category"
+        ),
+        "division-code-check-disabled-by": "the division-code check is disabled by the rulebook",
+        "uscc-carries-division-accepted-by": (
+            "the {role}'s USCC carries division {division}, accepted by the rulebook"
+        ),
+        "uscc-carries-known-gb-t": "the {role}'s USCC carries a known GB/T 2260 division",
+        "uscc-carries-which-not-known": (
+            "the {role}'s USCC carries {division}, which is not a known GB/T 2260 division code"
+        ),
+        "uscc-carries-which-not-in": (
+            "the {role}'s USCC carries {division}, which is not in the current GB/T 2260 list; it may be a "
+            "retired code still valid in old registrations, so an administrator decides"
+        ),
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._authorities: dict[str, frozenset[str]] = {
@@ -146,22 +187,22 @@ class UnifiedSocialCreditCodeStandard(Rule):
         if ctx.stage is ADMISSION:
             if snapshot.organization is None:
                 findings.append(
-                    Finding(
+                    make_finding(
                         rid,
                         self._c_applicant,
                         FAIL,
-                        "the admission snapshot has no applicant organisation; its USCC cannot be verified",
+                        self.text("admission-snapshot-no-applicant-organisation"),
                         {"party": "organization"},
                         basis,
                     )
                 )
             else:
                 findings.append(
-                    Finding(
+                    make_finding(
                         rid,
                         self._c_applicant,
                         PASS,
-                        "the applicant organisation is in the snapshot",
+                        self.text("applicant-organisation-in-snapshot"),
                         {"party": "organization"},
                         basis,
                     )
@@ -169,11 +210,11 @@ class UnifiedSocialCreditCodeStandard(Rule):
         elif ctx.stage is TRADE:
             if snapshot.provider is not None and snapshot.buyer is not None:
                 findings.append(
-                    Finding(
+                    make_finding(
                         rid,
                         self._c_parties,
                         PASS,
-                        "provider and buyer are in the snapshot",
+                        self.text("provider-and-buyer-in-snapshot"),
                         {"required": list(_REQUIRED_AT_TRADE), "missing": []},
                         basis,
                     )
@@ -181,11 +222,11 @@ class UnifiedSocialCreditCodeStandard(Rule):
             else:
                 missing = [role for role in _REQUIRED_AT_TRADE if getattr(snapshot, role) is None]
                 findings.append(
-                    Finding(
+                    make_finding(
                         rid,
                         self._c_parties,
                         FAIL,
-                        f"the trade snapshot lacks {' and '.join(missing)}; their USCC cannot be verified",
+                        self.text("trade-snapshot-lacks-their-uscc", missing=" and ".join(missing)),
                         {"required": list(_REQUIRED_AT_TRADE), "missing": missing},
                         basis,
                     )
@@ -202,21 +243,21 @@ class UnifiedSocialCreditCodeStandard(Rule):
         rid, basis = self.id, self.basis
         problem = uscc_problem(code)
         if problem is None:
-            structure = Finding(
+            structure = make_finding(
                 rid,
                 self._c_check_character,
                 PASS,
-                f"the {role}'s USCC has 18 characters of the GB 32100 alphabet and a correct check character",
+                self.text("uscc-18-characters-gb-32100", role=role),
                 {"party": role, "organization_id": org_id, "uscc": code},
                 basis,
             )
         elif problem == "check_character":
             expected = uscc_check_char(code[:17])
-            structure = Finding(
+            structure = make_finding(
                 rid,
                 self._c_check_character,
                 FAIL,
-                f"the {role}'s USCC check character is {code[17]}, GB 32100 gives {expected}",
+                self.text("uscc-check-character-gb-32100", role=role, code=code[17], expected=expected),
                 {
                     "party": role,
                     "organization_id": org_id,
@@ -230,11 +271,11 @@ class UnifiedSocialCreditCodeStandard(Rule):
         else:
             # Too malformed to be split: the parts cannot be read, the structural failure blocks.
             if problem == "length":
-                structure = Finding(
+                structure = make_finding(
                     rid,
                     self._c_length,
                     FAIL,
-                    f"the {role}'s USCC has {len(code)} characters; GB 32100 codes have 18",
+                    self.text("uscc-characters-gb-32100-codes", role=role, code=len(code)),
                     {
                         "party": role,
                         "organization_id": org_id,
@@ -247,19 +288,18 @@ class UnifiedSocialCreditCodeStandard(Rule):
                 )
             else:
                 invalid = [{"position": i + 1, "character": ch} for i, ch in enumerate(code) if ch not in USCC_ALPHABET]
-                structure = Finding(
+                structure = make_finding(
                     rid,
                     self._c_alphabet,
                     FAIL,
-                    f"the {role}'s USCC contains characters outside the GB 32100 alphabet "
-                    "(digits and upper-case letters except I, O, S, V, Z)",
+                    self.text("uscc-contains-characters-outside-gb", role=role),
                     {"party": role, "organization_id": org_id, "problem": problem, "uscc": code, "invalid": invalid},
                     basis,
                 )
-            reason = f"the {role}'s USCC is malformed ({problem}); its parts cannot be read"
+            reason = self.text("uscc-malformed-parts-cannot-read", role=role, problem=problem)
             return (
                 structure,
-                Finding(
+                make_finding(
                     rid,
                     self._c_authority,
                     NA,
@@ -267,7 +307,7 @@ class UnifiedSocialCreditCodeStandard(Rule):
                     {"party": role, "organization_id": org_id, "problem": problem},
                     basis,
                 ),
-                Finding(
+                make_finding(
                     rid,
                     self._c_division,
                     NA,
@@ -283,11 +323,11 @@ class UnifiedSocialCreditCodeStandard(Rule):
         authority, category = code[0], code[1]
         categories = self._authorities.get(authority)
         if categories is None:
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 FAIL,
-                f"the {role}'s USCC starts with {authority}, which is not a GB 32100 registration-authority code",
+                self.text("uscc-starts-with-which-not", role=role, authority=authority),
                 {
                     "party": role,
                     "organization_id": org_id,
@@ -306,20 +346,21 @@ class UnifiedSocialCreditCodeStandard(Rule):
         }
         if category not in categories:
             evidence["known_categories"] = sorted(categories)
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 FAIL,
-                f"the {role}'s USCC has organisation category {category}, "
-                f"which registration authority {authority} does not issue",
+                self.text(
+                    "uscc-organisation-category-which-registration", role=role, category=category, authority=authority
+                ),
                 evidence,
                 basis,
             )
-        return Finding(
+        return make_finding(
             rid,
             check,
             PASS,
-            f"the {role}'s USCC names a known registration authority and organisation category",
+            self.text("uscc-names-known-registration-authority", role=role),
             evidence,
             basis,
         )
@@ -328,20 +369,20 @@ class UnifiedSocialCreditCodeStandard(Rule):
         rid, check, basis = self.id, self._c_division, self.basis
         division = code[2:8]
         if not self._check_division:
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 NA,
-                "the division-code check is disabled by the rulebook",
+                self.text("division-code-check-disabled-by"),
                 {"party": role, "organization_id": org_id, "division": division, "check_division_code": False},
                 basis,
             )
         if division in self._extra_divisions:
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 PASS,
-                f"the {role}'s USCC carries division {division}, accepted by the rulebook",
+                self.text("uscc-carries-division-accepted-by", role=role, division=division),
                 {
                     "party": role,
                     "organization_id": org_id,
@@ -353,11 +394,11 @@ class UnifiedSocialCreditCodeStandard(Rule):
             )
         entry = divisions().get(division)
         if entry is not None:
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 PASS,
-                f"the {role}'s USCC carries a known GB/T 2260 division",
+                self.text("uscc-carries-known-gb-t", role=role),
                 {
                     "party": role,
                     "organization_id": org_id,
@@ -369,20 +410,19 @@ class UnifiedSocialCreditCodeStandard(Rule):
             )
         evidence = {"party": role, "organization_id": org_id, "division": division, "known": False}
         if self._unknown_division_fails:
-            return Finding(
+            return make_finding(
                 rid,
                 check,
                 FAIL,
-                f"the {role}'s USCC carries {division}, which is not a known GB/T 2260 division code",
+                self.text("uscc-carries-which-not-known", role=role, division=division),
                 evidence,
                 basis,
             )
-        return Finding(
+        return make_finding(
             rid,
             check,
             REVIEW,
-            f"the {role}'s USCC carries {division}, which is not in the current GB/T 2260 list; "
-            "it may be a retired code still valid in old registrations, so an administrator decides",
+            self.text("uscc-carries-which-not-in", role=role, division=division),
             evidence,
             basis,
         )

@@ -90,6 +90,46 @@ class ClassificationGradingStandard(Rule):
     }
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "listing-snapshot-no-product-to": "the listing snapshot has no product to classify and grade",
+        "product-no-data-category-gb": "the product has no data category (GB/T 43697 classification)",
+        "data-category-not-one-exchange": "the data category {category!r} is not one the exchange recognises",
+        "product-classified-as": "the product is classified as {category}",
+        "product-no-data-grade-general": "the product has no data grade (general, important or core; DSL Art. 21)",
+        "data-grade-not-general-important": "the data grade {grade!r} is not general, important or core",
+        "product-graded": "the product is graded {grade}",
+        "personal-information-flag-agrees-with": "the personal-information flag agrees with the field schema",
+        "fields-marked-personal-but-product": (
+            "fields {personal_fields} are marked personal but the product is not flagged as containing "
+            "personal information"
+        ),
+        "sensitive-personal-information-flag-agrees": (
+            "the sensitive-personal-information flag agrees with the field schema"
+        ),
+        "fields-marked-sensitive-but-product": (
+            "fields {sensitive_fields} are marked sensitive but the product is not flagged as containing "
+            "sensitive personal information"
+        ),
+        "product-flagged-as-holding-sensitive": (
+            "the product is flagged as holding sensitive personal information but not personal information, "
+            "and fields {sensitive_not_personal} are sensitive but not personal"
+        ),
+        "product-flagged-as-holding-sensitive-2": (
+            "the product is flagged as holding sensitive personal information but not personal information"
+        ),
+        "fields-marked-sensitive-but-not": "fields {sensitive_not_personal} are marked sensitive but not personal",
+        "sensitive-personal-information-also-flagged": (
+            "sensitive personal information is also flagged as personal information"
+        ),
+        "product-no-valid-grade-to": "the product has no valid grade to compare (see the grade check)",
+        "product-holds-sensitive-personal-information": (
+            "the product holds sensitive personal information but is graded {grade}; GB/T 43697 treats "
+            "large-scale sensitive personal information as possibly important data, an administrator "
+            "decides whether it must be graded at least {implied}"
+        ),
+        "grade-not-lower-than-field": "the grade {grade} is not lower than the field schema implies",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._categories = frozenset(str(c) for c in self.params["categories"])
@@ -105,8 +145,7 @@ class ClassificationGradingStandard(Rule):
         product = ctx.snapshot.product
         if product is None:
             return [
-                self.failed(check, "the listing snapshot has no product to classify and grade", {"product": None})
-                for check in _CHECKS
+                self.failed(check, self.text("listing-snapshot-no-product-to"), {"product": None}) for check in _CHECKS
             ]
         return [
             self._category(product),
@@ -120,32 +159,32 @@ class ClassificationGradingStandard(Rule):
         if category is None or not category.strip():
             return self.failed(
                 "category",
-                "the product has no data category (GB/T 43697 classification)",
+                self.text("product-no-data-category-gb"),
                 {"category": category, "allowed": list(self._categories_sorted)},
             )
         if category not in self._categories:
             return self.failed(
                 "category",
-                f"the data category {category!r} is not one the exchange recognises",
+                self.text("data-category-not-one-exchange", category=category),
                 {"category": category, "allowed": list(self._categories_sorted)},
             )
-        return self.passed("category", f"the product is classified as {category}", {"category": category})
+        return self.passed("category", self.text("product-classified-as", category=category), {"category": category})
 
     def _grade(self, product: ProductFacts) -> Finding:
         grade = product.grade
         if grade is None:
             return self.failed(
                 "grade",
-                "the product has no data grade (general, important or core; DSL Art. 21)",
+                self.text("product-no-data-grade-general"),
                 {"grade": None, "allowed": list(GRADES)},
             )
         if grade not in _GRADE_RANK:
             return self.failed(
                 "grade",
-                f"the data grade {grade!r} is not general, important or core",
+                self.text("data-grade-not-general-important", grade=grade),
                 {"grade": grade, "allowed": list(GRADES)},
             )
-        return self.passed("grade", f"the product is graded {grade}", {"grade": grade})
+        return self.passed("grade", self.text("product-graded", grade=grade), {"grade": grade})
 
     def _pi_flags(self, product: ProductFacts) -> tuple[Finding, Finding, Finding]:
         personal_fields = [f.name for f in product.fields if f.personal]
@@ -158,18 +197,16 @@ class ClassificationGradingStandard(Rule):
         personal = self.check(
             "personal-info-flag",
             has_pi or not personal_fields,
-            "the personal-information flag agrees with the field schema",
-            f"fields {personal_fields} are marked personal but the product is not flagged as containing "
-            "personal information",
+            self.text("personal-information-flag-agrees-with"),
+            self.text("fields-marked-personal-but-product", personal_fields=personal_fields),
             evidence,
         )
         evidence = {"contains_sensitive_personal_info": has_spi, "sensitive_fields": sensitive_fields}
         sensitive = self.check(
             "sensitive-info-flag",
             has_spi or not sensitive_fields,
-            "the sensitive-personal-information flag agrees with the field schema",
-            f"fields {sensitive_fields} are marked sensitive but the product is not flagged as containing "
-            "sensitive personal information",
+            self.text("sensitive-personal-information-flag-agrees"),
+            self.text("fields-marked-sensitive-but-product", sensitive_fields=sensitive_fields),
             evidence,
         )
         product_inconsistent = has_spi and not has_pi
@@ -179,18 +216,15 @@ class ClassificationGradingStandard(Rule):
             "sensitive_fields_not_personal": sensitive_not_personal,
         }
         if product_inconsistent and sensitive_not_personal:
-            failed = (
-                "the product is flagged as holding sensitive personal information but not personal information, "
-                f"and fields {sensitive_not_personal} are sensitive but not personal"
-            )
+            failed = self.text("product-flagged-as-holding-sensitive", sensitive_not_personal=sensitive_not_personal)
         elif product_inconsistent:
-            failed = "the product is flagged as holding sensitive personal information but not personal information"
+            failed = self.text("product-flagged-as-holding-sensitive-2")
         else:
-            failed = f"fields {sensitive_not_personal} are marked sensitive but not personal"
+            failed = self.text("fields-marked-sensitive-but-not", sensitive_not_personal=sensitive_not_personal)
         implies = self.check(
             "sensitive-implies-personal",
             not product_inconsistent and not sensitive_not_personal,
-            "sensitive personal information is also flagged as personal information",
+            self.text("sensitive-personal-information-also-flagged"),
             failed,
             evidence,
         )
@@ -208,15 +242,11 @@ class ClassificationGradingStandard(Rule):
             "sensitive_fields": sensitive_fields,
         }
         if grade is None or grade not in _GRADE_RANK:
-            return self.not_applicable(
-                "grade-floor", "the product has no valid grade to compare (see the grade check)", evidence
-            )
+            return self.not_applicable("grade-floor", self.text("product-no-valid-grade-to"), evidence)
         if _GRADE_RANK[grade] < _GRADE_RANK[implied]:
             return self.review(
                 "grade-floor",
-                f"the product holds sensitive personal information but is graded {grade}; GB/T 43697 treats "
-                f"large-scale sensitive personal information as possibly important data, an administrator decides "
-                f"whether it must be graded at least {implied}",
+                self.text("product-holds-sensitive-personal-information", grade=grade, implied=implied),
                 evidence,
             )
-        return self.passed("grade-floor", f"the grade {grade} is not lower than the field schema implies", evidence)
+        return self.passed("grade-floor", self.text("grade-not-lower-than-field", grade=grade), evidence)

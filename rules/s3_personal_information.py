@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Message, Outcome, Rule, RuleContext, Severity, Stage, make_finding
 from marketplace.compliance.snapshots import FieldSpec, ProductFacts, TradeFacts
 
 PASS = Outcome.PASS
@@ -52,7 +52,6 @@ TRADE = Stage.TRADE
 
 _LISTING_CHECKS: Final = ("consented-purposes", "field-purposes", "sensitive-consent")
 _TRADE_CHECKS: Final = ("consented-purposes", "scenario-within-consent", "field-minimality", "sensitive-consent")
-_NOT_CONSENT: Final = "the personal information is neither processed nor sold under consent"
 
 
 class PersonalInformationStandard(Rule):
@@ -76,13 +75,52 @@ class PersonalInformationStandard(Rule):
     parameters: ClassVar[Mapping[str, Any]] = {"excess_fields_review": False}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "not-under-consent": "the personal information is neither processed nor sold under consent",
+        "product-holds-no-personal-information": "the product holds no personal information",
+        "snapshot-no-product": "the {value} snapshot has no product",
+        "product-holds-no-sensitive-personal": "the product holds no sensitive personal information",
+        "purposes-data-subjects-consented-to": "the purposes the data subjects consented to are recorded",
+        "personal-information-rests-on-consent": (
+            "the personal information rests on consent but no consented purpose is recorded"
+        ),
+        "trade-snapshot-no-trade": "the trade snapshot has no trade",
+        "buyer-declares-no-application-scenario": (
+            "the buyer declares no application scenario, so it cannot be within the consented purposes"
+        ),
+        "buyer-scenario-within-purposes-data": (
+            "the buyer's scenario is within the purposes the data subjects consented to"
+        ),
+        "buyer-scenario-not-among-purposes": (
+            "the buyer's scenario {scenario!r} is not among the purposes the data subjects consented to"
+        ),
+        "product-holds-personal-information-but": (
+            "the product holds personal information but its field schema marks no field personal; "
+            "minimality cannot be judged, an administrator decides"
+        ),
+        "every-personal-field-names-purposes": "every personal field names the purposes it is needed for",
+        "personal-fields-name-no-purpose": "personal fields {missing} name no purpose they are needed for",
+        "no-field-marked-personal": "no field is marked personal",
+        "buyer-declares-no-application-scenario-2": (
+            "the buyer declares no application scenario, so the personal fields needed cannot be judged"
+        ),
+        "every-personal-field-delivered-needed": "every personal field delivered is needed for the buyer's scenario",
+        "personal-fields-not-needed-for": (
+            "personal fields {excess} are not needed for the buyer's scenario {scenario!r}"
+        ),
+        "separate-consent-covers-sensitive-personal": "separate consent covers the sensitive personal information",
+        "product-holds-sensitive-personal-information": (
+            "the product holds sensitive personal information without separate consent"
+        ),
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._excess_outcome = Outcome.REVIEW if self.params["excess_fields_review"] else Outcome.FAIL
         self._codes = {check: f"{self.id}.{check}" for check in (*_LISTING_CHECKS, *_TRADE_CHECKS)}
         # Findings that depend only on the parameters are built once. They are shared by every
         # verdict, so their evidence is read-only.
-        reason = "the product holds no personal information"
+        reason = self.text("product-holds-no-personal-information")
         no_pi = MappingProxyType({"contains_personal_info": False})
         self._no_pi: dict[Stage, list[Finding]] = {
             Stage.LISTING: [self.not_applicable(c, reason, no_pi) for c in _LISTING_CHECKS],
@@ -90,7 +128,7 @@ class PersonalInformationStandard(Rule):
         }
         self._no_product: dict[Stage, list[Finding]] = {
             stage: [
-                self.failed(c, f"the {stage.value} snapshot has no product", MappingProxyType({"product": None}))
+                self.failed(c, self.text("snapshot-no-product", value=stage.value), MappingProxyType({"product": None}))
                 for c in checks
             ]
             for stage, checks in ((Stage.LISTING, _LISTING_CHECKS), (Stage.TRADE, _TRADE_CHECKS))
@@ -99,15 +137,15 @@ class PersonalInformationStandard(Rule):
         self._no_sensitive: dict[bool, Finding] = {
             flag: self.not_applicable(
                 "sensitive-consent",
-                "the product holds no sensitive personal information",
+                self.text("product-holds-no-sensitive-personal"),
                 MappingProxyType({"contains_sensitive_personal_info": False, "separate_consent_for_sensitive": flag}),
             )
             for flag in (False, True)
         }
 
-    def _emit(self, check: str, outcome: Outcome, message: str, evidence: dict[str, Any]) -> Finding:
+    def _emit(self, check: str, outcome: Outcome, message: Message, evidence: dict[str, Any]) -> Finding:
         """`self.finding` without the string building: the trade stage's fast path."""
-        return Finding(self.id, self._codes[check], outcome, message, evidence, self.basis)
+        return make_finding(self.id, self._codes[check], outcome, message, evidence, self.basis)
 
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         stage = ctx.stage
@@ -159,15 +197,13 @@ class PersonalInformationStandard(Rule):
             "consented_purposes": list(product.consented_purposes),
         }
         if not consent_based:
-            return self._emit("consented-purposes", NA, _NOT_CONSENT, evidence)
+            return self._emit("consented-purposes", NA, self.text("not-under-consent"), evidence)
         if product.consented_purposes:
-            return self._emit(
-                "consented-purposes", PASS, "the purposes the data subjects consented to are recorded", evidence
-            )
+            return self._emit("consented-purposes", PASS, self.text("purposes-data-subjects-consented-to"), evidence)
         return self._emit(
             "consented-purposes",
             FAIL,
-            "the personal information rests on consent but no consented purpose is recorded",
+            self.text("personal-information-rests-on-consent"),
             evidence,
         )
 
@@ -176,27 +212,27 @@ class PersonalInformationStandard(Rule):
     ) -> Finding:
         evidence = {"scenario": scenario, "consented_purposes": list(product.consented_purposes)}
         if not consent_based:
-            return self._emit("scenario-within-consent", NA, _NOT_CONSENT, evidence)
+            return self._emit("scenario-within-consent", NA, self.text("not-under-consent"), evidence)
         if trade is None:
-            return self._emit("scenario-within-consent", FAIL, "the trade snapshot has no trade", evidence)
+            return self._emit("scenario-within-consent", FAIL, self.text("trade-snapshot-no-trade"), evidence)
         if not scenario:
             return self._emit(
                 "scenario-within-consent",
                 FAIL,
-                "the buyer declares no application scenario, so it cannot be within the consented purposes",
+                self.text("buyer-declares-no-application-scenario"),
                 evidence,
             )
         if scenario in product.consented_purposes:
             return self._emit(
                 "scenario-within-consent",
                 PASS,
-                "the buyer's scenario is within the purposes the data subjects consented to",
+                self.text("buyer-scenario-within-purposes-data"),
                 evidence,
             )
         return self._emit(
             "scenario-within-consent",
             FAIL,
-            f"the buyer's scenario {scenario!r} is not among the purposes the data subjects consented to",
+            self.text("buyer-scenario-not-among-purposes", scenario=scenario),
             evidence,
         )
 
@@ -204,16 +240,15 @@ class PersonalInformationStandard(Rule):
         if not personal:
             return self.review(
                 "field-purposes",
-                "the product holds personal information but its field schema marks no field personal; "
-                "minimality cannot be judged, an administrator decides",
+                self.text("product-holds-personal-information-but"),
                 {"personal_fields": 0, "fields_without_purpose": []},
             )
         missing = [f.name for f in personal if not f.purposes]
         return self.check(
             "field-purposes",
             not missing,
-            "every personal field names the purposes it is needed for",
-            f"personal fields {missing} name no purpose they are needed for",
+            self.text("every-personal-field-names-purposes"),
+            self.text("personal-fields-name-no-purpose", missing=missing),
             {"personal_fields": len(personal), "fields_without_purpose": missing},
         )
 
@@ -222,14 +257,14 @@ class PersonalInformationStandard(Rule):
             return self._emit(
                 "field-minimality",
                 NA,
-                "no field is marked personal",
+                self.text("no-field-marked-personal"),
                 {"scenario": scenario, "personal_fields": 0},
             )
         if not scenario:
             return self._emit(
                 "field-minimality",
                 FAIL,
-                "the buyer declares no application scenario, so the personal fields needed cannot be judged",
+                self.text("buyer-declares-no-application-scenario-2"),
                 {"scenario": scenario, "personal_fields": len(personal)},
             )
         excess = [f.name for f in personal if scenario not in f.purposes]
@@ -238,13 +273,13 @@ class PersonalInformationStandard(Rule):
             return self._emit(
                 "field-minimality",
                 PASS,
-                "every personal field delivered is needed for the buyer's scenario",
+                self.text("every-personal-field-delivered-needed"),
                 evidence,
             )
         return self._emit(
             "field-minimality",
             self._excess_outcome,
-            f"personal fields {excess} are not needed for the buyer's scenario {scenario!r}",
+            self.text("personal-fields-not-needed-for", excess=excess, scenario=scenario),
             evidence,
         )
 
@@ -258,12 +293,12 @@ class PersonalInformationStandard(Rule):
             return self._emit(
                 "sensitive-consent",
                 PASS,
-                "separate consent covers the sensitive personal information",
+                self.text("separate-consent-covers-sensitive-personal"),
                 evidence,
             )
         return self._emit(
             "sensitive-consent",
             FAIL,
-            "the product holds sensitive personal information without separate consent",
+            self.text("product-holds-sensitive-personal-information"),
             evidence,
         )

@@ -92,6 +92,40 @@ class DeidentificationStandard(Rule):
     }
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "snapshot-no-product-to-check": "the {value} snapshot has no product to check for de-identification",
+        "product-holds-no-personal-information": "the product holds no personal information",
+        "personal-information-sold-under-data": (
+            "the personal information is sold under the data subjects' consent, not de-identified"
+        ),
+        "personal-information-de-identified-with": (
+            "the personal information is de-identified with a recognised technique"
+        ),
+        "none-declared-de-identification-techniques": (
+            "none of the declared de-identification techniques {declared} is one the exchange recognises ({techniques})"
+        ),
+        "product-holds-personal-information-not": (
+            "the product holds personal information not sold under consent but declares no de-identification"
+        ),
+        "product-sold-under-data-subjects": (
+            "the product is sold under the data subjects' consent; direct identifiers may be delivered"
+        ),
+        "no-field-direct-identifier": "no field is a direct identifier",
+        "fields-direct-identifiers-but-product": (
+            "fields {marked} are direct identifiers, but the product is not sold under consent"
+        ),
+        "product-holds-no-personal-information-2": (
+            "the product holds no personal information and has no sample rows to scan"
+        ),
+        "product-holds-personal-information-but": (
+            "the product holds personal information but has no sample rows to scan for direct identifiers"
+        ),
+        "sample-contains-direct-identifiers-in": (
+            "the sample contains direct identifiers ({kinds}) in columns {columns}"
+        ),
+        "no-direct-identifier-found-in": "no direct identifier was found in the sample",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._techniques = frozenset(normalize_technique(str(t)) for t in self.params["techniques"])
@@ -102,7 +136,7 @@ class DeidentificationStandard(Rule):
             return []
         product = ctx.snapshot.product
         if product is None:
-            message = f"the {ctx.stage.value} snapshot has no product to check for de-identification"
+            message = self.text("snapshot-no-product-to-check", value=ctx.stage.value)
             return [self.failed(check, message, {"product": None}) for check in _CHECKS]
         holds_pi = _holds_pi(product)
         return [
@@ -115,28 +149,25 @@ class DeidentificationStandard(Rule):
         declared = list(product.deidentification_techniques)
         if not holds_pi:
             return self.not_applicable(
-                "technique-declared", "the product holds no personal information", {"declared": declared}
+                "technique-declared", self.text("product-holds-no-personal-information"), {"declared": declared}
             )
         if product.sold_under_consent:
             return self.not_applicable(
                 "technique-declared",
-                "the personal information is sold under the data subjects' consent, not de-identified",
+                self.text("personal-information-sold-under-data"),
                 {"declared": declared, "sold_under_consent": True},
             )
         recognised = [t for t in declared if normalize_technique(t) in self._techniques]
         unrecognised = [t for t in declared if normalize_technique(t) not in self._techniques]
         evidence = {"declared": declared, "recognised": recognised, "unrecognised": unrecognised}
         if recognised:
-            return self.passed(
-                "technique-declared", "the personal information is de-identified with a recognised technique", evidence
-            )
+            return self.passed("technique-declared", self.text("personal-information-de-identified-with"), evidence)
         if declared:
-            message = (
-                f"none of the declared de-identification techniques {declared} is one the exchange recognises "
-                f"({sorted(self._techniques)})"
+            message = self.text(
+                "none-declared-de-identification-techniques", declared=declared, techniques=sorted(self._techniques)
             )
         else:
-            message = "the product holds personal information not sold under consent but declares no de-identification"
+            message = self.text("product-holds-personal-information-not")
         return self.failed("technique-declared", message, evidence)
 
     def _identifier_fields(self, product: ProductFacts) -> Finding:
@@ -145,14 +176,14 @@ class DeidentificationStandard(Rule):
         if product.sold_under_consent:
             return self.not_applicable(
                 "direct-identifier-fields",
-                "the product is sold under the data subjects' consent; direct identifiers may be delivered",
+                self.text("product-sold-under-data-subjects"),
                 evidence,
             )
         return self.check(
             "direct-identifier-fields",
             not marked,
-            "no field is a direct identifier",
-            f"fields {marked} are direct identifiers, but the product is not sold under consent",
+            self.text("no-field-direct-identifier"),
+            self.text("fields-direct-identifiers-but-product", marked=marked),
             evidence,
         )
 
@@ -166,12 +197,12 @@ class DeidentificationStandard(Rule):
             }
             if not holds_pi:
                 return self.not_applicable(
-                    "sample-scan", "the product holds no personal information and has no sample rows to scan", evidence
+                    "sample-scan", self.text("product-holds-no-personal-information-2"), evidence
                 )
             return self.finding(
                 "sample-scan",
                 self._missing_sample_outcome,
-                "the product holds personal information but has no sample rows to scan for direct identifiers",
+                self.text("product-holds-personal-information-but"),
                 evidence,
             )
         counts, columns, examples, cells = _scan(sample.rows, sample.columns)
@@ -186,9 +217,11 @@ class DeidentificationStandard(Rule):
         if counts:
             kinds = ", ".join(f"{n} {kind}" for kind, n in counts.items())
             return self.failed(
-                "sample-scan", f"the sample contains direct identifiers ({kinds}) in columns {columns}", evidence
+                "sample-scan",
+                self.text("sample-contains-direct-identifiers-in", kinds=kinds, columns=columns),
+                evidence,
             )
-        return self.passed("sample-scan", "no direct identifier was found in the sample", evidence)
+        return self.passed("sample-scan", self.text("no-direct-identifier-found-in"), evidence)
 
 
 def _scan(

@@ -86,6 +86,45 @@ class DataQualityStandard(Rule):
     }
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "listing-snapshot-no-product-whose": "the listing snapshot has no product whose quality could be checked",
+        "product-declares-no-quality-indicators": (
+            "the product declares no quality indicators (GB/T 36344: normativity, completeness, accuracy, "
+            "consistency, timeliness, accessibility)"
+        ),
+        "quality-indicators-not-finite-numbers": "quality indicators {invalid} are not finite numbers",
+        "six-quality-indicators-declared-each": "the six quality indicators are declared, each in [0, 1]",
+        "quality-indicators-outside-0-1": "quality indicators {out_of_range} are outside [0, 1]",
+        "product-no-sample-rows-completeness": (
+            "the product has no sample rows, so its completeness cannot be measured"
+        ),
+        "sample-rows-no-cells-completeness": "the sample rows have no cells, so completeness cannot be measured",
+        "sample-complete-at-least-floor": (
+            "the sample is {measured:.1%} complete, at least the {min_completeness:.0%} floor"
+        ),
+        "sample-only-complete-below-floor": (
+            "the sample is only {measured:.1%} complete, below the {min_completeness:.0%} floor"
+        ),
+        "declared-and-measured-completeness-not": (
+            "declared and measured completeness are not both available (see the checks above)"
+        ),
+        "declared-completeness-exceeds-measured-on": (
+            "the declared completeness {claimed:.1%} exceeds the {measured:.1%} measured on the sample by "
+            "more than {tolerance:.1%}; an administrator decides whether the claim stands"
+        ),
+        "declared-completeness-agrees-with-one": (
+            "the declared completeness agrees with the one measured on the sample"
+        ),
+        "product-declares-no-quality-indicators-2": (
+            "the product declares no quality indicators (see indicators-declared)"
+        ),
+        "declared-quality-indicators-below-administrator": (
+            "declared quality indicators {below} are below {min_indicator}; an administrator decides "
+            "whether the product is fit to list"
+        ),
+        "every-declared-quality-indicator-at": "every declared quality indicator is at least {min_indicator}",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         self._min_completeness = float(self.params["min_completeness"])
@@ -98,9 +137,7 @@ class DataQualityStandard(Rule):
         product = ctx.snapshot.product
         if product is None:
             return [
-                self.failed(
-                    check, "the listing snapshot has no product whose quality could be checked", {"product": None}
-                )
+                self.failed(check, self.text("listing-snapshot-no-product-whose"), {"product": None})
                 for check in _CHECKS
             ]
         declared = self._declared(product.quality)
@@ -122,8 +159,7 @@ class DataQualityStandard(Rule):
         if quality is None:
             return self.failed(
                 "indicators-declared",
-                "the product declares no quality indicators (GB/T 36344: normativity, completeness, accuracy, "
-                "consistency, timeliness, accessibility)",
+                self.text("product-declares-no-quality-indicators"),
                 {"declared": None, "missing": list(INDICATORS)},
             )
         invalid = [name for name, value in declared.items() if value is None]
@@ -136,12 +172,14 @@ class DataQualityStandard(Rule):
         }
         if invalid:
             evidence["not_numbers"] = invalid
-            return self.failed("indicators-declared", f"quality indicators {invalid} are not finite numbers", evidence)
+            return self.failed(
+                "indicators-declared", self.text("quality-indicators-not-finite-numbers", invalid=invalid), evidence
+            )
         return self.check(
             "indicators-declared",
             not out_of_range,
-            "the six quality indicators are declared, each in [0, 1]",
-            f"quality indicators {sorted(out_of_range)} are outside [0, 1]",
+            self.text("six-quality-indicators-declared-each"),
+            self.text("quality-indicators-outside-0-1", out_of_range=sorted(out_of_range)),
             evidence,
         )
 
@@ -150,7 +188,7 @@ class DataQualityStandard(Rule):
         if sample is None or not sample.rows:
             finding = self.failed(
                 "completeness-measured",
-                "the product has no sample rows, so its completeness cannot be measured",
+                self.text("product-no-sample-rows-completeness"),
                 {"sample": sample is not None, "rows": 0, "cells": 0},
             )
             return finding, None
@@ -163,14 +201,12 @@ class DataQualityStandard(Rule):
             "min_completeness": self._min_completeness,
         }
         if cells == 0:
-            return self.failed(
-                "completeness-measured", "the sample rows have no cells, so completeness cannot be measured", evidence
-            ), None
+            return self.failed("completeness-measured", self.text("sample-rows-no-cells-completeness"), evidence), None
         finding = self.check(
             "completeness-measured",
             measured >= self._min_completeness,
-            f"the sample is {measured:.1%} complete, at least the {self._min_completeness:.0%} floor",
-            f"the sample is only {measured:.1%} complete, below the {self._min_completeness:.0%} floor",
+            self.text("sample-complete-at-least-floor", measured=measured, min_completeness=self._min_completeness),
+            self.text("sample-only-complete-below-floor", measured=measured, min_completeness=self._min_completeness),
             evidence,
         )
         return finding, measured
@@ -185,7 +221,7 @@ class DataQualityStandard(Rule):
         if claimed is None or measured is None:
             return self.not_applicable(
                 "completeness-declared",
-                "declared and measured completeness are not both available (see the checks above)",
+                self.text("declared-and-measured-completeness-not"),
                 evidence,
             )
         excess = claimed - measured
@@ -193,19 +229,21 @@ class DataQualityStandard(Rule):
         if excess > self._tolerance + 1e-9:
             return self.review(
                 "completeness-declared",
-                f"the declared completeness {claimed:.1%} exceeds the {measured:.1%} measured on the sample "
-                f"by more than {self._tolerance:.1%}; an administrator decides whether the claim stands",
+                self.text(
+                    "declared-completeness-exceeds-measured-on",
+                    claimed=claimed,
+                    measured=measured,
+                    tolerance=self._tolerance,
+                ),
                 evidence,
             )
-        return self.passed(
-            "completeness-declared", "the declared completeness agrees with the one measured on the sample", evidence
-        )
+        return self.passed("completeness-declared", self.text("declared-completeness-agrees-with-one"), evidence)
 
     def _floor(self, quality: QualityIndicators | None, declared: dict[str, float | None]) -> Finding:
         if quality is None:
             return self.not_applicable(
                 "indicator-floor",
-                "the product declares no quality indicators (see indicators-declared)",
+                self.text("product-declares-no-quality-indicators-2"),
                 {"min_indicator": self._min_indicator},
             )
         below = {name: value for name, value in declared.items() if value is not None and value < self._min_indicator}
@@ -213,10 +251,15 @@ class DataQualityStandard(Rule):
         if below:
             return self.review(
                 "indicator-floor",
-                f"declared quality indicators {sorted(below)} are below {self._min_indicator}; "
-                "an administrator decides whether the product is fit to list",
+                self.text(
+                    "declared-quality-indicators-below-administrator",
+                    below=sorted(below),
+                    min_indicator=self._min_indicator,
+                ),
                 evidence,
             )
         return self.passed(
-            "indicator-floor", f"every declared quality indicator is at least {self._min_indicator}", evidence
+            "indicator-floor",
+            self.text("every-declared-quality-indicator-at", min_indicator=self._min_indicator),
+            evidence,
         )

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage, make_finding
 from marketplace.compliance.snapshots import OrganizationFacts
 
 LEGAL_MINIMUM_RETENTION_YEARS: Final = 3
@@ -74,6 +74,34 @@ class TradingServiceSecurityStandard(Rule):
     parameters: ClassVar[dict[str, Any]] = {"retention_years": LEGAL_MINIMUM_RETENTION_YEARS}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-in-snapshot-cannot-verified": "no {role} in the snapshot: the {role} cannot be verified",
+        "authenticated-and-admitted-to-exchange": "the {role} is authenticated and admitted to the exchange",
+        "not-admitted-to-exchange-status": "the {role} is not admitted to the exchange (status {status})",
+        "trade-records-kept-for-years": (
+            "trade records are kept for {years} years (legal minimum {LEGAL_MINIMUM_RETENTION_YEARS})"
+        ),
+        "configured-record-retention-years-below": (
+            "the configured record retention ({years!r} years) is below the legal minimum of "
+            "{LEGAL_MINIMUM_RETENTION_YEARS} years"
+        ),
+        "no-delivery-record-in-snapshot": "no delivery record in the snapshot: integrity cannot be verified",
+        "delivery-carries-no-content-sha256": "the delivery carries no content sha256",
+        "delivered-content-hash-not-sha256": "the delivered content hash is not a sha256 (64 hex digits)",
+        "product-no-registered-content-sha256": (
+            "the product has no registered content sha256 to compare the delivery with"
+        ),
+        "delivered-content-hash-differs-from": (
+            "the delivered content hash differs from the product's registered content hash"
+        ),
+        "delivered-content-matches-product-registered": (
+            "the delivered content matches the product's registered sha256"
+        ),
+        "no-delivery-record-in-snapshot-2": "no delivery record in the snapshot: the licence status is unknown",
+        "licence-active-at-delivery": "the licence is active at delivery",
+        "licence-nothing-may-delivered-under": "the licence is {status}: nothing may be delivered under it",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         years = self.params["retention_years"]
@@ -105,25 +133,30 @@ class TradingServiceSecurityStandard(Rule):
 
     def _party(self, code: str, role: str, org: OrganizationFacts | None) -> Finding:
         if org is None:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                f"no {role} in the snapshot: the {role} cannot be verified",
+                self.text("no-in-snapshot-cannot-verified", role=role),
                 {"role": role, "present": False},
                 self.basis,
             )
         status = org.status
         evidence = {"role": role, "present": True, "organization_id": org.id, "status": status}
         if status == "admitted":
-            return Finding(
-                self.id, code, PASS, f"the {role} is authenticated and admitted to the exchange", evidence, self.basis
+            return make_finding(
+                self.id,
+                code,
+                PASS,
+                self.text("authenticated-and-admitted-to-exchange", role=role),
+                evidence,
+                self.basis,
             )
-        return Finding(
+        return make_finding(
             self.id,
             code,
             FAIL,
-            f"the {role} is not admitted to the exchange (status {status})",
+            self.text("not-admitted-to-exchange-status", role=role, status=status),
             evidence,
             self.basis,
         )
@@ -134,13 +167,20 @@ class TradingServiceSecurityStandard(Rule):
         if ok:
             return self.passed(
                 "record-retention",
-                f"trade records are kept for {years} years (legal minimum {LEGAL_MINIMUM_RETENTION_YEARS})",
+                self.text(
+                    "trade-records-kept-for-years",
+                    years=years,
+                    LEGAL_MINIMUM_RETENTION_YEARS=LEGAL_MINIMUM_RETENTION_YEARS,
+                ),
                 evidence,
             )
         return self.failed(
             "record-retention",
-            f"the configured record retention ({years!r} years) is below the legal minimum "
-            f"of {LEGAL_MINIMUM_RETENTION_YEARS} years",
+            self.text(
+                "configured-record-retention-years-below",
+                years=years,
+                LEGAL_MINIMUM_RETENTION_YEARS=LEGAL_MINIMUM_RETENTION_YEARS,
+            ),
             evidence,
         )
 
@@ -153,7 +193,7 @@ class TradingServiceSecurityStandard(Rule):
         if delivery is None:
             return self.failed(
                 "delivery-integrity",
-                "no delivery record in the snapshot: integrity cannot be verified",
+                self.text("no-delivery-record-in-snapshot"),
                 {"problem": "no-delivery", "delivered_sha256": None, "expected_sha256": expected},
             )
         delivered = delivery.content_sha256
@@ -163,40 +203,36 @@ class TradingServiceSecurityStandard(Rule):
             evidence["product_version"] = product.version
         if not delivered:
             evidence["problem"] = "delivered-hash-missing"
-            return self.failed("delivery-integrity", "the delivery carries no content sha256", evidence)
+            return self.failed("delivery-integrity", self.text("delivery-carries-no-content-sha256"), evidence)
         if not _is_sha256_hex(delivered):
             evidence["problem"] = "delivered-hash-malformed"
-            return self.failed(
-                "delivery-integrity", "the delivered content hash is not a sha256 (64 hex digits)", evidence
-            )
+            return self.failed("delivery-integrity", self.text("delivered-content-hash-not-sha256"), evidence)
         if not expected:
             evidence["problem"] = "product-hash-missing"
             return self.failed(
                 "delivery-integrity",
-                "the product has no registered content sha256 to compare the delivery with",
+                self.text("product-no-registered-content-sha256"),
                 evidence,
             )
         if delivered.lower() != expected.lower():
             evidence["problem"] = "mismatch"
             return self.failed(
                 "delivery-integrity",
-                "the delivered content hash differs from the product's registered content hash",
+                self.text("delivered-content-hash-differs-from"),
                 evidence,
             )
-        return self.passed(
-            "delivery-integrity", "the delivered content matches the product's registered sha256", evidence
-        )
+        return self.passed("delivery-integrity", self.text("delivered-content-matches-product-registered"), evidence)
 
     def _licence(self, ctx: RuleContext) -> Finding:
         delivery = ctx.snapshot.delivery
         if delivery is None:
             return self.failed(
                 "licence-active",
-                "no delivery record in the snapshot: the licence status is unknown",
+                self.text("no-delivery-record-in-snapshot-2"),
                 {"licence_status": None},
             )
         status = delivery.licence_status
         evidence = {"licence_status": status}
         if status == "active":
-            return self.passed("licence-active", "the licence is active at delivery", evidence)
-        return self.failed("licence-active", f"the licence is {status}: nothing may be delivered under it", evidence)
+            return self.passed("licence-active", self.text("licence-active-at-delivery"), evidence)
+        return self.failed("licence-active", self.text("licence-nothing-may-delivered-under", status=status), evidence)

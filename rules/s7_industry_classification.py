@@ -42,6 +42,16 @@ class IndustryClassificationStandard(Rule):
     parameters: ClassVar[dict[str, Any]] = {"require_class_level": False}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-product-in-listing-snapshot": "no product in the listing snapshot: its industry cannot be checked",
+        "product-no-gb-t-4754": "the product has no GB/T 4754-2017 industry code",
+        "not-gb-t-4754-2017": "{declared!r} is not a GB/T 4754-2017 industry code",
+        "industry-code-coarser-than-4": (
+            "industry code {code} is a {level}, coarser than the 4-digit class the rulebook requires"
+        ),
+        "industry-code-valid": "industry code {code} ({level}) is valid",
+    }
+
     def evaluate(self, ctx: RuleContext) -> list[Finding]:
         if ctx.stage is not Stage.LISTING:
             return []
@@ -52,19 +62,17 @@ class IndustryClassificationStandard(Rule):
         if product is None:
             return self.failed(
                 "industry-code",
-                "no product in the listing snapshot: its industry cannot be checked",
+                self.text("no-product-in-listing-snapshot"),
                 {"declared": None},
             )
         declared = product.industry_code
         if declared is None or not declared.strip():
-            return self.failed(
-                "industry-code", "the product has no GB/T 4754-2017 industry code", {"declared": declared}
-            )
+            return self.failed("industry-code", self.text("product-no-gb-t-4754"), {"declared": declared})
         code = codelists.normalize_industry_code(declared)
         if code is None or not codelists.is_industry_code(code):
             return self.failed(
                 "industry-code",
-                f"{declared!r} is not a GB/T 4754-2017 industry code",
+                self.text("not-gb-t-4754-2017", declared=declared),
                 {"declared": declared, "industry_code": None},
             )
         entry = codelists.industries()[code]
@@ -79,7 +87,7 @@ class IndustryClassificationStandard(Rule):
         if entry.level != "class" and self.params["require_class_level"]:
             return self.review(
                 "industry-code",
-                f"industry code {code} is a {entry.level}, coarser than the 4-digit class the rulebook requires",
+                self.text("industry-code-coarser-than-4", code=code, level=entry.level),
                 evidence,
             )
-        return self.passed("industry-code", f"industry code {code} ({entry.level}) is valid", evidence)
+        return self.passed("industry-code", self.text("industry-code-valid", code=code, level=entry.level), evidence)

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage, make_finding
 from marketplace.compliance.snapshots import OrganizationFacts
 from marketplace.kit import codelists
 
@@ -66,6 +66,21 @@ class DivisionCodesStandard(Rule):
     parameters: ClassVar[dict[str, Any]] = {"region_levels": list(_LEVELS)}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "no-product-in-listing-snapshot": "no product in the listing snapshot: its regions cannot be checked",
+        "product-declares-no-region-coverage": "the product declares no region coverage (GB/T 2260 codes)",
+        "product-regions-not-gb-t": "{unknown} of the product's regions are not GB/T 2260 codes: {unknown2}",
+        "regions-at-level-rulebook-does": (
+            "regions at a level the rulebook does not accept without review: {other_level}"
+        ),
+        "all-regions-known-gb-t": "all {regions} regions are known GB/T 2260 codes",
+        "no-in-snapshot-jurisdiction-unknown": "no {role} in the snapshot: its jurisdiction is unknown",
+        "jurisdiction-neither-gb-t-2260": (
+            "the {role}'s jurisdiction {jurisdiction!r} is neither a GB/T 2260 nor an ISO 3166-1 alpha-2 code"
+        ),
+        "jurisdiction-known": "the {role}'s jurisdiction {jurisdiction} is known ({scope})",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         levels = self.params["region_levels"]
@@ -91,14 +106,14 @@ class DivisionCodesStandard(Rule):
         if product is None:
             return self.failed(
                 "region-coverage",
-                "no product in the listing snapshot: its regions cannot be checked",
+                self.text("no-product-in-listing-snapshot"),
                 {"regions": [], "unknown": []},
             )
         regions = list(product.regions)
         if not regions:
             return self.failed(
                 "region-coverage",
-                "the product declares no region coverage (GB/T 2260 codes)",
+                self.text("product-declares-no-region-coverage"),
                 {"regions": [], "unknown": []},
             )
         divisions = codelists.divisions()
@@ -124,43 +139,43 @@ class DivisionCodesStandard(Rule):
         if unknown:
             return self.failed(
                 "region-coverage",
-                f"{len(unknown)} of the product's regions are not GB/T 2260 codes: {', '.join(unknown)}",
+                self.text("product-regions-not-gb-t", unknown=len(unknown), unknown2=", ".join(unknown)),
                 evidence,
             )
         if other_level:
             return self.review(
                 "region-coverage",
-                f"regions at a level the rulebook does not accept without review: {', '.join(other_level)}",
+                self.text("regions-at-level-rulebook-does", other_level=", ".join(other_level)),
                 evidence,
             )
-        return self.passed("region-coverage", f"all {len(regions)} regions are known GB/T 2260 codes", evidence)
+        return self.passed("region-coverage", self.text("all-regions-known-gb-t", regions=len(regions)), evidence)
 
     def _jurisdiction(self, code: str, role: str, org: OrganizationFacts | None) -> Finding:
         if org is None:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                f"no {role} in the snapshot: its jurisdiction is unknown",
+                self.text("no-in-snapshot-jurisdiction-unknown", role=role),
                 {"role": role, "jurisdiction": None, "scope": None},
                 self.basis,
             )
         jurisdiction = org.jurisdiction
         scope = codelists.jurisdiction_scope(jurisdiction)
         if scope is None:
-            return Finding(
+            return make_finding(
                 self.id,
                 code,
                 FAIL,
-                f"the {role}'s jurisdiction {jurisdiction!r} is neither a GB/T 2260 nor an ISO 3166-1 alpha-2 code",
+                self.text("jurisdiction-neither-gb-t-2260", role=role, jurisdiction=jurisdiction),
                 {"role": role, "organization_id": org.id, "jurisdiction": jurisdiction, "scope": None},
                 self.basis,
             )
-        return Finding(
+        return make_finding(
             self.id,
             code,
             PASS,
-            f"the {role}'s jurisdiction {jurisdiction} is known ({scope})",
+            self.text("jurisdiction-known", role=role, jurisdiction=jurisdiction, scope=scope),
             {
                 "role": role,
                 "organization_id": org.id,

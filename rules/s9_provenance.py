@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_args
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage, Text
 from marketplace.compliance.snapshots import DataSource, ProductFacts, Provenance, ProvenanceActivity
 
 _DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
@@ -70,6 +70,29 @@ class ProvenanceStandard(Rule):
     parameters: ClassVar[dict[str, Any]] = {"derivation_required_for": ["purchased", "authorized_public"]}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
+    messages: ClassVar[dict[str, str]] = {
+        "activity-times.future": "in the future: {activities}",
+        "activity-times.reversed": "ending before they start: {activities}",
+        "no-product-in-listing-snapshot": "no product in the listing snapshot: its provenance cannot be checked",
+        "product-no-provenance-record": "the product has no provenance record",
+        "provenance-does-not-name-source": "the provenance does not name its source entity",
+        "provenance-names-source-entity": "the provenance names its source entity",
+        "provenance-records-no-activity": "the provenance records no activity",
+        "activities-lack-name-or-performer": "{incomplete} of {activities} activities lack a name or a performer",
+        "activities-each-named-and-with": "{activities} activities, each named and with a performer",
+        "provenance-no-activity-times-to": "the provenance has no activity times to check",
+        "activity-times-impossible": "activity times are impossible ({problems})",
+        "every-activity-time-in-past": "every activity time is in the past and in order",
+        "data-from-source-needs-derivation": (
+            "data from a {source} source needs a derivation chain (derived_from), and none is recorded"
+        ),
+        "no-derivation-chain-required-for": (
+            "no derivation chain is required for data source {source!r} and none is recorded"
+        ),
+        "derivation-chain-blank-entries": "the derivation chain has blank entries",
+        "derivation-chain-names-upstream-sources": "the derivation chain names {chain} upstream sources",
+    }
+
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(params)
         required = self.params["derivation_required_for"]
@@ -85,7 +108,7 @@ class ProvenanceStandard(Rule):
             return []
         product = ctx.snapshot.product
         if product is None:
-            message = "no product in the listing snapshot: its provenance cannot be checked"
+            message = self.text("no-product-in-listing-snapshot")
             evidence = {"product": False}
             return [
                 self.failed("source-entity", message, evidence),
@@ -95,7 +118,7 @@ class ProvenanceStandard(Rule):
             ]
         provenance = product.provenance
         if provenance is None:
-            message = "the product has no provenance record"
+            message = self.text("product-no-provenance-record")
             evidence = {"provenance": False}
             return [
                 self.failed("source-entity", message, evidence),
@@ -113,16 +136,14 @@ class ProvenanceStandard(Rule):
     def _source(self, provenance: Provenance) -> Finding:
         source = provenance.source_entity.strip()
         if not source:
-            return self.failed(
-                "source-entity", "the provenance does not name its source entity", {"source_entity": None}
-            )
-        return self.passed("source-entity", "the provenance names its source entity", {"source_entity": source})
+            return self.failed("source-entity", self.text("provenance-does-not-name-source"), {"source_entity": None})
+        return self.passed("source-entity", self.text("provenance-names-source-entity"), {"source_entity": source})
 
     def _activities(self, provenance: Provenance) -> Finding:
         activities = provenance.activities
         if not activities:
             return self.failed(
-                "activities", "the provenance records no activity", {"activity_count": 0, "incomplete": []}
+                "activities", self.text("provenance-records-no-activity"), {"activity_count": 0, "incomplete": []}
             )
         incomplete: list[dict[str, Any]] = []
         for index, activity in enumerate(activities):
@@ -137,10 +158,12 @@ class ProvenanceStandard(Rule):
         if incomplete:
             return self.failed(
                 "activities",
-                f"{len(incomplete)} of {len(activities)} activities lack a name or a performer",
+                self.text("activities-lack-name-or-performer", incomplete=len(incomplete), activities=len(activities)),
                 evidence,
             )
-        return self.passed("activities", f"{len(activities)} activities, each named and with a performer", evidence)
+        return self.passed(
+            "activities", self.text("activities-each-named-and-with", activities=len(activities)), evidence
+        )
 
     def _times(self, provenance: Provenance, now: datetime) -> Finding:
         activities = provenance.activities
@@ -160,17 +183,15 @@ class ProvenanceStandard(Rule):
             "now": now.isoformat(),
         }
         if not activities:
-            return self.failed("activity-times", "the provenance has no activity times to check", evidence)
+            return self.failed("activity-times", self.text("provenance-no-activity-times-to"), evidence)
         if in_future or ended_before_started:
-            problems = []
+            problems: list[Text] = []
             if in_future:
-                problems.append(f"in the future: {', '.join(in_future)}")
+                problems.append(self.text("activity-times.future", activities=", ".join(in_future)))
             if ended_before_started:
-                problems.append(f"ending before they start: {', '.join(ended_before_started)}")
-            return self.failed(
-                "activity-times", "activity times are impossible (" + "; ".join(problems) + ")", evidence
-            )
-        return self.passed("activity-times", "every activity time is in the past and in order", evidence)
+                problems.append(self.text("activity-times.reversed", activities=", ".join(ended_before_started)))
+            return self.failed("activity-times", self.text("activity-times-impossible", problems=problems), evidence)
+        return self.passed("activity-times", self.text("every-activity-time-in-past"), evidence)
 
     def _derivation(self, product: ProductFacts, provenance: Provenance | None) -> Finding:
         source = product.data_source
@@ -188,14 +209,16 @@ class ProvenanceStandard(Rule):
             if required:
                 return self.failed(
                     "derivation-chain",
-                    f"data from a {source} source needs a derivation chain (derived_from), and none is recorded",
+                    self.text("data-from-source-needs-derivation", source=source),
                     evidence,
                 )
             return self.not_applicable(
                 "derivation-chain",
-                f"no derivation chain is required for data source {source!r} and none is recorded",
+                self.text("no-derivation-chain-required-for", source=source),
                 evidence,
             )
         if blank:
-            return self.failed("derivation-chain", "the derivation chain has blank entries", evidence)
-        return self.passed("derivation-chain", f"the derivation chain names {len(chain)} upstream sources", evidence)
+            return self.failed("derivation-chain", self.text("derivation-chain-blank-entries"), evidence)
+        return self.passed(
+            "derivation-chain", self.text("derivation-chain-names-upstream-sources", chain=len(chain)), evidence
+        )

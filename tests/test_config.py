@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from marketplace.cli import main as cli_main
 from marketplace.config import Settings, SettingsError
+from marketplace.kit.i18n import Language
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DATABASE_URL_WITH_PASSWORD = "postgresql+asyncpg://trader:hunter2@db.example:5432/marketplace"
@@ -56,6 +57,7 @@ def refusal(environ: dict[str, str]) -> str:
         ("LOG_JSON", "ture", "true or false (also 1 or 0, yes or no, on or off)"),
         ("LOG_JSON", "2", "true or false (also 1 or 0, yes or no, on or off)"),
         ("PAYMENT_GATEWAY", "paypal", "local or stripe"),
+        ("DEFAULT_LANGUAGE", "zh-TW", "en or zh-CN"),
         ("DOWNLOAD_KEY_ID", "../dl1", "1 to 32 letters, digits, - or _"),
         ("DOWNLOAD_KEY_ID", "k" * 33, "1 to 32 letters, digits, - or _"),
         ("DATABASE_URL", "mysql+aiomysql://db.example/marketplace", DATABASE_URLS),
@@ -93,6 +95,7 @@ def test_several_bad_values_get_one_line_each() -> None:
         ("LOG_JSON", "on", "log_json", True),
         ("LOG_JSON", "0", "log_json", False),
         ("PAYMENT_GATEWAY", "stripe", "payment_gateway", "stripe"),
+        ("DEFAULT_LANGUAGE", "zh-CN", "default_language", Language.ZH_CN),
         ("DOWNLOAD_KEY_ID", "dl-2026_a", "download_key_id", "dl-2026_a"),
         ("DATABASE_URL", DATABASE_URL_WITH_PASSWORD, "database_url", DATABASE_URL_WITH_PASSWORD),
         ("DATABASE_URL", "sqlite+aiosqlite:///var/db.sqlite", "database_url", "sqlite+aiosqlite:///var/db.sqlite"),

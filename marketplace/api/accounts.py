@@ -41,6 +41,7 @@ from marketplace.compliance.schemas import VerdictRead
 from marketplace.compliance.service import ComplianceService
 from marketplace.flows.admission import Admission
 from marketplace.flows.registration import Registration
+from marketplace.web.language import RequestLanguage
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import NO_STORE, problem_responses
@@ -148,10 +149,14 @@ class OrganizationController(Controller):
         principal: Caller,
         accounts: Accounts,
         compliance: NamedDependency[ComplianceService],
+        language: RequestLanguage,
     ) -> list[VerdictRead]:
         """The organisation's admission verdicts, newest first, with every finding; seen by its members."""
         organization = await accounts.visible_organization(principal, organization_id)
-        return [VerdictRead.of_stored(stored) for stored in await compliance.history("organization", organization.id)]
+        return [
+            VerdictRead.of_stored(stored, language)
+            for stored in await compliance.history("organization", organization.id)
+        ]
 
     @patch("/{organization_id:uuid}", responses=problem_responses(401, 403, 404, 409), opt={"scope": Access.PERSON})
     async def update(
@@ -171,12 +176,16 @@ class OrganizationController(Controller):
         opt={"scope": Access.PERSON},
     )
     async def admission(
-        self, organization_id: FromPath[uuid.UUID], principal: Caller, admission: NamedDependency[Admission]
+        self,
+        organization_id: FromPath[uuid.UUID],
+        principal: Caller,
+        admission: NamedDependency[Admission],
+        language: RequestLanguage,
     ) -> AdmissionResponse:
         """Ask to be admitted: the rulebook's admission stage admits, rejects with findings, or holds the
         application for an administrator."""
         organization, verdict = await admission.request(principal, organization_id)
-        return AdmissionResponse(status=organization.status, verdict=VerdictRead.of_stored(verdict))
+        return AdmissionResponse(status=organization.status, verdict=VerdictRead.of_stored(verdict, language))
 
     @get("/{organization_id:uuid}/members", responses=problem_responses(401, 403, 404), opt={"scope": Access.PERSON})
     async def members(

@@ -41,6 +41,7 @@ from marketplace.config import Settings
 from marketplace.errors import DomainError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from marketplace.flows.listing import Listing
 from marketplace.kit.schemas import Reason, RequestBody
+from marketplace.web.language import RequestLanguage
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, VISITORS, Access, Caller
 from marketplace.web.problems import problem_responses
@@ -209,11 +210,15 @@ class ProductController(Controller):
         opt={"scope": Scope.CATALOG_WRITE},
     )
     async def preview(
-        self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
+        self,
+        product_id: FromPath[uuid.UUID],
+        principal: Caller,
+        listing: NamedDependency[Listing],
+        language: RequestLanguage,
     ) -> VerdictRead:
         """The listing stage's verdict on the draft as `submit` would give it now, every finding included;
         nothing is stored or changed (no id, no status), so it can be asked as often as the draft changes."""
-        return VerdictRead.of_verdict(await listing.preview(principal, product_id))
+        return VerdictRead.of_verdict(await listing.preview(principal, product_id), language)
 
     @post(
         "/{product_id:uuid}/submit",
@@ -222,14 +227,18 @@ class ProductController(Controller):
         opt={"scope": Scope.CATALOG_WRITE},
     )
     async def submit(
-        self, product_id: FromPath[uuid.UUID], principal: Caller, listing: NamedDependency[Listing]
+        self,
+        product_id: FromPath[uuid.UUID],
+        principal: Caller,
+        listing: NamedDependency[Listing],
+        language: RequestLanguage,
     ) -> SubmissionResponse:
         """Run the listing stage on the draft: listed, held for review, or rejected with findings. Every value
         the rulebook judges is judged here, not refused by the request schema; a draft offering any delivery
         mode lists only with its dataset hosted (`PUT /api/v1/products/{id}/dataset`, R1)."""
         view, verdict = await listing.submit(principal, product_id)
         return SubmissionResponse(
-            status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict)
+            status=view.product.status, version=view.version.version, verdict=VerdictRead.of_stored(verdict, language)
         )
 
     @get("/{product_id:uuid}/verdicts", responses=problem_responses(401, 403, 404), opt={"scope": Scope.CATALOG_READ})
@@ -239,11 +248,12 @@ class ProductController(Controller):
         principal: Caller,
         catalog: Catalog,
         compliance: NamedDependency[ComplianceService],
+        language: RequestLanguage,
     ) -> list[VerdictRead]:
         """The product's listing verdicts, newest first, with every finding: what a rejected or held submission
         was told, read again later. Only its provider's members (and keys) see them."""
         product = await catalog.owned_product(principal, product_id)
-        return [VerdictRead.of_stored(stored) for stored in await compliance.history("product", product.id)]
+        return [VerdictRead.of_stored(stored, language) for stored in await compliance.history("product", product.id)]
 
     @post(
         "/{product_id:uuid}/delist",

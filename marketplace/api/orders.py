@@ -58,6 +58,7 @@ from marketplace.orders.service import OrderService
 from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.web.idempotency import idempotent
+from marketplace.web.language import RequestLanguage
 from marketplace.web.pagination import PAGED, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
 from marketplace.web.problems import problem_of, problem_responses
@@ -86,7 +87,12 @@ class OrderController(Controller):
     @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422), opt={"scope": Scope.ORDERS_WRITE})
     @idempotent
     async def place(
-        self, request: Request[Any, Any, State], data: JSONBody[TradeRequest], principal: Caller, trading: Trade
+        self,
+        request: Request[Any, Any, State],
+        data: JSONBody[TradeRequest],
+        principal: Caller,
+        trading: Trade,
+        language: RequestLanguage,
     ) -> Response[OrderPlaced]:
         """Place an order: the trade stage judges it first. Accepted: the licence is reserved and the amount
         fixed (201). Held for review: `pending_review` (201). Either answer carries the verdict's decision,
@@ -101,8 +107,8 @@ class OrderController(Controller):
                 findings=[f.as_json() for f in placed.verdict.findings],
                 rulebook_fingerprint=placed.verdict.rulebook_fingerprint,
             )
-            return problem_of(rejected, request.url.path)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
-        verdict = VerdictBrief.of(placed.verdict, placed.verdict_id)
+            return problem_of(rejected, request)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
+        verdict = VerdictBrief.of(placed.verdict, placed.verdict_id, language)
         return Response(OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict), status_code=201)
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORDERS_READ})
@@ -118,12 +124,14 @@ class OrderController(Controller):
         return OrderPage(items=[order_read(o) for o in items], total=total, limit=page.limit, offset=page.offset)
 
     @get("/{order_id:uuid}", responses=problem_responses(401, 403, 404), opt={"scope": Scope.ORDERS_READ})
-    async def show(self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders) -> OrderDetail:
+    async def show(
+        self, order_id: FromPath[uuid.UUID], principal: Caller, orders: Orders, language: RequestLanguage
+    ) -> OrderDetail:
         """An order with its trade verdict and its status history."""
         view = await orders.view(principal, order_id)
         return OrderDetail(
             **order_read(view.order).model_dump(),
-            verdict=VerdictRead.of_stored(view.verdict),
+            verdict=VerdictRead.of_stored(view.verdict, language),
             history=[OrderEventRead.model_validate(e) for e in view.history],
         )
 

@@ -49,8 +49,47 @@ class Decision(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class Text(NamedTuple):
+    """A message before it is rendered: a stable id (`R4.cost-declared.missing`), its English template with
+    `{name}` placeholders, and the values they name. The English rendering is the finding's `message`; the
+    message catalogs (`marketplace.kit.i18n`) render the same id and values in another language."""
+
+    id: str
+    template: str
+    params: Mapping[str, Any] = EMPTY_EVIDENCE
+
+    def render(self) -> str:
+        return self.template.format_map(english_values(self.params))
+
+
+def text(message_id: str, template: str, **params: Any) -> Text:
+    """A message whose values are kept as JSON: a verdict is stored as JSON and rendered again, in any
+    language, long after the objects that made it are gone. A value may be a list of messages (the several
+    problems one finding names): each is kept with its id and values, to be rendered in the same language."""
+    return Text(message_id, template, {name: _json_value(value) for name, value in params.items()})
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(part, Text) for part in value):
+        return [{"message_id": part.id, "params": dict(part.params), "message": part.render()} for part in value]
+    return value if value is None or isinstance(value, str | int | float) else str(value)
+
+
+def english_values(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The values as the English template reads them: a list of messages joined by semicolons."""
+    if not any(isinstance(value, list) for value in params.values()):
+        return params
+    return {
+        name: "; ".join(part["message"] for part in value) if isinstance(value, list) else value
+        for name, value in params.items()
+    }
+
+
 class Finding(NamedTuple):
-    """One check's result. A named tuple: immutable, and cheap to make (a verdict holds dozens)."""
+    """One check's result. A named tuple: immutable, and cheap to make (a verdict holds dozens).
+
+    `message` is the English rendering; `message_id` and `params` let it be rendered in another language
+    (a finding made from plain text, such as a third-party rule's, has no id and is shown as it is)."""
 
     rule_id: str
     check: str
@@ -58,6 +97,8 @@ class Finding(NamedTuple):
     message: str
     evidence: Mapping[str, Any] = EMPTY_EVIDENCE
     basis: tuple[str, ...] = ()
+    message_id: str | None = None
+    params: Mapping[str, Any] = EMPTY_EVIDENCE
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -65,9 +106,29 @@ class Finding(NamedTuple):
             "check": self.check,
             "outcome": self.outcome.value,
             "message": self.message,
+            "message_id": self.message_id,
+            "params": dict(self.params),
             "evidence": dict(self.evidence),
             "basis": list(self.basis),
         }
+
+
+# What a rule says: a catalogued message, or plain text (shown as it is, in every language).
+Message = Text | str
+
+
+def make_finding(
+    rule_id: str,
+    check: str,
+    outcome: Outcome,
+    message: Message,
+    evidence: Mapping[str, Any] = EMPTY_EVIDENCE,
+    basis: tuple[str, ...] = (),
+) -> Finding:
+    """A finding whose message is rendered in English now and keeps its id and values for other languages."""
+    if isinstance(message, str):
+        return Finding(rule_id, check, outcome, message, evidence, basis)
+    return Finding(rule_id, check, outcome, message.render(), evidence, basis, message.id, message.params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +144,9 @@ class Rule:
     """Base class of every rule. Subclasses set the class attributes and implement `evaluate`.
 
     `parameters` holds the defaults; the rulebook may override them, and the engine makes one
-    instance per rulebook with the merged values in `self.params`."""
+    instance per rulebook with the merged values in `self.params`. `messages` holds the English template
+    of every message the rule says, by key; `self.text(key, ...)` names one, as `<rule id>.<key>`, and the
+    message catalogs translate each (a test walks them all)."""
 
     id: ClassVar[str]
     title_zh: ClassVar[str]
@@ -92,6 +155,7 @@ class Rule:
     basis: ClassVar[tuple[str, ...]]
     stages: ClassVar[frozenset[Stage]]
     parameters: ClassVar[Mapping[str, Any]] = {}
+    messages: ClassVar[Mapping[str, str]] = {}
     default_severity: ClassVar[Severity] = Severity.BLOCK
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
@@ -102,15 +166,19 @@ class Rule:
 
     # Helpers for subclasses: every finding carries the rule's id and basis.
 
+    def text(self, key: str, **params: Any) -> Text:
+        """The rule's message `key` (declared in `messages`) with the values its placeholders name."""
+        return text(f"{self.id}.{key}", self.messages[key], **params)
+
     def finding(
         self,
         check: str,
         outcome: Outcome,
-        message: str,
+        message: Message,
         evidence: Mapping[str, Any] | None = None,
         basis: tuple[str, ...] | None = None,
     ) -> Finding:
-        return Finding(
+        return make_finding(
             self.id,
             f"{self.id}.{check}",
             outcome,
@@ -119,24 +187,24 @@ class Rule:
             self.basis if basis is None else basis,
         )
 
-    def passed(self, check: str, message: str, evidence: Mapping[str, Any] | None = None) -> Finding:
+    def passed(self, check: str, message: Message, evidence: Mapping[str, Any] | None = None) -> Finding:
         return self.finding(check, Outcome.PASS, message, evidence)
 
-    def failed(self, check: str, message: str, evidence: Mapping[str, Any] | None = None) -> Finding:
+    def failed(self, check: str, message: Message, evidence: Mapping[str, Any] | None = None) -> Finding:
         return self.finding(check, Outcome.FAIL, message, evidence)
 
-    def review(self, check: str, message: str, evidence: Mapping[str, Any] | None = None) -> Finding:
+    def review(self, check: str, message: Message, evidence: Mapping[str, Any] | None = None) -> Finding:
         return self.finding(check, Outcome.REVIEW, message, evidence)
 
-    def not_applicable(self, check: str, message: str, evidence: Mapping[str, Any] | None = None) -> Finding:
+    def not_applicable(self, check: str, message: Message, evidence: Mapping[str, Any] | None = None) -> Finding:
         return self.finding(check, Outcome.NOT_APPLICABLE, message, evidence)
 
     def check(
         self,
         check: str,
         ok: bool,
-        passed: str,
-        failed: str,
+        passed: Message,
+        failed: Message,
         evidence: Mapping[str, Any] | None = None,
         *,
         outcome_if_not: Outcome = Outcome.FAIL,

@@ -15,11 +15,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from marketplace.compliance.contract import Decision, Finding, Outcome, RuleContext, Severity, Stage
+from marketplace.compliance.contract import Decision, Finding, Outcome, RuleContext, Severity, Stage, text
 from marketplace.compliance.rulebook import ActiveRule, Rulebook
 from marketplace.compliance.snapshots import Snapshot
 
 log = logging.getLogger("marketplace.compliance")
+
+# The one message the engine says itself, of any rule that raises (the catalogs translate it by this id).
+RULE_ERROR_ID = "engine.rule-error"
+RULE_ERROR = "the rule could not be evaluated ({error}); failing closed"
+# The words of the snapshot's vocabularies that rules put into their messages as values (a party, a grade, a
+# stage, a delivery mode, a data source, a dispute route): the catalogs translate them as `value.<word>`.
+MESSAGE_VALUES = (
+    *("organization", "provider", "buyer", "intermediary"),
+    *("general", "important", "core"),
+    *(stage.value for stage in Stage),
+    *("file", "api", "privacy_computing"),
+    *("self_generated", "public_collection", "authorized_public", "purchased"),
+    *("negotiation", "mediation", "arbitration"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,6 @@ def _error_finding(active: ActiveRule, ctx: RuleContext, exc: Exception) -> Find
     return rule.finding(
         "error",
         Outcome.FAIL,
-        f"the rule could not be evaluated ({type(exc).__name__}); failing closed",
+        text(RULE_ERROR_ID, RULE_ERROR, error=type(exc).__name__),
         {"error": type(exc).__name__},
     )

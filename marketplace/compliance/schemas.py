@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from marketplace.compliance.contract import Decision, Outcome, Severity, Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.rulebook import ActiveRule, Rulebook
+from marketplace.kit.i18n import Language, localize
 from marketplace.kit.schemas import ResponseBody
 
 
@@ -19,9 +21,30 @@ class FindingRead(ResponseBody):
     rule_id: str
     check: str
     outcome: Outcome
-    message: str
+    message: str = Field(description="in the response's language (its Content-Language), chosen by Accept-Language")
+    message_id: str | None = Field(
+        None, description="the message's stable id, the same in every language (none on findings stored before ids)"
+    )
     evidence: dict[str, Any]
     basis: list[str]
+
+    @classmethod
+    def of(cls, finding: Mapping[str, Any], language: Language) -> FindingRead:
+        """A finding as stored (`Finding.as_json`), its message rendered in `language`."""
+        message_id = finding.get("message_id")
+        return cls(
+            rule_id=finding["rule_id"],
+            check=finding["check"],
+            outcome=finding["outcome"],
+            message=localize(language, message_id, finding["message"], finding.get("params")),
+            message_id=message_id,
+            evidence=finding["evidence"],
+            basis=finding["basis"],
+        )
+
+    @classmethod
+    def all_of(cls, findings: list[dict[str, Any]], language: Language) -> list[FindingRead]:
+        return [cls.of(f, language) for f in findings]
 
 
 class VerdictRead(ResponseBody):
@@ -33,23 +56,23 @@ class VerdictRead(ResponseBody):
     evaluated_at: datetime
 
     @classmethod
-    def of_verdict(cls, verdict: Verdict) -> VerdictRead:
+    def of_verdict(cls, verdict: Verdict, language: Language) -> VerdictRead:
         """A verdict not stored (a preview): no id."""
         return cls(
             stage=verdict.stage,
             decision=verdict.decision,
-            findings=[FindingRead.model_validate(f.as_json()) for f in verdict.findings],
+            findings=FindingRead.all_of([f.as_json() for f in verdict.findings], language),
             rulebook_fingerprint=verdict.rulebook_fingerprint,
             evaluated_at=verdict.evaluated_at,
         )
 
     @classmethod
-    def of_stored(cls, stored: StoredVerdict) -> VerdictRead:
+    def of_stored(cls, stored: StoredVerdict, language: Language) -> VerdictRead:
         return cls(
             id=stored.id,
             stage=stored.stage,
             decision=stored.decision,
-            findings=[FindingRead.model_validate(f) for f in stored.findings],
+            findings=FindingRead.all_of(stored.findings, language),
             rulebook_fingerprint=stored.rulebook_fingerprint,
             evaluated_at=stored.created_at,
         )
@@ -65,20 +88,18 @@ class VerdictBrief(ResponseBody):
     rulebook_fingerprint: str
 
     @classmethod
-    def of(cls, verdict: Verdict, verdict_id: uuid.UUID) -> VerdictBrief:
-        return cls.model_validate(
-            {
-                "id": verdict_id,
-                "decision": verdict.decision,
-                "findings": [f.as_json() for f in verdict.failures()],
-                "rulebook_fingerprint": verdict.rulebook_fingerprint,
-            }
+    def of(cls, verdict: Verdict, verdict_id: uuid.UUID, language: Language) -> VerdictBrief:
+        return cls(
+            id=verdict_id,
+            decision=verdict.decision,
+            findings=FindingRead.all_of([f.as_json() for f in verdict.failures()], language),
+            rulebook_fingerprint=verdict.rulebook_fingerprint,
         )
 
 
 class RuleRead(ResponseBody):
     id: str
-    title: dict[str, str]
+    title: str = Field(description="in the response's language (its Content-Language), chosen by Accept-Language")
     version: str
     stages: list[Stage]
     severity: Severity
@@ -87,11 +108,12 @@ class RuleRead(ResponseBody):
     source: str
 
     @classmethod
-    def of(cls, active: ActiveRule) -> RuleRead:
+    def of(cls, active: ActiveRule, language: Language) -> RuleRead:
         rule = active.rule
         return cls(
             id=rule.id,
-            title={"zh": rule.title_zh, "en": rule.title_en},
+            # a rule declares its title in both languages (the plugin contract)
+            title=rule.title_zh if language is Language.ZH_CN else rule.title_en,
             version=rule.version,
             stages=sorted(rule.stages, key=list(Stage).index),
             severity=active.severity,
@@ -107,9 +129,9 @@ class RulebookRead(ResponseBody):
     fingerprint: str
 
     @classmethod
-    def of(cls, rulebook: Rulebook) -> RulebookRead:
+    def of(cls, rulebook: Rulebook, language: Language) -> RulebookRead:
         return cls(
-            items=[RuleRead.of(a) for a in rulebook.rules],
+            items=[RuleRead.of(a, language) for a in rulebook.rules],
             disabled=list(rulebook.disabled),
             fingerprint=rulebook.fingerprint,
         )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.config import Settings
+from marketplace.web.language import provide_language
 from marketplace.wiring import Runtime, Services
 
 # Where a request's session is kept in its ASGI scope, for `release_abandoned_session`.
@@ -83,6 +84,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "runtime": Provide(provide_runtime, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "rulebook": Provide(provide_rulebook, sync_to_thread=False),
+    "language": Provide(provide_language, sync_to_thread=False),
     "services": Provide(provide_services, sync_to_thread=False),
     **{name: Provide(_member_of_services(name), sync_to_thread=False) for name in SERVICE_NAMES},
 }

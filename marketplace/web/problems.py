@@ -12,7 +12,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from pydantic import BaseModel, ConfigDict
 
+from marketplace.compliance.schemas import FindingRead
 from marketplace.errors import DomainError
+from marketplace.kit.i18n import Language, localize
+from marketplace.web.language import language_of
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:marketplace:problem:"
@@ -61,8 +64,14 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def problem_title_id(code: str) -> str:
+    """The message id of a problem type's title in the catalogs."""
+    return f"problem.{code}"
+
+
 def problem_response(
     *,
+    language: Language,
     status: int,
     code: str,
     title: str,
@@ -71,9 +80,12 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> Response[dict[str, Any]]:
+    """The problem, its title (given in English) and its findings, if any, in `language`."""
+    if "findings" in extra:
+        extra["findings"] = [f.model_dump(mode="json") for f in FindingRead.all_of(extra["findings"], language)]
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + code,
-        "title": title,
+        "title": localize(language, problem_title_id(code), title),
         "status": status,
         "detail": detail,
         "instance": instance,
@@ -83,23 +95,25 @@ def problem_response(
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem_of(exc, request.url.path)
+    return problem_of(exc, request)
 
 
-def problem_of(exc: DomainError, instance: str) -> Response[dict[str, Any]]:
+def problem_of(exc: DomainError, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """A domain error as a response, for a handler that answers with it rather than raising it (the
     request's transaction then commits, e.g. a rejected order kept for the auditors)."""
     return problem_response(
+        language=language_of(request.scope),
         status=exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
-        instance=instance,
+        instance=request.url.path,
         headers=exc.headers,
         **exc.extra,
     )
 
 
+# The problems the framework raises, by status: their code and English title.
 _HTTP_CODES = {
     400: ("bad-request", "Bad request"),
     401: ("not-authenticated", "Not authenticated"),
@@ -112,20 +126,25 @@ _HTTP_CODES = {
     415: ("unsupported-media-type", "Unsupported media type"),
     429: ("too-many-requests", "Too many requests"),
 }
+_INVALID_REQUEST = ("invalid-request", "Request failed validation")
+_HTTP_ERROR = ("http-error", "HTTP error")
+_INTERNAL_ERROR = ("internal-error", "Internal server error")
+FRAMEWORK_PROBLEM_TITLES = dict([*_HTTP_CODES.values(), _INVALID_REQUEST, _HTTP_ERROR, _INTERNAL_ERROR])
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     extra: dict[str, Any] = {}
     if isinstance(exc, ValidationException):
-        code, title = "invalid-request", "Request failed validation"
+        code, title = _INVALID_REQUEST
         if isinstance(exc.extra, list):
             extra["errors"] = [_public_validation_error(e) for e in exc.extra]
         detail = "the request does not match the documented schema"
     else:
-        code, title = _HTTP_CODES.get(status, ("http-error", "HTTP error"))
+        code, title = _HTTP_CODES.get(status, _HTTP_ERROR)
         detail = exc.detail if status < 500 else "internal error"
     return problem_response(
+        language=language_of(request.scope),
         status=status,
         code=code,
         title=title,
@@ -146,9 +165,10 @@ def _public_validation_error(error: Any) -> dict[str, Any]:
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
+        language=language_of(request.scope),
         status=HTTP_500_INTERNAL_SERVER_ERROR,
-        code="internal-error",
-        title="Internal server error",
+        code=_INTERNAL_ERROR[0],
+        title=_INTERNAL_ERROR[1],
         detail="an unexpected error occurred; it has been logged",
         instance=request.url.path,
     )

@@ -133,6 +133,8 @@ async def test_rules_endpoint_lists_the_rulebook(api: Api) -> None:
     assert ids == [f"R{n}" for n in range(1, 9)] + [f"S{n}" for n in range(1, 11)]
     assert body["fingerprint"] == api.app.state.runtime.rulebook.fingerprint
     s1 = body["items"][ids.index("S1")]
-    assert s1["title"]["en"]
-    assert s1["title"]["zh"]
+    assert s1["title"] == "GB 32100-2015 unified social credit code"
     assert set(s1["stages"]) == {"admission", "trade"}
+    chinese = await api.client.get("/api/v1/rules", headers={"Accept-Language": "zh-CN"})
+    assert chinese.headers["content-language"] == "zh-CN"
+    assert chinese.json()["items"][ids.index("S1")]["title"] == "统一社会信用代码（GB 32100-2015）"

@@ -141,6 +141,8 @@ def test_installed_vendor_rule_decides(vendor_site: Path, tmp_path: Path) -> Non
             "check": "GZ-EXPORT-1.embargo",
             "outcome": "fail",
             "message": "buyer is in an embargoed jurisdiction",
+            "message_id": None,  # plain text: shown as it is in every language
+            "params": {},
             "evidence": {"jurisdiction": "KP"},
             "basis": ["Export Control Law Art. 18"],
         }

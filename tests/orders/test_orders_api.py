@@ -9,6 +9,7 @@ from marketplace.compliance.contract import Decision, Finding, Outcome, Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.schemas import VerdictBrief
 from marketplace.kit import clock
+from marketplace.kit.i18n import Language
 from tests.orders.conftest import PRICE_MINOR, Market
 
 
@@ -38,9 +39,10 @@ def test_the_answers_verdict_keeps_the_findings_that_did_not_pass() -> None:
     )
     verdict = Verdict(Stage.TRADE, Decision.REVIEW, findings, "f" * 64, clock.now())
     verdict_id = uuid.uuid4()
-    brief = VerdictBrief.of(verdict, verdict_id).model_dump(mode="json")
+    brief = VerdictBrief.of(verdict, verdict_id, Language.EN).model_dump(mode="json")
     assert (brief["id"], brief["decision"], brief["rulebook_fingerprint"]) == (str(verdict_id), "review", "f" * 64)
-    assert brief["findings"] == [f.as_json() for f in findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW)]
+    shown = [f.as_json() for f in findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW)]
+    assert brief["findings"] == [{k: v for k, v in f.items() if k != "params"} for f in shown]
 
 
 async def test_a_rejected_trade_answers_422_with_findings_and_reserves_nothing(market: Market) -> None:

@@ -5,6 +5,7 @@ Tests change one fact with `replace(...)` and look at what the rule says."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from marketplace.compliance.snapshots import (
     TradeFacts,
     Valuation,
 )
+from marketplace.kit.i18n import Language, localize
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 M = TypeVar("M", bound=BaseModel)
@@ -218,8 +220,21 @@ def context(stage: Stage, snapshot: Snapshot, now: datetime = NOW) -> RuleContex
     return RuleContext(stage=stage, now=now, snapshot=snapshot)
 
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
 def by_check(findings: list[Finding]) -> dict[str, Finding]:
-    """A rule's findings by check code; each check answers exactly once."""
+    """A rule's findings by check code; each check answers exactly once, and says a catalogued message (so every
+    message of every scenario the rule tests build is translated, in Chinese as in English)."""
     checks = [f.check for f in findings]
     assert len(checks) == len(set(checks)), f"one finding per check, got {checks}"
+    for finding in findings:
+        assert_bilingual(finding)
     return {f.check: f for f in findings}
+
+
+def assert_bilingual(finding: Finding) -> None:
+    assert finding.message_id is not None, f"{finding.check} says plain text: {finding.message!r}"
+    chinese = localize(Language.ZH_CN, finding.message_id, "", finding.params)
+    assert CJK.search(chinese), f"{finding.message_id} has no Chinese rendering"
+    assert localize(Language.EN, finding.message_id, finding.message, finding.params) == finding.message

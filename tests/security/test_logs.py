@@ -41,7 +41,7 @@ def json_log() -> Iterator[io.StringIO]:
 async def test_an_error_is_one_json_line_with_the_request_id(
     api: Api, json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(rulebook: object) -> object:
+    def broken(rulebook: object, language: object) -> object:
         raise RuntimeError("a bug\nover two lines")
 
     monkeypatch.setattr(compliance.RulebookRead, "of", broken)
