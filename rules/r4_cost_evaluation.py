@@ -90,18 +90,11 @@ class CostEvaluationRule(Rule):
         if product is None or cost is None:
             message = self.text("no-product" if product is None else "no-cost")
             evidence = {"product": None if product is None else product.id, "cost": None}
-            return [
-                self.failed(
-                    "cost-declared",
-                    self.text("cost-declared.missing") if product is not None else message,
-                    evidence,
-                ),
-                self.failed("non-negative", message, evidence),
-                self.failed("components-sum", message, evidence),
-                self.failed("currency", message, evidence),
-                self.failed("plan-currency", message, evidence),
-                self.failed("method", message, evidence),
-            ]
+            cause = self.failed(
+                "cost-declared", self.text("cost-declared.missing") if product is not None else message, evidence
+            )
+            dependent = ("non-negative", "components-sum", "currency", "plan-currency", "method")
+            return [cause, *(self.following(check, cause, message) for check in dependent)]
 
         components = {
             "collection": cost.collection_minor,

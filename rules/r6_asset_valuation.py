@@ -111,7 +111,9 @@ class AssetValuationRule(Rule):
             ]
         valuation = product.valuation
         if valuation is None:
-            return [self.failed(code, self.text("valuation-required-but-none-on"), triggers) for code in _CHECKS]
+            message = self.text("valuation-required-but-none-on")
+            cause = self.failed(_CHECKS[0], message, triggers)
+            return [cause, *(self.following(code, cause, message) for code in _CHECKS[1:])]
         today = ctx.now.date()
         return [
             self.passed("valuation", self.text("valuation-on-file"), {**triggers, "method": valuation.method}),

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, get_args
 
-from marketplace.compliance.contract import Finding, Rule, RuleContext, Severity, Stage, Text
+from marketplace.compliance.contract import Finding, Outcome, Rule, RuleContext, Severity, Stage, Text
 from marketplace.compliance.snapshots import DataSource, ProductFacts, Provenance, ProvenanceActivity
 
 _DATA_SOURCES: tuple[str, ...] = get_args(DataSource)
@@ -119,12 +119,15 @@ class ProvenanceStandard(Rule):
         provenance = product.provenance
         if provenance is None:
             message = self.text("product-no-provenance-record")
-            evidence = {"provenance": False}
+            cause = self.failed("source-entity", message, {"provenance": False})
+            derivation = self._derivation(product, None)
+            if derivation.outcome is Outcome.FAIL:  # the chain a source needs is missing with the record
+                derivation = self.following("derivation-chain", cause, message)
             return [
-                self.failed("source-entity", message, evidence),
-                self.failed("activities", message, evidence),
-                self.failed("activity-times", message, evidence),
-                self._derivation(product, None),
+                cause,
+                self.following("activities", cause, message),
+                self.following("activity-times", cause, message),
+                derivation,
             ]
         return [
             self._source(provenance),

@@ -89,7 +89,9 @@ class Finding(NamedTuple):
     """One check's result. A named tuple: immutable, and cheap to make (a verdict holds dozens).
 
     `message` is the English rendering; `message_id` and `params` let it be rendered in another language
-    (a finding made from plain text, such as a third-party rule's, has no id and is shown as it is)."""
+    (a finding made from plain text, such as a third-party rule's, has no id and is shown as it is).
+    `follows_from` names the check whose failure decided this one (one missing declaration fails once: the
+    checks that depend on it are `not_applicable`, following from it, and still listed)."""
 
     rule_id: str
     check: str
@@ -99,9 +101,10 @@ class Finding(NamedTuple):
     basis: tuple[str, ...] = ()
     message_id: str | None = None
     params: Mapping[str, Any] = EMPTY_EVIDENCE
+    follows_from: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        described = {
             "rule_id": self.rule_id,
             "check": self.check,
             "outcome": self.outcome.value,
@@ -111,6 +114,9 @@ class Finding(NamedTuple):
             "evidence": dict(self.evidence),
             "basis": list(self.basis),
         }
+        if self.follows_from is not None:
+            described["follows_from"] = self.follows_from
+        return described
 
 
 # What a rule says: a catalogued message, or plain text (shown as it is, in every language).
@@ -198,6 +204,12 @@ class Rule:
 
     def not_applicable(self, check: str, message: Message, evidence: Mapping[str, Any] | None = None) -> Finding:
         return self.finding(check, Outcome.NOT_APPLICABLE, message, evidence)
+
+    def following(self, check: str, cause: Finding, message: Message) -> Finding:
+        """A check that cannot be made because `cause` (this rule's failed check) failed: not applicable,
+        following from it, with the cause's evidence, so one missing declaration is one failure."""
+        finding = self.finding(check, Outcome.NOT_APPLICABLE, message, cause.evidence)
+        return finding._replace(follows_from=cause.check)
 
     def check(
         self,

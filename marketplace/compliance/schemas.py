@@ -27,6 +27,9 @@ class FindingRead(ResponseBody):
     )
     evidence: dict[str, Any]
     basis: list[str]
+    follows_from: str | None = Field(
+        None, description="the failed check this one follows from (not made: one missing declaration fails once)"
+    )
 
     @classmethod
     def of(cls, finding: Mapping[str, Any], language: Language) -> FindingRead:
@@ -40,6 +43,7 @@ class FindingRead(ResponseBody):
             message_id=message_id,
             evidence=finding["evidence"],
             basis=finding["basis"],
+            follows_from=finding.get("follows_from"),
         )
 
     @classmethod

@@ -84,18 +84,23 @@ def test_realistic_cost_declaration_passes() -> None:
         json.dumps(finding.as_json())
 
 
-def test_missing_cost_declaration_fails_every_check() -> None:
+def test_a_missing_cost_declaration_fails_once_and_the_other_checks_follow_from_it() -> None:
     product = replace(PRODUCT, cost=None)
     findings = by_check(RULE.evaluate(context(Stage.LISTING, listing_snapshot(product))))
     assert set(findings) == CHECKS
-    assert all(f.outcome is Outcome.FAIL for f in findings.values())
+    assert [check for check, f in findings.items() if f.outcome is Outcome.FAIL] == ["R4.cost-declared"]
     assert findings["R4.cost-declared"].evidence == {"product": "product-1", "cost": None}
+    for check in CHECKS - {"R4.cost-declared"}:
+        assert findings[check].outcome is Outcome.NOT_APPLICABLE
+        assert findings[check].follows_from == "R4.cost-declared"
+        assert findings[check].as_json()["follows_from"] == "R4.cost-declared"
+    assert "follows_from" not in findings["R4.cost-declared"].as_json()
 
 
-def test_missing_product_fails_every_check() -> None:
+def test_missing_product_fails_closed_once() -> None:
     findings = by_check(RULE.evaluate(context(Stage.LISTING, Snapshot(provider=PROVIDER))))
     assert set(findings) == CHECKS
-    assert all(f.outcome is Outcome.FAIL for f in findings.values())
+    assert [check for check, f in findings.items() if f.outcome is Outcome.FAIL] == ["R4.cost-declared"]
     assert all(f.evidence == {"product": None, "cost": None} for f in findings.values())
 
 

@@ -126,12 +126,15 @@ def test_required_by_exclusive_licence() -> None:
     assert found["valuation"].outcome is Outcome.PASS
     assert found["valuation"].evidence["reasons"] == ["exclusive_licence"]
     missing = listing(licence=exclusive, valuation=None)
-    assert all(f.outcome is Outcome.FAIL for f in missing.values())
+    assert missing["valuation"].outcome is Outcome.FAIL
+    assert {f.follows_from for name, f in missing.items() if name != "valuation"} == {"R6.valuation"}
 
 
-def test_required_but_missing_fails_every_check() -> None:
+def test_required_but_missing_fails_once_and_the_other_checks_follow() -> None:
     found = required(valuation=None)
-    assert all(f.outcome is Outcome.FAIL for f in found.values())
+    assert [name for name, f in found.items() if f.outcome is Outcome.FAIL] == ["valuation"]
+    assert all(f.outcome is Outcome.NOT_APPLICABLE for name, f in found.items() if name != "valuation")
+    assert {f.follows_from for name, f in found.items() if name != "valuation"} == {"R6.valuation"}
     assert found["valuation"].evidence["reasons"] == ["plan_price_above_threshold"]
     assert found["valuation"].evidence["max_plan_price_minor"] == 150_000_000
 
