@@ -72,3 +72,7 @@ async def test_the_demo_trade_and_the_requests_are_counted(scraped: httpx.AsyncC
     paths = {request["path"] for request in requests}
     assert "/api/v1/products/{product_id:uuid}" in paths or "/api/v1/products/{product_id}" in paths
     assert product_path not in paths  # ids never become labels
+    problems = {
+        dict(labels)["type"]: value for (name, labels), value in found.items() if name == "marketplace_problems_total"
+    }
+    assert problems.get("not-found", 0) >= 1  # the unknown product, by problem type

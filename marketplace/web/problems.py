@@ -10,6 +10,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict
 
 from marketplace.compliance.schemas import FindingRead
@@ -23,6 +24,9 @@ PROBLEM_TYPE_PREFIX = "urn:marketplace:problem:"
 NO_STORE = CacheControlHeader(no_store=True)
 
 log = logging.getLogger("marketplace.errors")
+# Problems answered, by type: what the HTTP status alone hides (a 503 `gateway-unavailable` is the payment
+# gateway failing; a 409 `order-sold-out` is demand), for `GET /metrics`.
+PROBLEMS = Counter("marketplace_problems", "Problems answered, by type", ["type"])
 
 
 class ProblemDetails(BaseModel):
@@ -81,6 +85,7 @@ def problem_response(
     **extra: Any,
 ) -> Response[dict[str, Any]]:
     """The problem, its title (given in English) and its findings, if any, in `language`."""
+    PROBLEMS.labels(code).inc()
     if "findings" in extra:
         extra["findings"] = [f.model_dump(mode="json") for f in FindingRead.all_of(extra["findings"], language)]
     body: dict[str, Any] = {
