@@ -1,0 +1,69 @@
+"""Trade verdicts store the facts orders share once: two orders by one buyer for one product name the same
+organisation, product and plan parts, the second adds no part, and what each order stores of its snapshot
+shrinks to its own facts and the digests. Read back, a verdict's snapshot replays to its decision."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.engine import evaluate
+from marketplace.compliance.models import SnapshotPart, StoredVerdict
+from marketplace.kit.canonical import canonical_json
+from tests.orders.conftest import Market
+
+
+def size(document: object) -> int:
+    return len(canonical_json(document).encode())
+
+
+async def part_count(market: Market) -> int:
+    async with market.api.services() as services:
+        return int((await services.session.scalar(select(func.count()).select_from(SnapshotPart))) or 0)
+
+
+async def trade_verdict(market: Market, order_id: str) -> StoredVerdict:
+    async with market.api.services() as services:
+        stored = await services.compliance.latest("order", order_id, Stage.TRADE)
+    assert stored is not None
+    return stored
+
+
+async def test_two_orders_of_one_buyer_for_one_product_share_their_parts(market: Market) -> None:
+    first = await trade_verdict(market, (await market.accepted_order())["id"])
+    parts_after_first = await part_count(market)
+    second = await trade_verdict(market, (await market.accepted_order())["id"])
+
+    assert await part_count(market) == parts_after_first  # the second order stored no part
+    assert set(first.parts) == {"buyer", "provider", "product", "plan"}
+    assert second.parts == first.parts
+    assert set(second.snapshot) == {"organization", "intermediary", "trade", "delivery", "settlement", "extensions"}
+    assert second.snapshot["trade"] is not None
+
+
+async def test_an_order_stores_a_fraction_of_the_snapshot_it_judged(market: Market) -> None:
+    await market.accepted_order()
+    stored = await trade_verdict(market, (await market.accepted_order())["id"])
+    async with market.api.services() as services:
+        whole = (await services.compliance.snapshot(stored)).model_dump(mode="json")
+
+    # What the second order added: its inline facts and its digests (its parts were all stored already).
+    per_order = size(stored.snapshot) + size(stored.parts)
+    assert size(whole) > 4 * per_order
+    assert per_order < 1_500
+
+
+async def test_a_stored_trade_verdict_replays_from_its_parts_to_its_decision_and_findings(market: Market) -> None:
+    accepted = await trade_verdict(market, (await market.accepted_order())["id"])
+    rejected_id = (await market.place(scenario="credit_scoring")).json()["order_id"]
+    rejected = await trade_verdict(market, rejected_id)
+
+    async with market.api.services() as services:
+        rulebook = services.compliance.rulebook
+        snapshots = await services.compliance.snapshots([accepted, rejected])
+    for stored, snapshot in zip((accepted, rejected), snapshots, strict=True):
+        replayed = evaluate(rulebook, Stage.TRADE, snapshot, stored.created_at)
+        assert replayed.rulebook_fingerprint == stored.rulebook_fingerprint
+        assert replayed.decision == stored.decision
+        assert [f.as_json() for f in replayed.findings] == stored.findings
+    assert (accepted.decision, rejected.decision) == (Decision.ACCEPTED, Decision.REJECTED)
