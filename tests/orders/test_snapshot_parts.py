@@ -1,15 +1,21 @@
 """Trade verdicts store the facts orders share once: two orders by one buyer for one product name the same
 organisation, product and plan parts, the second adds no part, and what each order stores of its snapshot
-shrinks to its own facts and the digests. Read back, a verdict's snapshot replays to its decision."""
+shrinks to its own facts and the digests. Read back, by the service or `marketplace rules snapshot` for the
+offline dry-run, a verdict's snapshot replays to its decision and findings."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from sqlalchemy import func, select
 
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.engine import evaluate
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
+from marketplace.compliance.snapshots import Snapshot
 from marketplace.kit.canonical import canonical_json
+from tests.compliance.test_impact import run_cli
 from tests.orders.conftest import Market
 
 
@@ -67,3 +73,21 @@ async def test_a_stored_trade_verdict_replays_from_its_parts_to_its_decision_and
         assert replayed.decision == stored.decision
         assert [f.as_json() for f in replayed.findings] == stored.findings
     assert (accepted.decision, rejected.decision) == (Decision.ACCEPTED, Decision.REJECTED)
+
+
+async def test_the_offline_dry_run_replays_the_snapshot_the_cli_puts_together(market: Market, tmp_path: Path) -> None:
+    stored = await trade_verdict(market, (await market.place(scenario="credit_scoring")).json()["order_id"])
+    async with market.api.services() as services:
+        whole = await services.compliance.snapshot(stored)
+
+    code, out = await run_cli(market.api, "rules", "snapshot", str(stored.id))
+    assert code == 0, out
+    assert Snapshot.model_validate_json(out) == whole
+    file = tmp_path / "snap.json"
+    file.write_text(out)
+    at = stored.created_at.isoformat()
+    code, out = await run_cli(market.api, "rules", "evaluate", "--stage", "trade", "--snapshot", str(file), "--at", at)
+    assert code == 0, out
+    replayed = json.loads(out)
+    assert (replayed["decision"], replayed["findings"]) == (stored.decision.value, stored.findings)
+    assert (await run_cli(market.api, "rules", "snapshot", "00000000-0000-0000-0000-000000000000"))[0] == 1
