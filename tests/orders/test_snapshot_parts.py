@@ -5,18 +5,27 @@ offline dry-run, a verdict's snapshot replays to its decision and findings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.engine import evaluate
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.snapshots import Snapshot
+from marketplace.config import Settings
+from marketplace.db import create_engine, create_sessionmaker
 from marketplace.kit.canonical import canonical_json
+from marketplace.orders.models import OrderStatus
 from tests.compliance.test_impact import run_cli
+from tests.fixtures.api import Api
 from tests.orders.conftest import Market
+from tests.orders.factories import OrderServices, Trader, admitted_buyers, listing
 
 
 def size(document: object) -> int:
@@ -91,3 +100,38 @@ async def test_the_offline_dry_run_replays_the_snapshot_the_cli_puts_together(ma
     replayed = json.loads(out)
     assert (replayed["decision"], replayed["findings"]) == (stored.decision.value, stored.findings)
     assert (await run_cli(market.api, "rules", "snapshot", "00000000-0000-0000-0000-000000000000"))[0] == 1
+
+
+@pytest.mark.postgres
+async def test_concurrent_first_orders_store_each_new_part_once(
+    api: Api, settings: Settings, many_connections: None
+) -> None:
+    """Twenty orders at once, each in its own transaction, racing to insert the same parts not stored yet (the
+    plan, the admitted buyers): every one is placed, with no unique violation and no deadlock."""
+    admin = await api.admin()
+    provider_person = await api.person("Provider")
+    provider_org = await api.admitted_organization(provider_person, admin, kind="provider", dsmm_level=3)
+    product = await listing(api, Trader(provider_person, uuid.UUID(provider_org["id"])), max_licences=None)
+    buyers = await admitted_buyers(api, admin, 4)
+    engine = create_engine(settings.model_copy(update={"database_pool_size": 10}))
+    try:
+        orders = OrderServices.of(api, create_sessionmaker(engine))
+
+        async def place(buyer: Trader) -> tuple[OrderStatus, uuid.UUID]:
+            async with orders.unit() as service:
+                placed = await service.trading.place(buyer.principal, product.trade(buyer))
+            return placed.order.status, placed.verdict_id
+
+        placed = await asyncio.gather(*(place(buyers[n % len(buyers)]) for n in range(20)))
+    finally:
+        await engine.dispose()
+
+    assert {status for status, _ in placed} == {OrderStatus.ACCEPTED}
+    async with api.services() as services:
+        query = select(StoredVerdict).where(col(StoredVerdict.id).in_([verdict_id for _, verdict_id in placed]))
+        verdicts = (await services.session.scalars(query)).all()
+        snapshots = await services.compliance.snapshots(verdicts)
+    assert len(snapshots) == 20
+    assert {s.buyer.id for s in snapshots if s.buyer is not None} == {str(b.organization_id) for b in buyers}
+    digests = {digest for verdict in verdicts for digest in verdict.parts.values()}
+    assert len(digests) == len(buyers) + 3  # each buyer, the provider, the product, the plan
