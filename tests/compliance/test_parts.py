@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, get_args
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketplace.compliance.parts import KINDS, assemble, digest_of, split
@@ -135,7 +135,7 @@ def stored(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snapshots())
 def test_a_snapshot_split_into_parts_and_put_together_is_the_same_snapshot(snapshot: Snapshot) -> None:
     document = snapshot.model_dump(mode="json")
@@ -152,7 +152,7 @@ def test_a_snapshot_split_into_parts_and_put_together_is_the_same_snapshot(snaps
         assert part.digest == digest_of(documents[part.digest])  # stored and read back, the same key
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snapshots())
 def test_a_verdicts_rows_name_each_part_once_in_digest_order(snapshot: Snapshot) -> None:
     rows = verdict_rows({}, snapshot)
@@ -164,6 +164,7 @@ def test_a_verdicts_rows_name_each_part_once_in_digest_order(snapshot: Snapshot)
     assert Snapshot.model_validate(assemble(rows.verdict["snapshot"], rows.verdict["parts"], documents)) == snapshot
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(organizations)
 def test_one_organisation_in_two_roles_is_one_part(organization: OrganizationFacts) -> None:
     _, parts = split(Snapshot(provider=organization, buyer=organization).model_dump(mode="json"))
