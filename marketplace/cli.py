@@ -225,6 +225,21 @@ def cmd_rules_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules_snapshot(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    async def snapshot(services: Any) -> str | None:
+        stored = await services.compliance.verdict(uuid.UUID(args.verdict_id))
+        return None if stored is None else (await services.compliance.snapshot(stored)).model_dump_json(indent=2)
+
+    document = asyncio.run(_with_services(settings, snapshot))
+    if document is None:
+        print(f"no verdict {args.verdict_id}", file=sys.stderr)
+        return 1
+    print(document)
+    return 0
+
+
 def cmd_rules_impact(settings: Settings, args: argparse.Namespace) -> int:
     candidate = _rulebook(args.rulebook, settings)
     with progress_bars() as progress:
@@ -328,10 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     rules_evaluate = rules_commands.add_parser("evaluate", help="dry-run a stage on a snapshot file; writes nothing")
     stages = ["admission", "listing", "trade", "delivery", "settlement"]
     rules_evaluate.add_argument("--stage", required=True, choices=stages, help="the stage whose rules judge")
-    rules_evaluate.add_argument("--snapshot", required=True, help="a JSON snapshot, as stored with every verdict")
+    rules_evaluate.add_argument("--snapshot", required=True, help="a JSON snapshot (`rules snapshot` prints one)")
     rules_evaluate.add_argument("--rulebook", help="a rulebook file other than the configured one")
     rules_evaluate.add_argument("--at", help="evaluation time (ISO 8601; default now), for exact replays")
     rules_evaluate.set_defaults(handler=cmd_rules_evaluate)
+    rules_snapshot = rules_commands.add_parser(
+        "snapshot", help="the snapshot a stored verdict judged, put together from its parts (for `rules evaluate`)"
+    )
+    rules_snapshot.add_argument("verdict_id", help="the verdict's id")
+    rules_snapshot.set_defaults(handler=cmd_rules_snapshot)
     rules_impact = rules_commands.add_parser("impact", help="what a candidate rulebook would change")
     rules_impact.add_argument("--rulebook", required=True, help="the candidate rulebook file")
     rules_impact.set_defaults(handler=cmd_rules_impact)

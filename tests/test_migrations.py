@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import column, func, inspect, select, table, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from marketplace.audit.service import AuditService
 from marketplace.cli import db_downgrade, db_upgrade
+from marketplace.compliance.contract import Stage
+from marketplace.compliance.engine import evaluate
+from marketplace.compliance.models import SnapshotPart, StoredVerdict
+from marketplace.compliance.rulebook import load_rulebook
+from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
-from marketplace.db import alembic_config
+from marketplace.db import alembic_config, create_engine, create_sessionmaker, table_of
 from marketplace.tables import metadata
 from tests.fixtures.database import is_postgres_url
+from tests.rules.snapshots import (
+    BUYER,
+    INTERMEDIARY,
+    NOW,
+    TRADE,
+    admission_snapshot,
+    delivery_snapshot,
+    listing_snapshot,
+    replace,
+    settlement_snapshot,
+    trade_snapshot,
+)
 
 
 async def table_names(settings: Settings) -> set[str]:
@@ -62,3 +83,76 @@ async def test_fts_triggers_survive_table_rebuilds(scratch_settings: Settings) -
     assert await search_triggers(scratch_settings) == expected
     await asyncio.to_thread(db_upgrade, scratch_settings)
     assert await search_triggers(scratch_settings) == expected
+
+
+# Verdicts as they were stored before migration 0014: each with its whole snapshot.
+JUDGED_BEFORE_0014 = [
+    (Stage.TRADE, trade_snapshot()),
+    (Stage.TRADE, trade_snapshot(trade=replace(TRADE, scenario="credit_scoring"))),
+    (Stage.TRADE, trade_snapshot(intermediary=INTERMEDIARY)),
+    (Stage.ADMISSION, admission_snapshot(BUYER)),
+    (Stage.LISTING, listing_snapshot()),
+    (Stage.DELIVERY, delivery_snapshot()),
+    (Stage.SETTLEMENT, settlement_snapshot()),
+]
+
+# The verdict table as revision 0013 left it: no `parts`.
+VERDICT_AT_0013 = table(
+    "verdict", *(column(c.name, c.type) for c in table_of(StoredVerdict).columns if c.name != "parts")
+)
+
+
+def whole_verdict_row(stage: Stage, snapshot: Snapshot) -> dict[str, Any]:
+    verdict = evaluate(load_rulebook(), stage, snapshot, NOW)
+    return {
+        "id": uuid.uuid4(),
+        "stage": stage,
+        "subject_type": "order",
+        "subject_id": str(uuid.uuid4()),
+        "decision": verdict.decision,
+        "findings": [f.as_json() for f in verdict.findings],
+        "rulebook_fingerprint": verdict.rulebook_fingerprint,
+        "snapshot": snapshot.model_dump(mode="json"),
+        "created_at": NOW,
+    }
+
+
+async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alike(scratch_settings: Settings) -> None:
+    """Migration 0014 on verdicts stored before it: each snapshot read back is the one judged and replays to
+    the stored decision and findings; the parts are shared, with the digests the service computes; downgrade
+    puts every snapshot back whole."""
+    await asyncio.to_thread(db_upgrade, scratch_settings, "0013")
+    rows = [whole_verdict_row(stage, snapshot) for stage, snapshot in JUDGED_BEFORE_0014]
+    assert {row["decision"].value for row in rows} >= {"accepted", "rejected"}
+    engine = create_engine(scratch_settings)
+    async with engine.begin() as connection:
+        await connection.execute(VERDICT_AT_0013.insert(), rows)
+
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+
+    rulebook = load_rulebook()
+    async with create_sessionmaker(engine)() as session:
+        compliance = ComplianceService(session, rulebook, AuditService(session))
+        found = [await compliance.verdict(row["id"]) for row in rows]
+        stored = [verdict for verdict in found if verdict is not None]
+        snapshots = await compliance.snapshots(stored)
+        parts = await session.scalar(select(func.count()).select_from(SnapshotPart))
+        again, _ = compliance.assess(stage=Stage.TRADE, subject_type="order", subject_id="x", snapshot=trade_snapshot())
+    for (stage, judged), row, verdict, snapshot in zip(JUDGED_BEFORE_0014, rows, stored, snapshots, strict=True):
+        assert snapshot == judged
+        replayed = evaluate(rulebook, stage, snapshot, verdict.created_at)
+        assert (replayed.decision, replayed.rulebook_fingerprint) == (row["decision"], row["rulebook_fingerprint"])
+        assert [f.as_json() for f in replayed.findings] == row["findings"] == verdict.findings
+    trades = [verdict.parts for verdict in stored[:3]]
+    assert trades[0] == trades[1] == {role: trades[2][role] for role in ("provider", "buyer", "product", "plan")}
+    assert stored[3].parts == {"organization": trades[0]["buyer"]}  # the admitted buyer, later buying
+    # provider, buyer, intermediary, product and plan: once each, whatever the number of verdicts naming them
+    assert parts == 5
+    assert again.verdict["parts"] == trades[0]  # the service's digests are the migration's
+
+    await asyncio.to_thread(db_downgrade, scratch_settings, "0013")
+    async with engine.connect() as connection:
+        query = select(VERDICT_AT_0013.c.id, VERDICT_AT_0013.c.snapshot)
+        whole = dict((await connection.execute(query)).tuples().all())
+    await engine.dispose()
+    assert whole == {row["id"]: row["snapshot"] for row in rows}

@@ -1,4 +1,5 @@
-"""Stored verdicts: every rulebook decision, with the frozen snapshot it judged."""
+"""Stored verdicts: every rulebook decision, with the frozen snapshot it judged (its shared facts stored once,
+as snapshot parts: see marketplace/compliance/parts.py)."""
 
 from __future__ import annotations
 
@@ -26,5 +27,21 @@ class StoredVerdict(SQLModel, table=True):
     decision: Decision = Field(sa_type=enum_column(Decision))
     findings: list[dict[str, Any]] = Field(sa_type=json_document())
     rulebook_fingerprint: str = Field(max_length=64)
+    # The snapshot's inline facts; the parts stored apart are named in `parts`, role -> digest. The default
+    # (no parts) is a snapshot wholly inline, as every verdict was before migration 0014.
     snapshot: dict[str, Any] = Field(sa_type=json_document())
+    parts: dict[str, str] = Field(
+        default_factory=dict, sa_type=json_document(), sa_column_kwargs={"server_default": "{}"}
+    )
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+class SnapshotPart(SQLModel, table=True):
+    """Facts many verdicts judged alike (an organisation's, a product version's, a plan), stored once under
+    the sha256 of their canonical JSON. Never updated or deleted: a digest names one document for good."""
+
+    __tablename__ = "snapshot_part"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=16)
+    document: dict[str, Any] = Field(sa_type=json_document())

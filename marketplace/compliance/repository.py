@@ -1,9 +1,9 @@
-"""Every query on stored verdicts."""
+"""Every query on stored verdicts and the snapshot parts they name."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -11,21 +11,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.compliance.contract import Stage
-from marketplace.compliance.models import StoredVerdict
-from marketplace.db import table_of
+from marketplace.compliance.models import SnapshotPart, StoredVerdict
+from marketplace.db import table_of, upsert_insert
 
 _INSERT = insert(table_of(StoredVerdict))
+_PARTS = table_of(SnapshotPart)
 
 
 class VerdictRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, values: dict[str, Any]) -> None:
-        """One INSERT now, not an ORM flush later: rows of other tables (orders) refer to it at once.
-        The statement is the table's plain INSERT with the row as parameters: building one with the
-        values inlined costs about a millisecond of CPU per call (SQLAlchemy coerces and keys each one)."""
+    async def add(self, values: dict[str, Any], parts: Sequence[dict[str, Any]]) -> None:
+        """The snapshot parts the verdict names, then the verdict: one INSERT now, not an ORM flush later, as
+        rows of other tables (orders) refer to it at once. The statement is the table's plain INSERT with the
+        row as parameters: building one with the values inlined costs about a millisecond of CPU per call
+        (SQLAlchemy coerces and keys each one)."""
+        await self.add_parts(parts)
         await self.session.execute(_INSERT, values)
+
+    async def add_parts(self, parts: Sequence[dict[str, Any]]) -> None:
+        """Insert the parts not stored yet (ON CONFLICT DO NOTHING on the digest: a part stored by a concurrent
+        transaction is left as it is, since its digest names the same document)."""
+        if parts:
+            await self.session.execute(upsert_insert(self.session)(_PARTS).on_conflict_do_nothing(), list(parts))
+
+    async def documents(self, digests: Collection[str]) -> dict[str, dict[str, Any]]:
+        """The documents of the parts with these digests, by digest."""
+        if not digests:
+            return {}
+        query = select(col(SnapshotPart.digest), col(SnapshotPart.document)).where(
+            col(SnapshotPart.digest).in_(sorted(digests))
+        )
+        return dict((await self.session.execute(query)).tuples().all())
 
     async def get(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
         return await self.session.get(StoredVerdict, verdict_id)

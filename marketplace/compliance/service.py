@@ -13,6 +13,7 @@ from marketplace.audit.service import AuditService
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.engine import Verdict, evaluate
 from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.parts import assemble, split
 from marketplace.compliance.repository import VerdictRepository
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.snapshots import Snapshot
@@ -33,6 +34,30 @@ class ImpactRow:
     @property
     def changed(self) -> bool:
         return self.current_decision != self.candidate_decision or bool(self.newly_failing or self.no_longer_failing)
+
+
+@dataclass(frozen=True)
+class VerdictRows:
+    """A verdict's row and the rows of the snapshot parts it names, as `judge` stores them."""
+
+    verdict: dict[str, Any]
+    parts: list[dict[str, Any]]
+
+    @property
+    def id(self) -> uuid.UUID:
+        verdict_id = self.verdict["id"]
+        assert isinstance(verdict_id, uuid.UUID)
+        return verdict_id
+
+
+def verdict_rows(values: dict[str, Any], snapshot: Snapshot) -> VerdictRows:
+    """The rows that store a verdict (`values`, without its snapshot) and the snapshot it judged. The parts
+    come in digest order, so that two transactions inserting the same new parts take their locks in one
+    order (PostgreSQL) and cannot deadlock."""
+    inline, parts = split(snapshot.model_dump(mode="json"))
+    verdict = {**values, "snapshot": inline, "parts": {role: part.digest for role, part in parts.items()}}
+    unique = {part.digest: part.row() for part in parts.values()}  # one organisation may play two roles
+    return VerdictRows(verdict, [unique[digest] for digest in sorted(unique)])
 
 
 def verdict_audit_facts(verdict_id: uuid.UUID, verdict: Verdict) -> dict[str, Any]:
@@ -61,9 +86,9 @@ class ComplianceService:
 
     def assess(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot
-    ) -> tuple[dict[str, Any], Verdict]:
-        """Evaluate, and the verdict's row as `judge` stores it; writes nothing. For a caller that stores
-        the row with its own in one statement (order placement) and records it in its own audit entry."""
+    ) -> tuple[VerdictRows, Verdict]:
+        """Evaluate, and the verdict's rows as `judge` stores them; writes nothing. For a caller that stores
+        the rows with its own in one statement (order placement) and records it in its own audit entry."""
         verdict = self.preview(stage, snapshot)
         values: dict[str, Any] = {
             "id": new_id(),
@@ -73,18 +98,17 @@ class ComplianceService:
             "decision": verdict.decision,
             "findings": [f.as_json() for f in verdict.findings],
             "rulebook_fingerprint": verdict.rulebook_fingerprint,
-            "snapshot": snapshot.model_dump(mode="json"),
             "created_at": verdict.evaluated_at,
         }
-        return values, verdict
+        return verdict_rows(values, snapshot), verdict
 
     async def judge(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str
     ) -> tuple[StoredVerdict, Verdict]:
         """Evaluate, store the verdict with its snapshot, and audit it, in the caller's transaction."""
-        values, verdict = self.assess(stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot)
-        stored = StoredVerdict(**values)
-        await self.repository.add(values)
+        rows, verdict = self.assess(stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot)
+        stored = StoredVerdict(**rows.verdict)
+        await self.repository.add(rows.verdict, rows.parts)
         await self.audit.record(
             actor=actor,
             action="verdict.recorded",
@@ -96,6 +120,17 @@ class ComplianceService:
 
     async def verdict(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
         return await self.repository.get(verdict_id)
+
+    async def snapshots(self, verdicts: Sequence[StoredVerdict]) -> list[Snapshot]:
+        """The snapshots these verdicts judged, reassembled from their inline facts and their parts (one query
+        for the parts of all of them)."""
+        documents = await self.repository.documents({digest for v in verdicts for digest in v.parts.values()})
+        return [Snapshot.model_validate(assemble(v.snapshot, v.parts, documents)) for v in verdicts]
+
+    async def snapshot(self, verdict: StoredVerdict) -> Snapshot:
+        """The snapshot the verdict judged."""
+        (snapshot,) = await self.snapshots([verdict])
+        return snapshot
 
     async def latest(self, subject_type: str, subject_id: object, stage: Stage) -> StoredVerdict | None:
         return await self.repository.latest(subject_type, str(subject_id), stage)
@@ -111,8 +146,9 @@ class ComplianceService:
         """Replay each active subject's latest stored snapshot under a candidate rulebook."""
         now = clock.now()
         rows: list[ImpactRow] = []
-        for stored in await self.repository.latest_for_subjects(subject_type, subject_ids, stage):
-            replayed = evaluate(candidate, stage, Snapshot.model_validate(stored.snapshot), now)
+        latest = await self.repository.latest_for_subjects(subject_type, subject_ids, stage)
+        for stored, snapshot in zip(latest, await self.snapshots(latest), strict=True):
+            replayed = evaluate(candidate, stage, snapshot, now)
             before = {f["check"] for f in stored.findings if f["outcome"] in ("fail", "review")}
             after = {f.check for f in replayed.failures()}
             rows.append(

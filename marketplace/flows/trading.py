@@ -92,7 +92,7 @@ class Trading:
         order_id = uuid.uuid4()
         # The verdict is stored with the order and its first event, and recorded in the order's one audit
         # entry, where `judge` would store and audit it on its own.
-        verdict_row, verdict = self.compliance.assess(
+        rows, verdict = self.compliance.assess(
             stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot
         )
         reserved = 0
@@ -100,8 +100,8 @@ class Trading:
             if not await self.catalog.reserve_licences(trade.product_id, request.quantity):
                 raise SoldOut("no licences of this product are left", product_id=str(trade.product_id))
             reserved = request.quantity
-        order = await self.orders.record(principal, trade, order_id, verdict_row, verdict, reserved)
-        return Placement(order, verdict, verdict_row["id"])
+        order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved)
+        return Placement(order, verdict, rows.id)
 
     async def decide(self, admin: Principal, order_id: uuid.UUID, decision: str, reason: str) -> Order:
         """An administrator's decision on a trade the gate held for review."""

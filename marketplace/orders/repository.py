@@ -10,38 +10,48 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Executable, bindparam, func, insert, or_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.models import SnapshotPart, StoredVerdict
+from marketplace.compliance.repository import VerdictRepository
 from marketplace.db import table_of
 from marketplace.kit import clock
 from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderStatus
 
 _INSERT_ORDER = insert(table_of(Order))
 _INSERT_EVENT = insert(table_of(OrderEvent))
-_INSERT_VERDICT = insert(table_of(StoredVerdict))
-_PLACEMENT_TABLES = {"verdict": table_of(StoredVerdict), "order": table_of(Order), "event": table_of(OrderEvent)}
+_PLACEMENT_TABLES = {
+    "part": table_of(SnapshotPart),
+    "verdict": table_of(StoredVerdict),
+    "order": table_of(Order),
+    "event": table_of(OrderEvent),
+}
 
 
 @functools.cache
-def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...]) -> Executable:
-    """WITH verdict AS (INSERT ...), order AS (INSERT ...) INSERT INTO order_event ...: built once per
-    set of columns, each value a parameter named `<row>_<column>` typed as its column."""
+def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int) -> Executable:
+    """WITH parts AS (INSERT ... ON CONFLICT DO NOTHING), verdict AS (INSERT ...), order AS (INSERT ...)
+    INSERT INTO order_event ...: built once per set of columns and number of snapshot parts, each value a
+    parameter named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as
+    its column."""
 
-    def values(name: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    def values(name: str, keys: tuple[str, ...], row: str) -> dict[str, Any]:
         table = _PLACEMENT_TABLES[name]
-        return {key: bindparam(f"{name}_{key}", type_=table.c[key].type) for key in keys}
+        return {key: bindparam(f"{row}_{key}", type_=table.c[key].type) for key in keys}
 
     keys = dict(columns)
-    verdict_table, order_table = _PLACEMENT_TABLES["verdict"], _PLACEMENT_TABLES["order"]
-    verdict = insert(verdict_table).values(values("verdict", keys["verdict"])).returning(verdict_table.c.id)
-    order = insert(order_table).values(values("order", keys["order"])).returning(order_table.c.id)
-    return (
-        insert(_PLACEMENT_TABLES["event"])
-        .values(values("event", keys["event"]))
-        .add_cte(verdict.cte("placed_verdict"), order.cte("placed_order"))
-    )
+    part_table, verdict_table = _PLACEMENT_TABLES["part"], _PLACEMENT_TABLES["verdict"]
+    order_table = _PLACEMENT_TABLES["order"]
+    verdict = insert(verdict_table).values(values("verdict", keys["verdict"], "verdict")).returning(verdict_table.c.id)
+    order = insert(order_table).values(values("order", keys["order"], "order")).returning(order_table.c.id)
+    ctes = [verdict.cte("placed_verdict"), order.cte("placed_order")]
+    if parts:
+        rows = [values("part", tuple(part_table.c.keys()), f"part{i}") for i in range(parts)]
+        stored = postgresql.insert(part_table).values(rows).on_conflict_do_nothing().returning(part_table.c.digest)
+        ctes.append(stored.cte("stored_parts"))
+    return insert(_PLACEMENT_TABLES["event"]).values(values("event", keys["event"], "event")).add_cte(*ctes)
 
 
 class OrderRepository:
@@ -53,11 +63,14 @@ class OrderRepository:
         the row as parameters: inlining the values costs about a millisecond of CPU to build and key."""
         await self.session.execute(_INSERT_ORDER, values)
 
-    async def insert_placed(self, verdict: dict[str, Any], order: dict[str, Any], actor: str) -> None:
-        """A placed order with its trade verdict (a row of the compliance domain's table, built by
-        ComplianceService.assess) and its first event. On PostgreSQL one statement: the verdict and the
-        order inserted by data-modifying CTEs (the order's foreign key to the verdict is checked at the
-        end of the statement), the event by the statement itself. Elsewhere three inserts."""
+    async def insert_placed(
+        self, verdict: dict[str, Any], parts: list[dict[str, Any]], order: dict[str, Any], actor: str
+    ) -> None:
+        """A placed order with its trade verdict and the snapshot parts the verdict names (rows of the
+        compliance domain's tables, built by ComplianceService.assess) and its first event. On PostgreSQL one
+        statement: the parts (those not stored yet), the verdict and the order inserted by data-modifying CTEs
+        (the order's foreign key to the verdict is checked at the end of the statement), the event by the
+        statement itself. Elsewhere four inserts."""
         event = {
             "id": uuid.uuid4(),
             "order_id": order["id"],
@@ -68,12 +81,13 @@ class OrderRepository:
             "at": order["created_at"],
         }
         if self.session.get_bind().dialect.name != "postgresql":
-            await self.session.execute(_INSERT_VERDICT, verdict)
+            await VerdictRepository(self.session).add(verdict, parts)
             await self.session.execute(_INSERT_ORDER, order)
             await self.session.execute(_INSERT_EVENT, event)
             return
         rows = {"verdict": verdict, "order": order, "event": event}
-        statement = _placement_statement(tuple((name, tuple(row)) for name, row in rows.items()))
+        statement = _placement_statement(tuple((name, tuple(row)) for name, row in rows.items()), len(parts))
+        rows |= {f"part{i}": part for i, part in enumerate(parts)}
         await self.session.execute(
             statement, {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
         )

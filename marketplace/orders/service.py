@@ -20,7 +20,7 @@ from marketplace.catalog.models import PlanKind
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
-from marketplace.compliance.service import ComplianceService, verdict_audit_facts
+from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
@@ -125,7 +125,7 @@ class OrderService:
         principal: Principal,
         trade: Trade,
         order_id: uuid.UUID,
-        verdict_row: dict[str, Any],
+        rows: VerdictRows,
         verdict: Verdict,
         reserved: int,
     ) -> Order:
@@ -150,14 +150,14 @@ class OrderService:
             "currency": trade.currency,
             "fee_bps": self.settings.platform_fee_bps,
             "status": status,
-            "verdict_id": verdict_row["id"],
+            "verdict_id": rows.id,
             "decision": verdict.decision,
             "flagged_rules": sorted({f.rule_id for f in verdict.failures()}),
             "licences_reserved": reserved,
             "status_changed_at": now,
             "created_at": now,
         }
-        await self.repository.insert_placed(verdict_row, values, principal.actor)
+        await self.repository.insert_placed(rows.verdict, rows.parts, values, principal.actor)
         await self.audit.record(
             actor=principal.actor,
             action="order.placed",
@@ -165,13 +165,13 @@ class OrderService:
             object_id=order_id,
             payload={
                 "status": status.value,
-                "verdict_id": str(verdict_row["id"]),
+                "verdict_id": str(rows.id),
                 "product_id": str(trade.product_id),
                 "buyer_organization_id": str(request.buyer_organization_id),
                 "amount_minor": trade.amount_minor,
                 "currency": trade.currency,
                 "licences_reserved": reserved,
-                "verdict": verdict_audit_facts(verdict_row["id"], verdict),
+                "verdict": verdict_audit_facts(rows.id, verdict),
             },
         )
         return Order(**values)
