@@ -85,8 +85,8 @@ async def test_fts_triggers_survive_table_rebuilds(scratch_settings: Settings) -
     assert await search_triggers(scratch_settings) == expected
 
 
-# Verdicts as they were stored before migration 0014: each with its whole snapshot.
-JUDGED_BEFORE_0014 = [
+# Verdicts as they were stored before migration 0015: each with its whole snapshot.
+JUDGED_BEFORE_0015 = [
     (Stage.TRADE, trade_snapshot()),
     (Stage.TRADE, trade_snapshot(trade=replace(TRADE, scenario="credit_scoring"))),
     (Stage.TRADE, trade_snapshot(intermediary=INTERMEDIARY)),
@@ -96,8 +96,8 @@ JUDGED_BEFORE_0014 = [
     (Stage.SETTLEMENT, settlement_snapshot()),
 ]
 
-# The verdict table as revision 0013 left it: no `parts`.
-VERDICT_AT_0013 = table(
+# The verdict table as revision 0014 left it: no `parts`.
+VERDICT_AT_0014 = table(
     "verdict", *(column(c.name, c.type) for c in table_of(StoredVerdict).columns if c.name != "parts")
 )
 
@@ -118,15 +118,15 @@ def whole_verdict_row(stage: Stage, snapshot: Snapshot) -> dict[str, Any]:
 
 
 async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alike(scratch_settings: Settings) -> None:
-    """Migration 0014 on verdicts stored before it: each snapshot read back is the one judged and replays to
+    """Migration 0015 on verdicts stored before it: each snapshot read back is the one judged and replays to
     the stored decision and findings; the parts are shared, with the digests the service computes; downgrade
     puts every snapshot back whole."""
-    await asyncio.to_thread(db_upgrade, scratch_settings, "0013")
-    rows = [whole_verdict_row(stage, snapshot) for stage, snapshot in JUDGED_BEFORE_0014]
+    await asyncio.to_thread(db_upgrade, scratch_settings, "0014")
+    rows = [whole_verdict_row(stage, snapshot) for stage, snapshot in JUDGED_BEFORE_0015]
     assert {row["decision"].value for row in rows} >= {"accepted", "rejected"}
     engine = create_engine(scratch_settings)
     async with engine.begin() as connection:
-        await connection.execute(VERDICT_AT_0013.insert(), rows)
+        await connection.execute(VERDICT_AT_0014.insert(), rows)
 
     await asyncio.to_thread(db_upgrade, scratch_settings)
 
@@ -138,7 +138,7 @@ async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alik
         snapshots = await compliance.snapshots(stored)
         parts = await session.scalar(select(func.count()).select_from(SnapshotPart))
         again, _ = compliance.assess(stage=Stage.TRADE, subject_type="order", subject_id="x", snapshot=trade_snapshot())
-    for (stage, judged), row, verdict, snapshot in zip(JUDGED_BEFORE_0014, rows, stored, snapshots, strict=True):
+    for (stage, judged), row, verdict, snapshot in zip(JUDGED_BEFORE_0015, rows, stored, snapshots, strict=True):
         assert snapshot == judged
         replayed = evaluate(rulebook, stage, snapshot, verdict.created_at)
         assert (replayed.decision, replayed.rulebook_fingerprint) == (row["decision"], row["rulebook_fingerprint"])
@@ -150,9 +150,9 @@ async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alik
     assert parts == 5
     assert again.verdict["parts"] == trades[0]  # the service's digests are the migration's
 
-    await asyncio.to_thread(db_downgrade, scratch_settings, "0013")
+    await asyncio.to_thread(db_downgrade, scratch_settings, "0014")
     async with engine.connect() as connection:
-        query = select(VERDICT_AT_0013.c.id, VERDICT_AT_0013.c.snapshot)
+        query = select(VERDICT_AT_0014.c.id, VERDICT_AT_0014.c.snapshot)
         whole = dict((await connection.execute(query)).tuples().all())
     await engine.dispose()
     assert whole == {row["id"]: row["snapshot"] for row in rows}

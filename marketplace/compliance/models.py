@@ -28,7 +28,7 @@ class StoredVerdict(SQLModel, table=True):
     findings: list[dict[str, Any]] = Field(sa_type=json_document())
     rulebook_fingerprint: str = Field(max_length=64)
     # The snapshot's inline facts; the parts stored apart are named in `parts`, role -> digest. The default
-    # (no parts) is a snapshot wholly inline, as every verdict was before migration 0014.
+    # (no parts) is a snapshot wholly inline, as every verdict was before migration 0015.
     snapshot: dict[str, Any] = Field(sa_type=json_document())
     parts: dict[str, str] = Field(
         default_factory=dict, sa_type=json_document(), sa_column_kwargs={"server_default": "{}"}

@@ -9,8 +9,8 @@ snapshot and dedupes its parts; downgrade puts every snapshot back together.
 `parts` defaults to {} (nothing stored apart): SQLite adds such a column in place, where rebuilding `verdict`
 would drop a table that trade_order refers to.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-11 10:00:00
 """
 
@@ -27,8 +27,8 @@ from sqlalchemy.engine import Connection
 # The one byte form the project hashes: the digests written here are the ones the service computes.
 from marketplace.kit.canonical import canonical_json
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
