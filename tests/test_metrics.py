@@ -76,3 +76,10 @@ async def test_the_demo_trade_and_the_requests_are_counted(scraped: httpx.AsyncC
         dict(labels)["type"]: value for (name, labels), value in found.items() if name == "marketplace_problems_total"
     }
     assert problems.get("not-found", 0) >= 1  # the unknown product, by problem type
+    findings = {
+        tuple(sorted(dict(labels).items()))
+        for (name, labels), _ in found.items()
+        if name == "marketplace_verdict_findings_total"
+    }
+    stages = {dict(labels)["stage"] for labels in findings}
+    assert "listing" in stages  # the demo's rejected and held products, by the rules that failed them

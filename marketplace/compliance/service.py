@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.audit.service import AuditService
-from marketplace.compliance.contract import Decision, Stage
+from marketplace.compliance.contract import Decision, Outcome, Stage
 from marketplace.compliance.engine import Verdict, evaluate
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.parts import assemble, split
@@ -72,6 +73,17 @@ def verdict_audit_facts(verdict_id: uuid.UUID, verdict: Verdict) -> dict[str, An
 
 
 MAX_HISTORY = 200
+# The checks verdicts fail or hold for review, by stage, rule and outcome, counted as verdicts are given (for
+# `GET /metrics`: which rules bite). A rejected trade's verdict is kept, so nearly every count is a stored one.
+FINDINGS = Counter(
+    "marketplace_verdict_findings", "Failed and held checks of verdicts given", ["stage", "rule", "outcome"]
+)
+
+
+def count_findings(verdict: Verdict) -> None:
+    for finding in verdict.findings:
+        if finding.outcome in (Outcome.FAIL, Outcome.REVIEW):
+            FINDINGS.labels(verdict.stage.value, finding.rule_id, finding.outcome.value).inc()
 
 
 class ComplianceService:
@@ -90,6 +102,7 @@ class ComplianceService:
         """Evaluate, and the verdict's rows as `judge` stores them; writes nothing. For a caller that stores
         the rows with its own in one statement (order placement) and records it in its own audit entry."""
         verdict = self.preview(stage, snapshot)
+        count_findings(verdict)
         values: dict[str, Any] = {
             "id": new_id(),
             "stage": stage,
