@@ -43,7 +43,7 @@ from marketplace.config import Settings
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
-from marketplace.web.docs import RENDER_PLUGINS, assets_router, operation_id
+from marketplace.web.docs import RENDER_PLUGINS, assets_router, operation_id, problem_types_description
 from marketplace.web.language import content_language
 from marketplace.web.principal import DeclaredSecurity
 from marketplace.web.problems import EXCEPTION_HANDLERS
@@ -143,7 +143,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Data exchange marketplace",
             version="1.0.0",
-            description="List data products, trade them through a compliance gate, settle through escrow.",
+            description="List data products, trade them through a compliance gate, settle through escrow.\n\n"
+            + problem_types_description(),
             render_plugins=RENDER_PLUGINS,
             use_handler_docstrings=True,
             operation_id_creator=operation_id,

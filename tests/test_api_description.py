@@ -5,12 +5,16 @@ problem (RFC 9457)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
 
 from marketplace.kit.identifiers import uscc_check_char
 from marketplace.kit.schemas import RequestBody
+from marketplace.web.messages import problem_types
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 OPERATIONS = ("get", "post", "put", "patch", "delete")
 READABLE_ID = re.compile(r"^[a-z]+(_[a-z]+)*$")
@@ -106,3 +110,15 @@ def request_bodies() -> list[type[RequestBody]]:
         found.append(model)
         pending.extend(model.__subclasses__())
     return found
+
+
+def test_every_problem_type_is_listed_in_the_document_and_the_readme(app: Litestar) -> None:
+    described = app.openapi_schema.to_schema()["info"]["description"]
+    readme = README.read_text(encoding="utf-8")
+    types = problem_types()
+    assert len(types) >= 30
+    for code, (status, title) in types.items():
+        assert f"- `urn:marketplace:problem:{code}` ({status}): {title}" in described
+        assert f"| `{code}` | {status} | {title} |" in readme
+    members = app.openapi_schema.to_schema()["components"]["schemas"]["ProblemDetails"]["properties"]
+    assert {"findings", "order_id", "retry_after", "errors", "line"} <= set(members)

@@ -20,6 +20,9 @@ from litestar.static_files import create_static_files_router
 from litestar.types import Method
 from litestar.types.internal_types import PathParameterDefinition
 
+from marketplace.web.messages import problem_types
+from marketplace.web.problems import PROBLEM_TYPE_PREFIX
+
 PACKAGES = Path(__file__).resolve().parent / "assets" / "node_modules"
 SWAGGER_UI = PACKAGES / "swagger-ui-dist"
 REDOC = PACKAGES / "redoc" / "bundles"
@@ -46,6 +49,14 @@ def assets_router() -> Router:
     return create_static_files_router(
         path=ASSETS_PATH, directories=[SWAGGER_UI, REDOC], include_in_schema=False, name="docs-assets"
     )
+
+
+def problem_types_description() -> str:
+    """The problem types the service answers, for the document's description: type, status and title."""
+    lines = [
+        f"- `{PROBLEM_TYPE_PREFIX}{code}` ({status}): {title}" for code, (status, title) in problem_types().items()
+    ]
+    return "Errors are RFC 9457 problem details (`application/problem+json`), of these types:\n\n" + "\n".join(lines)
 
 
 def operation_id(handler: HTTPRouteHandler, method: Method, path: list[str | PathParameterDefinition]) -> str:

@@ -15,7 +15,7 @@ from marketplace.compliance.engine import MESSAGE_VALUES, RULE_ERROR, RULE_ERROR
 from marketplace.compliance.registry import load_rule_classes
 from marketplace.errors import DomainError
 from marketplace.kit.i18n import DOMAIN, LOCALE_DIR, SOURCE_LANGUAGE, Language, catalog_path, value_id
-from marketplace.web.problems import FRAMEWORK_PROBLEM_TITLES, problem_title_id
+from marketplace.web.problems import FRAMEWORK_PROBLEM_STATUSES, FRAMEWORK_PROBLEM_TITLES, problem_title_id
 
 TEMPLATE_PATH = LOCALE_DIR / f"{DOMAIN}.pot"
 # Placeholders are str.format fields, which gettext tools check as python-brace-format.
@@ -35,13 +35,19 @@ def source_messages() -> dict[str, str]:
 
 def problem_titles() -> dict[str, str]:
     """Problem code -> English title, of the framework's problems and of every domain error class."""
-    titles = dict(FRAMEWORK_PROBLEM_TITLES)
+    return {code: title for code, (_, title) in problem_types().items()}
+
+
+def problem_types() -> dict[str, tuple[int, str]]:
+    """Problem code -> (status, English title), of the framework's problems and of every domain error class
+    defined (the caller imports the application first), sorted by status and code."""
+    types = {code: (FRAMEWORK_PROBLEM_STATUSES[code], title) for code, title in FRAMEWORK_PROBLEM_TITLES.items()}
     pending: list[type[DomainError]] = [DomainError]
     while pending:
         error = pending.pop()
-        titles.setdefault(error.code, error.title)
+        types.setdefault(error.code, (error.status, error.title))
         pending.extend(error.__subclasses__())
-    return titles
+    return dict(sorted(types.items(), key=lambda item: (item[1][0], item[0])))
 
 
 def template_catalog() -> Catalog:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response
@@ -11,7 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace.compliance.schemas import FindingRead
 from marketplace.errors import DomainError
@@ -24,21 +26,49 @@ PROBLEM_TYPE_PREFIX = "urn:marketplace:problem:"
 NO_STORE = CacheControlHeader(no_store=True)
 
 log = logging.getLogger("marketplace.errors")
-# Problems answered, by type: what the HTTP status alone hides (a 503 `gateway-unavailable` is the payment
+# Problems answered, by type: what the HTTP status alone hides (a 502 `payment-gateway-error` is the payment
 # gateway failing; a 409 `order-sold-out` is demand), for `GET /metrics`.
 PROBLEMS = Counter("marketplace_problems", "Problems answered, by type", ["type"])
 
 
 class ProblemDetails(BaseModel):
-    """RFC 9457 problem details, as every error response carries them."""
+    """RFC 9457 problem details, as every error response carries them: the five standard members, and the
+    extension members some problem types add (each says which)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
-    title: str
+    type: str = Field(description="`urn:marketplace:problem:<code>`; every code is listed in the README")
+    title: str = Field(description="the problem type's title, in the response's language")
     status: int
-    detail: str
-    instance: str
+    detail: str = Field(description="what happened this time (English)")
+    instance: str = Field(description="the path of the request")
+    findings: list[FindingRead] | None = Field(
+        None, description="trade-rejected, delivery-refused: the verdict's findings that failed or held it"
+    )
+    rulebook_fingerprint: str | None = Field(None, description="trade-rejected: the rulebook that judged")
+    verdict_id: uuid.UUID | None = Field(None, description="delivery-refused: the stored verdict")
+    order_id: uuid.UUID | None = Field(
+        None, description="trade-rejected: the rejected attempt, kept for the auditors; payment problems: the order"
+    )
+    product_id: uuid.UUID | None = Field(None, description="order-sold-out, conflict: the product")
+    licence_id: uuid.UUID | None = Field(None, description="delivery-refused: the licence")
+    transfer_id: str | None = Field(None, description="ledger problems: the transfer")
+    account_id: str | None = Field(None, description="ledger-overdraft: the account")
+    current_status: str | None = Field(None, description="conflicts of state: the object's status now")
+    order_status: str | None = Field(None, description="delivery-refused: the order's status")
+    licence_status: str | None = Field(None, description="delivery-refused: the licence's status")
+    acceptance_deadline: datetime | None = Field(None, description="order-invalid-transition: the window's end")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="invalid-request: each invalid field; privacy-terms-inconsistent: each inconsistency"
+    )
+    field: str | None = Field(None, description="unprocessable: the field at fault")
+    line: int | None = Field(None, description="a refused sample or dataset file: the line reading stopped at")
+    sample_error: str | None = Field(None, description="a refused sample: the reader's code")
+    dataset_error: str | None = Field(None, description="a refused dataset: the reader's code")
+    query_error: str | None = Field(None, description="query-refused: why the data query was refused")
+    retry_after: int | None = Field(None, description="too-many-requests, rate-limited, usage-cap-reached: seconds")
+    sha256: str | None = Field(None, description="a dataset conflict: the digest at fault")
+    registered_sha256: str | None = Field(None, description="a dataset conflict: the version's registered digest")
 
 
 _PROBLEM_DESCRIPTIONS = {
@@ -135,6 +165,12 @@ _INVALID_REQUEST = ("invalid-request", "Request failed validation")
 _HTTP_ERROR = ("http-error", "HTTP error")
 _INTERNAL_ERROR = ("internal-error", "Internal server error")
 FRAMEWORK_PROBLEM_TITLES = dict([*_HTTP_CODES.values(), _INVALID_REQUEST, _HTTP_ERROR, _INTERNAL_ERROR])
+# The framework's problems, code -> status (http-error carries the status of what the framework refused).
+FRAMEWORK_PROBLEM_STATUSES = {code: status for status, (code, _) in _HTTP_CODES.items()} | {
+    _INVALID_REQUEST[0]: 400,
+    _HTTP_ERROR[0]: 400,
+    _INTERNAL_ERROR[0]: 500,
+}
 
 
 def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
