@@ -31,6 +31,7 @@ from marketplace.catalog.schemas import (
     ProductSearchPage,
     ProductSummary,
     SampleRead,
+    SearchFacets,
     SubmissionResponse,
 )
 from marketplace.catalog.search_text import MAX_QUERY_CHARS, query_terms
@@ -158,7 +159,9 @@ class ProductController(Controller):
             )
             for version, product in rows
         ]
-        return ProductSearchPage(items=items, total=total, limit=page.limit, offset=page.offset, facets=facets)
+        return ProductSearchPage(
+            items=items, total=total, limit=page.limit, offset=page.offset, facets=SearchFacets(**facets)
+        )
 
     @get(
         "/{product_id:uuid}",

@@ -395,9 +395,16 @@ class ProductSummary(ResponseBody):
     listed_at: datetime | None
 
 
+class SearchFacets(ResponseBody):
+    """How many of all the matches (not only this page's) have each value."""
+
+    category: dict[str, int] = Field(description="matches by category")
+    grade: dict[str, int] = Field(description="matches by data grade")
+
+
 class ProductSearchPage(ResponseBody):
     items: list[ProductSummary]
     total: int
     limit: int
     offset: int
-    facets: dict[str, dict[str, int]]
+    facets: SearchFacets
