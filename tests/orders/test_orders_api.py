@@ -42,7 +42,9 @@ def test_the_answers_verdict_keeps_the_findings_that_did_not_pass() -> None:
     brief = VerdictBrief.of(verdict, verdict_id, Language.EN).model_dump(mode="json")
     assert (brief["id"], brief["decision"], brief["rulebook_fingerprint"]) == (str(verdict_id), "review", "f" * 64)
     shown = [f.as_json() for f in findings if f.outcome in (Outcome.FAIL, Outcome.REVIEW)]
-    assert brief["findings"] == [{k: v for k, v in f.items() if k != "params"} for f in shown]
+    # as read back: the message rendered (no params), `follows_from` always present
+    read = [{**{k: v for k, v in f.items() if k != "params"}, "follows_from": f.get("follows_from")} for f in shown]
+    assert brief["findings"] == read
 
 
 async def test_a_rejected_trade_answers_422_with_findings_and_reserves_nothing(market: Market) -> None:
