@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 import hypothesis
+import pytest
 from argon2 import PasswordHasher
 from litestar import Litestar
 
