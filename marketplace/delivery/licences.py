@@ -19,6 +19,7 @@ from marketplace.orders.models import Order
 
 # A licence that has not ended may be stopped; one that has ended stays as it ended.
 LIVE = frozenset({LicenceStatus.ACTIVE, LicenceStatus.SUSPENDED})
+TERM_ENDED = "the licence term has ended"
 
 
 def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | None) -> datetime | None:
@@ -80,6 +81,18 @@ class LicenceService:
         licence = await self.repository.licence_of_order(order_id)
         if licence is not None:
             await self.change(licence, LicenceStatus.REVOKED, reason, actor)
+
+    async def expire_due(self, limit: int, actor: str) -> int:
+        """Expire up to `limit` live licences whose term has ended, each with its audit entry; how many. The
+        licences are locked first and each change is guarded, so concurrent expiries expire each one once."""
+        expired = 0
+        for licence in await self.repository.due_to_expire(LIVE, clock.now(), limit):
+            expired += await self.change(licence, LicenceStatus.EXPIRED, TERM_ENDED, actor)
+        return expired
+
+    async def prune_rate_windows(self, before: datetime) -> int:
+        """Forget the calls counted in minutes that started before `before` (the limits read the current one)."""
+        return await self.repository.prune_rate_windows(before)
 
     async def change(self, licence: Licence, to: LicenceStatus, reason: str, actor: str) -> bool:
         """Move a live licence to `to` (revoked, suspended, expired or active again); its API access keys
