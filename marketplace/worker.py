@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from procrastinate import App, PsycopgConnector, RetryStrategy
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.jobs import Job, Status
 from sqlalchemy.engine import make_url
 
 from marketplace.config import Settings, job_cron
@@ -86,10 +87,18 @@ async def _requeue_stalled_jobs(app: App, stalled_seconds: int) -> None:
     while True:
         await asyncio.sleep(stalled_seconds)
         try:
-            stalled: Any = await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_seconds)
-            for job in stalled:
-                log.warning("job %s of a stalled worker runs again", job.task_name, extra={"job_id": job.id})
-                await app.job_manager.retry_job(job)
+            for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=stalled_seconds):
+                await _requeue(app, job)
         except Exception:
-            # another worker requeued it first, or the database is away: the next round tries again
+            # another worker requeued the job first, or the database is away: the next round tries again
             log.exception("requeueing stalled jobs failed")
+
+
+async def _requeue(app: App, job: Job) -> None:
+    """The job runs again; or, when its next tick is already queued (the queueing lock allows one waiting), it
+    ends as failed and that one runs (it does the same work, as soon as this one's lock is released)."""
+    log.warning("job %s of a stalled worker runs again", job.task_name, extra={"job_id": job.id})
+    try:
+        await app.job_manager.retry_job(job)
+    except UniqueViolation:
+        await app.job_manager.finish_job(job, Status.FAILED, delete_job=False)

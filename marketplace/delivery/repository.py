@@ -76,19 +76,20 @@ class DeliveryRepository:
         result: Any = await self.session.execute(query)
         return bool(result.rowcount)
 
-    async def due_to_expire(self, live: frozenset[LicenceStatus], now: datetime, limit: int) -> Sequence[Licence]:
-        """Up to `limit` licences in one of the `live` statuses whose term has ended by `now`, soonest first,
-        locked for this transaction; those another transaction holds are skipped (a concurrent expiry takes
-        them, or the next one does)."""
+    async def due_to_expire(self, live: frozenset[LicenceStatus], now: datetime, limit: int) -> Sequence[Any]:
+        """Up to `limit` licences in one of the `live` statuses whose term has ended by `now` (their id, order id
+        and status), soonest first, locked for this transaction; those another transaction holds are skipped (a
+        concurrent expiry takes them, or the next one does). Rows, not the session's objects: the guarded
+        updates change them, and the session has nothing of its own to flush."""
+        licences = table_of(Licence)
         query = (
-            select(Licence)
-            .where(col(Licence.status).in_(live), col(Licence.ends_at) <= now)
-            .order_by(col(Licence.ends_at), col(Licence.id))
+            select(licences.c.id, licences.c.order_id, licences.c.status)
+            .where(licences.c.status.in_(live), licences.c.ends_at <= now)
+            .order_by(licences.c.ends_at, licences.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
         )
-        return (await self.session.scalars(query)).all()
+        return (await self.session.execute(query)).all()
 
     async def licences_of(
         self, organization_ids: set[uuid.UUID] | None, *, limit: int, offset: int
