@@ -28,7 +28,8 @@ from marketplace.wiring import Runtime
 
 log = logging.getLogger("marketplace.worker")
 
-# A failed job runs again after 4, 8, 16, 32 seconds, then waits for its next tick.
+# A failed job runs again after 2, 4, 8 and 16 seconds (procrastinate waits 2 ** (attempts + 1)), then waits for
+# its next tick.
 RETRY = RetryStrategy(max_attempts=5, exponential_wait=2)
 # Connections of the engine's own pool besides those of running jobs: its LISTEN, fetching, heartbeat, defers.
 ENGINE_CONNECTIONS = 4
