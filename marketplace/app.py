@@ -40,6 +40,7 @@ from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, WebhookController
 from marketplace.config import Settings
+from marketplace.jobs import in_process_schedule
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
 from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
@@ -122,7 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         try:
-            yield
+            async with in_process_schedule(runtime):
+                yield
         finally:
             await runtime.stop()
             if traced is not None:  # the spans still batched go to the collector

@@ -91,6 +91,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from marketplace import worker
+
+    worker.run(settings, args.concurrency)
+    return 0
+
+
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     if args.db_command == "upgrade":
         db_upgrade(settings, args.revision)
@@ -305,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="the port to listen on (default: %(default)s)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default: %(default)s)")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker", help="run the periodic jobs: settlement, sweeps, licence expiry, pruning (any number at once)"
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="jobs run at once, PostgreSQL only (default: %(default)s)"
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     db = commands.add_parser("db", help="database migrations")
     db_commands = db.add_subparsers(dest="db_command", required=True)

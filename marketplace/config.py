@@ -30,6 +30,12 @@ MAX_WINDOW_SECONDS = 100 * 365 * 86_400
 MAX_DOWNLOAD_LINK_TTL_SECONDS = 900
 # Access keys store their rate limit in a PostgreSQL `integer` column.
 MAX_RATE_LIMIT_PER_MINUTE = 2**31 - 1
+# A job runs at least daily; its interval divides a minute, an hour or a day evenly (see `_whole_cron_step`).
+MAX_JOB_INTERVAL_SECONDS = 86_400
+JOB_INTERVAL = (
+    "a number of seconds from 1 to 86400 that is whole seconds dividing a minute, whole minutes dividing an hour "
+    "or whole hours dividing a day (such as 5, 60, 300, 3600)"
+)
 # The password of a database URL, as SQLAlchemy reads it: after the user name, up to the first `@`.
 _URL_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*):[^@]*@")
 
@@ -92,6 +98,16 @@ class Settings(BaseSettings):
     download_key_id: str = Field("dl1", pattern=r"^[A-Za-z0-9_-]{1,32}$", description="1 to 32 letters, digits, - or _")
     aggregate_min_group_size: int = _integer(10, 1)
     access_key_rate_limit_per_minute: int = _integer(120, 1, MAX_RATE_LIMIT_PER_MINUTE)
+    # The exchange's periodic jobs (marketplace/jobs.py): how often each runs; on PostgreSQL `marketplace worker`
+    # runs them, on SQLite `marketplace serve` does (unless IN_PROCESS_JOBS is off; `marketplace worker` then).
+    in_process_jobs: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
+    settlement_interval_seconds: int = Field(300, description=JOB_INTERVAL)
+    licence_expiry_interval_seconds: int = Field(60, description=JOB_INTERVAL)
+    prune_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    # Idempotency records older than this are deleted: a key may be replayed for this long.
+    idempotency_retention_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
+    # A worker silent this long is taken as dead, and the job it was running runs again (it heartbeats 3x as often).
+    worker_stalled_seconds: int = _integer(30, 3, 3_600)
     log_level: LogLevel = Field("INFO", description=f"one of {', '.join(LOG_LEVELS)}")
     log_json: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
     # The language of findings and problem titles when a request's Accept-Language names none the service speaks.
@@ -130,7 +146,14 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_json", mode="before")
+    @field_validator("settlement_interval_seconds", "licence_expiry_interval_seconds", "prune_interval_seconds")
+    @classmethod
+    def _job_interval(cls, seconds: int) -> int:
+        if _whole_cron_step(seconds) is None:
+            raise ValueError("not an interval a schedule can keep evenly")
+        return seconds
+
+    @field_validator("log_json", "in_process_jobs", mode="before")
     @classmethod
     def _boolean_word(cls, value: Any) -> Any:
         if not isinstance(value, str):
@@ -183,6 +206,29 @@ class Settings(BaseSettings):
     def masked_variables(self) -> dict[str, Any]:
         """Every setting by its variable name, as JSON values in the README's order, with secrets masked."""
         return {name.upper(): _masked(name, value) for name, value in self.model_dump(mode="json").items()}
+
+
+def _whole_cron_step(seconds: int) -> tuple[str, int] | None:
+    """The unit and step an interval is kept in exactly (("second", 5), ("minute", 5), ("hour", 1)); None when
+    it is none of whole seconds dividing a minute, whole minutes dividing an hour, whole hours dividing a day."""
+    for unit, size, per in (("hour", 3_600, 24), ("minute", 60, 60), ("second", 1, 60)):
+        step, rest = divmod(seconds, size)
+        if rest == 0 and 1 <= step <= per and per % step == 0:
+            return unit, step
+    return None
+
+
+def job_cron(seconds: int) -> str:
+    """The interval as a cron expression (six fields, seconds last, as the job engine reads it)."""
+    kept = _whole_cron_step(seconds)
+    assert kept is not None, "the settings validated it"
+    unit, step = kept
+    every = f"*/{step}"
+    if unit == "second":
+        return f"* * * * * {every}"
+    if unit == "minute":
+        return f"{every} * * * * 0"
+    return f"0 {every} * * * 0"
 
 
 def _dotenv_variables(dotenv: Path | None) -> Mapping[str, str | None]:

@@ -35,8 +35,12 @@ SEARCH_OBJECTS = (
 )
 
 
+# The job engine's tables on PostgreSQL (migration 0016), which procrastinate defines, not our models.
+JOB_ENGINE_OBJECTS = ("procrastinate_",)
+
+
 def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
-    return not (name or "").startswith(SEARCH_OBJECTS)
+    return not (name or "").startswith(SEARCH_OBJECTS + JOB_ENGINE_OBJECTS)
 
 
 def _varchar(type_: Any) -> bool:

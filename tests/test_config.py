@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from marketplace.cli import main as cli_main
-from marketplace.config import Settings, SettingsError
+from marketplace.config import JOB_INTERVAL, Settings, SettingsError, job_cron
 from marketplace.kit.i18n import Language
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -53,6 +53,14 @@ def refusal(environ: dict[str, str]) -> str:
         ("AGGREGATE_MIN_GROUP_SIZE", "0", AT_LEAST_ONE),
         ("ACCESS_KEY_RATE_LIMIT_PER_MINUTE", "0", "an integer from 1 to 2147483647"),
         ("ACCESS_KEY_RATE_LIMIT_PER_MINUTE", "2147483648", "an integer from 1 to 2147483647"),
+        ("IN_PROCESS_JOBS", "sometimes", "true or false (also 1 or 0, yes or no, on or off)"),
+        ("SETTLEMENT_INTERVAL_SECONDS", "0", JOB_INTERVAL),
+        ("SETTLEMENT_INTERVAL_SECONDS", "7", JOB_INTERVAL),
+        ("LICENCE_EXPIRY_INTERVAL_SECONDS", "90", JOB_INTERVAL),
+        ("PRUNE_INTERVAL_SECONDS", "172800", JOB_INTERVAL),
+        ("IDEMPOTENCY_RETENTION_SECONDS", "0", WINDOW),
+        ("WORKER_STALLED_SECONDS", "2", "an integer from 3 to 3600"),
+        ("WORKER_STALLED_SECONDS", "3601", "an integer from 3 to 3600"),
         ("LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("LOG_JSON", "ture", "true or false (also 1 or 0, yes or no, on or off)"),
         ("LOG_JSON", "2", "true or false (also 1 or 0, yes or no, on or off)"),
@@ -90,6 +98,13 @@ def test_several_bad_values_get_one_line_each() -> None:
         ("DATABASE_POOL_SIZE", "500", "database_pool_size", 500),
         ("ORDER_CONFIRM_WINDOW_SECONDS", "3153600000", "order_confirm_window_seconds", 3_153_600_000),
         ("MAX_DATASET_BYTES", "1", "max_dataset_bytes", 1),
+        ("IN_PROCESS_JOBS", "off", "in_process_jobs", False),
+        ("SETTLEMENT_INTERVAL_SECONDS", "15", "settlement_interval_seconds", 15),
+        ("LICENCE_EXPIRY_INTERVAL_SECONDS", "1", "licence_expiry_interval_seconds", 1),
+        ("PRUNE_INTERVAL_SECONDS", "86400", "prune_interval_seconds", 86_400),
+        ("PRUNE_INTERVAL_SECONDS", "1200", "prune_interval_seconds", 1_200),
+        ("IDEMPOTENCY_RETENTION_SECONDS", "3153600000", "idempotency_retention_seconds", 3_153_600_000),
+        ("WORKER_STALLED_SECONDS", "3", "worker_stalled_seconds", 3),
         ("LOG_LEVEL", "warning", "log_level", "WARNING"),
         ("LOG_JSON", "No", "log_json", False),
         ("LOG_JSON", "on", "log_json", True),
@@ -239,3 +254,17 @@ def test_the_command_exits_2_without_a_traceback(clean_environment: pytest.Monke
     assert done.returncode == 2
     assert done.stderr == "error: LOG_JSON must be true or false (also 1 or 0, yes or no, on or off), got 'ture'\n"
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cron"),
+    [
+        (1, "* * * * * */1"),
+        (15, "* * * * * */15"),
+        (60, "*/1 * * * * 0"),
+        (1_200, "*/20 * * * * 0"),
+        (86_400, "0 */24 * * * 0"),
+    ],
+)
+def test_a_job_interval_is_kept_exactly_by_its_cron(seconds: int, cron: str) -> None:
+    assert job_cron(seconds) == cron

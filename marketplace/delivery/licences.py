@@ -19,6 +19,7 @@ from marketplace.orders.models import Order
 
 # A licence that has not ended may be stopped; one that has ended stays as it ended.
 LIVE = frozenset({LicenceStatus.ACTIVE, LicenceStatus.SUSPENDED})
+TERM_ENDED = "the licence term has ended"
 
 
 def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | None) -> datetime | None:
@@ -81,22 +82,47 @@ class LicenceService:
         if licence is not None:
             await self.change(licence, LicenceStatus.REVOKED, reason, actor)
 
+    async def expire_due(self, limit: int, actor: str) -> int:
+        """Expire up to `limit` live licences whose term has ended, each with its audit entry; how many. The
+        licences are locked first and each change is guarded, so concurrent expiries expire each one once; the
+        audit entries come last, after every licence moved (the audit head is the last lock a transaction takes)."""
+        moved = []
+        for licence in await self.repository.due_to_expire(LIVE, clock.now(), limit):
+            if await self._move(licence.id, licence.status, LicenceStatus.EXPIRED, TERM_ENDED):
+                moved.append(licence)
+        for licence in moved:
+            await self._record(licence.id, licence.order_id, licence.status, LicenceStatus.EXPIRED, TERM_ENDED, actor)
+        return len(moved)
+
+    async def prune_rate_windows(self, before: datetime) -> int:
+        """Forget the calls counted in minutes that started before `before` (the limits read the current one)."""
+        return await self.repository.prune_rate_windows(before)
+
     async def change(self, licence: Licence, to: LicenceStatus, reason: str, actor: str) -> bool:
         """Move a live licence to `to` (revoked, suspended, expired or active again); its API access keys
         stop working unless it is active. False when it was no longer live."""
+        if not await self._move(licence.id, licence.status, to, reason):
+            return False
+        await self._record(licence.id, licence.order_id, licence.status, to, reason, actor)
+        licence.status, licence.status_reason = to, reason
+        return True
+
+    async def _move(self, licence_id: uuid.UUID, status: LicenceStatus, to: LicenceStatus, reason: str) -> bool:
+        """The guarded change of a licence from `status`; its access keys revoked unless it becomes active."""
         allowed = LIVE - {to}
-        if licence.status not in allowed or not await self.repository.set_licence_status(
-            licence.id, allowed, to, reason
-        ):
+        if status not in allowed or not await self.repository.set_licence_status(licence_id, allowed, to, reason):
             return False
         if to != LicenceStatus.ACTIVE:
-            await self.repository.revoke_access_keys(licence.id)
+            await self.repository.revoke_access_keys(licence_id)
+        return True
+
+    async def _record(
+        self, licence_id: uuid.UUID, order_id: uuid.UUID, was: LicenceStatus, to: LicenceStatus, reason: str, actor: str
+    ) -> None:
         await self.audit.record(
             actor=actor,
             action=f"licence.{to.value}",
             object_type="licence",
-            object_id=licence.id,
-            payload={"order_id": str(licence.order_id), "from": licence.status.value, "reason": reason},
+            object_id=licence_id,
+            payload={"order_id": str(order_id), "from": was.value, "reason": reason},
         )
-        licence.status, licence.status_reason = to, reason
-        return True

@@ -76,6 +76,21 @@ class DeliveryRepository:
         result: Any = await self.session.execute(query)
         return bool(result.rowcount)
 
+    async def due_to_expire(self, live: frozenset[LicenceStatus], now: datetime, limit: int) -> Sequence[Any]:
+        """Up to `limit` licences in one of the `live` statuses whose term has ended by `now` (their id, order id
+        and status), soonest first, locked for this transaction; those another transaction holds are skipped (a
+        concurrent expiry takes them, or the next one does). Rows, not the session's objects: the guarded
+        updates change them, and the session has nothing of its own to flush."""
+        licences = table_of(Licence)
+        query = (
+            select(licences.c.id, licences.c.order_id, licences.c.status)
+            .where(licences.c.status.in_(live), licences.c.ends_at <= now)
+            .order_by(licences.c.ends_at, licences.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return (await self.session.execute(query)).all()
+
     async def licences_of(
         self, organization_ids: set[uuid.UUID] | None, *, limit: int, offset: int
     ) -> tuple[Sequence[Licence], int]:
@@ -163,6 +178,14 @@ class DeliveryRepository:
             )
         )
         await self.session.execute(query)
+
+    async def prune_rate_windows(self, before: datetime) -> int:
+        """Delete the keys' and the licences' call counts of minutes that started before `before`."""
+        pruned = 0
+        for table in (table_of(RateWindow), table_of(LicenceRateWindow)):
+            result: Any = await self.session.execute(table.delete().where(table.c.window_start < before))
+            pruned += result.rowcount
+        return pruned
 
     async def calls_so_far(
         self, access_key_id: uuid.UUID, licence_id: uuid.UUID, window_start: datetime, period: str

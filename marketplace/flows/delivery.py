@@ -32,7 +32,7 @@ from marketplace.compliance.engine import Verdict
 from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import DeliveryFacts, Snapshot
 from marketplace.config import Settings
-from marketplace.delivery.licences import LicenceService
+from marketplace.delivery.licences import TERM_ENDED, LicenceService
 from marketplace.delivery.links import DownloadKeyring, InvalidLink
 from marketplace.delivery.models import (
     AccessKey,
@@ -114,7 +114,7 @@ class DeliveryGate:
         """Refuse unless the licence is active and the delivery stage accepts this act now."""
         now = clock.now()
         if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
-            await self._decide_apart(licence.id, LicenceStatus.EXPIRED, "the licence term has ended", actor, None)
+            await self._decide_apart(licence.id, LicenceStatus.EXPIRED, TERM_ENDED, actor, None)
             licence.status = LicenceStatus.EXPIRED
         if licence.status != LicenceStatus.ACTIVE:
             raise DeliveryRefused(

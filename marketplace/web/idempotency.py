@@ -146,6 +146,13 @@ class IdempotencyRepository:
     async def finish(self, actor: str, key: str, status: int, body: Any) -> None:
         await self.session.execute(_FINISH, {"b_actor": actor, "b_key": key, "b_status": status, "b_body": body})
 
+    async def prune(self, before: datetime) -> int:
+        """Delete the records of requests started before `before`: their keys are then free again."""
+        result: Any = await self.session.execute(
+            delete(IdempotencyRecord).where(col(IdempotencyRecord.started_at) < before)
+        )
+        return int(result.rowcount)
+
     async def release(self, actor: str, key: str) -> None:
         await self.session.execute(
             delete(IdempotencyRecord).where(

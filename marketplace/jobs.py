@@ -1,0 +1,163 @@
+"""The exchange's periodic jobs, what the clock decides: one list every runner reads. On PostgreSQL
+`marketplace worker` runs them through the job engine (marketplace/worker.py); on SQLite `marketplace serve`
+runs them in-process (`in_process_schedule`), and so does `marketplace worker` there.
+
+Every job is idempotent and transactional: it works in transactions of `runtime.transaction()`, each made of
+guarded changes with ids derived from what they change, so a job run twice, or by two workers at once, has
+one effect, and a job killed mid-way leaves its open transaction uncommitted for the next run to do.
+
+To add a job (usage statements, subscription renewals, webhook deliveries): write an `async def
+job(runtime) -> dict[str, int]` below (what it did, by count), add a setting for its interval
+(marketplace/config.py, with the README's row) and a `PeriodicJob` to `PERIODIC_JOBS`."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO
+
+from marketplace.audit.service import SYSTEM_ACTOR
+from marketplace.config import Settings
+from marketplace.kit import clock
+from marketplace.web.idempotency import IdempotencyRepository
+from marketplace.wiring import Runtime
+
+log = logging.getLogger("marketplace.jobs")
+
+# Licences expired per transaction; the job goes on until none is due.
+EXPIRY_BATCH = 200
+# A rate window is read during its own minute only; the one before is kept for clocks a little behind.
+RATE_WINDOWS_KEPT = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    run: Callable[[Runtime], Awaitable[dict[str, int]]]
+    # the setting that says how often it runs, in seconds
+    interval: Callable[[Settings], int]
+
+
+async def settle(runtime: Runtime) -> dict[str, int]:
+    """`marketplace settle`: the payment-window and acceptance-window sweeps, the settlement batch, the payouts
+    (it commits as it goes; see marketplace/flows/settlement.py for why a second or concurrent run is safe)."""
+    async with runtime.transaction() as services:
+        report = await services.settlement.run(SYSTEM_ACTOR)
+    return {
+        "cancelled_orders": report.cancelled_orders,
+        "auto_confirmed_orders": report.auto_confirmed_orders,
+        "settled_orders": report.settled_orders,
+        "payouts": len(report.payouts),
+    }
+
+
+async def expire_licences(runtime: Runtime) -> dict[str, int]:
+    """Expire every live licence whose term has ended, each with its audit entry, in batches."""
+    expired = 0
+    while True:
+        async with runtime.transaction() as services:
+            batch = await services.licences.expire_due(EXPIRY_BATCH, SYSTEM_ACTOR)
+        expired += batch
+        if batch < EXPIRY_BATCH:
+            return {"expired_licences": expired}
+
+
+async def prune(runtime: Runtime) -> dict[str, int]:
+    """Delete the call counts of past minutes, and idempotency records older than their retention (never one
+    younger than IDEMPOTENCY_LOCK_SECONDS, which may still be running)."""
+    settings, now = runtime.settings, clock.now()
+    kept = max(settings.idempotency_retention_seconds, settings.idempotency_lock_seconds)
+    async with runtime.transaction() as services:
+        windows = await services.licences.prune_rate_windows(now - RATE_WINDOWS_KEPT)
+        records = await IdempotencyRepository(services.session).prune(now - timedelta(seconds=kept))
+    return {"rate_windows": windows, "idempotency_records": records}
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    PeriodicJob("settle", settle, lambda settings: settings.settlement_interval_seconds),
+    PeriodicJob("expire_licences", expire_licences, lambda settings: settings.licence_expiry_interval_seconds),
+    PeriodicJob("prune", prune, lambda settings: settings.prune_interval_seconds),
+)
+
+
+async def run_logged(job: PeriodicJob, runtime: Runtime) -> dict[str, int]:
+    """Run `job` once, logging what it did; its errors are raised to the runner (which retries)."""
+    done = await job.run(runtime)
+    if any(done.values()):
+        log.info("job %s: %s", job.name, done, extra={"job": job.name, **done})
+    return done
+
+
+# The in-process schedule (SQLite)
+
+
+async def run_schedule(runtime: Runtime, jobs: tuple[PeriodicJob, ...] = PERIODIC_JOBS) -> None:
+    """Run each job at once, then every its interval, until cancelled. A job that fails is logged and runs again
+    at its next time. Only one process per storage directory runs the schedule (a file lock; SQLite serialises
+    writers anyway): the others wait to take over if it stops."""
+    shortest = min(job.interval(runtime.settings) for job in jobs)
+    loop = asyncio.get_running_loop()
+    due = dict.fromkeys((job.name for job in jobs), loop.time())
+    with _sole_runner(runtime.settings.storage_dir / "jobs.lock") as held:
+        while True:
+            if held():
+                for job in jobs:
+                    if loop.time() >= due[job.name]:
+                        await _run_once(job, runtime)
+                        due[job.name] = loop.time() + job.interval(runtime.settings)
+            wait = min(due.values()) - loop.time() if held() else shortest
+            await asyncio.sleep(max(0.0, wait))
+
+
+async def _run_once(job: PeriodicJob, runtime: Runtime) -> None:
+    try:
+        await run_logged(job, runtime)
+    except Exception:
+        log.exception("job %s failed; it runs again at its next time", job.name)
+
+
+@contextmanager
+def _sole_runner(path: Path) -> Iterator[Callable[[], bool]]:
+    """A function that tries to take the exclusive lock on `path` (without waiting) and says whether this
+    process holds it; the lock goes with the file, closed on exit or when the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        holding = False
+
+        def held() -> bool:
+            nonlocal holding
+            holding = holding or _try_lock(handle)
+            return holding
+
+        yield held
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@asynccontextmanager
+async def in_process_schedule(runtime: Runtime) -> AsyncIterator[None]:
+    """The schedule as a task of this process while the block runs, when this process is to run it: on SQLite,
+    with IN_PROCESS_JOBS on (on PostgreSQL `marketplace worker` runs the jobs)."""
+    settings = runtime.settings
+    if not (settings.is_sqlite and settings.in_process_jobs):
+        yield
+        return
+    task = asyncio.create_task(run_schedule(runtime), name="marketplace-jobs")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
