@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -29,7 +30,8 @@ def alembic_config(database_url: str | None = None) -> Any:
     """The migrations' configuration (alembic.ini), for `database_url` if given."""
     from alembic.config import Config
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    # Alembic's default stream is the sys.stdout of when alembic.config was first imported: pass the current one
+    config = Config(str(PROJECT_ROOT / "alembic.ini"), stdout=sys.stdout)
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     if database_url:
         config.attributes["database_url"] = database_url
