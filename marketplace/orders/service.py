@@ -208,6 +208,11 @@ class OrderService:
         assert order is not None
         return order
 
+    async def status_of(self, order_id: uuid.UUID) -> OrderStatus:
+        status = await self.repository.status(order_id)
+        assert status is not None
+        return status
+
     async def paid_by(self, reference: str, order_id: uuid.UUID | None) -> Order | None:
         """The order a gateway's payment pays: by the payment's reference, or the order id it carries."""
         order = await self.repository.by_payment_reference(reference)
