@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp
 import httpx
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 
 from marketplace.app import create_app
 from marketplace.audit.service import AuditService
@@ -667,9 +667,10 @@ async def engine_dispose(app: Any) -> None:
 # pgbench
 
 
-def run_pgbench(arguments: list[str], database: str) -> str:
-    """pgbench on loopback; its output."""
-    connection = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
+def run_pgbench(arguments: list[str], server_url: str, database: str) -> str:
+    """pgbench on the bench's PostgreSQL server (`--postgres`); its output."""
+    url = make_url(server_url)
+    connection = ["-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
     done = subprocess.run(["pgbench", *connection, *arguments, database], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"pgbench failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -690,21 +691,25 @@ def pgbench(server_url: str, scale: int, clients: int, duration: int) -> tuple[f
     name = f"marketplace_bench_pgbench_{uuid.uuid4().hex[:8]}"
     asyncio.run(create_postgres_database(f"{server_url}/postgres", name))
     try:
-        run_pgbench(["-i", "-q", "-s", str(scale)], name)
-        tps, latency = tps_and_latency(run_pgbench(["-c", str(clients), "-j", "2", "-T", str(duration)], name))
+        run_pgbench(["-i", "-q", "-s", str(scale)], server_url, name)
+        tps, latency = tps_and_latency(
+            run_pgbench(["-c", str(clients), "-j", "2", "-T", str(duration)], server_url, name)
+        )
     finally:
         asyncio.run(drop_postgres_database(f"{server_url}/postgres", name))
     return tps, latency, f"pgbench -i -s {scale}; pgbench -c {clients} -j 2 -T {duration}"
 
 
-def same_statements_floor(captured: CapturedOrder, database: str, clients: int, duration: int) -> tuple[float, float]:
+def same_statements_floor(
+    captured: CapturedOrder, server_url: str, database: str, clients: int, duration: int
+) -> tuple[float, float]:
     """TPS and mean latency (ms) of pgbench replaying the captured order's statements in the bench's own
     database (its market), with fresh ids, key and audit entry per transaction, as prepared statements."""
     with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="order-replay-") as script:
         script.write(replay_script(captured))
         script.flush()
         arguments = ["-n", "-M", "prepared", "-f", script.name, "-c", str(clients), "-j", "2", "-T", str(duration)]
-        return tps_and_latency(run_pgbench(arguments, database))
+        return tps_and_latency(run_pgbench(arguments, server_url, database))
 
 
 def replay_script(captured: CapturedOrder) -> str:
@@ -837,7 +842,7 @@ async def main() -> int:
                 print_run(run)
             print(await check_books(settings, market))
             floor, floor_latency = await asyncio.to_thread(
-                same_statements_floor, captured, name, args.concurrency, args.duration
+                same_statements_floor, captured, server_url, name, args.concurrency, args.duration
             )
             print(
                 f"pgbench replaying one order's {len(captured.statements)} statements (-M prepared, fresh ids per "

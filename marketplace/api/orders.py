@@ -109,7 +109,7 @@ class OrderController(Controller):
             )
             return problem_of(rejected, request)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
         verdict = VerdictBrief.of(placed.verdict, placed.verdict_id, language)
-        return Response(OrderPlaced(**order_read(placed.order).model_dump(), verdict=verdict), status_code=201)
+        return Response(OrderPlaced(**dict(placed.order), verdict=verdict), status_code=201)
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORDERS_READ})
     async def list_orders(

@@ -45,6 +45,14 @@ def entry_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
 
 
+def text_before_seq(body: dict[str, Any]) -> str:
+    """The canonical JSON of an entry's body up to its sequence number, which sorts last: the hashed text is
+    prev_hash + this + str(seq) + "}", so a database that numbers the entry can hash it (see
+    AuditRepository.append)."""
+    without_seq = canonical_json({name: value for name, value in body.items() if name != "seq"})
+    return without_seq[:-1] + ',"seq":'
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.audit.chain import ChainEntry, ChainReport, ChainVerifier, entry_hash, format_time
+from marketplace.audit.chain import ChainEntry, ChainReport, ChainVerifier, entry_hash, format_time, text_before_seq
 from marketplace.audit.models import AuditEntry
 from marketplace.audit.repository import AuditRepository
 from marketplace.kit import clock
@@ -26,6 +26,11 @@ class AuditService:
         """Append one entry in the caller's transaction; returns its sequence number.
 
         Call it as late as possible in a transaction: it holds the chain's head lock until commit."""
+        if self.repository.appends_in_one_statement:
+            at = clock.now()
+            fields = {"at": at, "actor": actor, "action": action, "object_type": object_type}
+            fields |= {"object_id": str(object_id), "payload": payload}
+            return await self.repository.append(fields, text_before_seq({**fields, "at": format_time(at)}))
         seq, prev_hash = await self.repository.advance_head()
         at = clock.now()
         body = {

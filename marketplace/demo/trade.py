@@ -59,24 +59,24 @@ async def demo_trade(
         accept_licence_terms=True,
     )
     placed = await services.trading.place(buyer, request)
-    order = placed.order
+    placed_order = placed.order
     flagged = [f"{f.check} ({f.outcome.value})" for f in placed.verdict.failures()]
     lines = [
         f"Demo trade: {BUYER} orders {TRADE_PRODUCT.title} for {TRADE_SCENARIO}, delivered as a file.",
-        f"  order: {order.id}",
+        f"  order: {placed_order.id}",
         f"  verdict: {placed.verdict.decision.value} "
         f"(trade stage, rulebook {placed.verdict.rulebook_fingerprint[:12]}, verdict {placed.verdict_id})",
         f"  flagged checks: {', '.join(flagged) if flagged else 'none'}",
     ]
-    if order.status != OrderStatus.ACCEPTED:
-        lines.append(f"  status: {order.status.value}; the trade stops here")
+    if placed_order.status != OrderStatus.ACCEPTED:
+        lines.append(f"  status: {placed_order.status.value}; the trade stops here")
         return lines
-    await services.payment.pay(buyer, order.id, None)
-    lines += await _demo_delivery(services, buyer, order.id)
-    await services.transitions.confirm(buyer, order.id)
+    await services.payment.pay(buyer, placed_order.id, None)
+    lines += await _demo_delivery(services, buyer, placed_order.id)
+    await services.transitions.confirm(buyer, placed_order.id)
     # The settlement batch commits as it goes: the demo data seeded so far is committed with it.
     settlement = await services.settlement.run(DEMO_ACTOR)
-    view = await services.orders.view(admin, order.id)
+    view = await services.orders.view(admin, placed_order.id)
     order = view.order
     provider_minor, fee_minor = split(order.amount_minor, order.fee_bps)
     lines += [

@@ -122,7 +122,7 @@ class DeliveryGate:
             )
         # A disputed order delivers nothing until it is resolved: released, delivery resumes; refunded, the
         # licence is revoked.
-        if (await self.orders.get(licence.order_id)).status == OrderStatus.DISPUTED:
+        if await self.orders.status_of(licence.order_id) == OrderStatus.DISPUTED:
             raise DeliveryRefused(
                 "the order is disputed; nothing is delivered until the dispute is resolved",
                 licence_id=str(licence.id),

@@ -22,10 +22,12 @@ from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderS
 
 _INSERT_ORDER = insert(table_of(Order))
 _INSERT_EVENT = insert(table_of(OrderEvent))
+_ORDERS = table_of(Order)
+_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("order_id", type_=_ORDERS.c.id.type))
 _PLACEMENT_TABLES = {
     "part": table_of(SnapshotPart),
     "verdict": table_of(StoredVerdict),
-    "order": table_of(Order),
+    "order": _ORDERS,
     "event": table_of(OrderEvent),
 }
 
@@ -116,6 +118,10 @@ class OrderRepository:
     async def get(self, order_id: uuid.UUID) -> Order | None:
         query = select(Order).where(col(Order.id) == order_id).execution_options(populate_existing=True)
         return (await self.session.scalars(query)).first()
+
+    async def status(self, order_id: uuid.UUID) -> OrderStatus | None:
+        """The order's status alone: what every delivery checks, without loading the whole order."""
+        return (await self.session.execute(_STATUS, {"order_id": order_id})).scalar_one_or_none()
 
     async def by_payment_reference(self, reference: str) -> Order | None:
         query = select(Order).where(col(Order.payment_reference) == reference).execution_options(populate_existing=True)

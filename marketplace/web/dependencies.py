@@ -49,21 +49,27 @@ async def release_abandoned_session(_exc: Exception, scope: Scope) -> None:
         await session.close()
 
 
+# What the process made once is read from the app's state, not from a `runtime` dependency: Litestar resolves
+# the dependencies of one depth side by side in a task group of their own, which costs more CPU than the
+# providers themselves; with the session alone at the first depth and `services` alone at the second, a
+# handler's dependencies mostly resolve one at a time.
+
+
 def provide_runtime(state: State) -> Runtime:
     runtime: Runtime = state.runtime
     return runtime
 
 
-def provide_settings(runtime: NamedDependency[Runtime]) -> Settings:
-    return runtime.settings
+def provide_settings(state: State) -> Settings:
+    return provide_runtime(state).settings
 
 
-def provide_rulebook(runtime: NamedDependency[Runtime]) -> Rulebook:
-    return runtime.rulebook
+def provide_rulebook(state: State) -> Rulebook:
+    return provide_runtime(state).rulebook
 
 
-def provide_services(db_session: DbSession, runtime: NamedDependency[Runtime]) -> Services:
-    return Services(db_session, runtime)
+def provide_services(db_session: DbSession, state: State) -> Services:
+    return Services(db_session, provide_runtime(state))
 
 
 def _member_of_services(name: str) -> Callable[[Services], Any]:

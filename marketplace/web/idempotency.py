@@ -35,13 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from marketplace.accounts.principal import Principal
-from marketplace.config import Settings
 from marketplace.db import table_of, upsert_insert
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.canonical import canonical_json
 from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
 from marketplace.web.problems import PROBLEM_MEDIA_TYPE
+from marketplace.wiring import Services
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IdempotencyKey = Annotated[
@@ -163,12 +163,12 @@ class IdempotencyRepository:
         )
 
 
-# What the decorator adds to a handler's signature when the handler does not take it itself.
+# What the decorator adds to a handler's signature when the handler does not take it itself. The session
+# and the settings come with the request's `services`, which the caller's principal resolves anyway.
 _NEEDS: dict[str, Any] = {
     "request": Request[Any, Any, State],
     "principal": NamedDependency[Principal],
-    "db_session": NamedDependency[AsyncSession],
-    "settings": NamedDependency[Settings],
+    "services": NamedDependency[Services],
     "idempotency_key": IdempotencyKey,
 }
 
@@ -192,8 +192,7 @@ def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
     async def wrapper(*args: Any, **kwargs: Any) -> Response[Any]:
         request: Request[Any, Any, State] = kwargs["request"]
         principal: Principal = kwargs["principal"]
-        session: AsyncSession = kwargs["db_session"]
-        settings: Settings = kwargs["settings"]
+        services: Services = kwargs["services"]
         key: str | None = kwargs["idempotency_key"]
         own_kwargs = {name: value for name, value in kwargs.items() if name in own}
         status = request.route_handler.status_code
@@ -203,11 +202,11 @@ def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
 
         body = kwargs.get("data")
         return await run_idempotently(
-            session,
+            services.session,
             actor=principal.actor,
             key=key,
             fingerprint=request_fingerprint(request.method, request.url.path, _jsonable(body)),
-            lock_seconds=settings.idempotency_lock_seconds,
+            lock_seconds=services.settings.idempotency_lock_seconds,
             action=action,
         )
 

@@ -10,10 +10,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import BaseRoute, HTTPRoute
 
-from marketplace.accounts.auth import AuthService
 from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.errors import Forbidden, NotAuthenticated
+from marketplace.wiring import Services
 
 # The caller, as handlers and providers declare it.
 Caller = NamedDependency[Principal]
@@ -63,11 +63,12 @@ def admit(principal: Principal, required: Required) -> None:
         principal.require_scope(required)
 
 
-async def provide_principal(request: Request[object, object, State], auth: NamedDependency[AuthService]) -> Principal:
-    """The caller, authenticated (401 first), then admitted by what the route declares (403)."""
+async def provide_principal(request: Request[object, object, State], services: NamedDependency[Services]) -> Principal:
+    """The caller, authenticated (401 first), then admitted by what the route declares (403). The request's
+    `services`, not an `auth` dependency: one dependency fewer resolved beside the handler's own."""
     if "authorization" not in request.headers and request.route_handler.opt.get(VISITORS):
         return VISITOR
-    principal = await auth.authenticate(bearer_credential(request))
+    principal = await services.auth.authenticate(bearer_credential(request))
     admit(principal, request.route_handler.opt[SCOPE])
     return principal
 

@@ -4,13 +4,21 @@ detected, and the verifier names the first broken sequence number."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketplace.audit.chain import GENESIS_HASH, ChainEntry, entry_hash, format_time, verify_chain
+from marketplace.audit.chain import (
+    GENESIS_HASH,
+    ChainEntry,
+    entry_hash,
+    format_time,
+    text_before_seq,
+    verify_chain,
+)
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -153,3 +161,13 @@ def test_swapping_stored_sequence_numbers_is_detected(items: list[dict[str, Any]
 
 def test_time_is_hashed_to_the_microsecond() -> None:
     assert format_time(START + timedelta(microseconds=1)).endswith(".000001+00:00")
+
+
+@settings(max_examples=200)
+@given(bodies, st.integers(1, 10**12), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64))
+def test_the_text_before_the_number_hashes_as_the_entry(item: dict[str, Any], seq: int, prev: str) -> None:
+    """What PostgreSQL hashes when it numbers an entry itself (AuditRepository.append): the previous hash,
+    the canonical text up to the number, the number and the closing brace, as `entry_hash` hashes the body."""
+    body = {**item, "seq": seq, "at": format_time(START)}
+    hashed_by_database = hashlib.sha256((prev + text_before_seq(body) + str(seq) + "}").encode()).hexdigest()
+    assert hashed_by_database == entry_hash(prev, body)

@@ -68,6 +68,7 @@ from marketplace.orders.models import (
     OrderEvent,
     OrderStatus,
 )
+from marketplace.orders.schemas import OrderRead
 from marketplace.orders.service import InvalidTransition, SoldOut, SweepResult
 from marketplace.payments.gateway import GatewayError, UnknownAccount
 from marketplace.payments.local import LocalGateway
@@ -404,12 +405,12 @@ class OrderMachine(RuleBasedStateMachine):
     def place_order(self, buyer: int, product: str, quantity: int, scenario: str) -> None:
         trader, listing = self.buyers[buyer], self.products[product]
 
-        async def place(service: Services) -> Order:
+        async def place(service: Services) -> OrderRead:
             trade = listing.trade(trader, quantity=quantity, scenario=scenario)
             return (await service.trading.place(trader.principal, trade)).order
 
         order = self.call(place)
-        assert isinstance(order, Order), order
+        assert isinstance(order, OrderRead), order
         limited = product == "limited"
         if scenario == FORBIDDEN_SCENARIO:
             # a purpose the product does not permit: rejected, nothing reserved
