@@ -137,7 +137,8 @@ def generated_query(rng: random.Random, providers: list[uuid.UUID]) -> tuple[Sea
     word = ENGLISH[n]
     cut = rng.randrange(1, len(word))
     misspelt = word[:cut] + word[cut + 1 :] if len(word) > 5 else word  # a character dropped
-    texts = [SUBJECTS[n], word, word[:3], misspelt, rng.choice(PLACES), f"{rng.choice(PLACES)} {SUBJECTS[n][:2]}", ""]
+    english = rng.choice([word, word[:3], misspelt])  # as typed: whole, a prefix, or with a typo
+    texts = [SUBJECTS[n], english, rng.choice(PLACES), f"{rng.choice(PLACES)} {SUBJECTS[n][:2]}", "", ""]
     q = rng.choice(texts)
     filters = SearchFilters(
         terms=tuple(query_terms(q)),
