@@ -14,11 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.audit.service import AuditService
 from marketplace.delivery.models import Licence, LicenceStatus
 from marketplace.delivery.repository import DeliveryRepository
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.orders.models import Order
 
 # A licence that has not ended may be stopped; one that has ended stays as it ended.
 LIVE = frozenset({LicenceStatus.ACTIVE, LicenceStatus.SUSPENDED})
+# The event of a live licence's move to each status (active again: out of a suspension).
+_STATUS_EVENTS = {
+    LicenceStatus.ACTIVE: EventType.LICENCE_REINSTATED,
+    LicenceStatus.SUSPENDED: EventType.LICENCE_SUSPENDED,
+    LicenceStatus.REVOKED: EventType.LICENCE_REVOKED,
+    LicenceStatus.EXPIRED: EventType.LICENCE_EXPIRED,
+}
 
 
 def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | None) -> datetime | None:
@@ -29,9 +38,10 @@ def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | N
 
 
 class LicenceService:
-    def __init__(self, session: AsyncSession, audit: AuditService) -> None:
+    def __init__(self, session: AsyncSession, audit: AuditService, events: EventService) -> None:
         self.repository = DeliveryRepository(session)
         self.audit = audit
+        self.events = events
 
     async def issue(self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str) -> Licence:
         """The order's licence, from the licence terms of the version bought (copied: a later edit of the
@@ -68,6 +78,7 @@ class LicenceService:
                     "ends_at": licence.ends_at.isoformat() if licence.ends_at else None,
                 },
             )
+            await self._event(EventType.LICENCE_GRANTED, licence)
         return licence
 
     async def get(self, licence_id: uuid.UUID) -> Licence:
@@ -99,4 +110,24 @@ class LicenceService:
             payload={"order_id": str(licence.order_id), "from": licence.status.value, "reason": reason},
         )
         licence.status, licence.status_reason = to, reason
+        await self._event(_STATUS_EVENTS[to], licence)
         return True
+
+    async def _event(self, event_type: EventType, licence: Licence) -> None:
+        """The licence's event, for its buyer and provider."""
+        await self.events.record(
+            event_type,
+            subject_type="licence",
+            subject_id=licence.id,
+            parties=[licence.buyer_organization_id, licence.provider_organization_id],
+            payload={
+                "licence_id": str(licence.id),
+                "order_id": str(licence.order_id),
+                "product_id": str(licence.product_id),
+                "buyer_organization_id": str(licence.buyer_organization_id),
+                "provider_organization_id": str(licence.provider_organization_id),
+                "delivery_mode": licence.delivery_mode,
+                "status": licence.status.value,
+                "ends_at": licence.ends_at.isoformat() if licence.ends_at else None,
+            },
+        )
