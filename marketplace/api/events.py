@@ -19,9 +19,8 @@ from marketplace.web.problems import problem_responses
 Cursor = Annotated[
     str | None,
     QueryParameter(
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="`next_cursor` of the previous page; none: from the first event",
+        pattern=r"^[0-9]{1,18}$",
+        description="`next_cursor` of the previous page (opaque); none: from the first event",
     ),
 ]
 TypeFilter = Annotated[
@@ -40,7 +39,7 @@ class EventController(Controller):
     tags = ["events"]
     dependencies = AUTHENTICATED
 
-    @get("/", responses=problem_responses(400, 401, 403), opt={"scope": Scope.EVENTS_READ})
+    @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.EVENTS_READ})
     async def feed(
         self,
         principal: Caller,
@@ -51,7 +50,7 @@ class EventController(Controller):
     ) -> EventPage:
         """Events concerning the caller's organisations (an administrator's: every event) after the cursor
         `after`, oldest first, in the order their changes committed; `next_cursor` reads on. An empty page
-        keeps the cursor: poll with it for what happens next."""
+        keeps the cursor: poll with it for what happens next. A malformed cursor or type answers 400."""
         page = await event_feed.page(principal, after=after, type_filter=type, limit=limit)
         items = [
             EventRead(

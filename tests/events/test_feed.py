@@ -113,7 +113,7 @@ async def test_types_filter_exactly_or_by_prefix(market: Market) -> None:
 
 
 async def test_a_cursor_not_of_this_feed_is_a_bad_request(market: Market) -> None:
-    for bad in ["nonsense", "ZTE6LTE", "ZTE6", "eDoxMg", "A" * 64]:
+    for bad in ["nonsense", "-1", "1.5", "1" * 19, ""]:
         response = await market.api.client.get(EVENTS, params={"after": bad}, headers=market.buyer.headers)
         assert response.status_code == 400, (bad, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
