@@ -34,6 +34,7 @@ from marketplace.api.delivery import (
     LicenceController,
     OrderDeliveryController,
 )
+from marketplace.api.events import EventController
 from marketplace.api.health import HealthController
 from marketplace.api.ledger import AdminLedgerController, AdminSettlementController, BalanceController
 from marketplace.api.metrics import PROMETHEUS, MetricsController
@@ -80,6 +81,7 @@ CONTROLLERS = [
     LicenceController,
     DataController,
     AdminDeliveryController,
+    EventController,
 ]
 
 

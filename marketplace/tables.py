@@ -7,6 +7,7 @@ from marketplace.audit import models as audit_models
 from marketplace.catalog import models as catalog_models
 from marketplace.compliance import models as compliance_models
 from marketplace.delivery import models as delivery_models
+from marketplace.events import models as events_models
 from marketplace.ledger import models as ledger_models
 from marketplace.orders import models as orders_models
 from marketplace.payments import models as payments_models
@@ -20,6 +21,7 @@ __all__ = [
     "catalog_models",
     "compliance_models",
     "delivery_models",
+    "events_models",
     "ledger_models",
     "metadata",
     "orders_models",

@@ -29,11 +29,13 @@ from marketplace.config import Settings
 from marketplace.db import SessionMaker, create_engine, create_sessionmaker, unit_of_work
 from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring
+from marketplace.events.service import EventService
 from marketplace.flows.admission import Admission
 from marketplace.flows.books import Books
 from marketplace.flows.data_calls import DataCalls, MeteringBatches
 from marketplace.flows.delivery import Delivery, DeliveryGate
 from marketplace.flows.disputes import Disputes
+from marketplace.flows.event_feed import EventFeed
 from marketplace.flows.facts import Facts
 from marketplace.flows.listing import Listing
 from marketplace.flows.payment import Payment
@@ -110,6 +112,10 @@ class Services:
         return AuditService(self.session)
 
     @cached_property
+    def events(self) -> EventService:
+        return EventService(self.session)
+
+    @cached_property
     def compliance(self) -> ComplianceService:
         return ComplianceService(self.session, self.runtime.rulebook, self.audit)
 
@@ -134,7 +140,7 @@ class Services:
 
     @cached_property
     def accounts(self) -> AccountService:
-        return AccountService(self.session, self.audit)
+        return AccountService(self.session, self.audit, self.events)
 
     @cached_property
     def memberships(self) -> MembershipService:
@@ -150,7 +156,7 @@ class Services:
 
     @cached_property
     def listings(self) -> ListingService:
-        return ListingService(self.session, self.catalog, self.accounts, self.audit)
+        return ListingService(self.session, self.catalog, self.accounts, self.audit, self.events)
 
     @cached_property
     def ledger(self) -> LedgerService:
@@ -162,7 +168,7 @@ class Services:
 
     @cached_property
     def orders(self) -> OrderService:
-        return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit)
+        return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit, self.events)
 
     @cached_property
     def transitions(self) -> OrderTransitions:
@@ -170,13 +176,17 @@ class Services:
 
     @cached_property
     def licences(self) -> LicenceService:
-        return LicenceService(self.session, self.audit)
+        return LicenceService(self.session, self.audit, self.events)
 
     # flows
 
     @cached_property
     def facts(self) -> Facts:
         return Facts(self.accounts, self.catalog)
+
+    @cached_property
+    def event_feed(self) -> EventFeed:
+        return EventFeed(self.accounts, self.events)
 
     @cached_property
     def registration(self) -> Registration:
@@ -217,7 +227,9 @@ class Services:
 
     @cached_property
     def payouts(self) -> Payouts:
-        return Payouts(self.session, self.runtime.gateway, self.transitions, self.ledger, self.accounts, self.audit)
+        return Payouts(
+            self.session, self.runtime.gateway, self.transitions, self.ledger, self.accounts, self.audit, self.events
+        )
 
     @cached_property
     def settlement(self) -> Settlement:

@@ -26,6 +26,7 @@ from sqlmodel import col
 from marketplace.audit.models import AuditEntry
 from marketplace.config import Settings
 from marketplace.delivery.models import Licence, LicenceRateWindow, LicenceStatus
+from marketplace.events.models import Event
 from marketplace.jobs import expire_licences, in_process_schedule, prune
 from marketplace.kit import clock
 from marketplace.ledger.models import TransferKind
@@ -77,6 +78,11 @@ async def test_expiry_expires_each_ended_licence_once_and_a_second_run_nothing(a
     assert (licence.status, licence.status_reason) == (LicenceStatus.EXPIRED, "the licence term has ended")
     assert await audit_count(shop, "licence.expired") == {str(licence.id): 1}
     assert await shop.audit_ok()
+    async with shop.sessions() as session:  # and its event, for its buyer and provider
+        expired = (
+            await session.execute(select(Event.subject_id, Event.payload).where(Event.type == "licence.expired"))
+        ).all()
+    assert [(subject, payload["status"]) for subject, payload in expired] == [(str(licence.id), "expired")]
 
 
 async def test_prune_deletes_past_rate_windows_and_old_idempotency_records(api: Api, shop: Shop) -> None:

@@ -36,6 +36,7 @@ from marketplace.app import create_app
 from marketplace.audit.service import AuditService
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker, unit_of_work
+from marketplace.events.service import EventService
 from marketplace.web.idempotency import IDEMPOTENCY_HEADER
 from tests.fixtures.api import PASSWORD, Api
 
@@ -73,7 +74,7 @@ class Administrator:
             engine = create_engine(self.settings)
             try:
                 async with unit_of_work(create_sessionmaker(engine)) as session:
-                    user = await AccountService(session, AuditService(session)).create_admin(
+                    user = await AccountService(session, AuditService(session), EventService(session)).create_admin(
                         email=f"conformance.admin.{uuid.uuid4().hex[:8]}@example.com",
                         password=PASSWORD,
                         name="Conformance admin",

@@ -66,6 +66,7 @@ class Scope(enum.StrEnum):
     LICENCES_WRITE = "licences:write"
     BALANCE_READ = "balance:read"
     PAYOUTS_READ = "payouts:read"
+    EVENTS_READ = "events:read"
 
 
 class User(SQLModel, table=True):

@@ -25,6 +25,8 @@ from marketplace.accounts.schemas import OrganizationCreate, OrganizationUpdate,
 from marketplace.audit.service import AuditService
 from marketplace.db import table_of
 from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 
 EDITABLE_STATUSES = frozenset({OrganizationStatus.PENDING, OrganizationStatus.REJECTED})
@@ -33,9 +35,10 @@ REQUIRED_FIELDS = frozenset(column.name for column in table_of(Organization).col
 
 
 class AccountService:
-    def __init__(self, session: AsyncSession, audit: AuditService) -> None:
+    def __init__(self, session: AsyncSession, audit: AuditService, events: EventService) -> None:
         self.repository = AccountRepository(session)
         self.audit = audit
+        self.events = events
 
     # users
 
@@ -294,6 +297,18 @@ class AccountService:
             object_id=organization.id,
             payload={"from": previous.value, "to": status.value, "reason": reason},
         )
+        await self.events.record(
+            _organization_event(previous, status),
+            subject_type="organization",
+            subject_id=organization.id,
+            parties=[organization.id],
+            payload={
+                "organization_id": str(organization.id),
+                "kind": organization.kind.value,
+                "status": status.value,
+                "previous_status": previous.value,
+            },
+        )
 
     async def list_organizations(
         self, *, status: OrganizationStatus | None, limit: int, offset: int
@@ -331,3 +346,15 @@ def _organization_facts(organization: Organization) -> dict[str, Any]:
         "dsmm_level": organization.dsmm_level,
         "penalties_last_3y": organization.penalties_last_3y,
     }
+
+
+def _organization_event(previous: OrganizationStatus, status: OrganizationStatus) -> EventType:
+    """The event of an organisation's move: admission held, decided, its standing changed."""
+    if status == OrganizationStatus.ADMITTED and previous == OrganizationStatus.SUSPENDED:
+        return EventType.ORGANIZATION_REINSTATED
+    return {
+        OrganizationStatus.UNDER_REVIEW: EventType.ORGANIZATION_HELD,
+        OrganizationStatus.ADMITTED: EventType.ORGANIZATION_ADMITTED,
+        OrganizationStatus.REJECTED: EventType.ORGANIZATION_REJECTED,
+        OrganizationStatus.SUSPENDED: EventType.ORGANIZATION_SUSPENDED,
+    }[status]

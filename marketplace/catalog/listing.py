@@ -18,17 +18,25 @@ from marketplace.catalog.search_text import vocabulary
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.contract import Decision
 from marketplace.errors import Conflict, Forbidden, NotFound
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 
 
 class ListingService:
     def __init__(
-        self, session: AsyncSession, catalog: CatalogService, accounts: AccountService, audit: AuditService
+        self,
+        session: AsyncSession,
+        catalog: CatalogService,
+        accounts: AccountService,
+        audit: AuditService,
+        events: EventService,
     ) -> None:
         self.repository = CatalogRepository(session)
         self.catalog = catalog
         self.accounts = accounts
         self.audit = audit
+        self.events = events
 
     async def submission(
         self, principal: Principal, product_id: uuid.UUID, *, lock: bool = True
@@ -96,6 +104,7 @@ class ListingService:
             object_id=product.id,
             payload={"version": listed.version, "reason": reason},
         )
+        await self._event(EventType.PRODUCT_DELISTED, product, version=listed.version)
         return await self.catalog.view_of(product, product.latest_version)
 
     async def _list(self, product: Product, version: ProductVersion, *, actor: str, reason: str | None) -> None:
@@ -134,6 +143,9 @@ class ListingService:
             object_id=product.id,
             payload={"version": version.version, "from": previous.value, "to": status.value, "reason": reason},
         )
+        event_type = _VERSION_EVENTS.get(status)
+        if event_type is not None:
+            await self._event(event_type, product, version=version.version)
 
     async def regrade(self, admin: Principal, product_id: uuid.UUID, grade: str, reason: str) -> ProductView:
         """An administrator's classification decision (DSL Art. 21: the grade of data can be set by the
@@ -153,9 +165,34 @@ class ListingService:
             object_id=product.id,
             payload={"grade": grade, "previous_grades": sorted(previous), "reason": reason},
         )
+        await self._event(EventType.PRODUCT_REGRADED, product, grade=grade)
         if grade == "core" and product.status == ProductStatus.LISTED:
             await self.delist(admin, product_id, f"graded core data: {reason}")
         return await self.catalog.view_of(product, product.latest_version)
+
+    async def _event(self, event_type: EventType, product: Product, **facts: object) -> None:
+        """The product's event, for its provider."""
+        await self.events.record(
+            event_type,
+            subject_type="product",
+            subject_id=product.id,
+            parties=[product.organization_id],
+            payload={
+                "product_id": str(product.id),
+                "organization_id": str(product.organization_id),
+                "status": product.status.value,
+                "listed_version": product.listed_version,
+                **facts,
+            },
+        )
+
+
+# The events of a version's review: held for an administrator, listed, rejected.
+_VERSION_EVENTS = {
+    VersionStatus.UNDER_REVIEW: EventType.PRODUCT_HELD,
+    VersionStatus.LISTED: EventType.PRODUCT_LISTED,
+    VersionStatus.REJECTED: EventType.PRODUCT_REJECTED,
+}
 
 
 def _product_status(product: Product, version_status: VersionStatus) -> ProductStatus:

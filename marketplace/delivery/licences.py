@@ -7,19 +7,41 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.audit.service import AuditService
 from marketplace.delivery.models import Licence, LicenceStatus
 from marketplace.delivery.repository import DeliveryRepository
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.orders.models import Order
 
 # A licence that has not ended may be stopped; one that has ended stays as it ended.
 LIVE = frozenset({LicenceStatus.ACTIVE, LicenceStatus.SUSPENDED})
 TERM_ENDED = "the licence term has ended"
+# The event of a live licence's move to each status (active again: out of a suspension).
+_STATUS_EVENTS = {
+    LicenceStatus.ACTIVE: EventType.LICENCE_REINSTATED,
+    LicenceStatus.SUSPENDED: EventType.LICENCE_SUSPENDED,
+    LicenceStatus.REVOKED: EventType.LICENCE_REVOKED,
+    LicenceStatus.EXPIRED: EventType.LICENCE_EXPIRED,
+}
+
+
+class LicenceFacts(Protocol):
+    """What a licence's audit entry and event name: a Licence, or a row of its table."""
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    status: LicenceStatus
+    buyer_organization_id: uuid.UUID
+    provider_organization_id: uuid.UUID
+    product_id: uuid.UUID
+    delivery_mode: str
+    ends_at: datetime | None
 
 
 def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | None) -> datetime | None:
@@ -30,9 +52,10 @@ def licence_end(starts_at: datetime, terms: dict[str, Any], period_days: int | N
 
 
 class LicenceService:
-    def __init__(self, session: AsyncSession, audit: AuditService) -> None:
+    def __init__(self, session: AsyncSession, audit: AuditService, events: EventService) -> None:
         self.repository = DeliveryRepository(session)
         self.audit = audit
+        self.events = events
 
     async def issue(self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str) -> Licence:
         """The order's licence, from the licence terms of the version bought (copied: a later edit of the
@@ -69,6 +92,7 @@ class LicenceService:
                     "ends_at": licence.ends_at.isoformat() if licence.ends_at else None,
                 },
             )
+            await self._event(EventType.LICENCE_GRANTED, licence, licence.status)
         return licence
 
     async def get(self, licence_id: uuid.UUID) -> Licence:
@@ -83,15 +107,16 @@ class LicenceService:
             await self.change(licence, LicenceStatus.REVOKED, reason, actor)
 
     async def expire_due(self, limit: int, actor: str) -> int:
-        """Expire up to `limit` live licences whose term has ended, each with its audit entry; how many. The
-        licences are locked first and each change is guarded, so concurrent expiries expire each one once; the
-        audit entries come last, after every licence moved (the audit head is the last lock a transaction takes)."""
+        """Expire up to `limit` live licences whose term has ended, each with its audit entry and event; how many.
+        The licences are locked first and each change is guarded, so concurrent expiries expire each one once;
+        the audit entries and events come last, after every licence moved (the audit head, then the event
+        clock, are the last locks a transaction takes)."""
         moved = []
         for licence in await self.repository.due_to_expire(LIVE, clock.now(), limit):
             if await self._move(licence.id, licence.status, LicenceStatus.EXPIRED, TERM_ENDED):
                 moved.append(licence)
         for licence in moved:
-            await self._record(licence.id, licence.order_id, licence.status, LicenceStatus.EXPIRED, TERM_ENDED, actor)
+            await self._record(licence, LicenceStatus.EXPIRED, TERM_ENDED, actor)
         return len(moved)
 
     async def prune_rate_windows(self, before: datetime) -> int:
@@ -103,7 +128,7 @@ class LicenceService:
         stop working unless it is active. False when it was no longer live."""
         if not await self._move(licence.id, licence.status, to, reason):
             return False
-        await self._record(licence.id, licence.order_id, licence.status, to, reason, actor)
+        await self._record(licence, to, reason, actor)
         licence.status, licence.status_reason = to, reason
         return True
 
@@ -116,13 +141,33 @@ class LicenceService:
             await self.repository.revoke_access_keys(licence_id)
         return True
 
-    async def _record(
-        self, licence_id: uuid.UUID, order_id: uuid.UUID, was: LicenceStatus, to: LicenceStatus, reason: str, actor: str
-    ) -> None:
+    async def _record(self, licence: LicenceFacts, to: LicenceStatus, reason: str, actor: str) -> None:
+        """A licence's move from its `status`, once made: its audit entry, then its event (the audit head's
+        lock comes first)."""
         await self.audit.record(
             actor=actor,
             action=f"licence.{to.value}",
             object_type="licence",
-            object_id=licence_id,
-            payload={"order_id": str(order_id), "from": was.value, "reason": reason},
+            object_id=licence.id,
+            payload={"order_id": str(licence.order_id), "from": licence.status.value, "reason": reason},
+        )
+        await self._event(_STATUS_EVENTS[to], licence, to)
+
+    async def _event(self, event_type: EventType, licence: LicenceFacts, status: LicenceStatus) -> None:
+        """The licence's event, for its buyer and provider."""
+        await self.events.record(
+            event_type,
+            subject_type="licence",
+            subject_id=licence.id,
+            parties=[licence.buyer_organization_id, licence.provider_organization_id],
+            payload={
+                "licence_id": str(licence.id),
+                "order_id": str(licence.order_id),
+                "product_id": str(licence.product_id),
+                "buyer_organization_id": str(licence.buyer_organization_id),
+                "provider_organization_id": str(licence.provider_organization_id),
+                "delivery_mode": licence.delivery_mode,
+                "status": status.value,
+                "ends_at": licence.ends_at.isoformat() if licence.ends_at else None,
+            },
         )

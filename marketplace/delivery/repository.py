@@ -97,13 +97,13 @@ class DeliveryRepository:
         return bool(result.rowcount)
 
     async def due_to_expire(self, live: frozenset[LicenceStatus], now: datetime, limit: int) -> Sequence[Any]:
-        """Up to `limit` licences in one of the `live` statuses whose term has ended by `now` (their id, order id
-        and status), soonest first, locked for this transaction; those another transaction holds are skipped (a
+        """Up to `limit` licences in one of the `live` statuses whose term has ended by `now` (their columns),
+        soonest first, locked for this transaction; those another transaction holds are skipped (a
         concurrent expiry takes them, or the next one does). Rows, not the session's objects: the guarded
         updates change them, and the session has nothing of its own to flush."""
         licences = table_of(Licence)
         query = (
-            select(licences.c.id, licences.c.order_id, licences.c.status)
+            select(licences)
             .where(licences.c.status.in_(live), licences.c.ends_at <= now)
             .order_by(licences.c.ends_at, licences.c.id)
             .limit(limit)

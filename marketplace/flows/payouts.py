@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.kit.ids import new_id
 from marketplace.kit.money import transfer_id
@@ -96,6 +98,7 @@ class Payouts:
         ledger: LedgerService,
         accounts: AccountService,
         audit: AuditService,
+        events: EventService,
     ) -> None:
         self.session = session
         self.gateway = gateway
@@ -104,6 +107,7 @@ class Payouts:
         self.payouts = PayoutRepository(session)
         self.accounts = accounts
         self.audit = audit
+        self.events = events
 
     async def run(self, started: Any, resend_limit: int, actor: str) -> tuple[list[PayoutOutcome], list[SkippedPayout]]:
         """Send the payouts earlier runs left pending, then book and send a payout for every provider and
@@ -223,6 +227,7 @@ class Payouts:
             await self.transitions.mark_paid_out(payout.id, actor)
             current = await self._current(payout.id)
             await self._audit(actor, "payout.sent", current)
+            await self._event(EventType.PAYOUT_SENT, current)
             return PayoutOutcome.of(current)
         return PayoutOutcome.of(await self._current(payout.id))
 
@@ -256,6 +261,7 @@ class Payouts:
                 )
             current = await self._current(payout.id)
             await self._audit(actor, "payout.failed", current)
+            await self._event(EventType.PAYOUT_FAILED, current)
             return PayoutOutcome.of(current)
         return PayoutOutcome.of(await self._current(payout.id))
 
@@ -285,5 +291,22 @@ class Payouts:
                 "reference": payout.reference,
                 "failure": payout.failure,
                 **extra,
+            },
+        )
+
+    async def _event(self, event_type: EventType, payout: Payout) -> None:
+        """The payout's event, for the provider paid (where it goes and why it failed stay in the audit)."""
+        await self.events.record(
+            event_type,
+            subject_type="payout",
+            subject_id=payout.id,
+            parties=[payout.organization_id],
+            payload={
+                "payout_id": str(payout.id),
+                "organization_id": str(payout.organization_id),
+                "currency": payout.currency,
+                "amount_minor": payout.amount_minor,
+                "debt_repaid_minor": payout.debt_repaid_minor,
+                "status": payout.status.value,
             },
         )

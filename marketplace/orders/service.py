@@ -24,6 +24,8 @@ from marketplace.compliance.service import ComplianceService, VerdictRows, verdi
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
+from marketplace.events.models import EventType
+from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
 from marketplace.orders.repository import OrderRepository
@@ -103,6 +105,14 @@ class SweepResult:
 _NOT_YET = {"payment_gateway": None, "payment_reference": None, "dispute_reason": None}
 
 
+def order_event_type(to: OrderStatus) -> EventType:
+    """The event of an order's move to `to` (or of its placing, to where the trade stage left it): named
+    after the status it reaches, pending review as `order.held`."""
+    if to == OrderStatus.PENDING_REVIEW:
+        return EventType.ORDER_HELD
+    return EventType(f"order.{to.value}")
+
+
 def amount_of(kind: PlanKind, price_minor: int, quantity: int) -> int:
     """What the buyer pays now: the plan's price times the quantity (a subscription's price is per
     period, a metered plan's the base fee; calls are billed on delivery); free plans cost nothing."""
@@ -117,6 +127,7 @@ class OrderService:
         accounts: AccountService,
         compliance: ComplianceService,
         audit: AuditService,
+        events: EventService,
     ) -> None:
         self.settings = settings
         self.repository = OrderRepository(session)
@@ -124,6 +135,7 @@ class OrderService:
         self.accounts = accounts
         self.compliance = compliance
         self.audit = audit
+        self.events = events
 
     async def record(
         self,
@@ -179,7 +191,31 @@ class OrderService:
                 "verdict": verdict_audit_facts(rows.id, verdict),
             },
         )
-        return OrderRead.model_validate({**values, **_NOT_YET})
+        order = OrderRead.model_validate({**values, **_NOT_YET})
+        await self.record_event(EventType.ORDER_PLACED, order)
+        await self.record_event(order_event_type(status), order)
+        return order
+
+    async def record_event(self, event_type: EventType, order: Order | OrderRead, **facts: object) -> None:
+        """The order's event, for its buyer, provider and intermediary: the order's public state."""
+        await self.events.record(
+            event_type,
+            subject_type="order",
+            subject_id=order.id,
+            parties=[order.buyer_organization_id, order.provider_organization_id, order.intermediary_organization_id],
+            payload={
+                "order_id": str(order.id),
+                "status": order.status.value,
+                "buyer_organization_id": str(order.buyer_organization_id),
+                "provider_organization_id": str(order.provider_organization_id),
+                "product_id": str(order.product_id),
+                "plan_id": str(order.plan_id),
+                "quantity": order.quantity,
+                "amount_minor": order.amount_minor,
+                "currency": order.currency,
+                **facts,
+            },
+        )
 
     # reading
 

@@ -13,7 +13,7 @@ What a move does beyond the order (money, licences) the flows pass in as `effect
 takes its locks in one order, so none can deadlock with another: order rows first (settlement and payouts
 skip rows someone else holds, never waiting for them), then ledger accounts (escrow; a provider's payable
 before its debt, payables in id order; platform revenue, then refunds), then the product's licences, then
-the audit chain's head last."""
+the audit chain's head, then the event clock last (`marketplace.events`)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import AuditService
 from marketplace.config import Settings
+from marketplace.events.models import EventType
 from marketplace.kit import clock
 from marketplace.kit.money import split
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.repository import OrderRepository
-from marketplace.orders.service import InvalidTransition, OrderService
+from marketplace.orders.service import InvalidTransition, OrderService, order_event_type
 
 # How many orders one sweep moves at most; the next run takes the rest.
 SWEEP_BATCH = 500
@@ -60,9 +61,9 @@ class OrderTransitions:
         """Move `order` to `to` from the status it was read in; raises InvalidTransition when that status
         does not allow it or another request moved the order first. Returns the status it left.
 
-        `effects` (ledger postings, licences) run after the move and before the audit entry: every
-        transaction takes its locks in one order -- the order's row, ledger accounts, the product's
-        licences, the audit chain's head last -- so no two can deadlock."""
+        `effects` (ledger postings, licences) run after the move and before the audit entry and the event:
+        every transaction takes its locks in one order -- the order's row, ledger accounts, the product's
+        licences, the audit chain's head, the event clock last -- so no two can deadlock."""
         was = order.status
         if was not in allowed or not await self.repository.move(order.id, was, to, **values):
             current = await self.repository.get(order.id)
@@ -83,6 +84,7 @@ class OrderTransitions:
         order.status = to
         for name, value in values.items():
             setattr(order, name, value)
+        await self._record_event(order, was)
         return was
 
     async def lock(self, order_id: uuid.UUID) -> Order:
@@ -227,3 +229,12 @@ class OrderTransitions:
                 payload={"from": was.value, "to": to.value, "reason": reason, **payloads.get(order.id, {})},
             )
             order.status = to
+            await self._record_event(order, was)
+
+    async def _record_event(self, order: Order, was: OrderStatus) -> None:
+        """The event of the move `order` just made (a decided dispute's outcome first), next to its audit
+        entry: the event clock's lock comes after the audit chain's head, like every transaction's."""
+        if was == OrderStatus.DISPUTED:
+            outcome = "refund" if order.status == OrderStatus.REFUNDED else "release"
+            await self.orders.record_event(EventType.ORDER_RESOLVED, order, previous_status=was.value, outcome=outcome)
+        await self.orders.record_event(order_event_type(order.status), order, previous_status=was.value)

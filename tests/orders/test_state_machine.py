@@ -55,6 +55,7 @@ from marketplace.compliance.registry import load_rule_classes
 from marketplace.compliance.rulebook import DEFAULT_RULEBOOK_PATH, build_rulebook, read_config
 from marketplace.delivery.models import Licence
 from marketplace.errors import DomainError, Forbidden, NotFound
+from marketplace.events.models import Event, EventParty, EventType
 from marketplace.flows.settlement import SettlementReport
 from marketplace.kit import clock
 from marketplace.kit.money import split
@@ -69,7 +70,7 @@ from marketplace.orders.models import (
     OrderStatus,
 )
 from marketplace.orders.schemas import OrderRead
-from marketplace.orders.service import InvalidTransition, SoldOut, SweepResult
+from marketplace.orders.service import InvalidTransition, SoldOut, SweepResult, order_event_type
 from marketplace.payments.gateway import GatewayError, UnknownAccount
 from marketplace.payments.local import LocalGateway
 from marketplace.wiring import Services
@@ -211,6 +212,8 @@ class Snapshot:
     payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]]  # status, amount, debt repaid
     licences: dict[uuid.UUID, int | None]  # licences left, per product
     grants: dict[uuid.UUID, str]  # the status of each order's licence (delivery.models.Licence)
+    history: Counter[tuple[uuid.UUID, str | None, str]]  # each order's moves (from, to) in its history
+    order_events: Counter[tuple[uuid.UUID, str]]  # the event types written for each order
     held: dict[tuple[AccountCode, str], int]  # credits - debits, summed per kind of account and currency
     expected_escrow: Mapping[tuple[uuid.UUID, str], int]  # as OrderService.expected_escrow() says
     check: LedgerCheck  # LedgerService.check(expected_escrow)
@@ -253,6 +256,16 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
                 literal(0),
                 null(),
             ),
+            select(
+                literal("history"),
+                cast(col(OrderEvent.order_id), text),
+                cast(col(OrderEvent.to_status), text),
+                func.count(),
+                cast(col(OrderEvent.from_status), text),
+            ).group_by(col(OrderEvent.order_id), col(OrderEvent.to_status), col(OrderEvent.from_status)),
+            select(literal("event"), col(Event.subject_id), col(Event.type), func.count(), null())
+            .where(col(Event.subject_type) == "order")
+            .group_by(col(Event.subject_id), col(Event.type)),
         )
     )
     orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]] = {}
@@ -260,6 +273,8 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
     licences: dict[uuid.UUID, int | None] = {}
     held: dict[tuple[AccountCode, str], int] = {}
     grants: dict[uuid.UUID, str] = {}
+    history: Counter[tuple[uuid.UUID, str | None, str]] = Counter()
+    order_events: Counter[tuple[uuid.UUID, str]] = Counter()
     for kind, key, value, amount, extra in rows.all():
         if kind == "order":
             orders[uuid.UUID(key)] = (OrderStatus(value), int(amount), uuid.UUID(extra) if extra else None)
@@ -269,11 +284,15 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
             licences[uuid.UUID(key)] = None if amount is None else int(amount)
         elif kind == "licence":
             grants[uuid.UUID(key)] = value
+        elif kind == "history":
+            history[uuid.UUID(key), extra, value] = int(amount)
+        elif kind == "event":
+            order_events[uuid.UUID(key), value] = int(amount)
         else:
             held[AccountCode(key), value] = int(amount)
     expected_escrow = await service.orders.expected_escrow()
     check = await service.ledger.check(expected_escrow)
-    return Snapshot(orders, payouts, licences, grants, held, expected_escrow, check)
+    return Snapshot(orders, payouts, licences, grants, history, order_events, held, expected_escrow, check)
 
 
 class OrderMachine(RuleBasedStateMachine):
@@ -384,6 +403,9 @@ class OrderMachine(RuleBasedStateMachine):
         async def empty(service: Services) -> None:
             session = service.session
             await session.execute(delete(OrderEvent))
+            order_events = select(col(Event.seq)).where(col(Event.subject_type) == "order")
+            await session.execute(delete(EventParty).where(col(EventParty.event_seq).in_(order_events)))
+            await session.execute(delete(Event).where(col(Event.subject_type) == "order"))
             await session.execute(delete(Licence))
             await session.execute(delete(Order))
             await session.execute(delete(StoredVerdict).where(col(StoredVerdict.subject_type) == "order"))
@@ -666,6 +688,16 @@ class OrderMachine(RuleBasedStateMachine):
         assert snapshot.grants == {
             order_id: "revoked" if o.status == S.REFUNDED else "active" for order_id, o in self.orders.items() if o.paid
         }
+        # Every move in an order's history wrote its event (its placing, and a decided dispute, one more).
+        expected_events: Counter[tuple[uuid.UUID, str]] = Counter()
+        for (order_id, was, to), count in snapshot.history.items():
+            expected_events[order_id, order_event_type(OrderStatus(to)).value] += count
+            if was is None:
+                expected_events[order_id, EventType.ORDER_PLACED.value] += count
+            elif was == S.DISPUTED.value:
+                expected_events[order_id, EventType.ORDER_RESOLVED.value] += count
+        assert snapshot.order_events == expected_events
+        assert {order_id for order_id, _, _ in snapshot.history} == set(self.orders)
         assert snapshot.licences == {
             self.products["limited"].product_id: self.remaining("limited"),
             self.products["unlimited"].product_id: None,
