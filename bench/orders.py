@@ -636,7 +636,7 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
 async def fresh_values(
     settings: Settings, placed: dict[str, Any], key: str, statements: list[tuple[str, Any]]
 ) -> CapturedOrder:
-    """What the captured order made afresh: its ids, its events' ids, its idempotency key, its audit entry."""
+    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key, its audit entry."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
@@ -649,13 +649,18 @@ async def fresh_values(
                 .scalars()
                 .all()
             )
+            outbox = (
+                (await connection.execute(text("SELECT id FROM event WHERE subject_id = :id"), {"id": placed["id"]}))
+                .scalars()
+                .all()
+            )
             seq, prev_hash, entry_hash = (
                 await connection.execute(text("SELECT seq, prev_hash, hash FROM audit_entry ORDER BY seq DESC LIMIT 1"))
             ).one()
     finally:
         await engine.dispose()
     fresh: dict[Any, str] = {uuid.UUID(placed["id"]): "uuid", uuid.UUID(placed["verdict"]["id"]): "uuid"}
-    fresh.update(dict.fromkeys(events, "uuid"))
+    fresh.update(dict.fromkeys([*events, *outbox], "uuid"))
     fresh.update({key: "key", entry_hash: "hash"})
     return CapturedOrder(list(statements), fresh, seq, prev_hash)
 
@@ -763,8 +768,10 @@ def sql_literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value)
+    if isinstance(value, list) and value and all(isinstance(item, uuid.UUID) for item in value):
+        value = "{" + ",".join(map(str, value)) + "}"  # an array parameter (an event's parties)
+    elif isinstance(value, (dict, list)):
+        value = json.dumps(value, default=str)  # ids in event payloads are stored as their text
     elif isinstance(value, datetime):
         value = value.isoformat()
     text_value = str(value).replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\x3a")
