@@ -636,7 +636,8 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
 async def fresh_values(
     settings: Settings, placed: dict[str, Any], key: str, statements: list[tuple[str, Any]]
 ) -> CapturedOrder:
-    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key, its audit entry."""
+    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key,
+    its audit entry."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
@@ -742,12 +743,37 @@ def replay_script(captured: CapturedOrder) -> str:
                 return ":head_hash"
             if isinstance(value, (str, uuid.UUID)) and value in fresh:
                 return fresh_expression(fresh[value], numbers[value], isinstance(value, str))
+            if isinstance(value, str) and any(made in value for made in fresh if isinstance(made, str)):
+                return text_with_fresh_ids(value, fresh, numbers)
             return sql_literal(value)
 
         rendered = re.sub(r"\$(\d+)", value_of, template)
         after_head = template.startswith("UPDATE audit_head SET seq") and "RETURNING" in template
         lines.append(f"{rendered} \\gset head_" if after_head else f"{rendered};")
     return "\n".join(lines) + "\n"
+
+
+def text_with_fresh_ids(value: str, fresh: dict[Any, str], numbers: dict[Any, int]) -> str:
+    """A text parameter with fresh ids inside it (the JSON batch of a transaction's events), the ids made
+    anew: the text cut at each of them, the pieces joined around each id's expression."""
+    pieces = [value]
+    for made, kind in fresh.items():
+        if kind == "uuid" and isinstance(made, str):
+            expression = f"({fresh_expression(kind, numbers[made], True)})"
+            pieces = [
+                part
+                for piece in pieces
+                for part in ([piece] if piece.startswith("(") else _between(piece, made, expression))
+            ]
+    return "(" + " || ".join(piece if piece.startswith("(") else sql_literal(piece) for piece in pieces) + ")"
+
+
+def _between(text_value: str, made: str, expression: str) -> list[str]:
+    parts = text_value.split(made)
+    joined = [parts[0]]
+    for part in parts[1:]:
+        joined += [expression, part]
+    return joined
 
 
 def fresh_expression(kind: str, n: int, as_text: bool) -> str:

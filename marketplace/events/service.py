@@ -1,4 +1,9 @@
-"""Record events in the caller's transaction and read them back in commit order, a page at a time."""
+"""Record events in the caller's transaction and read them back in commit order, a page at a time.
+
+A recorded event waits in the session (`session.info`) and is written, with the transaction's other events,
+as the transaction commits: a listener on every session's `before_commit` writes them through the session's
+own connection, in the same transaction, so an event commits exactly when its change does, and the event
+clock's lock (events.repository) is held only for the commit. A rollback drops them."""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from marketplace.events.models import Event, EventType
-from marketplace.events.repository import EventRepository
+from marketplace.events.repository import EventRepository, write
 from marketplace.kit import clock
 
 
@@ -21,8 +28,24 @@ class EventFeedPage:
     next_cursor: str
 
 
+# The events a session has recorded and not yet written, in its `info`.
+_PENDING = "marketplace.events.pending"
+
+
+@sqlalchemy_event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    write(session, session.info.pop(_PENDING, ()))
+
+
+@sqlalchemy_event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:  # events are of the outermost transaction (no emitter uses savepoints)
+        session.info.pop(_PENDING, None)
+
+
 class EventService:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.repository = EventRepository(session)
 
     async def record(
@@ -34,10 +57,8 @@ class EventService:
         parties: Iterable[uuid.UUID | None],
         payload: dict[str, Any],
     ) -> None:
-        """Write one event in the caller's transaction, for the organisations it concerns (None skipped).
-
-        Call it next to the change's audit entry, late in the transaction: it takes the event clock's lock,
-        held until commit (see `events.repository`)."""
+        """Record one event in the caller's transaction, for the organisations it concerns (None skipped): it is
+        written when the transaction commits, with its other events, in the order they were recorded."""
         values = {
             "id": uuid.uuid4(),
             "type": event_type.value,
@@ -45,8 +66,9 @@ class EventService:
             "subject_id": str(subject_id),
             "payload": payload,
             "created_at": clock.now(),
+            "parties": sorted({p for p in parties if p is not None}),
         }
-        await self.repository.append(values, sorted({p for p in parties if p is not None}))
+        self.session.info.setdefault(_PENDING, []).append(values)
 
     async def page(
         self, organization_ids: Sequence[uuid.UUID] | None, *, after: str | None, type_filter: str | None, limit: int

@@ -52,26 +52,34 @@ async def test_a_change_rolled_back_writes_no_event(market: Market) -> None:
 
 
 @pytest.mark.postgres
-async def test_a_writer_that_numbers_later_waits_for_the_earlier_to_commit(sessions: SessionMaker) -> None:
-    """With an autoincrement id, `second` would commit id 2 while `first` still held id 1, and a reader that
-    read 2 would page past 1 for ever. The clock makes `second` wait until `first` ends."""
+async def test_events_are_numbered_in_commit_order_not_in_the_order_they_were_recorded(sessions: SessionMaker) -> None:
+    """`first` records before `second` but commits after it: with numbers taken when an event is recorded,
+    `second` would commit number 2 while `first` still held 1, and a reader that read 2 would page past 1 for
+    ever. Events are numbered as their transaction commits, under the clock's lock."""
     first_session = sessions()
     await first_session.begin()
     await record(EventService(first_session), "first")
-
-    async def second() -> None:
-        async with unit_of_work(sessions) as session:
-            await record(EventService(session), "second")
-
-    writing = asyncio.create_task(second())
-    await asyncio.sleep(0.5)
-    assert not writing.done()  # waiting for the clock's lock
-    assert (await read_from(sessions, None))[0] == []
+    await record(EventService(first_session), "first, again")
+    async with unit_of_work(sessions) as session:
+        await record(EventService(session), "second")
+    assert (await read_from(sessions, None))[0] == ["second"]
     await first_session.commit()
     await first_session.close()
-    await writing
     seen, _ = await read_from(sessions, None)
-    assert seen == ["first", "second"]
+    assert seen == ["second", "first", "first, again"]
+
+
+async def test_an_event_is_written_with_its_transaction_and_numbered_without_gaps(sessions: SessionMaker) -> None:
+    """Several events of one transaction are written as it commits, numbered one after another in the order
+    they were recorded, each with its parties."""
+    async with unit_of_work(sessions) as session:
+        for name in ("a", "b", "c"):
+            await record(EventService(session), name)
+    async with sessions() as session:
+        page = await EventService(session).page([PARTY], after=None, type_filter=None, limit=10)
+    assert [e.subject_id for e in page.events] == ["a", "b", "c"]
+    assert [e.seq for e in page.events] == [1, 2, 3]
+    assert all(page.parties[e.seq] == [PARTY] for e in page.events)
 
 
 @pytest.mark.postgres
