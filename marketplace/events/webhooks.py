@@ -283,7 +283,7 @@ class WebhookService:
         if found is None:  # the endpoint was deleted meanwhile
             return False
         delivery, _ = found
-        now = clock.now()
+        now, failed_in_a_row = clock.now(), delivery.failures + 1
         changes: dict[str, Any] = {"last_attempt_at": attempted_at}
         waits = self.settings.webhook_retry_schedule
         abandoned = False
@@ -311,10 +311,10 @@ class WebhookService:
         if not await self.repository.finish_attempt(claim.delivery_id, claim.claim, attempt, changes):
             return False
         if abandoned:
-            await self._disable(claim.endpoint_id, delivery, now)
+            await self._disable(claim.endpoint_id, delivery.id, failed_in_a_row, now)
         return True
 
-    async def _disable(self, endpoint_id: uuid.UUID, delivery: WebhookDelivery, now: datetime) -> None:
+    async def _disable(self, endpoint_id: uuid.UUID, delivery_id: uuid.UUID, failed: int, now: datetime) -> None:
         endpoint = await self.endpoint(endpoint_id)
         if not await self.repository.disable(endpoint_id, now):
             return
@@ -327,8 +327,8 @@ class WebhookService:
                 "endpoint_id": str(endpoint_id),
                 "organization_id": str(endpoint.organization_id),
                 "enabled": False,
-                "delivery_id": str(delivery.id),
-                "failed_attempts": delivery.failures + 1,
+                "delivery_id": str(delivery_id),
+                "failed_attempts": failed,
             },
         )
 
