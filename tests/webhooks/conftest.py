@@ -35,6 +35,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 0  # what the receiver answered
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Receiver:
     def answer(self, request: Received) -> int:
         with self.lock:
             self.received.append(request)
-            return self.script.pop(0) if self.script else self.then
+            request.status = self.script.pop(0) if self.script else self.then
+            return request.status
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
