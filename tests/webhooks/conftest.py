@@ -75,7 +75,7 @@ def receiver() -> Iterator[Receiver]:
             self.end_headers()
             self.wfile.write(f"answered {status}".encode())
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -177,7 +177,8 @@ async def test_a_rotated_secret_signs_beside_the_new_one_during_the_overlap_only
     assert rotated.status_code == 200, rotated.text
     assert rotated.headers["cache-control"] == "no-store"
     new_secret = rotated.json()["secret"]
-    assert new_secret.startswith("whsec_") and new_secret != hook["secret"]
+    assert new_secret.startswith("whsec_")
+    assert new_secret != hook["secret"]
     until = datetime.fromisoformat(rotated.json()["previous_secret_expires_at"])
     overlap = hooks.settings.webhook_secret_overlap_seconds
     assert abs((until - clock.now()).total_seconds() - overlap) < 60

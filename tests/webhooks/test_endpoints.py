@@ -91,7 +91,8 @@ async def test_a_url_too_long_or_bad_types_are_refused_and_change_nothing(market
 
 async def test_an_allow_listed_network_is_accepted(market: Market, receiver: Receiver, hooks: Runtime) -> None:
     made = await create_endpoint(market.api, market.buyer, market.buyer_org["id"], receiver.url())
-    assert made["url"] == receiver.url() and made["enabled"] is True
+    assert made["url"] == receiver.url()
+    assert made["enabled"] is True
 
 
 def test_ipv4_inside_ipv6_is_judged_as_ipv4() -> None:
@@ -137,7 +138,8 @@ async def test_other_organisations_endpoints_do_not_exist_for_them(
         assert made.status_code == 404, made.text
     # the owner's endpoint is as it was
     read = await api.client.get(base, headers=market.buyer.headers)
-    assert read.status_code == 200 and read.json()["enabled"] is True
+    assert read.status_code == 200
+    assert read.json()["enabled"] is True
     assert len(receiver.received) == 1
 
 
@@ -176,7 +178,8 @@ async def test_the_secret_is_shown_once_and_never_read_back(
 ) -> None:
     hook = await create_endpoint(api, market.buyer, market.buyer_org["id"], receiver.url())
     secret = hook["secret"]
-    assert secret.startswith("whsec_") and len(secret) >= len("whsec_") + 32
+    assert secret.startswith("whsec_")
+    assert len(secret) >= len("whsec_") + 32
     base = f"{ENDPOINTS}/{hook['id']}"
     rotated = (await api.client.post(f"{base}/rotate-secret", headers=market.buyer.headers)).json()["secret"]
     await record_event(api, market.buyer_org["id"])
