@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, delete, func, insert, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from marketplace.events.models import (
 )
 from marketplace.events.repository import CLOCK_ID
 
+RowT = TypeVar("RowT", WebhookEndpoint, WebhookAttempt)
 _DELIVERIES = table_of(WebhookDelivery)
 _INSERT_ATTEMPT = insert(table_of(WebhookAttempt))
 
@@ -49,15 +50,8 @@ class WebhookRepository:
         self, organization_ids: Sequence[uuid.UUID], *, limit: int, offset: int
     ) -> tuple[Sequence[WebhookEndpoint], int]:
         mine = col(WebhookEndpoint.organization_id).in_(organization_ids)
-        rows = await self.session.scalars(
-            select(WebhookEndpoint)
-            .where(mine)
-            .order_by(col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
-            .limit(limit)
-            .offset(offset)
-        )
-        total = await self.session.scalar(select(func.count()).select_from(WebhookEndpoint).where(mine))
-        return rows.all(), int(total or 0)
+        order = (col(WebhookEndpoint.created_at), col(WebhookEndpoint.id))
+        return await self._page(WebhookEndpoint, mine, order, limit=limit, offset=offset)
 
     async def delete_endpoint(self, endpoint_id: uuid.UUID) -> None:
         """The endpoint with its secrets, deliveries and their attempts."""
@@ -264,14 +258,15 @@ class WebhookRepository:
         self, delivery_id: uuid.UUID, *, limit: int, offset: int
     ) -> tuple[Sequence[WebhookAttempt], int]:
         mine = col(WebhookAttempt.delivery_id) == delivery_id
-        rows = await self.session.scalars(
-            select(WebhookAttempt)
-            .where(mine)
-            .order_by(col(WebhookAttempt.attempted_at), col(WebhookAttempt.id))
-            .limit(limit)
-            .offset(offset)
-        )
-        total = await self.session.scalar(select(func.count()).select_from(WebhookAttempt).where(mine))
+        order = (col(WebhookAttempt.attempted_at), col(WebhookAttempt.id))
+        return await self._page(WebhookAttempt, mine, order, limit=limit, offset=offset)
+
+    async def _page(
+        self, model: type[RowT], where: Any, order: tuple[Any, ...], *, limit: int, offset: int
+    ) -> tuple[Sequence[RowT], int]:
+        """A page of `model`'s rows matching `where`, and how many match in all."""
+        rows = await self.session.scalars(select(model).where(where).order_by(*order).limit(limit).offset(offset))
+        total = await self.session.scalar(select(func.count()).select_from(model).where(where))
         return rows.all(), int(total or 0)
 
     async def requeue(self, delivery_id: uuid.UUID, now: datetime) -> bool:

@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_endpoint")),
     )
-    op.create_index(
-        op.f("ix_webhook_endpoint_organization_id"), "webhook_endpoint", ["organization_id"], unique=False
-    )
+    op.create_index(op.f("ix_webhook_endpoint_organization_id"), "webhook_endpoint", ["organization_id"], unique=False)
     op.create_table(
         "webhook_secret",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -59,9 +57,7 @@ def upgrade() -> None:
         sa.Column("event_seq", sa.BigInteger(), nullable=False),
         sa.Column(
             "status",
-            sa.Enum(
-                "pending", "sending", "succeeded", "failed", name="deliverystatus", native_enum=False, length=16
-            ),
+            sa.Enum("pending", "sending", "succeeded", "failed", name="deliverystatus", native_enum=False, length=16),
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
