@@ -6,6 +6,7 @@ address that stopped being allowed is not sent to."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from marketplace.events.models import Event, EventType, WebhookEndpoint
 from marketplace.events.webhooks import JITTER
 from marketplace.jobs import deliver_webhooks
 from marketplace.kit import clock
+from marketplace.kit.logs import configure_logging
 from marketplace.wiring import Runtime
 from tests.events.feed import read_all
 from tests.events.test_feed import TRADE, trade
@@ -257,3 +259,16 @@ async def test_an_endpoint_receives_the_events_recorded_after_it_was_made(
         endpoint = (await session.scalars(select(WebhookEndpoint))).one()
         last = (await session.scalars(select(col(Event.seq)).order_by(col(Event.seq).desc()))).first()
     assert endpoint.cursor_seq == last
+
+
+def test_the_http_clients_request_lines_with_endpoint_urls_are_not_logged() -> None:
+    root, client = logging.getLogger(), logging.getLogger("httpx")
+    handlers, levels = list(root.handlers), (root.level, client.level)
+    try:
+        configure_logging("INFO", as_json=False)
+        assert not client.isEnabledFor(logging.INFO)
+        assert client.isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(levels[0])
+        client.setLevel(levels[1])
