@@ -40,6 +40,7 @@ from marketplace.api.ledger import AdminLedgerController, AdminSettlementControl
 from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, WebhookController
+from marketplace.api.webhooks import WebhookEndpointController
 from marketplace.config import Settings
 from marketplace.jobs import in_process_schedule
 from marketplace.kit.logs import configure_logging
@@ -82,6 +83,7 @@ CONTROLLERS = [
     DataController,
     AdminDeliveryController,
     EventController,
+    WebhookEndpointController,
 ]
 
 

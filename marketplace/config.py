@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -36,6 +37,10 @@ JOB_INTERVAL = (
     "a number of seconds from 1 to 86400 that is whole seconds dividing a minute, whole minutes dividing an hour "
     "or whole hours dividing a day (such as 5, 60, 300, 3600)"
 )
+# Webhook deliveries are retried after these waits (seconds, each with up to a fifth more of jitter), about
+# three days in all; after the last the endpoint is disabled.
+WEBHOOK_RETRY_SCHEDULE = (5, 300, 1_800, 7_200, 18_000, 36_000, 36_000, 36_000, 36_000, 36_000, 36_000)
+MAX_WEBHOOK_RETRIES = 50
 # The password of a database URL, as SQLAlchemy reads it: after the user name, up to the first `@`.
 _URL_PASSWORD = re.compile(r"^([\w+]+://[^:/@]*):[^@]*@")
 
@@ -108,6 +113,21 @@ class Settings(BaseSettings):
     idempotency_retention_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
     # A worker silent this long is taken as dead, and the job it was running runs again (it heartbeats 3x as often).
     worker_stalled_seconds: int = _integer(30, 3, 3_600)
+    # Outbound webhooks (marketplace/events/webhooks.py): how often deliveries are queued and sent, the waits
+    # between retries, how long a rotated secret still signs, the timeouts of one attempt, and the networks
+    # endpoints may be in although they are not public (tests' loopback receivers, a company's own network).
+    webhook_interval_seconds: int = Field(2, description=JOB_INTERVAL)
+    webhook_retry_schedule: tuple[int, ...] = Field(
+        WEBHOOK_RETRY_SCHEDULE,
+        min_length=1,
+        max_length=MAX_WEBHOOK_RETRIES,
+        description=f"1 to {MAX_WEBHOOK_RETRIES} comma-separated whole seconds from 0 to {MAX_WINDOW_SECONDS}",
+    )
+    webhook_secret_overlap_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
+    webhook_timeout_seconds: int = _integer(10, 1, 60)
+    webhook_allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field(
+        (), description="comma-separated networks in CIDR notation, such as 127.0.0.1/32,10.20.0.0/16"
+    )
     log_level: LogLevel = Field("INFO", description=f"one of {', '.join(LOG_LEVELS)}")
     log_json: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
     # The language of findings and problem titles when a request's Accept-Language names none the service speaks.
@@ -141,12 +161,29 @@ class Settings(BaseSettings):
     def _split_paths(cls, value: Any) -> Any:
         return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
 
+    @field_validator("webhook_retry_schedule", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _retry_waits(cls, waits: tuple[int, ...]) -> tuple[int, ...]:
+        if any(not 0 <= wait <= MAX_WINDOW_SECONDS for wait in waits):
+            raise ValueError("a wait is out of range")
+        return waits
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("settlement_interval_seconds", "licence_expiry_interval_seconds", "prune_interval_seconds")
+    @field_validator(
+        "settlement_interval_seconds",
+        "licence_expiry_interval_seconds",
+        "prune_interval_seconds",
+        "webhook_interval_seconds",
+    )
     @classmethod
     def _job_interval(cls, seconds: int) -> int:
         if _whole_cron_step(seconds) is None:

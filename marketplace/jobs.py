@@ -6,7 +6,7 @@ Every job is idempotent and transactional: it works in transactions of `runtime.
 guarded changes with ids derived from what they change, so a job run twice, or by two workers at once, has
 one effect, and a job killed mid-way leaves its open transaction uncommitted for the next run to do.
 
-To add a job (usage statements, subscription renewals, webhook deliveries): write an `async def
+To add a job (usage statements, subscription renewals): write an `async def
 job(runtime) -> dict[str, int]` below (what it did, by count), add a setting for its interval
 (marketplace/config.py, with the README's row) and a `PeriodicJob` to `PERIODIC_JOBS`."""
 
@@ -18,13 +18,14 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 from marketplace.audit.service import SYSTEM_ACTOR
 from marketplace.config import Settings
-from marketplace.kit import clock
+from marketplace.events.webhooks import Claim
+from marketplace.kit import clock, outbound
 from marketplace.web.idempotency import IdempotencyRepository
 from marketplace.wiring import Runtime
 
@@ -32,6 +33,10 @@ log = logging.getLogger("marketplace.jobs")
 
 # Licences expired per transaction; the job goes on until none is due.
 EXPIRY_BATCH = 200
+# Webhook deliveries claimed (and sent at once) per round; a run goes on while rounds find some, up to a limit,
+# and the next run takes up the rest.
+WEBHOOK_BATCH = 20
+WEBHOOK_ROUNDS = 50
 # A rate window is read during its own minute only; the one before is kept for clocks a little behind.
 RATE_WINDOWS_KEPT = timedelta(minutes=2)
 
@@ -79,10 +84,50 @@ async def prune(runtime: Runtime) -> dict[str, int]:
     return {"rate_windows": windows, "idempotency_records": records}
 
 
+async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:
+    """Queue a delivery per new event each endpoint wants, then send what is due: each round claims (and signs)
+    a batch in one transaction, sends it with no transaction open, and records each attempt in a transaction
+    of its own. An endpoint has one delivery in flight at a time, its earliest open one, so events reach it in
+    the order they were recorded; two runs at once never claim the same delivery (see WebhookService)."""
+    async with runtime.transaction() as services:
+        queued = await services.webhooks.fan_out()
+    sent = failed = 0
+    for _ in range(WEBHOOK_ROUNDS):
+        async with runtime.transaction() as services:
+            claims = await services.webhooks.claim_due(WEBHOOK_BATCH)
+        if not claims:
+            break
+        outcomes = await asyncio.gather(*(_send(runtime, claim) for claim in claims))
+        for claim, outcome in zip(claims, outcomes, strict=True):
+            async with runtime.transaction() as services:
+                await services.webhooks.finish(claim, outcome.result, outcome.attempted_at)
+            sent, failed = (sent + 1, failed) if outcome.result.succeeded else (sent, failed + 1)
+    return {"webhooks_queued": queued, "webhooks_sent": sent, "webhooks_failed": failed}
+
+
+@dataclass(frozen=True)
+class _Sent:
+    result: outbound.Outcome
+    attempted_at: datetime
+
+
+async def _send(runtime: Runtime, claim: Claim) -> _Sent:
+    """One attempt: the URL checked and resolved again (an address that turned private is refused, not sent
+    to), then the signed request."""
+    settings, attempted_at = runtime.settings, clock.now()
+    try:
+        target = await outbound.resolve(claim.url, settings.webhook_allowed_networks)
+    except outbound.UnsafeTarget as refused:
+        return _Sent(outbound.Outcome(None, 0, f"refused: {refused}", b""), attempted_at)
+    result = await outbound.post(target, claim.body, claim.headers, timeout_seconds=settings.webhook_timeout_seconds)
+    return _Sent(result, attempted_at)
+
+
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("settle", settle, lambda settings: settings.settlement_interval_seconds),
     PeriodicJob("expire_licences", expire_licences, lambda settings: settings.licence_expiry_interval_seconds),
     PeriodicJob("prune", prune, lambda settings: settings.prune_interval_seconds),
+    PeriodicJob("deliver_webhooks", deliver_webhooks, lambda settings: settings.webhook_interval_seconds),
 )
 
 

@@ -30,6 +30,7 @@ from marketplace.db import SessionMaker, create_engine, create_sessionmaker, uni
 from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring
 from marketplace.events.service import EventService
+from marketplace.events.webhooks import WebhookService
 from marketplace.flows.admission import Admission
 from marketplace.flows.books import Books
 from marketplace.flows.data_calls import DataCalls, MeteringBatches
@@ -45,7 +46,9 @@ from marketplace.flows.registration import Registration
 from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
+from marketplace.flows.webhook_endpoints import WebhookEndpoints
 from marketplace.kit.locks import KeyedBatches
+from marketplace.kit.sealed import Sealer
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.service import OrderService
@@ -114,6 +117,11 @@ class Services:
     @cached_property
     def events(self) -> EventService:
         return EventService(self.session)
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        sealer = Sealer(self.runtime.secret_key, "webhook-secret")
+        return WebhookService(self.session, self.settings, sealer, self.events)
 
     @cached_property
     def compliance(self) -> ComplianceService:
@@ -187,6 +195,10 @@ class Services:
     @cached_property
     def event_feed(self) -> EventFeed:
         return EventFeed(self.accounts, self.events)
+
+    @cached_property
+    def webhook_endpoints(self) -> WebhookEndpoints:
+        return WebhookEndpoints(self.accounts, self.webhooks, self.audit)
 
     @cached_property
     def registration(self) -> Registration:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import subprocess
@@ -20,6 +21,8 @@ DATABASE_URL_WITH_PASSWORD = "postgresql+asyncpg://trader:hunter2@db.example:543
 WINDOW = "an integer from 1 to 3153600000"
 AT_LEAST_ONE = "an integer of at least 1"
 DATABASE_URLS = "a sqlite+aiosqlite:// or postgresql+asyncpg:// database URL"
+WEBHOOK_WAITS = "1 to 50 comma-separated whole seconds from 0 to 3153600000"
+NETWORKS = "comma-separated networks in CIDR notation, such as 127.0.0.1/32,10.20.0.0/16"
 
 
 def refusal(environ: dict[str, str]) -> str:
@@ -61,6 +64,14 @@ def refusal(environ: dict[str, str]) -> str:
         ("IDEMPOTENCY_RETENTION_SECONDS", "0", WINDOW),
         ("WORKER_STALLED_SECONDS", "2", "an integer from 3 to 3600"),
         ("WORKER_STALLED_SECONDS", "3601", "an integer from 3 to 3600"),
+        ("WEBHOOK_INTERVAL_SECONDS", "7", JOB_INTERVAL),
+        ("WEBHOOK_RETRY_SCHEDULE", "5,soon", WEBHOOK_WAITS),
+        ("WEBHOOK_RETRY_SCHEDULE", "5,-1", WEBHOOK_WAITS),
+        ("WEBHOOK_RETRY_SCHEDULE", ",".join(["1"] * 51), WEBHOOK_WAITS),
+        ("WEBHOOK_SECRET_OVERLAP_SECONDS", "0", WINDOW),
+        ("WEBHOOK_TIMEOUT_SECONDS", "61", "an integer from 1 to 60"),
+        ("WEBHOOK_ALLOWED_NETWORKS", "10.0.0.1/8", NETWORKS),  # host bits set: a typo, not a network
+        ("WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32,intranet", NETWORKS),
         ("LOG_LEVEL", "verbose", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("LOG_JSON", "ture", "true or false (also 1 or 0, yes or no, on or off)"),
         ("LOG_JSON", "2", "true or false (also 1 or 0, yes or no, on or off)"),
@@ -105,6 +116,15 @@ def test_several_bad_values_get_one_line_each() -> None:
         ("PRUNE_INTERVAL_SECONDS", "1200", "prune_interval_seconds", 1_200),
         ("IDEMPOTENCY_RETENTION_SECONDS", "3153600000", "idempotency_retention_seconds", 3_153_600_000),
         ("WORKER_STALLED_SECONDS", "3", "worker_stalled_seconds", 3),
+        ("WEBHOOK_INTERVAL_SECONDS", "1", "webhook_interval_seconds", 1),
+        ("WEBHOOK_RETRY_SCHEDULE", "0, 1,2,", "webhook_retry_schedule", (0, 1, 2)),
+        ("WEBHOOK_TIMEOUT_SECONDS", "60", "webhook_timeout_seconds", 60),
+        (
+            "WEBHOOK_ALLOWED_NETWORKS",
+            "127.0.0.1/32, ::1/128",
+            "webhook_allowed_networks",
+            (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")),
+        ),
         ("LOG_LEVEL", "warning", "log_level", "WARNING"),
         ("LOG_JSON", "No", "log_json", False),
         ("LOG_JSON", "on", "log_json", True),

@@ -67,6 +67,7 @@ class Scope(enum.StrEnum):
     BALANCE_READ = "balance:read"
     PAYOUTS_READ = "payouts:read"
     EVENTS_READ = "events:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 class User(SQLModel, table=True):

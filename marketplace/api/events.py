@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from marketplace.accounts.models import Scope
-from marketplace.events.schemas import EventPage, EventRead
+from marketplace.events.schemas import EVENT_TYPE_FILTER_PATTERN, EventPage, EventRead
 from marketplace.flows.event_feed import EventFeed
 from marketplace.web.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from marketplace.web.principal import AUTHENTICATED, Caller
@@ -27,7 +27,7 @@ TypeFilter = Annotated[
     str | None,
     QueryParameter(
         max_length=64,
-        pattern=r"^[a-z_]+\.([a-z_]+)?$",
+        pattern=EVENT_TYPE_FILTER_PATTERN,
         description="an event type (`order.paid`) or a prefix ending in a dot (`order.`)",
     ),
 ]

@@ -1,15 +1,18 @@
 """The event outbox: one row per state change a party cares about, the organisations it concerns, and the
-clock that numbers events in commit order."""
+clock that numbers events in commit order; and the outbound webhooks that carry events to organisations'
+endpoints: endpoints, their sealed secrets, deliveries and their attempts."""
 
 import enum
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from marketplace.kit.sqltypes import UTCDateTime, json_document
+from marketplace.kit import clock
+from marketplace.kit.ids import new_id
+from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
 
 
 class EventType(enum.StrEnum):
@@ -50,6 +53,7 @@ class EventType(enum.StrEnum):
     USAGE_STATEMENT_ISSUED = "usage_statement.issued"  # not emitted yet: no usage statements yet
     USAGE_STATEMENT_PAID = "usage_statement.paid"  # not emitted yet
     USAGE_STATEMENT_FAILED = "usage_statement.failed"  # not emitted yet
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # its deliveries failed for days
 
 
 class Event(SQLModel, table=True):
@@ -86,3 +90,83 @@ class EventClock(SQLModel, table=True):
 
     id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """Where an organisation wants the events that concern it, of the types it names."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    organization_id: uuid.UUID = Field(index=True)
+    url: str = Field(max_length=2000)
+    # Types (`order.paid`) and prefixes ending in a dot (`order.`).
+    event_types: list[str] = Field(sa_type=json_document())
+    enabled: bool = True
+    # The last event number fanned out to it (see `WebhookService.fan_out`).
+    cursor_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+class WebhookSecret(SQLModel, table=True):
+    """A signing secret of an endpoint, sealed (kit/sealed.py); the current one has no `expires_at`, a rotated
+    one signs beside it until then."""
+
+    __tablename__ = "webhook_secret"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id", index=True)
+    sealed: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its time, or for the endpoint's earlier deliveries
+    SENDING = "sending"  # claimed by a worker until `claimed_until`
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # abandoned after the last retry; the endpoint was disabled
+
+
+OPEN_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint. An endpoint's deliveries are sent one at a time, in event order."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_seq", name="uq_webhook_delivery_endpoint_event"),
+        Index("ix_webhook_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoint.id")
+    event_seq: int = Field(sa_column=Column(BigInteger, ForeignKey("event.seq"), nullable=False))
+    status: DeliveryStatus = Field(default=DeliveryStatus.PENDING, sa_type=enum_column(DeliveryStatus))
+    # Attempts made, and failures since the last success or replay (which pick the next wait).
+    attempts: int = 0
+    failures: int = 0
+    # How often it was claimed: a claim and the result it records name the same number (guarded updates).
+    claims: int = 0
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try at sending a delivery: when, what came back, how long it took."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_delivery.id", index=True)
+    attempted_at: datetime = Field(sa_type=UTCDateTime)
+    status_code: int | None = None
+    duration_ms: int
+    succeeded: bool
+    error: str | None = Field(default=None, max_length=300)
+    # The start of the answer's body, as text.
+    response_snippet: str = Field(default="", max_length=1024)

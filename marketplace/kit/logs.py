@@ -38,6 +38,8 @@ def configure_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request's whole URL at INFO; a webhook endpoint's URL may carry the receiver's token.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def server_logging(level: str, as_json: bool) -> dict[str, Any]:

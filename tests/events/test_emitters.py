@@ -4,6 +4,7 @@ refunded), licences, products, organisations and payouts. Renewals and usage sta
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.fixtures.api import Api
 from tests.ledger.trades import open_shop
 from tests.orders.conftest import PRICE_MINOR, Market, listed_product, submitted_product
 from tests.orders.test_admin_trades import held_for_review
+from tests.webhooks.conftest import LOOPBACK, create_endpoint, run_until_idle, with_settings
 
 NOT_EMITTED_YET = {
     EventType.LICENCE_RENEWED,
@@ -203,10 +205,38 @@ async def test_payouts(api: Api) -> None:
     assert {tuple(e["organization_ids"]) for e in events} == {(str(shop.provider.organization_id),)}
 
 
+async def test_webhook_endpoints(market: Market) -> None:
+    """An endpoint whose deliveries fail to the last retry is disabled (here no server listens at its port)."""
+    api = market.api
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    original = api.app.state.runtime
+    api.app.state.runtime = with_settings(original, webhook_allowed_networks=LOOPBACK, webhook_retry_schedule=(0,))
+    try:
+        start = await cursor_now(api, market.admin)
+        hook = await create_endpoint(api, market.buyer, market.buyer_org["id"], f"http://127.0.0.1:{port}/")
+        await post(
+            market, f"/api/v1/orders/{(await market.accepted_order())['id']}/cancel", {"reason": "no"}, who=market.buyer
+        )
+        await run_until_idle(api.app.state.runtime)
+    finally:
+        api.app.state.runtime = original
+    events = await events_since(market, start, type="webhook_endpoint.")
+    assert [(e["type"], e["subject_id"]) for e in events] == [("webhook_endpoint.disabled", hook["id"])]
+
+
 def test_every_type_is_emitted_by_its_flow() -> None:
     """Runs after the tests above in the same process (with -n, only when they ran in this one)."""
     if not SEEN:
         pytest.skip("the emitting tests ran in another process")
-    if not {t.split(".")[0] for t in SEEN} >= {"order", "licence", "product", "organization", "payout"}:
+    if not {t.split(".")[0] for t in SEEN} >= {
+        "order",
+        "licence",
+        "product",
+        "organization",
+        "payout",
+        "webhook_endpoint",
+    }:
         pytest.skip("some emitting tests ran in another process")
     assert {t.value for t in EventType} - NOT_EMITTED_YET == SEEN
