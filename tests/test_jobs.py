@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -36,6 +37,9 @@ from marketplace.wiring import Runtime
 from tests.fixtures.api import Api
 from tests.fixtures.database import is_postgres_url
 from tests.ledger.trades import Shop, open_shop
+from tests.webhooks.conftest import LOOPBACK, Receiver, create_endpoint, hooks, receiver, signatures_by
+
+__all__ = ["hooks", "receiver"]  # the webhook tests' loopback receiver and allow-list, fixtures here too
 
 DUE = 500
 
@@ -108,23 +112,41 @@ async def test_prune_deletes_past_rate_windows_and_old_idempotency_records(api: 
         assert list(await session.scalars(select(col(LicenceRateWindow.window_start)))) == [windows[1]]
 
 
-async def test_in_process_a_licence_reaching_its_end_is_expired_within_one_tick(api: Api, shop: Shop) -> None:
-    """`marketplace serve` on SQLite runs the jobs in-process (the app's lifespan enters this schedule)."""
+async def test_in_process_a_licence_reaching_its_end_is_expired_within_one_tick_with_its_webhook(
+    api: Api, shop: Shop, receiver: Receiver, hooks: Runtime
+) -> None:
+    """`marketplace serve` on SQLite runs the jobs in-process (the app's lifespan enters this schedule): the
+    licence expires at the first tick after its end, and the buyer's endpoint gets `licence.expired` signed."""
     if is_postgres_url(os.environ.get("TEST_DATABASE_URL", "")):
         pytest.skip("in-process jobs run on SQLite; on PostgreSQL the worker test below shows it")
     order_id = await shop.completed_order()
     tick = 1
+    endpoint = await create_endpoint(
+        api, shop.buyer.person, str(shop.buyer.organization_id), receiver.url(), ["licence."]
+    )
     ends_at = clock.now() + timedelta(seconds=1.5)
     await end_licences(shop, ends_at)
-    runtime = runtime_with(api, in_process_jobs=True, licence_expiry_interval_seconds=tick)
+    runtime = runtime_with(
+        api,
+        in_process_jobs=True,
+        licence_expiry_interval_seconds=tick,
+        webhook_interval_seconds=tick,
+        webhook_allowed_networks=LOOPBACK,
+    )
     async with in_process_schedule(runtime):
         while (licence := await licence_of(shop, order_id)).status != LicenceStatus.EXPIRED:
             assert clock.now() < ends_at + timedelta(seconds=tick + 2), "not expired within one tick"
+            await asyncio.sleep(0.05)
+        # and its event reaches the buyer's webhook endpoint at the webhook job's next tick
+        while not (sent := [json.loads(r.body) for r in receiver.received]):
+            assert clock.now() < licence.updated_at + timedelta(seconds=tick + 2), "no webhook within one tick"
             await asyncio.sleep(0.05)
     assert licence.ends_at is not None
     # expired at the first tick after its end (the job's own run time aside)
     assert ends_at <= licence.updated_at <= ends_at + timedelta(seconds=tick + 0.5)
     assert await audit_count(shop, "licence.expired") == {str(licence.id): 1}
+    assert [(m["type"], m["data"]["status"]) for m in sent] == [("licence.expired", "expired")]
+    assert signatures_by(endpoint["secret"], receiver.received[0]) == 1
 
 
 # PostgreSQL: real workers
