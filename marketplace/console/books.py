@@ -5,6 +5,7 @@ same analysis as `marketplace rules impact`)."""
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
@@ -44,6 +45,11 @@ def candidate_rulebook(content: bytes) -> Rulebook:
         return build_rulebook(load_rule_classes(), config)
     except (RulebookError, RuleLoadError) as error:
         raise ValidationException(detail=str(error)) from None
+
+
+@dataclass
+class RulebookUpload:
+    rulebook: UploadFile
 
 
 class BooksController(Controller):
@@ -131,13 +137,10 @@ class BooksController(Controller):
         page_language: PageLanguage,
         rulebook: NamedDependency[Rulebook],
         rules_impact: NamedDependency[RulesImpact],
-        data: Annotated[dict[str, UploadFile | str], Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: Annotated[RulebookUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> Template:
         """What the uploaded candidate would decide for every active subject; nothing is written."""
-        upload = data.get("rulebook")
-        if not isinstance(upload, UploadFile):
-            raise ValidationException(detail="choose a rulebook file")
-        candidate = candidate_rulebook(await upload.read())
+        candidate = candidate_rulebook(await data.rulebook.read())
         report = await rules_impact.report(candidate)
         return page(request, "rules.html", page_language, rulebook=_described(rulebook, page_language), report=report)
 
