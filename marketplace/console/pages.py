@@ -87,11 +87,19 @@ def page(
         "t": translator(language),
         "language": language,
         "path": request.url.path,
-        "query": request.url.query,
+        "here": _here(request),
         "signed_in": session_token(request) is not None and name != "sign_in.html",
         **values,
     }
     return Template(template_name=name, context=context, status_code=status_code, headers=headers)
+
+
+def _here(request: Request[Any, Any, Any]) -> str:
+    """Where the language switch brings the browser back to: this page, or after a form (a POST's answer)
+    the page the form is on."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return request.url.path.rsplit("/", 1)[0]
 
 
 def local_target(target: str | None, fallback: str = PREFIX) -> str:

@@ -110,15 +110,18 @@ class TradesController(Controller):
         filters: NamedDependency[TradeFilters],
         offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
     ) -> Template:
-        """With htmx, a filter change swaps the table alone (`HX-Request`); without, the whole page."""
+        """Without scripts the filter form loads the page anew; with htmx a change swaps the table in place and
+        the address bar keeps the query (`HX-Push-Url`), so a filtered list can be bookmarked and shared."""
         rows, total = await orders.trades(admin, filters, limit=TRADES_PAGE, offset=offset)
         chosen = {name: request.query_params.get(name, "") for name in FILTER_NAMES}
         query = "&".join(f"{name}={value}" for name, value in chosen.items() if value)
-        partial = request.headers.get("hx-request") == "true"
+        address = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        pushed = {"HX-Push-Url": address} if request.headers.get("hx-request") == "true" else None
         return page(
             request,
-            "trades_table.html" if partial else "trades.html",
+            "trades.html",
             page_language,
+            headers=pushed,
             rows=rows,
             total=total,
             offset=offset,
