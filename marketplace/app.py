@@ -42,6 +42,7 @@ from marketplace.api.orders import AdminOrderController, AdminTradesController, 
 from marketplace.api.payments import PaymentAccountController, WebhookController
 from marketplace.api.webhooks import WebhookEndpointController
 from marketplace.config import Settings
+from marketplace.console.router import console_assets_router, console_router, template_config
 from marketplace.jobs import in_process_schedule
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
@@ -135,7 +136,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.to_thread(traced.config.tracer_provider.shutdown)  # type: ignore[union-attr]
 
     return Litestar(
-        route_handlers=[*CONTROLLERS, assets_router()],
+        route_handlers=[*CONTROLLERS, assets_router(), console_router(runtime), console_assets_router()],
+        template_config=template_config(),
         dependencies=DEPENDENCIES,
         plugins=plugins,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # Accounts one client address may register per window (each is an argon2 hash: costly on purpose).
     registration_window_seconds: int = _integer(3_600, 1, MAX_WINDOW_SECONDS)
     registration_max_per_address: int = _integer(10, 1)
+    # The administrators' console (marketplace/console): a session cookie ends after this long unused, and after
+    # the longer one whatever its use; `auto` marks it Secure when the request came over https, `always` whatever
+    # the scheme (behind a proxy that ends TLS and forwards plain http).
+    console_session_idle_seconds: int = _integer(1_800, 60, MAX_WINDOW_SECONDS)
+    console_session_max_seconds: int = _integer(43_200, 60, MAX_WINDOW_SECONDS)
+    console_secure_cookie: Literal["auto", "always"] = Field("auto", description="auto or always")
     max_request_body_bytes: int = _integer(1_048_576, 1)
     max_sample_bytes: int = _integer(10_485_760, 1)
     # Delivery: the largest dataset a provider may upload, how long a signed download link lives (at most

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from marketplace.accounts import models as accounts_models
+from marketplace.accounts import sessions as accounts_sessions
 from marketplace.audit import models as audit_models
 from marketplace.catalog import models as catalog_models
 from marketplace.compliance import models as compliance_models
@@ -17,6 +18,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "accounts_models",
+    "accounts_sessions",
     "audit_models",
     "catalog_models",
     "compliance_models",

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from marketplace.accounts.auth import AuthService, LoginPolicy
 from marketplace.accounts.members import MembershipService
 from marketplace.accounts.service import AccountService
+from marketplace.accounts.sessions import ConsoleSessions, SessionPolicy
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
 from marketplace.catalog.listing import ListingService
@@ -145,6 +146,12 @@ class Services:
             secret_key=runtime.secret_key,
             policy=policy,
         )
+
+    @cached_property
+    def console_sessions(self) -> ConsoleSessions:
+        settings = self.settings
+        policy = SessionPolicy(settings.console_session_idle_seconds, settings.console_session_max_seconds)
+        return ConsoleSessions(self.session, policy)
 
     @cached_property
     def accounts(self) -> AccountService:

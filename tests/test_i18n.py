@@ -66,7 +66,7 @@ def test_the_messages_are_those_of_every_rule_the_engine_and_every_problem() -> 
     rules = {
         message_id.split(".", 1)[0]
         for message_id in ids
-        if not message_id.startswith(("engine.", "problem.", "value."))
+        if not message_id.startswith(("engine.", "problem.", "value.", "console."))
     }
     assert rules == {f"R{n}" for n in range(1, 9)} | {f"S{n}" for n in range(1, 11)}
 

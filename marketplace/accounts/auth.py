@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts import credentials
-from marketplace.accounts.models import LoginFailure, OrganizationStatus, UserStatus
+from marketplace.accounts.models import LoginFailure, OrganizationStatus, User, UserStatus
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.repository import AccountRepository
 from marketplace.accounts.tokens import IssuedToken, TokenKeyring
@@ -56,6 +56,11 @@ class AuthService:
         return hmac.new(self.secret_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     async def login(self, email: str, password: str, address: str) -> IssuedToken:
+        return self.keyring.issue((await self.sign_in(email, password, address)).id)
+
+    async def sign_in(self, email: str, password: str, address: str) -> User:
+        """The active account these credentials open, under the throttle of failed sign-ins (the API's token and
+        the console's session cookie alike)."""
         now = clock.now()
         since = now - timedelta(seconds=self.policy.window_seconds)
         account = self._subject("account", email)
@@ -71,7 +76,7 @@ class AuthService:
             await self._count((account, client), now, since)
             raise NotAuthenticated("unknown e-mail or wrong password")
         await self.repository.forget_login_failures(account)
-        return self.keyring.issue(user.id)
+        return user
 
     async def admit_registration(self, address: str) -> None:
         """Refuse (429) a client address that registered too often in the window, then count this attempt:

@@ -360,7 +360,7 @@ def _encode(rows: Sequence[dict[str, Any]], export_format: str) -> bytes:
     )
 
 
-async def _export(
+async def export_trades(
     runtime: Runtime, admin: Principal, filters: TradeFilters, export_format: str
 ) -> AsyncIterator[bytes]:
     """Every matching trade, in id order, a batch per query (keyset over the primary key)."""
@@ -411,7 +411,7 @@ class AdminTradesController(Controller):
         lines. Each batch is read in its own short transaction, so a slow download holds nothing open."""
         name = f"trades-{clock.now():%Y%m%dT%H%M%SZ}.{export_format}"
         return Stream(
-            _export(runtime, admin, filters, export_format),
+            export_trades(runtime, admin, filters, export_format),
             media_type=EXPORT_MEDIA_TYPES[export_format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -15,6 +15,7 @@ from marketplace.compliance.engine import MESSAGE_VALUES, RULE_ERROR, RULE_ERROR
 from marketplace.compliance.registry import load_rule_classes
 from marketplace.errors import DomainError
 from marketplace.kit.i18n import DOMAIN, LOCALE_DIR, SOURCE_LANGUAGE, Language, catalog_path, value_id
+from marketplace.web.console_words import WORDS as CONSOLE_WORDS
 from marketplace.web.problems import FRAMEWORK_PROBLEM_STATUSES, FRAMEWORK_PROBLEM_TITLES, problem_title_id
 
 TEMPLATE_PATH = LOCALE_DIR / f"{DOMAIN}.pot"
@@ -24,12 +25,13 @@ _FLAGS = ("python-brace-format",)
 
 def source_messages() -> dict[str, str]:
     """Message id -> English text: every installed rule's messages, the engine's and the words it puts in them as
-    values, and every problem title.
+    values, every problem title and the console's words.
     Problem titles are read from the error classes defined, so the caller imports the application first."""
     messages = {RULE_ERROR_ID: RULE_ERROR} | {value_id(word): word for word in MESSAGE_VALUES}
     for rule_class in load_rule_classes().values():
         messages.update({f"{rule_class.id}.{key}": text for key, text in rule_class.messages.items()})
     messages.update({problem_title_id(code): title for code, title in problem_titles().items()})
+    messages.update(CONSOLE_WORDS)
     return messages
 
 
