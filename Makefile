@@ -30,6 +30,11 @@ $(ASSETS)/node_modules/.installed: $(ASSETS)/package.json $(ASSETS)/package-lock
 	cd $(ASSETS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Debian's chromium, for the console's browser tests (Playwright's own browser download is not reachable).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 ## Install, migrate the SQLite database, seed demo data if it is empty, serve on $(HOST):$(PORT).
 run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 	$(BIN)/marketplace db upgrade
@@ -37,7 +42,7 @@ run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 	$(BIN)/marketplace serve --host $(HOST) --port $(PORT)
 
 ## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
-test: $(BIN)/.installed $(ASSETS)/node_modules/.installed lint typecheck test-sqlite test-postgres
+test: $(BIN)/.installed $(ASSETS)/node_modules/.installed $(CHROMIUM) lint typecheck test-sqlite test-postgres
 
 ## After changing a rule's messages or an error's title: rewrite the catalogs' template and merge it into each
 ## catalog (marketplace/kit/locale), then translate what is new (tests/test_i18n.py names what is missing).
