@@ -221,6 +221,16 @@ def _check_names(names: Sequence[str]) -> None:
         seen.add(folded)
 
 
+def _prepared_path(sha256: str, cache_dir: Path, text_columns: Sequence[str]) -> Path:
+    variant = hashlib.sha256("\n".join(text_columns).encode()).hexdigest()[:12]
+    return cache_dir / sha256[:2] / f"{sha256}-{variant}-{PREPARED_FORMAT}.parquet"
+
+
+def prepared_table(sha256: str, cache_dir: Path, *, text_columns: frozenset[str] = frozenset()) -> HostedTable | None:
+    """The table `prepare_table` gave this process already, if it did: no disk, no engine, no worker thread."""
+    return _prepared.get(_prepared_path(sha256, cache_dir, sorted(text_columns)))
+
+
 def prepare_table(
     source: Path,
     media_type: str,
@@ -236,8 +246,7 @@ def prepare_table(
     not materialised), which paging relies on. Columns declared as text are read as text, so that codes
     such as "052010" keep their leading zeros; the others take the types DuckDB detects."""
     types = sorted(text_columns)
-    variant = hashlib.sha256("\n".join(types).encode()).hexdigest()[:12]
-    target = cache_dir / sha256[:2] / f"{sha256}-{variant}-{PREPARED_FORMAT}.parquet"
+    target = _prepared_path(sha256, cache_dir, types)
     known = _prepared.get(target)
     if known is not None:
         return known

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, func, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, literal_column, null, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from marketplace.catalog.models import ProductVersion
+from marketplace.catalog.models import PricePlan, ProductVersion
 from marketplace.db import table_of, upsert_insert
 from marketplace.delivery.models import (
     AccessKey,
@@ -29,6 +29,7 @@ from marketplace.delivery.models import (
     UsageEvent,
 )
 from marketplace.kit import clock
+from marketplace.orders.models import Order, OrderStatus
 
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that another transaction holds
 
@@ -41,24 +42,105 @@ class CallsSoFar:
     billed_in_month_minor: int
 
 
+@dataclass(frozen=True)
+class DataCallRead:
+    """What authorising a data call reads, in one statement: the access key of the credential's prefix, its
+    licence, the licence's order status, plan and dataset, its counts so far (as `calls_so_far`), its privacy
+    budget, and the stamp of the rows the delivery stage's facts come from."""
+
+    key: AccessKey
+    licence: Licence
+    order_status: OrderStatus
+    plan: PricePlan
+    dataset: Dataset | None
+    so_far: CallsSoFar
+    budget: PrivacyBudget | None
+    # PostgreSQL: the row versions (xmin) of the product, the version, its plans and sample, the provider, the
+    # buyer and the version's assessors, which change whenever one of those rows does; None on SQLite.
+    facts_stamp: str | None
+
+
+def _dataset_of(version_id: Any) -> Any:
+    """The dataset a version delivers (see `dataset_of_version`): its id, the first by preference."""
+    version, hosted_for = aliased(ProductVersion, name="version"), aliased(ProductVersion, name="hosted_for")
+    return (
+        select(col(Dataset.id))
+        .join(hosted_for, col(hosted_for.id) == col(Dataset.product_version_id))
+        .join(
+            version,
+            and_(
+                col(version.product_id) == col(hosted_for.product_id),
+                col(version.content_sha256) == col(Dataset.sha256),
+            ),
+        )
+        .where(col(version.id) == version_id)
+        # by the inner version's id, which is `version_id`: SQLite's ORDER BY reads no outer column
+        .order_by(case((col(Dataset.product_version_id) == col(version.id), 0), else_=1), col(Dataset.created_at))
+        .limit(1)
+    )
+
+
 # Built once: every data call reads its dataset, and aliasing the wide ProductVersion twice per call cost more
 # than a third of the call's CPU.
-_VERSION, _HOSTED_FOR = aliased(ProductVersion, name="version"), aliased(ProductVersion, name="hosted_for")
 _VERSION_ID = bindparam("version_id", type_=table_of(ProductVersion).c.id.type)
-_DATASET_OF_VERSION = (
-    select(Dataset)
-    .join(_HOSTED_FOR, col(_HOSTED_FOR.id) == col(Dataset.product_version_id))
-    .join(
-        _VERSION,
-        and_(
-            col(_VERSION.product_id) == col(_HOSTED_FOR.product_id),
-            col(_VERSION.content_sha256) == col(Dataset.sha256),
-        ),
-    )
-    .where(col(_VERSION.id) == _VERSION_ID)
-    .order_by(case((col(Dataset.product_version_id) == _VERSION_ID, 0), else_=1), col(Dataset.created_at))
-    .limit(1)
+_DATASET_OF_VERSION = select(Dataset).where(col(Dataset.id) == _dataset_of(_VERSION_ID).scalar_subquery())
+
+# The facts stamp, as PostgreSQL text correlated with the statement's `licence`: our names only, no input.
+_ASSESSORS = ", ".join(
+    f"v.details -> '{name}' ->> 'assessor_organization_id'"
+    for name in ("compliance_report", "risk_assessment", "cross_border_assessment")
 )
+_FACTS_STAMP = f"""(SELECT concat_ws(';', pr.xmin, v.xmin, po.xmin, bo.xmin, coalesce(s.xmin::text, ''),
+    coalesce((SELECT string_agg(p.xmin::text, ',' ORDER BY p.id) FROM price_plan p
+              WHERE p.product_version_id = v.id), ''),
+    (SELECT string_agg(o.id::text || ':' || o.xmin::text, ',' ORDER BY o.id) FROM organization o
+     WHERE o.id::text IN ({_ASSESSORS}, v.details -> 'valuation' -> 'assessment' ->> 'assessor_organization_id')))
+  FROM product_version v JOIN product pr ON pr.id = v.product_id JOIN organization po ON po.id = pr.organization_id
+  JOIN organization bo ON bo.id = licence.buyer_organization_id LEFT JOIN sample s ON s.id = v.sample_id
+  WHERE v.id = licence.product_version_id)"""  # noqa: S608
+
+
+def _data_call_read(postgres: bool) -> Any:
+    """The statement of `DataCallRead`, by the key's prefix, at a minute and a month."""
+    key_window, licence_window = table_of(RateWindow), table_of(LicenceRateWindow)
+    usage, budget = table_of(LicenceUsage), table_of(PrivacyBudget)
+    window = bindparam("window_start", type_=key_window.c.window_start.type)
+    period = bindparam("period", type_=usage.c.period.type)
+    in_month = (usage.c.licence_id == col(Licence.id), usage.c.period == period)
+    stamp = literal_column(_FACTS_STAMP) if postgres else null()
+    dataset_id = _dataset_of(col(Licence.product_version_id)).correlate(Licence).scalar_subquery()
+    return (
+        select(
+            AccessKey,
+            Licence,
+            col(Order.status),
+            PricePlan,
+            Dataset,
+            select(key_window.c.calls)
+            .where(key_window.c.access_key_id == col(AccessKey.id), key_window.c.window_start == window)
+            .scalar_subquery(),
+            select(licence_window.c.calls)
+            .where(licence_window.c.licence_id == col(Licence.id), licence_window.c.window_start == window)
+            .scalar_subquery(),
+            select(usage.c.calls).where(*in_month).scalar_subquery(),
+            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+            budget.c.budget_micro,
+            budget.c.spent_micro,
+            budget.c.queries,
+            stamp,
+        )
+        .join(Licence, col(Licence.id) == col(AccessKey.licence_id))
+        .join(Order, col(Order.id) == col(Licence.order_id))
+        .join(PricePlan, col(PricePlan.id) == col(Licence.plan_id))
+        .outerjoin(Dataset, col(Dataset.id) == dataset_id)
+        .outerjoin(budget, budget.c.licence_id == col(Licence.id))
+        .where(col(AccessKey.prefix) == bindparam("prefix"))
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+
+
+_DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
 
 
 class DeliveryRepository:
@@ -144,6 +226,23 @@ class DeliveryRepository:
     async def add_access_key(self, key: AccessKey) -> None:
         self.session.add(key)
         await self.session.flush()
+
+    async def data_call(self, prefix: str, window_start: datetime, period: str) -> DataCallRead | None:
+        """What authorising a call with the access key of `prefix` reads (see `DataCallRead`), in one statement;
+        None when no key has that prefix."""
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        parameters = {"prefix": prefix, "window_start": window_start, "period": period}
+        row = (await self.session.execute(_DATA_CALL_READ[postgres], parameters)).first()
+        if row is None:
+            return None
+        key, licence, order_status, plan, dataset, *counts, budget_micro, spent_micro, queries, stamp = row
+        budget = None
+        if budget_micro is not None:
+            budget = PrivacyBudget(
+                licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
+            )
+        so_far = CallsSoFar(*(int(value or 0) for value in counts))
+        return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
 
     async def access_key_by_prefix(self, prefix: str) -> AccessKey | None:
         return (await self.session.scalars(select(AccessKey).where(col(AccessKey.prefix) == prefix))).first()
