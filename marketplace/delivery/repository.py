@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, func, literal_column, null, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -30,8 +29,6 @@ from marketplace.delivery.models import (
 )
 from marketplace.kit import clock
 from marketplace.orders.models import Order, OrderStatus
-
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that another transaction holds
 
 
 @dataclass(frozen=True)
@@ -141,6 +138,10 @@ def _data_call_read(postgres: bool) -> Any:
 
 
 _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
+# A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
+_METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
+_TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
+_WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
 
 
 class DeliveryRepository:
@@ -316,54 +317,44 @@ class DeliveryRepository:
     # metering
 
     async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
-        """Take the licence's row lock that every metering of its calls takes first, until this transaction
+        """Take the licence's metering lock, which every metering of its calls takes first, until this transaction
         ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
-        time, which never waits on another's rows. Without `wait`, False when another transaction holds it
-        (tried in a savepoint, so the transaction goes on). FOR NO KEY UPDATE: inserts referring to the
-        licence are not held up. SQLite has no row locks, and starts a transaction at its first write: a write
-        that changes nothing takes its one writer's lock (waiting for it) before anything is read."""
+        time, which never waits on another's rows. Without `wait`, False when another transaction holds it.
+        PostgreSQL: an advisory lock keyed by the licence (one statement, no savepoint; a wait for it is on
+        the lock, never on another transaction's id). SQLite has no row locks, and starts a transaction at
+        its first write: a write that changes nothing takes its one writer's lock (waiting for it) before
+        anything is read."""
         if self.session.get_bind().dialect.name == "sqlite":
             licences = table_of(Licence)
             touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
             await self.session.execute(touch)
             return True
-        query = (
-            select(col(Licence.id))
-            .where(col(Licence.id) == licence_id)
-            .with_for_update(nowait=not wait, key_share=True)
-        )
-        try:
-            async with self.session.begin_nested():
-                await self.session.execute(query)
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-                return False
-            raise
-        return True
+        if wait:
+            await self.session.execute(_WAIT_FOR_METERING, {"licence_id": str(licence_id)})
+            return True
+        return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
 
     async def meter_calls(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
     ) -> bool:
         """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
-        counted, when that would pass the monthly cap. One guarded update on the month's row (the CHECK
-        constraint `usage_within_cap` stands behind it)."""
+        counted, when that would pass the monthly cap. One guarded upsert of the month's row (the CHECK
+        constraint `usage_within_cap` stands behind it, and refuses a month's first row past the cap)."""
         table = table_of(LicenceUsage)
-        create = (
-            upsert_insert(self.session)(table)
-            .values(licence_id=licence_id, period=period, calls=0, billed_minor=0, cap_minor=cap_minor)
-            .on_conflict_do_nothing()
-        )
-        await self.session.execute(create)
         query = (
-            update(table)
-            .where(table.c.licence_id == licence_id, table.c.period == period)
-            .values(
-                calls=table.c.calls + calls, billed_minor=table.c.billed_minor + billed_minor, updated_at=clock.now()
+            upsert_insert(self.session)(table)
+            .values(licence_id=licence_id, period=period, calls=calls, billed_minor=billed_minor, cap_minor=cap_minor)
+            .on_conflict_do_update(
+                index_elements=[table.c.licence_id, table.c.period],
+                set_={
+                    "calls": table.c.calls + calls,
+                    "billed_minor": table.c.billed_minor + billed_minor,
+                    "updated_at": clock.now(),
+                },
+                where=(table.c.billed_minor + billed_minor <= cap_minor) if cap_minor is not None else None,
             )
             .returning(table.c.calls)
         )
-        if cap_minor is not None:
-            query = query.where(table.c.billed_minor + billed_minor <= cap_minor)
         return (await self.session.execute(query)).first() is not None
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
