@@ -26,8 +26,10 @@ from marketplace.delivery.models import (
     PrivacyBudget,
     RateWindow,
     UsageEvent,
+    usage_period,
 )
 from marketplace.kit import clock
+from marketplace.kit.ids import new_id
 from marketplace.orders.models import Order, OrderStatus
 
 
@@ -37,6 +39,17 @@ class CallsSoFar:
     licence_in_minute: int
     licence_in_month: int
     billed_in_month_minor: int
+
+
+@dataclass(frozen=True)
+class MeteredCall:
+    """A metered call, as its usage event records it."""
+
+    access_key_id: uuid.UUID
+    endpoint: str
+    at: datetime
+    call_number: int
+    charge_minor: int
 
 
 @dataclass(frozen=True)
@@ -391,8 +404,24 @@ class DeliveryRepository:
     async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
         return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
-    async def add_usage_events(self, events: Sequence[UsageEvent]) -> None:
-        await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump() for event in events])
+    async def add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
+        """A usage event per metered call of the licence: rows of the Core table, not models, whose
+        validation cost more than the insert."""
+        rows = [
+            {
+                "id": new_id(),
+                "licence_id": licence_id,
+                "access_key_id": call.access_key_id,
+                "endpoint": call.endpoint,
+                "period": usage_period(call.at),
+                "call_number": call.call_number,
+                "charge_minor": call.charge_minor,
+                "rows": 0,
+                "at": call.at,
+            }
+            for call in calls
+        ]
+        await self.session.execute(table_of(UsageEvent).insert(), rows)
 
     # receipts
 

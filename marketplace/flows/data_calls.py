@@ -27,11 +27,10 @@ from marketplace.delivery.models import (
     AccessKey,
     Licence,
     PrivacyBudget,
-    UsageEvent,
     next_period_start,
     usage_period,
 )
-from marketplace.delivery.repository import CallsSoFar, DataCallRead, DeliveryRepository
+from marketplace.delivery.repository import CallsSoFar, DataCallRead, DeliveryRepository, MeteredCall
 from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
 from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
 from marketplace.kit import clock
@@ -300,18 +299,11 @@ class DataCalls:
             if metered.charge_minor:
                 await self._bill(call, metered)
         await self.repository.add_usage_events(
+            licence.id,
             [
-                UsageEvent(
-                    licence_id=licence.id,
-                    access_key_id=call.key.id,
-                    endpoint=call.endpoint,
-                    period=usage_period(call.at),
-                    call_number=metered.call_number,
-                    charge_minor=metered.charge_minor,
-                    at=call.at,
-                )
+                MeteredCall(call.key.id, call.endpoint, call.at, metered.call_number, metered.charge_minor)
                 for call, (metered, _) in answered
-            ]
+            ],
         )
 
     async def _bill(self, call: DataCall, metered: Metered) -> None:
