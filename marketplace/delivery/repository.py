@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, select, update
+from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -110,13 +111,26 @@ _FACTS_STAMP = f"""(SELECT concat_ws(';', pr.xmin, v.xmin, po.xmin, bo.xmin, coa
   WHERE v.id = licence.product_version_id)"""  # noqa: S608
 
 
+def _counts(access_key_id: Any, licence_id: Any) -> list[Any]:
+    """The four counts of `CallsSoFar`, as scalar subqueries, at the `window_start` and `period` parameters."""
+    key_window, licence_window, usage = table_of(RateWindow), table_of(LicenceRateWindow), table_of(LicenceUsage)
+    window = bindparam("window_start", type_=key_window.c.window_start.type)
+    in_month = (usage.c.licence_id == licence_id, usage.c.period == bindparam("period", type_=usage.c.period.type))
+    return [
+        select(key_window.c.calls)
+        .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window)
+        .scalar_subquery(),
+        select(licence_window.c.calls)
+        .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window)
+        .scalar_subquery(),
+        select(usage.c.calls).where(*in_month).scalar_subquery(),
+        select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+    ]
+
+
 def _data_call_read(postgres: bool) -> Any:
     """The statement of `DataCallRead`, by the key's prefix, at a minute and a month."""
-    key_window, licence_window = table_of(RateWindow), table_of(LicenceRateWindow)
-    usage, budget = table_of(LicenceUsage), table_of(PrivacyBudget)
-    window = bindparam("window_start", type_=key_window.c.window_start.type)
-    period = bindparam("period", type_=usage.c.period.type)
-    in_month = (usage.c.licence_id == col(Licence.id), usage.c.period == period)
+    budget = table_of(PrivacyBudget)
     stamp = literal_column(_FACTS_STAMP) if postgres else null()
     dataset_id = _dataset_of(col(Licence.product_version_id)).correlate(Licence).scalar_subquery()
     return (
@@ -126,14 +140,7 @@ def _data_call_read(postgres: bool) -> Any:
             col(Order.status),
             PricePlan,
             Dataset,
-            select(key_window.c.calls)
-            .where(key_window.c.access_key_id == col(AccessKey.id), key_window.c.window_start == window)
-            .scalar_subquery(),
-            select(licence_window.c.calls)
-            .where(licence_window.c.licence_id == col(Licence.id), licence_window.c.window_start == window)
-            .scalar_subquery(),
-            select(usage.c.calls).where(*in_month).scalar_subquery(),
-            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+            *_counts(col(AccessKey.id), col(Licence.id)),
             budget.c.budget_micro,
             budget.c.spent_micro,
             budget.c.queries,
@@ -155,6 +162,64 @@ _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, T
 _METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
 _TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
 _WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
+
+
+def _count_in_window(insert: Any, table: Table, owner: str) -> Any:
+    statement = insert(table).values(
+        {owner: bindparam(owner), "window_start": bindparam("window_start"), "calls": bindparam("calls")}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + statement.excluded.calls}
+    )
+
+
+def _meter_calls(insert: Any) -> Any:
+    """The month's usage counted up by `calls` and `billed_minor`, unless that passes `cap_minor` (the month's
+    first row is held to it by the CHECK constraint): RETURNING a row when counted."""
+    table = table_of(LicenceUsage)
+    names = ("licence_id", "period", "calls", "billed_minor", "cap_minor", "updated_at")
+    statement = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.licence_id, table.c.period],
+        set_={
+            "calls": table.c.calls + added.calls,
+            "billed_minor": table.c.billed_minor + added.billed_minor,
+            "updated_at": added.updated_at,
+        },
+        where=or_(added.cap_minor.is_(None), table.c.billed_minor + added.billed_minor <= added.cap_minor),
+    ).returning(table.c.calls)
+
+
+def _spend_privacy(insert: Any) -> Any:
+    """The licence's budget (made at `budget_micro` with its first spend) spent by `spent_micro` more over
+    `queries` answers, unless that passes it: RETURNING the budget after."""
+    table = table_of(PrivacyBudget)
+    names = ("licence_id", "budget_micro", "spent_micro", "queries", "updated_at")
+    statement = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.licence_id],
+        set_={
+            "spent_micro": table.c.spent_micro + added.spent_micro,
+            "queries": table.c.queries + added.queries,
+            "updated_at": added.updated_at,
+        },
+        where=table.c.spent_micro + added.spent_micro <= table.c.budget_micro,
+    ).returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
+
+
+# The metering's statements, built once per dialect: built per call, a statement cost more CPU to build and
+# to key for the compiled cache than to run.
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_COUNT_IN_WINDOW = {
+    (dialect, table.name): _count_in_window(insert, table, owner)
+    for dialect, insert in _INSERTS.items()
+    for table, owner in ((table_of(RateWindow), "access_key_id"), (table_of(LicenceRateWindow), "licence_id"))
+}
+_METER_CALLS = {dialect: _meter_calls(insert) for dialect, insert in _INSERTS.items()}
+_SPEND_PRIVACY = {dialect: _spend_privacy(insert) for dialect, insert in _INSERTS.items()}
+_CALLS_SO_FAR = select(*_counts(bindparam("access_key_id"), bindparam("licence_id")))
 
 
 class DeliveryRepository:
@@ -290,15 +355,11 @@ class DeliveryRepository:
     ) -> None:
         """One upsert adds the calls: a concurrent one would queue on the row's lock (or its unique key, for the
         minute's first), so no count is lost."""
-        values = {owner: owner_id, "window_start": window_start, "calls": calls}
-        query = (
-            upsert_insert(self.session)(table)
-            .values(values)
-            .on_conflict_do_update(
-                index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + calls}
-            )
-        )
-        await self.session.execute(query)
+        statement = _COUNT_IN_WINDOW[(self._dialect(), table.name)]
+        await self.session.execute(statement, {owner: owner_id, "window_start": window_start, "calls": calls})
+
+    def _dialect(self) -> str:
+        return str(self.session.get_bind().dialect.name)
 
     async def prune_rate_windows(self, before: datetime) -> int:
         """Delete the keys' and the licences' call counts of minutes that started before `before`."""
@@ -313,21 +374,8 @@ class DeliveryRepository:
     ) -> CallsSoFar:
         """The key's and the licence's calls in the minute, and the licence's calls and charges in the month, as
         committed now: one read that takes no lock (the guarded updates of the metering decide)."""
-        key_window = table_of(RateWindow)
-        licence_window = table_of(LicenceRateWindow)
-        usage = table_of(LicenceUsage)
-        in_month = (usage.c.licence_id == licence_id, usage.c.period == period)
-        query = select(
-            select(key_window.c.calls)
-            .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window_start)
-            .scalar_subquery(),
-            select(licence_window.c.calls)
-            .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window_start)
-            .scalar_subquery(),
-            select(usage.c.calls).where(*in_month).scalar_subquery(),
-            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
-        )
-        row = (await self.session.execute(query)).one()
+        parameters = {"access_key_id": access_key_id, "licence_id": licence_id, "window_start": window_start}
+        row = (await self.session.execute(_CALLS_SO_FAR, {**parameters, "period": period})).one()
         return CallsSoFar(*(int(value or 0) for value in row))
 
     # metering
@@ -356,22 +404,10 @@ class DeliveryRepository:
         """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
         counted, when that would pass the monthly cap. One guarded upsert of the month's row (the CHECK
         constraint `usage_within_cap` stands behind it, and refuses a month's first row past the cap)."""
-        table = table_of(LicenceUsage)
-        query = (
-            upsert_insert(self.session)(table)
-            .values(licence_id=licence_id, period=period, calls=calls, billed_minor=billed_minor, cap_minor=cap_minor)
-            .on_conflict_do_update(
-                index_elements=[table.c.licence_id, table.c.period],
-                set_={
-                    "calls": table.c.calls + calls,
-                    "billed_minor": table.c.billed_minor + billed_minor,
-                    "updated_at": clock.now(),
-                },
-                where=(table.c.billed_minor + billed_minor <= cap_minor) if cap_minor is not None else None,
-            )
-            .returning(table.c.calls)
-        )
-        return (await self.session.execute(query)).first() is not None
+        values = {"calls": calls, "billed_minor": billed_minor, "cap_minor": cap_minor, "updated_at": clock.now()}
+        statement = _METER_CALLS[self._dialect()]
+        result = await self.session.execute(statement, {"licence_id": licence_id, "period": period, **values})
+        return result.first() is not None
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
@@ -381,25 +417,12 @@ class DeliveryRepository:
     ) -> PrivacyBudget | None:
         """Spend `epsilon_micro` of the licence's privacy budget (created at `budget_micro` on its first query):
         the budget after the spend, or None when the spend would pass it, and nothing is spent. One guarded
-        update on the licence's row: concurrent queries queue on its row lock, so the budget holds exactly."""
-        table = table_of(PrivacyBudget)
-        create = (
-            upsert_insert(self.session)(table)
-            .values(licence_id=licence_id, budget_micro=budget_micro, spent_micro=0, queries=0)
-            .on_conflict_do_nothing()
-        )
-        await self.session.execute(create)
-        query = (
-            update(table)
-            .where(table.c.licence_id == licence_id, table.c.spent_micro + epsilon_micro <= table.c.budget_micro)
-            .values(
-                spent_micro=table.c.spent_micro + epsilon_micro,
-                queries=table.c.queries + queries,
-                updated_at=clock.now(),
-            )
-            .returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
-        )
-        row = (await self.session.execute(query)).first()
+        upsert of the licence's row: concurrent queries queue on its row lock, so the budget holds exactly."""
+        values = {"budget_micro": budget_micro, "spent_micro": epsilon_micro, "queries": queries}
+        statement = _SPEND_PRIVACY[self._dialect()]
+        row = (
+            await self.session.execute(statement, {"licence_id": licence_id, **values, "updated_at": clock.now()})
+        ).first()
         if row is None:
             return None
         return PrivacyBudget(licence_id=licence_id, budget_micro=row[0], spent_micro=row[1], queries=row[2])
