@@ -636,7 +636,8 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
 async def fresh_values(
     settings: Settings, placed: dict[str, Any], key: str, statements: list[tuple[str, Any]]
 ) -> CapturedOrder:
-    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key, its audit entry."""
+    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key,
+    its audit entry."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:

@@ -326,9 +326,6 @@ class DeliveryRepository:
         so_far = CallsSoFar(*(int(value or 0) for value in counts))
         return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
 
-    async def access_key_by_prefix(self, prefix: str) -> AccessKey | None:
-        return (await self.session.scalars(select(AccessKey).where(col(AccessKey.prefix) == prefix))).first()
-
     async def active_access_key(self, licence_id: uuid.UUID) -> AccessKey | None:
         query = select(AccessKey).where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
         return (await self.session.scalars(query)).first()

@@ -168,7 +168,7 @@ class DataCalls:
         stage, and not past the key's rate or the monthly cap as they stand (a read; the metering after the
         query decides, exactly). What it judges is read in one statement; the delivery stage's acceptance and
         the product's terms are reused while the rows they came from are unchanged. Ends the request's reading
-        transaction: the query holds no transaction, so the metering's row locks are held for its own short
+        transaction: the query holds no transaction, so the metering's lock is held for its own short
         statements only, never across the query."""
         now = clock.now()
         read = await self._read_call(credential, now)

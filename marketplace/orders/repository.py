@@ -51,9 +51,12 @@ def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts
     ctes = [verdict.cte("placed_verdict"), order.cte("placed_order")]
     # One single-row insert per part: SQLAlchemy gives a multi-row VALUES no cache key, so the statement
     # would be compiled again for every order (about a third of an order's CPU).
-    columns = tuple(part_table.c.keys())
+    part_columns = tuple(part_table.c.keys())
     ctes += [
-        postgresql.insert(part_table).values(values("part", columns, f"part{i}")).on_conflict_do_nothing().cte(f"part{i}")
+        postgresql.insert(part_table)
+        .values(values("part", part_columns, f"part{i}"))
+        .on_conflict_do_nothing()
+        .cte(f"part{i}")
         for i in range(parts)
     ]
     return insert(_PLACEMENT_TABLES["event"]).values(values("event", keys["event"], "event")).add_cte(*ctes)
