@@ -34,8 +34,8 @@ from marketplace.events.service import EventService
 from marketplace.events.webhooks import WebhookService
 from marketplace.flows.admission import Admission
 from marketplace.flows.books import Books
-from marketplace.flows.data_calls import DataCalls, MeteringBatches
-from marketplace.flows.delivery import Delivery, DeliveryGate
+from marketplace.flows.data_calls import CALL_TERMS_KEPT, CallTermsMemo, DataCalls, MeteringBatches
+from marketplace.flows.delivery import VERDICT_REUSE_SECONDS, VERDICTS_KEPT, Delivery, DeliveryGate, DeliveryVerdicts
 from marketplace.flows.disputes import Disputes
 from marketplace.flows.event_feed import EventFeed
 from marketplace.flows.facts import Facts
@@ -49,6 +49,7 @@ from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
 from marketplace.flows.webhook_endpoints import WebhookEndpoints
 from marketplace.kit.locks import KeyedBatches
+from marketplace.kit.memo import StampedMemo
 from marketplace.kit.sealed import Sealer
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.service import LedgerService
@@ -74,6 +75,12 @@ class Runtime:
     # the metering of a licence's data calls, in this process one transaction at a time, each metering every
     # call answered by then (the calls await it here, holding no database connection)
     metering: MeteringBatches = field(default_factory=KeyedBatches)
+    # the delivery stage's acceptances of data calls, and the products' terms they are answered under, reused
+    # while the rows they were read from are unchanged
+    delivery_verdicts: DeliveryVerdicts = field(
+        default_factory=lambda: StampedMemo(VERDICTS_KEPT, VERDICT_REUSE_SECONDS)
+    )
+    call_terms: CallTermsMemo = field(default_factory=lambda: StampedMemo(CALL_TERMS_KEPT, VERDICT_REUSE_SECONDS))
 
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
@@ -264,7 +271,9 @@ class Services:
 
     @cached_property
     def delivery_gate(self) -> DeliveryGate:
-        return DeliveryGate(self.compliance, self.facts, self.accounts, self.orders, self._apart)
+        return DeliveryGate(
+            self.compliance, self.facts, self.accounts, self.orders, self._apart, self.runtime.delivery_verdicts
+        )
 
     @asynccontextmanager
     async def _apart(self) -> AsyncIterator[tuple[ComplianceService, LicenceService]]:
@@ -293,6 +302,7 @@ class Services:
             self.session,
             self.settings,
             self.runtime.metering,
+            self.runtime.call_terms,
             self.delivery_gate,
             self.orders,
             self.catalog,

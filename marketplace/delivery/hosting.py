@@ -6,7 +6,9 @@ its sha256 and the declared text columns, in row groups of `ROW_GROUP_ROWS` with
 hidden `__row` ordinal that keeps the file's order, so a page of the whole file reads one row group and
 sorts nothing; its row count and schema are then read from the Parquet metadata, never by scanning, and
 kept per process (`PREPARED_TABLES`, least recently used first out). Queries run on one in-memory DuckDB
-per process (memory limited; Parquet metadata cached), through a connection of their worker thread.
+per process (memory limited; Parquet metadata cached), through a connection of their worker thread, and read
+a small table from its copy in that database's memory (`MEMORY_TABLES_BYTES` in all), a larger one from its
+file.
 
 Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
 checked against the table's own columns (and, for aggregates, the product's allowed lists) before
@@ -24,7 +26,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +45,9 @@ MAX_PAGE = 1000
 ROW_GROUP_ROWS = 10_000  # a page of the whole file reads one row group of this many rows
 PREPARED_FORMAT = "g10k"  # in the Parquet file's name: a change of preparation prepares every dataset anew
 PREPARED_TABLES = 256  # hosted tables whose schema and row count a process keeps
+# Uncompressed bytes of prepared files a process copies into its engine's memory, the first that fit (never
+# dropped: a prepared file never changes). A page of a copy costs about half the CPU of one read from the file.
+MEMORY_TABLES_BYTES = 32 * 1024**2
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
 
 HostingErrorCode = Literal[
@@ -86,6 +91,8 @@ class HostedTable:
     path: Path
     columns: tuple[ColumnInfo, ...]
     rows: int
+    # the name of its copy in the memory of the engine's database of that memory limit, if it has one
+    in_memory: tuple[str, int] | None = None
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -130,7 +137,9 @@ class AggregateResult:
     min_group_size: int
 
 
-def _connect(memory_limit_mb: int, threads: int = 2) -> duckdb.DuckDBPyConnection:
+def _connect(memory_limit_mb: int, threads: int = 1) -> duckdb.DuckDBPyConnection:
+    """One thread per query: the calls of a busy server run side by side in worker threads, and a query split
+    over threads costs more CPU in all (a page of rows a third more) for a shorter wait only when idle."""
     config: dict[str, str | bool | int | float | list[str]] = {
         "memory_limit": f"{memory_limit_mb}MB",
         "threads": threads,
@@ -147,18 +156,40 @@ class _Engine:
         self._lock = threading.Lock()
         self._databases: dict[int, duckdb.DuckDBPyConnection] = {}
         self._local = threading.local()
+        self._kept: set[str] = set()  # names of the copies in memory (by file and memory limit)
+        self._kept_bytes = 0
 
     def cursor(self, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
         mine: dict[int, duckdb.DuckDBPyConnection] = self._local.__dict__.setdefault("cursors", {})
         if memory_limit_mb not in mine:
             with self._lock:
-                database = self._databases.get(memory_limit_mb)
-                if database is None:
-                    database = self._databases[memory_limit_mb] = _connect(memory_limit_mb)
-                    # Parquet footers are read once, not by every query (set once loaded, for every connection).
-                    database.execute("SET GLOBAL parquet_metadata_cache = true")
-                mine[memory_limit_mb] = database.cursor()
+                mine[memory_limit_mb] = self._database(memory_limit_mb).cursor()
         return mine[memory_limit_mb]
+
+    def _database(self, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
+        database = self._databases.get(memory_limit_mb)
+        if database is None:
+            database = self._databases[memory_limit_mb] = _connect(memory_limit_mb)
+            # Parquet footers are read once, not by every query (set once loaded, for every connection).
+            database.execute("SET GLOBAL parquet_metadata_cache = true")
+        return database
+
+    def in_memory(self, memory_limit_mb: int, target: Path, size: int) -> str | None:
+        """The name of the prepared file's copy in the memory of the database of `memory_limit_mb`, copied now
+        if its `size` (uncompressed bytes) fits in what is left of `MEMORY_TABLES_BYTES`; else None."""
+        name = "kept_" + hashlib.sha256(str(target).encode()).hexdigest()[:32]
+        with self._lock:
+            if name in self._kept:
+                return name
+            if self._kept_bytes + size > MEMORY_TABLES_BYTES:
+                return None
+            # in file order (insertion order is kept): a page of the copy is in file order as of the file
+            self._database(memory_limit_mb).execute(
+                f"CREATE TABLE {name} AS SELECT * FROM read_parquet({_literal(target)})"  # noqa: S608
+            )
+            self._kept.add(name)
+            self._kept_bytes += size
+        return name
 
 
 class _PreparedTables:
@@ -221,6 +252,16 @@ def _check_names(names: Sequence[str]) -> None:
         seen.add(folded)
 
 
+def _prepared_path(sha256: str, cache_dir: Path, text_columns: Sequence[str]) -> Path:
+    variant = hashlib.sha256("\n".join(text_columns).encode()).hexdigest()[:12]
+    return cache_dir / sha256[:2] / f"{sha256}-{variant}-{PREPARED_FORMAT}.parquet"
+
+
+def prepared_table(sha256: str, cache_dir: Path, *, text_columns: frozenset[str] = frozenset()) -> HostedTable | None:
+    """The table `prepare_table` gave this process already, if it did: no disk, no engine, no worker thread."""
+    return _prepared.get(_prepared_path(sha256, cache_dir, sorted(text_columns)))
+
+
 def prepare_table(
     source: Path,
     media_type: str,
@@ -236,8 +277,7 @@ def prepare_table(
     not materialised), which paging relies on. Columns declared as text are read as text, so that codes
     such as "052010" keep their leading zeros; the others take the types DuckDB detects."""
     types = sorted(text_columns)
-    variant = hashlib.sha256("\n".join(types).encode()).hexdigest()[:12]
-    target = cache_dir / sha256[:2] / f"{sha256}-{variant}-{PREPARED_FORMAT}.parquet"
+    target = _prepared_path(sha256, cache_dir, types)
     known = _prepared.get(target)
     if known is not None:
         return known
@@ -247,21 +287,36 @@ def prepare_table(
         if not target.exists():
             with _connect(memory_limit_mb, threads=1) as con:
                 _convert(con, scan, parameters, source, media_type, target)
-        table = _described(target, _engine.cursor(memory_limit_mb))
+        table, size = _described(target, _engine.cursor(memory_limit_mb))
+        kept = _engine.in_memory(memory_limit_mb, target, size)
+        if kept is not None:
+            table = replace(table, in_memory=(kept, memory_limit_mb))
     except duckdb.Error as exc:
         raise HostingError("unreadable", "the hosted dataset cannot be read as its media type") from exc
     _prepared.put(table)
     return table
 
 
-def _described(target: Path, con: duckdb.DuckDBPyConnection) -> HostedTable:
-    """The prepared file's columns and row count, from its Parquet metadata (its footer), without a scan."""
+def _described(target: Path, con: duckdb.DuckDBPyConnection) -> tuple[HostedTable, int]:
+    """The prepared file's columns and row count, and its uncompressed size, from its Parquet metadata (its
+    footer), without a scan."""
     described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(target)]).fetchall()
     (rows,) = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [str(target)]).fetchone() or (0,)
+    (size,) = con.execute("SELECT sum(total_uncompressed_size) FROM parquet_metadata(?)", [str(target)]).fetchone() or (
+        0,
+    )
     columns = tuple(
         ColumnInfo(str(name), str(kind), _is_numeric(str(kind))) for name, kind, *_ in described if name != ROW
     )
-    return HostedTable(target, columns, int(rows or 0))
+    return HostedTable(target, columns, int(rows or 0)), int(size or 0)
+
+
+def _from(table: HostedTable, memory_limit_mb: int) -> tuple[str, list[Any]]:
+    """What a query reads the table from, and its parameters: its copy in memory, if the database of
+    `memory_limit_mb` has one; else its Parquet file."""
+    if table.in_memory is not None and table.in_memory[1] == memory_limit_mb:
+        return table.in_memory[0], []
+    return "read_parquet(?)", [str(table.path)]
 
 
 def _convert(
@@ -367,19 +422,20 @@ def read_rows(
 ) -> RowsPage:
     """One page of rows in file order; `next_offset` is None on the last page. A page of the whole file is a
     range of `__row`, which the row groups' statistics narrow to the one or two groups holding it; a filtered
-    page is the matching rows in file order (a single-file scan, filtered and limited, keeps the file's order
-    in DuckDB), read until the page is full, sorting nothing."""
+    page is the matching rows read until the page is full. Either is in file order without sorting: a
+    single-file scan, filtered, keeps the file's order in DuckDB (`preserve_insertion_order`)."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise HostingError("bad-filter", f"limit is 1 to {MAX_PAGE} and offset is not negative")
     where, parameters = _where(table, filters, None)
     names = [c.name for c in table.columns]
     selected = ", ".join(_quote(n) for n in names)
+    source, bound = _from(table, memory_limit_mb)
     if filters:
-        sql = f"SELECT {selected} FROM read_parquet(?) WHERE {where} LIMIT ? OFFSET ?"  # noqa: S608
-        bound = [str(table.path), *parameters, limit + 1, offset]
+        sql = f"SELECT {selected} FROM {source} WHERE {where} LIMIT ? OFFSET ?"  # noqa: S608
+        bound += [*parameters, limit + 1, offset]
     else:
-        sql = f"SELECT {selected} FROM read_parquet(?) WHERE {ROW} >= ? AND {ROW} < ? ORDER BY {ROW}"  # noqa: S608
-        bound = [str(table.path), offset, offset + limit + 1]
+        sql = f"SELECT {selected} FROM {source} WHERE {ROW} >= ? AND {ROW} < ?"  # noqa: S608
+        bound += [offset, offset + limit + 1]
     rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
     page = [[_json_value(v) for v in row] for row in rows[:limit]]
     return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
@@ -434,15 +490,16 @@ def aggregate(
     selected = ", ".join([*keys, "count(*) AS __size", *(f"{e} AS __m{i}" for i, e in enumerate(expressions))])
     grouping = f"GROUP BY {', '.join(keys)}" if keys else ""
     order = ", ".join(f"kept.{key} ASC NULLS LAST" for key in keys) or "kept.__size"
+    source, source_parameters = _from(table, memory_limit_mb)
     # One statement: the groups kept, in order and one past the limit, each with how many were not (a
     # single row of nulls and that count when none is kept).
     sql = (
-        f"WITH grouped AS (SELECT {selected} FROM read_parquet(?) WHERE {where} {grouping}), "  # noqa: S608
+        f"WITH grouped AS (SELECT {selected} FROM {source} WHERE {where} {grouping}), "  # noqa: S608
         f"hidden AS (SELECT count(*) AS n FROM grouped WHERE __size < ?), "
         f"kept AS (SELECT * FROM grouped WHERE __size >= ?) "
         f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
-    bound = [*clamps, str(table.path), *parameters, min_group_size, min_group_size]
+    bound = [*clamps, *source_parameters, *parameters, min_group_size, min_group_size]
     rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
     size_at = 1 + len(keys)
     suppressed = int(rows[0][0]) if rows else 0

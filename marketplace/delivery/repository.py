@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, func, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from marketplace.catalog.models import ProductVersion
+from marketplace.catalog.models import PricePlan, ProductVersion
 from marketplace.db import table_of, upsert_insert
 from marketplace.delivery.models import (
     AccessKey,
@@ -27,10 +27,11 @@ from marketplace.delivery.models import (
     PrivacyBudget,
     RateWindow,
     UsageEvent,
+    usage_period,
 )
 from marketplace.kit import clock
-
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a NOWAIT lock that another transaction holds
+from marketplace.kit.ids import new_id
+from marketplace.orders.models import Order, OrderStatus
 
 
 @dataclass(frozen=True)
@@ -41,24 +42,184 @@ class CallsSoFar:
     billed_in_month_minor: int
 
 
+@dataclass(frozen=True)
+class MeteredCall:
+    """A metered call, as its usage event records it."""
+
+    access_key_id: uuid.UUID
+    endpoint: str
+    at: datetime
+    call_number: int
+    charge_minor: int
+
+
+@dataclass(frozen=True)
+class DataCallRead:
+    """What authorising a data call reads, in one statement: the access key of the credential's prefix, its
+    licence, the licence's order status, plan and dataset, its counts so far (as `calls_so_far`), its privacy
+    budget, and the stamp of the rows the delivery stage's facts come from."""
+
+    key: AccessKey
+    licence: Licence
+    order_status: OrderStatus
+    plan: PricePlan
+    dataset: Dataset | None
+    so_far: CallsSoFar
+    budget: PrivacyBudget | None
+    # PostgreSQL: the row versions (xmin) of the product, the version, its plans and sample, the provider, the
+    # buyer and the version's assessors, which change whenever one of those rows does; None on SQLite.
+    facts_stamp: str | None
+
+
+def _dataset_of(version_id: Any) -> Any:
+    """The dataset a version delivers (see `dataset_of_version`): its id, the first by preference."""
+    version, hosted_for = aliased(ProductVersion, name="version"), aliased(ProductVersion, name="hosted_for")
+    return (
+        select(col(Dataset.id))
+        .join(hosted_for, col(hosted_for.id) == col(Dataset.product_version_id))
+        .join(
+            version,
+            and_(
+                col(version.product_id) == col(hosted_for.product_id),
+                col(version.content_sha256) == col(Dataset.sha256),
+            ),
+        )
+        .where(col(version.id) == version_id)
+        # by the inner version's id, which is `version_id`: SQLite's ORDER BY reads no outer column
+        .order_by(case((col(Dataset.product_version_id) == col(version.id), 0), else_=1), col(Dataset.created_at))
+        .limit(1)
+    )
+
+
 # Built once: every data call reads its dataset, and aliasing the wide ProductVersion twice per call cost more
 # than a third of the call's CPU.
-_VERSION, _HOSTED_FOR = aliased(ProductVersion, name="version"), aliased(ProductVersion, name="hosted_for")
 _VERSION_ID = bindparam("version_id", type_=table_of(ProductVersion).c.id.type)
-_DATASET_OF_VERSION = (
-    select(Dataset)
-    .join(_HOSTED_FOR, col(_HOSTED_FOR.id) == col(Dataset.product_version_id))
-    .join(
-        _VERSION,
-        and_(
-            col(_VERSION.product_id) == col(_HOSTED_FOR.product_id),
-            col(_VERSION.content_sha256) == col(Dataset.sha256),
-        ),
-    )
-    .where(col(_VERSION.id) == _VERSION_ID)
-    .order_by(case((col(Dataset.product_version_id) == _VERSION_ID, 0), else_=1), col(Dataset.created_at))
-    .limit(1)
+_DATASET_OF_VERSION = select(Dataset).where(col(Dataset.id) == _dataset_of(_VERSION_ID).scalar_subquery())
+
+# The facts stamp, as PostgreSQL text correlated with the statement's `licence`: our names only, no input.
+_ASSESSORS = ", ".join(
+    f"v.details -> '{name}' ->> 'assessor_organization_id'"
+    for name in ("compliance_report", "risk_assessment", "cross_border_assessment")
 )
+_FACTS_STAMP = f"""(SELECT concat_ws(';', pr.xmin, v.xmin, po.xmin, bo.xmin, coalesce(s.xmin::text, ''),
+    coalesce((SELECT string_agg(p.xmin::text, ',' ORDER BY p.id) FROM price_plan p
+              WHERE p.product_version_id = v.id), ''),
+    (SELECT string_agg(o.id::text || ':' || o.xmin::text, ',' ORDER BY o.id) FROM organization o
+     WHERE o.id::text IN ({_ASSESSORS}, v.details -> 'valuation' -> 'assessment' ->> 'assessor_organization_id')))
+  FROM product_version v JOIN product pr ON pr.id = v.product_id JOIN organization po ON po.id = pr.organization_id
+  JOIN organization bo ON bo.id = licence.buyer_organization_id LEFT JOIN sample s ON s.id = v.sample_id
+  WHERE v.id = licence.product_version_id)"""  # noqa: S608
+
+
+def _counts(access_key_id: Any, licence_id: Any) -> list[Any]:
+    """The four counts of `CallsSoFar`, as scalar subqueries, at the `window_start` and `period` parameters."""
+    key_window, licence_window, usage = table_of(RateWindow), table_of(LicenceRateWindow), table_of(LicenceUsage)
+    window = bindparam("window_start", type_=key_window.c.window_start.type)
+    in_month = (usage.c.licence_id == licence_id, usage.c.period == bindparam("period", type_=usage.c.period.type))
+    return [
+        select(key_window.c.calls)
+        .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window)
+        .scalar_subquery(),
+        select(licence_window.c.calls)
+        .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window)
+        .scalar_subquery(),
+        select(usage.c.calls).where(*in_month).scalar_subquery(),
+        select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
+    ]
+
+
+def _data_call_read(postgres: bool) -> Any:
+    """The statement of `DataCallRead`, by the key's prefix, at a minute and a month."""
+    budget = table_of(PrivacyBudget)
+    stamp = literal_column(_FACTS_STAMP) if postgres else null()
+    dataset_id = _dataset_of(col(Licence.product_version_id)).correlate(Licence).scalar_subquery()
+    return (
+        select(
+            AccessKey,
+            Licence,
+            col(Order.status),
+            PricePlan,
+            Dataset,
+            *_counts(col(AccessKey.id), col(Licence.id)),
+            budget.c.budget_micro,
+            budget.c.spent_micro,
+            budget.c.queries,
+            stamp,
+        )
+        .join(Licence, col(Licence.id) == col(AccessKey.licence_id))
+        .join(Order, col(Order.id) == col(Licence.order_id))
+        .join(PricePlan, col(PricePlan.id) == col(Licence.plan_id))
+        .outerjoin(Dataset, col(Dataset.id) == dataset_id)
+        .outerjoin(budget, budget.c.licence_id == col(Licence.id))
+        .where(col(AccessKey.prefix) == bindparam("prefix"))
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+
+
+_DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
+# A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
+_METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
+_TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
+_WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
+
+
+def _count_in_window(insert: Any, table: Table, owner: str) -> Any:
+    statement = insert(table).values(
+        {owner: bindparam(owner), "window_start": bindparam("window_start"), "calls": bindparam("calls")}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + statement.excluded.calls}
+    )
+
+
+def _meter_calls(insert: Any) -> Any:
+    """The month's usage counted up by `calls` and `billed_minor`, unless that passes `cap_minor` (the month's
+    first row is held to it by the CHECK constraint): RETURNING a row when counted."""
+    table = table_of(LicenceUsage)
+    names = ("licence_id", "period", "calls", "billed_minor", "cap_minor", "updated_at")
+    statement = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.licence_id, table.c.period],
+        set_={
+            "calls": table.c.calls + added.calls,
+            "billed_minor": table.c.billed_minor + added.billed_minor,
+            "updated_at": added.updated_at,
+        },
+        where=or_(added.cap_minor.is_(None), table.c.billed_minor + added.billed_minor <= added.cap_minor),
+    ).returning(table.c.calls)
+
+
+def _spend_privacy(insert: Any) -> Any:
+    """The licence's budget (made at `budget_micro` with its first spend) spent by `spent_micro` more over
+    `queries` answers, unless that passes it: RETURNING the budget after."""
+    table = table_of(PrivacyBudget)
+    names = ("licence_id", "budget_micro", "spent_micro", "queries", "updated_at")
+    statement = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in names})
+    added = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.licence_id],
+        set_={
+            "spent_micro": table.c.spent_micro + added.spent_micro,
+            "queries": table.c.queries + added.queries,
+            "updated_at": added.updated_at,
+        },
+        where=table.c.spent_micro + added.spent_micro <= table.c.budget_micro,
+    ).returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
+
+
+# The metering's statements, built once per dialect: built per call, a statement cost more CPU to build and
+# to key for the compiled cache than to run.
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_COUNT_IN_WINDOW = {
+    (dialect, table.name): _count_in_window(insert, table, owner)
+    for dialect, insert in _INSERTS.items()
+    for table, owner in ((table_of(RateWindow), "access_key_id"), (table_of(LicenceRateWindow), "licence_id"))
+}
+_METER_CALLS = {dialect: _meter_calls(insert) for dialect, insert in _INSERTS.items()}
+_SPEND_PRIVACY = {dialect: _spend_privacy(insert) for dialect, insert in _INSERTS.items()}
+_CALLS_SO_FAR = select(*_counts(bindparam("access_key_id"), bindparam("licence_id")))
 
 
 class DeliveryRepository:
@@ -145,8 +306,25 @@ class DeliveryRepository:
         self.session.add(key)
         await self.session.flush()
 
-    async def access_key_by_prefix(self, prefix: str) -> AccessKey | None:
-        return (await self.session.scalars(select(AccessKey).where(col(AccessKey.prefix) == prefix))).first()
+    async def data_call(self, prefix: str, window_start: datetime, period: str) -> DataCallRead | None:
+        """What authorising a call with the access key of `prefix` reads (see `DataCallRead`), in one statement;
+        None when no key has that prefix. Outside a transaction when the session has none yet: one statement
+        is consistent on its own, and a transaction begun and committed around it cost two more round trips."""
+        if not self.session.in_transaction():
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        parameters = {"prefix": prefix, "window_start": window_start, "period": period}
+        row = (await self.session.execute(_DATA_CALL_READ[postgres], parameters)).first()
+        if row is None:
+            return None
+        key, licence, order_status, plan, dataset, *counts, budget_micro, spent_micro, queries, stamp = row
+        budget = None
+        if budget_micro is not None:
+            budget = PrivacyBudget(
+                licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
+            )
+        so_far = CallsSoFar(*(int(value or 0) for value in counts))
+        return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
 
     async def active_access_key(self, licence_id: uuid.UUID) -> AccessKey | None:
         query = select(AccessKey).where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
@@ -174,15 +352,11 @@ class DeliveryRepository:
     ) -> None:
         """One upsert adds the calls: a concurrent one would queue on the row's lock (or its unique key, for the
         minute's first), so no count is lost."""
-        values = {owner: owner_id, "window_start": window_start, "calls": calls}
-        query = (
-            upsert_insert(self.session)(table)
-            .values(values)
-            .on_conflict_do_update(
-                index_elements=[table.c[owner], table.c.window_start], set_={"calls": table.c.calls + calls}
-            )
-        )
-        await self.session.execute(query)
+        statement = _COUNT_IN_WINDOW[(self._dialect(), table.name)]
+        await self.session.execute(statement, {owner: owner_id, "window_start": window_start, "calls": calls})
+
+    def _dialect(self) -> str:
+        return str(self.session.get_bind().dialect.name)
 
     async def prune_rate_windows(self, before: datetime) -> int:
         """Delete the keys' and the licences' call counts of minutes that started before `before`."""
@@ -197,75 +371,40 @@ class DeliveryRepository:
     ) -> CallsSoFar:
         """The key's and the licence's calls in the minute, and the licence's calls and charges in the month, as
         committed now: one read that takes no lock (the guarded updates of the metering decide)."""
-        key_window = table_of(RateWindow)
-        licence_window = table_of(LicenceRateWindow)
-        usage = table_of(LicenceUsage)
-        in_month = (usage.c.licence_id == licence_id, usage.c.period == period)
-        query = select(
-            select(key_window.c.calls)
-            .where(key_window.c.access_key_id == access_key_id, key_window.c.window_start == window_start)
-            .scalar_subquery(),
-            select(licence_window.c.calls)
-            .where(licence_window.c.licence_id == licence_id, licence_window.c.window_start == window_start)
-            .scalar_subquery(),
-            select(usage.c.calls).where(*in_month).scalar_subquery(),
-            select(usage.c.billed_minor).where(*in_month).scalar_subquery(),
-        )
-        row = (await self.session.execute(query)).one()
+        parameters = {"access_key_id": access_key_id, "licence_id": licence_id, "window_start": window_start}
+        row = (await self.session.execute(_CALLS_SO_FAR, {**parameters, "period": period})).one()
         return CallsSoFar(*(int(value or 0) for value in row))
 
     # metering
 
     async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
-        """Take the licence's row lock that every metering of its calls takes first, until this transaction
+        """Take the licence's metering lock, which every metering of its calls takes first, until this transaction
         ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
-        time, which never waits on another's rows. Without `wait`, False when another transaction holds it
-        (tried in a savepoint, so the transaction goes on). FOR NO KEY UPDATE: inserts referring to the
-        licence are not held up. SQLite has no row locks, and starts a transaction at its first write: a write
-        that changes nothing takes its one writer's lock (waiting for it) before anything is read."""
+        time, which never waits on another's rows. Without `wait`, False when another transaction holds it.
+        PostgreSQL: an advisory lock keyed by the licence (one statement, no savepoint; a wait for it is on
+        the lock, never on another transaction's id). SQLite has no row locks, and starts a transaction at
+        its first write: a write that changes nothing takes its one writer's lock (waiting for it) before
+        anything is read."""
         if self.session.get_bind().dialect.name == "sqlite":
             licences = table_of(Licence)
             touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
             await self.session.execute(touch)
             return True
-        query = (
-            select(col(Licence.id))
-            .where(col(Licence.id) == licence_id)
-            .with_for_update(nowait=not wait, key_share=True)
-        )
-        try:
-            async with self.session.begin_nested():
-                await self.session.execute(query)
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-                return False
-            raise
-        return True
+        if wait:
+            await self.session.execute(_WAIT_FOR_METERING, {"licence_id": str(licence_id)})
+            return True
+        return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
 
     async def meter_calls(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
     ) -> bool:
         """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
-        counted, when that would pass the monthly cap. One guarded update on the month's row (the CHECK
-        constraint `usage_within_cap` stands behind it)."""
-        table = table_of(LicenceUsage)
-        create = (
-            upsert_insert(self.session)(table)
-            .values(licence_id=licence_id, period=period, calls=0, billed_minor=0, cap_minor=cap_minor)
-            .on_conflict_do_nothing()
-        )
-        await self.session.execute(create)
-        query = (
-            update(table)
-            .where(table.c.licence_id == licence_id, table.c.period == period)
-            .values(
-                calls=table.c.calls + calls, billed_minor=table.c.billed_minor + billed_minor, updated_at=clock.now()
-            )
-            .returning(table.c.calls)
-        )
-        if cap_minor is not None:
-            query = query.where(table.c.billed_minor + billed_minor <= cap_minor)
-        return (await self.session.execute(query)).first() is not None
+        counted, when that would pass the monthly cap. One guarded upsert of the month's row (the CHECK
+        constraint `usage_within_cap` stands behind it, and refuses a month's first row past the cap)."""
+        values = {"calls": calls, "billed_minor": billed_minor, "cap_minor": cap_minor, "updated_at": clock.now()}
+        statement = _METER_CALLS[self._dialect()]
+        result = await self.session.execute(statement, {"licence_id": licence_id, "period": period, **values})
+        return result.first() is not None
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
@@ -275,25 +414,12 @@ class DeliveryRepository:
     ) -> PrivacyBudget | None:
         """Spend `epsilon_micro` of the licence's privacy budget (created at `budget_micro` on its first query):
         the budget after the spend, or None when the spend would pass it, and nothing is spent. One guarded
-        update on the licence's row: concurrent queries queue on its row lock, so the budget holds exactly."""
-        table = table_of(PrivacyBudget)
-        create = (
-            upsert_insert(self.session)(table)
-            .values(licence_id=licence_id, budget_micro=budget_micro, spent_micro=0, queries=0)
-            .on_conflict_do_nothing()
-        )
-        await self.session.execute(create)
-        query = (
-            update(table)
-            .where(table.c.licence_id == licence_id, table.c.spent_micro + epsilon_micro <= table.c.budget_micro)
-            .values(
-                spent_micro=table.c.spent_micro + epsilon_micro,
-                queries=table.c.queries + queries,
-                updated_at=clock.now(),
-            )
-            .returning(table.c.budget_micro, table.c.spent_micro, table.c.queries)
-        )
-        row = (await self.session.execute(query)).first()
+        upsert of the licence's row: concurrent queries queue on its row lock, so the budget holds exactly."""
+        values = {"budget_micro": budget_micro, "spent_micro": epsilon_micro, "queries": queries}
+        statement = _SPEND_PRIVACY[self._dialect()]
+        row = (
+            await self.session.execute(statement, {"licence_id": licence_id, **values, "updated_at": clock.now()})
+        ).first()
         if row is None:
             return None
         return PrivacyBudget(licence_id=licence_id, budget_micro=row[0], spent_micro=row[1], queries=row[2])
@@ -301,8 +427,24 @@ class DeliveryRepository:
     async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
         return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
-    async def add_usage_events(self, events: Sequence[UsageEvent]) -> None:
-        await self.session.execute(table_of(UsageEvent).insert(), [event.model_dump() for event in events])
+    async def add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
+        """A usage event per metered call of the licence: rows of the Core table, not models, whose
+        validation cost more than the insert."""
+        rows = [
+            {
+                "id": new_id(),
+                "licence_id": licence_id,
+                "access_key_id": call.access_key_id,
+                "endpoint": call.endpoint,
+                "period": usage_period(call.at),
+                "call_number": call.call_number,
+                "charge_minor": call.charge_minor,
+                "rows": 0,
+                "at": call.at,
+            }
+            for call in calls
+        ]
+        await self.session.execute(table_of(UsageEvent).insert(), rows)
 
     # receipts
 

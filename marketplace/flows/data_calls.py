@@ -27,15 +27,15 @@ from marketplace.delivery.models import (
     AccessKey,
     Licence,
     PrivacyBudget,
-    UsageEvent,
     next_period_start,
     usage_period,
 )
-from marketplace.delivery.repository import DeliveryRepository
+from marketplace.delivery.repository import CallsSoFar, DataCallRead, DeliveryRepository, MeteredCall
 from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
 from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
 from marketplace.kit import clock
 from marketplace.kit.locks import KeyedBatches
+from marketplace.kit.memo import StampedMemo
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, TransferKind
 from marketplace.ledger.service import LedgerService
@@ -126,6 +126,18 @@ MeterOutcome = tuple[Metered, PrivacyBudget | None]
 MeteringBatches = KeyedBatches[PendingMeter, MeterOutcome]
 
 
+@dataclass(frozen=True)
+class CallTerms:
+    """What a version declares for its data calls: the columns read as text, and the computation terms."""
+
+    text_columns: frozenset[str]
+    computation: dict[str, Any]
+
+
+CallTermsMemo = StampedMemo[uuid.UUID, CallTerms]  # by licence
+CALL_TERMS_KEPT = 10_000
+
+
 class DataCalls:
     """The data API of a licence: an access key's calls, authorised, answered from the hosted dataset, then
     rate-limited, metered and billed in a short transaction of their own."""
@@ -135,6 +147,7 @@ class DataCalls:
         session: AsyncSession,
         settings: Settings,
         metering: MeteringBatches,
+        call_terms: CallTermsMemo,
         gate: DeliveryGate,
         orders: OrderService,
         catalog: CatalogService,
@@ -143,6 +156,7 @@ class DataCalls:
         self.session = session
         self.settings = settings
         self.metering = metering
+        self.call_terms = call_terms
         self.gate = gate
         self.repository = DeliveryRepository(session)
         self.orders = orders
@@ -152,64 +166,68 @@ class DataCalls:
     async def authorise_call(self, credential: str | None, licence_id: uuid.UUID, endpoint: str) -> DataCall:
         """An access key's call on its licence's dataset: authenticated, in scope, accepted by the delivery
         stage, and not past the key's rate or the monthly cap as they stand (a read; the metering after the
-        query decides, exactly). Ends the request's reading transaction: the query holds no transaction, so
-        the metering's row locks are held for its own short statements only, never across the query."""
-        key = await self._access_key(credential)
+        query decides, exactly). What it judges is read in one statement; the delivery stage's acceptance and
+        the product's terms are reused while the rows they came from are unchanged. Ends the request's reading
+        transaction: the query holds no transaction, so the metering's lock is held for its own short
+        statements only, never across the query."""
+        now = clock.now()
+        read = await self._read_call(credential, now)
+        key, licence, dataset = read.key, read.licence, read.dataset
         if key.licence_id != licence_id:
             raise NotFound("licence not found")
         if endpoint not in key.scopes:
             raise Forbidden(f"this access key may not call {endpoint}")
-        licence = await self.repository.licence(licence_id)
-        assert licence is not None
-        dataset = await self.repository.dataset_of_version(licence.product_version_id)
         # Judged before this transaction writes anything: a refusal is recorded in a transaction of its
         # own, which must not wait behind this one (SQLite has one writer at a time).
-        await self.gate.check(licence, dataset, f"access_key:{key.id}")
+        actor = f"access_key:{key.id}"
+        await self.gate.check(licence, dataset, actor, order_status=read.order_status, facts_stamp=read.facts_stamp)
         assert dataset is not None  # the stage refuses a delivery without a registered digest (S6)
-        now = clock.now()
-        plan = await self.catalog.plan(licence.plan_id)
-        await self._check_allowance(key, licence, plan, now)
-        details = await self.catalog.version_details(licence.product_version_id)
-        computation = details.get("computation")
-        terms = computation if isinstance(computation, dict) else {}
-        private = privacy.terms_of(terms) if licence.delivery_mode == PRIVACY_COMPUTING else None
-        if endpoint == "aggregate" and private is not None:
-            await self._check_budget(licence, private)
+        _check_allowance(key, read.plan, read.so_far, now)
+        terms = await self._terms(licence, read.facts_stamp)
+        private = privacy.terms_of(terms.computation) if licence.delivery_mode == PRIVACY_COMPUTING else None
+        if endpoint == "aggregate" and private is not None and read.budget is not None:
+            _check_budget(read.budget, private)
         await self.session.commit()
-        fields = details.get("fields")
-        table = await self._run(
-            hosting.prepare_table,
-            blob_path(self.settings.dataset_dir, dataset.sha256),
-            dataset.media_type,
-            dataset.sha256,
-            self.settings.hosted_dir,
-            text_columns=hosting.text_columns_of(fields if isinstance(fields, list) else []),
-        )
-        return DataCall(licence, key, endpoint, now, plan, table, terms)
+        table = hosting.prepared_table(dataset.sha256, self.settings.hosted_dir, text_columns=terms.text_columns)
+        if table is None:
+            table = await self._run(
+                hosting.prepare_table,
+                blob_path(self.settings.dataset_dir, dataset.sha256),
+                dataset.media_type,
+                dataset.sha256,
+                self.settings.hosted_dir,
+                text_columns=terms.text_columns,
+            )
+        return DataCall(licence, key, endpoint, now, read.plan, table, terms.computation)
 
-    async def _access_key(self, credential: str | None) -> AccessKey:
+    async def _read_call(self, credential: str | None, now: datetime) -> DataCallRead:
+        """The call's facts, read by the credential's key: refused unless the key exists, is not revoked and
+        the credential is its secret."""
         prefix = credentials.api_key_prefix(credential or "", ACCESS_KEY_MARKER)
-        key = await self.repository.access_key_by_prefix(prefix) if prefix else None
+        read = await self.repository.data_call(prefix, _minute(now), usage_period(now)) if prefix else None
         if (
-            key is None
+            read is None
             or credential is None
-            or key.revoked_at is not None
-            or not credentials.same_digest(key.key_hash, credentials.hash_api_key(credential))
+            or read.key.revoked_at is not None
+            or not credentials.same_digest(read.key.key_hash, credentials.hash_api_key(credential))
         ):
             raise NotAuthenticated("missing or invalid access key")
-        return key
+        return read
 
-    async def _check_allowance(self, key: AccessKey, licence: Licence, plan: PricePlan, now: datetime) -> None:
-        """Refuse before any query a call that the metering would refuse now, so that a caller past its rate or
-        cap costs no engine time. A read, taking no lock: concurrent calls may all pass it, and the guarded
-        updates after their queries then decide exactly which are answered."""
-        terms = _PlanTerms.of(plan)
-        seen = await self.repository.calls_so_far(key.id, licence.id, _minute(now), usage_period(now))
-        if max(seen.key_in_minute, seen.licence_in_minute) >= key.rate_limit_per_minute:
-            raise _rate_limited(key, now)
-        charge = terms.unit_price_minor if seen.licence_in_month >= terms.included_calls else 0
-        if terms.cap_minor is not None and seen.billed_in_month_minor + charge > terms.cap_minor:
-            raise _cap_reached(plan, now)
+    async def _terms(self, licence: Licence, facts_stamp: str | None) -> CallTerms:
+        """The columns the version declares as text and its computation terms: read once while its rows (in
+        the facts stamp) are unchanged."""
+        if facts_stamp is not None and (kept := self.call_terms.get(licence.id, facts_stamp)) is not None:
+            return kept
+        details = await self.catalog.version_details(licence.product_version_id)
+        fields, computation = details.get("fields"), details.get("computation")
+        terms = CallTerms(
+            hosting.text_columns_of(fields if isinstance(fields, list) else []),
+            computation if isinstance(computation, dict) else {},
+        )
+        if facts_stamp is not None:
+            self.call_terms.put(licence.id, facts_stamp, terms)
+        return terms
 
     async def _meter_answer(
         self, call: DataCall, private: privacy.PrivacyTerms | None
@@ -281,18 +299,11 @@ class DataCalls:
             if metered.charge_minor:
                 await self._bill(call, metered)
         await self.repository.add_usage_events(
+            licence.id,
             [
-                UsageEvent(
-                    licence_id=licence.id,
-                    access_key_id=call.key.id,
-                    endpoint=call.endpoint,
-                    period=usage_period(call.at),
-                    call_number=metered.call_number,
-                    charge_minor=metered.charge_minor,
-                    at=call.at,
-                )
+                MeteredCall(call.key.id, call.endpoint, call.at, metered.call_number, metered.charge_minor)
                 for call, (metered, _) in answered
-            ]
+            ],
         )
 
     async def _bill(self, call: DataCall, metered: Metered) -> None:
@@ -371,12 +382,6 @@ class DataCalls:
         metered, budget = await self._meter_answer(call, private)
         assert budget is not None  # spent, or refused
         return AggregateAnswer(result, PrivacySpend(noise, private.query_micro, budget), metered)
-
-    async def _check_budget(self, licence: Licence, terms: privacy.PrivacyTerms) -> None:
-        """Refuse before any query an answer the budget cannot pay for now (a read; the spend decides)."""
-        budget = await self.repository.privacy_budget(licence.id)
-        if budget is not None and budget.spent_micro + terms.query_micro > budget.budget_micro:
-            raise PrivacyBudgetExhausted(budget, terms.query_micro)
 
     @staticmethod
     async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -461,6 +466,24 @@ class _Counts:
         if self.budget is None or self.read[3] is None or self.budget == self.read[3]:
             return None
         return self.budget[0], self.budget[1] - self.read[3][1], self.budget[2] - self.read[3][2]
+
+
+def _check_allowance(key: AccessKey, plan: PricePlan, seen: CallsSoFar, now: datetime) -> None:
+    """Refuse before any query a call that the metering would refuse now, so that a caller past its rate or cap
+    costs no engine time. Judged on counts read without a lock: concurrent calls may all pass it, and the
+    guarded updates after their queries then decide exactly which are answered."""
+    terms = _PlanTerms.of(plan)
+    if max(seen.key_in_minute, seen.licence_in_minute) >= key.rate_limit_per_minute:
+        raise _rate_limited(key, now)
+    charge = terms.unit_price_minor if seen.licence_in_month >= terms.included_calls else 0
+    if terms.cap_minor is not None and seen.billed_in_month_minor + charge > terms.cap_minor:
+        raise _cap_reached(plan, now)
+
+
+def _check_budget(budget: PrivacyBudget, terms: privacy.PrivacyTerms) -> None:
+    """Refuse before any query an answer the budget cannot pay for now (a read; the spend decides)."""
+    if budget.spent_micro + terms.query_micro > budget.budget_micro:
+        raise PrivacyBudgetExhausted(budget, terms.query_micro)
 
 
 def _minute(now: datetime) -> datetime:

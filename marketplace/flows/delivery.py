@@ -48,6 +48,7 @@ from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit import clock
+from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import OrderService
 from marketplace.orders.transitions import OrderTransitions
@@ -94,6 +95,11 @@ class DownloadFile:
 
 # Opens a transaction of its own with the services a refusal is recorded by; committed when the block ends.
 Apart = Callable[[], AbstractAsyncContextManager[tuple[ComplianceService, LicenceService]]]
+# The delivery stage's acceptances a process keeps, by licence, delivery facts and day, under the stamp of the
+# facts they judged: a data call reuses one while none of those rows changed, for `VERDICT_REUSE_SECONDS` at most.
+DeliveryVerdicts = StampedMemo[tuple[Any, ...], Verdict]
+VERDICT_REUSE_SECONDS = 10.0
+VERDICTS_KEPT = 10_000
 
 
 class DeliveryGate:
@@ -102,16 +108,35 @@ class DeliveryGate:
     their own, because the request's transaction is rolled back by the refusal it answers with."""
 
     def __init__(
-        self, compliance: ComplianceService, facts: Facts, accounts: AccountService, orders: OrderService, apart: Apart
+        self,
+        compliance: ComplianceService,
+        facts: Facts,
+        accounts: AccountService,
+        orders: OrderService,
+        apart: Apart,
+        verdicts: DeliveryVerdicts,
     ) -> None:
         self.compliance = compliance
         self.facts = facts
         self.accounts = accounts
         self.orders = orders
         self.apart = apart
+        self.verdicts = verdicts
 
-    async def check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
-        """Refuse unless the licence is active and the delivery stage accepts this act now."""
+    async def check(
+        self,
+        licence: Licence,
+        dataset: Dataset | None,
+        actor: str,
+        *,
+        order_status: OrderStatus | None = None,
+        facts_stamp: str | None = None,
+    ) -> Verdict:
+        """Refuse unless the licence is active and the delivery stage accepts this act now. A caller that read
+        the order's status with the licence passes it; one that read the stamp of the facts judged
+        (`DeliveryRepository.data_call`) gets the acceptance this process gave on the same facts, the same day,
+        at most `VERDICT_REUSE_SECONDS` ago. The licence's status and term and the dispute are judged afresh
+        every time: a revocation, a suspension or a dispute stops the very next act."""
         now = clock.now()
         if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
             await self._decide_apart(licence.id, LicenceStatus.EXPIRED, TERM_ENDED, actor, None)
@@ -122,15 +147,20 @@ class DeliveryGate:
             )
         # A disputed order delivers nothing until it is resolved: released, delivery resumes; refunded, the
         # licence is revoked.
-        if await self.orders.status_of(licence.order_id) == OrderStatus.DISPUTED:
+        if (order_status or await self.orders.status_of(licence.order_id)) == OrderStatus.DISPUTED:
             raise DeliveryRefused(
                 "the order is disputed; nothing is delivered until the dispute is resolved",
                 licence_id=str(licence.id),
                 order_status=OrderStatus.DISPUTED.value,
             )
+        judged = (licence.id, licence.delivery_mode, dataset.sha256 if dataset else None, now.date())
+        if facts_stamp is not None and (kept := self.verdicts.get(judged, facts_stamp)) is not None:
+            return kept
         snapshot = await self._snapshot(licence, dataset)
         verdict = self.compliance.preview(Stage.DELIVERY, snapshot)
         if verdict.decision == Decision.ACCEPTED:
+            if facts_stamp is not None:
+                self.verdicts.put(judged, facts_stamp, verdict)
             return verdict
         to = LicenceStatus.REVOKED if verdict.decision == Decision.REJECTED else LicenceStatus.SUSPENDED
         rules = sorted({finding.rule_id for finding in verdict.failures()})

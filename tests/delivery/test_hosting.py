@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from marketplace.catalog.samples import CSV, JSON_LINES
+from marketplace.delivery import hosting
 from marketplace.delivery.hosting import (
     ROW_GROUP_ROWS,
     AllowedColumns,
@@ -279,11 +280,17 @@ def test_reserved_or_repeated_column_names_are_refused(tmp_path: Path) -> None:
         assert refused.value.code == "bad-columns"
 
 
-def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+) -> None:
     """Pages of the whole file are ranges of the row ordinal, filtered pages limited scans: both in file order,
-    across row group boundaries, with the row count and schema read from the file's metadata."""
+    across row group boundaries, with the row count and schema read from the file's metadata; read from the
+    table's copy in memory, or from the file when the copy does not fit."""
+    monkeypatch.setattr(hosting, "MEMORY_TABLES_BYTES", 1 << 40 if in_memory else 0)
     rows: list[Row] = [("520102" if n % 3 else "052010", "bus", n, None) for n in range(2 * ROW_GROUP_ROWS + 7)]
     table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "c" * 64, tmp_path / "cache", text_columns=TEXT)
+    assert (table.in_memory is not None) == in_memory
     assert (table.rows, [c.name for c in table.columns]) == (len(rows), list(COLUMNS))
     for offset in (0, ROW_GROUP_ROWS - 3, 2 * ROW_GROUP_ROWS - 1, len(rows) - 4):
         page = read_rows(table, filters=[], limit=5, offset=offset)

@@ -38,13 +38,17 @@ async def expire(market: Market, order_id: str, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(clock, "now", lambda: later)
 
 
-async def suspend(market: Market, order_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def suspend_organization(market: Market, organization_id: str) -> None:
     response = await market.api.client.post(
-        f"/api/v1/admin/organizations/{market.provider_org['id']}/standing",
+        f"/api/v1/admin/organizations/{organization_id}/standing",
         json={"standing": "suspended", "reason": "data-trading penalty"},
         headers=market.admin.headers,
     )
     assert response.status_code == 200, response.text
+
+
+async def suspend(market: Market, order_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    await suspend_organization(market, market.provider_org["id"])
 
 
 async def grade_core(market: Market, order_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,6 +103,13 @@ async def attempt(market: Market, act: str, order_id: str, held: dict[str, Any])
     )
 
 
+def assert_refused(refused: httpx.Response) -> None:
+    # 403 delivery-refused; a data call whose access key went with the licence is not even authenticated
+    assert refused.status_code in (401, 403), refused.text
+    if refused.status_code == 403:
+        assert refused.json()["type"].endswith(":delivery-refused"), refused.text
+
+
 @pytest.mark.parametrize("refusal", sorted(REFUSALS))
 @pytest.mark.parametrize("act", list(MODES))
 async def test_the_act_is_refused_and_nothing_is_delivered(
@@ -109,11 +120,7 @@ async def test_the_act_is_refused_and_nothing_is_delivered(
         await market.api.client.get(f"/api/v1/orders/{order_id}/receipts", headers=market.buyer.headers)
     ).json()
     await REFUSALS[refusal](market, order_id, monkeypatch)
-    refused = await attempt(market, act, order_id, held)
-    # 403 delivery-refused; a data call whose access key went with the licence is not even authenticated
-    assert refused.status_code in (401, 403), refused.text
-    if refused.status_code == 403:
-        assert refused.json()["type"].endswith(":delivery-refused"), refused.text
+    assert_refused(await attempt(market, act, order_id, held))
     receipts = await market.api.client.get(f"/api/v1/orders/{order_id}/receipts", headers=market.buyer.headers)
     assert receipts.json() == receipts_before
     usage = await market.api.client.get(f"/api/v1/licences/{held['licence_id']}/usage", headers=market.buyer.headers)
