@@ -5,6 +5,7 @@ is covered without touching this file, and fails here until it declares."""
 from __future__ import annotations
 
 import inspect
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -199,5 +200,27 @@ async def test_a_key_is_admitted_exactly_where_its_scope_is_declared(app: Litest
     matrix = await world(app, shop)
     wrong: list[str] = []
     for operation in sorted(operations(app), key=str):
-        wrong.extend(await check(matrix, operation))
+        if operation.path in matrix.document["paths"]:  # the API's; the console's are the test below
+            wrong.extend(await check(matrix, operation))
     assert wrong == [], "\n".join(wrong)
+
+
+async def test_no_api_credential_opens_the_console(app: Litestar, shop: Market) -> None:
+    """The console's pages and forms answer a console session only: neither an administrator's bearer token
+    nor an API key of any scope gets one (a page sends them to sign in; a form refuses them)."""
+    matrix = await world(app, shop)
+    credentials = [shop.admin.headers, *(headers for keys in matrix.keys.values() for headers in keys.values())]
+    opened: list[str] = []
+    probed = 0
+    for operation in sorted(operations(app), key=str):
+        if operation.path in matrix.document["paths"] or operation.required is Access.PUBLIC:
+            continue  # the API's, or open to all (the sign-in page, the console's scripts)
+        assert operation.path.startswith("/console"), f"{operation} is in neither the API document nor the console"
+        path = re.sub(r"\{[^}]+\}", lambda _: str(uuid.uuid4()), operation.path)
+        probed += 1
+        for headers in credentials:
+            response = await shop.api.client.request(operation.method, path, headers=headers)
+            if response.is_success:
+                opened.append(f"{operation} opened with {sorted(headers)}")
+    assert probed > 10  # the console's pages and forms
+    assert opened == []
