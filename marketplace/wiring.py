@@ -20,6 +20,7 @@ from marketplace.accounts.members import MembershipService
 from marketplace.accounts.service import AccountService
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
+from marketplace.billing.service import BillingService
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
@@ -31,6 +32,7 @@ from marketplace.delivery.licences import LicenceService
 from marketplace.delivery.links import DownloadKeyring
 from marketplace.events.service import EventService
 from marketplace.flows.admission import Admission
+from marketplace.flows.billing import RecurringBilling
 from marketplace.flows.books import Books
 from marketplace.flows.data_calls import DataCalls, MeteringBatches
 from marketplace.flows.delivery import Delivery, DeliveryGate
@@ -178,6 +180,10 @@ class Services:
     def licences(self) -> LicenceService:
         return LicenceService(self.session, self.audit, self.events)
 
+    @cached_property
+    def billing(self) -> BillingService:
+        return BillingService(self.session, self.accounts, self.audit, self.events)
+
     # flows
 
     @cached_property
@@ -232,12 +238,32 @@ class Services:
         )
 
     @cached_property
+    def recurring_billing(self) -> RecurringBilling:
+        return RecurringBilling(
+            self.session,
+            self.settings,
+            self.runtime.gateway,
+            self.billing,
+            self.licences,
+            self.ledger,
+            self.payments,
+        )
+
+    @cached_property
     def settlement(self) -> Settlement:
-        return Settlement(self.session, self.settings, self.transitions, self.catalog, self.ledger, self.payouts)
+        return Settlement(
+            self.session,
+            self.settings,
+            self.transitions,
+            self.catalog,
+            self.ledger,
+            self.payouts,
+            self.recurring_billing,
+        )
 
     @cached_property
     def books(self) -> Books:
-        return Books(self.session, self.accounts, self.orders, self.ledger)
+        return Books(self.session, self.accounts, self.orders, self.ledger, self.billing)
 
     @cached_property
     def rules_impact(self) -> RulesImpact:

@@ -113,7 +113,9 @@ class DeliveryGate:
     async def check(self, licence: Licence, dataset: Dataset | None, actor: str) -> Verdict:
         """Refuse unless the licence is active and the delivery stage accepts this act now."""
         now = clock.now()
-        if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
+        # A subscription's end is its renewal's business (marketplace/flows/billing.py): it delivers through its grace.
+        ended = licence.ends_at is not None and now >= licence.ends_at and licence.renewal_days is None
+        if licence.status == LicenceStatus.ACTIVE and ended:
             await self._decide_apart(licence.id, LicenceStatus.EXPIRED, TERM_ENDED, actor, None)
             licence.status = LicenceStatus.EXPIRED
         if licence.status != LicenceStatus.ACTIVE:
