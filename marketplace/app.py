@@ -24,6 +24,7 @@ from marketplace.api.accounts import (
     OrganizationController,
 )
 from marketplace.api.audit import AuditController
+from marketplace.api.billing import AdminBillingController, UsageStatementController
 from marketplace.api.catalog import AdminProductController, CatalogFeedController, ProductController
 from marketplace.api.compliance import RulesController, TradePreviewController
 from marketplace.api.delivery import (
@@ -39,7 +40,7 @@ from marketplace.api.health import HealthController
 from marketplace.api.ledger import AdminLedgerController, AdminSettlementController, BalanceController
 from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
-from marketplace.api.payments import PaymentAccountController, WebhookController
+from marketplace.api.payments import PaymentAccountController, PaymentMethodController, WebhookController
 from marketplace.config import Settings
 from marketplace.jobs import in_process_schedule
 from marketplace.kit.logs import configure_logging
@@ -74,6 +75,7 @@ CONTROLLERS = [
     AdminOrderController,
     AdminTradesController,
     PaymentAccountController,
+    PaymentMethodController,
     WebhookController,
     DatasetController,
     OrderDeliveryController,
@@ -82,6 +84,8 @@ CONTROLLERS = [
     DataController,
     AdminDeliveryController,
     EventController,
+    UsageStatementController,
+    AdminBillingController,
 ]
 
 

@@ -67,6 +67,7 @@ class Scope(enum.StrEnum):
     BALANCE_READ = "balance:read"
     PAYOUTS_READ = "payouts:read"
     EVENTS_READ = "events:read"
+    BILLING_READ = "billing:read"
 
 
 class User(SQLModel, table=True):

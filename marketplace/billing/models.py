@@ -65,7 +65,7 @@ class UsageStatement(Charge, table=True):
     __tablename__ = "usage_statement"
     __table_args__ = (
         UniqueConstraint("licence_id", "period", name="uq_usage_statement_licence_period"),
-        CheckConstraint("amount_minor >= 0 AND attempts >= 0", name="usage_statement_not_negative"),
+        CheckConstraint("amount_minor >= 0 AND attempts >= 0", name="not_negative"),
         Index("ix_usage_statement_status_next_attempt", "status", "next_attempt_at"),
     )
 
@@ -81,6 +81,6 @@ class SubscriptionRenewal(Charge, table=True):
     __tablename__ = "subscription_renewal"
     __table_args__ = (
         UniqueConstraint("licence_id", "period_start", name="uq_subscription_renewal_licence_period"),
-        CheckConstraint("amount_minor >= 0 AND attempts >= 0", name="subscription_renewal_not_negative"),
+        CheckConstraint("amount_minor >= 0 AND attempts >= 0", name="not_negative"),
         Index("ix_subscription_renewal_status_next_attempt", "status", "next_attempt_at"),
     )

@@ -83,7 +83,8 @@ class BillingService:
         """The renewal of a subscription licence's next period, at the price its order paid; None when another
         run opened it first."""
         licence = due.licence
-        assert licence.ends_at is not None and licence.renewal_days is not None
+        assert licence.ends_at is not None, "the query finds licences that end"
+        assert licence.renewal_days is not None, "the query finds licences that renew"
         renewal = SubscriptionRenewal(
             licence_id=licence.id,
             order_id=licence.order_id,

@@ -236,9 +236,9 @@ class RecurringBilling:
         licence = await self.licences.get(charge.licence_id)
         if isinstance(charge, SubscriptionRenewal):
             await self.licences.extend(licence, charge.period_end, actor)
-        if licence.status == LicenceStatus.SUSPENDED and licence.status_reason in BILLING_SUSPENSIONS:
-            if not await self.billing.unpaid_of(licence.id):
-                await self.licences.change(licence, LicenceStatus.ACTIVE, "the unpaid charges are paid", actor)
+        suspended_for_this = licence.status == LicenceStatus.SUSPENDED and licence.status_reason in BILLING_SUSPENSIONS
+        if suspended_for_this and not await self.billing.unpaid_of(licence.id):
+            await self.licences.change(licence, LicenceStatus.ACTIVE, "the unpaid charges are paid", actor)
         await self.billing.record_paid(charge, actor)
 
     def _retry_at(self, failures: int) -> datetime:

@@ -162,7 +162,8 @@ class Payment:
         """Verify a delivery, record it in the inbox once, and act on it in the same transaction.
 
         The event itself is never trusted: a PaymentIntent event makes us fetch the intent from the
-        gateway and apply the state found there; a SetupIntent event, the setup (a buyer's saved payment method). Returns `processed`, `duplicate` (received before:
+        gateway and apply the state found there; a SetupIntent event, the setup (a buyer saving a payment
+        method). Returns `processed`, `duplicate` (received before:
         nothing done) or `ignored` (recorded, nothing to do)."""
         event = await self.payments.inbox(payload, signature_header)
         if event is None:
@@ -172,8 +173,9 @@ class Payment:
             state = await self.payments.fetch_payment(event.object_id)
             if await self.apply_payment_state(state, actor=f"gateway:{self.gateway.name}") is not None:
                 outcome = WebhookOutcome.PROCESSED
-        elif event.type.startswith(SETUP_EVENT_PREFIX):
-            if await self.payments.apply_setup(await self.payments.fetch_setup(event.object_id)):
-                outcome = WebhookOutcome.PROCESSED
+        elif event.type.startswith(SETUP_EVENT_PREFIX) and await self.payments.apply_setup(
+            await self.payments.fetch_setup(event.object_id)
+        ):
+            outcome = WebhookOutcome.PROCESSED
         await self.payments.close(event, outcome)
         return outcome.value

@@ -45,7 +45,7 @@ class SavedPaymentMethod(SQLModel, table=True):
     gateway: str = Field(max_length=16, primary_key=True)
     customer: str = Field(max_length=255)
     # The last setup asked for: its confirmation (or its webhook) records the method.
-    setup_reference: str | None = Field(default=None, max_length=255, index=True)
+    setup_reference: str | None = Field(default=None, max_length=255)
     # None until a setup succeeds.
     payment_method: str | None = Field(default=None, max_length=255)
     updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

@@ -106,6 +106,11 @@ class PaymentsService:
         """The buyer's customer and saved method at this service's gateway, if it saved one."""
         return await self.repository.saved_method(organization_id, self.gateway.name)
 
+    async def visible_saved_method(self, principal: Principal, organization_id: uuid.UUID) -> SavedPaymentMethod | None:
+        """The saved method of an organisation the caller may see."""
+        await self.accounts.visible_organization(principal, organization_id)
+        return await self.saved_method(organization_id)
+
     async def setup_payment_method(self, principal: Principal, organization_id: uuid.UUID) -> SetupState:
         """Start saving the organisation's payment method (its owners and admins only): the gateway's setup,
         whose client secret the buyer's client confirms; a setup that succeeded at once (the local gateway) is
