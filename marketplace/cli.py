@@ -266,6 +266,15 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Check the books as `GET /api/v1/admin/ledger/check` does; exit 1 unless they are right."""
+    from marketplace.ledger.schemas import LedgerCheckRead
+
+    check = asyncio.run(_with_services(settings, lambda services: services.books.check()))
+    print(LedgerCheckRead.model_validate(check).model_dump_json(indent=2))
+    return 0 if check.ok else 1
+
+
 def cmd_billing_statements(settings: Settings, args: argparse.Namespace) -> int:
     """Issue the statements of the months that have ended (one licence's with --licence), as the job does."""
     import uuid
@@ -420,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
         "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
     )
     settle.set_defaults(handler=cmd_settle)
+    ledger = commands.add_parser("ledger", help="the double-entry ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_commands.add_parser("check", help="check the books (exit 1 unless right)").set_defaults(
+        handler=cmd_ledger_check
+    )
     billing = commands.add_parser("billing", help="recurring billing: usage statements, their collection, renewals")
     billing_commands = billing.add_subparsers(dest="billing_command", required=True)
     statements = billing_commands.add_parser("statements", help="issue the statements of the months that have ended")
