@@ -54,7 +54,9 @@ class DecliningGateway(LocalGateway):
     ) -> PaymentState:
         self.charges.append((charge_id, attempt, amount_minor))
         if self.declining:
-            return PaymentState(f"declined_{charge_id.hex}_{attempt}", PaymentStatus.FAILED, amount_minor, currency, None)
+            return PaymentState(
+                f"declined_{charge_id.hex}_{attempt}", PaymentStatus.FAILED, amount_minor, currency, None
+            )
         return await super().charge_saved(
             charge_id=charge_id,
             attempt=attempt,
@@ -79,7 +81,9 @@ class Billing:
 
     async def metered_licence(self) -> tuple[str, str, str]:
         """A paid order of the metered product, delivered through the data API: (order id, licence id, key)."""
-        product = await self.market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
+        product = await self.market.product(
+            plan=METERED, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET
+        )
         order_id = await self.market.paid_order(product, "api")
         delivery = await self.market.delivery(order_id)
         assert delivery.status_code == 200, delivery.text

@@ -107,7 +107,9 @@ async def test_a_statement_is_its_parties_own(billing: Billing) -> None:
     await billing.calls(licence_id, key, INCLUDED_CALLS + 2)
     ended = next_period_start(clock.now()) + timedelta(minutes=11)
     await billing.run(usage_statements, ended)
-    [statement] = (await market.api.client.get("/api/v1/usage-statements", headers=market.buyer.headers)).json()["items"]
+    [statement] = (await market.api.client.get("/api/v1/usage-statements", headers=market.buyer.headers)).json()[
+        "items"
+    ]
     assert (statement["billable_calls"], statement["amount_minor"]) == (2, 2 * UNIT_PRICE_MINOR)
     stranger = await market.api.person("Stranger")
     await market.api.admitted_organization(stranger, market.admin, kind="buyer", dsmm_level=3)
