@@ -350,7 +350,7 @@ def _as_variable(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(value)
+        return ",".join(str(item) for item in value)
     return str(value)
 
 
