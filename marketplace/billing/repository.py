@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -249,43 +249,40 @@ class BillingRepository:
 
     # the books
 
-    async def billed_by_buyer(self) -> dict[tuple[uuid.UUID, str], int]:
-        """Every metered month's billed money, per buyer and currency."""
+    async def billed(self) -> list[tuple[uuid.UUID, uuid.UUID, str, int]]:
+        """(buyer, order, currency, amount): every metered call billed, summed per order."""
         query = (
-            select(col(Licence.buyer_organization_id), col(Order.currency), func.sum(col(LicenceUsage.billed_minor)))
+            select(
+                col(Licence.buyer_organization_id),
+                col(Licence.order_id),
+                col(Order.currency),
+                func.sum(col(LicenceUsage.billed_minor)),
+            )
             .join(Licence, col(Licence.id) == col(LicenceUsage.licence_id))
             .join(Order, col(Order.id) == col(Licence.order_id))
-            .group_by(col(Licence.buyer_organization_id), col(Order.currency))
+            .group_by(col(Licence.buyer_organization_id), col(Licence.order_id), col(Order.currency))
         )
-        return {(row[0], row[1]): int(row[2]) for row in (await self.session.execute(query)).all() if row[2]}
+        return [(row[0], row[1], row[2], int(row[3] or 0)) for row in (await self.session.execute(query)).all()]
 
-    async def billed_by_order(self) -> dict[tuple[uuid.UUID, str], int]:
-        """Every metered month's billed money, per order and currency."""
-        query = (
-            select(col(Licence.order_id), col(Order.currency), func.sum(col(LicenceUsage.billed_minor)))
-            .join(Licence, col(Licence.id) == col(LicenceUsage.licence_id))
-            .join(Order, col(Order.id) == col(Licence.order_id))
-            .group_by(col(Licence.order_id), col(Order.currency))
-        )
-        return {(row[0], row[1]): int(row[2]) for row in (await self.session.execute(query)).all() if row[2]}
-
-    async def statement_sums(self, *, settled: bool) -> list[tuple[uuid.UUID, uuid.UUID, str, int]]:
-        """(buyer, order, currency, amount) summed over the paid statements, or only the settled ones."""
-        paid = col(UsageStatement.status) == ChargeStatus.PAID
-        where = and_(paid, col(UsageStatement.settled_at).is_not(None)) if settled else paid
+    async def collected(self) -> list[tuple[uuid.UUID, uuid.UUID, str, int, int]]:
+        """(buyer, order, currency, collected, settled): the paid statements' amounts per order, and those of them
+        settled to the provider."""
+        settled = case((col(UsageStatement.settled_at).is_not(None), col(UsageStatement.amount_minor)), else_=0)
         query = (
             select(
                 col(UsageStatement.buyer_organization_id),
                 col(UsageStatement.order_id),
                 col(UsageStatement.currency),
                 func.sum(col(UsageStatement.amount_minor)),
+                func.sum(settled),
             )
-            .where(where)
+            .where(col(UsageStatement.status) == ChargeStatus.PAID)
             .group_by(
                 col(UsageStatement.buyer_organization_id), col(UsageStatement.order_id), col(UsageStatement.currency)
             )
         )
-        return [(row[0], row[1], row[2], int(row[3])) for row in (await self.session.execute(query)).all()]
+        rows = (await self.session.execute(query)).all()
+        return [(row[0], row[1], row[2], int(row[3]), int(row[4])) for row in rows]
 
     async def renewal_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
         """What each paid renewal not yet settled holds in its escrow."""

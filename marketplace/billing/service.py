@@ -208,19 +208,18 @@ class BillingService:
 
     # the books
 
-    async def expected_receivable(self) -> dict[tuple[uuid.UUID, str], int]:
-        """What each buyer owes per currency: every metered call billed, less the statements collected."""
-        owed = await self.repository.billed_by_buyer()
-        for buyer_id, _, currency, amount in await self.repository.statement_sums(settled=False):
-            owed[buyer_id, currency] = owed.get((buyer_id, currency), 0) - amount
-        return {key: amount for key, amount in owed.items() if amount}
-
-    async def expected_accrued(self) -> dict[tuple[uuid.UUID, str], int]:
-        """What each order's accrued usage holds: every call billed, less the statements settled to its provider."""
-        held = await self.repository.billed_by_order()
-        for _, order_id, currency, amount in await self.repository.statement_sums(settled=True):
-            held[order_id, currency] = held.get((order_id, currency), 0) - amount
-        return {key: amount for key, amount in held.items() if amount}
+    async def expected_usage(self) -> tuple[dict[tuple[uuid.UUID, str], int], dict[tuple[uuid.UUID, str], int]]:
+        """What each buyer owes per currency (every metered call billed, less the statements collected) and what
+        each order's accrued usage holds (its calls billed, less the statements settled to its provider)."""
+        owed: dict[tuple[uuid.UUID, str], int] = {}
+        held: dict[tuple[uuid.UUID, str], int] = {}
+        for buyer_id, order_id, currency, billed in await self.repository.billed():
+            owed[buyer_id, currency] = owed.get((buyer_id, currency), 0) + billed
+            held[order_id, currency] = held.get((order_id, currency), 0) + billed
+        for buyer_id, order_id, currency, collected, settled in await self.repository.collected():
+            owed[buyer_id, currency] = owed.get((buyer_id, currency), 0) - collected
+            held[order_id, currency] = held.get((order_id, currency), 0) - settled
+        return {k: v for k, v in owed.items() if v}, {k: v for k, v in held.items() if v}
 
     async def renewal_escrow(self) -> dict[tuple[uuid.UUID, str], int]:
         """What each renewal's escrow holds: paid, not yet settled."""

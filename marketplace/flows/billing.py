@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -39,6 +40,7 @@ from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, TransferKind
 from marketplace.ledger.service import LedgerService
 from marketplace.payments.gateway import GatewayError, PaymentGateway, PaymentState, PaymentStatus
+from marketplace.payments.models import SavedPaymentMethod
 from marketplace.payments.service import PaymentsService
 
 log = logging.getLogger("marketplace.billing")
@@ -122,24 +124,35 @@ class RecurringBilling:
     # subscription renewals
 
     async def renew_subscriptions(self, actor: str) -> Collection:
-        """Open a renewal for every subscription whose period has ended, collect the renewals due, suspend the
-        licences unpaid past the grace and expire those unpaid past the suspension too."""
+        """Open a renewal for every subscription whose period has ended, collect the renewals due (those of a
+        licence revoked or expired meanwhile lapse uncharged), suspend the licences unpaid past the grace and
+        expire those unpaid past the suspension too."""
         await self.session.commit()
         while await in_transaction(self.session, self._open_renewals, actor) == BATCH:
             pass
         collected = await self._collect(SubscriptionRenewal, actor)
-        suspended = await in_transaction(
-            self.session, self._suspend_overdue, SubscriptionRenewal, RENEWAL_UNPAID, actor
-        )
-        expired = await in_transaction(self.session, self._expire_lapsed, actor)
+        suspended, expired = await in_transaction(self.session, self._enforce_renewals, actor)
         return Collection(collected.paid, collected.failed, collected.waiting, suspended, expired)
 
     async def _open_renewals(self, actor: str) -> int:
+        """Open the renewals due (up to a batch), and lapse those of licences revoked or expired meanwhile."""
         due = await self.billing.due_renewals(clock.now(), BATCH)
         made = [renewal for item in due if (renewal := await self.billing.open_renewal(item)) is not None]
+        await self._lapse_ended(actor)
         for renewal in made:
             await self.billing.record_opened(renewal, actor)
         return len(due)
+
+    async def _enforce_renewals(self, actor: str) -> tuple[int, int]:
+        """Licences unpaid past the grace suspended, past the suspension expired: how many of each."""
+        suspended = await self._suspend_overdue(SubscriptionRenewal, RENEWAL_UNPAID, actor)
+        return suspended, await self._expire_lapsed(actor)
+
+    async def _lapse_ended(self, actor: str) -> None:
+        """The unpaid renewals of licences revoked (a refund) or expired meanwhile are never charged: they lapse."""
+        for status in (LicenceStatus.REVOKED, LicenceStatus.EXPIRED):
+            for renewal in await self.billing.overdue(SubscriptionRenewal, clock.now(), status):
+                await self.billing.lapse(renewal, actor)
 
     async def _expire_lapsed(self, actor: str) -> int:
         """Renewals unpaid past the grace and the suspension: the renewal lapses and its licence expires."""
@@ -160,16 +173,24 @@ class RecurringBilling:
         """One attempt for each charge due now: the gateway asked outside any transaction, the outcome recorded in
         a transaction of its own."""
         await self.session.commit()
-        due = await in_transaction(self.session, self.billing.due, model, clock.now(), COLLECT_LIMIT)
-        outcomes = [await self._attempt(charge, actor) for charge in due]
+        due, saved = await in_transaction(self.session, self._due, model)
+        outcomes = [await self._attempt(charge, saved.get(charge.buyer_organization_id), actor) for charge in due]
         return Collection(
             paid=outcomes.count(PaymentStatus.SUCCEEDED),
             failed=outcomes.count(PaymentStatus.FAILED),
             waiting=outcomes.count(PaymentStatus.PROCESSING),
         )
 
-    async def _attempt(self, charge: Charge, actor: str) -> PaymentStatus:
-        saved = await in_transaction(self.session, self.payments.saved_method, charge.buyer_organization_id)
+    async def _due(self, model: type[C]) -> tuple[Sequence[C], dict[uuid.UUID, SavedPaymentMethod]]:
+        """The charges due now, and their buyers' saved payment methods."""
+        due = await self.billing.due(model, clock.now(), COLLECT_LIMIT)
+        saved = {}
+        for buyer_id in {charge.buyer_organization_id for charge in due}:
+            if (method := await self.payments.saved_method(buyer_id)) is not None:
+                saved[buyer_id] = method
+        return due, saved
+
+    async def _attempt(self, charge: Charge, saved: SavedPaymentMethod | None, actor: str) -> PaymentStatus:
         try:
             if charge.payment_reference:  # an earlier attempt the gateway had not decided: look at it again
                 state = await self.gateway.fetch_payment(charge.payment_reference)
@@ -263,13 +284,14 @@ class RecurringBilling:
         """Settle every collected charge: its money to the provider's payable less the fee, which goes to the
         platform's revenue; how many."""
         settled = 0
-        for model in (UsageStatement, SubscriptionRenewal):
-            while True:
-                batch = await in_transaction(self.session, self._settle, model, actor)
-                settled += batch
-                if batch < BATCH:
-                    break
-        return settled
+        while True:
+            statements, renewals = await in_transaction(self.session, self._settle_both, actor)
+            settled += statements + renewals
+            if max(statements, renewals) < BATCH:
+                return settled
+
+    async def _settle_both(self, actor: str) -> tuple[int, int]:
+        return await self._settle(UsageStatement, actor), await self._settle(SubscriptionRenewal, actor)
 
     async def _settle(self, model: type[Charge], actor: str) -> int:
         charges = await self.billing.to_settle(model, BATCH)

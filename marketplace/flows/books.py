@@ -42,5 +42,5 @@ class Books:
         if self.session.get_bind().dialect.name == "postgresql":
             await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         escrow = await self.orders.expected_escrow() | await self.billing.renewal_escrow()
-        usage = ExpectedUsage(await self.billing.expected_receivable(), await self.billing.expected_accrued())
+        usage = ExpectedUsage(*await self.billing.expected_usage())
         return await self.ledger.check(escrow, usage)
