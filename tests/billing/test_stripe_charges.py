@@ -7,29 +7,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
 
-from marketplace.app import create_app
-from marketplace.config import Settings
 from marketplace.payments.gateway import PaymentStatus
 from marketplace.payments.stripe_gateway import StripeGateway
 from tests.fixtures.api import Api
 from tests.payments.conftest import (
-    STRIPE_KEY,
-    WEBHOOK_SECRET,
     StripeRecorder,
     event_payload,
     recorded_gateway,
+    recorded_stripe_api,
     recorder,
     signature_header,
 )
 
-__all__ = ["recorded_gateway", "recorder"]  # the payments tests' fixtures, used here too
+__all__ = ["recorded_gateway", "recorded_stripe_api", "recorder"]  # the payments tests' fixtures, used here too
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -101,26 +95,6 @@ async def test_a_declined_or_unauthenticated_charge_is_a_failed_attempt(
         charge_id=charge_id, attempt=2, amount_minor=700, currency="CNY", customer=None, payment_method=None
     )
     assert (state.reference, state.status, len(recorder.requests)) == ("", PaymentStatus.FAILED, asked)
-
-
-@pytest.fixture
-async def recorded_stripe_api(app: Litestar, settings: Settings, recorder: StripeRecorder) -> AsyncIterator[Api]:
-    """An application whose Stripe gateway talks to the recording stand-in."""
-    recorded_app = create_app(
-        settings.model_copy(
-            update={
-                "payment_gateway": "stripe",
-                "stripe_api_key": STRIPE_KEY,
-                "stripe_webhook_secret": WEBHOOK_SECRET,
-                "stripe_api_base": recorder.url,
-                "database_pool_size": 2,
-            }
-        )
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorded_app), base_url="http://testserver") as http:
-        yield Api(recorded_app, http)
-    await recorded_app.state.runtime.gateway.aclose()
-    await recorded_app.state.runtime.db_sessions.kw["bind"].dispose()
 
 
 def setup_intent(organization_id: str, status: str, method: str | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ where the run's engine lives. ORDER_STATEFUL_EXAMPLES sets how many sequences of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import uuid
@@ -92,9 +93,9 @@ from marketplace.orders.models import (
 )
 from marketplace.orders.schemas import OrderRead
 from marketplace.orders.service import InvalidTransition, SoldOut, SweepResult, order_event_type
-from marketplace.payments.gateway import GatewayError, PaymentState, PaymentStatus, UnknownAccount
-from marketplace.payments.local import LocalGateway
+from marketplace.payments.gateway import GatewayError, UnknownAccount
 from marketplace.wiring import Services
+from tests.billing.conftest import DecliningGateway
 from tests.fixtures.api import Api
 from tests.orders.conftest import PRICE_MINOR
 from tests.orders.factories import Listing, OrderServices, Trader, admin_principal, admitted_buyers, listing
@@ -130,6 +131,14 @@ PERIOD = timedelta(days=30)  # the subscription's
 TERM = timedelta(days=365)  # the licence terms' term_days: where a metered licence ends
 BILLING_ACTOR = "system"
 STATEMENT, RENEWAL = "statement", "renewal"
+# Short retries, grace and suspension, so that a few declined runs suspend a licence and a few more expire it.
+BILLING_SETTINGS = {
+    "billing_retry_seconds": (86_400,),
+    "billing_grace_seconds": 2 * 86_400,
+    "subscription_suspension_seconds": 2 * 86_400,
+}
+# Charges declined more often than not: runs of them suspend and expire licences.
+declines = st.sampled_from([True, True, False])
 
 buyer_indexes = st.sampled_from([0, 1])
 product_names = st.sampled_from(["limited", "unlimited", "metered", "subscription"])
@@ -187,35 +196,11 @@ class ModelClock:
         return self.start + self.offset + timedelta(microseconds=next(self.ticks))
 
 
-class SwitchableGateway(LocalGateway):
+class SwitchableGateway(DecliningGateway):
     """The local gateway, whose payouts (transfers) go through, fail for now, or find no account; and whose
-    off-session charges (statements, renewals) go through or are declined."""
+    off-session charges (statements, renewals) go through or are declined (`declining`)."""
 
     transfers = SENT
-    declining = False
-
-    async def charge_saved(
-        self,
-        *,
-        charge_id: uuid.UUID,
-        attempt: int,
-        amount_minor: int,
-        currency: str,
-        customer: str | None,
-        payment_method: str | None,
-    ) -> PaymentState:
-        if self.declining:
-            return PaymentState(
-                f"declined_{charge_id.hex}_{attempt}", PaymentStatus.FAILED, amount_minor, currency, None
-            )
-        return await super().charge_saved(
-            charge_id=charge_id,
-            attempt=attempt,
-            amount_minor=amount_minor,
-            currency=currency,
-            customer=customer,
-            payment_method=payment_method,
-        )
 
     async def transfer(
         self, *, payout_id: uuid.UUID, destination: str, amount_minor: int, currency: str, transfer_group: str | None
@@ -943,7 +928,7 @@ class OrderMachine(RuleBasedStateMachine):
             self.clock.offset = min(later) - self.clock.start + timedelta(seconds=1)
 
     @precondition(lambda self: any(c.kind == STATEMENT and c.unpaid for c in self.charges.values()))
-    @rule(declined=st.booleans(), wait=st.sampled_from([True, True, False]))
+    @rule(declined=declines, wait=st.sampled_from([True, True, False]))
     def collect_usage(self, declined: bool, wait: bool) -> None:
         """Time passes -- not at all, or to the next attempt due or grace over -- and the statements due are
         collected, through or declined; a licence unpaid past the grace is suspended."""
@@ -963,7 +948,7 @@ class OrderMachine(RuleBasedStateMachine):
         return any(o.product == "subscription" and o.licence in ("active", "suspended") for o in self.orders.values())
 
     @precondition(lambda self: self.renewable() or any(c.kind == RENEWAL and c.unpaid for c in self.charges.values()))
-    @rule(declined=st.booleans(), wait=st.sampled_from([True, True, False]))
+    @rule(declined=declines, wait=st.sampled_from([True, True, False]))
     def renew_subscriptions(self, declined: bool, wait: bool) -> None:
         """Time passes -- not at all, or to the next period end, attempt due, grace or suspension over -- and the
         subscriptions are renewed: renewals opened, collected (through or declined; those of licences revoked
@@ -1139,6 +1124,9 @@ async def test_orders_and_ledger_match_their_model(api: Api, monkeypatch: pytest
     rule_classes = {**load_rule_classes(), HoldForReview.id: HoldForReview}
     rulebook = build_rulebook(rule_classes, read_config(DEFAULT_RULEBOOK_PATH))
     services = OrderServices.of(api, gateway=gateway, rulebook=rulebook)
+    services = OrderServices(
+        dataclasses.replace(services.runtime, settings=services.settings.model_copy(update=BILLING_SETTINGS))
+    )
     assert services.settings.platform_fee_bps == FEE_BPS
     model_clock = ModelClock()
     monkeypatch.setattr(clock, "now", model_clock.now)
