@@ -153,13 +153,16 @@ class BillingService:
         """The gateway has not decided yet: the payment to look at again next time."""
         await self.repository.move(charge, COLLECTABLE, gateway=gateway, payment_reference=reference)
 
-    async def lapse(self, renewal: SubscriptionRenewal, actor: str) -> bool:
-        """A renewal never paid, its licence expired: it is no longer collected."""
+    async def lapse(self, renewal: SubscriptionRenewal) -> bool:
+        """A renewal never to be paid (its licence expired or revoked): it is no longer collected. Its audit entry
+        comes after (`record_lapsed`), once the transaction has moved its rows."""
         if not await self.repository.move(renewal, COLLECTABLE, status=ChargeStatus.LAPSED, next_attempt_at=None):
             return False
         renewal.status = ChargeStatus.LAPSED
-        await self._audit(renewal, actor, "subscription_renewal.lapsed")
         return True
+
+    async def record_lapsed(self, renewal: SubscriptionRenewal, actor: str) -> None:
+        await self._audit(renewal, actor, "subscription_renewal.lapsed")
 
     async def overdue(self, model: type[C], since_before: datetime, licence_status: LicenceStatus) -> Sequence[C]:
         return await self.repository.overdue(model, since_before, licence_status)

@@ -150,6 +150,15 @@ class LicenceService:
         """Forget the calls counted in minutes that started before `before` (the limits read the current one)."""
         return await self.repository.prune_rate_windows(before)
 
+    async def change_each(self, licences: list[Licence], to: LicenceStatus, reason: str, actor: str) -> int:
+        """`change` for several licences: every move first, then their audit entries and events (the audit head's
+        lock last, as `expire_due` takes it); how many moved."""
+        moved = [licence for licence in licences if await self._move(licence.id, licence.status, to, reason)]
+        for licence in moved:
+            await self._record(licence, to, reason, actor)
+            licence.status, licence.status_reason = to, reason
+        return len(moved)
+
     async def change(self, licence: Licence, to: LicenceStatus, reason: str, actor: str) -> bool:
         """Move a live licence to `to` (revoked, suspended, expired or active again); its API access keys
         stop working unless it is active. False when it was no longer live."""

@@ -135,12 +135,20 @@ class RecurringBilling:
         return Collection(collected.paid, collected.failed, collected.waiting, suspended, expired)
 
     async def _open_renewals(self, actor: str) -> int:
-        """Open the renewals due (up to a batch), and lapse those of licences revoked or expired meanwhile."""
+        """Open the renewals due (up to a batch), and lapse those of licences revoked or expired meanwhile; the rows
+        first, the audit entries last."""
         due = await self.billing.due_renewals(clock.now(), BATCH)
         made = [renewal for item in due if (renewal := await self.billing.open_renewal(item)) is not None]
-        await self._lapse_ended(actor)
+        lapsed = [
+            renewal
+            for status in (LicenceStatus.REVOKED, LicenceStatus.EXPIRED)
+            for renewal in await self.billing.overdue(SubscriptionRenewal, clock.now(), status)
+            if await self.billing.lapse(renewal)
+        ]
         for renewal in made:
             await self.billing.record_opened(renewal, actor)
+        for renewal in lapsed:
+            await self.billing.record_lapsed(renewal, actor)
         return len(due)
 
     async def _enforce_renewals(self, actor: str) -> tuple[int, int]:
@@ -148,23 +156,18 @@ class RecurringBilling:
         suspended = await self._suspend_overdue(SubscriptionRenewal, RENEWAL_UNPAID, actor)
         return suspended, await self._expire_lapsed(actor)
 
-    async def _lapse_ended(self, actor: str) -> None:
-        """The unpaid renewals of licences revoked (a refund) or expired meanwhile are never charged: they lapse."""
-        for status in (LicenceStatus.REVOKED, LicenceStatus.EXPIRED):
-            for renewal in await self.billing.overdue(SubscriptionRenewal, clock.now(), status):
-                await self.billing.lapse(renewal, actor)
-
     async def _expire_lapsed(self, actor: str) -> int:
         """Renewals unpaid past the grace and the suspension: the renewal lapses and its licence expires."""
         settings = self.settings
         since = clock.now() - timedelta(
             seconds=settings.billing_grace_seconds + settings.subscription_suspension_seconds
         )
-        expired = 0
-        for renewal in await self.billing.overdue(SubscriptionRenewal, since, LicenceStatus.SUSPENDED):
-            licence = await self.licences.get(renewal.licence_id)
-            if await self.billing.lapse(renewal, actor):
-                expired += await self.licences.change(licence, LicenceStatus.EXPIRED, RENEWAL_LAPSED, actor)
+        overdue = await self.billing.overdue(SubscriptionRenewal, since, LicenceStatus.SUSPENDED)
+        lapsed = [renewal for renewal in overdue if await self.billing.lapse(renewal)]
+        licences = [await self.licences.get(licence_id) for licence_id in sorted({r.licence_id for r in lapsed})]
+        expired = await self.licences.change_each(licences, LicenceStatus.EXPIRED, RENEWAL_LAPSED, actor)
+        for renewal in lapsed:
+            await self.billing.record_lapsed(renewal, actor)
         return expired
 
     # collection
@@ -270,13 +273,9 @@ class RecurringBilling:
 
     async def _suspend_overdue(self, model: type[C], reason: str, actor: str) -> int:
         since = clock.now() - timedelta(seconds=self.settings.billing_grace_seconds)
-        suspended = 0
-        for licence_id in {
-            charge.licence_id for charge in await self.billing.overdue(model, since, LicenceStatus.ACTIVE)
-        }:
-            licence = await self.licences.get(licence_id)
-            suspended += await self.licences.change(licence, LicenceStatus.SUSPENDED, reason, actor)
-        return suspended
+        overdue = await self.billing.overdue(model, since, LicenceStatus.ACTIVE)
+        licences = [await self.licences.get(licence_id) for licence_id in sorted({c.licence_id for c in overdue})]
+        return await self.licences.change_each(licences, LicenceStatus.SUSPENDED, reason, actor)
 
     # settlement (a step of the settlement batch, flows/settlement.py)
 
