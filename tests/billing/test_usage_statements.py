@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from marketplace.billing.models import ChargeStatus
+from sqlalchemy import update
+
+from marketplace.billing.models import ChargeStatus, UsageStatement
 from marketplace.delivery.models import next_period_start, usage_period
 from marketplace.jobs import collect_usage, settle, usage_statements
 from marketplace.kit import clock
@@ -120,3 +122,33 @@ async def test_a_statement_is_its_parties_own(billing: Billing) -> None:
     assert mine.json() == {"items": [], "total": 0}
     seen = await market.api.client.get("/api/v1/usage-statements", headers=market.admin.headers)
     assert [item["id"] for item in seen.json()["items"]] == [statement["id"]]
+
+
+async def test_the_check_of_the_books_finds_usage_money_out_of_place(billing: Billing) -> None:
+    """A statement marked settled without its settlement, or collected money the statement does not show: the check
+    names the order's accrued usage, or the buyer's receivable."""
+    market = billing.market
+    order_id, licence_id, key = await billing.metered_licence()
+    await billing.calls(licence_id, key, INCLUDED_CALLS + 4)
+    ended = next_period_start(clock.now()) + timedelta(minutes=11)
+    await billing.run(usage_statements, ended)
+    await billing.run(collect_usage, ended)
+    await billing.books()
+    async with billing.runtime.transaction() as services:
+        await services.session.execute(update(UsageStatement).values(settled_at=ended))
+    async with billing.runtime.transaction() as services:
+        check = await services.books.check()
+    assert not check.ok
+    [accrued] = check.accrued_mismatches
+    assert (str(accrued.order_id), accrued.held_minor, accrued.expected_minor) == (order_id, 4 * UNIT_PRICE_MINOR, 0)
+    async with billing.runtime.transaction() as services:
+        await services.session.execute(update(UsageStatement).values(settled_at=None, status=ChargeStatus.ISSUED))
+    async with billing.runtime.transaction() as services:
+        check = await services.books.check()
+    [owed] = check.receivable_mismatches
+    assert (str(owed.organization_id), owed.owed_minor, owed.expected_minor) == (
+        market.buyer_org["id"],
+        0,
+        4 * UNIT_PRICE_MINOR,
+    )
+    assert check.accrued_mismatches == []
