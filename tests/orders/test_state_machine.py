@@ -191,9 +191,16 @@ class ModelClock:
         self.start = datetime.now(UTC)
         self.offset = timedelta(0)
         self.ticks = itertools.count()
+        self.tick = 0  # the last reading's
 
     def now(self) -> datetime:
-        return self.start + self.offset + timedelta(microseconds=next(self.ticks))
+        self.tick = next(self.ticks)
+        return self.start + self.offset + timedelta(microseconds=self.tick)
+
+    def latest(self) -> datetime:
+        """The time now, with the last reading's microseconds: later than anything the service read before, as
+        the service's next reading is (two instants the offsets make equal are ordered by their readings)."""
+        return self.start + self.offset + timedelta(microseconds=self.tick)
 
 
 class SwitchableGateway(DecliningGateway):
@@ -807,8 +814,8 @@ class OrderMachine(RuleBasedStateMachine):
     # recurring billing
 
     def now(self) -> datetime:
-        """The service's time now, as the model reckons it (the clock's microsecond ticks left out)."""
-        return self.clock.start + self.clock.offset
+        """The service's time now, as the model reckons it."""
+        return self.clock.latest()
 
     def billed(self, order: ModelOrder, period: str) -> int:
         """What a metered licence's calls of one month were billed: each beyond the included ones."""
