@@ -24,6 +24,7 @@ from marketplace.api.accounts import (
     OrganizationController,
 )
 from marketplace.api.audit import AuditController
+from marketplace.api.billing import AdminBillingController, UsageStatementController
 from marketplace.api.catalog import AdminProductController, CatalogFeedController, ProductController
 from marketplace.api.compliance import RulesController, TradePreviewController
 from marketplace.api.delivery import (
@@ -39,7 +40,7 @@ from marketplace.api.health import HealthController
 from marketplace.api.ledger import AdminLedgerController, AdminSettlementController, BalanceController
 from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
-from marketplace.api.payments import PaymentAccountController, WebhookController
+from marketplace.api.payments import PaymentAccountController, PaymentMethodController, WebhookController
 from marketplace.api.webhooks import WebhookEndpointController
 from marketplace.config import Settings
 from marketplace.console.router import console_assets_router, console_router, template_config
@@ -76,6 +77,7 @@ CONTROLLERS = [
     AdminOrderController,
     AdminTradesController,
     PaymentAccountController,
+    PaymentMethodController,
     WebhookController,
     DatasetController,
     OrderDeliveryController,
@@ -85,6 +87,8 @@ CONTROLLERS = [
     AdminDeliveryController,
     EventController,
     WebhookEndpointController,
+    UsageStatementController,
+    AdminBillingController,
 ]
 
 

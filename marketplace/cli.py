@@ -266,6 +266,57 @@ def cmd_settle(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ledger_check(settings: Settings, args: argparse.Namespace) -> int:
+    """Check the books as `GET /api/v1/admin/ledger/check` does; exit 1 unless they are right."""
+    from marketplace.ledger.schemas import LedgerCheckRead
+
+    check = asyncio.run(_with_services(settings, lambda services: services.books.check()))
+    print(LedgerCheckRead.model_validate(check).model_dump_json(indent=2))
+    return 0 if check.ok else 1
+
+
+def cmd_billing_statements(settings: Settings, args: argparse.Namespace) -> int:
+    """Issue the statements of the months that have ended (one licence's with --licence), as the job does."""
+    import uuid
+
+    from marketplace.api.billing import statement_read
+
+    licence_id = uuid.UUID(args.licence) if args.licence else None
+    issued = asyncio.run(
+        _with_services(settings, lambda services: services.recurring_billing.issue_statements(CLI_ACTOR, licence_id))
+    )
+    reads = [statement_read(statement) for statement in issued]
+    if args.json:
+        print(json.dumps([read.model_dump(mode="json") for read in reads], indent=2))
+        return 0
+    for read in reads:
+        print(
+            f"{read.id} licence {read.licence_id} {read.period}: {read.calls} calls, {read.billable_calls} billable, "
+            f"{read.amount_minor} {read.currency} minor units, {read.status.value}"
+        )
+    print(f"{len(reads)} statements issued")
+    return 0
+
+
+def cmd_billing_job(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one recurring billing job now (`collect`: collect_usage, `renew`: renew_subscriptions); print what it did."""
+    from marketplace.jobs import collect_usage, renew_subscriptions
+    from marketplace.wiring import Runtime
+
+    job = collect_usage if args.billing_command == "collect" else renew_subscriptions
+
+    async def run() -> dict[str, int]:
+        runtime = Runtime.start(settings)
+        try:
+            return await job(runtime)
+        finally:
+            await runtime.stop()
+
+    done = asyncio.run(run())
+    print(json.dumps(done, indent=2) if args.json else " ".join(f"{name}={count}" for name, count in done.items()))
+    return 0
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     shown = settings.masked_variables()
     if args.json:
@@ -378,6 +429,24 @@ def build_parser() -> argparse.ArgumentParser:
         "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
     )
     settle.set_defaults(handler=cmd_settle)
+    ledger = commands.add_parser("ledger", help="the double-entry ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    ledger_commands.add_parser("check", help="check the books (exit 1 unless right)").set_defaults(
+        handler=cmd_ledger_check
+    )
+    billing = commands.add_parser("billing", help="recurring billing: usage statements, their collection, renewals")
+    billing_commands = billing.add_subparsers(dest="billing_command", required=True)
+    statements = billing_commands.add_parser("statements", help="issue the statements of the months that have ended")
+    statements.add_argument("--licence", type=_uuid_text, help="only this licence's")
+    statements.add_argument("--json", action="store_true", help="as JSON")
+    statements.set_defaults(handler=cmd_billing_statements)
+    for name, help_text in (
+        ("collect", "collect the statements due, suspend licences unpaid past the grace"),
+        ("renew", "renew the subscriptions due, suspend or expire those unpaid"),
+    ):
+        job = billing_commands.add_parser(name, help=help_text)
+        job.add_argument("--json", action="store_true", help="as JSON")
+        job.set_defaults(handler=cmd_billing_job)
     messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problem titles)")
     messages_commands = messages.add_subparsers(dest="messages_command", required=True)
     messages_update = messages_commands.add_parser(
@@ -388,6 +457,15 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--json", action="store_true", help="as JSON")
     config.set_defaults(handler=cmd_config)
     return parser
+
+
+def _uuid_text(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an id: {value!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

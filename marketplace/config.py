@@ -115,6 +115,17 @@ class Settings(BaseSettings):
     settlement_interval_seconds: int = Field(300, description=JOB_INTERVAL)
     licence_expiry_interval_seconds: int = Field(60, description=JOB_INTERVAL)
     prune_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    # Recurring billing (marketplace/flows/billing.py): how often statements are issued, collected and subscriptions
+    # renewed; when a declined charge is tried again; how long an unpaid licence keeps working, and how long an
+    # unpaid subscription stays suspended before it expires.
+    usage_statement_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    usage_collection_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    renewal_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    billing_retry_seconds: tuple[int, ...] = Field(
+        (86_400, 259_200), description=f"comma-separated numbers of seconds, each from 1 to {MAX_WINDOW_SECONDS}"
+    )
+    billing_grace_seconds: int = _integer(604_800, 0, MAX_WINDOW_SECONDS)
+    subscription_suspension_seconds: int = _integer(1_209_600, 0, MAX_WINDOW_SECONDS)
     # Idempotency records older than this are deleted: a key may be replayed for this long.
     idempotency_retention_seconds: int = _integer(86_400, 1, MAX_WINDOW_SECONDS)
     # A worker silent this long is taken as dead, and the job it was running runs again (it heartbeats 3x as often).
@@ -184,11 +195,26 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("billing_retry_seconds", mode="before")
+    @classmethod
+    def _split_seconds(cls, value: Any) -> Any:
+        return tuple(part.strip() for part in value.split(",")) if isinstance(value, str) else value
+
+    @field_validator("billing_retry_seconds")
+    @classmethod
+    def _retry_schedule(cls, steps: tuple[int, ...]) -> tuple[int, ...]:
+        if not steps or not all(1 <= step <= MAX_WINDOW_SECONDS for step in steps):
+            raise ValueError("not a schedule of retries")
+        return steps
+
     @field_validator(
         "settlement_interval_seconds",
         "licence_expiry_interval_seconds",
         "prune_interval_seconds",
         "webhook_interval_seconds",
+        "usage_statement_interval_seconds",
+        "usage_collection_interval_seconds",
+        "renewal_interval_seconds",
     )
     @classmethod
     def _job_interval(cls, seconds: int) -> int:

@@ -6,9 +6,8 @@ Every job is idempotent and transactional: it works in transactions of `runtime.
 guarded changes with ids derived from what they change, so a job run twice, or by two workers at once, has
 one effect, and a job killed mid-way leaves its open transaction uncommitted for the next run to do.
 
-To add a job (usage statements, subscription renewals): write an `async def
-job(runtime) -> dict[str, int]` below (what it did, by count), add a setting for its interval
-(marketplace/config.py, with the README's row) and a `PeriodicJob` to `PERIODIC_JOBS`."""
+To add a job: write an `async def job(runtime) -> dict[str, int]` below (what it did, by count), add a
+setting for its interval (marketplace/config.py, with the README's row) and a `PeriodicJob` to `PERIODIC_JOBS`."""
 
 from __future__ import annotations
 
@@ -58,6 +57,7 @@ async def settle(runtime: Runtime) -> dict[str, int]:
         "cancelled_orders": report.cancelled_orders,
         "auto_confirmed_orders": report.auto_confirmed_orders,
         "settled_orders": report.settled_orders,
+        "settled_charges": report.settled_charges,
         "payouts": len(report.payouts),
     }
 
@@ -123,8 +123,40 @@ async def _send(runtime: Runtime, claim: Claim) -> _Sent:
     return _Sent(result, attempted_at)
 
 
+async def usage_statements(runtime: Runtime) -> dict[str, int]:
+    """Issue the usage statement of every metered licence's month that has ended (marketplace/flows/billing.py)."""
+    async with runtime.transaction() as services:
+        issued = await services.recurring_billing.issue_statements(SYSTEM_ACTOR)
+    return {"issued_statements": len(issued)}
+
+
+async def collect_usage(runtime: Runtime) -> dict[str, int]:
+    """Collect the usage statements due through the gateway (declined ones again on the retry schedule), and suspend
+    the licences whose statement is unpaid past the grace."""
+    async with runtime.transaction() as services:
+        done = await services.recurring_billing.collect_usage(SYSTEM_ACTOR)
+    return {"paid": done.paid, "failed": done.failed, "waiting": done.waiting, "suspended_licences": done.suspended}
+
+
+async def renew_subscriptions(runtime: Runtime) -> dict[str, int]:
+    """Renew the subscriptions whose period has ended (charged through the gateway), suspend those unpaid past the
+    grace and expire those unpaid past the suspension."""
+    async with runtime.transaction() as services:
+        done = await services.recurring_billing.renew_subscriptions(SYSTEM_ACTOR)
+    return {
+        "renewed": done.paid,
+        "failed": done.failed,
+        "waiting": done.waiting,
+        "suspended_licences": done.suspended,
+        "expired_licences": done.expired,
+    }
+
+
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("settle", settle, lambda settings: settings.settlement_interval_seconds),
+    PeriodicJob("usage_statements", usage_statements, lambda settings: settings.usage_statement_interval_seconds),
+    PeriodicJob("collect_usage", collect_usage, lambda settings: settings.usage_collection_interval_seconds),
+    PeriodicJob("renew_subscriptions", renew_subscriptions, lambda settings: settings.renewal_interval_seconds),
     PeriodicJob("expire_licences", expire_licences, lambda settings: settings.licence_expiry_interval_seconds),
     PeriodicJob("prune", prune, lambda settings: settings.prune_interval_seconds),
     PeriodicJob("deliver_webhooks", deliver_webhooks, lambda settings: settings.webhook_interval_seconds),

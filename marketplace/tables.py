@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from marketplace.accounts import models as accounts_models
 from marketplace.accounts import sessions as accounts_sessions
 from marketplace.audit import models as audit_models
+from marketplace.billing import models as billing_models
 from marketplace.catalog import models as catalog_models
 from marketplace.compliance import models as compliance_models
 from marketplace.delivery import models as delivery_models
@@ -20,6 +21,7 @@ __all__ = [
     "accounts_models",
     "accounts_sessions",
     "audit_models",
+    "billing_models",
     "catalog_models",
     "compliance_models",
     "delivery_models",

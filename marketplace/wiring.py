@@ -21,6 +21,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.accounts.sessions import ConsoleSessions, SessionPolicy
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
+from marketplace.billing.service import BillingService
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
@@ -33,6 +34,7 @@ from marketplace.delivery.links import DownloadKeyring
 from marketplace.events.service import EventService
 from marketplace.events.webhooks import WebhookService
 from marketplace.flows.admission import Admission
+from marketplace.flows.billing import RecurringBilling
 from marketplace.flows.books import Books
 from marketplace.flows.data_calls import CALL_TERMS_KEPT, CallTermsMemo, DataCalls, MeteringBatches
 from marketplace.flows.delivery import VERDICT_REUSE_SECONDS, VERDICTS_KEPT, Delivery, DeliveryGate, DeliveryVerdicts
@@ -200,6 +202,10 @@ class Services:
     def licences(self) -> LicenceService:
         return LicenceService(self.session, self.audit, self.events)
 
+    @cached_property
+    def billing(self) -> BillingService:
+        return BillingService(self.session, self.accounts, self.audit, self.events)
+
     # flows
 
     @cached_property
@@ -258,12 +264,32 @@ class Services:
         )
 
     @cached_property
+    def recurring_billing(self) -> RecurringBilling:
+        return RecurringBilling(
+            self.session,
+            self.settings,
+            self.runtime.gateway,
+            self.billing,
+            self.licences,
+            self.ledger,
+            self.payments,
+        )
+
+    @cached_property
     def settlement(self) -> Settlement:
-        return Settlement(self.session, self.settings, self.transitions, self.catalog, self.ledger, self.payouts)
+        return Settlement(
+            self.session,
+            self.settings,
+            self.transitions,
+            self.catalog,
+            self.ledger,
+            self.payouts,
+            self.recurring_billing,
+        )
 
     @cached_property
     def books(self) -> Books:
-        return Books(self.session, self.accounts, self.orders, self.ledger)
+        return Books(self.session, self.accounts, self.orders, self.ledger, self.billing)
 
     @cached_property
     def rules_impact(self) -> RulesImpact:

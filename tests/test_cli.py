@@ -38,7 +38,7 @@ def test_every_command_and_option_has_help() -> None:
 
 # Commands whose output is JSON whatever the options (reports a script reads), and those that print nothing a
 # script would read (they serve, migrate, write files, or greet a person); every other command takes --json.
-ALWAYS_JSON = {"audit verify", "rules evaluate", "rules impact", "rules snapshot", "settle"}
+ALWAYS_JSON = {"audit verify", "ledger check", "rules evaluate", "rules impact", "rules snapshot", "settle"}
 NOTHING_TO_READ = {"serve", "worker", "db upgrade", "db downgrade", "demo", "messages update"}
 
 
@@ -68,3 +68,29 @@ def test_admin_create_answers_json(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     created = json.loads(capsys.readouterr().out)
     assert (created["email"], created["name"]) == ("ops@example.com", "Administrator")
     assert uuid.UUID(created["id"])
+
+
+def test_billing_and_the_books_answer_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("STORAGE_DIR", str(tmp_path))
+    assert main(["db", "upgrade"]) == 0
+    capsys.readouterr()
+    assert main(["billing", "statements", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["billing", "collect", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"paid": 0, "failed": 0, "waiting": 0, "suspended_licences": 0}
+    assert main(["billing", "renew"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "renewed=0",
+        "failed=0",
+        "waiting=0",
+        "suspended_licences=0",
+        "expired_licences=0",
+    ]
+    assert main(["ledger", "check"]) == 0
+    books = json.loads(capsys.readouterr().out)
+    assert (books["ok"], books["escrow_checked"], books["usage_checked"]) == (True, True, True)
+    with pytest.raises(SystemExit) as refused:
+        main(["billing", "statements", "--licence", "not-an-id"])
+    assert refused.value.code == 2
+    assert "not an id" in capsys.readouterr().err

@@ -68,6 +68,7 @@ class Scope(enum.StrEnum):
     PAYOUTS_READ = "payouts:read"
     EVENTS_READ = "events:read"
     WEBHOOKS_MANAGE = "webhooks:manage"
+    BILLING_READ = "billing:read"
 
 
 class User(SQLModel, table=True):

@@ -52,8 +52,11 @@ class AdminLedgerController(Controller):
         """Check the books in one reading: debits equal credits in every currency, every account's totals
         equal the sums of its transfers, no no-overdraft account is negative, and every order's escrow
         holds exactly what the order says (its amount while paid, delivered, completed or disputed;
-        nothing once settled, refunded or cancelled): `escrow_checked` is true and `escrow_mismatches`
-        lists the orders whose escrow differs."""
+        nothing once settled, refunded or cancelled; a subscription renewal's, its amount while paid and not
+        settled): `escrow_checked` is true and `escrow_mismatches` lists those whose escrow differs. And
+        recurring billing's books (`usage_checked`): every buyer's receivable is owed exactly the metered calls
+        billed to it less the usage statements collected, and every order's accrued usage holds exactly its
+        calls billed less the statements settled to its provider."""
         return LedgerCheckRead.model_validate(await books.check())
 
 

@@ -1,4 +1,5 @@
-"""HTTP endpoints of the payments domain: a provider's payout account, and the Stripe webhook."""
+"""HTTP endpoints of the payments domain: a provider's payout account, a buyer's payment method for recurring
+charges, and the Stripe webhook."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from litestar.params import FromPath, JSONBody
 
 from marketplace.accounts.models import Scope
 from marketplace.flows.payment import Payment
-from marketplace.payments.schemas import PaymentAccountRead, PaymentAccountUpdate, WebhookReceipt
+from marketplace.payments.gateway import SetupState
+from marketplace.payments.schemas import (
+    PaymentAccountRead,
+    PaymentAccountUpdate,
+    PaymentMethodConfirm,
+    PaymentMethodRead,
+    PaymentMethodSetupRead,
+    WebhookReceipt,
+)
 from marketplace.payments.service import PaymentsService
 from marketplace.web.principal import AUTHENTICATED, Access, Caller
 from marketplace.web.problems import PROBLEM_MEDIA_TYPE, ProblemDetails, problem_responses
@@ -75,6 +84,73 @@ class PaymentAccountController(Controller):
             account_id=account.id,
             payouts_enabled=account.payouts_enabled,
         )
+
+
+class PaymentMethodController(Controller):
+    path = "/api/v1/organizations"
+    tags = ["billing"]
+    dependencies = AUTHENTICATED
+
+    @get(
+        "/{organization_id:uuid}/payment-method",
+        responses=problem_responses(401, 403, 404),
+        opt={"scope": Scope.BILLING_READ},
+    )
+    async def payment_method(
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, payments: NamedDependency[PaymentsService]
+    ) -> PaymentMethodRead:
+        """Whether the organisation saved a payment method for its usage statements and subscription renewals (the
+        local gateway needs none)."""
+        saved = await payments.visible_saved_method(principal, organization_id)
+        return PaymentMethodRead(
+            organization_id=organization_id,
+            gateway=payments.gateway.name,
+            saved=bool(saved and saved.payment_method),
+        )
+
+    @post(
+        "/{organization_id:uuid}/payment-method/setup",
+        status_code=201,
+        responses={**problem_responses(401, 403, 404), **GATEWAY_ERROR},
+        opt={"scope": Access.PERSON},
+    )
+    async def setup(
+        self, organization_id: FromPath[uuid.UUID], principal: Caller, payments: NamedDependency[PaymentsService]
+    ) -> PaymentMethodSetupRead:
+        """Start saving the organisation's payment method for the charges it is not present for: with Stripe, a
+        SetupIntent on its Customer (created once) whose `client_secret` the buyer's client confirms with Stripe;
+        the method is saved when Stripe reports the setup succeeded (its webhook, or `.../payment-method/confirm`).
+        With the local gateway it is saved at once. Owners and admins of the organisation only."""
+        setup = await payments.setup_payment_method(principal, organization_id)
+        return _setup_read(organization_id, payments.gateway.name, setup)
+
+    @post(
+        "/{organization_id:uuid}/payment-method/confirm",
+        status_code=200,
+        responses={**problem_responses(400, 401, 403, 404, 409), **GATEWAY_ERROR},
+        opt={"scope": Access.PERSON},
+    )
+    async def confirm(
+        self,
+        organization_id: FromPath[uuid.UUID],
+        data: JSONBody[PaymentMethodConfirm],
+        principal: Caller,
+        payments: NamedDependency[PaymentsService],
+    ) -> PaymentMethodSetupRead:
+        """The setup the buyer's client confirmed: fetched from the gateway and, if it succeeded for this
+        organisation, its payment method saved (409 while it has not succeeded; 404 for another's)."""
+        setup = await payments.confirm_setup(principal, organization_id, data.setup_reference)
+        return _setup_read(organization_id, payments.gateway.name, setup)
+
+
+def _setup_read(organization_id: uuid.UUID, gateway: str, setup: SetupState) -> PaymentMethodSetupRead:
+    return PaymentMethodSetupRead(
+        organization_id=organization_id,
+        gateway=gateway,
+        setup_reference=setup.reference,
+        client_secret=None if setup.succeeded else setup.client_secret,
+        saved=bool(setup.succeeded and setup.payment_method),
+    )
 
 
 class WebhookController(Controller):

@@ -16,6 +16,7 @@ from marketplace.audit.service import AuditService
 from marketplace.catalog.dcat import CatalogEntry
 from marketplace.catalog.models import (
     EDITABLE_VERSION_STATUSES,
+    PlanKind,
     PricePlan,
     Product,
     ProductStatus,
@@ -273,13 +274,16 @@ class CatalogService:
         assert version.product_id == product.id
         return await self.view_of(product, version.version)
 
-    async def sold_terms(self, version_id: uuid.UUID, plan_id: uuid.UUID) -> tuple[dict[str, Any], int | None]:
-        """The licence terms of a version as sold, and its plan's period in days (subscriptions)."""
+    async def sold_terms(self, version_id: uuid.UUID, plan_id: uuid.UUID) -> tuple[dict[str, Any], int | None, bool]:
+        """The licence terms of a version as sold, its plan's period in days, and whether the plan renews at the
+        end of each period (a subscription)."""
         version = await self.repository.version_by_id(version_id)
         assert version is not None
         plan = next((p for p in await self.repository.plans_of(version_id) if p.id == plan_id), None)
         terms = version.details.get("licence")
-        return (dict(terms) if isinstance(terms, dict) else {}), (plan.period_days if plan is not None else None)
+        period_days = plan.period_days if plan is not None else None
+        renews = plan is not None and plan.kind == PlanKind.SUBSCRIPTION and bool(plan.period_days)
+        return (dict(terms) if isinstance(terms, dict) else {}), period_days, renews
 
     async def version_details(self, version_id: uuid.UUID) -> dict[str, Any]:
         """A version's declared details: delivery reads its fields and its computation terms."""

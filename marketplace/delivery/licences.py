@@ -57,9 +57,12 @@ class LicenceService:
         self.audit = audit
         self.events = events
 
-    async def issue(self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str) -> Licence:
+    async def issue(
+        self, order: Order, terms: dict[str, Any], period_days: int | None, actor: str, *, renews: bool = False
+    ) -> Licence:
         """The order's licence, from the licence terms of the version bought (copied: a later edit of the
-        product changes nothing sold). Issuing twice returns the first one."""
+        product changes nothing sold); a subscription's (`renews`) renews every `period_days`. Issuing twice
+        returns the first one."""
         now = clock.now()
         licence_id = uuid.uuid4()
         licence = await self.repository.add_licence(
@@ -75,6 +78,7 @@ class LicenceService:
                 terms=terms,
                 starts_at=now,
                 ends_at=licence_end(now, terms, period_days),
+                renewal_days=period_days if renews else None,
                 status=LicenceStatus.ACTIVE,
                 created_at=now,
                 updated_at=now,
@@ -108,6 +112,7 @@ class LicenceService:
 
     async def expire_due(self, limit: int, actor: str) -> int:
         """Expire up to `limit` live licences whose term has ended, each with its audit entry and event; how many.
+        A subscription's licence is left to its renewal (marketplace/flows/billing.py), which expires it if unpaid.
         The licences are locked first and each change is guarded, so concurrent expiries expire each one once;
         the audit entries and events come last, after every licence moved (the audit head, then the event
         clock, are the last locks a transaction takes)."""
@@ -119,9 +124,40 @@ class LicenceService:
             await self._record(licence, LicenceStatus.EXPIRED, TERM_ENDED, actor)
         return len(moved)
 
+    async def extend(self, licence: Licence, period_end: datetime, actor: str) -> bool:
+        """A subscription renewed: the licence runs on to `period_end`, once (a guarded update from the end it
+        had, so a renewal applied twice extends it once), with its audit entry and event."""
+        if licence.ends_at is None or licence.ends_at >= period_end:
+            return False
+        if not await self.repository.extend_licence(licence.id, licence.ends_at, period_end):
+            return False
+        await self.audit.record(
+            actor=actor,
+            action="licence.renewed",
+            object_type="licence",
+            object_id=licence.id,
+            payload={
+                "order_id": str(licence.order_id),
+                "from": licence.ends_at.isoformat(),
+                "to": period_end.isoformat(),
+            },
+        )
+        licence.ends_at = period_end
+        await self._event(EventType.LICENCE_RENEWED, licence, licence.status)
+        return True
+
     async def prune_rate_windows(self, before: datetime) -> int:
         """Forget the calls counted in minutes that started before `before` (the limits read the current one)."""
         return await self.repository.prune_rate_windows(before)
+
+    async def change_each(self, licences: list[Licence], to: LicenceStatus, reason: str, actor: str) -> int:
+        """`change` for several licences: every move first, then their audit entries and events (the audit head's
+        lock last, as `expire_due` takes it); how many moved."""
+        moved = [licence for licence in licences if await self._move(licence.id, licence.status, to, reason)]
+        for licence in moved:
+            await self._record(licence, to, reason, actor)
+            licence.status, licence.status_reason = to, reason
+        return len(moved)
 
     async def change(self, licence: Licence, to: LicenceStatus, reason: str, actor: str) -> bool:
         """Move a live licence to `to` (revoked, suspended, expired or active again); its API access keys

@@ -44,6 +44,9 @@ class Licence(SQLModel, table=True):
     starts_at: datetime = Field(sa_type=UTCDateTime)
     # None: the terms set no end.
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A subscription's period in days: at its end the licence renews (marketplace/flows/billing.py), and only a
+    # renewal left unpaid past its grace and suspension expires it. None: it does not renew.
+    renewal_days: int | None = None
     status: LicenceStatus = Field(default=LicenceStatus.ACTIVE, sa_type=enum_column(LicenceStatus))
     status_reason: str | None = Field(default=None, max_length=2000)
     created_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

@@ -265,12 +265,23 @@ class DeliveryRepository:
         licences = table_of(Licence)
         query = (
             select(licences)
-            .where(licences.c.status.in_(live), licences.c.ends_at <= now)
+            .where(licences.c.status.in_(live), licences.c.ends_at <= now, licences.c.renewal_days.is_(None))
             .order_by(licences.c.ends_at, licences.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         return (await self.session.execute(query)).all()
+
+    async def extend_licence(self, licence_id: uuid.UUID, ends_at: datetime, to: datetime) -> bool:
+        """Move a licence's end from `ends_at` to `to`; False when its end is no longer `ends_at`."""
+        query = (
+            update(Licence)
+            .where(col(Licence.id) == licence_id, col(Licence.ends_at) == ends_at)
+            .values(ends_at=to, updated_at=clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        result: Any = await self.session.execute(query)
+        return bool(result.rowcount)
 
     async def licences_of(
         self, organization_ids: set[uuid.UUID] | None, *, limit: int, offset: int

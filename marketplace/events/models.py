@@ -16,8 +16,7 @@ from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
 
 
 class EventType(enum.StrEnum):
-    """What happened, `<subject>.<what>`. Usage statements and renewals are named here for the work that
-    will make them (recurring billing); nothing emits them yet."""
+    """What happened, `<subject>.<what>`."""
 
     ORDER_PLACED = "order.placed"
     ORDER_ACCEPTED = "order.accepted"
@@ -39,7 +38,7 @@ class EventType(enum.StrEnum):
     LICENCE_REINSTATED = "licence.reinstated"
     LICENCE_REVOKED = "licence.revoked"
     LICENCE_EXPIRED = "licence.expired"
-    LICENCE_RENEWED = "licence.renewed"  # not emitted yet: subscriptions do not renew yet
+    LICENCE_RENEWED = "licence.renewed"  # a subscription's renewal paid: the licence runs a period longer
     PRODUCT_HELD = "product.held"  # the listing stage held a version for an administrator
     PRODUCT_LISTED = "product.listed"
     PRODUCT_REJECTED = "product.rejected"
@@ -50,9 +49,9 @@ class EventType(enum.StrEnum):
     ORGANIZATION_REJECTED = "organization.rejected"
     ORGANIZATION_SUSPENDED = "organization.suspended"
     ORGANIZATION_REINSTATED = "organization.reinstated"
-    USAGE_STATEMENT_ISSUED = "usage_statement.issued"  # not emitted yet: no usage statements yet
-    USAGE_STATEMENT_PAID = "usage_statement.paid"  # not emitted yet
-    USAGE_STATEMENT_FAILED = "usage_statement.failed"  # not emitted yet
+    USAGE_STATEMENT_ISSUED = "usage_statement.issued"  # a metered licence's month stated
+    USAGE_STATEMENT_PAID = "usage_statement.paid"  # collected
+    USAGE_STATEMENT_FAILED = "usage_statement.failed"  # a collection attempt declined (tried again later)
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint.disabled"  # its deliveries failed for days
 
 

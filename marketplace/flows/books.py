@@ -1,5 +1,5 @@
-"""The books: an organisation's balance as its members see it, and the check that the ledger balances and every
-order's escrow holds what the order says."""
+"""The books: an organisation's balance as its members see it, and the check that the ledger balances, every
+order's (and renewal's) escrow holds what it says, and buyers owe and orders accrue what their usage billed."""
 
 from __future__ import annotations
 
@@ -9,18 +9,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
-from marketplace.ledger.service import Balance, LedgerCheck, LedgerService
+from marketplace.billing.service import BillingService
+from marketplace.ledger.service import Balance, ExpectedUsage, LedgerCheck, LedgerService
 from marketplace.orders.service import OrderService
 
 
 class Books:
     def __init__(
-        self, session: AsyncSession, accounts: AccountService, orders: OrderService, ledger: LedgerService
+        self,
+        session: AsyncSession,
+        accounts: AccountService,
+        orders: OrderService,
+        ledger: LedgerService,
+        billing: BillingService,
     ) -> None:
         self.session = session
         self.accounts = accounts
         self.orders = orders
         self.ledger = ledger
+        self.billing = billing
 
     async def balance(self, principal: Principal, organization_id: uuid.UUID, currency: str) -> Balance:
         """The balance as its members (or its keys) and administrators see it; the organisation does not
@@ -34,4 +41,6 @@ class Books:
         await self.session.commit()
         if self.session.get_bind().dialect.name == "postgresql":
             await self.session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        return await self.ledger.check(await self.orders.expected_escrow())
+        escrow = await self.orders.expected_escrow() | await self.billing.renewal_escrow()
+        usage = ExpectedUsage(*await self.billing.expected_usage())
+        return await self.ledger.check(escrow, usage)

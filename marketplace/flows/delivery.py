@@ -138,7 +138,9 @@ class DeliveryGate:
         at most `VERDICT_REUSE_SECONDS` ago. The licence's status and term and the dispute are judged afresh
         every time: a revocation, a suspension or a dispute stops the very next act."""
         now = clock.now()
-        if licence.status == LicenceStatus.ACTIVE and licence.ends_at is not None and now >= licence.ends_at:
+        # A subscription's end is its renewal's business (marketplace/flows/billing.py): it delivers through its grace.
+        ended = licence.ends_at is not None and now >= licence.ends_at and licence.renewal_days is None
+        if licence.status == LicenceStatus.ACTIVE and ended:
             await self._decide_apart(licence.id, LicenceStatus.EXPIRED, TERM_ENDED, actor, None)
             licence.status = LicenceStatus.EXPIRED
         if licence.status != LicenceStatus.ACTIVE:

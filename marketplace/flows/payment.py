@@ -17,7 +17,7 @@ from marketplace.orders.service import InvalidTransition, OrderService, PaymentF
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.payments.gateway import GatewayError, PaymentGateway, PaymentState, PaymentStatus
 from marketplace.payments.models import WebhookOutcome
-from marketplace.payments.service import PAYMENT_EVENT_PREFIX, PaymentsService
+from marketplace.payments.service import PAYMENT_EVENT_PREFIX, SETUP_EVENT_PREFIX, PaymentsService
 
 
 class Payment:
@@ -119,8 +119,8 @@ class Payment:
     async def _on_paid(self, order: Order, actor: str) -> None:
         """The buyer's money goes into escrow and the buyer gets its licence."""
         await hold_payment(self.ledger, order)
-        terms, period_days = await self.catalog.sold_terms(order.product_version_id, order.plan_id)
-        await self.licences.issue(order, terms, period_days, actor)
+        terms, period_days, renews = await self.catalog.sold_terms(order.product_version_id, order.plan_id)
+        await self.licences.issue(order, terms, period_days, actor, renews=renews)
 
     async def _refund_late_payment(self, order: Order, state: PaymentState, actor: str) -> None:
         """Money for an order already cancelled (it timed out while the buyer paid): it goes back, and
@@ -162,7 +162,8 @@ class Payment:
         """Verify a delivery, record it in the inbox once, and act on it in the same transaction.
 
         The event itself is never trusted: a PaymentIntent event makes us fetch the intent from the
-        gateway and apply the state found there. Returns `processed`, `duplicate` (received before:
+        gateway and apply the state found there; a SetupIntent event, the setup (a buyer saving a payment
+        method). Returns `processed`, `duplicate` (received before:
         nothing done) or `ignored` (recorded, nothing to do)."""
         event = await self.payments.inbox(payload, signature_header)
         if event is None:
@@ -172,5 +173,9 @@ class Payment:
             state = await self.payments.fetch_payment(event.object_id)
             if await self.apply_payment_state(state, actor=f"gateway:{self.gateway.name}") is not None:
                 outcome = WebhookOutcome.PROCESSED
+        elif event.type.startswith(SETUP_EVENT_PREFIX) and await self.payments.apply_setup(
+            await self.payments.fetch_setup(event.object_id)
+        ):
+            outcome = WebhookOutcome.PROCESSED
         await self.payments.close(event, outcome)
         return outcome.value

@@ -6,7 +6,8 @@ A run is a sequence of short transactions (the service commits as it goes):
 1. the sweep: unpaid orders time out, unconfirmed deliveries complete (`Settlement.sweep`);
 2. completed orders settle, oldest first, in batches: each moves to settled, its escrow split into the
    provider's payable (price - fee) and the platform's revenue (the fee; `kit.money.split` rounds it
-   half up) (`Settlement._settle`);
+   half up) (`Settlement._settle`); then the usage statements and subscription renewals collected since,
+   the same way (`RecurringBilling.settle`);
 3. payouts left pending by earlier runs are sent again;
 4. per provider and currency with money to pay: a payout is booked, then sent through the gateway.
 
@@ -50,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from marketplace.audit.service import SYSTEM_ACTOR
 from marketplace.catalog.service import CatalogService
 from marketplace.config import Settings
+from marketplace.flows.billing import RecurringBilling
 from marketplace.flows.escrow import escrow_of
 from marketplace.flows.payouts import PayoutOutcome, Payouts, SkippedPayout, in_transaction
 from marketplace.kit import clock
@@ -76,6 +78,7 @@ class SettlementReport:
     skipped: list[SkippedPayout] = field(default_factory=list)
     cancelled_orders: int = 0
     auto_confirmed_orders: int = 0
+    settled_charges: int = 0  # usage statements and renewals collected and settled
 
 
 class Settlement:
@@ -87,6 +90,7 @@ class Settlement:
         catalog: CatalogService,
         ledger: LedgerService,
         payouts: Payouts,
+        billing: RecurringBilling,
     ) -> None:
         self.session = session
         self.settings = settings
@@ -94,6 +98,7 @@ class Settlement:
         self.catalog = catalog
         self.ledger = ledger
         self.payouts = payouts
+        self.billing = billing
 
     async def run(self, actor: str, progress: Progress = unreported) -> SettlementReport:
         """Sweep, settle every completed order, send the payouts still pending, book and send new ones.
@@ -109,6 +114,7 @@ class Settlement:
             progress("orders settled", settled)
             if len(batch) < SETTLEMENT_BATCH:
                 break
+        charges = await self.billing.settle(actor)
         progress("payouts", 0)
         outcomes, skipped = await self.payouts.run(started, RESEND_LIMIT, actor)
         progress("payouts", len(outcomes), len(outcomes))
@@ -118,6 +124,7 @@ class Settlement:
             skipped=skipped,
             cancelled_orders=sweep.cancelled,
             auto_confirmed_orders=sweep.auto_confirmed,
+            settled_charges=charges,
         )
 
     async def sweep(self) -> SweepResult:

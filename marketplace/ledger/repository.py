@@ -52,6 +52,7 @@ class AccountTotals:
     key: str
     code: AccountCode
     currency: str
+    organization_id: uuid.UUID | None
     order_id: uuid.UUID | None
     no_overdraft: bool
     debits_posted: int
@@ -71,11 +72,11 @@ class AccountTotals:
 @dataclass(frozen=True)
 class LedgerTotals:
     """What one statement read: totals per currency, the accounts that break a rule, and (when
-    asked for) every escrow account that holds money."""
+    asked for) every account of the given codes that holds money (escrows, receivables, accrued usage)."""
 
     currencies: list[CurrencyTotals]
     flagged_accounts: list[AccountTotals]
-    holding_escrows: list[AccountTotals]
+    holding: list[AccountTotals]
 
 
 class LedgerRepository:
@@ -218,12 +219,12 @@ class LedgerRepository:
         payable, escrow, paid_out, debt = (await self.session.execute(query)).one()
         return OrganizationTotals(int(payable), int(escrow), int(paid_out), int(debt))
 
-    async def totals(self, *, with_escrows: bool) -> LedgerTotals:
+    async def totals(self, *, holding: frozenset[AccountCode] = frozenset()) -> LedgerTotals:
         """Every account's totals against the sums of its transfers, in ONE statement, so that it reads
         one snapshot of the database and transfers committed meanwhile cannot look like an error.
 
         Rows come back of three kinds: one per currency (sums over its accounts), one per account
-        that is mismatched or overdrawn, and, with `with_escrows`, one per escrow account holding money."""
+        that is mismatched or overdrawn, and one per account of a `holding` code that holds money."""
         debited = (
             select(
                 col(Transfer.debit_account_id).label("account_id"),
@@ -247,6 +248,7 @@ class LedgerRepository:
                 col(LedgerAccount.key),
                 col(LedgerAccount.code),
                 col(LedgerAccount.currency),
+                col(LedgerAccount.organization_id),
                 col(LedgerAccount.order_id),
                 col(LedgerAccount.no_overdraft),
                 col(LedgerAccount.debits_posted),
@@ -270,6 +272,7 @@ class LedgerRepository:
                 a.key,
                 a.code,
                 a.currency,
+                a.organization_id,
                 a.order_id,
                 a.no_overdraft,
                 a.debits_posted,
@@ -285,6 +288,7 @@ class LedgerRepository:
             null(),
             null(),
             a.currency,
+            no_id,
             no_id,
             null(),
             func.sum(a.debits_posted),
@@ -302,12 +306,10 @@ class LedgerRepository:
         )
         # The first part names the columns of the union.
         parts = [flagged, per_currency]
-        if with_escrows:
-            parts.append(
-                account_rows("escrow").where(a.code == AccountCode.ESCROW, a.credits_posted != a.debits_posted)
-            )
+        if holding:
+            parts.append(account_rows("holding").where(a.code.in_(holding), a.credits_posted != a.debits_posted))
         rows = (await self.session.execute(union_all(*parts))).all()
-        result = LedgerTotals(currencies=[], flagged_accounts=[], holding_escrows=[])
+        result = LedgerTotals(currencies=[], flagged_accounts=[], holding=[])
         for row in rows:
             if row.row_kind == "currency":
                 result.currencies.append(
@@ -319,6 +321,7 @@ class LedgerRepository:
                 key=row.key,
                 code=AccountCode(row.code),
                 currency=row.currency,
+                organization_id=row.organization_id,
                 order_id=row.order_id,
                 no_overdraft=bool(row.no_overdraft),
                 debits_posted=int(row.debits_posted),
@@ -326,7 +329,7 @@ class LedgerRepository:
                 debits_from_transfers=int(row.debits_from_transfers),
                 credits_from_transfers=int(row.credits_from_transfers),
             )
-            (result.flagged_accounts if row.row_kind == "account" else result.holding_escrows).append(totals)
+            (result.flagged_accounts if row.row_kind == "account" else result.holding).append(totals)
         return result
 
 

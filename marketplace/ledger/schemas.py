@@ -48,6 +48,13 @@ class EscrowMismatchRead(ResponseBody):
     expected_minor: int
 
 
+class ReceivableMismatchRead(ResponseBody):
+    organization_id: uuid.UUID
+    currency: str
+    owed_minor: int
+    expected_minor: int
+
+
 class LedgerCheckRead(ResponseBody):
     ok: bool
     transfers: int
@@ -56,7 +63,16 @@ class LedgerCheckRead(ResponseBody):
     negative_accounts: list[AccountTotalsRead]
     mismatched_accounts: list[AccountTotalsRead]
     escrow_checked: bool
-    escrow_mismatches: list[EscrowMismatchRead]
+    escrow_mismatches: list[EscrowMismatchRead] = Field(
+        description="orders (and paid subscription renewals, by the renewal's id) whose escrow holds another amount"
+    )
+    usage_checked: bool = Field(description="whether the receivables and accrued usage were checked too")
+    receivable_mismatches: list[ReceivableMismatchRead] = Field(
+        description="buyers owed another amount than the metered calls billed to them and not yet collected"
+    )
+    accrued_mismatches: list[EscrowMismatchRead] = Field(
+        description="orders whose accrued usage holds another amount than their calls billed and not yet settled"
+    )
 
 
 class PayoutRead(ResponseBody):
@@ -86,3 +102,6 @@ class SettlementRead(ResponseBody):
     skipped: list[SkippedPayoutRead] = Field(description="providers not paid out: no usable gateway account")
     cancelled_orders: int = Field(description="accepted orders cancelled by the sweep: payment window expired")
     auto_confirmed_orders: int = Field(description="delivered orders completed by the sweep: not confirmed in time")
+    settled_charges: int = Field(
+        description="usage statements and subscription renewals collected and settled: split into payable and fee"
+    )

@@ -15,13 +15,14 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit.codelists import is_currency
 from marketplace.ledger.models import (
+    DEBIT_NORMAL_CODES,
     NO_OVERDRAFT_CODES,
     ORDER_CODES,
     ORGANIZATION_CODES,
@@ -85,6 +86,14 @@ class EscrowMismatch:
 
 
 @dataclass(frozen=True)
+class ReceivableMismatch:
+    organization_id: uuid.UUID
+    currency: str
+    owed_minor: int
+    expected_minor: int
+
+
+@dataclass(frozen=True)
 class LedgerCheck:
     ok: bool
     transfers: int
@@ -94,10 +103,24 @@ class LedgerCheck:
     mismatched_accounts: list[AccountTotals]
     escrow_checked: bool
     escrow_mismatches: list[EscrowMismatch]
+    usage_checked: bool = False
+    # a buyer's receivable against the usage billed to it and not yet collected
+    receivable_mismatches: list[ReceivableMismatch] = field(default_factory=list)
+    # an order's accrued usage against the usage billed on it and not yet settled (order_id, held, expected)
+    accrued_mismatches: list[EscrowMismatch] = field(default_factory=list)
 
 
 # Expected escrow, in minor units, per (order id, currency): what open orders hold.
 ExpectedEscrow = Mapping[tuple[uuid.UUID, str], int]
+
+
+@dataclass(frozen=True)
+class ExpectedUsage:
+    """Where the billing domain plugs in: what each buyer's receivable should be owed, per (buyer, currency), and
+    what each order's accrued usage should hold, per (order, currency)."""
+
+    receivable: Mapping[tuple[uuid.UUID, str], int]
+    accrued: Mapping[tuple[uuid.UUID, str], int]
 
 
 def account_key(code: AccountCode, currency: str, organization_id: uuid.UUID | None, order_id: uuid.UUID | None) -> str:
@@ -210,27 +233,38 @@ class LedgerService:
             debt_minor=totals.debt_minor,
         )
 
-    async def check(self, expected_escrow: ExpectedEscrow | None = None) -> LedgerCheck:
+    async def check(
+        self, expected_escrow: ExpectedEscrow | None = None, expected_usage: ExpectedUsage | None = None
+    ) -> LedgerCheck:
         """Check the books: debits equal credits in every currency, every account's totals equal the
         sums of its transfers, no no-overdraft account is negative, all read in one statement.
 
         `expected_escrow` is where the orders domain plugs in: given what each open order should hold
-        in escrow, every escrow account must hold exactly that (an order absent from it, nothing)."""
-        totals = await self.repository.totals(with_escrows=expected_escrow is not None)
+        in escrow, every escrow account must hold exactly that (an order absent from it, nothing).
+        `expected_usage`, the billing domain: every buyer receivable must be owed, and every order's accrued
+        usage hold, exactly what it says (one absent from it, nothing)."""
+        holding = frozenset(
+            ({AccountCode.ESCROW} if expected_escrow is not None else set())
+            | ({AccountCode.BUYER_RECEIVABLE, AccountCode.USAGE_ACCRUED} if expected_usage is not None else set())
+        )
+        totals = await self.repository.totals(holding=holding)
         negative = [account for account in totals.flagged_accounts if account.negative]
         mismatched = [account for account in totals.flagged_accounts if account.mismatched]
         imbalance = sum(abs(c.debits_posted - c.credits_posted) for c in totals.currencies)
         escrow_mismatches = []
         if expected_escrow is not None:
-            held = {(a.order_id, a.currency): a.credits_posted - a.debits_posted for a in totals.holding_escrows}
-            for order_id, currency in sorted(held.keys() | expected_escrow.keys(), key=str):
-                assert order_id is not None
-                held_minor = held.get((order_id, currency), 0)
-                expected_minor = expected_escrow.get((order_id, currency), 0)
-                if held_minor != expected_minor:
-                    escrow_mismatches.append(EscrowMismatch(order_id, currency, held_minor, expected_minor))
+            escrow_mismatches = _differences(totals.holding, AccountCode.ESCROW, expected_escrow)
+        receivable_mismatches, accrued_mismatches = [], []
+        if expected_usage is not None:
+            owed = _differences(totals.holding, AccountCode.BUYER_RECEIVABLE, expected_usage.receivable)
+            receivable_mismatches = [
+                ReceivableMismatch(m.order_id, m.currency, m.held_minor, m.expected_minor) for m in owed
+            ]
+            accrued_mismatches = _differences(totals.holding, AccountCode.USAGE_ACCRUED, expected_usage.accrued)
         return LedgerCheck(
-            ok=not (imbalance or negative or mismatched or escrow_mismatches),
+            ok=not (
+                imbalance or negative or mismatched or escrow_mismatches or receivable_mismatches or accrued_mismatches
+            ),
             transfers=sum(c.transfers for c in totals.currencies),
             imbalance_minor=imbalance,
             currencies=totals.currencies,
@@ -238,7 +272,30 @@ class LedgerService:
             mismatched_accounts=mismatched,
             escrow_checked=expected_escrow is not None,
             escrow_mismatches=escrow_mismatches,
+            usage_checked=expected_usage is not None,
+            receivable_mismatches=receivable_mismatches,
+            accrued_mismatches=accrued_mismatches,
         )
+
+
+def _differences(
+    accounts: list[AccountTotals], code: AccountCode, expected: Mapping[tuple[uuid.UUID, str], int]
+) -> list[EscrowMismatch]:
+    """The accounts of `code` that do not hold what `expected` says, by their subject (the order an escrow or
+    accrued usage is of, the organisation a receivable is of) and currency. A debit-normal account (a
+    receivable) "holds" what it is owed: debits less credits."""
+    sign = -1 if code in DEBIT_NORMAL_CODES else 1
+    held: dict[tuple[uuid.UUID, str], int] = {}
+    for account in accounts:
+        if account.code == code:
+            subject = account.order_id if code in ORDER_CODES else account.organization_id
+            assert subject is not None
+            held[subject, account.currency] = sign * (account.credits_posted - account.debits_posted)
+    return [
+        EscrowMismatch(subject, currency, held.get((subject, currency), 0), expected.get((subject, currency), 0))
+        for subject, currency in sorted(held.keys() | expected.keys(), key=str)
+        if held.get((subject, currency), 0) != expected.get((subject, currency), 0)
+    ]
 
 
 def _fields(transfer: Transfer) -> tuple[object, ...]:

@@ -32,6 +32,18 @@ class PaymentState:
 
 
 @dataclass(frozen=True)
+class SetupState:
+    """A buyer's setup of a payment method for later off-session charges, as the gateway reports it now."""
+
+    reference: str
+    customer: str
+    succeeded: bool
+    payment_method: str | None  # set once the setup succeeded
+    organization_id: uuid.UUID | None  # the buyer it was made for; None when it is not one of ours
+    client_secret: str | None = None  # for the buyer's client to confirm the setup
+
+
+@dataclass(frozen=True)
 class GatewayEvent:
     """A verified webhook event: a prompt to re-fetch `object_id`, never the truth itself."""
 
@@ -58,6 +70,29 @@ class PaymentGateway(Protocol):
         ...
 
     async def fetch_payment(self, reference: str) -> PaymentState: ...
+
+    async def charge_saved(
+        self,
+        *,
+        charge_id: uuid.UUID,
+        attempt: int,
+        amount_minor: int,
+        currency: str,
+        customer: str | None,
+        payment_method: str | None,
+    ) -> PaymentState:
+        """Charge a buyer who is not present (a usage statement, a renewal) on its saved payment method, once per
+        charge and attempt whatever the number of calls; a declined charge is a FAILED state, not an error."""
+        ...
+
+    async def setup_payment_method(self, *, organization_id: uuid.UUID, customer: str | None) -> SetupState:
+        """Start saving a buyer's payment method for off-session charges (creating its customer when it has
+        none); the buyer's client confirms the setup with `client_secret`."""
+        ...
+
+    async def fetch_setup(self, reference: str) -> SetupState:
+        """A setup as the gateway knows it now; raises GatewayError when it is unknown."""
+        ...
 
     async def refund(self, *, order_id: uuid.UUID, reference: str, amount_minor: int, currency: str) -> str:
         """Refund an order's payment in full (at most once per order); returns the refund's reference."""

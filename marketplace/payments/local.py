@@ -1,11 +1,22 @@
-"""The local gateway: in-process and deterministic, no keys. Every payment succeeds at once; the
-money it moves is what the ledger records, so it needs no table of its own."""
+"""The local gateway: in-process and deterministic, no keys. Every payment succeeds at once, a buyer's recurring
+charges too (a payment method is saved by asking); the money it moves is what the ledger records, so it needs
+no table of its own."""
 
 from __future__ import annotations
 
 import uuid
 
-from marketplace.payments.gateway import ConnectedAccount, GatewayEvent, InvalidWebhook, PaymentState, PaymentStatus
+from marketplace.payments.gateway import (
+    ConnectedAccount,
+    GatewayError,
+    GatewayEvent,
+    InvalidWebhook,
+    PaymentState,
+    PaymentStatus,
+    SetupState,
+)
+
+SETUP_PREFIX = "local_seti_"
 
 
 class LocalGateway:
@@ -24,6 +35,41 @@ class LocalGateway:
 
     async def fetch_payment(self, reference: str) -> PaymentState:
         raise InvalidWebhook("the local gateway sends no events to fetch")
+
+    async def charge_saved(
+        self,
+        *,
+        charge_id: uuid.UUID,
+        attempt: int,
+        amount_minor: int,
+        currency: str,
+        customer: str | None,
+        payment_method: str | None,
+    ) -> PaymentState:
+        return PaymentState(
+            reference=f"local_charge_{charge_id.hex}_{attempt}",
+            status=PaymentStatus.SUCCEEDED,
+            amount_minor=amount_minor,
+            currency=currency,
+            order_id=None,
+        )
+
+    async def setup_payment_method(self, *, organization_id: uuid.UUID, customer: str | None) -> SetupState:
+        """Saved at once: the local gateway charges anyone."""
+        return await self.fetch_setup(f"{SETUP_PREFIX}{organization_id.hex}")
+
+    async def fetch_setup(self, reference: str) -> SetupState:
+        try:
+            organization_id = uuid.UUID(hex=reference.removeprefix(SETUP_PREFIX))
+        except ValueError as exc:
+            raise GatewayError("no such setup at the local gateway") from exc
+        return SetupState(
+            reference=reference,
+            customer=f"local_cus_{organization_id.hex}",
+            succeeded=True,
+            payment_method=f"local_pm_{organization_id.hex}",
+            organization_id=organization_id,
+        )
 
     async def refund(self, *, order_id: uuid.UUID, reference: str, amount_minor: int, currency: str) -> str:
         return f"local_refund_{order_id.hex}"

@@ -1,12 +1,14 @@
-"""The webhook inbox: every verified gateway event, recorded once by its id.
+"""The webhook inbox: every verified gateway event, recorded once by its id; and the payment method a buyer saved
+at the gateway for the charges it is not present for (usage statements, renewals).
 
-The row is inserted in the same transaction as the event's effect, so an event is applied at most
+The inbox row is inserted in the same transaction as the event's effect, so an event is applied at most
 once however often the gateway delivers it, and an effect that fails leaves no row (the gateway
 delivers it again)."""
 
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 
 from sqlmodel import Field, SQLModel
@@ -31,3 +33,19 @@ class WebhookEvent(SQLModel, table=True):
     outcome: WebhookOutcome | None = Field(default=None, sa_type=enum_column(WebhookOutcome))
     received_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)
     processed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SavedPaymentMethod(SQLModel, table=True):
+    """A buyer's customer at the gateway and the payment method it saved there (a Stripe SetupIntent's), which
+    recurring charges use off-session. One per organisation and gateway."""
+
+    __tablename__ = "saved_payment_method"
+
+    organization_id: uuid.UUID = Field(foreign_key="organization.id", primary_key=True)
+    gateway: str = Field(max_length=16, primary_key=True)
+    customer: str = Field(max_length=255)
+    # The last setup asked for: its confirmation (or its webhook) records the method.
+    setup_reference: str | None = Field(default=None, max_length=255)
+    # None until a setup succeeds.
+    payment_method: str | None = Field(default=None, max_length=255)
+    updated_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime)

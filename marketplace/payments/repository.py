@@ -1,5 +1,5 @@
-"""Every query on the payments domain's tables: the webhook inbox, and the payment columns of an
-organisation (its connected account and whether payouts to it are enabled)."""
+"""Every query on the payments domain's tables: the webhook inbox, a buyer's saved payment method, and the
+payment columns of an organisation (its connected account and whether payouts to it are enabled)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.accounts.models import Organization
-from marketplace.payments.models import WebhookEvent, WebhookOutcome
+from marketplace.payments.models import SavedPaymentMethod, WebhookEvent, WebhookOutcome
 
 
 class PaymentsRepository:
@@ -53,3 +53,34 @@ class PaymentsRepository:
             .where(col(Organization.id) == organization_id)
             .values(payment_account_id=account_id, payouts_enabled=payouts_enabled)
         )
+
+    async def saved_method(self, organization_id: uuid.UUID, gateway: str) -> SavedPaymentMethod | None:
+        return await self.session.get(SavedPaymentMethod, (organization_id, gateway), populate_existing=True)
+
+    async def save_setup(
+        self, organization_id: uuid.UUID, gateway: str, customer: str, reference: str, at: datetime
+    ) -> None:
+        """The buyer's customer and the setup it was last asked for (the method saved before stays until it
+        succeeds)."""
+        values = {"customer": customer, "setup_reference": reference, "updated_at": at}
+        insert = (
+            self._insert()(SavedPaymentMethod)
+            .values(organization_id=organization_id, gateway=gateway, **values)
+            .on_conflict_do_update(index_elements=["organization_id", "gateway"], set_=values)
+        )
+        await self.session.execute(insert)
+
+    async def save_method(
+        self, organization_id: uuid.UUID, gateway: str, customer: str, method: str, at: datetime
+    ) -> bool:
+        """Record the method a setup of the buyer's customer saved; False when the buyer has no such customer."""
+        result: Any = await self.session.execute(
+            update(SavedPaymentMethod)
+            .where(
+                col(SavedPaymentMethod.organization_id) == organization_id,
+                col(SavedPaymentMethod.gateway) == gateway,
+                col(SavedPaymentMethod.customer) == customer,
+            )
+            .values(payment_method=method, updated_at=at)
+        )
+        return bool(result.rowcount)

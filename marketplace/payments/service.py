@@ -1,4 +1,5 @@
-"""Payments use cases: a provider's payout account, and the inbox of gateway webhooks (what a webhook changes is
+"""Payments use cases: a provider's payout account, a buyer's payment method saved for off-session charges, and the
+inbox of gateway webhooks (what a webhook changes is
 the payment flow's business: `marketplace.flows.payment`)."""
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from marketplace.payments.gateway import (
     InvalidWebhook,
     PaymentGateway,
     PaymentState,
+    SetupState,
     UnknownAccount,
 )
-from marketplace.payments.models import WebhookOutcome
+from marketplace.payments.models import SavedPaymentMethod, WebhookOutcome
 from marketplace.payments.repository import PaymentsRepository
 
 log = logging.getLogger("marketplace.payments")
 
 # Events about a PaymentIntent: each one is a prompt to fetch the intent again.
 PAYMENT_EVENT_PREFIX = "payment_intent."
+# Events about a SetupIntent (a buyer saving a payment method): a prompt to fetch the setup again.
+SETUP_EVENT_PREFIX = "setup_intent."
 
 
 class WebhookInvalid(DomainError):
@@ -95,6 +99,77 @@ class PaymentsService:
             },
         )
         return account
+
+    # a buyer's payment method for off-session charges
+
+    async def saved_method(self, organization_id: uuid.UUID) -> SavedPaymentMethod | None:
+        """The buyer's customer and saved method at this service's gateway, if it saved one."""
+        return await self.repository.saved_method(organization_id, self.gateway.name)
+
+    async def visible_saved_method(self, principal: Principal, organization_id: uuid.UUID) -> SavedPaymentMethod | None:
+        """The saved method of an organisation the caller may see."""
+        await self.accounts.visible_organization(principal, organization_id)
+        return await self.saved_method(organization_id)
+
+    async def setup_payment_method(self, principal: Principal, organization_id: uuid.UUID) -> SetupState:
+        """Start saving the organisation's payment method (its owners and admins only): the gateway's setup,
+        whose client secret the buyer's client confirms; a setup that succeeded at once (the local gateway) is
+        recorded now."""
+        await self._manage(principal, organization_id)
+        saved = await self.saved_method(organization_id)
+        try:
+            setup = await self.gateway.setup_payment_method(
+                organization_id=organization_id, customer=saved.customer if saved else None
+            )
+        except GatewayError as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+        await self.repository.save_setup(
+            organization_id, self.gateway.name, setup.customer, setup.reference, clock.now()
+        )
+        await self.audit.record(
+            actor=principal.actor,
+            action="organization.payment_method_setup",
+            object_type="organization",
+            object_id=organization_id,
+            payload={"gateway": self.gateway.name, "setup_reference": setup.reference},
+        )
+        if setup.succeeded:
+            await self.apply_setup(setup)
+        return setup
+
+    async def confirm_setup(self, principal: Principal, organization_id: uuid.UUID, reference: str) -> SetupState:
+        """The buyer's client confirmed a setup: fetched from the gateway (never taken on the caller's word) and,
+        when it succeeded for this organisation, its payment method recorded."""
+        await self._manage(principal, organization_id)
+        try:
+            setup = await self.gateway.fetch_setup(reference)
+        except GatewayError as exc:
+            raise NotFound("no such setup of this organisation at the gateway") from exc
+        if setup.organization_id != organization_id:
+            raise NotFound("no such setup of this organisation at the gateway")
+        if not setup.succeeded or not await self.apply_setup(setup):
+            raise Conflict("the setup has not succeeded: no payment method is saved")
+        return setup
+
+    async def apply_setup(self, setup: SetupState) -> bool:
+        """Record the payment method of a setup that succeeded for one of our buyers' customers; False otherwise."""
+        if not (setup.succeeded and setup.payment_method and setup.organization_id):
+            return False
+        return await self.repository.save_method(
+            setup.organization_id, self.gateway.name, setup.customer, setup.payment_method, clock.now()
+        )
+
+    async def fetch_setup(self, reference: str) -> SetupState:
+        """A setup as the gateway knows it now (after a webhook)."""
+        try:
+            return await self.gateway.fetch_setup(reference)
+        except GatewayError as exc:
+            raise GatewayUnavailable(str(exc)) from exc
+
+    async def _manage(self, principal: Principal, organization_id: uuid.UUID) -> None:
+        await self.accounts.visible_organization(principal, organization_id)
+        if await self.accounts.member_role(principal, organization_id) not in MANAGING_ROLES:
+            raise Forbidden("only the organisation's owners and admins may set its payment method")
 
     # webhooks
 

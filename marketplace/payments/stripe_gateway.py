@@ -1,5 +1,6 @@
 """The Stripe gateway: PaymentIntents for the buyer's charge, Refunds, Connect Transfers to providers,
-and signed webhooks, through stripe-python's `StripeClient` and its asynchronous methods.
+SetupIntents that save a buyer's card on its Customer and off-session PaymentIntents charging it later
+(usage statements, renewals), and signed webhooks, through stripe-python's `StripeClient` and its asynchronous methods.
 
 Charges and transfers are separate (`transfer_group` = the order): the platform is paid, holds the
 money in escrow on its own books, and transfers the provider's share after settlement. Every call
@@ -27,6 +28,7 @@ from marketplace.payments.gateway import (
     InvalidWebhook,
     PaymentState,
     PaymentStatus,
+    SetupState,
     UnknownAccount,
 )
 
@@ -49,6 +51,15 @@ def confirm_key(order_id: uuid.UUID) -> str:
 def refund_key(order_id: uuid.UUID, reference: str) -> str:
     """One refund per payment: an order's own payment, or a second payment of the same order."""
     return f"order-{order_id}-refund-{reference}"
+
+
+def charge_key(charge_id: uuid.UUID, attempt: int) -> str:
+    """One PaymentIntent per recurring charge and attempt: a retry after a decline is a new attempt."""
+    return f"charge-{charge_id}-attempt-{attempt}"
+
+
+def customer_key(organization_id: uuid.UUID) -> str:
+    return f"organization-{organization_id}-customer"
 
 
 def transfer_key(payout_id: uuid.UUID) -> str:
@@ -85,6 +96,26 @@ def payment_state(intent: Mapping[str, Any]) -> PaymentState:
         amount_minor=int(intent["amount"]),
         currency=str(intent["currency"]).upper(),
         order_id=order_id,
+        client_secret=intent.get("client_secret"),
+    )
+
+
+def setup_state(intent: Mapping[str, Any]) -> SetupState:
+    """A SetupIntent (as a plain mapping) as the billing flow needs it."""
+    metadata = intent.get("metadata") or {}
+    try:
+        organization_id: uuid.UUID | None = uuid.UUID(str(metadata.get("organization_id")))
+    except ValueError:
+        organization_id = None  # not one of ours
+    method = intent.get("payment_method")
+    if isinstance(method, Mapping):  # expanded
+        method = method.get("id")
+    return SetupState(
+        reference=str(intent["id"]),
+        customer=str(intent.get("customer") or ""),
+        succeeded=intent.get("status") == "succeeded",
+        payment_method=str(method) if method else None,
+        organization_id=organization_id,
         client_secret=intent.get("client_secret"),
     )
 
@@ -178,6 +209,81 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise _failure("payment retrieval", exc) from exc
         return payment_state(intent.to_dict())
+
+    async def charge_saved(
+        self,
+        *,
+        charge_id: uuid.UUID,
+        attempt: int,
+        amount_minor: int,
+        currency: str,
+        customer: str | None,
+        payment_method: str | None,
+    ) -> PaymentState:
+        """An off-session PaymentIntent on the buyer's saved payment method, confirmed at once. A decline
+        (or a bank asking for the buyer, who is not there) is a failed payment; without a saved method no
+        request is made."""
+        if not (customer and payment_method):
+            return PaymentState(
+                reference="", status=PaymentStatus.FAILED, amount_minor=amount_minor, currency=currency, order_id=None
+            )
+        params: stripe.params.PaymentIntentCreateParams = {
+            "amount": amount_minor,
+            "currency": currency.lower(),
+            "customer": customer,
+            "payment_method": payment_method,
+            "off_session": True,
+            "confirm": True,
+            "metadata": {"charge_id": str(charge_id)},
+        }
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params, {"idempotency_key": charge_key(charge_id, attempt)}
+            )
+        except stripe.CardError as exc:
+            declined = exc.error.payment_intent if exc.error is not None else None
+            return PaymentState(
+                reference=str(declined.id) if declined is not None else "",
+                status=PaymentStatus.FAILED,
+                amount_minor=amount_minor,
+                currency=currency,
+                order_id=None,
+            )
+        except stripe.StripeError as exc:
+            raise _failure("off-session payment", exc) from exc
+        state = payment_state(intent.to_dict())
+        # Off-session, a payment that waits for the buyer will not be completed by anyone: it failed.
+        if state.status == PaymentStatus.REQUIRES_ACTION:
+            return PaymentState(state.reference, PaymentStatus.FAILED, state.amount_minor, state.currency, None)
+        return state
+
+    async def setup_payment_method(self, *, organization_id: uuid.UUID, customer: str | None) -> SetupState:
+        """The buyer's Customer (created once per organisation) and a SetupIntent for off-session use."""
+        try:
+            if customer is None:
+                created = await self._client.v1.customers.create_async(
+                    {"metadata": {"organization_id": str(organization_id)}},
+                    {"idempotency_key": customer_key(organization_id)},
+                )
+                customer = str(created.id)
+            intent = await self._client.v1.setup_intents.create_async(
+                {
+                    "customer": customer,
+                    "usage": "off_session",
+                    "metadata": {"organization_id": str(organization_id)},
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                }
+            )
+        except stripe.StripeError as exc:
+            raise _failure("payment method setup", exc) from exc
+        return setup_state(intent.to_dict())
+
+    async def fetch_setup(self, reference: str) -> SetupState:
+        try:
+            intent = await self._client.v1.setup_intents.retrieve_async(reference)
+        except stripe.StripeError as exc:
+            raise _failure("setup retrieval", exc) from exc
+        return setup_state(intent.to_dict())
 
     async def refund(self, *, order_id: uuid.UUID, reference: str, amount_minor: int, currency: str) -> str:
         params: stripe.params.RefundCreateParams = {

@@ -1,23 +1,26 @@
 """Every event type is written by the flow that makes its change, one test per subject: orders (placed,
 accepted, held, rejected, cancelled, paid, delivered, disputed, resolved, completed, settled, paid out,
-refunded), licences, products, organisations and payouts. Renewals and usage statements have no flow yet."""
+refunded), licences, products, organisations, payouts, and recurring billing's usage statements and renewals."""
 
 from __future__ import annotations
 
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from marketplace.delivery.models import LicenceStatus
+from marketplace.delivery.models import LicenceStatus, next_period_start
 from marketplace.demo.factories import licence_terms, plan_body
 from marketplace.events.models import EventType
+from marketplace.jobs import collect_usage, renew_subscriptions, usage_statements
 from marketplace.kit import clock
 from marketplace.kit.identifiers import uscc_check_char
 from marketplace.payments.gateway import UnknownAccount
+from tests.billing.conftest import INCLUDED_CALLS, Billing, DecliningGateway
+from tests.delivery.conftest import open_market
 from tests.events.feed import cursor_now, of, read_all
 from tests.events.test_feed import trade
 from tests.fixtures.api import Api
@@ -26,12 +29,6 @@ from tests.orders.conftest import PRICE_MINOR, Market, listed_product, submitted
 from tests.orders.test_admin_trades import held_for_review
 from tests.webhooks.conftest import LOOPBACK, create_endpoint, run_until_idle, with_settings
 
-NOT_EMITTED_YET = {
-    EventType.LICENCE_RENEWED,
-    EventType.USAGE_STATEMENT_ISSUED,
-    EventType.USAGE_STATEMENT_PAID,
-    EventType.USAGE_STATEMENT_FAILED,
-}
 # What each test below saw emitted; the last test checks every type was.
 SEEN: set[str] = set()
 
@@ -226,17 +223,38 @@ async def test_webhook_endpoints(market: Market) -> None:
     assert [(e["type"], e["subject_id"]) for e in events] == [("webhook_endpoint.disabled", hook["id"])]
 
 
+async def test_recurring_billing(api: Api) -> None:
+    gateway = DecliningGateway()
+    billing = Billing(await open_market(api), api.runtime(gateway=gateway), gateway)
+    market = billing.market
+    start = await cursor_now(api, market.admin)
+    _, licence_id, key = await billing.metered_licence()
+    await billing.calls(licence_id, key, INCLUDED_CALLS + 1)
+    _, subscribed, licence = await billing.subscription()
+    month_end = next_period_start(clock.now()) + timedelta(minutes=11)
+    await billing.run(usage_statements, month_end)
+    gateway.declining = True
+    await billing.run(collect_usage, month_end)
+    gateway.declining = False
+    await billing.run(collect_usage, month_end + timedelta(days=1, seconds=1))
+    await billing.run(renew_subscriptions, datetime.fromisoformat(licence["ends_at"]) + timedelta(minutes=1))
+
+    statements = await events_since(market, start, type="usage_statement.")
+    assert of(statements) == ["usage_statement.issued", "usage_statement.failed", "usage_statement.paid"]
+    assert [e["payload"]["status"] for e in statements] == ["issued", "failed", "paid"]
+    assert {e["payload"]["licence_id"] for e in statements} == {licence_id}
+    renewed = [e for e in await events_since(market, start, type="licence.") if e["type"] == "licence.renewed"]
+    assert [e["payload"]["order_id"] for e in renewed] == [subscribed]
+    assert {frozenset(e["organization_ids"]) for e in statements + renewed} == {
+        frozenset({market.buyer_org["id"], market.provider_org["id"]})
+    }
+
+
 def test_every_type_is_emitted_by_its_flow() -> None:
     """Runs after the tests above in the same process (with -n, only when they ran in this one)."""
     if not SEEN:
         pytest.skip("the emitting tests ran in another process")
-    if not {t.split(".")[0] for t in SEEN} >= {
-        "order",
-        "licence",
-        "product",
-        "organization",
-        "payout",
-        "webhook_endpoint",
-    }:
+    subjects = {"order", "licence", "product", "organization", "payout", "usage_statement", "webhook_endpoint"}
+    if not {t.split(".")[0] for t in SEEN} >= subjects:
         pytest.skip("some emitting tests ran in another process")
-    assert {t.value for t in EventType} - NOT_EMITTED_YET == SEEN
+    assert {t.value for t in EventType} == SEEN

@@ -71,10 +71,12 @@ async def admitted_buyers(api: Api, admin: Person, count: int) -> list[Trader]:
     return buyers
 
 
-async def listing(api: Api, provider: Trader, max_licences: int | None) -> Listing:
-    """A listed product of `provider`, its licences limited to `max_licences` (None: unlimited)."""
+async def listing(api: Api, provider: Trader, max_licences: int | None, plan: dict[str, Any] | None = None) -> Listing:
+    """A listed product of `provider`, its licences limited to `max_licences` (None: unlimited), sold under `plan`
+    (default: one-time at PRICE_MINOR)."""
     licence = licence_terms(max_licences=max_licences)
-    product_id, plan_id = await listed_product(api, provider.person, str(provider.organization_id), licence=licence)
+    organization_id = str(provider.organization_id)
+    product_id, plan_id = await listed_product(api, provider.person, organization_id, licence=licence, plan=plan)
     return Listing(uuid.UUID(product_id), uuid.UUID(plan_id), max_licences)
 
 

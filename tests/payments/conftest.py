@@ -1,6 +1,6 @@
 """Fixtures for the payments tests: localstripe on the loopback interface, a recording stand-in for
-the Stripe API where localstripe cannot serve (Connect accounts, transfers), an application that
-uses the Stripe gateway, and webhook signing."""
+the Stripe API where localstripe cannot serve (Connect accounts, transfers, customers and setups), an
+application that uses the Stripe gateway (on localstripe, or on the stand-in), and webhook signing."""
 
 from __future__ import annotations
 
@@ -230,3 +230,23 @@ def stripe_api(app: Litestar, stripe_app: Litestar, stripe_client: httpx.AsyncCl
     """The API of the Stripe-configured application (`app` is asked for so that the tables are
     emptied after the test, as for every test that uses the database)."""
     return Api(stripe_app, stripe_client)
+
+
+@pytest.fixture
+async def recorded_stripe_api(app: Litestar, settings: Settings, recorder: StripeRecorder) -> AsyncIterator[Api]:
+    """An application whose Stripe gateway talks to the recording stand-in."""
+    recorded_app = create_app(
+        settings.model_copy(
+            update={
+                "payment_gateway": "stripe",
+                "stripe_api_key": STRIPE_KEY,
+                "stripe_webhook_secret": WEBHOOK_SECRET,
+                "stripe_api_base": recorder.url,
+                "database_pool_size": 2,
+            }
+        )
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorded_app), base_url="http://testserver") as http:
+        yield Api(recorded_app, http)
+    await recorded_app.state.runtime.gateway.aclose()
+    await recorded_app.state.runtime.db_sessions.kw["bind"].dispose()

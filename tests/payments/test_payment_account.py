@@ -6,17 +6,12 @@ accounts, so the positive case runs against a recording stand-in)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
-from litestar import Litestar
 
-from marketplace.app import create_app
-from marketplace.config import Settings
 from tests.fixtures.api import Api, Person
-from tests.payments.conftest import STRIPE_KEY, WEBHOOK_SECRET, StripeRecorder
+from tests.payments.conftest import STRIPE_KEY, StripeRecorder
 
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
 
@@ -122,26 +117,6 @@ async def test_stripe_must_know_the_account(stripe_api: Api) -> None:
         "account_id": None,
         "payouts_enabled": False,
     }
-
-
-@pytest.fixture
-async def recorded_stripe_api(app: Litestar, settings: Settings, recorder: StripeRecorder) -> AsyncIterator[Api]:
-    """An application whose Stripe gateway talks to the recording stand-in."""
-    recorded_app = create_app(
-        settings.model_copy(
-            update={
-                "payment_gateway": "stripe",
-                "stripe_api_key": STRIPE_KEY,
-                "stripe_webhook_secret": WEBHOOK_SECRET,
-                "stripe_api_base": recorder.url,
-                "database_pool_size": 2,
-            }
-        )
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=recorded_app), base_url="http://testserver") as http:
-        yield Api(recorded_app, http)
-    await recorded_app.state.runtime.gateway.aclose()
-    await recorded_app.state.runtime.db_sessions.kw["bind"].dispose()
 
 
 async def test_a_stripe_account_as_stripe_reports_it(recorded_stripe_api: Api, recorder: StripeRecorder) -> None:
