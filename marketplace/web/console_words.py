@@ -120,6 +120,7 @@ WORDS = {
     "console.overview.books": "Books",
     "console.overview.audit_head": "Audit entries",
     "console.overview.ledger": "Ledger check",
+    "console.overview.ledger_balanced": "Debits equal credits (account totals)",
     "console.overview.transfers": "Transfers",
     "console.overview.backlog": "Worker backlog",
     "console.overview.jobs_in_process": "Jobs run inside the server (SQLite): no queue.",
