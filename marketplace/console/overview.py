@@ -17,11 +17,13 @@ from marketplace.compliance.contract import Decision, Stage
 from marketplace.console.pages import PREFIX, SIGNED_IN, Admin, PageLanguage, Queries, page
 from marketplace.console.queries import CHART_DAYS, chart_start
 from marketplace.kit import clock
+from marketplace.kit.codelists import currency_minor_units
 from marketplace.web.principal import Access
 
 
 def trade_series(rows: Sequence[RowMapping], days: list[str]) -> dict[str, Any]:
-    """Trades per day (all currencies) and the amount per day of each currency, every day of the period."""
+    """Trades per day (all currencies) and the amount per day of each currency (minor units, and its decimal
+    places for the chart), every day of the period."""
     trades = dict.fromkeys(days, 0)
     amounts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(days, 0))
     for row in rows:
@@ -32,6 +34,7 @@ def trade_series(rows: Sequence[RowMapping], days: list[str]) -> dict[str, Any]:
         "days": days,
         "trades": [trades[d] for d in days],
         "amounts": {currency: [by_day[d] for d in days] for currency, by_day in sorted(amounts.items())},
+        "places": {currency: currency_minor_units(currency) or 0 for currency in amounts},
     }
 
 

@@ -155,6 +155,7 @@ WORDS = {
     ),
     "console.ledger.negative": "Negative no-overdraft account",
     "console.ledger.mismatched": "Account totals differ from its transfers",
+    "console.ledger.more": "… and {count} more of this kind.",
     "console.ledger.escrow": "Escrow holds {held} {currency}, the order says {expected}:",
     "console.rules.fingerprint": "The rulebook in force has the fingerprint",
     "console.rules.disabled": "Disabled rules:",
