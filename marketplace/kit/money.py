@@ -44,5 +44,5 @@ def major_units(amount_minor: int, currency: str) -> str:
     """The amount as people read it, in the currency's major units: 123450 CNY "1,234.50", 1200 JPY "1,200"
     (an unknown currency's minor units as they are)."""
     places = currency_minor_units(currency) or 0
-    whole, part = divmod(abs(amount_minor), 10**places)
+    whole, part = divmod(abs(int(amount_minor)), 10**places)  # int: a database's SUM may be a decimal
     return ("-" if amount_minor < 0 else "") + f"{whole:,}" + (f".{part:0{places}d}" if places else "")
