@@ -74,14 +74,15 @@ async def expire_licences(runtime: Runtime) -> dict[str, int]:
 
 
 async def prune(runtime: Runtime) -> dict[str, int]:
-    """Delete the call counts of past minutes, and idempotency records older than their retention (never one
-    younger than IDEMPOTENCY_LOCK_SECONDS, which may still be running)."""
+    """Delete the call counts of past minutes, idempotency records older than their retention (never one
+    younger than IDEMPOTENCY_LOCK_SECONDS, which may still be running) and the console's ended sessions."""
     settings, now = runtime.settings, clock.now()
     kept = max(settings.idempotency_retention_seconds, settings.idempotency_lock_seconds)
     async with runtime.transaction() as services:
         windows = await services.licences.prune_rate_windows(now - RATE_WINDOWS_KEPT)
         records = await IdempotencyRepository(services.session).prune(now - timedelta(seconds=kept))
-    return {"rate_windows": windows, "idempotency_records": records}
+        sessions = await services.console_sessions.prune()
+    return {"rate_windows": windows, "idempotency_records": records, "console_sessions": sessions}
 
 
 async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlmodel import col
 
+from marketplace.accounts.sessions import ConsoleSession
 from marketplace.audit.models import AuditEntry
 from marketplace.config import Settings
 from marketplace.delivery.models import Licence, LicenceRateWindow, LicenceStatus
@@ -89,7 +90,9 @@ async def test_expiry_expires_each_ended_licence_once_and_a_second_run_nothing(a
     assert [(subject, payload["status"]) for subject, payload in expired] == [(str(licence.id), "expired")]
 
 
-async def test_prune_deletes_past_rate_windows_and_old_idempotency_records(api: Api, shop: Shop) -> None:
+async def test_prune_deletes_past_rate_windows_old_idempotency_records_and_ended_console_sessions(
+    api: Api, shop: Shop
+) -> None:
     order_id = await shop.completed_order()
     licence = await licence_of(shop, order_id)
     now = clock.now()
@@ -106,9 +109,23 @@ async def test_prune_deletes_past_rate_windows_and_old_idempotency_records(api: 
                 for key, at in records
             ],
         )
-    assert await prune(api.runtime()) == {"rate_windows": 1, "idempotency_records": 1}
+    admin = uuid.UUID((await api.admin()).id)
+    async with api.runtime().transaction() as services:
+        tokens = [await services.console_sessions.open(admin) for _ in range(3)]
+    settings = api.runtime().settings
+    async with shop.sessions.begin() as session:  # one idled, one aged out, one in use
+        idled = now - timedelta(seconds=settings.console_session_idle_seconds + 1)
+        aged = now - timedelta(seconds=settings.console_session_max_seconds + 1)
+        sessions = list(await session.scalars(select(ConsoleSession).order_by(col(ConsoleSession.created_at))))
+        sessions[0].last_seen_at = idled
+        sessions[1].created_at = sessions[1].last_seen_at = aged
+    assert await prune(api.runtime()) == {"rate_windows": 1, "idempotency_records": 1, "console_sessions": 2}
+    async with api.runtime().transaction() as services:
+        live = [await services.console_sessions.resolve(token) is not None for token in tokens]
+    assert sorted(live) == [False, False, True]
     async with shop.sessions() as session:
         assert list(await session.scalars(select(col(IdempotencyRecord.key)))) == ["new"]
+        assert len((await session.scalars(select(ConsoleSession))).all()) == 1
         assert list(await session.scalars(select(col(LicenceRateWindow.window_start)))) == [windows[1]]
 
 

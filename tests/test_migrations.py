@@ -158,3 +158,41 @@ async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alik
         whole = dict((await connection.execute(query)).tuples().all())
     await engine.dispose()
     assert whole == {row["id"]: row["snapshot"] for row in rows}
+
+
+# The verdict table as revision 0019 left it: no `failed_checks`.
+VERDICT_AT_0019 = table(
+    "verdict", *(column(c.name, c.type) for c in table_of(StoredVerdict).columns if c.name != "failed_checks")
+)
+
+
+async def test_failed_checks_are_filled_from_the_findings_of_verdicts_stored_before(
+    scratch_settings: Settings,
+) -> None:
+    """Migration 0021 on verdicts stored before it: each one's failed checks are its failed findings' rule and
+    check, in their order, as the service now writes them; downgrade drops them."""
+    await asyncio.to_thread(db_upgrade, scratch_settings, "0019")
+    rows = [whole_verdict_row(stage, snapshot) for stage, snapshot in JUDGED_BEFORE_0015]
+    expected = {
+        row["id"]: [{"rule_id": f["rule_id"], "check": f["check"]} for f in row["findings"] if f["outcome"] == "fail"]
+        for row in rows
+    }
+    assert any(expected.values()), "some verdicts failed checks"
+    assert not all(expected.values()), "some failed none"
+    engine = create_engine(scratch_settings)
+    async with engine.begin() as connection:
+        await connection.execute(VERDICT_AT_0019.insert(), rows)
+
+    await asyncio.to_thread(db_upgrade, scratch_settings)
+
+    async with create_sessionmaker(engine)() as session:
+        stored = (await session.execute(select(StoredVerdict.id, StoredVerdict.failed_checks))).tuples().all()
+        compliance = ComplianceService(session, load_rulebook(), AuditService(session))
+        for stage, snapshot in JUDGED_BEFORE_0015:
+            assessed, _ = compliance.assess(stage=stage, subject_type="order", subject_id="x", snapshot=snapshot)
+            row = next(r for r in rows if r["stage"] == stage and r["snapshot"] == snapshot.model_dump(mode="json"))
+            assert assessed.verdict["failed_checks"] == expected[row["id"]]
+    assert dict(stored) == expected
+
+    await asyncio.to_thread(db_downgrade, scratch_settings, "0019")
+    await engine.dispose()

@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,6 +89,11 @@ class ConsoleSessions:
                 update(ConsoleSession).where(col(ConsoleSession.id) == row.id).values(last_seen_at=now)
             )
         return Principal(user_id=row.user_id, is_admin=True)
+
+    async def prune(self) -> int:
+        """Delete every session that has idled or aged out (a sign-in deletes its own user's only); how many."""
+        result: Any = await self.session.execute(delete(ConsoleSession).where(self._ended(clock.now())))
+        return int(result.rowcount)
 
     async def end(self, token: str) -> None:
         await self.session.execute(delete(ConsoleSession).where(col(ConsoleSession.token_hash) == _digest(token)))

@@ -80,6 +80,11 @@ FINDINGS = Counter(
 )
 
 
+def failed_checks(verdict: Verdict) -> list[dict[str, str]]:
+    """The rule and check of each failed finding (not those held for review), stored beside the findings."""
+    return [{"rule_id": f.rule_id, "check": f.check} for f in verdict.findings if f.outcome is Outcome.FAIL]
+
+
 def count_findings(verdict: Verdict) -> None:
     for finding in verdict.findings:
         if finding.outcome in (Outcome.FAIL, Outcome.REVIEW):
@@ -110,6 +115,7 @@ class ComplianceService:
             "subject_id": str(subject_id),
             "decision": verdict.decision,
             "findings": [f.as_json() for f in verdict.findings],
+            "failed_checks": failed_checks(verdict),
             "rulebook_fingerprint": verdict.rulebook_fingerprint,
             "created_at": verdict.evaluated_at,
         }

@@ -5,6 +5,7 @@ same analysis as `marketplace rules impact`)."""
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -28,6 +29,8 @@ from marketplace.web.principal import Access
 from marketplace.web.query import Text
 
 AUDIT_PAGE = 50
+# The ledger page lists this many problems of each kind at most, and says how many more there are.
+PROBLEMS_SHOWN = 50
 # A rulebook is a short TOML file; anything larger is not one.
 MAX_RULEBOOK_BYTES = 65_536
 
@@ -45,6 +48,11 @@ def candidate_rulebook(content: bytes) -> Rulebook:
         return build_rulebook(load_rule_classes(), config)
     except (RulebookError, RuleLoadError) as error:
         raise ValidationException(detail=str(error)) from None
+
+
+def capped(items: Sequence[Any]) -> tuple[Sequence[Any], int]:
+    """The first PROBLEMS_SHOWN items, and how many more there are."""
+    return items[:PROBLEMS_SHOWN], max(0, len(items) - PROBLEMS_SHOWN)
 
 
 @dataclass
@@ -117,7 +125,14 @@ class BooksController(Controller):
         queries: Queries,
     ) -> Template:
         check = await books.check()
-        return page(request, "ledger.html", page_language, check=check, balances=await queries.balances())
+        problems = {
+            "negative": capped(check.negative_accounts),
+            "mismatched": capped(check.mismatched_accounts),
+            "escrow": capped(check.escrow_mismatches),
+        }
+        return page(
+            request, "ledger.html", page_language, check=check, problems=problems, balances=await queries.balances()
+        )
 
     @get("/rules", opt={"scope": Access.ADMIN})
     async def rules(

@@ -23,6 +23,7 @@ from marketplace.console.language import console_language, translator
 from marketplace.console.queries import ConsoleQueries
 from marketplace.errors import DomainError
 from marketplace.kit.i18n import Language, localize
+from marketplace.kit.money import major_units
 from marketplace.web.problems import problem_title_id
 
 FormModel = TypeVar("FormModel", bound=BaseModel)
@@ -91,7 +92,13 @@ def page(
         "signed_in": session_token(request) is not None and name != "sign_in.html",
         **values,
     }
+    headers = {"Content-Language": language.value, **(headers or {})}
     return Template(template_name=name, context=context, status_code=status_code, headers=headers)
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """An amount as a page shows it: the currency's code, then its major units ("CNY 1,234.50")."""
+    return f"{currency} {major_units(amount_minor, currency)}"
 
 
 def _here(request: Request[Any, Any, Any]) -> str:

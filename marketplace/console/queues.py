@@ -23,7 +23,7 @@ from marketplace.catalog.service import CatalogService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.service import ComplianceService
-from marketplace.console.pages import PREFIX, SIGNED_IN, Admin, PageLanguage, Queries, form_of, page
+from marketplace.console.pages import PREFIX, SIGNED_IN, Admin, PageLanguage, Queries, form_of, money, page
 from marketplace.console.verdicts import pretty, shown_verdict
 from marketplace.delivery.schemas import LicenceDecision
 from marketplace.flows.delivery import Delivery
@@ -97,7 +97,7 @@ class QueuesController(Controller):
                 {
                     "href": f"{PREFIX}/trades/{r['id']}",
                     "name": str(r["id"]),
-                    "detail": f"{r['amount_minor']} {r['currency']} · {' '.join(r['flagged_rules'] or [])}",
+                    "detail": f"{money(r['amount_minor'], r['currency'])} · {' '.join(r['flagged_rules'] or [])}",
                     "at": r["status_changed_at"],
                 }
                 for r in rows

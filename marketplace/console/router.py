@@ -1,5 +1,6 @@
-"""The console's routes, under /console: its pages behind the CSRF check (the API's bearer-token routes are
-outside it, and need no token), its scripts and styles served from this origin, and its template engine."""
+"""The console's routes, under /console (/admin and /dashboard lead there): its pages behind the CSRF check
+(the API's bearer-token routes are outside it, and need no token), its scripts and styles served from this origin,
+and its template engine."""
 
 from __future__ import annotations
 
@@ -8,21 +9,25 @@ import hmac
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from litestar import get
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from marketplace.console.books import BooksController
 from marketplace.console.overview import OverviewController
-from marketplace.console.pages import EXCEPTION_HANDLERS, PREFIX
+from marketplace.console.pages import EXCEPTION_HANDLERS, PREFIX, money
 from marketplace.console.queues import QueuesController
 from marketplace.console.signing import SigningController
 from marketplace.console.trades import TradesController
+from marketplace.kit.money import major_units
 from marketplace.web.docs import PACKAGES
+from marketplace.web.principal import Access
 from marketplace.wiring import Runtime
 
 HERE = Path(__file__).resolve().parent
@@ -35,10 +40,17 @@ POLICY = (
 )
 
 
+@get(["/admin", "/dashboard"], opt={"scope": Access.PUBLIC}, sync_to_thread=False)
+def to_console() -> Redirect:
+    """The addresses operators try first lead to the console (its overview, or signing in)."""
+    return Redirect(f"{PREFIX}/", status_code=302)
+
+
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     environment = Environment(
         loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined, auto_reload=False
     )
+    environment.globals.update(money=money, major_units=major_units)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
@@ -55,7 +67,14 @@ def console_router(runtime: Runtime) -> Router:
     )
     return Router(
         path="/",
-        route_handlers=[SigningController, OverviewController, QueuesController, TradesController, BooksController],
+        route_handlers=[
+            to_console,
+            SigningController,
+            OverviewController,
+            QueuesController,
+            TradesController,
+            BooksController,
+        ],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         response_headers={"Content-Security-Policy": POLICY, "Referrer-Policy": "same-origin"},

@@ -14,8 +14,7 @@ from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
 from marketplace.demo.records import DEMO_ACTOR, PRODUCTS, TRAFFIC
-from marketplace.kit.codelists import currency_minor_units
-from marketplace.kit.money import split, transfer_id
+from marketplace.kit.money import major_units, split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
 from marketplace.orders.models import OrderStatus
 from marketplace.orders.schemas import TradeRequest
@@ -30,10 +29,7 @@ TRADE_SCENARIO = "traffic_planning"
 
 def money(amount_minor: int, currency: str) -> str:
     """e.g. "1,200,000 (12,000.00 CNY)": minor units as stored, then as people read them."""
-    places = currency_minor_units(currency) or 0
-    whole, part = divmod(amount_minor, 10**places)
-    shown = f"{whole:,}" + (f".{part:0{places}d}" if places else "")
-    return f"{amount_minor:,} ({shown} {currency})"
+    return f"{amount_minor:,} ({major_units(amount_minor, currency)} {currency})"
 
 
 async def demo_trade(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 
+from marketplace.kit.codelists import currency_minor_units
+
 BPS_PER_WHOLE = 10_000
 
 # The namespace of every transfer id derived from a subject (an order, a payout...). Never change
@@ -36,3 +38,11 @@ def transfer_id(subject_id: uuid.UUID, step: str) -> uuid.UUID:
     """The id of one step's transfer for a subject, e.g. `transfer_id(order.id, "payment")`: the same
     subject and step always give the same id, so posting the step again is a replay."""
     return uuid.uuid5(TRANSFER_ID_NAMESPACE, f"{subject_id}:{step}")
+
+
+def major_units(amount_minor: int, currency: str) -> str:
+    """The amount as people read it, in the currency's major units: 123450 CNY "1,234.50", 1200 JPY "1,200"
+    (an unknown currency's minor units as they are)."""
+    places = currency_minor_units(currency) or 0
+    whole, part = divmod(abs(int(amount_minor)), 10**places)  # int: a database's SUM may be a decimal
+    return ("-" if amount_minor < 0 else "") + f"{whole:,}" + (f".{part:0{places}d}" if places else "")

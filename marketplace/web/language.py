@@ -40,7 +40,10 @@ def language_of(scope: Scope) -> Language:
 
 
 async def content_language(message: Message, scope: Scope) -> None:
-    """Every response, errors included, says the language its words are in."""
+    """Every response, errors included, says the language its words are in (unless it said so itself: a console
+    page, in the language its administrator chose)."""
     if message["type"] == "http.response.start":
-        language = language_of(scope).value.encode("ascii")
-        message["headers"] = [*message.get("headers", []), (b"content-language", language)]
+        headers = list(message.get("headers", []))
+        if not any(bytes(name).lower() == b"content-language" for name, _ in headers):
+            headers.append((b"content-language", language_of(scope).value.encode("ascii")))
+        message["headers"] = headers

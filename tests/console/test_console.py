@@ -5,6 +5,8 @@ the API's services, every page in both languages."""
 from __future__ import annotations
 
 import re
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -16,10 +18,16 @@ from sqlmodel import col
 
 from marketplace.accounts.sessions import ConsoleSession
 from marketplace.catalog.models import Product, ProductStatus
+from marketplace.compliance.models import StoredVerdict
+from marketplace.console.books import PROBLEMS_SHOWN
+from marketplace.console.queries import FAILING_CHECKS_SHOWN
 from marketplace.db import unit_of_work
 from marketplace.demo import seed_demo
 from marketplace.demo.seed import ADMIN_EMAIL, ADMIN_PASSWORD, MEMBER_PASSWORD
 from marketplace.kit import clock
+from marketplace.kit.money import major_units
+from marketplace.ledger.models import AccountCode, LedgerAccount
+from marketplace.orders.models import Order
 from tests.fixtures.api import PASSWORD, Api
 
 BUYER_EMAIL = "buyer@zunyi-logistics.example"
@@ -204,6 +212,7 @@ async def test_every_page_reads_in_both_languages_and_the_choice_is_remembered(
             page = await visitor.get(path)
             assert page.status_code == 200, (path, page.text)
             assert f'<html lang="{language}">' in page.text
+            assert page.headers["content-language"] == language
             assert marker in page.text, path
             assert "content-security-policy" in page.headers
 
@@ -260,3 +269,67 @@ async def test_the_chain_is_verified_from_the_audit_page(demo: None, visitor: ht
     report = await visitor.post("/console/audit/verify", data={"_csrf_token": token})
     assert report.status_code == 200
     assert re.search(r"The chain is intact: \d+ entries verified", report.text)
+
+
+async def test_admin_and_dashboard_lead_to_the_console(visitor: httpx.AsyncClient) -> None:
+    for path in ("/admin", "/dashboard"):
+        answer = await visitor.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (302, "/console/")
+
+
+# A row of the overview's table of the checks that fail most: rule, check, failures.
+FAILING_ROW = re.compile(r'rule_id=[^"]+">([^<]+)</a></td><td><code>([^<]+)</code></td><td class="number">(\d+)</td>')
+
+
+async def test_the_overview_ranks_the_checks_the_verdicts_failed_and_reads_the_books_totals(
+    demo: None, api: Api, visitor: httpx.AsyncClient
+) -> None:
+    """The failed checks each verdict stores are its failed findings', and the overview counts exactly those."""
+    async with api.services() as services:
+        verdicts = (await services.session.scalars(select(StoredVerdict))).all()
+        order = (await services.session.scalars(select(Order))).first()
+    assert order is not None
+    failures: Counter[tuple[str, str]] = Counter()
+    for verdict in verdicts:
+        failed = [{"rule_id": f["rule_id"], "check": f["check"]} for f in verdict.findings if f["outcome"] == "fail"]
+        assert verdict.failed_checks == failed
+        failures.update((f["rule_id"], f["check"]) for f in failed)
+    assert failures, "the demo's rejected submissions"
+    ranked = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:FAILING_CHECKS_SHOWN]
+
+    await sign_in(visitor, ADMIN_EMAIL, ADMIN_PASSWORD)
+    overview = await visitor.get("/console/")
+    shown = [((rule, check), int(count)) for rule, check, count in FAILING_ROW.findall(overview.text)]
+    assert shown == ranked
+    assert re.search(r"Debits equal credits \(account totals\) <strong class=\"badge accepted\">", overview.text)
+    trade = await visitor.get(f"/console/trades/{order.id}")
+    assert f"{order.currency} {major_units(order.amount_minor, order.currency)}" in trade.text
+
+
+async def test_the_ledger_page_lists_so_many_problems_and_counts_the_rest(
+    demo: None, api: Api, visitor: httpx.AsyncClient
+) -> None:
+    """Escrow accounts holding money no order or transfer accounts for: each is a mismatched account and an
+    escrow mismatch; the overview's totals see the books no longer balance."""
+    count = PROBLEMS_SHOWN + 3
+    async with api.services() as services:
+        for _ in range(count):
+            order_id = uuid.uuid4()
+            services.session.add(
+                LedgerAccount(
+                    key=f"escrow:{order_id}:CNY",
+                    code=AccountCode.ESCROW,
+                    order_id=order_id,
+                    currency="CNY",
+                    no_overdraft=True,
+                    credits_posted=100,
+                )
+            )
+    await sign_in(visitor, ADMIN_EMAIL, ADMIN_PASSWORD)
+    ledger = await visitor.get("/console/ledger")
+    assert ledger.status_code == 200
+    assert ledger.text.count("/console/trades/") == PROBLEMS_SHOWN
+    assert ledger.text.count("… and 3 more of this kind.") == 2  # mismatched accounts, escrow mismatches
+    assert "Escrow holds 1.00 CNY, the order says 0.00:" in ledger.text
+    overview = await visitor.get("/console/")
+    assert re.search(r"Debits equal credits \(account totals\) <strong class=\"badge rejected\">", overview.text)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketplace.kit.money import platform_fee, split, transfer_id
+from marketplace.kit.money import major_units, platform_fee, split, transfer_id
 
 amounts = st.integers(min_value=0, max_value=10**15)
 rates = st.integers(min_value=0, max_value=10_000)
@@ -86,3 +87,18 @@ def test_transfer_ids_are_derived_from_subject_and_step() -> None:
     assert transfer_id(order, "payment") == uuid.uuid5(
         uuid.UUID("47694fd2-23e0-4941-ab57-0634d24ef85e"), f"{order}:payment"
     )
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "currency", "shown"),
+    [
+        (123_450, "CNY", "1,234.50"),
+        (5, "CNY", "0.05"),
+        (-150, "CNY", "-1.50"),  # a balance may be negative
+        (1_200, "JPY", "1,200"),  # no minor unit
+        (1_234, "BHD", "1.234"),  # three places
+        (Decimal(9_900), "USD", "99.00"),  # a database's SUM
+    ],
+)
+def test_amounts_read_in_major_units(amount_minor: int, currency: str, shown: str) -> None:
+    assert major_units(amount_minor, currency) == shown

@@ -25,7 +25,11 @@
       legend: { data: currencies },
       xAxis: { type: "category", data: data.trades.days },
       yAxis: { type: "value" },
-      series: currencies.map(function (c) { return { name: c, type: "line", data: data.trades.amounts[c] }; })
+      // minor units from the server, drawn in major units (the currency's decimal places)
+      series: currencies.map(function (c) {
+        var unit = Math.pow(10, data.trades.places[c]);
+        return { name: c, type: "line", data: data.trades.amounts[c].map(function (v) { return v / unit; }) };
+      })
     });
     var decisions = Object.keys(data.verdicts.decisions);
     var colours = { accepted: "#1a6632", review: "#b8860b", rejected: "#a4161a" };
