@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.catalog.models import PlanKind, ProductStatus, VersionStatus
 from marketplace.compliance.schemas import VerdictRead
+from marketplace.kit.i18n import Message
 from marketplace.kit.schemas import (
     NO_NUL_PATTERN,
     STRIP,
@@ -162,29 +163,41 @@ class ComputationIn(RequestBody):
     epsilon_budget: Epsilon | None = None
     bounds: Annotated[dict[Text100, BoundsIn], Field(max_length=50)] | None = None
 
-    def privacy_problems(self) -> list[dict[str, str]]:
+    def privacy_problems(self) -> list[dict[str, Any]]:
         """What makes the privacy terms inconsistent, as problem-detail errors. Not a validator: JSON Schema
         cannot say these, and a body the API's schema accepts is not refused as malformed."""
         query, budget, bounds = self.epsilon_per_query, self.epsilon_budget, self.bounds
         if query is None and budget is None and bounds is None:
             return []
         if query is None or budget is None or bounds is None:
-            return [_problem("computation", "epsilon_per_query, epsilon_budget and bounds are declared together")]
+            together = Message(
+                "catalog.privacy-terms-together", "epsilon_per_query, epsilon_budget and bounds are declared together"
+            )
+            return [_problem("computation", together)]
         problems = [
-            _problem(f"computation.bounds.{c}", "lower must be below upper")
+            _problem(f"computation.bounds.{c}", Message("catalog.bounds-order", "lower must be below upper"))
             for c, b in bounds.items()
             if not b.lower < b.upper
         ]
         if query > budget:
-            problems.append(_problem("computation.epsilon_per_query", "cannot exceed epsilon_budget"))
+            exceeds = Message("catalog.epsilon-exceeds-budget", "cannot exceed epsilon_budget")
+            problems.append(_problem("computation.epsilon_per_query", exceeds))
         if unbounded := sorted(set(self.measure) - set(bounds)):
-            problems.append(_problem("computation.bounds", f"every measure column needs bounds; none for {unbounded}"))
+            missing = Message(
+                "catalog.bounds-missing",
+                "every measure column needs bounds; none for {columns}",
+                columns=str(unbounded),
+            )
+            problems.append(_problem("computation.bounds", missing))
         if stray := sorted(set(bounds) - set(self.measure)):
-            problems.append(_problem("computation.bounds", f"bounds are for measure columns; {stray} are not"))
+            extra = Message(
+                "catalog.bounds-stray", "bounds are for measure columns; {columns} are not", columns=str(stray)
+            )
+            problems.append(_problem("computation.bounds", extra))
         return problems
 
 
-def _problem(key: str, message: str) -> dict[str, str]:
+def _problem(key: str, message: Message) -> dict[str, Any]:
     return {"key": key, "message": message, "source": "body"}
 
 

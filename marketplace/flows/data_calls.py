@@ -35,6 +35,7 @@ from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
 from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, TransferKind
@@ -74,7 +75,13 @@ class PrivacyBudgetExhausted(Forbidden):
         total, spent = privacy.to_epsilon(budget.budget_micro), privacy.to_epsilon(budget.spent_micro)
         epsilon = privacy.to_epsilon(query_micro)
         super().__init__(
-            f"this licence has spent {spent} of its privacy budget (epsilon {total}); an answer spends {epsilon}",
+            Message(
+                "data-api.privacy-budget-exhausted",
+                "this licence has spent {spent} of its privacy budget (epsilon {total}); an answer spends {epsilon}",
+                spent=spent,
+                total=total,
+                epsilon=epsilon,
+            ),
             budget_epsilon=total,
             spent_epsilon=spent,
             epsilon_per_query=epsilon,
@@ -156,9 +163,11 @@ class DataCalls:
         the metering's row locks are held for its own short statements only, never across the query."""
         key = await self._access_key(credential)
         if key.licence_id != licence_id:
-            raise NotFound("licence not found")
+            raise NotFound(Message("delivery.licence-not-found", "licence not found"))
         if endpoint not in key.scopes:
-            raise Forbidden(f"this access key may not call {endpoint}")
+            raise Forbidden(
+                Message("data-api.endpoint-not-in-scope", "this access key may not call {endpoint}", endpoint=endpoint)
+            )
         licence = await self.repository.licence(licence_id)
         assert licence is not None
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
@@ -196,7 +205,7 @@ class DataCalls:
             or key.revoked_at is not None
             or not credentials.same_digest(key.key_hash, credentials.hash_api_key(credential))
         ):
-            raise NotAuthenticated("missing or invalid access key")
+            raise NotAuthenticated(Message("data-api.access-key-invalid", "missing or invalid access key"))
         return key
 
     async def _check_allowance(self, key: AccessKey, licence: Licence, plan: PricePlan, now: datetime) -> None:
@@ -364,7 +373,10 @@ class DataCalls:
             return AggregateAnswer(result, None, metered)
         private = privacy.terms_of(terms)
         if private is None:  # R3 lists no privacy-computing product without them; fail closed all the same
-            raise QueryRefused("the product declares no differential privacy terms", query_error="no-privacy-terms")
+            raise QueryRefused(
+                Message("data-api.no-privacy-terms", "the product declares no differential privacy terms"),
+                query_error="no-privacy-terms",
+            )
         noise = await self._run(privacy.plan, metrics, private)
         exact = await self._run(query, metrics=noise.statistics, bounds=noise.bounds)
         result = await self._run(privacy.release, exact, noise)
@@ -384,7 +396,7 @@ class DataCalls:
         try:
             return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
         except hosting.HostingError as exc:
-            raise QueryRefused(str(exc), query_error=exc.code) from exc
+            raise QueryRefused(exc.message, query_error=exc.code) from exc
 
 
 @dataclass(frozen=True)
@@ -470,7 +482,11 @@ def _minute(now: datetime) -> datetime:
 def _rate_limited(key: AccessKey, now: datetime) -> RateLimited:
     retry = max(1, int((_minute(now) + timedelta(minutes=1) - now).total_seconds()))
     return RateLimited(
-        f"at most {key.rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+        Message(
+            "data-api.rate-limited",
+            "at most {rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+            rate_limit_per_minute=key.rate_limit_per_minute,
+        ),
         retry_after=retry,
     )
 
@@ -478,7 +494,12 @@ def _rate_limited(key: AccessKey, now: datetime) -> RateLimited:
 def _cap_reached(plan: PricePlan, now: datetime) -> UsageCapReached:
     retry = max(1, int((next_period_start(now) - now).total_seconds()))
     return UsageCapReached(
-        f"this licence's calls reached the monthly cap of {plan.monthly_cap_minor} {plan.currency} minor units "
-        f"for {usage_period(now)}",
+        Message(
+            "data-api.usage-cap-reached",
+            "this licence's calls reached the monthly cap of {monthly_cap_minor} {currency} minor units for {period}",
+            monthly_cap_minor=plan.monthly_cap_minor,
+            currency=plan.currency,
+            period=usage_period(now),
+        ),
         retry_after=retry,
     )

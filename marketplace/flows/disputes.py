@@ -57,7 +57,7 @@ class Disputes:
                     currency=order.currency,
                 )
             except GatewayError as exc:
-                raise RefundFailed(str(exc), order_id=str(order.id)) from exc
+                raise RefundFailed(exc.message, order_id=str(order.id)) from exc
 
         async def refund() -> None:
             await refund_escrow(self.ledger, order)

@@ -30,6 +30,7 @@ from marketplace.audit.service import AuditService
 from marketplace.config import Settings
 from marketplace.events.models import EventType
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.repository import OrderRepository
@@ -69,7 +70,13 @@ class OrderTransitions:
             current = await self.repository.get(order.id)
             assert current is not None
             raise InvalidTransition(
-                f"the order is {current.status.value}; it cannot {action}", current_status=current.status.value
+                Message(
+                    "orders.invalid-transition",
+                    "the order is {status}; it cannot {action}",
+                    status=current.status.value,
+                    action=action,
+                ),
+                current_status=current.status.value,
             )
         if effects is not None:
             await effects()
@@ -141,7 +148,10 @@ class OrderTransitions:
         deadline = self.acceptance_deadline(order)
         if deadline is not None and clock.now() >= deadline:
             raise InvalidTransition(
-                "the acceptance window has closed; the delivery counts as accepted",
+                Message(
+                    "orders.acceptance-window-closed",
+                    "the acceptance window has closed; the delivery counts as accepted",
+                ),
                 current_status=order.status.value,
                 acceptance_deadline=deadline.isoformat(),
             )

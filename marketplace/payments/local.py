@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from marketplace.kit.i18n import Message
 from marketplace.payments.gateway import ConnectedAccount, GatewayEvent, InvalidWebhook, PaymentState, PaymentStatus
 
 
@@ -23,7 +24,7 @@ class LocalGateway:
         )
 
     async def fetch_payment(self, reference: str) -> PaymentState:
-        raise InvalidWebhook("the local gateway sends no events to fetch")
+        raise InvalidWebhook(Message("payments.local-no-events", "the local gateway sends no events to fetch"))
 
     async def refund(self, *, order_id: uuid.UUID, reference: str, amount_minor: int, currency: str) -> str:
         return f"local_refund_{order_id.hex}"
@@ -38,7 +39,7 @@ class LocalGateway:
         return ConnectedAccount(id=account_id, payouts_enabled=True)
 
     def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
-        raise InvalidWebhook("the local gateway sends no webhooks")
+        raise InvalidWebhook(Message("payments.local-no-webhooks", "the local gateway sends no webhooks"))
 
     async def aclose(self) -> None:
         """Nothing to release: the local gateway holds no connections."""
