@@ -145,14 +145,16 @@ def value_id(word: str) -> str:
 
 
 def _values(language: Language, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The values as the template reads them in `language`: a list of messages (`Message`s, or as `text` keeps
-    them) rendered and joined, a vocabulary word the catalog knows translated, anything else (numbers, codes,
-    names) as it is."""
+    """The values as the template reads them in `language`: a message rendered, a list of messages (`Message`s,
+    or as `text` keeps them) rendered and joined, a vocabulary word the catalog knows translated, anything else
+    (numbers, codes, names) as it is."""
     words = catalog(language)
     return {name: _value(language, value, words) for name, value in params.items()}
 
 
 def _value(language: Language, value: Any, words: Mapping[str, str]) -> Any:
+    if isinstance(value, Message):
+        return value.render(language)
     if isinstance(value, list):
         return _LIST_SEPARATOR[language].join(
             part.render(language)

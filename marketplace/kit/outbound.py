@@ -101,21 +101,21 @@ def parse_url(url: str) -> SplitResult:
     return parts
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
+def forbidden_reason(address: IPAddress) -> Message | None:
     """Why an address is no public destination (None: it is one). An IPv4 address inside IPv6 (mapped, 6to4,
     NAT64) is judged as the IPv4 address it carries."""
     inner = _embedded_ipv4(address)
     if inner is not None:
         return forbidden_reason(inner)
     checks = (
-        (address in METADATA_ADDRESSES, "a cloud metadata address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-        (not address.is_global, "not a public address"),
+        (address in METADATA_ADDRESSES, Message("url.address-metadata", "a cloud metadata address")),
+        (address.is_loopback, Message("url.address-loopback", "a loopback address")),
+        (address.is_unspecified, Message("url.address-unspecified", "an unspecified address")),
+        (address.is_link_local, Message("url.address-link-local", "a link-local address")),
+        (address.is_multicast, Message("url.address-multicast", "a multicast address")),
+        (address.is_private, Message("url.address-private", "a private address")),
+        (address.is_reserved, Message("url.address-reserved", "a reserved address")),
+        (not address.is_global, Message("url.address-not-public", "not a public address")),
     )
     return next((reason for hit, reason in checks if hit), None)
 
@@ -154,7 +154,9 @@ async def resolve(url: str, allowed: Iterable[IPNetwork]) -> Target:
             )
         if parts.scheme != "https":
             raise UnsafeTarget(
-                Message("url.scheme", "the URL must start with https:// (http:// only to an allow-listed network)")
+                Message(
+                    "url.scheme-resolved", "the URL must start with https:// (http:// only to an allow-listed network)"
+                )
             )
     return Target(parts, host, port, addresses[0])
 
