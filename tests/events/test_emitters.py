@@ -16,6 +16,7 @@ from marketplace.delivery.models import LicenceStatus
 from marketplace.demo.factories import licence_terms, plan_body
 from marketplace.events.models import EventType
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.identifiers import uscc_check_char
 from marketplace.payments.gateway import UnknownAccount
 from tests.events.feed import cursor_now, of, read_all
@@ -192,7 +193,7 @@ async def test_payouts(api: Api) -> None:
     shop = await open_shop(api)
     start = await cursor_now(api, shop.admin)
     await shop.completed_order()
-    shop.gateway.transfer_error = UnknownAccount("no such account")
+    shop.gateway.transfer_error = UnknownAccount(Message("test.gateway", "no such account"))
     [failed] = (await shop.settle()).payouts
     shop.gateway.transfer_error = None
     [sent] = (await shop.settle()).payouts
