@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
         "settle", help="settle completed orders and pay providers out (safe to run again, or at once)"
     )
     settle.set_defaults(handler=cmd_settle)
-    messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problem titles)")
+    messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problems)")
     messages_commands = messages.add_subparsers(dest="messages_command", required=True)
     messages_update = messages_commands.add_parser(
         "update", help="write the catalogs' template from the rules and errors, merge it into each catalog"
