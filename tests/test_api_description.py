@@ -87,6 +87,40 @@ def test_the_check_finds_an_object_written_out() -> None:
     assert inline_objects({"type": "object", "properties": {"a": {}}}, "#/c/Named") == []
 
 
+def free_form_objects(node: Any, path: str) -> list[str]:
+    """Where the document says only "an object" (any members): a shape it does not give."""
+    found = []
+    if isinstance(node, dict):
+        shaped = node.get("properties") or any(key in node for key in ("$ref", "anyOf", "oneOf", "allOf"))
+        if node.get("type") == "object" and not shaped and node.get("additionalProperties") in (None, True, {}):
+            found.append(path)
+        for key, value in node.items():
+            found.extend(free_form_objects(value, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(free_form_objects(value, f"{path}/{index}"))
+    return found
+
+
+def test_product_details_audit_payloads_and_problem_errors_have_their_shapes(app: Litestar) -> None:
+    """What is still free-form is named here, so that a new one is seen; product details, audit payloads and a
+    problem's errors are not among them."""
+    document = app.openapi_schema.to_schema()
+    schemas = document["components"]["schemas"]
+    assert schemas["ProductRead"]["properties"]["details"] == {"$ref": "#/components/schemas/ProductDetails"}
+    assert schemas["ProductDetails"]["additionalProperties"] is False
+    assert free_form_objects(document, "#") == [
+        "#/paths//.well-known/jwks.json/get/responses/200/content/application/json/schema",
+        "#/paths//api/v1/catalog.jsonld/get/responses/200/content/application/ld+json/schema",
+        "#/components/schemas/AggregateRead/properties/groups/items",
+        "#/components/schemas/EventRead/properties/payload",
+        "#/components/schemas/FindingRead/properties/evidence",
+        "#/components/schemas/LicenceRead/properties/terms",
+        "#/components/schemas/ReceiptRead/properties/detail",
+        "#/components/schemas/RuleRead/properties/parameters",
+    ]
+
+
 def test_the_request_examples_are_realistic_and_valid(app: Litestar) -> None:
     """Each documented request example is one the service takes: it validates as its body, and its codes
     carry correct check characters."""

@@ -201,18 +201,11 @@ def _problem(key: str, message: Message) -> dict[str, Any]:
     return {"key": key, "message": message, "source": "body"}
 
 
-class ProductDescription(RequestBody):
-    """Everything a provider declares about one version of a product."""
+class ProductDetails(RequestBody):
+    """What a provider declares about one version beyond what search filters on: a version's `details`, as
+    written and as read back (`ProductRead.details`); the rules read them."""
 
-    title: Text300
-    description: LongText = ""
-    tags: Annotated[list[Token], Field(max_length=20)] = []
-    category: Category
-    industry_code: IndustryCode
-    regions: Annotated[list[RegionCode], Field(max_length=100)]
-    grade: DeclaredGrade
     public_data: StrictBool = False
-    contains_personal_info: StrictBool = False
     contains_sensitive_personal_info: StrictBool = False
     pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool = False
@@ -221,7 +214,6 @@ class ProductDescription(RequestBody):
     consented_purposes: Annotated[list[Token], Field(max_length=20)] = []
     sold_under_consent: StrictBool = False
     deidentification_techniques: Annotated[list[Token], Field(max_length=10)] = []
-    data_source: DataSource
     lawful_source_commitment: StrictBool = False
     authorisation_chain: Annotated[list[AuthorisationLinkIn], Field(max_length=10)] = []
     prohibited_content: Annotated[list[Token], Field(max_length=10)] = []
@@ -229,8 +221,6 @@ class ProductDescription(RequestBody):
     risk_assessment: AssessmentIn | None = None
     cross_border_assessment: AssessmentIn | None = None
     registration_number: Declared100 | None = None
-    permitted_scenarios: Annotated[list[Token], Field(max_length=20)]
-    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)]
     licence: LicenceIn | None = None
     dispute_route: DeclaredTerm | None = None
     cost: CostIn | None = None
@@ -244,6 +234,23 @@ class ProductDescription(RequestBody):
     update_frequency: Token | None = None
     time_coverage_start: date | None = None
     time_coverage_end: date | None = None
+
+
+class ProductDescription(ProductDetails):
+    """Everything a provider declares about one version of a product: its details, and the fields search
+    filters on (a version's columns)."""
+
+    title: Text300
+    description: LongText = ""
+    tags: Annotated[list[Token], Field(max_length=20)] = []
+    category: Category
+    industry_code: IndustryCode
+    regions: Annotated[list[RegionCode], Field(max_length=100)]
+    grade: DeclaredGrade
+    contains_personal_info: StrictBool = False
+    data_source: DataSource
+    permitted_scenarios: Annotated[list[Token], Field(max_length=20)]
+    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)]
 
 
 class ProductCreate(ProductDescription):
@@ -373,7 +380,7 @@ class ProductRead(ResponseBody):
     data_hosted: bool = Field(
         description="the version's full dataset is hosted (its sha256 registered): what every delivery mode serves"
     )
-    details: dict[str, Any]
+    details: ProductDetails
     plans: list[PlanRead]
     sample: SampleRead | None
     decision_reason: str | None

@@ -25,28 +25,14 @@ from marketplace.catalog.models import (
 )
 from marketplace.catalog.repository import CatalogRepository, CatalogSearch, SearchFilters
 from marketplace.catalog.samples import ParsedSample, StoredBlob
-from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductPatch
+from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductDetails, ProductPatch
 from marketplace.catalog.search_text import search_document
 from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.i18n import Message
 
-# Columns of ProductVersion that hold description fields; the other fields go to `details`.
-COLUMN_FIELDS = frozenset(
-    {
-        "title",
-        "description",
-        "tags",
-        "category",
-        "industry_code",
-        "regions",
-        "grade",
-        "contains_personal_info",
-        "data_source",
-        "permitted_scenarios",
-        "delivery_modes",
-    }
-)
+# Columns of ProductVersion that hold description fields; the details (`ProductDetails`) go to `details`.
+COLUMN_FIELDS = frozenset(ProductDescription.model_fields) - frozenset(ProductDetails.model_fields)
 ASSESSMENT_FIELDS = ("compliance_report", "risk_assessment", "cross_border_assessment")
 # Fields a description cannot do without: a PATCH may change them, never set them to null.
 REQUIRED_FIELDS = frozenset(
