@@ -156,6 +156,8 @@ _CONSTRAINTS = {
     "multipleOf": "multiple_of",
     "minItems": "min_items",
     "maxItems": "max_items",
+    "minProperties": "min_properties",
+    "maxProperties": "max_properties",
 }
 
 
@@ -179,6 +181,9 @@ def _document_constraints(documented: Schema, enforced: dict[str, Any]) -> None:
             setattr(documented, attribute, enforced[keyword])
     if isinstance(documented.items, Schema) and isinstance(enforced.get("items"), dict):
         _document_constraints(documented.items, enforced["items"])
+    if isinstance(enforced.get("propertyNames"), dict):  # a dict's keys: Litestar leaves them out
+        documented.property_names = Schema(type=OpenAPIType.STRING)
+        _document_constraints(documented.property_names, enforced["propertyNames"])
 
 
 def _type_name(schema: Schema) -> str | None:
