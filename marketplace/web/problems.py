@@ -150,12 +150,13 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
 def problem_of(exc: DomainError, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """A domain error as a response, for a handler that answers with it rather than raising it (the
     request's transaction then commits, e.g. a rejected order kept for the auditors)."""
+    language = language_of(request.scope)
     return problem_response(
-        language=language_of(request.scope),
+        language=language,
         status=exc.status,
         code=exc.code,
         title=exc.title,
-        detail=exc.message.render(language_of(request.scope)),
+        detail=exc.message.render(language),
         instance=request.url.path,
         headers=exc.headers,
         **exc.extra,
@@ -196,6 +197,7 @@ FRAMEWORK_DETAILS = {
 }
 _INVALID_REQUEST_DETAIL = Message("request.invalid", "the request does not match the documented schema")
 _INVALID_VALUE = Message("request.invalid-value", "this value does not match the documented schema")
+_SERVER_ERROR_DETAIL = Message("request.server-error", "internal error")
 _INTERNAL_ERROR_DETAIL = Message("request.unexpected-error", "an unexpected error occurred; it has been logged")
 # The framework's problems, code -> status (http-error carries the status of what the framework refused).
 FRAMEWORK_PROBLEM_STATUSES = {code: status for status, (code, _) in _HTTP_CODES.items()} | {
@@ -216,8 +218,10 @@ def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) 
         detail = _INVALID_REQUEST_DETAIL.render(language)
     else:
         code, title = _HTTP_CODES.get(status, _HTTP_ERROR)
-        said = exc.detail if status < 500 else "internal error"
-        detail = said if language is SOURCE_LANGUAGE else FRAMEWORK_DETAILS[code].render(language)
+        if status >= 500:
+            detail = _SERVER_ERROR_DETAIL.render(language)
+        else:
+            detail = exc.detail if language is SOURCE_LANGUAGE else FRAMEWORK_DETAILS[code].render(language)
     return problem_response(
         language=language,
         status=status,
