@@ -9,6 +9,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.catalog.service import CatalogService
 from marketplace.delivery.licences import LicenceService
 from marketplace.flows.escrow import refund_escrow
+from marketplace.kit.i18n import Message
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import OrderService, RefundFailed
@@ -43,7 +44,12 @@ class Disputes:
         order = await self.transitions.lock(order_id)
         if outcome == "release":
             await self.transitions.move(
-                order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action="be released"
+                order,
+                disputed,
+                OrderStatus.COMPLETED,
+                admin.actor,
+                reason=reason,
+                action=Message("orders.action-release", "be released"),
             )
             return order
         reference = None
@@ -70,7 +76,7 @@ class Disputes:
             OrderStatus.REFUNDED,
             admin.actor,
             reason=reason,
-            action="be refunded",
+            action=Message("orders.action-refund", "be refunded"),
             effects=refund,
             refund_reference=reference,
         )

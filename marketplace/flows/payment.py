@@ -105,7 +105,7 @@ class Payment:
                     frozenset({OrderStatus.ACCEPTED}),
                     OrderStatus.PAID,
                     actor,
-                    action="be paid",
+                    action=Message("orders.action-pay", "be paid"),
                     effects=lambda: self._on_paid(order, actor),
                 )
             elif order.status == OrderStatus.CANCELLED and order.amount_minor > 0:
@@ -117,7 +117,7 @@ class Payment:
                 OrderStatus.CANCELLED,
                 actor,
                 reason=f"payment {state.status.value}",
-                action="be cancelled",
+                action=Message("orders.action-cancel", "be cancelled"),
                 effects=lambda: self.catalog.release_licences(order.product_id, order.licences_reserved),
             )
 

@@ -119,7 +119,7 @@ class Trading:
                 OrderStatus.REJECTED,
                 admin.actor,
                 reason=reason,
-                action="be rejected",
+                action=Message("orders.action-reject", "be rejected"),
             )
             return order
         try:
@@ -143,7 +143,7 @@ class Trading:
             OrderStatus.ACCEPTED,
             admin.actor,
             reason=reason,
-            action="be approved",
+            action=Message("orders.action-approve", "be approved"),
             effects=reserve,
             licences_reserved=order.quantity if limited else 0,
         )
@@ -157,7 +157,7 @@ class Trading:
             OrderStatus.CANCELLED,
             principal.actor,
             reason=reason,
-            action="be cancelled",
+            action=Message("orders.action-cancel", "be cancelled"),
             effects=lambda: self.catalog.release_licences(order.product_id, order.licences_reserved),
         )
         return order

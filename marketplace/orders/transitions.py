@@ -55,7 +55,7 @@ class OrderTransitions:
         actor: str,
         *,
         reason: str | None = None,
-        action: str,
+        action: Message,
         effects: Callable[[], Awaitable[None]] | None = None,
         **values: Any,
     ) -> OrderStatus:
@@ -120,7 +120,13 @@ class OrderTransitions:
         """paid -> delivered, made by the first delivery act under the order's licence (a download, API
         access granted; see delivery.service): the buyer's acceptance window starts."""
         order = await self.orders.get(order_id)
-        await self.move(order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, actor, action="be delivered")
+        await self.move(
+            order,
+            frozenset({OrderStatus.PAID}),
+            OrderStatus.DELIVERED,
+            actor,
+            action=Message("orders.action-deliver", "be delivered"),
+        )
         return order
 
     async def record_delivery(self, order_id: uuid.UUID, actor: str) -> None:
@@ -139,7 +145,11 @@ class OrderTransitions:
     async def confirm(self, principal: Principal, order_id: uuid.UUID) -> Order:
         order = await self.orders.as_party(principal, order_id, "buyer")
         await self.move(
-            order, frozenset({OrderStatus.DELIVERED}), OrderStatus.COMPLETED, principal.actor, action="be confirmed"
+            order,
+            frozenset({OrderStatus.DELIVERED}),
+            OrderStatus.COMPLETED,
+            principal.actor,
+            action=Message("orders.action-confirm", "be confirmed"),
         )
         return order
 
@@ -161,7 +171,7 @@ class OrderTransitions:
             OrderStatus.DISPUTED,
             principal.actor,
             reason=reason,
-            action="be disputed",
+            action=Message("orders.action-dispute", "be disputed"),
             dispute_reason=reason,
         )
         return order
