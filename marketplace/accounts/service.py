@@ -45,11 +45,9 @@ class AccountService:
 
     async def register(self, data: RegisterRequest) -> User:
         if await self.repository.user_by_email(data.email) is not None:
-            raise Conflict(Message("accounts.email-taken", "an account with this e-mail already exists"))
+            raise Conflict(EMAIL_TAKEN)
         user = User(email=data.email, name=data.name, password_hash=await credentials.hash_password(data.password))
-        await self.repository.add(
-            user, conflict=Message("accounts.email-taken", "an account with this e-mail already exists")
-        )
+        await self.repository.add(user, conflict=EMAIL_TAKEN)
         await self.audit.record(
             actor=f"user:{user.id}",
             action="user.registered",
@@ -64,9 +62,7 @@ class AccountService:
         user = await self.repository.user_by_email(email)
         if user is None:
             user = User(email=email, name=name, password_hash=await credentials.hash_password(password), is_admin=True)
-            await self.repository.add(
-                user, conflict=Message("accounts.email-taken", "an account with this e-mail already exists")
-            )
+            await self.repository.add(user, conflict=EMAIL_TAKEN)
         else:
             user.is_admin = True
             user.password_hash = await credentials.hash_password(password)
@@ -89,12 +85,7 @@ class AccountService:
             raise NotFound(Message("accounts.user-not-found", "user not found"))
         for membership in await self.repository.memberships_of_user(user.id):
             if membership.role == Role.OWNER and await self.repository.count_owners(membership.organization_id) == 1:
-                raise Conflict(
-                    Message(
-                        "accounts.last-owner-leaving",
-                        "you are the last owner of an organisation; transfer ownership first",
-                    )
-                )
+                raise Conflict(LAST_OWNER_LEAVING)
         await self._set_user_status(user, UserStatus.DELETED, actor=principal.actor, reason="deleted by its user")
 
     async def list_users(self, *, limit: int, offset: int) -> tuple[Sequence[User], int]:
@@ -130,10 +121,7 @@ class AccountService:
             **data.model_dump(exclude={"intermediary"}),
             intermediary=data.intermediary.model_dump() if data.intermediary else None,
         )
-        await self.repository.add(
-            organization,
-            conflict=Message("accounts.uscc-taken", "an organisation with this USCC is already registered"),
-        )
+        await self.repository.add(organization, conflict=USCC_TAKEN)
         await self.repository.add(Membership(user_id=user_id, organization_id=organization.id, role=Role.OWNER))
         await self.audit.record(
             actor=principal.actor,
@@ -227,13 +215,7 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
-            raise Conflict(
-                Message(
-                    "accounts.qualification-frozen",
-                    "an organisation that is {status} cannot change its qualification",
-                    status=organization.status.value,
-                )
-            )
+            raise Conflict(_qualification_frozen(organization.status))
         changes = data.model_dump(exclude_unset=True)
         if removed := sorted(field for field, value in changes.items() if value is None and field in REQUIRED_FIELDS):
             raise FieldsRequired(removed)
@@ -258,13 +240,7 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
-            raise Conflict(
-                Message(
-                    "accounts.admission-not-requestable",
-                    "an organisation that is {status} cannot request admission",
-                    status=organization.status.value,
-                )
-            )
+            raise Conflict(_admission_not_requestable(organization.status))
         return organization
 
     async def record_admission(
@@ -282,13 +258,7 @@ class AccountService:
         # Only what the admission stage held for review: an organisation the rules never judged (pending) is
         # not admitted by hand.
         if organization.status != OrganizationStatus.UNDER_REVIEW:
-            raise Conflict(
-                Message(
-                    "accounts.admission-not-pending",
-                    "an organisation that is {status} has no admission to decide",
-                    status=organization.status.value,
-                )
-            )
+            raise Conflict(_admission_not_pending(organization.status))
         target = OrganizationStatus.ADMITTED if decision == "approve" else OrganizationStatus.REJECTED
         await self._set_organization_status(organization, target, actor=principal.actor, reason=reason)
         return organization
@@ -305,14 +275,7 @@ class AccountService:
             raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         was = OrganizationStatus.ADMITTED if standing == "suspended" else OrganizationStatus.SUSPENDED
         if organization.status != was:
-            raise Conflict(
-                Message(
-                    "accounts.standing-unchanged",
-                    "an organisation that is {status} cannot become {standing}",
-                    status=organization.status.value,
-                    standing=standing,
-                )
-            )
+            raise Conflict(_standing_unchanged(organization.status, standing))
         await self._set_organization_status(
             organization, OrganizationStatus(standing), actor=principal.actor, reason=reason
         )
@@ -372,6 +335,46 @@ class AccountService:
 
     async def admitted_organization_ids(self) -> Sequence[uuid.UUID]:
         return await self.repository.organization_ids_with_status(OrganizationStatus.ADMITTED)
+
+
+EMAIL_TAKEN = Message("accounts.email-taken", "an account with this e-mail already exists")
+USCC_TAKEN = Message("accounts.uscc-taken", "an organisation with this USCC is already registered")
+LAST_OWNER_LEAVING = Message(
+    "accounts.last-owner-leaving", "you are the last owner of an organisation; transfer ownership first"
+)
+
+
+def _qualification_frozen(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.qualification-frozen",
+        "an organisation that is {status} cannot change its qualification",
+        status=status.value,
+    )
+
+
+def _admission_not_requestable(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.admission-not-requestable",
+        "an organisation that is {status} cannot request admission",
+        status=status.value,
+    )
+
+
+def _admission_not_pending(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.admission-not-pending",
+        "an organisation that is {status} has no admission to decide",
+        status=status.value,
+    )
+
+
+def _standing_unchanged(status: OrganizationStatus, standing: str) -> Message:
+    return Message(
+        "accounts.standing-unchanged",
+        "an organisation that is {status} cannot become {standing}",
+        status=status.value,
+        standing=standing,
+    )
 
 
 def _organization_facts(organization: Organization) -> dict[str, Any]:

@@ -43,13 +43,9 @@ class Disputes:
         # for an order this transaction will move (keyed by the order, so a retry refunds once).
         order = await self.transitions.lock(order_id)
         if outcome == "release":
+            release = Message("orders.action-release", "be released")
             await self.transitions.move(
-                order,
-                disputed,
-                OrderStatus.COMPLETED,
-                admin.actor,
-                reason=reason,
-                action=Message("orders.action-release", "be released"),
+                order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action=release
             )
             return order
         reference = None
