@@ -447,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
         job = billing_commands.add_parser(name, help=help_text)
         job.add_argument("--json", action="store_true", help="as JSON")
         job.set_defaults(handler=cmd_billing_job)
-    messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problem titles)")
+    messages = commands.add_parser("messages", help="the message catalogs (Chinese findings and problems)")
     messages_commands = messages.add_subparsers(dest="messages_command", required=True)
     messages_update = messages_commands.add_parser(
         "update", help="write the catalogs' template from the rules and errors, merge it into each catalog"

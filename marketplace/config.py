@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     )
     log_level: LogLevel = Field("INFO", description=f"one of {', '.join(LOG_LEVELS)}")
     log_json: bool = Field(True, description="true or false (also 1 or 0, yes or no, on or off)")
-    # The language of findings and problem titles when a request's Accept-Language names none the service speaks.
+    # The language of findings and problems when a request's Accept-Language names none the service speaks.
     default_language: Language = Field(Language.EN, description=" or ".join(Language))
 
     @classmethod

@@ -1,9 +1,13 @@
 """Domain errors: what a service raises when it refuses; `marketplace.web.problems` renders them as RFC 9457
-problem details. No web framework here: services below the web layer raise these."""
+problem details. No web framework here: services below the web layer raise these.
+
+What an error says is a `Message` (id, English template, values): the edge renders it in the answer's language."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+from marketplace.kit.i18n import Message
 
 
 class DomainError(Exception):
@@ -13,11 +17,16 @@ class DomainError(Exception):
     code: ClassVar[str] = "bad-request"
     title: ClassVar[str] = "Bad request"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, message: Message, *, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(str(message))
+        self.message = message
         self.headers = headers or {}
         self.extra = extra
+
+    @property
+    def detail(self) -> str:
+        """What happened, in English."""
+        return str(self.message)
 
 
 class NotFound(DomainError):
@@ -43,8 +52,9 @@ class NotAuthenticated(DomainError):
     code = "not-authenticated"
     title = "Not authenticated"
 
-    def __init__(self, detail: str = "missing or invalid credentials", **extra: Any) -> None:
-        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="marketplace"'}, **extra)
+    def __init__(self, message: Message | None = None, **extra: Any) -> None:
+        message = message or Message("auth.credentials-missing", "missing or invalid credentials")
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="marketplace"'}, **extra)
 
 
 class TooManyRequests(DomainError):
@@ -52,8 +62,8 @@ class TooManyRequests(DomainError):
     code = "too-many-requests"
     title = "Too many requests"
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
+    def __init__(self, message: Message, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
 class PayloadTooLarge(DomainError):
@@ -83,6 +93,9 @@ class FieldsRequired(Unprocessable):
 
     def __init__(self, fields: list[str]) -> None:
         super().__init__(
-            f"these fields cannot be null: {', '.join(fields)}",
-            errors=[{"key": field, "message": "cannot be null", "source": "body"} for field in fields],
+            Message("request.fields-required", "these fields cannot be null: {fields}", fields=", ".join(fields)),
+            errors=[
+                {"key": field, "message": Message("request.field-not-nullable", "cannot be null"), "source": "body"}
+                for field in fields
+            ],
         )

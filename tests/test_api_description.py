@@ -5,6 +5,7 @@ problem (RFC 9457)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +55,25 @@ def test_every_declared_error_is_a_problem(app: Litestar) -> None:
     assert undocumented == []
 
 
-def inline_objects(node: Any, path: str) -> list[str]:
-    """Where an object with properties is written out in place instead of referring to a named schema."""
+def objects_where(node: Any, path: str, found_here: Callable[[dict[str, Any], str], bool]) -> list[str]:
+    """The paths of the document's objects `found_here` picks."""
     found = []
     if isinstance(node, dict):
-        if node.get("type") == "object" and node.get("properties") and path.count("/") > 2:
+        if found_here(node, path):
             found.append(path)
         for key, value in node.items():
-            found.extend(inline_objects(value, f"{path}/{key}"))
+            found.extend(objects_where(value, f"{path}/{key}", found_here))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            found.extend(inline_objects(value, f"{path}/{index}"))
+            found.extend(objects_where(value, f"{path}/{index}", found_here))
     return found
+
+
+def inline_objects(node: Any, path: str) -> list[str]:
+    """Where an object with properties is written out in place instead of referring to a named schema."""
+    return objects_where(
+        node, path, lambda o, at: o.get("type") == "object" and bool(o.get("properties")) and at.count("/") > 2
+    )
 
 
 def test_no_object_is_written_out_where_a_named_schema_belongs(app: Litestar) -> None:
@@ -85,6 +93,35 @@ def test_the_check_finds_an_object_written_out() -> None:
         "#/paths//x/get/responses/200/schema"
     ]
     assert inline_objects({"type": "object", "properties": {"a": {}}}, "#/c/Named") == []
+
+
+def free_form_objects(node: Any, path: str) -> list[str]:
+    """Where the document says only "an object" (any members): a shape it does not give."""
+
+    def free_form(o: dict[str, Any], _: str) -> bool:
+        shaped = o.get("properties") or any(key in o for key in ("$ref", "anyOf", "oneOf", "allOf"))
+        return o.get("type") == "object" and not shaped and o.get("additionalProperties") in (None, True, {})
+
+    return objects_where(node, path, free_form)
+
+
+def test_product_details_audit_payloads_and_problem_errors_have_their_shapes(app: Litestar) -> None:
+    """What is still free-form is named here, so that a new one is seen; product details, audit payloads and a
+    problem's errors are not among them."""
+    document = app.openapi_schema.to_schema()
+    schemas = document["components"]["schemas"]
+    assert schemas["ProductRead"]["properties"]["details"] == {"$ref": "#/components/schemas/ProductDetails"}
+    assert schemas["ProductDetails"]["additionalProperties"] is False
+    assert free_form_objects(document, "#") == [
+        "#/paths//.well-known/jwks.json/get/responses/200/content/application/json/schema",
+        "#/paths//api/v1/catalog.jsonld/get/responses/200/content/application/ld+json/schema",
+        "#/components/schemas/AggregateRead/properties/groups/items",
+        "#/components/schemas/EventRead/properties/payload",
+        "#/components/schemas/FindingRead/properties/evidence",
+        "#/components/schemas/LicenceRead/properties/terms",
+        "#/components/schemas/ReceiptRead/properties/detail",
+        "#/components/schemas/RuleRead/properties/parameters",
+    ]
 
 
 def test_the_request_examples_are_realistic_and_valid(app: Litestar) -> None:

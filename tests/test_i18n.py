@@ -1,5 +1,6 @@
 """Bilingual words: the language a request's Accept-Language chooses, and catalogs that translate every message
-id of every rule, the engine and every problem title, with the same placeholders as the English."""
+id of every rule, the engine, every problem title and every message the source says (domain errors' details,
+framework problems'), with the same placeholders as the English."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from babel.messages.pofile import read_po
 
 import marketplace.app  # noqa: F401 - defines every error class, whose titles are messages
 from marketplace.errors import DomainError
-from marketplace.kit.i18n import SOURCE_LANGUAGE, Language, catalog, catalog_path, localize, negotiate
-from marketplace.web.messages import TEMPLATE_PATH, problem_titles, source_messages, template_catalog
+from marketplace.kit.i18n import SOURCE_LANGUAGE, Language, Message, catalog, catalog_path, localize, negotiate
+from marketplace.web.messages import (
+    TEMPLATE_PATH,
+    messages_said,
+    problem_titles,
+    said_messages,
+    source_messages,
+    template_catalog,
+)
+from marketplace.web.problems import FRAMEWORK_DETAILS, FRAMEWORK_PROBLEM_TITLES
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 TRANSLATED = [language for language in Language if language is not SOURCE_LANGUAGE]
@@ -63,10 +72,12 @@ def test_the_messages_are_those_of_every_rule_the_engine_and_every_problem() -> 
     assert "engine.rule-error" in ids
     assert {f"problem.{code}" for code in problem_titles()} <= set(ids)
     assert "problem.trade-rejected" in ids
+    said = said_messages()
+    assert set(said) <= set(ids)
     rules = {
         message_id.split(".", 1)[0]
         for message_id in ids
-        if not message_id.startswith(("engine.", "problem.", "value.", "console."))
+        if not message_id.startswith(("engine.", "problem.", "value.", "console.")) and message_id not in said
     }
     assert rules == {f"R{n}" for n in range(1, 9)} | {f"S{n}" for n in range(1, 11)}
 
@@ -121,3 +132,40 @@ def test_text_without_an_id_or_translation_stays_as_it_was_stored() -> None:
     assert localize(Language.ZH_CN, "R99.unknown", "a vendor's message") == "a vendor's message"
     # values that no longer fit the template: the stored English, never a broken message
     assert localize(Language.ZH_CN, "engine.rule-error", "as stored", {}) == "as stored"
+
+
+SAID = messages_said()
+
+
+def test_the_source_says_the_domain_errors_messages() -> None:
+    ids = {said.message_id for said in SAID}
+    assert {"orders.not-found", "auth.credentials-missing", "request.fields-required", "ledger.overdraft"} <= ids
+    assert len(ids) > 150
+
+
+@pytest.mark.parametrize("said", SAID, ids=[said.where for said in SAID])
+def test_a_message_is_given_the_values_its_template_names(said: object) -> None:
+    """A value missing would fail at the edge, one too many would be lost; `**values` is checked where it renders."""
+    assert said.values is None or placeholders(said.template) == said.values, said.where  # type: ignore[attr-defined]
+
+
+def test_every_framework_problem_says_something_translated_beyond_english() -> None:
+    spoken = set(FRAMEWORK_PROBLEM_TITLES) - {"invalid-request", "internal-error"}  # these say a message of ours
+    assert set(FRAMEWORK_DETAILS) == spoken
+
+
+def test_a_message_renders_its_values_and_the_messages_among_them() -> None:
+    address = Message("url.address-private", "a private address")
+    refused = Message(
+        "url.address-refused", "the host resolves to {address}, {reason}", address="10.0.0.1", reason=address
+    )
+    assert str(refused) == "the host resolves to 10.0.0.1, a private address"
+    assert refused.render(Language.EN) == str(refused)
+    assert refused.render(Language.ZH_CN) == "该主机解析为 10.0.0.1，这是私有地址"
+    listed = Message(
+        "catalog.privacy-terms-inconsistent",
+        "the privacy terms do not fit together: {problems}",
+        problems=[address, Message("catalog.bounds-order", "lower must be below upper")],
+    )
+    assert str(listed) == "the privacy terms do not fit together: a private address; lower must be below upper"
+    assert listed.render(Language.ZH_CN) == "隐私条款彼此不一致：私有地址；下界必须小于上界"

@@ -19,6 +19,7 @@ from marketplace.accounts.tokens import IssuedToken, TokenKeyring
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.errors import NotAuthenticated, TooManyRequests
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 # An API key's last use is written at most this often (per key), to keep writes off the request path.
 API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
@@ -69,12 +70,15 @@ class AuthService:
             count, oldest = await self.repository.login_failures_since(subject, since)
             if count >= limit and oldest is not None:
                 wait = self.policy.window_seconds - (now - oldest).total_seconds()
-                raise TooManyRequests("too many failed logins; try again later", retry_after=max(1, math.ceil(wait)))
+                raise TooManyRequests(
+                    Message("auth.too-many-failed-logins", "too many failed logins; try again later"),
+                    retry_after=max(1, math.ceil(wait)),
+                )
         user = await self.repository.user_by_email(email)
         password_ok = await credentials.verify_password(user.password_hash if user else None, password)
         if user is None or not password_ok or user.status != UserStatus.ACTIVE:
             await self._count((account, client), now, since)
-            raise NotAuthenticated("unknown e-mail or wrong password")
+            raise NotAuthenticated(Message("auth.login-failed", "unknown e-mail or wrong password"))
         await self.repository.forget_login_failures(account)
         return user
 
@@ -89,7 +93,8 @@ class AuthService:
         if count >= self.policy.registrations_per_address and oldest is not None:
             wait = self.policy.registration_window_seconds - (now - oldest).total_seconds()
             raise TooManyRequests(
-                "too many registrations from this address; try again later", retry_after=max(1, math.ceil(wait))
+                Message("auth.too-many-registrations", "too many registrations from this address; try again later"),
+                retry_after=max(1, math.ceil(wait)),
             )
         await self._count((client,), now, since)
 
@@ -108,7 +113,7 @@ class AuthService:
         user_id = self.keyring.verify(credential)
         standing = await self.repository.user_standing(user_id)
         if standing is None or standing[1] != UserStatus.ACTIVE:
-            raise NotAuthenticated("account is not active")
+            raise NotAuthenticated(Message("auth.account-inactive", "account is not active"))
         return Principal(user_id=user_id, is_admin=standing[0])
 
     async def _authenticate_api_key(self, key: str) -> Principal:
@@ -116,13 +121,15 @@ class AuthService:
         # one query: the key and its organisation, which stays in the session for the request's own use
         found = await self.repository.api_key_with_organization(prefix) if prefix else None
         if found is None or not credentials.same_digest(found[0].secret_hash, credentials.hash_api_key(key)):
-            raise NotAuthenticated("invalid API key")
+            raise NotAuthenticated(Message("auth.api-key-invalid", "invalid API key"))
         row, organization = found
         now = clock.now()
         if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-            raise NotAuthenticated("API key revoked or expired")
+            raise NotAuthenticated(Message("auth.api-key-revoked", "API key revoked or expired"))
         if organization.status == OrganizationStatus.SUSPENDED:
-            raise NotAuthenticated("the key's organisation is suspended")
+            raise NotAuthenticated(
+                Message("auth.api-key-organisation-suspended", "the key's organisation is suspended")
+            )
         stale_before = now - API_KEY_TOUCH_INTERVAL
         # most requests find the stamp fresh and write nothing; the write is conditional besides
         if row.last_used_at is None or row.last_used_at < stale_before:

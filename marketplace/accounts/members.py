@@ -17,6 +17,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
 from marketplace.errors import Conflict, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 
 class MembershipService:
@@ -37,9 +38,16 @@ class MembershipService:
         await self._require_owner_for(principal, organization_id, data.role)
         user = await self.repository.user_by_email(data.email)
         if user is None or user.status != UserStatus.ACTIVE:
-            raise Unprocessable("no active account has this e-mail; ask the person to register first")
+            raise Unprocessable(
+                Message(
+                    "accounts.member-not-registered",
+                    "no active account has this e-mail; ask the person to register first",
+                )
+            )
         membership = Membership(user_id=user.id, organization_id=organization_id, role=data.role)
-        await self.repository.add(membership, conflict="this person is already a member")
+        await self.repository.add(
+            membership, conflict=Message("accounts.member-exists", "this person is already a member")
+        )
         await self.audit.record(
             actor=principal.actor,
             action="membership.created",
@@ -59,13 +67,13 @@ class MembershipService:
         await self.accounts.require_manager(principal, organization_id)
         membership = await self.repository.get_membership(membership_id)
         if membership is None or membership.organization_id != organization_id:
-            raise NotFound("membership not found")
+            raise NotFound(Message("accounts.membership-not-found", "membership not found"))
         return membership
 
     async def _require_owner_for(self, principal: Principal, organization_id: uuid.UUID, role: Role) -> None:
         """Only owners hand out or take away ownership."""
         if role == Role.OWNER and await self.accounts.member_role(principal, organization_id) != Role.OWNER:
-            raise Forbidden("only an owner may grant or change the owner role")
+            raise Forbidden(Message("accounts.owner-role-by-owner", "only an owner may grant or change the owner role"))
 
     async def change_member_role(
         self, principal: Principal, organization_id: uuid.UUID, membership_id: uuid.UUID, role: Role
@@ -103,7 +111,7 @@ class MembershipService:
         await self.repository.lock_organization(membership.organization_id)
         losing_an_owner = membership.role == Role.OWNER and new_role != Role.OWNER
         if losing_an_owner and await self.repository.count_owners(membership.organization_id) <= 1:
-            raise Conflict("an organisation keeps at least one owner")
+            raise Conflict(Message("accounts.last-owner-kept", "an organisation keeps at least one owner"))
 
     # API keys
 
@@ -136,7 +144,7 @@ class MembershipService:
     async def revoke_api_key(self, principal: Principal, key_id: uuid.UUID) -> ApiKey:
         row = await self.repository.get_api_key(key_id)
         if row is None or not await self.accounts.can_see(principal, row.organization_id):
-            raise NotFound("API key not found")
+            raise NotFound(Message("accounts.api-key-not-found", "API key not found"))
         await self.accounts.require_manager(principal, row.organization_id)
         if row.revoked_at is None:
             row.revoked_at = clock.now()

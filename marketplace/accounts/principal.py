@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from marketplace.accounts.models import Scope
 from marketplace.errors import Forbidden
+from marketplace.kit.i18n import Message
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,14 @@ class Principal:
 
     def require_scope(self, scope: Scope) -> None:
         if self.is_api_key and scope not in self.scopes:
-            raise Forbidden(f"this API key lacks the {scope.value} scope")
+            raise Forbidden(
+                Message("auth.api-key-lacks-scope", "this API key lacks the {scope} scope", scope=scope.value)
+            )
 
     def require_person(self) -> uuid.UUID:
         """Managing an account, its organisations or keys takes a person, not a key."""
         if self.user_id is None or self.is_api_key:
-            raise Forbidden("this operation requires a user's access token, not an API key")
+            raise Forbidden(
+                Message("auth.person-required", "this operation requires a user's access token, not an API key")
+            )
         return self.user_id

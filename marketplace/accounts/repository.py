@@ -23,6 +23,7 @@ from marketplace.accounts.models import (
     UserStatus,
 )
 from marketplace.errors import Conflict
+from marketplace.kit.i18n import Message
 
 # Where a session keeps objects of its request alive: see `api_key_with_organization`.
 _KEPT = "marketplace.accounts.kept"
@@ -58,7 +59,7 @@ class AccountRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: SQLModel, *, conflict: str | None = None) -> None:
+    async def add(self, row: SQLModel, *, conflict: Message | None = None) -> None:
         """Insert now, so a unique violation surfaces here as a Conflict and not at commit."""
         self.session.add(row)
         try:

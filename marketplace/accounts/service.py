@@ -28,6 +28,7 @@ from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 EDITABLE_STATUSES = frozenset({OrganizationStatus.PENDING, OrganizationStatus.REJECTED})
 # Qualification an organisation cannot do without (NOT NULL columns): a PATCH may change them, never null them.
@@ -44,9 +45,9 @@ class AccountService:
 
     async def register(self, data: RegisterRequest) -> User:
         if await self.repository.user_by_email(data.email) is not None:
-            raise Conflict("an account with this e-mail already exists")
+            raise Conflict(EMAIL_TAKEN)
         user = User(email=data.email, name=data.name, password_hash=await credentials.hash_password(data.password))
-        await self.repository.add(user, conflict="an account with this e-mail already exists")
+        await self.repository.add(user, conflict=EMAIL_TAKEN)
         await self.audit.record(
             actor=f"user:{user.id}",
             action="user.registered",
@@ -61,7 +62,7 @@ class AccountService:
         user = await self.repository.user_by_email(email)
         if user is None:
             user = User(email=email, name=name, password_hash=await credentials.hash_password(password), is_admin=True)
-            await self.repository.add(user, conflict="an account with this e-mail already exists")
+            await self.repository.add(user, conflict=EMAIL_TAKEN)
         else:
             user.is_admin = True
             user.password_hash = await credentials.hash_password(password)
@@ -75,16 +76,16 @@ class AccountService:
     async def me(self, principal: Principal) -> tuple[User, Sequence[Membership]]:
         user = await self.repository.get_user(principal.require_person())
         if user is None:
-            raise NotFound("user not found")
+            raise NotFound(Message("accounts.user-not-found", "user not found"))
         return user, await self.repository.memberships_of_user(user.id)
 
     async def delete_me(self, principal: Principal) -> None:
         user = await self.repository.get_user(principal.require_person())
         if user is None:
-            raise NotFound("user not found")
+            raise NotFound(Message("accounts.user-not-found", "user not found"))
         for membership in await self.repository.memberships_of_user(user.id):
             if membership.role == Role.OWNER and await self.repository.count_owners(membership.organization_id) == 1:
-                raise Conflict("you are the last owner of an organisation; transfer ownership first")
+                raise Conflict(LAST_OWNER_LEAVING)
         await self._set_user_status(user, UserStatus.DELETED, actor=principal.actor, reason="deleted by its user")
 
     async def list_users(self, *, limit: int, offset: int) -> tuple[Sequence[User], int]:
@@ -93,9 +94,9 @@ class AccountService:
     async def change_user_status(self, principal: Principal, user_id: uuid.UUID, status: str, reason: str) -> User:
         user = await self.repository.get_user(user_id)
         if user is None or user.status == UserStatus.DELETED:
-            raise NotFound("user not found")
+            raise NotFound(Message("accounts.user-not-found", "user not found"))
         if user.id == principal.user_id:
-            raise Conflict("administrators cannot change their own status")
+            raise Conflict(Message("accounts.own-status", "administrators cannot change their own status"))
         await self._set_user_status(user, UserStatus(status), actor=principal.actor, reason=reason)
         return user
 
@@ -120,7 +121,7 @@ class AccountService:
             **data.model_dump(exclude={"intermediary"}),
             intermediary=data.intermediary.model_dump() if data.intermediary else None,
         )
-        await self.repository.add(organization, conflict="an organisation with this USCC is already registered")
+        await self.repository.add(organization, conflict=USCC_TAKEN)
         await self.repository.add(Membership(user_id=user_id, organization_id=organization.id, role=Role.OWNER))
         await self.audit.record(
             actor=principal.actor,
@@ -135,7 +136,7 @@ class AccountService:
         """The organisation if the caller may see it; otherwise it does not exist for them."""
         organization = await self.repository.get_organization(organization_id)
         if organization is None or not await self.can_see(principal, organization_id):
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         return organization
 
     async def can_see(self, principal: Principal, organization_id: uuid.UUID) -> bool:
@@ -151,7 +152,7 @@ class AccountService:
         user_id = principal.require_person()
         membership = await self.repository.membership(user_id, organization_id)
         if membership is None or membership.role not in MANAGING_ROLES:
-            raise Forbidden("only the organisation's owners and admins may do this")
+            raise Forbidden(Message("accounts.managers-only", "only the organisation's owners and admins may do this"))
         return organization
 
     async def acting_for(self, principal: Principal, organization_id: uuid.UUID) -> Organization:
@@ -160,14 +161,14 @@ class AccountService:
         `visible_organization` followed by `member_role`, in one query at most (a key's organisation was
         read with the key)."""
         if principal.is_api_key and principal.key_organization_id != organization_id:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         if principal.is_admin or principal.is_api_key:
             organization = await self.repository.get_organization(organization_id)
         else:
             assert principal.user_id is not None
             organization = await self.repository.organization_of_member(principal.user_id, organization_id)
         if organization is None:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         return organization
 
     async def member_role(self, principal: Principal, organization_id: uuid.UUID) -> Role | None:
@@ -214,7 +215,7 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
-            raise Conflict(f"an organisation that is {organization.status.value} cannot change its qualification")
+            raise Conflict(_qualification_frozen(organization.status))
         changes = data.model_dump(exclude_unset=True)
         if removed := sorted(field for field, value in changes.items() if value is None and field in REQUIRED_FIELDS):
             raise FieldsRequired(removed)
@@ -239,7 +240,7 @@ class AccountService:
         organization = await self.repository.lock_organization(organization_id)
         assert organization is not None
         if organization.status not in EDITABLE_STATUSES:
-            raise Conflict(f"an organisation that is {organization.status.value} cannot request admission")
+            raise Conflict(_admission_not_requestable(organization.status))
         return organization
 
     async def record_admission(
@@ -253,11 +254,11 @@ class AccountService:
     ) -> Organization:
         organization = await self.repository.lock_organization(organization_id)
         if organization is None:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         # Only what the admission stage held for review: an organisation the rules never judged (pending) is
         # not admitted by hand.
         if organization.status != OrganizationStatus.UNDER_REVIEW:
-            raise Conflict(f"an organisation that is {organization.status.value} has no admission to decide")
+            raise Conflict(_admission_not_pending(organization.status))
         target = OrganizationStatus.ADMITTED if decision == "approve" else OrganizationStatus.REJECTED
         await self._set_organization_status(organization, target, actor=principal.actor, reason=reason)
         return organization
@@ -268,13 +269,13 @@ class AccountService:
         """An administrator suspends an admitted organisation (it can neither trade nor deliver while
         suspended: R7 and S6 check its status) or reinstates a suspended one."""
         if not principal.is_admin or principal.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
         organization = await self.repository.lock_organization(organization_id)
         if organization is None:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         was = OrganizationStatus.ADMITTED if standing == "suspended" else OrganizationStatus.SUSPENDED
         if organization.status != was:
-            raise Conflict(f"an organisation that is {organization.status.value} cannot become {standing}")
+            raise Conflict(_standing_unchanged(organization.status, standing))
         await self._set_organization_status(
             organization, OrganizationStatus(standing), actor=principal.actor, reason=reason
         )
@@ -319,7 +320,7 @@ class AccountService:
         """For other domains' services, which have already checked who may see it."""
         organization = await self.repository.get_organization(organization_id)
         if organization is None:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         return organization
 
     async def is_admitted_assessor(self, organization_id: uuid.UUID) -> bool:
@@ -334,6 +335,46 @@ class AccountService:
 
     async def admitted_organization_ids(self) -> Sequence[uuid.UUID]:
         return await self.repository.organization_ids_with_status(OrganizationStatus.ADMITTED)
+
+
+EMAIL_TAKEN = Message("accounts.email-taken", "an account with this e-mail already exists")
+USCC_TAKEN = Message("accounts.uscc-taken", "an organisation with this USCC is already registered")
+LAST_OWNER_LEAVING = Message(
+    "accounts.last-owner-leaving", "you are the last owner of an organisation; transfer ownership first"
+)
+
+
+def _qualification_frozen(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.qualification-frozen",
+        "an organisation that is {status} cannot change its qualification",
+        status=status.value,
+    )
+
+
+def _admission_not_requestable(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.admission-not-requestable",
+        "an organisation that is {status} cannot request admission",
+        status=status.value,
+    )
+
+
+def _admission_not_pending(status: OrganizationStatus) -> Message:
+    return Message(
+        "accounts.admission-not-pending",
+        "an organisation that is {status} has no admission to decide",
+        status=status.value,
+    )
+
+
+def _standing_unchanged(status: OrganizationStatus, standing: str) -> Message:
+    return Message(
+        "accounts.standing-unchanged",
+        "an organisation that is {status} cannot become {standing}",
+        status=status.value,
+        standing=standing,
+    )
 
 
 def _organization_facts(organization: Organization) -> dict[str, Any]:

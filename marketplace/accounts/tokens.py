@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from marketplace.config import Settings
 from marketplace.errors import NotAuthenticated
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.secrets import load_or_create
 
 ALGORITHM = "EdDSA"
@@ -118,12 +119,12 @@ class TokenKeyring:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise NotAuthenticated("malformed token") from exc
+            raise NotAuthenticated(Message("auth.token-malformed", "malformed token")) from exc
         if header.get("alg") != ALGORITHM:
-            raise NotAuthenticated("token algorithm not accepted")
+            raise NotAuthenticated(Message("auth.token-algorithm-refused", "token algorithm not accepted"))
         key = self.verification_keys.get(str(header.get("kid")))
         if key is None:
-            raise NotAuthenticated("unknown token key")
+            raise NotAuthenticated(Message("auth.token-key-unknown", "unknown token key"))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -136,7 +137,7 @@ class TokenKeyring:
             )
             return uuid.UUID(str(claims["sub"])), float(claims["exp"])
         except (jwt.PyJWTError, ValueError) as exc:
-            raise NotAuthenticated("invalid token") from exc
+            raise NotAuthenticated(Message("auth.token-invalid", "invalid token")) from exc
 
     def jwks(self) -> dict[str, Any]:
         keys = []

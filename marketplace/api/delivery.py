@@ -55,6 +55,7 @@ from marketplace.delivery.schemas import (
 from marketplace.errors import Unprocessable, UnsupportedMediaType
 from marketplace.flows.data_calls import DataCalls, PrivacySpend
 from marketplace.flows.delivery import Delivery
+from marketplace.kit.i18n import Message
 from marketplace.web.dependencies import DbSession
 from marketplace.web.pagination import PAGED, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, SECURITY, Access, Caller
@@ -102,7 +103,7 @@ async def _stored_dataset(chunks: Iterator[bytes], media_type: str, settings: Se
     )
     try:
         if blob.size_bytes == 0:
-            raise Unprocessable("the dataset is empty")
+            raise Unprocessable(Message("delivery.dataset-empty", "the dataset is empty"))
         # A binary file, or one that is not CSV or JSON lines throughout, is refused now rather than at a buyer's call.
         await anyio.to_thread.run_sync(
             functools.partial(parse_sample, blob.path, media_type, head_rows=0, max_columns=MAX_DATASET_COLUMNS)
@@ -127,9 +128,19 @@ def parse_where(clauses: list[str] | None) -> list[hosting.Filter]:
             value = raw
         operator = FILTER_OPS.get(op)
         if operator is None or not column:
-            raise Unprocessable(f"a filter is column:op:value, got {clause!r}", field="where")
+            raise Unprocessable(
+                Message("delivery.filter-malformed", "a filter is column:op:value, got {clause!r}", clause=clause),
+                field="where",
+            )
         if (operator == "in") != isinstance(value, list) or isinstance(value, dict):
-            raise Unprocessable(f"`in` takes a JSON list and only `in` does: {clause!r}", field="where")
+            raise Unprocessable(
+                Message(
+                    "delivery.filter-list-misplaced",
+                    "`in` takes a JSON list and only `in` does: {clause!r}",
+                    clause=clause,
+                ),
+                field="where",
+            )
         filters.append(hosting.Filter(column=column, op=operator, value=value))
     return filters
 
@@ -180,7 +191,9 @@ class DatasetController(Controller):
         target = await catalog.dataset_version(principal, product_id, version)
         media_type = normalise_media_type(request.headers.get("content-type"))
         if media_type is None:
-            raise UnsupportedMediaType("a dataset is text/csv or application/x-ndjson")
+            raise UnsupportedMediaType(
+                Message("delivery.dataset-media-type", "a dataset is text/csv or application/x-ndjson")
+            )
         try:
             blob = await _stored_dataset(_body_chunks(request.stream()), media_type, settings)
         except SampleError as exc:

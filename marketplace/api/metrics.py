@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from marketplace.config import Settings
 from marketplace.errors import NotAuthenticated, NotFound
 from marketplace.flows.metrics import Count, exchange_counts
+from marketplace.kit.i18n import Message
 from marketplace.web.dependencies import DbSession
 from marketplace.web.principal import Access
 from marketplace.web.problems import problem_responses
@@ -76,7 +77,7 @@ class MetricsController(Controller):
         (orders by status, verdicts by stage and decision, deliveries, data calls, webhook events, payouts).
         Needs the METRICS_TOKEN as a bearer token; without one configured, metrics are off (404)."""
         if settings.metrics_token is None:
-            raise NotFound("no such path")
+            raise NotFound(Message("request.no-such-path", "no such path"))
         supplied = request.headers.get("authorization", "").removeprefix("Bearer ").encode()
         if not hmac.compare_digest(supplied, settings.metrics_token.encode()):
             raise NotAuthenticated()

@@ -34,6 +34,7 @@ from marketplace.flows.payment import Payment
 from marketplace.flows.refunds import Refunds
 from marketplace.flows.trading import Trading
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.schemas import (
     AdminRefundRequest,
@@ -101,8 +102,9 @@ class OrderController(Controller):
         auditors, and nothing is reserved."""
         placed = await trading.place(principal, data)
         if placed.order.status == OrderStatus.REJECTED:
+            checks = "; ".join(f.check for f in placed.verdict.failures())
             rejected = TradeRejected(
-                "the trade stage rejected this order: " + "; ".join(f.check for f in placed.verdict.failures()),
+                Message("orders.trade-rejected", "the trade stage rejected this order: {checks}", checks=checks),
                 order_id=str(placed.order.id),
                 findings=[f.as_json() for f in placed.verdict.findings],
                 rulebook_fingerprint=placed.verdict.rulebook_fingerprint,

@@ -1,9 +1,10 @@
 """Response shapes of the audit API."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from marketplace.kit.schemas import ResponseBody
+from marketplace.audit.payloads import documented_shapes
+from marketplace.kit.schemas import DocumentedAs, Field, ResponseBody
 
 
 class AuditEntryRead(ResponseBody):
@@ -13,7 +14,12 @@ class AuditEntryRead(ResponseBody):
     action: str
     object_type: str
     object_id: str
-    payload: dict[str, Any]
+    payload: Annotated[
+        dict[str, Any],
+        DocumentedAs(documented_shapes()),
+    ] = Field(
+        description="what the act recorded; its shape is the one its action writes (see each shape's description)"
+    )
     prev_hash: str
     hash: str
 

@@ -20,6 +20,7 @@ from marketplace.errors import NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 C = TypeVar("C", bound=Charge)
 
@@ -203,11 +204,11 @@ class BillingService:
         """A statement its buyer, its provider or an administrator may read; it does not exist for anyone else."""
         statement = await self.repository.get(UsageStatement, statement_id)
         if statement is None:
-            raise NotFound("usage statement not found")
+            raise NotFound(Message("billing.statement-not-found", "usage statement not found"))
         for organization_id in (statement.buyer_organization_id, statement.provider_organization_id):
             if await self.accounts.can_see(principal, organization_id):
                 return statement
-        raise NotFound("usage statement not found")
+        raise NotFound(Message("billing.statement-not-found", "usage statement not found"))
 
     # the books
 

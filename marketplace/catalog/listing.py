@@ -21,6 +21,7 @@ from marketplace.errors import Conflict, Forbidden, NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 
 class ListingService:
@@ -47,7 +48,14 @@ class ListingService:
         version = await self.repository.version(product.id, product.latest_version)
         assert version is not None
         if version.status not in EDITABLE_VERSION_STATUSES:
-            raise Conflict(f"version {version.version} is {version.status.value}; only a draft can be submitted")
+            raise Conflict(
+                Message(
+                    "catalog.version-not-draft",
+                    "version {version} is {status}; only a draft can be submitted",
+                    version=version.version,
+                    status=version.status.value,
+                )
+            )
         return product, version
 
     async def record_submission(
@@ -66,11 +74,18 @@ class ListingService:
     async def decide(self, admin: Principal, product_id: uuid.UUID, decision: str, reason: str) -> ProductView:
         product = await self.repository.lock_product(product_id)
         if product is None:
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         version = await self.repository.version(product.id, product.latest_version)
         assert version is not None
         if version.status != VersionStatus.UNDER_REVIEW:
-            raise Conflict(f"version {version.version} is {version.status.value}; there is nothing to decide")
+            raise Conflict(
+                Message(
+                    "catalog.version-not-under-review",
+                    "version {version} is {status}; there is nothing to decide",
+                    version=version.version,
+                    status=version.status.value,
+                )
+            )
         if decision == "approve":
             await self._list(product, version, actor=admin.actor, reason=reason)
         else:
@@ -80,16 +95,18 @@ class ListingService:
     async def delist(self, principal: Principal, product_id: uuid.UUID, reason: str) -> ProductView:
         product = await self.repository.lock_product(product_id)
         if product is None or not (principal.is_admin or await self.catalog.is_owner(principal, product)):
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         if not principal.is_admin:
             await self.catalog.require_provider_member(principal, product.organization_id)
             if (
                 principal.is_api_key
                 or await self.accounts.member_role(principal, product.organization_id) not in MANAGING_ROLES
             ):
-                raise Forbidden("only the provider's owners and admins may delist")
+                raise Forbidden(
+                    Message("catalog.delist-by-managers", "only the provider's owners and admins may delist")
+                )
         if product.status != ProductStatus.LISTED or product.listed_version is None:
-            raise Conflict("only a listed product can be delisted")
+            raise Conflict(Message("catalog.product-not-listed", "only a listed product can be delisted"))
         listed = await self.repository.version(product.id, product.listed_version)
         assert listed is not None
         listed.status = VersionStatus.DELISTED
@@ -152,10 +169,10 @@ class ListingService:
         authorities' catalogues after it was listed) applies to every version of the product, the sold
         ones included, so delivery re-checks them under the new grade. Core data is delisted at once."""
         if not admin.is_admin or admin.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
         product = await self.repository.lock_product(product_id)
         if product is None:
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         previous = await self.repository.regrade_versions(product.id, grade)
         product.updated_at = clock.now()
         await self.audit.record(

@@ -15,6 +15,7 @@ from marketplace.catalog.schemas import PlanCreate
 from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.errors import NotFound, Unprocessable
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
 
 class PlanService:
@@ -26,7 +27,10 @@ class PlanService:
     async def add_plan(self, principal: Principal, product_id: uuid.UUID, data: PlanCreate) -> PricePlan:
         product = await self.catalog.owned_product(principal, product_id, lock=True)
         if data.kind == PlanKind.FREE and data.price_minor != 0:
-            raise Unprocessable("a free plan costs nothing: its price_minor is 0", field="price_minor")
+            raise Unprocessable(
+                Message("catalog.free-plan-priced", "a free plan costs nothing: its price_minor is 0"),
+                field="price_minor",
+            )
         version = await self.catalog.editable_version(product, principal)
         plan = PricePlan(product_version_id=version.id, **data.model_dump())
         await self.repository.add(plan)
@@ -55,14 +59,16 @@ class PlanService:
         plan = await self.repository.get_plan(plan_id)
         version = await self.repository.version_by_id(plan.product_version_id) if plan else None
         if plan is None or version is None or version.product_id != product.id:
-            raise NotFound("plan not found")
+            raise NotFound(Message("catalog.plan-not-found", "plan not found"))
         draft = await self.catalog.editable_version(product, principal)
         plans = await self.repository.plans_of(draft.id)
         target = next((p for p in plans if p.id == plan.id), None) or next(
             (p for p in plans if _terms(p) == _terms(plan)), None
         )
         if target is None:
-            raise NotFound("the draft has no such plan (retired already, or changed)")
+            raise NotFound(
+                Message("catalog.plan-not-in-draft", "the draft has no such plan (retired already, or changed)")
+            )
         await self.repository.delete(target)
         remaining = [p.price_minor for p in plans if p.id != target.id]
         draft.min_price_minor = min(remaining, default=None)

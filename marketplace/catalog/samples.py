@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal, NoReturn
 
+from marketplace.kit.i18n import Message
+
 CSV = "text/csv"
 JSON_LINES = "application/x-ndjson"
 
@@ -49,8 +51,8 @@ _SUFFIXES = {".csv": CSV, ".jsonl": JSON_LINES, ".ndjson": JSON_LINES}
 class SampleError(ValueError):
     """A file that cannot be accepted; `code` is stable, `line` (1-based) names the offending line if known."""
 
-    def __init__(self, code: SampleErrorCode, message: str, *, line: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, code: SampleErrorCode, message: Message, *, line: int | None = None) -> None:
+        super().__init__(str(message))
         self.code: SampleErrorCode = code
         self.message = message
         self.line = line
@@ -93,7 +95,14 @@ def store_content_addressed(chunks: Iterable[bytes], directory: Path, max_bytes:
             for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise SampleError("too-large", f"the file is larger than the limit of {max_bytes} bytes")
+                    raise SampleError(
+                        "too-large",
+                        Message(
+                            "file.too-large",
+                            "the file is larger than the limit of {max_bytes} bytes",
+                            max_bytes=max_bytes,
+                        ),
+                    )
                 digest.update(chunk)
                 out.write(chunk)
             out.flush()
@@ -142,14 +151,20 @@ def media_type_for(filename: str, declared: str | None) -> str:
     suffix = PurePosixPath(filename.replace("\\", "/")).suffix.lower()
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
-    raise SampleError("unsupported-type", "only CSV (.csv) and JSON lines (.jsonl, .ndjson) files are accepted")
+    raise SampleError(
+        "unsupported-type",
+        Message("file.unsupported-suffix", "only CSV (.csv) and JSON lines (.jsonl, .ndjson) files are accepted"),
+    )
 
 
 def parse_sample(path: Path, media_type: str, *, head_rows: int = 200, max_columns: int = 200) -> ParsedSample:
     """Count the rows, name the columns and keep the first `head_rows` rows, reading one line at a time."""
     canonical = normalise_media_type(media_type)
     if canonical is None:
-        raise SampleError("unsupported-type", f"media type {media_type!r} is not accepted")
+        raise SampleError(
+            "unsupported-type",
+            Message("file.unsupported-media-type", "media type {media_type!r} is not accepted", media_type=media_type),
+        )
     # utf-8-sig drops one leading BOM; newline="" hands csv the line endings it needs for quoted newlines.
     with path.open(encoding="utf-8-sig", errors="strict", newline="") as source:
         try:
@@ -158,7 +173,7 @@ def parse_sample(path: Path, media_type: str, *, head_rows: int = 200, max_colum
             else:
                 rows, columns, head = _parse_json_lines(source, head_rows, max_columns)
         except UnicodeDecodeError as exc:
-            raise SampleError("not-utf8", "the file is not valid UTF-8 text") from exc
+            raise SampleError("not-utf8", Message("file.not-utf-8", "the file is not valid UTF-8 text")) from exc
     return ParsedSample(canonical, rows, columns, head)
 
 
@@ -168,7 +183,16 @@ def _lines(source: IO[str], bad_code: SampleErrorCode) -> Iterator[str]:
     while line := source.readline(MAX_LINE_CHARS + 1):
         number += 1
         if len(line) > MAX_LINE_CHARS:
-            raise SampleError(bad_code, f"line {number} is longer than {MAX_LINE_CHARS} characters", line=number)
+            raise SampleError(
+                bad_code,
+                Message(
+                    "file.line-too-long",
+                    "line {number} is longer than {limit} characters",
+                    number=number,
+                    limit=MAX_LINE_CHARS,
+                ),
+                line=number,
+            )
         yield line
 
 
@@ -186,7 +210,9 @@ def _parse_csv(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise SampleError("bad-csv", f"line {start}: {exc}", line=start) from exc
+            raise SampleError(
+                "bad-csv", Message("file.bad-csv", "line {start}: {reason}", start=start, reason=str(exc)), line=start
+            ) from exc
         if not record:  # a blank line, not a row (csv.writer quotes a lone empty cell)
             continue
         if columns is None:
@@ -195,25 +221,44 @@ def _parse_csv(
         if len(record) != len(columns):
             raise SampleError(
                 "ragged-rows",
-                f"line {start} has {len(record)} cells, the header has {len(columns)}",
+                Message(
+                    "file.ragged-row",
+                    "line {start} has {cells} cells, the header has {columns}",
+                    start=start,
+                    cells=len(record),
+                    columns=len(columns),
+                ),
                 line=start,
             )
         rows += 1
         if len(head) < head_rows:
             head.append(tuple(cell if cell != "" else None for cell in record))
     if columns is None or rows == 0:
-        raise SampleError("empty", "the file has no data rows")
+        raise SampleError("empty", Message("file.no-rows", "the file has no data rows"))
     return rows, columns, tuple(head)
 
 
 def _csv_header(record: list[str], max_columns: int) -> tuple[str, ...]:
     if len(record) > max_columns:
-        raise SampleError("too-many-columns", f"{len(record)} columns, at most {max_columns} are allowed", line=1)
+        raise SampleError(
+            "too-many-columns",
+            Message(
+                "file.too-many-columns",
+                "{columns} columns, at most {max_columns} are allowed",
+                columns=len(record),
+                max_columns=max_columns,
+            ),
+            line=1,
+        )
     names = tuple(name.strip() for name in record)
     if not all(names):
-        raise SampleError("bad-csv", "the header row has an empty column name", line=1)
+        raise SampleError(
+            "bad-csv", Message("file.empty-column-name", "the header row has an empty column name"), line=1
+        )
     if len(set(names)) != len(names):
-        raise SampleError("bad-csv", "the header row repeats a column name", line=1)
+        raise SampleError(
+            "bad-csv", Message("file.repeated-column-name", "the header row repeats a column name"), line=1
+        )
     return names
 
 
@@ -249,15 +294,30 @@ def _parse_json_lines(
         try:
             value = json.loads(line, parse_float=_finite_float, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError; so is an over-long int
-            raise SampleError("bad-jsonl", f"line {number} is not valid JSON", line=number) from exc
+            raise SampleError(
+                "bad-jsonl",
+                Message("file.line-not-json", "line {number} is not valid JSON", number=number),
+                line=number,
+            ) from exc
         if not isinstance(value, dict):
-            raise SampleError("bad-jsonl", f"line {number} is not a JSON object", line=number)
+            raise SampleError(
+                "bad-jsonl",
+                Message("file.line-not-object", "line {number} is not a JSON object", number=number),
+                line=number,
+            )
         for key in value:
             if key not in columns:
                 if len(columns) == max_columns:
                     # Refuse rather than truncate: a dropped column would escape the identifier scan (S4).
                     raise SampleError(
-                        "too-many-columns", f"more than {max_columns} distinct keys (line {number})", line=number
+                        "too-many-columns",
+                        Message(
+                            "file.too-many-keys",
+                            "more than {max_columns} distinct keys (line {number})",
+                            max_columns=max_columns,
+                            number=number,
+                        ),
+                        line=number,
                     )
                 columns[key] = None
         rows += 1
@@ -265,8 +325,12 @@ def _parse_json_lines(
             try:
                 head.append({key: _json_cell(cell) for key, cell in value.items()})
             except RecursionError as exc:  # encoding nests a frame deeper than decoding did
-                raise SampleError("bad-jsonl", f"line {number} is nested too deeply", line=number) from exc
+                raise SampleError(
+                    "bad-jsonl",
+                    Message("file.line-too-deep", "line {number} is nested too deeply", number=number),
+                    line=number,
+                ) from exc
     if rows == 0:
-        raise SampleError("empty", "the file has no JSON objects")
+        raise SampleError("empty", Message("file.no-objects", "the file has no JSON objects"))
     names = tuple(columns)
     return rows, names, tuple(tuple(row.get(name) for name in names) for row in head)

@@ -13,6 +13,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictInt, StringConstraints
 
 from marketplace.catalog.models import PlanKind, ProductStatus, VersionStatus
 from marketplace.compliance.schemas import VerdictRead
+from marketplace.kit.i18n import Message
 from marketplace.kit.schemas import (
     NO_NUL_PATTERN,
     STRIP,
@@ -162,44 +163,49 @@ class ComputationIn(RequestBody):
     epsilon_budget: Epsilon | None = None
     bounds: Annotated[dict[Text100, BoundsIn], Field(max_length=50)] | None = None
 
-    def privacy_problems(self) -> list[dict[str, str]]:
+    def privacy_problems(self) -> list[dict[str, Any]]:
         """What makes the privacy terms inconsistent, as problem-detail errors. Not a validator: JSON Schema
         cannot say these, and a body the API's schema accepts is not refused as malformed."""
         query, budget, bounds = self.epsilon_per_query, self.epsilon_budget, self.bounds
         if query is None and budget is None and bounds is None:
             return []
         if query is None or budget is None or bounds is None:
-            return [_problem("computation", "epsilon_per_query, epsilon_budget and bounds are declared together")]
+            together = Message(
+                "catalog.privacy-terms-together", "epsilon_per_query, epsilon_budget and bounds are declared together"
+            )
+            return [_problem("computation", together)]
         problems = [
-            _problem(f"computation.bounds.{c}", "lower must be below upper")
+            _problem(f"computation.bounds.{c}", Message("catalog.bounds-order", "lower must be below upper"))
             for c, b in bounds.items()
             if not b.lower < b.upper
         ]
         if query > budget:
-            problems.append(_problem("computation.epsilon_per_query", "cannot exceed epsilon_budget"))
+            exceeds = Message("catalog.epsilon-exceeds-budget", "cannot exceed epsilon_budget")
+            problems.append(_problem("computation.epsilon_per_query", exceeds))
         if unbounded := sorted(set(self.measure) - set(bounds)):
-            problems.append(_problem("computation.bounds", f"every measure column needs bounds; none for {unbounded}"))
+            missing = Message(
+                "catalog.bounds-missing",
+                "every measure column needs bounds; none for {columns}",
+                columns=str(unbounded),
+            )
+            problems.append(_problem("computation.bounds", missing))
         if stray := sorted(set(bounds) - set(self.measure)):
-            problems.append(_problem("computation.bounds", f"bounds are for measure columns; {stray} are not"))
+            extra = Message(
+                "catalog.bounds-stray", "bounds are for measure columns; {columns} are not", columns=str(stray)
+            )
+            problems.append(_problem("computation.bounds", extra))
         return problems
 
 
-def _problem(key: str, message: str) -> dict[str, str]:
+def _problem(key: str, message: Message) -> dict[str, Any]:
     return {"key": key, "message": message, "source": "body"}
 
 
-class ProductDescription(RequestBody):
-    """Everything a provider declares about one version of a product."""
+class ProductDetails(RequestBody):
+    """What a provider declares about one version beyond what search filters on: a version's `details`, as
+    written and as read back (`ProductRead.details`); the rules read them."""
 
-    title: Text300
-    description: LongText = ""
-    tags: Annotated[list[Token], Field(max_length=20)] = []
-    category: Category
-    industry_code: IndustryCode
-    regions: Annotated[list[RegionCode], Field(max_length=100)]
-    grade: DeclaredGrade
     public_data: StrictBool = False
-    contains_personal_info: StrictBool = False
     contains_sensitive_personal_info: StrictBool = False
     pi_legal_basis: DeclaredTerm | None = None
     separate_consent_for_provision: StrictBool = False
@@ -208,7 +214,6 @@ class ProductDescription(RequestBody):
     consented_purposes: Annotated[list[Token], Field(max_length=20)] = []
     sold_under_consent: StrictBool = False
     deidentification_techniques: Annotated[list[Token], Field(max_length=10)] = []
-    data_source: DataSource
     lawful_source_commitment: StrictBool = False
     authorisation_chain: Annotated[list[AuthorisationLinkIn], Field(max_length=10)] = []
     prohibited_content: Annotated[list[Token], Field(max_length=10)] = []
@@ -216,8 +221,6 @@ class ProductDescription(RequestBody):
     risk_assessment: AssessmentIn | None = None
     cross_border_assessment: AssessmentIn | None = None
     registration_number: Declared100 | None = None
-    permitted_scenarios: Annotated[list[Token], Field(max_length=20)]
-    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)]
     licence: LicenceIn | None = None
     dispute_route: DeclaredTerm | None = None
     cost: CostIn | None = None
@@ -231,6 +234,23 @@ class ProductDescription(RequestBody):
     update_frequency: Token | None = None
     time_coverage_start: date | None = None
     time_coverage_end: date | None = None
+
+
+class ProductDescription(ProductDetails):
+    """Everything a provider declares about one version of a product: its details, and the fields search
+    filters on (a version's columns)."""
+
+    title: Text300
+    description: LongText = ""
+    tags: Annotated[list[Token], Field(max_length=20)] = []
+    category: Category
+    industry_code: IndustryCode
+    regions: Annotated[list[RegionCode], Field(max_length=100)]
+    grade: DeclaredGrade
+    contains_personal_info: StrictBool = False
+    data_source: DataSource
+    permitted_scenarios: Annotated[list[Token], Field(max_length=20)]
+    delivery_modes: Annotated[list[DeliveryMode], Field(max_length=3)]
 
 
 class ProductCreate(ProductDescription):
@@ -360,7 +380,7 @@ class ProductRead(ResponseBody):
     data_hosted: bool = Field(
         description="the version's full dataset is hosted (its sha256 registered): what every delivery mode serves"
     )
-    details: dict[str, Any]
+    details: ProductDetails
     plans: list[PlanRead]
     sample: SampleRead | None
     decision_reason: str | None

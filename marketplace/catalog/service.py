@@ -26,27 +26,14 @@ from marketplace.catalog.models import (
 )
 from marketplace.catalog.repository import CatalogRepository, CatalogSearch, SearchFilters
 from marketplace.catalog.samples import ParsedSample, StoredBlob
-from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductPatch
+from marketplace.catalog.schemas import ProductCreate, ProductDescription, ProductDetails, ProductPatch
 from marketplace.catalog.search_text import search_document
 from marketplace.errors import Conflict, FieldsRequired, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 
-# Columns of ProductVersion that hold description fields; the other fields go to `details`.
-COLUMN_FIELDS = frozenset(
-    {
-        "title",
-        "description",
-        "tags",
-        "category",
-        "industry_code",
-        "regions",
-        "grade",
-        "contains_personal_info",
-        "data_source",
-        "permitted_scenarios",
-        "delivery_modes",
-    }
-)
+# Columns of ProductVersion that hold description fields; the details (`ProductDetails`) go to `details`.
+COLUMN_FIELDS = frozenset(ProductDescription.model_fields) - frozenset(ProductDetails.model_fields)
 ASSESSMENT_FIELDS = ("compliance_report", "risk_assessment", "cross_border_assessment")
 # Fields a description cannot do without: a PATCH may change them, never set them to null.
 REQUIRED_FIELDS = frozenset(
@@ -79,14 +66,14 @@ class CatalogService:
         organization = await self.accounts.visible_organization(principal, organization_id)
         role = await self.accounts.member_role(principal, organization_id)
         if role is None:
-            raise NotFound("organisation not found")
+            raise NotFound(Message("accounts.organisation-not-found", "organisation not found"))
         if organization.kind != OrganizationKind.PROVIDER:
-            raise Forbidden("only provider organisations list data products")
+            raise Forbidden(Message("catalog.providers-only", "only provider organisations list data products"))
 
     async def owned_product(self, principal: Principal, product_id: uuid.UUID, *, lock: bool = False) -> Product:
         product = await (self.repository.lock_product(product_id) if lock else self.repository.get_product(product_id))
         if product is None or not await self.is_owner(principal, product):
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         await self.require_provider_member(principal, product.organization_id)
         return product
 
@@ -99,13 +86,13 @@ class CatalogService:
         """Owners and administrators see the newest version; everyone else the listed one, if any."""
         product = await self.repository.get_product(product_id)
         if product is None:
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         if principal.is_admin or await self.is_owner(principal, product):
             number = product.latest_version
         elif product.status == ProductStatus.LISTED and product.listed_version is not None:
             number = product.listed_version
         else:
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         return await self.view_of(product, number)
 
     async def queue(
@@ -114,7 +101,7 @@ class CatalogService:
         """Administrators' queue of products in `status` (the listing queue: `under_review`), each at its
         newest version, the longest waiting first."""
         if not admin.is_admin:
-            raise Forbidden("administrators only")
+            raise Forbidden(Message("catalog.administrators-only", "administrators only"))
         products, total = await self.repository.products_with_status(status, limit=limit, offset=offset)
         return [await self.view_of(product, product.latest_version) for product in products], total
 
@@ -176,7 +163,12 @@ class CatalogService:
         if latest.status in EDITABLE_VERSION_STATUSES:
             return latest
         if latest.status == VersionStatus.UNDER_REVIEW:
-            raise Conflict("this product's newest version is under review; wait for the decision")
+            raise Conflict(
+                Message(
+                    "catalog.version-under-review",
+                    "this product's newest version is under review; wait for the decision",
+                )
+            )
         draft = ProductVersion(
             product_id=product.id,
             organization_id=product.organization_id,
@@ -245,14 +237,19 @@ class CatalogService:
         product = await self.owned_product(principal, product_id)
         latest = await self.repository.version(product.id, product.latest_version)
         if latest is not None and latest.status == VersionStatus.UNDER_REVIEW:
-            raise Conflict("this product's newest version is under review; wait for the decision")
+            raise Conflict(
+                Message(
+                    "catalog.version-under-review",
+                    "this product's newest version is under review; wait for the decision",
+                )
+            )
 
     async def for_sale(self, product_id: uuid.UUID) -> ProductView:
         """The listed version of a product, as buyers trade it; a product not on sale does not exist.
         One query, which also reads the provider for `snapshot_of`."""
         found = await self.repository.on_sale(product_id)
         if found is None:
-            raise NotFound("product not found")
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
         product, version, provider, sample, plans = found
         return ProductView(product, version, plans, sample, provider)
 
@@ -302,7 +299,7 @@ class CatalogService:
         await self.require_provider_member(principal, product.organization_id)
         version = await self.repository.version(product.id, number or product.latest_version)
         if version is None:
-            raise NotFound("version not found")
+            raise NotFound(Message("catalog.version-not-found", "version not found"))
         return version
 
     async def register_digest(self, principal: Principal, version: ProductVersion, sha256: str) -> None:
@@ -312,7 +309,10 @@ class CatalogService:
         what the listing described."""
         if version.content_sha256 is not None and version.content_sha256 != sha256:
             raise Conflict(
-                "this version's registered content digest differs from the uploaded dataset",
+                Message(
+                    "catalog.digest-differs",
+                    "this version's registered content digest differs from the uploaded dataset",
+                ),
                 registered_sha256=version.content_sha256,
             )
         if version.content_sha256 is None:
@@ -357,7 +357,12 @@ class PrivacyTermsInconsistent(Unprocessable):
 def _check_computation(description: ProductDescription) -> None:
     """Refuse, before anything is saved, privacy terms that do not fit together (the schema checks each alone)."""
     if description.computation and (problems := description.computation.privacy_problems()):
-        raise PrivacyTermsInconsistent("; ".join(p["message"] for p in problems), errors=problems)
+        inconsistent = Message(
+            "catalog.privacy-terms-inconsistent",
+            "the privacy terms do not fit together: {problems}",
+            problems=[problem["message"] for problem in problems],
+        )
+        raise PrivacyTermsInconsistent(inconsistent, errors=problems)
 
 
 def _description_of(version: ProductVersion) -> dict[str, Any]:

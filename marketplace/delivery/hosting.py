@@ -33,6 +33,7 @@ from typing import Any, Literal
 import duckdb
 
 from marketplace.catalog.samples import CSV, JSON_LINES
+from marketplace.kit.i18n import Message
 
 ROW = "__row"
 MAX_COLUMN_NAME = 128
@@ -69,9 +70,10 @@ class HostingError(ValueError):
     """A refused query or an unreadable dataset, in our words: never the engine's message, which names server
     paths and can quote a row's value."""
 
-    def __init__(self, code: HostingErrorCode, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, code: HostingErrorCode, message: Message) -> None:
+        super().__init__(str(message))
         self.code: HostingErrorCode = code
+        self.message = message
 
 
 class EngineFailure(RuntimeError):
@@ -240,7 +242,14 @@ def _source_scan(media_type: str, text_columns: frozenset[str]) -> str:
         return "read_csv(?, header = true, types = ?)"
     if media_type == JSON_LINES:
         return "read_json(?, format = 'newline_delimited')"
-    raise HostingError("unreadable", f"a hosted dataset is CSV or JSON lines, not {media_type}")
+    raise HostingError(
+        "unreadable",
+        Message(
+            "query.unsupported-media-type",
+            "a hosted dataset is CSV or JSON lines, not {media_type}",
+            media_type=media_type,
+        ),
+    )
 
 
 def _check_names(names: Sequence[str]) -> None:
@@ -248,7 +257,14 @@ def _check_names(names: Sequence[str]) -> None:
     for name in names:
         folded = name.casefold()
         if not name or name.startswith("__") or len(name) > MAX_COLUMN_NAME or folded in seen:
-            raise HostingError("bad-columns", f"column name {name[:MAX_COLUMN_NAME]!r} is empty, reserved or repeated")
+            raise HostingError(
+                "bad-columns",
+                Message(
+                    "query.column-name-unusable",
+                    "column name {column!r} is empty, reserved or repeated",
+                    column=name[:MAX_COLUMN_NAME],
+                ),
+            )
         seen.add(folded)
 
 
@@ -292,7 +308,9 @@ def prepare_table(
         if kept is not None:
             table = replace(table, in_memory=(kept, memory_limit_mb))
     except duckdb.Error as exc:
-        raise HostingError("unreadable", "the hosted dataset cannot be read as its media type") from exc
+        raise HostingError(
+            "unreadable", Message("query.unreadable", "the hosted dataset cannot be read as its media type")
+        ) from exc
     _prepared.put(table)
     return table
 
@@ -350,28 +368,44 @@ def _known(table: HostedTable, name: str, allowed: frozenset[str] | None) -> Col
     a forbidden one get the same answer, so the refusal reveals nothing of the rest of the schema."""
     column = table.column(name)
     if column is None or (allowed is not None and name not in allowed):
-        raise HostingError("column-not-allowed", f"column {name[:MAX_COLUMN_NAME]!r} is not available here")
+        raise HostingError(
+            "column-not-allowed",
+            Message(
+                "query.column-not-allowed", "column {column!r} is not available here", column=name[:MAX_COLUMN_NAME]
+            ),
+        )
     return column
 
 
 def _where(table: HostedTable, filters: Sequence[Filter], allowed: frozenset[str] | None) -> tuple[str, list[Any]]:
     if len(filters) > MAX_FILTERS:
-        raise HostingError("bad-filter", f"at most {MAX_FILTERS} filters")
+        raise HostingError(
+            "bad-filter", Message("query.too-many-filters", "at most {limit} filters", limit=MAX_FILTERS)
+        )
     clauses, parameters = [], []
     for condition in filters:
         column = _quote(_known(table, condition.column, allowed).name)
         value = condition.value
         if condition.op == "in":
             if not isinstance(value, list) or not 1 <= len(value) <= MAX_IN_VALUES:
-                raise HostingError("bad-filter", f"`in` takes a list of 1 to {MAX_IN_VALUES} values")
+                raise HostingError(
+                    "bad-filter",
+                    Message(
+                        "query.in-list-size",
+                        "`in` takes a list of 1 to {limit} values",
+                        limit=MAX_IN_VALUES,
+                    ),
+                )
             clauses.append(f"{column} IN ({', '.join('?' for _ in value)})")
             parameters.extend(value)
         elif isinstance(value, list | dict):
-            raise HostingError("bad-filter", f"`{condition.op}` takes one value")
+            raise HostingError("bad-filter", Message("query.one-value", "`{op}` takes one value", op=condition.op))
         elif value is None and condition.op in ("eq", "ne"):
             clauses.append(f"{column} IS {'NOT ' if condition.op == 'ne' else ''}NULL")
         elif value is None:
-            raise HostingError("bad-filter", f"`{condition.op}` cannot compare with null")
+            raise HostingError(
+                "bad-filter", Message("query.null-comparison", "`{op}` cannot compare with null", op=condition.op)
+            )
         else:
             clauses.append(f"{column} {_COMPARISONS[condition.op]} ?")
             parameters.append(value)
@@ -403,7 +437,11 @@ def _run(sql: str, parameters: list[Any], memory_limit_mb: int, mismatch: Hostin
         raise mismatch from exc
     except duckdb.OutOfMemoryException as exc:
         raise HostingError(
-            "too-expensive", "the query needs more memory than one call may use; filter, or group by fewer columns"
+            "too-expensive",
+            Message(
+                "query.too-expensive",
+                "the query needs more memory than one call may use; filter, or group by fewer columns",
+            ),
         ) from exc
     except duckdb.Error as exc:
         raise EngineFailure(f"the query engine failed: {type(exc).__name__}") from None
@@ -414,7 +452,10 @@ def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
     filtered columns only, which the caller named and `_where` found available."""
     filtered = dict.fromkeys(column for f in filters if (column := table.column(f.column)) is not None)
     types = ", ".join(f"{column.name!r} is {column.type}" for column in filtered)
-    return HostingError("bad-filter", f"a filter's value does not fit its column's type ({types})")
+    return HostingError(
+        "bad-filter",
+        Message("query.filter-value-type", "a filter's value does not fit its column's type ({types})", types=types),
+    )
 
 
 def read_rows(
@@ -425,7 +466,10 @@ def read_rows(
     page is the matching rows read until the page is full. Either is in file order without sorting: a
     single-file scan, filtered, keeps the file's order in DuckDB (`preserve_insertion_order`)."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise HostingError("bad-filter", f"limit is 1 to {MAX_PAGE} and offset is not negative")
+        raise HostingError(
+            "bad-filter",
+            Message("query.bad-page", "limit is 1 to {limit} and offset is not negative", limit=MAX_PAGE),
+        )
     where, parameters = _where(table, filters, None)
     names = [c.name for c in table.columns]
     selected = ", ".join(_quote(n) for n in names)
@@ -448,10 +492,19 @@ def _metric_sql(
     if metric.fn == "count" and metric.column is None:
         return "count(*)", []
     if metric.column is None:
-        raise HostingError("bad-metric", f"{metric.fn} needs a column")
+        raise HostingError("bad-metric", Message("query.metric-needs-column", "{fn} needs a column", fn=metric.fn))
     column = _known(table, metric.column, allowed)
     if metric.fn in ("sum", "avg") and not column.numeric:
-        raise HostingError("bad-metric", f"{metric.fn} needs a numeric column; {column.name!r} is {column.type}")
+        raise HostingError(
+            "bad-metric",
+            Message(
+                "query.metric-needs-number",
+                "{fn} needs a numeric column; {name!r} is {type}",
+                fn=metric.fn,
+                name=column.name,
+                type=column.type,
+            ),
+        )
     if metric.fn in ("sum", "avg") and column.name in bounds:
         # greatest() and least() skip nulls: a null stays null, not the lower bound.
         quoted = _quote(column.name)
@@ -479,9 +532,14 @@ def aggregate(
     if min_group_size < 1:
         raise ValueError("min_group_size is at least 1")
     if not 1 <= len(metrics) <= MAX_METRICS:
-        raise HostingError("bad-metric", f"ask for 1 to {MAX_METRICS} metrics")
+        raise HostingError(
+            "bad-metric", Message("query.metric-count", "ask for 1 to {limit} metrics", limit=MAX_METRICS)
+        )
     if len(group_by) > MAX_GROUP_BY or len(set(group_by)) != len(group_by):
-        raise HostingError("bad-metric", f"group by at most {MAX_GROUP_BY} distinct columns")
+        raise HostingError(
+            "bad-metric",
+            Message("query.group-by-count", "group by at most {limit} distinct columns", limit=MAX_GROUP_BY),
+        )
     keys = [_quote(_known(table, name, allowed.group_by).name) for name in group_by]
     compiled = [_metric_sql(table, metric, allowed.measure, bounds or {}) for metric in metrics]
     expressions = [sql for sql, _ in compiled]
@@ -505,7 +563,14 @@ def aggregate(
     suppressed = int(rows[0][0]) if rows else 0
     kept = [row for row in rows if row[size_at] is not None]
     if len(kept) > MAX_GROUPS:
-        raise HostingError("too-many-groups", f"more than {MAX_GROUPS} groups; group by fewer columns or filter")
+        raise HostingError(
+            "too-many-groups",
+            Message(
+                "query.too-many-groups",
+                "more than {limit} groups; group by fewer columns or filter",
+                limit=MAX_GROUPS,
+            ),
+        )
     names = [*group_by, *(metric.name for metric in metrics)]
     groups = [
         {name: _json_value(value) for name, value in zip(names, [*row[1:size_at], *row[size_at + 1 :]], strict=True)}

@@ -22,6 +22,7 @@ import opendp.prelude as dp
 from opendp.core import transformation_map  # what Transformation.map calls, with the annotations it lacks
 
 from marketplace.delivery.hosting import MAX_COLUMN_NAME, MAX_METRICS, AggregateResult, HostingError, Metric
+from marketplace.kit.i18n import Message
 
 # OpenDP keeps the components whose privacy proofs have not completed its vetting process behind the
 # "contrib" feature, and builds none of them without this explicit opt-in: the count, the bounded sum and
@@ -101,12 +102,20 @@ class NoisePlan:
 def plan(metrics: Sequence[Metric], terms: PrivacyTerms) -> NoisePlan:
     """The noise of each metric of one query, the query's epsilon split evenly between them."""
     if not 1 <= len(metrics) <= MAX_METRICS:
-        raise HostingError("bad-metric", f"ask for 1 to {MAX_METRICS} metrics")
+        raise HostingError(
+            "bad-metric", Message("query.metric-count", "ask for 1 to {limit} metrics", limit=MAX_METRICS)
+        )
     share = to_epsilon(terms.query_micro) / len(metrics)
     planned = NoisePlan(tuple(_noisy(metric, share, terms.bounds) for metric in metrics), terms.bounds)
     if len(planned.statistics) > MAX_METRICS:
         raise HostingError(
-            "bad-metric", f"these metrics take {len(planned.statistics)} statistics; at most {MAX_METRICS}"
+            "bad-metric",
+            Message(
+                "query.too-many-statistics",
+                "these metrics take {statistics} statistics; at most {limit}",
+                statistics=len(planned.statistics),
+                limit=MAX_METRICS,
+            ),
         )
     return planned
 
@@ -116,15 +125,26 @@ def _noisy(metric: Metric, epsilon: float, bounds: Mapping[str, tuple[float, flo
         # One row decides a minimum or a maximum: no noise calibrated to a declared range hides it usefully.
         raise HostingError(
             "metric-not-private",
-            f"{metric.fn} is not answered by privacy computing: one row decides it; ask for avg, or a filtered count",
+            Message(
+                "query.not-private",
+                "{fn} is not answered by privacy computing: one row decides it; ask for avg, or a filtered count",
+                fn=metric.fn,
+            ),
         )
     if metric.fn == "count":
         return NoisyMetric(metric, epsilon, (_count(metric, epsilon),))
     if metric.column is None:
-        raise HostingError("bad-metric", f"{metric.fn} needs a column")
+        raise HostingError("bad-metric", Message("query.metric-needs-column", "{fn} needs a column", fn=metric.fn))
     clamp = bounds.get(metric.column)
     if clamp is None:  # every measure column has bounds: the same answer as the engine's for a forbidden one
-        raise HostingError("column-not-allowed", f"column {metric.column[:MAX_COLUMN_NAME]!r} is not available here")
+        raise HostingError(
+            "column-not-allowed",
+            Message(
+                "query.column-not-allowed",
+                "column {column!r} is not available here",
+                column=metric.column[:MAX_COLUMN_NAME],
+            ),
+        )
     total = Metric("sum", metric.column)
     if metric.fn == "sum":
         return NoisyMetric(metric, epsilon, (_sum(total, clamp, epsilon),))

@@ -36,6 +36,7 @@ from marketplace.events.service import EventService
 from marketplace.events.webhook_repository import WebhookRepository
 from marketplace.kit import clock, outbound
 from marketplace.kit.canonical import canonical_json
+from marketplace.kit.i18n import Message
 from marketplace.kit.ids import new_id
 from marketplace.kit.sealed import Sealer
 
@@ -61,8 +62,8 @@ class WebhookUrlRefused(Unprocessable):
     code = "webhook-url-refused"
     title = "Webhook URL refused"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, field="url")
+    def __init__(self, message: Message) -> None:
+        super().__init__(message, field="url")
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class WebhookService:
     async def endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint:
         endpoint = await self.repository.endpoint(endpoint_id)
         if endpoint is None:
-            raise NotFound("webhook endpoint not found")
+            raise NotFound(Message("webhooks.endpoint-not-found", "webhook endpoint not found"))
         return endpoint
 
     async def endpoints_of(
@@ -174,7 +175,7 @@ class WebhookService:
         try:
             await outbound.resolve(url, self.settings.webhook_allowed_networks)
         except outbound.UnsafeTarget as refused:
-            raise WebhookUrlRefused(str(refused)) from None
+            raise WebhookUrlRefused(refused.message) from None
 
     async def _add_secret(self, endpoint_id: uuid.UUID, now: datetime) -> str:
         shown, key = new_secret()
@@ -194,7 +195,7 @@ class WebhookService:
     async def delivery(self, endpoint: WebhookEndpoint, delivery_id: uuid.UUID) -> tuple[WebhookDelivery, Event]:
         found = await self.repository.delivery(endpoint.id, delivery_id)
         if found is None:
-            raise NotFound("webhook delivery not found")
+            raise NotFound(Message("webhooks.delivery-not-found", "webhook delivery not found"))
         return found
 
     async def attempts(
@@ -208,7 +209,9 @@ class WebhookService:
         is being sent."""
         delivery, event = await self.delivery(endpoint, delivery_id)
         if not await self.repository.requeue(delivery.id, clock.now()):
-            raise Conflict("the delivery is being sent", current_status=delivery.status.value)
+            raise Conflict(
+                Message("webhooks.delivery-sending", "the delivery is being sent"), current_status=delivery.status.value
+            )
         await self.repository.session.refresh(delivery)
         return delivery, event
 
@@ -337,7 +340,10 @@ def _known_filters(filters: Sequence[str]) -> list[str]:
     """The filters, each a known type or the prefix of one (422 naming the others), without repeats."""
     unknown = sorted({f for f in filters if f not in KNOWN_TYPES and f not in KNOWN_PREFIXES})
     if unknown:
-        raise Unprocessable(f"unknown event types: {', '.join(unknown)}", field="event_types")
+        raise Unprocessable(
+            Message("webhooks.unknown-event-types", "unknown event types: {types}", types=", ".join(unknown)),
+            field="event_types",
+        )
     return list(dict.fromkeys(filters))
 
 

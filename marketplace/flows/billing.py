@@ -36,6 +36,7 @@ from marketplace.delivery.models import LicenceStatus, usage_period
 from marketplace.errors import Conflict
 from marketplace.flows.payouts import in_transaction
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, TransferKind
 from marketplace.ledger.service import LedgerService
@@ -220,7 +221,10 @@ class RecurringBilling:
             return PaymentStatus.PROCESSING
         if state.status == PaymentStatus.SUCCEEDED:
             if (state.amount_minor, state.currency.upper()) != (charge.amount_minor, charge.currency):
-                raise Conflict("the payment's amount differs from the charge's", charge_id=str(charge.id))
+                raise Conflict(
+                    Message("billing.amount-differs", "the payment's amount differs from the charge's"),
+                    charge_id=str(charge.id),
+                )
             await self._paid(charge, state.reference, actor)
             return PaymentStatus.SUCCEEDED
         if state.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED):

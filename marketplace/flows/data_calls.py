@@ -34,6 +34,7 @@ from marketplace.delivery.repository import CallsSoFar, DataCallRead, DeliveryRe
 from marketplace.errors import DomainError, Forbidden, NotAuthenticated, NotFound, TooManyRequests
 from marketplace.flows.delivery import ACCESS_KEY_MARKER, DeliveryGate
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.memo import StampedMemo
 from marketplace.kit.money import transfer_id
@@ -74,7 +75,13 @@ class PrivacyBudgetExhausted(Forbidden):
         total, spent = privacy.to_epsilon(budget.budget_micro), privacy.to_epsilon(budget.spent_micro)
         epsilon = privacy.to_epsilon(query_micro)
         super().__init__(
-            f"this licence has spent {spent} of its privacy budget (epsilon {total}); an answer spends {epsilon}",
+            Message(
+                "data-api.privacy-budget-exhausted",
+                "this licence has spent {spent} of its privacy budget (epsilon {total}); an answer spends {epsilon}",
+                spent=spent,
+                total=total,
+                epsilon=epsilon,
+            ),
             budget_epsilon=total,
             spent_epsilon=spent,
             epsilon_per_query=epsilon,
@@ -174,9 +181,11 @@ class DataCalls:
         read = await self._read_call(credential, now)
         key, licence, dataset = read.key, read.licence, read.dataset
         if key.licence_id != licence_id:
-            raise NotFound("licence not found")
+            raise NotFound(Message("delivery.licence-not-found", "licence not found"))
         if endpoint not in key.scopes:
-            raise Forbidden(f"this access key may not call {endpoint}")
+            raise Forbidden(
+                Message("data-api.endpoint-not-in-scope", "this access key may not call {endpoint}", endpoint=endpoint)
+            )
         # Judged before this transaction writes anything: a refusal is recorded in a transaction of its
         # own, which must not wait behind this one (SQLite has one writer at a time).
         actor = f"access_key:{key.id}"
@@ -211,7 +220,7 @@ class DataCalls:
             or read.key.revoked_at is not None
             or not credentials.same_digest(read.key.key_hash, credentials.hash_api_key(credential))
         ):
-            raise NotAuthenticated("missing or invalid access key")
+            raise NotAuthenticated(Message("data-api.access-key-invalid", "missing or invalid access key"))
         return read
 
     async def _terms(self, licence: Licence, facts_stamp: str | None) -> CallTerms:
@@ -375,7 +384,10 @@ class DataCalls:
             return AggregateAnswer(result, None, metered)
         private = privacy.terms_of(terms)
         if private is None:  # R3 lists no privacy-computing product without them; fail closed all the same
-            raise QueryRefused("the product declares no differential privacy terms", query_error="no-privacy-terms")
+            raise QueryRefused(
+                Message("data-api.no-privacy-terms", "the product declares no differential privacy terms"),
+                query_error="no-privacy-terms",
+            )
         noise = await self._run(privacy.plan, metrics, private)
         exact = await self._run(query, metrics=noise.statistics, bounds=noise.bounds)
         result = await self._run(privacy.release, exact, noise)
@@ -389,7 +401,7 @@ class DataCalls:
         try:
             return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
         except hosting.HostingError as exc:
-            raise QueryRefused(str(exc), query_error=exc.code) from exc
+            raise QueryRefused(exc.message, query_error=exc.code) from exc
 
 
 @dataclass(frozen=True)
@@ -493,7 +505,11 @@ def _minute(now: datetime) -> datetime:
 def _rate_limited(key: AccessKey, now: datetime) -> RateLimited:
     retry = max(1, int((_minute(now) + timedelta(minutes=1) - now).total_seconds()))
     return RateLimited(
-        f"at most {key.rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+        Message(
+            "data-api.rate-limited",
+            "at most {rate_limit_per_minute} calls a minute per licence, whichever of its keys makes them",
+            rate_limit_per_minute=key.rate_limit_per_minute,
+        ),
         retry_after=retry,
     )
 
@@ -501,7 +517,12 @@ def _rate_limited(key: AccessKey, now: datetime) -> RateLimited:
 def _cap_reached(plan: PricePlan, now: datetime) -> UsageCapReached:
     retry = max(1, int((next_period_start(now) - now).total_seconds()))
     return UsageCapReached(
-        f"this licence's calls reached the monthly cap of {plan.monthly_cap_minor} {plan.currency} minor units "
-        f"for {usage_period(now)}",
+        Message(
+            "data-api.usage-cap-reached",
+            "this licence's calls reached the monthly cap of {monthly_cap_minor} {currency} minor units for {period}",
+            monthly_cap_minor=plan.monthly_cap_minor,
+            currency=plan.currency,
+            period=usage_period(now),
+        ),
         retry_after=retry,
     )

@@ -48,6 +48,7 @@ from marketplace.delivery.repository import DeliveryRepository
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import OrderService
@@ -145,13 +146,18 @@ class DeliveryGate:
             licence.status = LicenceStatus.EXPIRED
         if licence.status != LicenceStatus.ACTIVE:
             raise DeliveryRefused(
-                f"the licence is {licence.status.value}", licence_id=str(licence.id), licence_status=licence.status
+                Message("delivery.licence-inactive", "the licence is {status}", status=licence.status.value),
+                licence_id=str(licence.id),
+                licence_status=licence.status,
             )
         # A disputed order delivers nothing until it is resolved: released, delivery resumes; refunded, the
         # licence is revoked.
         if (order_status or await self.orders.status_of(licence.order_id)) == OrderStatus.DISPUTED:
             raise DeliveryRefused(
-                "the order is disputed; nothing is delivered until the dispute is resolved",
+                Message(
+                    "delivery.order-disputed",
+                    "the order is disputed; nothing is delivered until the dispute is resolved",
+                ),
                 licence_id=str(licence.id),
                 order_status=OrderStatus.DISPUTED.value,
             )
@@ -166,10 +172,15 @@ class DeliveryGate:
             return verdict
         to = LicenceStatus.REVOKED if verdict.decision == Decision.REJECTED else LicenceStatus.SUSPENDED
         rules = sorted({finding.rule_id for finding in verdict.failures()})
-        reason = f"the delivery stage {verdict.decision.value} this delivery: {', '.join(rules)}"
-        verdict_id = await self._decide_apart(licence.id, to, reason, actor, snapshot)
+        refusal = Message(
+            "delivery.stage-refused",
+            "the delivery stage {decision} this delivery: {rules}",
+            decision=verdict.decision.value,
+            rules=", ".join(rules),
+        )
+        verdict_id = await self._decide_apart(licence.id, to, str(refusal), actor, snapshot)
         raise DeliveryRefused(
-            reason,
+            refusal,
             licence_id=str(licence.id),
             licence_status=to.value,
             verdict_id=str(verdict_id),
@@ -247,7 +258,9 @@ class Delivery:
         content digest, which every delivery is checked against (S6)."""
         existing = await self.repository.dataset_of_version(version.id)
         if existing is not None and existing.sha256 != blob.sha256:
-            raise Conflict("this version already has another dataset", sha256=existing.sha256)
+            raise Conflict(
+                Message("delivery.dataset-exists", "this version already has another dataset"), sha256=existing.sha256
+            )
         await self.catalog.register_digest(principal, version, blob.sha256)
         if existing is not None:
             return existing
@@ -275,7 +288,11 @@ class Delivery:
         licence = await self.repository.licence_of_order(order.id)
         if licence is None:
             raise Conflict(
-                f"the order is {order.status.value}; it has no licence to deliver under",
+                Message(
+                    "delivery.order-without-licence",
+                    "the order is {status}; it has no licence to deliver under",
+                    status=order.status.value,
+                ),
                 current_status=order.status.value,
             )
         return order, licence
@@ -286,11 +303,15 @@ class Delivery:
         order, licence = await self._bought(principal, order_id)
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
         if dataset is None:
-            raise NotHosted("the provider has not uploaded this version's dataset yet")
+            raise NotHosted(Message("delivery.not-hosted", "the provider has not uploaded this version's dataset yet"))
         await self.gate.check(licence, dataset, principal.actor)
         if licence.delivery_mode == "file":
             if principal.user_id is None or principal.is_api_key:
-                raise Forbidden("a download link is made for a person; use a user's access token")
+                raise Forbidden(
+                    Message(
+                        "delivery.link-for-person", "a download link is made for a person; use a user's access token"
+                    )
+                )
             link = self.keyring.sign(
                 licence.id, principal.user_id, dataset.sha256, clock.now(), self.settings.download_link_ttl_seconds
             )
@@ -322,7 +343,11 @@ class Delivery:
         """A new access key for the licence; the old one stops working at once."""
         licence = await self._licence_for_buyer(principal, licence_id)
         if licence.delivery_mode not in SCOPES_BY_MODE:
-            raise Conflict("this licence is delivered as a file; it has no access keys")
+            raise Conflict(
+                Message(
+                    "delivery.file-licence-has-no-keys", "this licence is delivered as a file; it has no access keys"
+                )
+            )
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
         await self.gate.check(licence, dataset, principal.actor)
         await self.repository.revoke_access_keys(licence.id)
@@ -379,7 +404,7 @@ class Delivery:
     async def _licence_for_buyer(self, principal: Principal, licence_id: uuid.UUID) -> Licence:
         licence = await self.repository.licence(licence_id)
         if licence is None:
-            raise NotFound("licence not found")
+            raise NotFound(Message("delivery.licence-not-found", "licence not found"))
         await self.orders.bought(principal, licence.order_id)
         return licence
 
@@ -387,7 +412,7 @@ class Delivery:
         """A licence its buyer, its provider or an administrator may read."""
         licence = await self.repository.licence(licence_id)
         if licence is None:
-            raise NotFound("licence not found")
+            raise NotFound(Message("delivery.licence-not-found", "licence not found"))
         await self.orders.visible(principal, licence.order_id)
         return licence
 
@@ -401,15 +426,21 @@ class Delivery:
     async def decide_licence(self, admin: Principal, licence_id: uuid.UUID, decision: str, reason: str) -> Licence:
         """An administrator's decision on a licence the delivery stage suspended: reinstate or revoke."""
         if not admin.is_admin or admin.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
         licence = await self.repository.licence(licence_id)
         if licence is None:
-            raise NotFound("licence not found")
+            raise NotFound(Message("delivery.licence-not-found", "licence not found"))
         if licence.status != LicenceStatus.SUSPENDED:
-            raise Conflict(f"the licence is {licence.status.value}; there is nothing to decide")
+            raise Conflict(
+                Message(
+                    "delivery.licence-not-suspended",
+                    "the licence is {status}; there is nothing to decide",
+                    status=licence.status.value,
+                )
+            )
         to = LicenceStatus.ACTIVE if decision == "reinstate" else LicenceStatus.REVOKED
         if not await self.licence_changes.change(licence, to, reason, admin.actor):
-            raise Conflict("the licence changed meanwhile")
+            raise Conflict(Message("delivery.licence-changed-meanwhile", "the licence changed meanwhile"))
         return licence
 
     async def usage(
@@ -429,15 +460,17 @@ class Delivery:
         try:
             claims = self.keyring.verify(licence_id, params, clock.now())
         except InvalidLink as exc:
-            raise DeliveryRefused("the download link is invalid or has expired") from exc
+            raise DeliveryRefused(
+                Message("delivery.link-invalid", "the download link is invalid or has expired")
+            ) from exc
         licence = await self.repository.licence(licence_id)
         if licence is None or licence.delivery_mode != "file":
-            raise DeliveryRefused("the download link is invalid or has expired")
+            raise DeliveryRefused(Message("delivery.link-invalid", "the download link is invalid or has expired"))
         if not await self.accounts.is_active_member(claims.user_id, licence.buyer_organization_id):
-            raise DeliveryRefused("the download link is invalid or has expired")
+            raise DeliveryRefused(Message("delivery.link-invalid", "the download link is invalid or has expired"))
         dataset = await self.repository.dataset_of_version(licence.product_version_id)
         if dataset is None or dataset.sha256 != claims.sha256:
-            raise DeliveryRefused("the download link is invalid or has expired")
+            raise DeliveryRefused(Message("delivery.link-invalid", "the download link is invalid or has expired"))
         actor = f"user:{claims.user_id}"
         await self.gate.check(licence, dataset, actor)
         order = await self.orders.get(licence.order_id)

@@ -9,6 +9,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.catalog.service import CatalogService
 from marketplace.delivery.licences import LicenceService
 from marketplace.flows.escrow import refund_escrow
+from marketplace.kit.i18n import Message
 from marketplace.ledger.service import LedgerService
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import OrderService, RefundFailed
@@ -42,8 +43,9 @@ class Disputes:
         # for an order this transaction will move (keyed by the order, so a retry refunds once).
         order = await self.transitions.lock(order_id)
         if outcome == "release":
+            release = Message("orders.action-release", "be released")
             await self.transitions.move(
-                order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action="be released"
+                order, disputed, OrderStatus.COMPLETED, admin.actor, reason=reason, action=release
             )
             return order
         reference = None
@@ -57,7 +59,7 @@ class Disputes:
                     currency=order.currency,
                 )
             except GatewayError as exc:
-                raise RefundFailed(str(exc), order_id=str(order.id)) from exc
+                raise RefundFailed(exc.message, order_id=str(order.id)) from exc
 
         async def refund() -> None:
             await refund_escrow(self.ledger, order)
@@ -70,7 +72,7 @@ class Disputes:
             OrderStatus.REFUNDED,
             admin.actor,
             reason=reason,
-            action="be refunded",
+            action=Message("orders.action-refund", "be refunded"),
             effects=refund,
             refund_reference=reference,
         )

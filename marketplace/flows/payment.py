@@ -11,6 +11,7 @@ from marketplace.catalog.service import CatalogService
 from marketplace.delivery.licences import LicenceService
 from marketplace.errors import Conflict
 from marketplace.flows.escrow import hold_payment, refund_escrow, refund_second_payment
+from marketplace.kit.i18n import Message
 from marketplace.ledger.service import LedgerService, PostResult
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.service import InvalidTransition, OrderService, PaymentFailed
@@ -49,7 +50,8 @@ class Payment:
         order = await self.orders.as_party(principal, order_id, "buyer")
         if order.status != OrderStatus.ACCEPTED:
             raise InvalidTransition(
-                f"the order is {order.status.value}; it cannot be paid", current_status=order.status.value
+                Message("orders.not-payable", "the order is {status}; it cannot be paid", status=order.status.value),
+                current_status=order.status.value,
             )
         if order.amount_minor == 0:
             state = PaymentState(
@@ -69,7 +71,7 @@ class Payment:
                     payment_method=payment_method,
                 )
             except GatewayError as exc:
-                raise PaymentFailed(str(exc), order_id=str(order.id)) from exc
+                raise PaymentFailed(exc.message, order_id=str(order.id)) from exc
             gateway_name = self.gateway.name
         await self.transitions.set_payment(order, gateway_name, state.reference)
         await self._apply(order, state, principal.actor)
@@ -93,14 +95,17 @@ class Payment:
                 await self._refund_second_payment(order, state, actor)
                 return
             if (state.amount_minor, state.currency.upper()) != (order.amount_minor, order.currency):
-                raise Conflict("the payment's amount differs from the order's", order_id=str(order.id))
+                raise Conflict(
+                    Message("orders.payment-amount-differs", "the payment's amount differs from the order's"),
+                    order_id=str(order.id),
+                )
             if order.status == OrderStatus.ACCEPTED:
                 await self.transitions.move(
                     order,
                     frozenset({OrderStatus.ACCEPTED}),
                     OrderStatus.PAID,
                     actor,
-                    action="be paid",
+                    action=Message("orders.action-pay", "be paid"),
                     effects=lambda: self._on_paid(order, actor),
                 )
             elif order.status == OrderStatus.CANCELLED and order.amount_minor > 0:
@@ -112,7 +117,7 @@ class Payment:
                 OrderStatus.CANCELLED,
                 actor,
                 reason=f"payment {state.status.value}",
-                action="be cancelled",
+                action=Message("orders.action-cancel", "be cancelled"),
                 effects=lambda: self.catalog.release_licences(order.product_id, order.licences_reserved),
             )
 

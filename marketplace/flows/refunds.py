@@ -9,6 +9,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.catalog.service import CatalogService
 from marketplace.delivery.licences import LicenceService
 from marketplace.flows.escrow import escrow_of
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, TransferKind
 from marketplace.ledger.service import LedgerService
@@ -57,7 +58,11 @@ class Refunds:
         was = order.status
         if was not in (OrderStatus.COMPLETED, OrderStatus.SETTLED, OrderStatus.PAID_OUT):
             raise InvalidTransition(
-                f"the order is {was.value}; only completed, settled and paid-out orders are refunded this way",
+                Message(
+                    "orders.not-refundable",
+                    "the order is {status}; only completed, settled and paid-out orders are refunded this way",
+                    status=was.value,
+                ),
                 current_status=was.value,
             )
         path: RefundPath
@@ -81,7 +86,7 @@ class Refunds:
                     currency=currency,
                 )
             except GatewayError as exc:
-                raise RefundFailed(str(exc), order_id=str(order.id)) from exc
+                raise RefundFailed(exc.message, order_id=str(order.id)) from exc
             if path == "escrow":
                 postings.append(
                     ("refund", await escrow_of(self.ledger, order), order.amount_minor, TransferKind.REFUND)

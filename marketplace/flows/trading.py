@@ -14,6 +14,7 @@ from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.errors import Conflict, NotFound, Unprocessable
 from marketplace.flows.facts import Facts, organization_facts
+from marketplace.kit.i18n import Message
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.schemas import TradeRequest
 from marketplace.orders.service import PLACED_STATUS, OrderService, Placement, SoldOut, Trade, amount_of
@@ -43,7 +44,10 @@ class Trading:
         view = await self.catalog.for_sale(request.product_id)
         plan = next((p for p in view.plans if p.id == request.plan_id), None)
         if plan is None:
-            raise Unprocessable("plan_id is not a plan of the product's listed version", field="plan_id")
+            raise Unprocessable(
+                Message("orders.plan-not-listed", "plan_id is not a plan of the product's listed version"),
+                field="plan_id",
+            )
         intermediary = None
         if request.intermediary_organization_id is not None:
             intermediary = await self.accounts.organization(request.intermediary_organization_id)
@@ -98,7 +102,9 @@ class Trading:
         reserved = 0
         if PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED and trade.limited_licences:
             if not await self.catalog.reserve_licences(trade.product_id, request.quantity):
-                raise SoldOut("no licences of this product are left", product_id=str(trade.product_id))
+                raise SoldOut(
+                    Message("orders.sold-out", "no licences of this product are left"), product_id=str(trade.product_id)
+                )
             reserved = request.quantity
         order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved)
         return Placement(order, verdict, rows.id)
@@ -113,18 +119,23 @@ class Trading:
                 OrderStatus.REJECTED,
                 admin.actor,
                 reason=reason,
-                action="be rejected",
+                action=Message("orders.action-reject", "be rejected"),
             )
             return order
         try:
             view = await self.catalog.for_sale(order.product_id)
         except NotFound:
-            raise Conflict("the product is no longer on sale", product_id=str(order.product_id)) from None
+            raise Conflict(
+                Message("orders.product-not-on-sale", "the product is no longer on sale"),
+                product_id=str(order.product_id),
+            ) from None
         limited = view.product.licences_remaining is not None
 
         async def reserve() -> None:
             if limited and not await self.catalog.reserve_licences(order.product_id, order.quantity):
-                raise SoldOut("no licences of this product are left", product_id=str(order.product_id))
+                raise SoldOut(
+                    Message("orders.sold-out", "no licences of this product are left"), product_id=str(order.product_id)
+                )
 
         await self.transitions.move(
             order,
@@ -132,7 +143,7 @@ class Trading:
             OrderStatus.ACCEPTED,
             admin.actor,
             reason=reason,
-            action="be approved",
+            action=Message("orders.action-approve", "be approved"),
             effects=reserve,
             licences_reserved=order.quantity if limited else 0,
         )
@@ -146,7 +157,7 @@ class Trading:
             OrderStatus.CANCELLED,
             principal.actor,
             reason=reason,
-            action="be cancelled",
+            action=Message("orders.action-cancel", "be cancelled"),
             effects=lambda: self.catalog.release_licences(order.product_id, order.licences_reserved),
         )
         return order

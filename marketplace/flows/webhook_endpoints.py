@@ -16,6 +16,7 @@ from marketplace.errors import Forbidden, NotFound
 from marketplace.events.models import DeliveryStatus, Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from marketplace.events.schemas import WebhookEndpointCreate, WebhookEndpointUpdate
 from marketplace.events.webhooks import WebhookService
+from marketplace.kit.i18n import Message
 
 OBJECT_TYPE = "webhook_endpoint"
 
@@ -94,7 +95,7 @@ class WebhookEndpoints:
         try:
             await self._require_manager(principal, endpoint.organization_id)
         except NotFound:
-            raise NotFound("webhook endpoint not found") from None
+            raise NotFound(Message("webhooks.endpoint-not-found", "webhook endpoint not found")) from None
         return endpoint
 
     async def _require_manager(self, principal: Principal, organization_id: uuid.UUID) -> None:
@@ -102,7 +103,11 @@ class WebhookEndpoints:
         admins; 404 to outsiders, 403 to its other members."""
         await self.accounts.acting_for(principal, organization_id)
         if not await self._manages(principal, organization_id):
-            raise Forbidden("only the organisation's owners and admins manage its webhook endpoints")
+            raise Forbidden(
+                Message(
+                    "webhooks.managers-only", "only the organisation's owners and admins manage its webhook endpoints"
+                )
+            )
 
     async def _manages(self, principal: Principal, organization_id: uuid.UUID) -> bool:
         if principal.is_api_key:

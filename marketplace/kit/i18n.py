@@ -114,22 +114,53 @@ def localize(language: Language, message_id: str | None, english: str, params: M
         return english
 
 
+class Message:
+    """A sentence the service says to a caller: a stable message id, its English template with `{placeholders}`,
+    and the values apart, so that each language's catalog renders it with the same values.
+
+    Written where it is said, `Message("order.not-found", "order not found")`, with literal id and template
+    (`marketplace messages update` reads them from the source); `str()` is the English rendering."""
+
+    __slots__ = ("id", "params", "template")
+
+    def __init__(self, message_id: str, template: str, /, **params: Any) -> None:
+        self.id = message_id
+        self.template = template
+        self.params = params
+
+    def __str__(self) -> str:
+        return self.template.format_map(_values(SOURCE_LANGUAGE, self.params))
+
+    def __repr__(self) -> str:
+        return f"Message({self.id!r}, {str(self)!r})"
+
+    def render(self, language: Language) -> str:
+        """The message in `language` (its English rendering when nothing translates it)."""
+        return localize(language, self.id, str(self), self.params)
+
+
 def value_id(word: str) -> str:
     """The message id of a vocabulary word a message carries as a value (`core`, `provider`)."""
     return f"value.{word}"
 
 
 def _values(language: Language, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The values as the template reads them in `language`: a list of messages (as `text` keeps them) rendered
-    and joined, a vocabulary word the catalog knows translated, anything else (numbers, codes, names) as it is."""
+    """The values as the template reads them in `language`: a message rendered, a list of messages (`Message`s,
+    or as `text` keeps them) rendered and joined, a vocabulary word the catalog knows translated, anything else
+    (numbers, codes, names) as it is."""
     words = catalog(language)
     return {name: _value(language, value, words) for name, value in params.items()}
 
 
 def _value(language: Language, value: Any, words: Mapping[str, str]) -> Any:
+    if isinstance(value, Message):
+        return value.render(language)
     if isinstance(value, list):
         return _LIST_SEPARATOR[language].join(
-            localize(language, part.get("message_id"), part.get("message", ""), part.get("params")) for part in value
+            part.render(language)
+            if isinstance(part, Message)
+            else localize(language, part.get("message_id"), part.get("message", ""), part.get("params"))
+            for part in value
         )
     if isinstance(value, str):
         return words.get(value_id(value), value)

@@ -15,6 +15,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from marketplace.kit.i18n import Message
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -30,6 +32,10 @@ METADATA_ADDRESSES = frozenset(
 
 class UnsafeTarget(ValueError):
     """A URL the guard will not send to; the message says why, in words fit for the caller."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -72,42 +78,44 @@ def parse_url(url: str) -> SplitResult:
     """The URL's parts, if it is one the guard may send to: https (or http), a host, no credentials, no
     fragment, within MAX_URL_LENGTH."""
     if len(url) > MAX_URL_LENGTH:
-        raise UnsafeTarget(f"the URL is longer than {MAX_URL_LENGTH} characters")
+        raise UnsafeTarget(Message("url.too-long", "the URL is longer than {limit} characters", limit=MAX_URL_LENGTH))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
-        raise UnsafeTarget("not a valid URL") from error
+        raise UnsafeTarget(Message("url.invalid", "not a valid URL")) from error
     if parts.scheme not in DEFAULT_PORTS:
-        raise UnsafeTarget("the URL must start with https:// (or http:// to an allow-listed network)")
+        raise UnsafeTarget(
+            Message("url.scheme", "the URL must start with https:// (or http:// to an allow-listed network)")
+        )
     if not parts.hostname:
-        raise UnsafeTarget("the URL has no host")
+        raise UnsafeTarget(Message("url.no-host", "the URL has no host"))
     if parts.username is not None or parts.password is not None:
-        raise UnsafeTarget("the URL must not carry a user name or password")
+        raise UnsafeTarget(Message("url.credentials", "the URL must not carry a user name or password"))
     if parts.fragment:
-        raise UnsafeTarget("the URL must not have a fragment")
+        raise UnsafeTarget(Message("url.fragment", "the URL must not have a fragment"))
     if port == 0:
-        raise UnsafeTarget("the URL's port must be from 1 to 65535")
+        raise UnsafeTarget(Message("url.port", "the URL's port must be from 1 to 65535"))
     if any(c.isspace() or ord(c) < 0x20 for c in url):
-        raise UnsafeTarget("the URL must not contain spaces or control characters")
+        raise UnsafeTarget(Message("url.spaces", "the URL must not contain spaces or control characters"))
     return parts
 
 
-def forbidden_reason(address: IPAddress) -> str | None:
+def forbidden_reason(address: IPAddress) -> Message | None:
     """Why an address is no public destination (None: it is one). An IPv4 address inside IPv6 (mapped, 6to4,
     NAT64) is judged as the IPv4 address it carries."""
     inner = _embedded_ipv4(address)
     if inner is not None:
         return forbidden_reason(inner)
     checks = (
-        (address in METADATA_ADDRESSES, "a cloud metadata address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_unspecified, "an unspecified address"),
-        (address.is_link_local, "a link-local address"),
-        (address.is_multicast, "a multicast address"),
-        (address.is_private, "a private address"),
-        (address.is_reserved, "a reserved address"),
-        (not address.is_global, "not a public address"),
+        (address in METADATA_ADDRESSES, Message("url.address-metadata", "a cloud metadata address")),
+        (address.is_loopback, Message("url.address-loopback", "a loopback address")),
+        (address.is_unspecified, Message("url.address-unspecified", "an unspecified address")),
+        (address.is_link_local, Message("url.address-link-local", "a link-local address")),
+        (address.is_multicast, Message("url.address-multicast", "a multicast address")),
+        (address.is_private, Message("url.address-private", "a private address")),
+        (address.is_reserved, Message("url.address-reserved", "a reserved address")),
+        (not address.is_global, Message("url.address-not-public", "not a public address")),
     )
     return next((reason for hit, reason in checks if hit), None)
 
@@ -139,9 +147,17 @@ async def resolve(url: str, allowed: Iterable[IPNetwork]) -> Target:
         if any(address in network for network in networks):
             continue
         if (reason := forbidden_reason(address)) is not None:
-            raise UnsafeTarget(f"the host resolves to {address}, {reason}")
+            raise UnsafeTarget(
+                Message(
+                    "url.address-refused", "the host resolves to {address}, {reason}", address=address, reason=reason
+                )
+            )
         if parts.scheme != "https":
-            raise UnsafeTarget("the URL must start with https:// (http:// only to an allow-listed network)")
+            raise UnsafeTarget(
+                Message(
+                    "url.scheme-resolved", "the URL must start with https:// (http:// only to an allow-listed network)"
+                )
+            )
     return Target(parts, host, port, addresses[0])
 
 
@@ -153,10 +169,10 @@ async def _addresses(host: str, port: int) -> list[IPAddress]:
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise UnsafeTarget(f"the host {host} does not resolve") from error
+        raise UnsafeTarget(Message("url.unresolved", "the host {host} does not resolve", host=host)) from error
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found))
     if not addresses:
-        raise UnsafeTarget(f"the host {host} does not resolve")
+        raise UnsafeTarget(Message("url.unresolved", "the host {host} does not resolve", host=host))
     return addresses
 
 

@@ -7,14 +7,14 @@ integer 5 to JSON Schema and so to the OpenAPI document."""
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from litestar._openapi.schema_generation import SchemaCreator
 from litestar._signature.types import ExtendedMsgSpecValidationError
-from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.openapi.spec import OpenAPIType, Reference, Schema
 from litestar.plugins.pydantic import PydanticInitPlugin, PydanticSchemaPlugin
 from litestar.typing import FieldDefinition
 from pydantic import (
@@ -156,6 +156,8 @@ _CONSTRAINTS = {
     "multipleOf": "multiple_of",
     "minItems": "min_items",
     "maxItems": "max_items",
+    "minProperties": "min_properties",
+    "maxProperties": "max_properties",
 }
 
 
@@ -179,22 +181,51 @@ def _document_constraints(documented: Schema, enforced: dict[str, Any]) -> None:
             setattr(documented, attribute, enforced[keyword])
     if isinstance(documented.items, Schema) and isinstance(enforced.get("items"), dict):
         _document_constraints(documented.items, enforced["items"])
+    if isinstance(enforced.get("propertyNames"), dict):  # a dict's keys: Litestar leaves them out
+        documented.property_names = Schema(type=OpenAPIType.STRING)
+        _document_constraints(documented.property_names, enforced["propertyNames"])
 
 
 def _type_name(schema: Schema) -> str | None:
     return schema.type.value if isinstance(schema.type, OpenAPIType) else None
 
 
+class DocumentedAs:
+    """A response field answered as it is stored (a dict, byte for byte what was hashed or signed), documented
+    as one of `shapes` (TypedDicts, each described by its docstring and refusing other keys):
+    `payload: Annotated[dict[str, Any], DocumentedAs(shapes)]`. A test checks what is stored against them."""
+
+    def __init__(self, shapes: Sequence[Any]) -> None:
+        self.shapes = tuple(shapes)
+
+    def schema(self, description: str | None, schema_creator: SchemaCreator) -> Schema:
+        """`anyOf` the shapes, not `oneOf`: shapes may overlap (one with optional keys only matches many)."""
+        references = []
+        for shape in self.shapes:
+            reference = schema_creator.for_field_definition(FieldDefinition.from_annotation(shape))
+            assert isinstance(reference, Reference), f"{shape} is documented as a component"
+            component = schema_creator.schema_registry.from_reference(reference).schema
+            component.description = " ".join((shape.__doc__ or "").split())
+            component.additional_properties = False
+            references.append(reference)
+        return Schema(any_of=references, description=description)
+
+
 class RequestBodySchemaPlugin(PydanticSchemaPlugin):
     """Request bodies are validated by pydantic (`RequestBodyPlugin`): document what it enforces.
 
     Unknown fields are refused (`additionalProperties: false`), and every field carries the
-    constraints pydantic checks, which Litestar's own translation partly loses."""
+    constraints pydantic checks, which Litestar's own translation partly loses. A field marked
+    `DocumentedAs` is documented with its shape."""
 
     @classmethod
     def for_pydantic_model(cls, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().for_pydantic_model(field_definition, schema_creator)
         model = field_definition.annotation
+        for name, field in model.model_fields.items():
+            shapes = next((m for m in field.metadata if isinstance(m, DocumentedAs)), None)
+            if shapes is not None and schema.properties and name in schema.properties:
+                schema.properties[name] = shapes.schema(field.description, schema_creator)
         if _is_request_body(model):
             schema.additional_properties = False
             enforced = model.model_json_schema(mode="validation").get("properties", {})
@@ -215,6 +246,7 @@ __all__ = [
     "TEXT_PATTERN",
     "TOKEN_PATTERN",
     "WHOLE_NUMBER",
+    "DocumentedAs",
     "Email",
     "Field",
     "Name",

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit.codelists import is_currency
+from marketplace.kit.i18n import Message
 from marketplace.ledger.models import (
     DEBIT_NORMAL_CODES,
     NO_OVERDRAFT_CODES,
@@ -145,15 +146,31 @@ class LedgerService:
         """The account for this purpose, created on first use. Escrow takes the order and its provider;
         provider payable, payouts and provider debt take the provider; the platform's accounts neither."""
         if not is_currency(currency):
-            raise InvalidAccount(f"{currency!r} is not an ISO 4217 currency code")
+            raise InvalidAccount(
+                Message("ledger.currency-unknown", "{currency!r} is not an ISO 4217 currency code", currency=currency)
+            )
         if code in ORGANIZATION_CODES and organization_id is None:
-            raise InvalidAccount(f"a {code.value} account belongs to an organisation")
+            raise InvalidAccount(
+                Message(
+                    "ledger.account-needs-organisation", "a {code} account belongs to an organisation", code=code.value
+                )
+            )
         if code not in ORGANIZATION_CODES and organization_id is not None:
-            raise InvalidAccount(f"a {code.value} account belongs to no organisation")
+            raise InvalidAccount(
+                Message(
+                    "ledger.account-without-organisation",
+                    "a {code} account belongs to no organisation",
+                    code=code.value,
+                )
+            )
         if code in ORDER_CODES and order_id is None:
-            raise InvalidAccount(f"a {code.value} account belongs to an order")
+            raise InvalidAccount(
+                Message("ledger.account-needs-order", "a {code} account belongs to an order", code=code.value)
+            )
         if code not in ORDER_CODES and order_id is not None:
-            raise InvalidAccount(f"a {code.value} account belongs to no order")
+            raise InvalidAccount(
+                Message("ledger.account-without-order", "a {code} account belongs to no order", code=code.value)
+            )
         account = await self.repository.get_or_create_account(
             LedgerAccount(
                 key=account_key(code, currency, organization_id, order_id),
@@ -165,7 +182,9 @@ class LedgerService:
             )
         )
         if account.organization_id != organization_id:
-            raise InvalidAccount("this order's escrow belongs to another organisation")
+            raise InvalidAccount(
+                Message("ledger.escrow-of-another", "this order's escrow belongs to another organisation")
+            )
         return account
 
     async def lock(self, *accounts: LedgerAccount) -> list[LedgerAccount]:
@@ -188,12 +207,20 @@ class LedgerService:
         the same fields reports EXISTS and moves nothing; with other fields it raises TransferIdReused.
         Raises Overdraft, leaving nothing behind, when a no-overdraft debit account cannot cover it."""
         if not 0 < amount_minor <= MAX_AMOUNT_MINOR:
-            raise InvalidTransfer("a transfer moves a positive amount of minor units")
+            raise InvalidTransfer(
+                Message("ledger.amount-not-positive", "a transfer moves a positive amount of minor units")
+            )
         if debit.id == credit.id:
-            raise InvalidTransfer("a transfer debits one account and credits another")
+            raise InvalidTransfer(Message("ledger.same-account", "a transfer debits one account and credits another"))
         if not currency == debit.currency == credit.currency:
             raise InvalidTransfer(
-                f"a {currency} transfer between {debit.currency} and {credit.currency} accounts",
+                Message(
+                    "ledger.currency-mismatch",
+                    "a {currency} transfer between {debit_currency} and {credit_currency} accounts",
+                    currency=currency,
+                    debit_currency=debit.currency,
+                    credit_currency=credit.currency,
+                ),
             )
         transfer = Transfer(
             id=transfer_id,
@@ -209,14 +236,23 @@ class LedgerService:
             return PostResult.CREATED
         if posting is Posting.OVERDRAFT:
             raise Overdraft(
-                f"account {debit.key} cannot cover {amount_minor} {currency}",
+                Message(
+                    "ledger.overdraft",
+                    "account {account} cannot cover {amount_minor} {currency}",
+                    account=debit.key,
+                    amount_minor=amount_minor,
+                    currency=currency,
+                ),
                 account_id=str(debit.id),
                 transfer_id=str(transfer_id),
             )
         existing = await self.repository.get_transfer(transfer_id)
         assert existing is not None
         if _fields(existing) != _fields(transfer):
-            raise TransferIdReused("transfer id exists with different fields", transfer_id=str(transfer_id))
+            raise TransferIdReused(
+                Message("ledger.transfer-id-reused", "transfer id exists with different fields"),
+                transfer_id=str(transfer_id),
+            )
         return PostResult.EXISTS
 
     async def holding_payables(self) -> set[tuple[uuid.UUID, str]]:

@@ -27,6 +27,7 @@ from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
 from marketplace.orders.repository import OrderRepository
 from marketplace.orders.schemas import OrderRead, TradeRequest
@@ -223,12 +224,12 @@ class OrderService:
         """The order if the caller buys, provides or administers; otherwise it does not exist for them."""
         order = await self.repository.get(order_id)
         if order is None:
-            raise NotFound("order not found")
+            raise NotFound(Message("orders.not-found", "order not found"))
         if principal.is_admin and not principal.is_api_key:
             return order
         mine = await self.accounts.member_organization_ids(principal)
         if order.buyer_organization_id not in mine and order.provider_organization_id not in mine:
-            raise NotFound("order not found")
+            raise NotFound(Message("orders.not-found", "order not found"))
         return order
 
     async def bought(self, principal: Principal, order_id: uuid.UUID) -> Order:
@@ -236,7 +237,7 @@ class OrderService:
         provider and administrators see the order, not the data)."""
         order = await self.visible(principal, order_id)
         if order.buyer_organization_id not in await self.accounts.member_organization_ids(principal):
-            raise Forbidden("only the buyer takes delivery")
+            raise Forbidden(Message("orders.buyer-only", "only the buyer takes delivery"))
         return order
 
     async def get(self, order_id: uuid.UUID) -> Order:
@@ -261,7 +262,7 @@ class OrderService:
         order = await self.visible(principal, order_id)
         party = order.buyer_organization_id if side == "buyer" else order.provider_organization_id
         if party not in await self.accounts.member_organization_ids(principal):
-            raise Forbidden(f"only the {side} may do this")
+            raise Forbidden(Message("orders.side-only", "only the {side} may do this", side=side))
         return order
 
     async def as_admin(self, principal: Principal, order_id: uuid.UUID) -> Order:
@@ -269,7 +270,7 @@ class OrderService:
         caller cannot see is still not found)."""
         order = await self.visible(principal, order_id)
         if not principal.is_admin or principal.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
         return order
 
     async def view(self, principal: Principal, order_id: uuid.UUID) -> OrderView:
@@ -302,7 +303,7 @@ class OrderService:
     @staticmethod
     def _require_admin(principal: Principal) -> None:
         if not principal.is_admin or principal.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
 
     async def trades(
         self, admin: Principal, filters: TradeFilters, *, limit: int, offset: int

@@ -30,6 +30,7 @@ from marketplace.audit.service import AuditService
 from marketplace.config import Settings
 from marketplace.events.models import EventType
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.repository import OrderRepository
@@ -54,7 +55,7 @@ class OrderTransitions:
         actor: str,
         *,
         reason: str | None = None,
-        action: str,
+        action: Message,
         effects: Callable[[], Awaitable[None]] | None = None,
         **values: Any,
     ) -> OrderStatus:
@@ -69,7 +70,13 @@ class OrderTransitions:
             current = await self.repository.get(order.id)
             assert current is not None
             raise InvalidTransition(
-                f"the order is {current.status.value}; it cannot {action}", current_status=current.status.value
+                Message(
+                    "orders.invalid-transition",
+                    "the order is {status}; it cannot {action}",
+                    status=current.status.value,
+                    action=action,
+                ),
+                current_status=current.status.value,
             )
         if effects is not None:
             await effects()
@@ -113,7 +120,13 @@ class OrderTransitions:
         """paid -> delivered, made by the first delivery act under the order's licence (a download, API
         access granted; see delivery.service): the buyer's acceptance window starts."""
         order = await self.orders.get(order_id)
-        await self.move(order, frozenset({OrderStatus.PAID}), OrderStatus.DELIVERED, actor, action="be delivered")
+        await self.move(
+            order,
+            frozenset({OrderStatus.PAID}),
+            OrderStatus.DELIVERED,
+            actor,
+            action=Message("orders.action-deliver", "be delivered"),
+        )
         return order
 
     async def record_delivery(self, order_id: uuid.UUID, actor: str) -> None:
@@ -132,7 +145,11 @@ class OrderTransitions:
     async def confirm(self, principal: Principal, order_id: uuid.UUID) -> Order:
         order = await self.orders.as_party(principal, order_id, "buyer")
         await self.move(
-            order, frozenset({OrderStatus.DELIVERED}), OrderStatus.COMPLETED, principal.actor, action="be confirmed"
+            order,
+            frozenset({OrderStatus.DELIVERED}),
+            OrderStatus.COMPLETED,
+            principal.actor,
+            action=Message("orders.action-confirm", "be confirmed"),
         )
         return order
 
@@ -141,7 +158,10 @@ class OrderTransitions:
         deadline = self.acceptance_deadline(order)
         if deadline is not None and clock.now() >= deadline:
             raise InvalidTransition(
-                "the acceptance window has closed; the delivery counts as accepted",
+                Message(
+                    "orders.acceptance-window-closed",
+                    "the acceptance window has closed; the delivery counts as accepted",
+                ),
                 current_status=order.status.value,
                 acceptance_deadline=deadline.isoformat(),
             )
@@ -151,7 +171,7 @@ class OrderTransitions:
             OrderStatus.DISPUTED,
             principal.actor,
             reason=reason,
-            action="be disputed",
+            action=Message("orders.action-dispute", "be disputed"),
             dispute_reason=reason,
         )
         return order

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from marketplace.kit.i18n import Message
+
 
 class PaymentStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
@@ -120,9 +122,17 @@ class PaymentGateway(Protocol):
 class GatewayError(Exception):
     """The gateway refused or failed a call; nothing on our side has changed."""
 
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.message = message
+
 
 class InvalidWebhook(Exception):
     """A webhook whose signature, timestamp or body does not verify."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.message = message
 
 
 class UnknownAccount(GatewayError):

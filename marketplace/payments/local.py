@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from marketplace.kit.i18n import Message
 from marketplace.payments.gateway import (
     ConnectedAccount,
     GatewayError,
@@ -34,7 +35,7 @@ class LocalGateway:
         )
 
     async def fetch_payment(self, reference: str) -> PaymentState:
-        raise InvalidWebhook("the local gateway sends no events to fetch")
+        raise InvalidWebhook(Message("payments.local-no-events", "the local gateway sends no events to fetch"))
 
     async def charge_saved(
         self,
@@ -62,7 +63,7 @@ class LocalGateway:
         try:
             organization_id = uuid.UUID(hex=reference.removeprefix(SETUP_PREFIX))
         except ValueError as exc:
-            raise GatewayError("no such setup at the local gateway") from exc
+            raise GatewayError(Message("payments.local-setup-unknown", "no such setup at the local gateway")) from exc
         return SetupState(
             reference=reference,
             customer=f"local_cus_{organization_id.hex}",
@@ -84,7 +85,7 @@ class LocalGateway:
         return ConnectedAccount(id=account_id, payouts_enabled=True)
 
     def verify_webhook(self, payload: bytes, signature_header: str) -> GatewayEvent:
-        raise InvalidWebhook("the local gateway sends no webhooks")
+        raise InvalidWebhook(Message("payments.local-no-webhooks", "the local gateway sends no webhooks"))
 
     async def aclose(self) -> None:
         """Nothing to release: the local gateway holds no connections."""

@@ -15,6 +15,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.audit.service import AuditService
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.payments.gateway import (
     ConnectedAccount,
     GatewayError,
@@ -40,6 +41,9 @@ class WebhookInvalid(DomainError):
     status = 400
     code = "webhook-invalid"
     title = "Webhook does not verify"
+
+
+SETUP_NOT_FOUND = Message("payments.setup-not-found", "no such setup of this organisation at the gateway")
 
 
 class GatewayUnavailable(DomainError):
@@ -77,15 +81,20 @@ class PaymentsService:
         (and said whether payouts to it are enabled). Owners and admins of the provider only."""
         organization = await self.accounts.visible_organization(principal, organization_id)
         if await self.accounts.member_role(principal, organization_id) not in MANAGING_ROLES:
-            raise Forbidden("only the organisation's owners and admins may set its payment account")
+            raise Forbidden(
+                Message(
+                    "payments.account-by-managers",
+                    "only the organisation's owners and admins may set its payment account",
+                )
+            )
         if organization.kind != OrganizationKind.PROVIDER:
-            raise Conflict("only providers receive payouts")
+            raise Conflict(Message("payments.providers-only", "only providers receive payouts"))
         try:
             account = await self.gateway.connected_account(account_id)
         except UnknownAccount as exc:
-            raise PaymentAccountInvalid(str(exc)) from exc
+            raise PaymentAccountInvalid(exc.message) from exc
         except GatewayError as exc:
-            raise GatewayUnavailable(str(exc)) from exc
+            raise GatewayUnavailable(exc.message) from exc
         await self.repository.set_payment_account(organization_id, account.id, account.payouts_enabled)
         await self.audit.record(
             actor=principal.actor,
@@ -122,7 +131,7 @@ class PaymentsService:
                 organization_id=organization_id, customer=saved.customer if saved else None
             )
         except GatewayError as exc:
-            raise GatewayUnavailable(str(exc)) from exc
+            raise GatewayUnavailable(exc.message) from exc
         await self.repository.save_setup(
             organization_id, self.gateway.name, setup.customer, setup.reference, clock.now()
         )
@@ -144,11 +153,15 @@ class PaymentsService:
         try:
             setup = await self.gateway.fetch_setup(reference)
         except GatewayError as exc:
-            raise NotFound("no such setup of this organisation at the gateway") from exc
+            raise NotFound(
+                Message("payments.setup-not-found", "no such setup of this organisation at the gateway")
+            ) from exc
         if setup.organization_id != organization_id:
-            raise NotFound("no such setup of this organisation at the gateway")
+            raise NotFound(SETUP_NOT_FOUND)
         if not setup.succeeded or not await self.apply_setup(setup):
-            raise Conflict("the setup has not succeeded: no payment method is saved")
+            raise Conflict(
+                Message("payments.setup-not-succeeded", "the setup has not succeeded: no payment method is saved")
+            )
         return setup
 
     async def apply_setup(self, setup: SetupState) -> bool:
@@ -164,12 +177,17 @@ class PaymentsService:
         try:
             return await self.gateway.fetch_setup(reference)
         except GatewayError as exc:
-            raise GatewayUnavailable(str(exc)) from exc
+            raise GatewayUnavailable(exc.message) from exc
 
     async def _manage(self, principal: Principal, organization_id: uuid.UUID) -> None:
         await self.accounts.visible_organization(principal, organization_id)
         if await self.accounts.member_role(principal, organization_id) not in MANAGING_ROLES:
-            raise Forbidden("only the organisation's owners and admins may set its payment method")
+            raise Forbidden(
+                Message(
+                    "payments.payment-method-by-managers",
+                    "only the organisation's owners and admins may set its payment method",
+                )
+            )
 
     # webhooks
 
@@ -177,7 +195,7 @@ class PaymentsService:
         try:
             return self.gateway.verify_webhook(payload, signature_header)
         except InvalidWebhook as exc:
-            raise WebhookInvalid(str(exc)) from exc
+            raise WebhookInvalid(exc.message) from exc
 
     async def inbox(self, payload: bytes, signature_header: str) -> GatewayEvent | None:
         """Verify a delivery and record it in the inbox once, in the caller's transaction (which acts on it);
@@ -197,7 +215,7 @@ class PaymentsService:
             return await self.gateway.fetch_payment(reference)
         except GatewayError as exc:
             # Raising rolls the inbox row back: the gateway delivers the event again later.
-            raise GatewayUnavailable(str(exc)) from exc
+            raise GatewayUnavailable(exc.message) from exc
 
     async def close(self, event: GatewayEvent, outcome: WebhookOutcome) -> None:
         await self.repository.finish_event(event.id, outcome, clock.now())
@@ -206,4 +224,6 @@ class PaymentsService:
     def require_gateway(self, name: str) -> None:
         """Webhooks of a gateway the service does not use do not exist."""
         if self.gateway.name != name:
-            raise NotFound(f"this service does not use the {name} gateway")
+            raise NotFound(
+                Message("payments.gateway-not-used", "this service does not use the {name} gateway", name=name)
+            )

@@ -21,6 +21,7 @@ from typing import Any
 
 import stripe
 
+from marketplace.kit.i18n import Message
 from marketplace.payments.gateway import (
     ConnectedAccount,
     GatewayError,
@@ -122,15 +123,17 @@ def setup_state(intent: Mapping[str, Any]) -> SetupState:
 
 def _failure(operation: str, exc: stripe.StripeError) -> GatewayError:
     """A message safe to log and show: no request, no response body, no key."""
-    kind = type(exc).__name__
-    parts = [f"stripe {operation} failed: {kind}"]
+    parts = [type(exc).__name__]
     if exc.http_status is not None:
         parts.append(f"status {exc.http_status}")
     if exc.code:
         parts.append(f"code {exc.code}")
     if exc.request_id:
         parts.append(f"request {exc.request_id}")
-    return GatewayError(", ".join(parts))
+    failure = ", ".join(parts)
+    return GatewayError(
+        Message("payments.gateway-failed", "stripe {operation} failed: {failure}", operation=operation, failure=failure)
+    )
 
 
 class StripeGateway:
@@ -321,12 +324,19 @@ class StripeGateway:
     async def connected_account(self, account_id: str) -> ConnectedAccount:
         """The Connect account payouts go to: it must exist and be connected to the platform."""
         if not ACCOUNT_ID_PATTERN.fullmatch(account_id):
-            raise UnknownAccount("a Stripe account id looks like acct_ followed by 6 to 60 letters or digits")
+            raise UnknownAccount(
+                Message(
+                    "payments.stripe-account-id-malformed",
+                    "a Stripe account id looks like acct_ followed by 6 to 60 letters or digits",
+                )
+            )
         try:
             account = await self._client.v1.accounts.retrieve_async(account_id)
         except stripe.StripeError as exc:
             if exc.http_status in {403, 404}:  # unknown, or not connected to the platform
-                raise UnknownAccount("no such Stripe account is connected to the platform") from exc
+                raise UnknownAccount(
+                    Message("payments.stripe-account-unknown", "no such Stripe account is connected to the platform")
+                ) from exc
             raise _failure("account retrieval", exc) from exc
         return ConnectedAccount(id=str(account.id), payouts_enabled=bool(account.payouts_enabled))
 
@@ -339,18 +349,26 @@ class StripeGateway:
             )
             event = json.loads(payload)
         except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-            raise InvalidWebhook("the webhook's signature does not verify") from exc
+            raise InvalidWebhook(
+                Message("payments.webhook-signature", "the webhook's signature does not verify")
+            ) from exc
         except ValueError as exc:  # signed, but not JSON
-            raise InvalidWebhook("the webhook's body is not JSON") from exc
+            raise InvalidWebhook(Message("payments.webhook-not-json", "the webhook's body is not JSON")) from exc
         # The library refuses stale timestamps only; one from the future is refused as well.
         if _signed_at(signature_header) > time.time() + WEBHOOK_TOLERANCE_SECONDS:
-            raise InvalidWebhook("the webhook's timestamp is in the future")
+            raise InvalidWebhook(Message("payments.webhook-from-future", "the webhook's timestamp is in the future"))
         try:
             event_id, event_type, object_id = event["id"], event["type"], event["data"]["object"]["id"]
         except (KeyError, TypeError) as exc:
-            raise InvalidWebhook("the webhook is not an event with an object") from exc
+            raise InvalidWebhook(
+                Message("payments.webhook-not-event", "the webhook is not an event with an object")
+            ) from exc
         if not all(isinstance(value, str) and 0 < len(value) <= 255 for value in (event_id, event_type, object_id)):
-            raise InvalidWebhook("the webhook's event id, type or object id is not a short string")
+            raise InvalidWebhook(
+                Message(
+                    "payments.webhook-ids-malformed", "the webhook's event id, type or object id is not a short string"
+                )
+            )
         return GatewayEvent(id=event_id, type=event_type, object_id=object_id)
 
 

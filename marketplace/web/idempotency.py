@@ -39,6 +39,7 @@ from marketplace.db import table_of, upsert_insert
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.canonical import canonical_json
+from marketplace.kit.i18n import Message
 from marketplace.kit.sqltypes import UTCDateTime, enum_column, json_document
 from marketplace.web.problems import PROBLEM_MEDIA_TYPE
 from marketplace.wiring import Services
@@ -261,10 +262,23 @@ async def run_idempotently(
     held = await repository.claim(actor, key, fingerprint, clock.now() - timedelta(seconds=lock_seconds))
     if held is not None:
         if held.request_hash != fingerprint:
-            raise IdempotencyKeyReused(f"the {IDEMPOTENCY_HEADER} {key!r} was used for another request")
+            raise IdempotencyKeyReused(
+                Message(
+                    "idempotency.key-reused",
+                    "the {header} {key!r} was used for another request",
+                    header=IDEMPOTENCY_HEADER,
+                    key=key,
+                )
+            )
         if held.state == IdempotencyState.IN_FLIGHT:
             raise IdempotentRequestInFlight(
-                f"the request with {IDEMPOTENCY_HEADER} {key!r} is still running", headers={"Retry-After": "1"}
+                Message(
+                    "idempotency.in-flight",
+                    "the request with {header} {key!r} is still running",
+                    header=IDEMPOTENCY_HEADER,
+                    key=key,
+                ),
+                headers={"Retry-After": "1"},
             )
         assert held.response_status is not None
         return _response(held.response_status, held.response_body, replayed=True)

@@ -17,7 +17,7 @@ from marketplace.kit.i18n import Language, negotiate
 RequestLanguage = NamedDependency[Language]
 
 ACCEPT_LANGUAGE_DESCRIPTION = (
-    "The language of finding messages, rule titles and problem titles: en or zh-CN (any zh tag), weighted by q; "
+    "The language of finding messages, rule titles and problems: en or zh-CN (any zh tag), weighted by q; "
     "the service's DEFAULT_LANGUAGE otherwise. The answer's Content-Language names the one used."
 )
 

@@ -13,6 +13,7 @@ from litestar.routes import BaseRoute, HTTPRoute
 from marketplace.accounts.models import Scope
 from marketplace.accounts.principal import Principal
 from marketplace.errors import Forbidden, NotAuthenticated
+from marketplace.kit.i18n import Message
 from marketplace.wiring import Services
 
 # The caller, as handlers and providers declare it.
@@ -56,7 +57,7 @@ def admit(principal: Principal, required: Required) -> None:
     token is not limited by scopes."""
     if required is Access.ADMIN:
         if not principal.is_admin or principal.is_api_key:
-            raise Forbidden("platform administrators only")
+            raise Forbidden(Message("auth.administrators-only", "platform administrators only"))
     elif required is Access.PERSON:
         principal.require_person()
     elif isinstance(required, Scope):

@@ -17,6 +17,7 @@ from marketplace.demo.factories import licence_terms, plan_body
 from marketplace.events.models import EventType
 from marketplace.jobs import collect_usage, renew_subscriptions, usage_statements
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.identifiers import uscc_check_char
 from marketplace.payments.gateway import UnknownAccount
 from tests.billing.conftest import INCLUDED_CALLS, Billing, DecliningGateway
@@ -189,7 +190,7 @@ async def test_payouts(api: Api) -> None:
     shop = await open_shop(api)
     start = await cursor_now(api, shop.admin)
     await shop.completed_order()
-    shop.gateway.transfer_error = UnknownAccount("no such account")
+    shop.gateway.transfer_error = UnknownAccount(Message("test.gateway", "no such account"))
     [failed] = (await shop.settle()).payouts
     shop.gateway.transfer_error = None
     [sent] = (await shop.settle()).payouts

@@ -13,6 +13,7 @@ import pytest
 from marketplace.accounts.models import Organization
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.flows.settlement import SETTLEMENT_BATCH
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, PayoutStatus, TransferKind
 from marketplace.orders.models import OrderStatus
@@ -212,7 +213,7 @@ async def test_a_payout_the_gateway_refuses_is_reversed_and_paid_by_a_later_run(
     provider = shop.provider.organization_id
     share = split(PRICE_MINOR, FEE_BPS)[0]
     order_id = await shop.completed_order()
-    shop.gateway.transfer_error = UnknownAccount("no such account")
+    shop.gateway.transfer_error = UnknownAccount(Message("test.gateway", "no such account"))
     report = await shop.settle()
     [failed] = report.payouts
     assert (failed.status, failed.failure) == (PayoutStatus.FAILED, "no such account")
@@ -233,7 +234,7 @@ async def test_a_payout_the_gateway_refuses_is_reversed_and_paid_by_a_later_run(
 async def test_a_payout_the_gateway_cannot_answer_stays_pending_and_is_sent_again_under_its_id(shop: Shop) -> None:
     share = split(PRICE_MINOR, FEE_BPS)[0]
     order_id = await shop.completed_order()
-    shop.gateway.transfer_error = GatewayError("stripe transfer failed: APIConnectionError")
+    shop.gateway.transfer_error = GatewayError(Message("test.gateway", "stripe transfer failed: APIConnectionError"))
     [pending] = (await shop.settle()).payouts
     assert (pending.status, pending.failure) == (PayoutStatus.PENDING, "stripe transfer failed: APIConnectionError")
     order = await shop.status(order_id)
@@ -257,14 +258,14 @@ async def test_a_refund_while_the_payout_is_pending_makes_a_debt_and_a_failed_pa
     share = split(PRICE_MINOR, FEE_BPS)[0]
     refunded = await shop.completed_order()
     kept = await shop.completed_order()
-    shop.gateway.transfer_error = GatewayError("timeout")
+    shop.gateway.transfer_error = GatewayError(Message("test.gateway", "timeout"))
     [pending] = (await shop.settle()).payouts
     assert pending.amount_minor == 2 * share
     assert (await shop.refund(refunded))[1] == "provider_debt"
     assert await shop.held(AccountCode.PROVIDER_DEBT, provider) == share
     await assert_books_ok(shop)
     # the gateway then refuses the payout: the booking is reversed; the next payout repays the debt first
-    shop.gateway.transfer_error = UnknownAccount("no such account")
+    shop.gateway.transfer_error = UnknownAccount(Message("test.gateway", "no such account"))
     resent, booked = (await shop.settle()).payouts  # the pending payout, then one for the freed order
     assert (resent.id, resent.status, booked.status) == (pending.id, PayoutStatus.FAILED, PayoutStatus.FAILED)
     assert await shop.held(AccountCode.PROVIDER_PAYABLE, provider) == 2 * share

@@ -80,6 +80,7 @@ from marketplace.flows.billing import STATEMENT_DELAY, Collection
 from marketplace.flows.data_calls import DataCall, PendingMeter
 from marketplace.flows.settlement import SettlementReport
 from marketplace.kit import clock
+from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
 from marketplace.ledger.service import ExpectedUsage, LedgerCheck
@@ -213,9 +214,9 @@ class SwitchableGateway(DecliningGateway):
         self, *, payout_id: uuid.UUID, destination: str, amount_minor: int, currency: str, transfer_group: str | None
     ) -> str:
         if self.transfers == GATEWAY_DOWN:
-            raise GatewayError("the gateway is not answering")
+            raise GatewayError(Message("test.gateway", "the gateway is not answering"))
         if self.transfers == UNKNOWN_ACCOUNT:
-            raise UnknownAccount(f"no account {destination}")
+            raise UnknownAccount(Message("test.gateway", "no account {destination}", destination=destination))
         return await super().transfer(
             payout_id=payout_id,
             destination=destination,

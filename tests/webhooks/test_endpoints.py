@@ -96,7 +96,10 @@ async def test_an_allow_listed_network_is_accepted(market: Market, receiver: Rec
 
 
 def test_ipv4_inside_ipv6_is_judged_as_ipv4() -> None:
-    reason = outbound.forbidden_reason
+    def reason(address: outbound.IPAddress) -> str | None:
+        said = outbound.forbidden_reason(address)
+        return None if said is None else str(said)
+
     assert reason(ipaddress.ip_address("::ffff:10.1.2.3")) == "a private address"
     assert reason(ipaddress.ip_address("2002:7f00:1::")) == "a loopback address"  # 6to4 of 127.0.0.1
     assert reason(ipaddress.ip_address("64:ff9b::a9fe:a9fe")) == "a cloud metadata address"  # NAT64
