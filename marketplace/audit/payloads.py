@@ -237,6 +237,14 @@ class PaymentAccountSetPayload(TypedDict):
 
 
 @with_config(_EXACT)
+class PaymentMethodSetupPayload(TypedDict):
+    """organization.payment_method_setup: a buyer began saving a payment method at the gateway (its setup)."""
+
+    gateway: str
+    setup_reference: str
+
+
+@with_config(_EXACT)
 class PayoutPayload(TypedDict):
     """payout.booked, payout.sent, payout.failed: the payout as it stands after the act."""
 
@@ -272,6 +280,7 @@ PAYLOADS: dict[str, Any] = {
     "organization.updated": FieldsChangedPayload,
     "organization.status_changed": StatusChangedPayload,
     "organization.payment_account_set": PaymentAccountSetPayload,
+    "organization.payment_method_setup": PaymentMethodSetupPayload,
     "membership.created": MembershipPayload,
     "membership.role_changed": StatusChangedPayload,
     "membership.deleted": MembershipPayload,
