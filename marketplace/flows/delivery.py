@@ -96,8 +96,9 @@ class DownloadFile:
 
 # Opens a transaction of its own with the services a refusal is recorded by; committed when the block ends.
 Apart = Callable[[], AbstractAsyncContextManager[tuple[ComplianceService, LicenceService]]]
-# The delivery stage's acceptances a process keeps, by licence, delivery facts and day, under the stamp of the
-# facts they judged: a data call reuses one while none of those rows changed, for `VERDICT_REUSE_SECONDS` at most.
+# The delivery stage's acceptances a process keeps, by rulebook (its fingerprint), licence, delivery facts and day,
+# under the stamp of the facts they judged: a data call reuses one while none of those rows changed, for
+# `VERDICT_REUSE_SECONDS` at most, and never under another rulebook than the one that gave it.
 DeliveryVerdicts = StampedMemo[tuple[Any, ...], Verdict]
 VERDICT_REUSE_SECONDS = 10.0
 VERDICTS_KEPT = 10_000
@@ -136,8 +137,8 @@ class DeliveryGate:
         """Refuse unless the licence is active and the delivery stage accepts this act now. A caller that read
         the order's status with the licence passes it; one that read the stamp of the facts judged
         (`DeliveryRepository.data_call`) gets the acceptance this process gave on the same facts, the same day,
-        at most `VERDICT_REUSE_SECONDS` ago. The licence's status and term and the dispute are judged afresh
-        every time: a revocation, a suspension or a dispute stops the very next act."""
+        under the same rulebook, at most `VERDICT_REUSE_SECONDS` ago. The licence's status and term and the
+        dispute are judged afresh every time: a revocation, a suspension or a dispute stops the very next act."""
         now = clock.now()
         # A subscription's end is its renewal's business (marketplace/flows/billing.py): it delivers through its grace.
         ended = licence.ends_at is not None and now >= licence.ends_at and licence.renewal_days is None
@@ -161,7 +162,8 @@ class DeliveryGate:
                 licence_id=str(licence.id),
                 order_status=OrderStatus.DISPUTED.value,
             )
-        judged = (licence.id, licence.delivery_mode, dataset.sha256 if dataset else None, now.date())
+        rulebook = self.compliance.rulebook.fingerprint
+        judged = (rulebook, licence.id, licence.delivery_mode, dataset.sha256 if dataset else None, now.date())
         if facts_stamp is not None and (kept := self.verdicts.get(judged, facts_stamp)) is not None:
             return kept
         snapshot = await self._snapshot(licence, dataset)

@@ -1,11 +1,14 @@
 """A data call reuses the delivery stage's acceptance while the facts it judged are unchanged; every refusal
 still stops the very next call after one answered: a dispute, a refund's revocation, the term's end, the
-provider's suspension, a regrading to core data, and the suspension of the buyer."""
+provider's suspension, a regrading to core data, the suspension of the buyer, and a change of rulebook."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from marketplace.compliance.rulebook import load_rulebook
 from tests.delivery.conftest import Market
 from tests.delivery.test_refusals import (
     REFUSALS,
@@ -46,3 +49,24 @@ async def test_a_refusal_stops_the_call_after_an_answered_one(
     assert_refused(await attempt(market, act, order_id, held))
     usage = await market.api.client.get(f"{usage_path}?period={before['period']}", headers=market.buyer.headers)
     assert usage.json()["calls"] == 2  # the refused call metered nothing
+
+
+@pytest.mark.postgres  # the facts' stamp, and so the reuse, is PostgreSQL's row versions
+async def test_another_rulebook_judges_the_call_after_an_answered_one(
+    market: Market, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The acceptance is kept under the rulebook that gave it: a process whose rulebook changed (one that lets
+    general data out as files only) judges the next call afresh, on the same facts, and refuses it."""
+    order_id, held = await prepared(market, "rows")
+    for _ in range(2):  # the second reuses the first's acceptance
+        answered = await attempt(market, "rows", order_id, held)
+        assert answered.status_code == 200, answered.text
+    config = tmp_path / "files-only.toml"
+    config.write_text(
+        "[rules.R3.parameters]\nallowed_delivery_modes = {general = ['file'], important = [], core = []}\n"
+    )
+    # the same process's memory of acceptances, under another rulebook
+    monkeypatch.setattr(market.api.app.state, "runtime", market.api.runtime(rulebook=load_rulebook(config)))
+    refused = await attempt(market, "rows", order_id, held)
+    assert refused.status_code == 403, refused.text
+    assert "R3" in {finding["rule_id"] for finding in refused.json()["findings"]}
