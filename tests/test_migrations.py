@@ -155,7 +155,7 @@ async def test_verdicts_stored_whole_are_split_into_shared_parts_and_replay_alik
     await asyncio.to_thread(db_downgrade, scratch_settings, "0014")
     async with engine.connect() as connection:
         query = select(VERDICT_AT_0014.c.id, VERDICT_AT_0014.c.snapshot)
-        whole = dict((await connection.execute(query)).tuples().all())
+        whole = dict((await connection.execute(query)).all())
     await engine.dispose()
     assert whole == {row["id"]: row["snapshot"] for row in rows}
 
@@ -186,7 +186,7 @@ async def test_failed_checks_are_filled_from_the_findings_of_verdicts_stored_bef
     await asyncio.to_thread(db_upgrade, scratch_settings)
 
     async with create_sessionmaker(engine)() as session:
-        stored = (await session.execute(select(StoredVerdict.id, StoredVerdict.failed_checks))).tuples().all()
+        stored = (await session.execute(select(StoredVerdict.id, StoredVerdict.failed_checks))).all()
         compliance = ComplianceService(session, load_rulebook(), AuditService(session))
         for stage, snapshot in JUDGED_BEFORE_0015:
             assessed, _ = compliance.assess(stage=stage, subject_type="order", subject_id="x", snapshot=snapshot)

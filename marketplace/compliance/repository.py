@@ -43,7 +43,7 @@ class VerdictRepository:
         query = select(col(SnapshotPart.digest), col(SnapshotPart.document)).where(
             col(SnapshotPart.digest).in_(sorted(digests))
         )
-        return dict((await self.session.execute(query)).tuples().all())
+        return dict((await self.session.execute(query)).all())
 
     async def get(self, verdict_id: uuid.UUID) -> StoredVerdict | None:
         return await self.session.get(StoredVerdict, verdict_id)

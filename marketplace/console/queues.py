@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
+from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
 from marketplace.accounts.models import OrganizationStatus
@@ -49,7 +49,7 @@ class QueuesController(Controller):
     async def queue(
         self,
         request: Request[Any, Any, Any],
-        kind: QueueKind,
+        kind: FromPath[QueueKind],
         admin: Admin,
         page_language: PageLanguage,
         queries: Queries,
@@ -118,7 +118,7 @@ class QueuesController(Controller):
     async def organization(
         self,
         request: Request[Any, Any, Any],
-        organization_id: uuid.UUID,
+        organization_id: FromPath[uuid.UUID],
         admin: Admin,
         page_language: PageLanguage,
         accounts: NamedDependency[AccountService],
@@ -146,7 +146,7 @@ class QueuesController(Controller):
 
     @post("/organizations/{organization_id:uuid}/decision", opt={"scope": Access.ADMIN})
     async def decide_organization(
-        self, organization_id: uuid.UUID, data: Form, admin: Admin, accounts: NamedDependency[AccountService]
+        self, organization_id: FromPath[uuid.UUID], data: Form, admin: Admin, accounts: NamedDependency[AccountService]
     ) -> Redirect:
         form = form_of(DecisionRequest, data)
         await accounts.decide_admission(admin, organization_id, form.decision, form.reason)
@@ -156,7 +156,7 @@ class QueuesController(Controller):
     async def product(
         self,
         request: Request[Any, Any, Any],
-        product_id: uuid.UUID,
+        product_id: FromPath[uuid.UUID],
         admin: Admin,
         page_language: PageLanguage,
         catalog: NamedDependency[CatalogService],
@@ -186,7 +186,7 @@ class QueuesController(Controller):
 
     @post("/products/{product_id:uuid}/decision", opt={"scope": Access.ADMIN})
     async def decide_product(
-        self, product_id: uuid.UUID, data: Form, admin: Admin, listings: NamedDependency[ListingService]
+        self, product_id: FromPath[uuid.UUID], data: Form, admin: Admin, listings: NamedDependency[ListingService]
     ) -> Redirect:
         form = form_of(ProductDecision, data)
         await listings.decide(admin, product_id, form.decision, form.reason)
@@ -196,7 +196,7 @@ class QueuesController(Controller):
     async def licence(
         self,
         request: Request[Any, Any, Any],
-        licence_id: uuid.UUID,
+        licence_id: FromPath[uuid.UUID],
         admin: Admin,
         page_language: PageLanguage,
         delivery: NamedDependency[Delivery],
@@ -223,7 +223,7 @@ class QueuesController(Controller):
 
     @post("/licences/{licence_id:uuid}/decision", opt={"scope": Access.ADMIN})
     async def decide_licence(
-        self, licence_id: uuid.UUID, data: Form, admin: Admin, delivery: NamedDependency[Delivery]
+        self, licence_id: FromPath[uuid.UUID], data: Form, admin: Admin, delivery: NamedDependency[Delivery]
     ) -> Redirect:
         form = form_of(LicenceDecision, data)
         await delivery.decide_licence(admin, licence_id, form.decision, form.reason)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 
 from marketplace.accounts.auth import AuthService
@@ -66,7 +66,9 @@ class SigningController(Controller):
     dependencies = {"page_language": Provide(provide_page_language, sync_to_thread=False)}
 
     @get("/sign-in", opt={"scope": Access.PUBLIC}, sync_to_thread=False)
-    def sign_in_form(self, request: Request[Any, Any, Any], page_language: PageLanguage, next: str = "") -> Template:
+    def sign_in_form(
+        self, request: Request[Any, Any, Any], page_language: PageLanguage, next: FromQuery[str] = ""
+    ) -> Template:
         return page(request, "sign_in.html", page_language, next=local_target(next), error=None)
 
     @post("/sign-in", opt={"scope": Access.PUBLIC})

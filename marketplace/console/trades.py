@@ -13,7 +13,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ValidationException
-from litestar.params import Body, QueryParameter
+from litestar.params import Body, FromPath, QueryParameter
 from litestar.response import Redirect, Stream, Template
 
 from marketplace.api.orders import EXPORT_MEDIA_TYPES, export_trades, trade_filters
@@ -148,7 +148,7 @@ class TradesController(Controller):
     async def trade(
         self,
         request: Request[Any, Any, Any],
-        order_id: uuid.UUID,
+        order_id: FromPath[uuid.UUID],
         admin: Admin,
         page_language: PageLanguage,
         queries: Queries,
@@ -177,7 +177,7 @@ class TradesController(Controller):
 
     @post("/trades/{order_id:uuid}/decision", opt={"scope": Access.ADMIN})
     async def decide(
-        self, order_id: uuid.UUID, data: Form, admin: Admin, trading: NamedDependency[Trading]
+        self, order_id: FromPath[uuid.UUID], data: Form, admin: Admin, trading: NamedDependency[Trading]
     ) -> Redirect:
         form = form_of(OrderDecision, data)
         await trading.decide(admin, order_id, form.decision, form.reason)
@@ -185,7 +185,7 @@ class TradesController(Controller):
 
     @post("/trades/{order_id:uuid}/resolution", opt={"scope": Access.ADMIN})
     async def resolve(
-        self, order_id: uuid.UUID, data: Form, admin: Admin, disputes: NamedDependency[Disputes]
+        self, order_id: FromPath[uuid.UUID], data: Form, admin: Admin, disputes: NamedDependency[Disputes]
     ) -> Redirect:
         form = form_of(DisputeResolution, data)
         await disputes.resolve_dispute(admin, order_id, form.outcome, form.reason)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar.datastructures import Headers
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 from litestar.types import Message, Scope
 
 from marketplace.config import Settings
@@ -25,7 +25,7 @@ ACCEPT_LANGUAGE_DESCRIPTION = (
 def provide_language(
     settings: NamedDependency[Settings],
     accept_language: Annotated[
-        str | None, Parameter(header="Accept-Language", required=False, description=ACCEPT_LANGUAGE_DESCRIPTION)
+        str | None, HeaderParameter(name="Accept-Language", required=False, description=ACCEPT_LANGUAGE_DESCRIPTION)
     ] = None,
 ) -> Language:
     """The request's language, for a handler whose answer has words in it (it documents the header)."""
