@@ -18,10 +18,11 @@ TEST_WORKERS ?= auto
 
 .PHONY: run test lint typecheck test-sqlite test-postgres messages clean
 
+# The venv's own pip installs the project (no upgrade of pip first: one download and install fewer). No bytecode
+# is compiled ahead: a module is compiled when it is first imported, and most installed ones never are.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[dev]"
 	touch $@
 
 # The API documentation pages' scripts, from the npm registry, served by the service itself.
@@ -42,7 +43,10 @@ run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 	$(BIN)/marketplace serve --host $(HOST) --port $(PORT)
 
 ## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
-test: $(BIN)/.installed $(ASSETS)/node_modules/.installed $(CHROMIUM) lint typecheck test-sqlite test-postgres
+## The web assets and chromium install (mostly waiting on the network and the disk) beside lint and the type check.
+test: $(BIN)/.installed
+	$(MAKE) --no-print-directory -j 4 --output-sync=target $(ASSETS)/node_modules/.installed $(CHROMIUM) lint typecheck
+	$(MAKE) --no-print-directory test-sqlite test-postgres
 
 ## After changing a rule's messages or an error's title: rewrite the catalogs' template and merge it into each
 ## catalog (marketplace/kit/locale), then translate what is new (tests/test_i18n.py names what is missing).
