@@ -6,6 +6,7 @@ one INSERT and two UPDATEs inside a savepoint."""
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -225,90 +226,7 @@ class LedgerRepository:
 
         Rows come back of three kinds: one per currency (sums over its accounts), one per account
         that is mismatched or overdrawn, and one per account of a `holding` code that holds money."""
-        debited = (
-            select(
-                col(Transfer.debit_account_id).label("account_id"),
-                func.sum(col(Transfer.amount_minor)).label("amount"),
-                func.count().label("transfers"),
-            )
-            .group_by(col(Transfer.debit_account_id))
-            .cte("debited")
-        )
-        credited = (
-            select(
-                col(Transfer.credit_account_id).label("account_id"),
-                func.sum(col(Transfer.amount_minor)).label("amount"),
-            )
-            .group_by(col(Transfer.credit_account_id))
-            .cte("credited")
-        )
-        accounts = (
-            select(
-                col(LedgerAccount.id),
-                col(LedgerAccount.key),
-                col(LedgerAccount.code),
-                col(LedgerAccount.currency),
-                col(LedgerAccount.organization_id),
-                col(LedgerAccount.order_id),
-                col(LedgerAccount.no_overdraft),
-                col(LedgerAccount.debits_posted),
-                col(LedgerAccount.credits_posted),
-                func.coalesce(debited.c.amount, 0).label("debits_from_transfers"),
-                func.coalesce(credited.c.amount, 0).label("credits_from_transfers"),
-                func.coalesce(debited.c.transfers, 0).label("transfers"),
-            )
-            .select_from(LedgerAccount)
-            .outerjoin(debited, debited.c.account_id == col(LedgerAccount.id))
-            .outerjoin(credited, credited.c.account_id == col(LedgerAccount.id))
-            .cte("accounts")
-        )
-        a = accounts.c
-        no_id = cast(null(), Uuid)
-
-        def account_rows(kind: str) -> Any:
-            return select(
-                literal(kind).label("row_kind"),
-                a.id,
-                a.key,
-                a.code,
-                a.currency,
-                a.organization_id,
-                a.order_id,
-                a.no_overdraft,
-                a.debits_posted,
-                a.credits_posted,
-                a.debits_from_transfers,
-                a.credits_from_transfers,
-                a.transfers,
-            )
-
-        per_currency = select(
-            literal("currency").label("row_kind"),
-            no_id,
-            null(),
-            null(),
-            a.currency,
-            no_id,
-            no_id,
-            null(),
-            func.sum(a.debits_posted),
-            func.sum(a.credits_posted),
-            func.sum(a.debits_from_transfers),
-            func.sum(a.credits_from_transfers),
-            func.sum(a.transfers),
-        ).group_by(a.currency)
-        flagged = account_rows("account").where(
-            or_(
-                a.debits_posted != a.debits_from_transfers,
-                a.credits_posted != a.credits_from_transfers,
-                and_(a.no_overdraft, a.credits_posted < a.debits_posted),
-            )
-        )
-        # The first part names the columns of the union.
-        parts = [flagged, per_currency]
-        if holding:
-            parts.append(account_rows("holding").where(a.code.in_(holding), a.credits_posted != a.debits_posted))
-        rows = (await self.session.execute(union_all(*parts))).all()
+        rows = (await self.session.execute(_totals_query(holding))).all()
         result = LedgerTotals(currencies=[], flagged_accounts=[], holding=[])
         for row in rows:
             if row.row_kind == "currency":
@@ -331,6 +249,96 @@ class LedgerRepository:
             )
             (result.flagged_accounts if row.row_kind == "account" else result.holding).append(totals)
         return result
+
+
+@functools.cache
+def _totals_query(holding: frozenset[AccountCode]) -> Any:
+    """`LedgerRepository.totals`'s statement: built once per set of holding codes (building it costs more than
+    running it on a small ledger, and the check runs after every step of the orders' state machine)."""
+    debited = (
+        select(
+            col(Transfer.debit_account_id).label("account_id"),
+            func.sum(col(Transfer.amount_minor)).label("amount"),
+            func.count().label("transfers"),
+        )
+        .group_by(col(Transfer.debit_account_id))
+        .cte("debited")
+    )
+    credited = (
+        select(
+            col(Transfer.credit_account_id).label("account_id"),
+            func.sum(col(Transfer.amount_minor)).label("amount"),
+        )
+        .group_by(col(Transfer.credit_account_id))
+        .cte("credited")
+    )
+    accounts = (
+        select(
+            col(LedgerAccount.id),
+            col(LedgerAccount.key),
+            col(LedgerAccount.code),
+            col(LedgerAccount.currency),
+            col(LedgerAccount.organization_id),
+            col(LedgerAccount.order_id),
+            col(LedgerAccount.no_overdraft),
+            col(LedgerAccount.debits_posted),
+            col(LedgerAccount.credits_posted),
+            func.coalesce(debited.c.amount, 0).label("debits_from_transfers"),
+            func.coalesce(credited.c.amount, 0).label("credits_from_transfers"),
+            func.coalesce(debited.c.transfers, 0).label("transfers"),
+        )
+        .select_from(LedgerAccount)
+        .outerjoin(debited, debited.c.account_id == col(LedgerAccount.id))
+        .outerjoin(credited, credited.c.account_id == col(LedgerAccount.id))
+        .cte("accounts")
+    )
+    a = accounts.c
+    no_id = cast(null(), Uuid)
+
+    def account_rows(kind: str) -> Any:
+        return select(
+            literal(kind).label("row_kind"),
+            a.id,
+            a.key,
+            a.code,
+            a.currency,
+            a.organization_id,
+            a.order_id,
+            a.no_overdraft,
+            a.debits_posted,
+            a.credits_posted,
+            a.debits_from_transfers,
+            a.credits_from_transfers,
+            a.transfers,
+        )
+
+    per_currency = select(
+        literal("currency").label("row_kind"),
+        no_id,
+        null(),
+        null(),
+        a.currency,
+        no_id,
+        no_id,
+        null(),
+        func.sum(a.debits_posted),
+        func.sum(a.credits_posted),
+        func.sum(a.debits_from_transfers),
+        func.sum(a.credits_from_transfers),
+        func.sum(a.transfers),
+    ).group_by(a.currency)
+    flagged = account_rows("account").where(
+        or_(
+            a.debits_posted != a.debits_from_transfers,
+            a.credits_posted != a.credits_from_transfers,
+            and_(a.no_overdraft, a.credits_posted < a.debits_posted),
+        )
+    )
+    # The first part names the columns of the union.
+    parts = [flagged, per_currency]
+    if holding:
+        parts.append(account_rows("holding").where(a.code.in_(holding), a.credits_posted != a.debits_posted))
+    return union_all(*parts)
 
 
 class PayoutRepository:

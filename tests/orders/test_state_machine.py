@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import os
 import uuid
@@ -300,55 +301,60 @@ class Snapshot:
     check: LedgerCheck  # Books.check(): the orders', renewals' and billing's expectations
 
 
-async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snapshot:
+@functools.cache
+def snapshot_query(product_ids: tuple[uuid.UUID, ...]) -> Any:
+    """`read_snapshot`'s one statement, built once: building it costs more than running it on the few rows an
+    example has, and it runs after every step."""
+    text = String(64)
+    return union_all(
+        select(
+            literal("order"),
+            cast(col(Order.id), text),
+            cast(col(Order.status), text),
+            col(Order.licences_reserved),
+            cast(col(Order.payout_id), text),
+        ),
+        select(
+            literal("payout"),
+            cast(col(Payout.id), text),
+            cast(col(Payout.status), text),
+            col(Payout.amount_minor),
+            cast(col(Payout.debt_repaid_minor), text),
+        ),
+        select(literal("product"), cast(col(Product.id), text), null(), col(Product.licences_remaining), null()).where(
+            col(Product.id).in_(product_ids)
+        ),
+        select(
+            literal("account"),
+            cast(col(LedgerAccount.code), text),
+            col(LedgerAccount.currency),
+            func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
+            null(),
+        ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
+        select(
+            literal("licence"),
+            cast(col(Licence.order_id), text),
+            cast(col(Licence.status), text),
+            literal(0),
+            null(),
+        ),
+        select(
+            literal("history"),
+            cast(col(OrderEvent.order_id), text),
+            cast(col(OrderEvent.to_status), text),
+            func.count(),
+            cast(col(OrderEvent.from_status), text),
+        ).group_by(col(OrderEvent.order_id), col(OrderEvent.to_status), col(OrderEvent.from_status)),
+        select(literal("event"), col(Event.subject_id), col(Event.type), func.count(), null())
+        .where(col(Event.subject_type) == "order")
+        .group_by(col(Event.subject_id), col(Event.type)),
+    )
+
+
+async def read_snapshot(service: Services, product_ids: tuple[uuid.UUID, ...]) -> Snapshot:
     """Orders, payouts, licences and account totals in one statement, then the orders' expected escrow
     and the check of the books with it."""
-    text = String(64)
-    rows = await service.session.execute(
-        union_all(
-            select(
-                literal("order"),
-                cast(col(Order.id), text),
-                cast(col(Order.status), text),
-                col(Order.licences_reserved),
-                cast(col(Order.payout_id), text),
-            ),
-            select(
-                literal("payout"),
-                cast(col(Payout.id), text),
-                cast(col(Payout.status), text),
-                col(Payout.amount_minor),
-                cast(col(Payout.debt_repaid_minor), text),
-            ),
-            select(
-                literal("product"), cast(col(Product.id), text), null(), col(Product.licences_remaining), null()
-            ).where(col(Product.id).in_(product_ids)),
-            select(
-                literal("account"),
-                cast(col(LedgerAccount.code), text),
-                col(LedgerAccount.currency),
-                func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
-                null(),
-            ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
-            select(
-                literal("licence"),
-                cast(col(Licence.order_id), text),
-                cast(col(Licence.status), text),
-                literal(0),
-                null(),
-            ),
-            select(
-                literal("history"),
-                cast(col(OrderEvent.order_id), text),
-                cast(col(OrderEvent.to_status), text),
-                func.count(),
-                cast(col(OrderEvent.from_status), text),
-            ).group_by(col(OrderEvent.order_id), col(OrderEvent.to_status), col(OrderEvent.from_status)),
-            select(literal("event"), col(Event.subject_id), col(Event.type), func.count(), null())
-            .where(col(Event.subject_type) == "order")
-            .group_by(col(Event.subject_id), col(Event.type)),
-        )
-    )
+    rows = await service.session.execute(snapshot_query(product_ids))
     orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]] = {}
     payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]] = {}
     licences: dict[uuid.UUID, int | None] = {}
@@ -447,7 +453,7 @@ class OrderMachine(RuleBasedStateMachine):
     def call(self, action: Callable[[Services], Coroutine[Any, Any, T]]) -> T | DomainError:
         """One step: a service call in its own transaction (committed, or rolled back when it raises),
         then, in the same session, what the database holds now (for the invariant to compare)."""
-        product_ids = [listing.product_id for listing in self.products.values()]
+        product_ids = tuple(listing.product_id for listing in self.products.values())
 
         async def step() -> tuple[T | DomainError, Snapshot]:
             async with self.services.sessions() as session:
