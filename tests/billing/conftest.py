@@ -132,6 +132,7 @@ class Billing:
     async def events(self, subject_id: str) -> list[str]:
         """The event types written about a subject, in commit order."""
         async with self.runtime.transaction() as services:
+            await services.events.sequence()
             rows = await services.session.execute(
                 select(col(Event.type)).where(col(Event.subject_id) == subject_id).order_by(col(Event.seq))
             )

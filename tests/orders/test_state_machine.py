@@ -75,7 +75,7 @@ from marketplace.delivery.models import (
 from marketplace.delivery.repository import DeliveryRepository
 from marketplace.demo.factories import plan_body
 from marketplace.errors import DomainError, Forbidden, NotFound
-from marketplace.events.models import Event, EventParty, EventType
+from marketplace.events.models import Event, EventParty, EventType, PendingEvent
 from marketplace.flows.billing import STATEMENT_DELAY, Collection
 from marketplace.flows.data_calls import DataCall, PendingMeter
 from marketplace.flows.settlement import SettlementReport
@@ -531,6 +531,7 @@ class OrderMachine(RuleBasedStateMachine):
             order_events = select(col(Event.seq)).where(col(Event.subject_type) == "order")
             await session.execute(delete(EventParty).where(col(EventParty.event_seq).in_(order_events)))
             await session.execute(delete(Event).where(col(Event.subject_type) == "order"))
+            await session.execute(delete(PendingEvent).where(col(PendingEvent.subject_type) == "order"))
             await session.execute(delete(Licence))
             await session.execute(delete(Order))
             await session.execute(delete(StoredVerdict).where(col(StoredVerdict.subject_type) == "order"))
