@@ -90,11 +90,9 @@ async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:
     a batch in one transaction, sends it with no transaction open, and records each attempt in a transaction
     of its own. An endpoint has one delivery in flight at a time, its earliest open one, so events reach it in
     the order they were recorded; two runs at once never claim the same delivery (see WebhookService). The
-    events committed since the last run are numbered first, in a short transaction of their own, so that the
-    fan-out's rarely holds the sequencers' lock that the event feed's readers take too."""
+    fan-out numbers the events committed since the last run first (`EventService.sequence`)."""
     async with runtime.transaction() as services:
         numbered = await services.events.sequence()
-    async with runtime.transaction() as services:
         queued = await services.webhooks.fan_out()
     sent = failed = 0
     for _ in range(WEBHOOK_ROUNDS):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, func, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 
@@ -25,7 +25,9 @@ from marketplace.events.models import Event, EventParty
 # its transaction ends), and a sequencer sees only committed events, whose numbers it hands out after every
 # number already committed: so numbers become visible in increasing order, and a reader paging by `seq >
 # cursor` skips nothing. Readers run a pass before they read (`EventService.sequence`), so no event waits for
-# a periodic job; a pass that finds nothing pending is one cheap statement that takes no lock.
+# a periodic job; a pass that finds nothing pending is one cheap statement that takes no lock. A pass commits
+# on its own: a reader that showed numbers from its own uncommitted pass and then rolled back would have
+# shown numbers the next pass gives to other events.
 # SQLite serialises writers, so there an event is numbered as it is written, after the last one.
 SEQUENCER_LOCK = 0x6D6B_7465_7665_6E74  # "mktevent": the key of the sequencers' advisory lock
 # Pending events moved per statement; a pass goes on until a statement moves fewer.
@@ -45,6 +47,7 @@ _WRITE_PENDING = text(
     ORDER BY n
     """
 ).bindparams(bindparam("events", type_=JSONB))
+_ANY_PENDING = text("SELECT EXISTS (SELECT FROM pending_event)")
 # The sequencers' lock, taken only when an event is pending: a row comes back when it was.
 _LOCK_IF_PENDING = text(
     "SELECT pg_advisory_xact_lock(:key) FROM (SELECT FROM pending_event LIMIT 1) AS pending"
@@ -96,18 +99,24 @@ class EventRepository:
         self.session = session
 
     async def sequence(self) -> int:
-        """Number every pending event this transaction sees (PostgreSQL), holding the sequencers' lock until the
-        transaction ends if there was one; how many."""
+        """Number every pending event committed so far (PostgreSQL), in a transaction of its own, committed before
+        this returns: numbers a reader has seen are never taken back by its own rollback. How many. Whether any
+        is pending is asked in the caller's transaction (no lock); only then is a second connection taken."""
         if self.session.get_bind().dialect.name != "postgresql":
             return 0
-        if (await self.session.execute(_LOCK_IF_PENDING, {"key": SEQUENCER_LOCK})).first() is None:
+        if not await self.session.scalar(_ANY_PENDING):
             return 0
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine), "sessions are bound to the engine"
         numbered = 0
-        while True:
-            moved = int((await self.session.execute(_MOVE_PENDING, {"batch": SEQUENCE_BATCH})).scalar_one())
-            numbered += moved
-            if moved < SEQUENCE_BATCH:
-                return numbered
+        async with engine.begin() as connection:
+            if (await connection.execute(_LOCK_IF_PENDING, {"key": SEQUENCER_LOCK})).first() is None:
+                return 0
+            while True:
+                moved = int((await connection.execute(_MOVE_PENDING, {"batch": SEQUENCE_BATCH})).scalar_one())
+                numbered += moved
+                if moved < SEQUENCE_BATCH:
+                    return numbered
 
     async def last_seq(self) -> int:
         """The number of the last event numbered (0: none yet)."""

@@ -34,7 +34,9 @@ _PENDING = "marketplace.events.pending"
 
 
 @sqlalchemy_event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
+def write_recorded(session: Session) -> None:
+    """Write the events the session recorded (as it commits; tests call it to hold a transaction open just
+    after its events were written)."""
     write(session, session.info.pop(_PENDING, ()))
 
 
@@ -72,8 +74,8 @@ class EventService:
         self.session.info.setdefault(_PENDING, []).append(values)
 
     async def sequence(self) -> int:
-        """Number the events committed and still pending, in this transaction (see events.repository): what a
-        reader runs before it pages by number, and the periodic job runs too; how many."""
+        """Number the events committed and still pending, in a transaction of its own (see events.repository):
+        what a reader runs before it pages by number, and the periodic job runs too; how many."""
         return await self.repository.sequence()
 
     async def last_seq(self) -> int:
