@@ -1,10 +1,16 @@
-"""pending events: events written with no number, numbered in commit order by a sequencer; the event clock dropped
+"""pending events and pooled ledger accounts: no lock shared by every writer of events or every payer
+
+Events: written with no number, numbered in commit order by a sequencer; the event clock dropped.
 
 Every transaction that wrote events advanced the one-row `event_clock` and held its lock until it committed, so
 all writers of events queued on one row. On PostgreSQL a writer now inserts its events into `pending_event`
 (an identity column orders them), and a sequencer that takes an advisory lock moves them into `event`, numbered
 after the last event (marketplace/events/repository.py); on SQLite an event is numbered after the last one as it
 is written. The numbers already given stay; the next one follows the largest.
+
+Ledger: the platform's clearing, revenue and refunds accounts of each currency (marketplace.ledger.models.
+POOLED_CODES), which every payment, settlement or refund moved, keep no running totals: their totals are the
+sums of their transfers. Upgrade sets their totals to 0; downgrade sums their transfers back into them.
 
 Revision ID: 0023
 Revises: 0021
@@ -39,9 +45,23 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("number", name=op.f("pk_pending_event")),
     )
     op.drop_table("event_clock")
+    op.execute(
+        "UPDATE ledger_account SET debits_posted = 0, credits_posted = 0"
+        " WHERE code IN ('platform_clearing', 'platform_revenue', 'refunds')"
+    )
 
 
 def downgrade() -> None:
+    op.execute(
+        """
+        UPDATE ledger_account
+        SET debits_posted = (SELECT coalesce(sum(amount_minor), 0) FROM ledger_transfer
+                             WHERE debit_account_id = ledger_account.id),
+            credits_posted = (SELECT coalesce(sum(amount_minor), 0) FROM ledger_transfer
+                              WHERE credit_account_id = ledger_account.id)
+        WHERE code IN ('platform_clearing', 'platform_revenue', 'refunds')
+        """
+    )
     op.create_table(
         "event_clock",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),

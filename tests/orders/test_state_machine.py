@@ -83,6 +83,7 @@ from marketplace.kit import clock
 from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
+from marketplace.ledger.repository import account_totals
 from marketplace.ledger.service import ExpectedUsage, LedgerCheck
 from marketplace.orders.models import (
     ESCROW_STATUSES,
@@ -304,6 +305,7 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
     """Orders, payouts, licences and account totals in one statement, then the orders' expected escrow
     and the check of the books with it."""
     text = String(64)
+    totals = account_totals()  # a pooled account's totals are its transfers'
     rows = await service.session.execute(
         union_all(
             select(
@@ -325,11 +327,11 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
             ).where(col(Product.id).in_(product_ids)),
             select(
                 literal("account"),
-                cast(col(LedgerAccount.code), text),
-                col(LedgerAccount.currency),
-                func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
+                cast(totals.c.code, text),
+                totals.c.currency,
+                func.sum(totals.c.credits - totals.c.debits),
                 null(),
-            ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
+            ).group_by(totals.c.code, totals.c.currency),
             select(
                 literal("licence"),
                 cast(col(Licence.order_id), text),
