@@ -124,9 +124,9 @@ class Billing:
         """What a ledger account holds (credits - debits; for a receivable, what it is owed: debits - credits)."""
         async with self.runtime.transaction() as services:
             account = await services.ledger.repository.account_by_key(key)
-        if account is None:
-            return 0
-        held = account.credits_posted - account.debits_posted
+            if account is None:
+                return 0
+            held = await services.ledger.held(account)
         return -held if key.startswith("buyer_receivable") else held
 
     async def events(self, subject_id: str) -> list[str]:

@@ -306,6 +306,7 @@ async def read_snapshot(service: Services, product_ids: list[uuid.UUID]) -> Snap
     and the check of the books with it."""
     text = String(64)
     totals = account_totals()  # a pooled account's totals are its transfers'
+    await service.events.sequence()  # the events committed so far, numbered (PostgreSQL)
     rows = await service.session.execute(
         union_all(
             select(
