@@ -89,8 +89,10 @@ async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:
     """Queue a delivery per new event each endpoint wants, then send what is due: each round claims (and signs)
     a batch in one transaction, sends it with no transaction open, and records each attempt in a transaction
     of its own. An endpoint has one delivery in flight at a time, its earliest open one, so events reach it in
-    the order they were recorded; two runs at once never claim the same delivery (see WebhookService)."""
+    the order they were recorded; two runs at once never claim the same delivery (see WebhookService). The
+    fan-out numbers the events committed since the last run first (`EventService.sequence`)."""
     async with runtime.transaction() as services:
+        numbered = await services.events.sequence()
         queued = await services.webhooks.fan_out()
     sent = failed = 0
     for _ in range(WEBHOOK_ROUNDS):
@@ -103,7 +105,7 @@ async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:
             async with runtime.transaction() as services:
                 await services.webhooks.finish(claim, outcome.result, outcome.attempted_at)
             sent, failed = (sent + 1, failed) if outcome.result.succeeded else (sent, failed + 1)
-    return {"webhooks_queued": queued, "webhooks_sent": sent, "webhooks_failed": failed}
+    return {"events_numbered": numbered, "webhooks_queued": queued, "webhooks_sent": sent, "webhooks_failed": failed}
 
 
 @dataclass(frozen=True)

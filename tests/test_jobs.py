@@ -29,6 +29,7 @@ from marketplace.audit.models import AuditEntry
 from marketplace.config import Settings
 from marketplace.delivery.models import Licence, LicenceRateWindow, LicenceStatus
 from marketplace.events.models import Event
+from marketplace.events.service import EventService
 from marketplace.jobs import expire_licences, in_process_schedule, prune
 from marketplace.kit import clock
 from marketplace.ledger.models import TransferKind
@@ -84,6 +85,7 @@ async def test_expiry_expires_each_ended_licence_once_and_a_second_run_nothing(a
     assert await audit_count(shop, "licence.expired") == {str(licence.id): 1}
     assert await shop.audit_ok()
     async with shop.sessions() as session:  # and its event, for its buyer and provider
+        await EventService(session).sequence()
         expired = (
             await session.execute(select(Event.subject_id, Event.payload).where(Event.type == "licence.expired"))
         ).all()

@@ -24,6 +24,7 @@ from marketplace.delivery.models import DeliveryReceipt, Licence, LicenceStatus
 from marketplace.events.models import DeliveryStatus, WebhookDelivery
 from marketplace.kit.sqltypes import UTCDateTime
 from marketplace.ledger.models import LedgerAccount, Transfer
+from marketplace.ledger.repository import account_totals
 from marketplace.orders.models import Order, OrderStatus
 
 # The checks the overview ranks, and how far back its charts look.
@@ -196,11 +197,13 @@ class ConsoleQueries:
         return (await self.session.execute(query)).mappings().all()
 
     async def balances(self) -> Sequence[RowMapping]:
-        """Debits, credits and balance (credits - debits) of every kind of ledger account, per currency."""
-        debits, credits = func.sum(col(LedgerAccount.debits_posted)), func.sum(col(LedgerAccount.credits_posted))
+        """Debits, credits and balance (credits - debits) of every kind of ledger account, per currency (a pooled
+        account's totals are its transfers')."""
+        totals = account_totals()
+        debits, credits = func.sum(totals.c.debits), func.sum(totals.c.credits)
         columns: tuple[Label[Any], ...] = (
-            col(LedgerAccount.code).label("code"),
-            col(LedgerAccount.currency).label("currency"),
+            totals.c.code.label("code"),
+            totals.c.currency.label("currency"),
             func.count().label("accounts"),
             debits.label("debits_minor"),
             credits.label("credits_minor"),
@@ -208,8 +211,8 @@ class ConsoleQueries:
         )
         query = (
             select_columns(*columns)
-            .group_by(col(LedgerAccount.code), col(LedgerAccount.currency))
-            .order_by(col(LedgerAccount.code), col(LedgerAccount.currency))
+            .group_by(totals.c.code, totals.c.currency)
+            .order_by(totals.c.code, totals.c.currency)
         )
         return (await self.session.execute(query)).mappings().all()
 

@@ -100,7 +100,7 @@ async def demo_trade(
         f"  provider balance: available {money(balance.available_minor, order.currency)}, "
         f"pending {money(balance.pending_minor, order.currency)}, "
         f"paid out {money(balance.paid_out_minor, order.currency)}",
-        f"  platform revenue: {money(revenue.credits_posted - revenue.debits_posted, order.currency)}",
+        f"  platform revenue: {money(await ledger.held(revenue), order.currency)}",
     ]
     return lines
 

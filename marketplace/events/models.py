@@ -1,13 +1,13 @@
 """The event outbox: one row per state change a party cares about, the organisations it concerns, and the
-clock that numbers events in commit order; and the outbound webhooks that carry events to organisations'
-endpoints: endpoints, their sealed secrets, deliveries and their attempts."""
+events written but not yet numbered in commit order (PostgreSQL); and the outbound webhooks that carry events
+to organisations' endpoints: endpoints, their sealed secrets, deliveries and their attempts."""
 
 import enum
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.kit import clock
@@ -60,7 +60,7 @@ class Event(SQLModel, table=True):
     # Administrators page through every event of one type.
     __table_args__ = (Index("ix_event_type_seq", "type", "seq"),)
 
-    # Commit order (see `EventClock`): the cursor readers page by.
+    # Commit order, as the sequencer saw it (see `events.repository`): the cursor readers page by.
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     # Stable public id (receivers of webhooks deduplicate by it).
     id: uuid.UUID = Field(unique=True)
@@ -81,14 +81,23 @@ class EventParty(SQLModel, table=True):
     event_seq: int = Field(sa_column=Column(BigInteger, ForeignKey("event.seq"), primary_key=True, index=True))
 
 
-class EventClock(SQLModel, table=True):
-    """One row: the last event's number. Recording an event advances it with an upsert that locks the row
-    until the transaction ends, so numbers are handed out in commit order (see `EventRepository.append`)."""
+class PendingEvent(SQLModel, table=True):
+    """An event written by a committed or committing transaction and not yet given its number in the feed
+    (PostgreSQL; on SQLite events are numbered as they are written). The sequencer moves pending events into
+    `event`, numbered in the order of `number` (see `events.repository`)."""
 
-    __tablename__ = "event_clock"
+    __tablename__ = "pending_event"
 
-    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # Taken from a sequence when the row is inserted: the order events were written in, not their commit order.
+    number: int = Field(sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: uuid.UUID
+    type: str = Field(max_length=64)
+    subject_type: str = Field(max_length=40)
+    subject_id: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_type=json_document())
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    # The organisations it concerns, as a list of ids.
+    parties: list[str] = Field(sa_type=json_document())
 
 
 class WebhookEndpoint(SQLModel, table=True):

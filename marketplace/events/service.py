@@ -2,8 +2,9 @@
 
 A recorded event waits in the session (`session.info`) and is written, with the transaction's other events,
 as the transaction commits: a listener on every session's `before_commit` writes them through the session's
-own connection, in the same transaction, so an event commits exactly when its change does, and the event
-clock's lock (events.repository) is held only for the commit. A rollback drops them."""
+own connection, in the same transaction, so an event commits exactly when its change does; a rollback drops
+them. Writers take no lock they share: on PostgreSQL a sequencer numbers committed events in the order it sees
+them (events.repository), and every reader runs it before reading."""
 
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ _PENDING = "marketplace.events.pending"
 
 
 @sqlalchemy_event.listens_for(Session, "before_commit")
-def _write_pending(session: Session) -> None:
+def write_recorded(session: Session) -> None:
+    """Write the events the session recorded (as it commits; tests call it to hold a transaction open just
+    after its events were written)."""
     write(session, session.info.pop(_PENDING, ()))
 
 
@@ -70,6 +73,16 @@ class EventService:
         }
         self.session.info.setdefault(_PENDING, []).append(values)
 
+    async def sequence(self) -> int:
+        """Number the events committed and still pending, in a transaction of its own (see events.repository):
+        what a reader runs before it pages by number, and the periodic job runs too; how many."""
+        return await self.repository.sequence()
+
+    async def last_seq(self) -> int:
+        """The number of the last event, once every committed one is numbered (0: none yet)."""
+        await self.sequence()
+        return await self.repository.last_seq()
+
     async def page(
         self, organization_ids: Sequence[uuid.UUID] | None, *, after: str | None, type_filter: str | None, limit: int
     ) -> EventFeedPage:
@@ -79,6 +92,7 @@ class EventService:
         A cursor is the number of the last event read (none: 0, before the first). Callers treat it as
         opaque; the API's schema admits exactly the cursors there are, 1 to 18 digits."""
         start = int(after or 0)
+        await self.sequence()
         exact = type_filter if type_filter is not None and not type_filter.endswith(".") else None
         prefix = type_filter if type_filter is not None and type_filter.endswith(".") else None
         events = await self.repository.page(

@@ -17,14 +17,12 @@ from marketplace.events.models import (
     OPEN_DELIVERY_STATUSES,
     DeliveryStatus,
     Event,
-    EventClock,
     EventParty,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookSecret,
 )
-from marketplace.events.repository import CLOCK_ID
 
 RowT = TypeVar("RowT", WebhookEndpoint, WebhookAttempt)
 _DELIVERIES = table_of(WebhookDelivery)
@@ -98,11 +96,6 @@ class WebhookRepository:
         )
 
     # fan-out
-
-    async def last_event_seq(self) -> int:
-        """The number of the last committed event (0: none yet): every event up to it is visible."""
-        seq = await self.session.scalar(select(col(EventClock.seq)).where(col(EventClock.id) == CLOCK_ID))
-        return int(seq or 0)
 
     async def endpoints_behind(self, seq: int, limit: int) -> Sequence[tuple[uuid.UUID, uuid.UUID, int, list[str]]]:
         """Enabled endpoints whose cursor is before `seq`: (id, organisation, cursor, event types)."""

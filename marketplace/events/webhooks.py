@@ -130,7 +130,7 @@ class WebhookService:
             url=data.url,
             event_types=_known_filters(data.event_types),
             enabled=data.enabled,
-            cursor_seq=await self.repository.last_event_seq(),
+            cursor_seq=await self.events.last_seq(),
             created_at=now,
             updated_at=now,
         )
@@ -151,7 +151,7 @@ class WebhookService:
             endpoint.event_types = _known_filters(data.event_types)
         if data.enabled is not None:
             if data.enabled and not endpoint.enabled:
-                endpoint.cursor_seq = await self.repository.last_event_seq()
+                endpoint.cursor_seq = await self.events.last_seq()
             endpoint.enabled = data.enabled
         endpoint.updated_at = clock.now()
         await self.repository.flush()
@@ -221,7 +221,7 @@ class WebhookService:
         """Queue a delivery for every event each enabled endpoint has not seen whose type it wants, in event
         order; returns how many. Two workers at once queue each once: an endpoint's cursor moves by a guarded
         update, and a delivery is unique per endpoint and event."""
-        upto = await self.repository.last_event_seq()
+        upto = await self.events.last_seq()
         queued = 0
         for endpoint_id, organization_id, cursor, filters in await self.repository.endpoints_behind(
             upto, ENDPOINTS_PER_ROUND

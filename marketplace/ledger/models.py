@@ -2,7 +2,9 @@
 
 Every transfer debits one account and credits another of the same currency for a positive amount
 of minor units. An account's totals (`debits_posted`, `credits_posted`) move in the same
-transaction as the transfer that moves them, and always equal the sums of its transfers.
+transaction as the transfer that moves them, and always equal the sums of its transfers -- except
+the platform's pooled accounts (`POOLED_CODES`), which every order moves: they keep no running
+totals (0), their totals are the sums of their transfers (`repository.account_totals`).
 
 Sides. An account's balance is read as `credits_posted - debits_posted` ("what it holds"), except
 for the accounts whose normal side is the debit (`platform_clearing`, `provider_debt` and
@@ -50,6 +52,10 @@ class AccountCode(enum.StrEnum):
 # their balance is expected to be debits over credits.
 DEBIT_NORMAL_CODES = frozenset({AccountCode.PLATFORM_CLEARING, AccountCode.PROVIDER_DEBT, AccountCode.BUYER_RECEIVABLE})
 NO_OVERDRAFT_CODES = frozenset(AccountCode) - DEBIT_NORMAL_CODES
+# The platform's own accounts of a currency, which every payment, settlement or refund moves: updating their
+# running totals would make each one's row a lock every payer shares. Their transfers are their totals. A
+# debit of one that is no-overdraft (a fee reversal from revenue) locks its row and sums its transfers.
+POOLED_CODES = frozenset({AccountCode.PLATFORM_CLEARING, AccountCode.PLATFORM_REVENUE, AccountCode.REFUNDS})
 # Accounts of one organisation (the provider, or the buyer for its receivable); escrow and accrued usage
 # are of one order and name its provider too.
 ORGANIZATION_CODES = frozenset(

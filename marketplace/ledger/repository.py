@@ -1,22 +1,38 @@
 """Every query on the ledger tables.
 
 Balances move through plain guarded UPDATE statements, never through ORM objects: a transfer is
-one INSERT and two UPDATEs inside a savepoint."""
+one INSERT and up to two UPDATEs inside a savepoint (none for a pooled account, models.POOLED_CODES)."""
 
 from __future__ import annotations
 
 import enum
 import functools
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Uuid, and_, case, cast, func, insert, literal, not_, null, or_, select, union_all, update
+from sqlalchemy import (
+    Subquery,
+    Uuid,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from marketplace.db import upsert_insert
-from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
+from marketplace.ledger.models import POOLED_CODES, AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
 
 
 class Posting(enum.Enum):
@@ -80,6 +96,29 @@ class LedgerTotals:
     holding: list[AccountTotals]
 
 
+def account_totals() -> Subquery:
+    """Every account's (id, code, currency, debits, credits): its running totals, or for a pooled account the sums
+    of its transfers (read from the transfer table's indexes on each side)."""
+    pooled = col(LedgerAccount.code).in_(POOLED_CODES)
+
+    def summed(side: Any) -> Any:
+        return (
+            select(func.coalesce(func.sum(col(Transfer.amount_minor)), 0))
+            .where(side == col(LedgerAccount.id))
+            .scalar_subquery()
+        )
+
+    return select(
+        col(LedgerAccount.id),
+        col(LedgerAccount.code),
+        col(LedgerAccount.currency),
+        case((pooled, summed(col(Transfer.debit_account_id))), else_=col(LedgerAccount.debits_posted)).label("debits"),
+        case((pooled, summed(col(Transfer.credit_account_id))), else_=col(LedgerAccount.credits_posted)).label(
+            "credits"
+        ),
+    ).subquery("account_totals")
+
+
 class LedgerRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -121,6 +160,14 @@ class LedgerRepository:
         )
         return (await self.session.scalars(query)).one()
 
+    async def posted(self, account_id: uuid.UUID) -> tuple[int, int]:
+        """An account's (debits, credits) as committed, or as this transaction moved them (see `account_totals`)."""
+        totals = account_totals()
+        row = (
+            await self.session.execute(select(totals.c.debits, totals.c.credits).where(totals.c.id == account_id))
+        ).one()
+        return int(row[0]), int(row[1])
+
     async def holding_payables(self) -> set[tuple[uuid.UUID, str]]:
         """(organisation, currency) of every provider payable account that holds money."""
         query = select(col(LedgerAccount.organization_id), col(LedgerAccount.currency)).where(
@@ -135,8 +182,9 @@ class LedgerRepository:
         query = select(Transfer).where(col(Transfer.id) == transfer_id)
         return (await self.session.scalars(query)).first()
 
-    async def post_transfer(self, transfer: Transfer) -> Posting:
-        """Insert the transfer and move both accounts' totals, all or nothing.
+    async def post_transfer(self, transfer: Transfer, pooled: Sequence[LedgerAccount] = ()) -> Posting:
+        """Insert the transfer and move both accounts' totals, all or nothing; a pooled account's (of `pooled`)
+        are its transfers, so it is not updated: only a debit of a no-overdraft one locks its row.
 
         A savepoint holds the three statements, so an overdraft leaves no trace even when the caller
         goes on with its transaction. The two account rows are updated in the order of their ids:
@@ -154,11 +202,17 @@ class LedgerRepository:
                 )
                 if (await self.session.execute(insert)).first() is None:
                     return Posting.DUPLICATE_ID
+                guarded = {a.id: a.no_overdraft for a in pooled}
                 for account_id in sorted((transfer.debit_account_id, transfer.credit_account_id)):
                     if account_id == transfer.debit_account_id:
-                        if not await self._debit(account_id, transfer.amount_minor):
+                        covered = (
+                            await self._debit_pooled(account_id, guarded=guarded[account_id])
+                            if account_id in guarded
+                            else await self._debit(account_id, transfer.amount_minor)
+                        )
+                        if not covered:
                             raise _Overdraft
-                    else:
+                    elif account_id not in guarded:
                         await self._credit(account_id, transfer.amount_minor)
         except _Overdraft:
             return Posting.OVERDRAFT
@@ -193,6 +247,17 @@ class LedgerRepository:
         )
         return (await self.session.execute(guarded)).first() is not None
 
+    async def _debit_pooled(self, account_id: uuid.UUID, *, guarded: bool) -> bool:
+        """Whether a pooled account, its debit inserted, still holds enough: always, unless it is no-overdraft
+        (`guarded`); then its row is locked first (only such debits take it) and a statement of its own sums its
+        transfers, so it sees every debit committed before the lock was granted (credits can only add)."""
+        if not guarded:
+            return True
+        await self.lock_account(account_id)
+        totals = account_totals()
+        held = select(totals.c.credits - totals.c.debits).where(totals.c.id == account_id)
+        return int((await self.session.execute(held)).scalar_one()) >= 0
+
     async def _credit(self, account_id: uuid.UUID, amount_minor: int) -> None:
         credit = (
             update(LedgerAccount)
@@ -222,7 +287,8 @@ class LedgerRepository:
 
     async def totals(self, *, holding: frozenset[AccountCode] = frozenset()) -> LedgerTotals:
         """Every account's totals against the sums of its transfers, in ONE statement, so that it reads
-        one snapshot of the database and transfers committed meanwhile cannot look like an error.
+        one snapshot of the database and transfers committed meanwhile cannot look like an error. A pooled
+        account's totals are the sums of its transfers (it has no running totals to compare).
 
         Rows come back of three kinds: one per currency (sums over its accounts), one per account
         that is mismatched or overdrawn, and one per account of a `holding` code that holds money."""
@@ -255,6 +321,7 @@ class LedgerRepository:
 def _totals_query(holding: frozenset[AccountCode]) -> Any:
     """`LedgerRepository.totals`'s statement: built once per set of holding codes (building it costs more than
     running it on a small ledger, and the check runs after every step of the orders' state machine)."""
+    pooled = col(LedgerAccount.code).in_(POOLED_CODES)
     debited = (
         select(
             col(Transfer.debit_account_id).label("account_id"),
@@ -281,8 +348,13 @@ def _totals_query(holding: frozenset[AccountCode]) -> Any:
             col(LedgerAccount.organization_id),
             col(LedgerAccount.order_id),
             col(LedgerAccount.no_overdraft),
-            col(LedgerAccount.debits_posted),
-            col(LedgerAccount.credits_posted),
+            # a pooled account's totals are its transfers'
+            case((pooled, func.coalesce(debited.c.amount, 0)), else_=col(LedgerAccount.debits_posted)).label(
+                "debits_posted"
+            ),
+            case((pooled, func.coalesce(credited.c.amount, 0)), else_=col(LedgerAccount.credits_posted)).label(
+                "credits_posted"
+            ),
             func.coalesce(debited.c.amount, 0).label("debits_from_transfers"),
             func.coalesce(credited.c.amount, 0).label("credits_from_transfers"),
             func.coalesce(debited.c.transfers, 0).label("transfers"),

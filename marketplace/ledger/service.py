@@ -27,6 +27,7 @@ from marketplace.ledger.models import (
     NO_OVERDRAFT_CODES,
     ORDER_CODES,
     ORGANIZATION_CODES,
+    POOLED_CODES,
     AccountCode,
     LedgerAccount,
     Transfer,
@@ -231,7 +232,7 @@ class LedgerService:
             kind=kind,
             order_id=order_id,
         )
-        posting = await self.repository.post_transfer(transfer)
+        posting = await self.repository.post_transfer(transfer, [a for a in (debit, credit) if a.code in POOLED_CODES])
         if posting is Posting.POSTED:
             return PostResult.CREATED
         if posting is Posting.OVERDRAFT:
@@ -254,6 +255,11 @@ class LedgerService:
                 transfer_id=str(transfer_id),
             )
         return PostResult.EXISTS
+
+    async def held(self, account: LedgerAccount) -> int:
+        """What an account holds now, credits - debits (a pooled account's from its transfers)."""
+        debits, credits = await self.repository.posted(account.id)
+        return credits - debits
 
     async def holding_payables(self) -> set[tuple[uuid.UUID, str]]:
         """(organisation, currency) of every provider payable account that holds money."""

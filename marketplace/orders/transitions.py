@@ -13,7 +13,7 @@ What a move does beyond the order (money, licences) the flows pass in as `effect
 takes its locks in one order, so none can deadlock with another: order rows first (settlement and payouts
 skip rows someone else holds, never waiting for them), then ledger accounts (escrow; a provider's payable
 before its debt, payables in id order; platform revenue, then refunds), then the product's licences, then
-the audit chain's head, then the event clock last (`marketplace.events`)."""
+the audit chain's head last (events take no lock: `marketplace.events`)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class OrderTransitions:
 
         `effects` (ledger postings, licences) run after the move and before the audit entry and the event:
         every transaction takes its locks in one order -- the order's row, ledger accounts, the product's
-        licences, the audit chain's head, the event clock last -- so no two can deadlock."""
+        licences, the audit chain's head last -- so no two can deadlock."""
         was = order.status
         if was not in allowed or not await self.repository.move(order.id, was, to, **values):
             current = await self.repository.get(order.id)
@@ -253,7 +253,7 @@ class OrderTransitions:
 
     async def _record_event(self, order: Order, was: OrderStatus) -> None:
         """The event of the move `order` just made (a decided dispute's outcome first), next to its audit
-        entry: the event clock's lock comes after the audit chain's head, like every transaction's."""
+        entry (written as the transaction commits, taking no lock)."""
         if was == OrderStatus.DISPUTED:
             outcome = "refund" if order.status == OrderStatus.REFUNDED else "release"
             await self.orders.record_event(EventType.ORDER_RESOLVED, order, previous_status=was.value, outcome=outcome)

@@ -124,14 +124,15 @@ class Billing:
         """What a ledger account holds (credits - debits; for a receivable, what it is owed: debits - credits)."""
         async with self.runtime.transaction() as services:
             account = await services.ledger.repository.account_by_key(key)
-        if account is None:
-            return 0
-        held = account.credits_posted - account.debits_posted
+            if account is None:
+                return 0
+            held = await services.ledger.held(account)
         return -held if key.startswith("buyer_receivable") else held
 
     async def events(self, subject_id: str) -> list[str]:
         """The event types written about a subject, in commit order."""
         async with self.runtime.transaction() as services:
+            await services.events.sequence()
             rows = await services.session.execute(
                 select(col(Event.type)).where(col(Event.subject_id) == subject_id).order_by(col(Event.seq))
             )

@@ -8,10 +8,11 @@ import random
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.events.models import EventType
-from marketplace.events.service import EventService
+from marketplace.events.service import EventService, write_recorded
 from tests.events.feed import cursor_now, of, read_all
 from tests.orders.conftest import Market
 from tests.orders.factories import admin_principal
@@ -52,21 +53,35 @@ async def test_a_change_rolled_back_writes_no_event(market: Market) -> None:
 
 
 @pytest.mark.postgres
-async def test_events_are_numbered_in_commit_order_not_in_the_order_they_were_recorded(sessions: SessionMaker) -> None:
-    """`first` records before `second` but commits after it: with numbers taken when an event is recorded,
-    `second` would commit number 2 while `first` still held 1, and a reader that read 2 would page past 1 for
-    ever. Events are numbered as their transaction commits, under the clock's lock."""
+async def test_events_are_numbered_in_commit_order_not_in_the_order_they_were_written(sessions: SessionMaker) -> None:
+    """`first` writes its events before `second` but commits after it: with numbers taken when an event is
+    written, `second` would commit number 3 while `first` still held 1 and 2, and a reader that read 3 would page
+    past them for ever. `second` does not wait for `first` either: writers of events share no lock."""
     first_session = sessions()
     await first_session.begin()
     await record(EventService(first_session), "first")
     await record(EventService(first_session), "first, again")
+    await first_session.run_sync(write_recorded)
     async with unit_of_work(sessions) as session:
+        await session.execute(text("SET LOCAL lock_timeout = '2s'"))
         await record(EventService(session), "second")
     assert (await read_from(sessions, None))[0] == ["second"]
     await first_session.commit()
     await first_session.close()
     seen, _ = await read_from(sessions, None)
     assert seen == ["second", "first", "first, again"]
+
+
+@pytest.mark.postgres
+async def test_a_sequencer_pass_with_nothing_pending_takes_no_lock(sessions: SessionMaker) -> None:
+    async with unit_of_work(sessions) as session:
+        await record(EventService(session), "a")
+    async with sessions() as session:
+        assert await EventService(session).sequence() == 1
+    async with sessions() as session:
+        assert await EventService(session).sequence() == 0
+        advisory = "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'"
+        assert (await session.execute(text(advisory))).scalar_one() == 0
 
 
 async def test_an_event_is_written_with_its_transaction_and_numbered_without_gaps(sessions: SessionMaker) -> None:

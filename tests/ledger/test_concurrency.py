@@ -33,9 +33,7 @@ async def post(
 
 async def held(sessions: SessionMaker, account: LedgerAccount) -> int:
     async with sessions() as session:
-        current = await LedgerService(session).repository.account_by_key(account.key)
-        assert current is not None
-        return current.credits_posted - current.debits_posted
+        return await LedgerService(session).held(account)
 
 
 async def fund(sessions: SessionMaker, account: LedgerAccount, amount: int) -> None:

@@ -41,6 +41,7 @@ from marketplace.ledger.models import (
     Transfer,
     TransferKind,
 )
+from marketplace.ledger.repository import account_totals
 from marketplace.ledger.service import (
     Balance,
     InvalidTransfer,
@@ -289,13 +290,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def database_matches_the_model(self) -> None:
         async def read() -> tuple[dict[uuid.UUID, tuple[str, bool, int, int]], LedgerCheck]:
             async with self.sessions() as session:
+                totals = account_totals()  # a pooled account's totals are its transfers'
                 query = select(
                     col(LedgerAccount.id),
                     col(LedgerAccount.currency),
                     col(LedgerAccount.no_overdraft),
-                    col(LedgerAccount.debits_posted),
-                    col(LedgerAccount.credits_posted),
-                )
+                    totals.c.debits,
+                    totals.c.credits,
+                ).join(totals, totals.c.id == col(LedgerAccount.id))
                 rows = {row[0]: (row[1], row[2], row[3], row[4]) for row in await session.execute(query)}
                 return rows, await LedgerService(session).check()
 

@@ -12,6 +12,7 @@ from sqlmodel import col
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.kit.money import split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer, TransferKind
+from marketplace.ledger.repository import account_totals
 from marketplace.ledger.service import (
     InvalidAccount,
     InvalidTransfer,
@@ -25,10 +26,13 @@ PAYMENT = TransferKind.PAYMENT
 
 
 async def posted(sessions: SessionMaker) -> dict[str, tuple[int, int]]:
-    """Every account's (debits_posted, credits_posted) by key, as committed."""
+    """Every account's (debits, credits) by key, as committed (a pooled account's: its transfers')."""
+    totals = account_totals()
     async with sessions() as session:
         rows = await session.execute(
-            select(col(LedgerAccount.key), col(LedgerAccount.debits_posted), col(LedgerAccount.credits_posted))
+            select(col(LedgerAccount.key), totals.c.debits, totals.c.credits).join(
+                totals, totals.c.id == col(LedgerAccount.id)
+            )
         )
         return {key: (debits, credits) for key, debits, credits in rows}
 

@@ -168,12 +168,13 @@ class Shop:
     async def held(self, code: AccountCode, organization_id: uuid.UUID | None = None) -> int:
         """What an account holds (credits - debits; debit-normal provider debt: debits - credits)."""
         async with self.sessions() as session:
-            account = await LedgerService(session).repository.account_by_key(
+            ledger = LedgerService(session)
+            account = await ledger.repository.account_by_key(
                 ":".join([code.value, *([str(organization_id)] if organization_id else []), "CNY"])
             )
-        if account is None:
-            return 0
-        held = account.credits_posted - account.debits_posted
+            if account is None:
+                return 0
+            held = await ledger.held(account)
         return -held if code == AccountCode.PROVIDER_DEBT else held
 
     async def transfers(self, kind: TransferKind) -> dict[uuid.UUID | None, list[int]]:

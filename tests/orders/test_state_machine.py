@@ -76,7 +76,7 @@ from marketplace.delivery.models import (
 from marketplace.delivery.repository import DeliveryRepository
 from marketplace.demo.factories import plan_body
 from marketplace.errors import DomainError, Forbidden, NotFound
-from marketplace.events.models import Event, EventParty, EventType
+from marketplace.events.models import Event, EventParty, EventType, PendingEvent
 from marketplace.flows.billing import STATEMENT_DELAY, Collection
 from marketplace.flows.data_calls import DataCall, PendingMeter
 from marketplace.flows.settlement import SettlementReport
@@ -84,6 +84,7 @@ from marketplace.kit import clock
 from marketplace.kit.i18n import Message
 from marketplace.kit.money import split
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, PayoutStatus, Transfer
+from marketplace.ledger.repository import account_totals
 from marketplace.ledger.service import ExpectedUsage, LedgerCheck
 from marketplace.orders.models import (
     ESCROW_STATUSES,
@@ -306,6 +307,7 @@ def snapshot_query(product_ids: tuple[uuid.UUID, ...]) -> Any:
     """`read_snapshot`'s one statement, built once: building it costs more than running it on the few rows an
     example has, and it runs after every step."""
     text = String(64)
+    totals = account_totals()  # a pooled account's totals are its transfers'
     return union_all(
         select(
             literal("order"),
@@ -326,11 +328,11 @@ def snapshot_query(product_ids: tuple[uuid.UUID, ...]) -> Any:
         ),
         select(
             literal("account"),
-            cast(col(LedgerAccount.code), text),
-            col(LedgerAccount.currency),
-            func.sum(col(LedgerAccount.credits_posted) - col(LedgerAccount.debits_posted)),
+            cast(totals.c.code, text),
+            totals.c.currency,
+            func.sum(totals.c.credits - totals.c.debits),
             null(),
-        ).group_by(col(LedgerAccount.code), col(LedgerAccount.currency)),
+        ).group_by(totals.c.code, totals.c.currency),
         select(
             literal("licence"),
             cast(col(Licence.order_id), text),
@@ -354,6 +356,7 @@ def snapshot_query(product_ids: tuple[uuid.UUID, ...]) -> Any:
 async def read_snapshot(service: Services, product_ids: tuple[uuid.UUID, ...]) -> Snapshot:
     """Orders, payouts, licences and account totals in one statement, then the orders' expected escrow
     and the check of the books with it."""
+    await service.events.sequence()  # the events committed so far, numbered (PostgreSQL)
     rows = await service.session.execute(snapshot_query(product_ids))
     orders: dict[uuid.UUID, tuple[OrderStatus, int, uuid.UUID | None]] = {}
     payouts: dict[uuid.UUID, tuple[PayoutStatus, int, int]] = {}
@@ -537,6 +540,7 @@ class OrderMachine(RuleBasedStateMachine):
             order_events = select(col(Event.seq)).where(col(Event.subject_type) == "order")
             await session.execute(delete(EventParty).where(col(EventParty.event_seq).in_(order_events)))
             await session.execute(delete(Event).where(col(Event.subject_type) == "order"))
+            await session.execute(delete(PendingEvent).where(col(PendingEvent.subject_type) == "order"))
             await session.execute(delete(Licence))
             await session.execute(delete(Order))
             await session.execute(delete(StoredVerdict).where(col(StoredVerdict.subject_type) == "order"))

@@ -134,7 +134,8 @@ async def test_a_receiver_that_always_fails_is_retried_for_days_then_its_endpoin
         assert (await deliver_webhooks(hooks))["webhooks_failed"] == 0
         moved += timedelta(seconds=wait * (JITTER + 0.01) + 1)  # now it has, whatever the jitter
         assert (await deliver_webhooks(hooks))["webhooks_failed"] == 1
-    assert await deliver_webhooks(hooks) == {"webhooks_queued": 0, "webhooks_sent": 0, "webhooks_failed": 0}
+    report = await deliver_webhooks(hooks)  # the endpoint's disabling event may be numbered now, on PostgreSQL
+    assert (report["webhooks_queued"], report["webhooks_sent"], report["webhooks_failed"]) == (0, 0, 0)
     monkeypatch.undo()
 
     assert len(receiver.received) == len(WEBHOOK_RETRY_SCHEDULE) + 1

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from marketplace.accounts.models import Scope
 from marketplace.audit.models import AuditEntry
 from marketplace.events.models import Event, WebhookSecret
+from marketplace.events.service import EventService
 from marketplace.kit import outbound
 from marketplace.wiring import Runtime
 from tests.fixtures.api import Api
@@ -206,6 +207,7 @@ async def test_the_secret_is_shown_once_and_never_read_back(
     async with api.sessions() as session:
         stored = [s.sealed for s in await session.scalars(select(WebhookSecret))]
         audit = [json.dumps(e.payload) for e in await session.scalars(select(AuditEntry))]
+        await EventService(session).sequence()
         events = [json.dumps(e.payload) for e in await session.scalars(select(Event))]
     assert len(stored) == 2
     for text in [*stored, *audit, *events]:
