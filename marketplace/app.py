@@ -41,6 +41,7 @@ from marketplace.api.ledger import AdminLedgerController, AdminSettlementControl
 from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, PaymentMethodController, WebhookController
+from marketplace.api.transparency import TransparencyController
 from marketplace.api.webhooks import WebhookEndpointController
 from marketplace.config import Settings
 from marketplace.console.router import console_assets_router, console_router, template_config
@@ -65,6 +66,7 @@ CONTROLLERS = [
     ApiKeyController,
     AdminAccountsController,
     AuditController,
+    TransparencyController,
     RulesController,
     ProductController,
     AdminProductController,

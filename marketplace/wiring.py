@@ -21,6 +21,7 @@ from marketplace.accounts.service import AccountService
 from marketplace.accounts.sessions import ConsoleSessions, SessionPolicy
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
+from marketplace.audit.transparency import TransparencyLog
 from marketplace.billing.service import BillingService
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.plans import PlanService
@@ -50,6 +51,7 @@ from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
 from marketplace.flows.webhook_endpoints import WebhookEndpoints
+from marketplace.kit.jws import Notary
 from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.memo import StampedMemo
 from marketplace.kit.sealed import Sealer
@@ -72,6 +74,7 @@ class Runtime:
     rulebook: Rulebook
     gateway: PaymentGateway
     token_keyring: TokenKeyring
+    notary: Notary
     download_keyring: DownloadKeyring
     secret_key: bytes
     # the metering of a licence's data calls, in this process one transaction at a time, each metering every
@@ -95,6 +98,7 @@ class Runtime:
             rulebook=rulebook or load_rulebook(settings.rulebook_path),
             gateway=gateway_from_settings(settings),
             token_keyring=TokenKeyring.from_settings(settings),
+            notary=Notary.load(settings.notary_key),
             download_keyring=DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
             secret_key=load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
         )
@@ -123,6 +127,10 @@ class Services:
     @cached_property
     def audit(self) -> AuditService:
         return AuditService(self.session)
+
+    @cached_property
+    def transparency(self) -> TransparencyLog:
+        return TransparencyLog(self.session, self.runtime.notary)
 
     @cached_property
     def events(self) -> EventService:
