@@ -26,6 +26,7 @@ from marketplace.api.accounts import (
 from marketplace.api.audit import AuditController
 from marketplace.api.billing import AdminBillingController, UsageStatementController
 from marketplace.api.catalog import AdminProductController, CatalogFeedController, ProductController
+from marketplace.api.certificates import CertificateController
 from marketplace.api.compliance import RulesController, TradePreviewController
 from marketplace.api.delivery import (
     AdminDeliveryController,
@@ -76,6 +77,7 @@ CONTROLLERS = [
     AdminSettlementController,
     TradePreviewController,
     OrderController,
+    CertificateController,
     AdminOrderController,
     AdminTradesController,
     PaymentAccountController,

@@ -188,6 +188,24 @@ def cmd_audit_sequence(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_certificate(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a trade certificate offline with the exchange's JWKS alone; one line says what holds (exit 0) or what
+    does not (exit 1)."""
+    from marketplace.certificates.inputs import Unreadable, compact_jws, load_jwks, read_text
+    from marketplace.certificates.verification import verify
+
+    try:
+        token = compact_jws(read_text(Path(args.file)), "certificate", args.file)
+        head = compact_jws(read_text(Path(args.tree_head)), "signed", args.tree_head) if args.tree_head else None
+        jwks = load_jwks(args.jwks)
+    except Unreadable as unreadable:
+        print(f"FAILED: {unreadable}")
+        return 1
+    checked = verify(token, jwks, head)
+    print(checked.line())
+    return 0 if checked.ok else 1
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from marketplace.demo import seed_demo
     from marketplace.payments.local import LocalGateway
@@ -413,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_audit_verify)
     sequence = audit_commands.add_parser("sequence", help="add the pending entries to the tree, sign new heads")
     sequence.set_defaults(handler=cmd_audit_sequence)
+
+    check = commands.add_parser("verify-certificate", help="check a trade certificate offline with the public keys")
+    check.add_argument("file", help="the certificate: its compact JWS, or the JSON the API answers")
+    check.add_argument("--jwks", required=True, help="the exchange's JWKS: a file, or its http(s) URL")
+    check.add_argument("--tree-head", help="a signed tree head got elsewhere: the proof must lead to it")
+    check.set_defaults(handler=cmd_verify_certificate)
 
     rules = commands.add_parser("rules", help="the rulebook")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)

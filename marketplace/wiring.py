@@ -26,6 +26,7 @@ from marketplace.billing.service import BillingService
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
+from marketplace.certificates.service import CertificateService
 from marketplace.compliance.rulebook import Rulebook, load_rulebook
 from marketplace.compliance.service import ComplianceService
 from marketplace.config import Settings
@@ -201,6 +202,11 @@ class Services:
     @cached_property
     def orders(self) -> OrderService:
         return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit, self.events)
+
+    @cached_property
+    def certificates(self) -> CertificateService:
+        retry = self.settings.audit_sequencer_interval_seconds
+        return CertificateService(self.session, self.runtime.notary, self.orders, self.transparency, retry)
 
     @cached_property
     def transitions(self) -> OrderTransitions:
