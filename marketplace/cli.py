@@ -191,18 +191,15 @@ def cmd_audit_sequence(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_verify_certificate(settings: Settings, args: argparse.Namespace) -> int:
     """Check a trade certificate offline with the exchange's JWKS alone; one line says what holds (exit 0) or what
     does not (exit 1)."""
-    from marketplace.certificates.inputs import Unreadable, compact_jws, load_jwks, read_text
-    from marketplace.certificates.verification import verify
+    from marketplace.certificates.inputs import Unreadable, check_files
+    from marketplace.certificates.verification import Checked
 
     try:
-        token = compact_jws(read_text(Path(args.file)), "certificate", args.file)
-        head = compact_jws(read_text(Path(args.tree_head)), "signed", args.tree_head) if args.tree_head else None
-        jwks = load_jwks(args.jwks)
+        checked = check_files(Path(args.file), args.jwks, Path(args.tree_head) if args.tree_head else None)
     except Unreadable as unreadable:
-        print(f"FAILED: {unreadable}")
-        return 1
-    checked = verify(token, jwks, head)
-    print(checked.line())
+        checked = Checked(failure=str(unreadable))
+    said = {"ok": checked.ok, "holds": checked.holds, "failure": checked.failure}
+    print(json.dumps(said) if args.json else checked.line())
     return 0 if checked.ok else 1
 
 
@@ -436,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the certificate: its compact JWS, or the JSON the API answers")
     check.add_argument("--jwks", required=True, help="the exchange's JWKS: a file, or its http(s) URL")
     check.add_argument("--tree-head", help="a signed tree head got elsewhere: the proof must lead to it")
+    check.add_argument("--json", action="store_true", help="as JSON: ok, what holds, the failure")
     check.set_defaults(handler=cmd_verify_certificate)
 
     rules = commands.add_parser("rules", help="the rulebook")

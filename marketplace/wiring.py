@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -103,6 +104,11 @@ class Runtime:
             download_keyring=DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
             secret_key=load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
         )
+
+    def jwks(self) -> dict[str, Any]:
+        """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
+        which signs tree heads and trade certificates (never an access token)."""
+        return {"keys": [*self.token_keyring.jwks()["keys"], self.notary.jwk()]}
 
     async def stop(self) -> None:
         await self.gateway.aclose()

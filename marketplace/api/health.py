@@ -103,5 +103,4 @@ class HealthController(Controller):
     async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
         which signs the transparency log's tree heads (never an access token)."""
-        tokens = runtime.token_keyring.jwks()
-        return {"keys": [*tokens["keys"], runtime.notary.jwk()]}
+        return runtime.jwks()

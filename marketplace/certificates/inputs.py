@@ -10,12 +10,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from marketplace.certificates.verification import Checked, verify
+
 FETCH_SECONDS = 10
 MAX_BYTES = 1 << 20  # a JWKS or a certificate is a few kilobytes
 
 
 class Unreadable(ValueError):
     """An input that cannot be read as what it should be: why, in the text."""
+
+
+def check_files(certificate: Path, jwks: str, tree_head: Path | None = None) -> Checked:
+    """What `marketplace verify-certificate` checks: the certificate of a file against the JWKS of a file or URL,
+    and the tree head of a file when one is given. Raises Unreadable for an input it cannot read."""
+    token = compact_jws(read_text(certificate), "certificate", str(certificate))
+    head = compact_jws(read_text(tree_head), "signed", str(tree_head)) if tree_head else None
+    return verify(token, load_jwks(jwks), head)
 
 
 def read_text(path: Path) -> str:
