@@ -21,6 +21,8 @@ from marketplace.kit.i18n import Message
 from marketplace.kit.jws import Notary
 
 TREE_HEAD_TYPE = "tree-head+jws"
+# Leaves read and checked at a time by `verify`: a power of two, so that each batch is a perfect subtree.
+VERIFY_BATCH = 1 << 14
 
 
 def rfc3339(at: datetime) -> str:
@@ -88,15 +90,27 @@ class TransparencyLog:
         """The inclusion proof of a leaf in the tree of `tree_size` leaves, which the log has reached."""
         await self._reached(tree_size)
         if leaf_index >= tree_size:
-            message = "the tree of {tree_size} leaves has no leaf {leaf_index}"
-            raise NotFound(Message("transparency.no-such-leaf", message, tree_size=tree_size, leaf_index=leaf_index))
+            raise NotFound(
+                Message(
+                    "transparency.no-such-leaf",
+                    "the tree of {tree_size} leaves has no leaf {leaf_index}",
+                    tree_size=tree_size,
+                    leaf_index=leaf_index,
+                )
+            )
         return await self._hashes(merkle.inclusion_ranges(leaf_index, tree_size))
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         """The consistency proof from the tree of `first` leaves to the tree of `second`."""
         if first > second:
-            message = "the first tree size ({first}) is larger than the second ({second})"
-            raise Unprocessable(Message("transparency.sizes-out-of-order", message, first=first, second=second))
+            raise Unprocessable(
+                Message(
+                    "transparency.sizes-out-of-order",
+                    "the first tree size ({first}) is larger than the second ({second})",
+                    first=first,
+                    second=second,
+                )
+            )
         await self._reached(first)
         await self._reached(second)
         return await self._hashes(merkle.consistency_ranges(first, second))
@@ -106,8 +120,11 @@ class TransparencyLog:
             raise Unprocessable(Message("transparency.empty-tree", "a tree size is at least 1"))
         head = await self.repository.latest_head()
         if head is None or tree_size > head.tree_size:
-            message = "the log has not reached {tree_size} leaves"
-            raise NotFound(Message("transparency.size-not-reached", message, tree_size=tree_size))
+            raise NotFound(
+                Message(
+                    "transparency.size-not-reached", "the log has not reached {tree_size} leaves", tree_size=tree_size
+                )
+            )
 
     async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         wanted = [piece for start, end in ranges for piece in merkle.pieces(start, end)]
@@ -147,8 +164,10 @@ async def verify_log(repository: AuditRepository, notary: Notary) -> LogReport:
     try:
         for head in heads:
             _check_signature(head, notary)
-        async for rows in repository.stream_leaves():
-            verifier.feed(rows)
+        last = await repository.last_leaf()
+        end = max(heads[-1].tree_size if heads else 0, -1 if last is None else last + 1)
+        for start in range(0, end, VERIFY_BATCH):
+            verifier.feed(*await repository.leaves(start, min(end, start + VERIFY_BATCH)))
         verifier.finish()
     except Broken as stop:
         found = stop
