@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
 from marketplace.audit.models import AuditEntry, AuditNode, AuditTreeHead
@@ -115,8 +115,11 @@ _LEAF_OF_COLUMNS = {
     ),
 }
 _FIRST_UNLIKE = {
-    dialect: core_select(func.min(_ENTRIES.c.leaf_index)).where(
-        _ENTRIES.c.leaf_index.is_not(None), _ENTRIES.c.leaf != leaf
+    dialect: core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id).where(
+        _ENTRIES.c.leaf_index
+        == core_select(func.min(_ENTRIES.c.leaf_index))
+        .where(_ENTRIES.c.leaf_index.is_not(None), _ENTRIES.c.leaf != leaf)
+        .scalar_subquery()
     )
     for dialect, leaf in _LEAF_OF_COLUMNS.items()
 }
@@ -129,6 +132,13 @@ _STORED_LEAVES = (
     core_select(_NODES.c.hash)
     .where(_NODES.c.level == 0, _NODES.c.position >= bindparam("start"), _NODES.c.position < bindparam("end"))
     .order_by(_NODES.c.position)
+)
+_LEAVES_BY_DRIVER = (
+    "SELECT leaf_index, id, leaf FROM audit_entry WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index"
+)
+_STORED_LEAVES_BY_DRIVER = (
+    "SELECT string_agg(hash, ''::bytea ORDER BY position) FROM audit_node"
+    " WHERE level = 0 AND position >= $1 AND position < $2"
 )
 _LAST_LEAF = core_select(func.max(_ENTRIES.c.leaf_index))
 _TREE_SIZE = core_select(func.coalesce(func.max(_HEADS.c.tree_size), 0))
@@ -211,11 +221,16 @@ class AuditRepository:
 
     async def leaves(self, start: int, end: int) -> tuple[Sequence[Any], bytes]:
         """The entries stored at leaf indexes [start, end) as (leaf index, id, leaf text) rows in leaf order, and
-        the leaf hashes the tree stored for those indexes, joined in order."""
+        the leaf hashes the tree stored for those indexes, joined in order. Verification reads every leaf this
+        way: on PostgreSQL through the driver itself, whose rows cost a fraction of SQLAlchemy's."""
+        if self.dialect == "postgresql":
+            driver = (await (await self.session.connection()).get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(_LEAVES_BY_DRIVER, start, end)
+            return rows, await driver.fetchval(_STORED_LEAVES_BY_DRIVER, start, end) or b""
         bounds = {"start": start, "end": end}
         rows = (await self.session.execute(_LEAVES, bounds)).all()
-        stored = b"".join((await self.session.execute(_STORED_LEAVES, bounds)).scalars())
-        return rows, stored
+        return rows, b"".join((await self.session.execute(_STORED_LEAVES, bounds)).scalars().all())
 
     async def last_leaf(self) -> int | None:
         value = (await self.session.execute(_LAST_LEAF)).scalar_one_or_none()
@@ -223,12 +238,14 @@ class AuditRepository:
 
     async def first_leaf_unlike_its_columns(self) -> tuple[int, int] | None:
         """(leaf index, id) of the first leaf whose columns are not what its leaf text says: compared as text, in
-        the database."""
-        leaf_index = (await self.session.execute(_FIRST_UNLIKE[self.dialect])).scalar_one_or_none()
-        if leaf_index is None:
-            return None
-        entry_id = await self.session.scalar(select(col(AuditEntry.id)).where(col(AuditEntry.leaf_index) == leaf_index))
-        return int(leaf_index), int(entry_id or 0)
+        the database, on a connection of its own when the session has an engine (so it runs beside `leaves`)."""
+        bind = self.session.bind
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as connection:
+                found = (await connection.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        else:
+            found = (await self.session.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        return None if found is None else (int(found[0]), int(found[1]))
 
     async def search(
         self,
