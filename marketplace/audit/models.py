@@ -6,13 +6,14 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, Index, LargeBinary, SmallInteger, Text, text
 from sqlmodel import Field, SQLModel
 
-from marketplace.kit.sqltypes import UTCDateTime, json_document
+from marketplace.kit.sqltypes import CanonicalJSON, UTCDateTime
 
 
 class AuditEntry(SQLModel, table=True):
     """One act. Appending is a plain INSERT: `id` is taken at insert (not in commit order) and the entry waits,
     `leaf_index` NULL, until the sequencer makes it the next leaf of the tree. `leaf` is the text the leaf hashes:
-    the canonical JSON of the entry's body with its id (marketplace/audit/leaves.py), written with the entry."""
+    the canonical JSON of the entry's body with its id (marketplace/audit/leaves.py), written with the entry; the
+    payload is stored as its canonical JSON too, so the database compares the columns with the leaf as text."""
 
     __tablename__ = "audit_entry"
     __table_args__ = (
@@ -33,7 +34,7 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=80)
     object_type: str = Field(max_length=40)
     object_id: str = Field(max_length=64)
-    payload: dict[str, Any] = Field(sa_type=json_document())
+    payload: dict[str, Any] = Field(sa_column=Column(CanonicalJSON, nullable=False))
     leaf: str = Field(sa_column=Column(Text, nullable=False))
     leaf_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, unique=True))
 

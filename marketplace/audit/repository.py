@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     cast,
     func,
     insert,
+    literal,
     or_,
     text,
     update,
@@ -25,10 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import select as core_select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
-from marketplace.audit.leaves import body, leaf_text
 from marketplace.audit.models import AuditEntry, AuditNode, AuditTreeHead
 from marketplace.db import table_of
 
@@ -77,14 +77,70 @@ _INSERT_NODES = text(
     bindparam("positions", type_=ARRAY(BigInteger)),
     bindparam("hashes", type_=ARRAY(LargeBinary)),
 )
-# The leaf's `at` is Python's isoformat of the UTC time, to the microsecond.
-_FIRST_UNLIKE = text(
-    "SELECT leaf_index, id FROM audit_entry WHERE leaf_index IS NOT NULL AND leaf::jsonb <> jsonb_build_object("
-    "'action', action, 'actor', actor,"
-    " 'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"'), 'id', id,"
-    " 'object_id', object_id, 'object_type', object_type, 'payload', payload)"
-    " ORDER BY leaf_index LIMIT 1"
+
+
+def _leaf_of_columns(quote: Any, at_text: Any) -> Any:
+    """The leaf text the entry's columns make (`leaves.leaf_text`), in SQL: `quote` writes a text as a JSON
+    string as Python's json module does, `at_text` the time as Python's isoformat; the payload is stored
+    canonical already."""
+    e = _ENTRIES.c
+    return (
+        literal('{"action":')
+        + quote(e.action)
+        + literal(',"actor":')
+        + quote(e.actor)
+        + literal(',"at":"')
+        + at_text
+        + literal('","id":')
+        + cast(e.id, Text)
+        + literal(',"object_id":')
+        + quote(e.object_id)
+        + literal(',"object_type":')
+        + quote(e.object_type)
+        + literal(',"payload":')
+        + cast(e.payload, Text)
+        + literal("}")
+    )
+
+
+_LEAF_OF_COLUMNS = {
+    "postgresql": _leaf_of_columns(
+        lambda value: cast(func.to_json(value), Text),
+        func.to_char(func.timezone("UTC", _ENTRIES.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"', type_=Text),
+    ),
+    # SQLite keeps a UTC time as "2026-01-01 00:00:00.000000"
+    "sqlite": _leaf_of_columns(
+        lambda value: func.json_quote(value, type_=Text),
+        func.replace(cast(_ENTRIES.c.at, Text), " ", "T", type_=Text) + literal("+00:00"),
+    ),
+}
+_FIRST_UNLIKE = {
+    dialect: core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id).where(
+        _ENTRIES.c.leaf_index
+        == core_select(func.min(_ENTRIES.c.leaf_index))
+        .where(_ENTRIES.c.leaf_index.is_not(None), _ENTRIES.c.leaf != leaf)
+        .scalar_subquery()
+    )
+    for dialect, leaf in _LEAF_OF_COLUMNS.items()
+}
+_LEAVES = (
+    core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id, _ENTRIES.c.leaf)
+    .where(_ENTRIES.c.leaf_index >= bindparam("start"), _ENTRIES.c.leaf_index < bindparam("end"))
+    .order_by(_ENTRIES.c.leaf_index)
 )
+_STORED_LEAVES = (
+    core_select(_NODES.c.hash)
+    .where(_NODES.c.level == 0, _NODES.c.position >= bindparam("start"), _NODES.c.position < bindparam("end"))
+    .order_by(_NODES.c.position)
+)
+_LEAVES_BY_DRIVER = (
+    "SELECT leaf_index, id, leaf FROM audit_entry WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index"
+)
+_STORED_LEAVES_BY_DRIVER = (
+    "SELECT string_agg(hash, ''::bytea ORDER BY position) FROM audit_node"
+    " WHERE level = 0 AND position >= $1 AND position < $2"
+)
+_LAST_LEAF = core_select(func.max(_ENTRIES.c.leaf_index))
 _TREE_SIZE = core_select(func.coalesce(func.max(_HEADS.c.tree_size), 0))
 
 
@@ -163,31 +219,33 @@ class AuditRepository:
     async def entry(self, entry_id: int) -> AuditEntry | None:
         return await self.session.get(AuditEntry, entry_id)
 
-    async def stream_leaves(self, batch: int = 10_000) -> AsyncIterator[Sequence[Any]]:
-        """The integrated entries (leaf index, id, leaf text, the leaf hash the tree stored) in leaf order, in
-        batches of rows."""
-        query = (
-            core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id, _ENTRIES.c.leaf, _NODES.c.hash)
-            .outerjoin(_NODES, and_(_NODES.c.level == 0, _NODES.c.position == _ENTRIES.c.leaf_index))
-            .where(_ENTRIES.c.leaf_index.is_not(None))
-            .order_by(_ENTRIES.c.leaf_index)
-        )
-        result = await self.session.stream(query.execution_options(yield_per=batch))
-        async for rows in result.partitions(batch):
-            yield rows
+    async def leaves(self, start: int, end: int) -> tuple[Sequence[Any], bytes]:
+        """The entries stored at leaf indexes [start, end) as (leaf index, id, leaf text) rows in leaf order, and
+        the leaf hashes the tree stored for those indexes, joined in order. Verification reads every leaf this
+        way: on PostgreSQL through the driver itself, whose rows cost a fraction of SQLAlchemy's."""
+        if self.dialect == "postgresql":
+            driver = (await (await self.session.connection()).get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(_LEAVES_BY_DRIVER, start, end)
+            return rows, await driver.fetchval(_STORED_LEAVES_BY_DRIVER, start, end) or b""
+        bounds = {"start": start, "end": end}
+        rows = (await self.session.execute(_LEAVES, bounds)).all()
+        return rows, b"".join((await self.session.execute(_STORED_LEAVES, bounds)).scalars().all())
+
+    async def last_leaf(self) -> int | None:
+        value = (await self.session.execute(_LAST_LEAF)).scalar_one_or_none()
+        return None if value is None else int(value)
 
     async def first_leaf_unlike_its_columns(self) -> tuple[int, int] | None:
-        """(leaf index, id) of the first integrated entry whose columns are not what its leaf text says. PostgreSQL
-        compares them as JSON, in the database; SQLite's rows are compared here, as the leaf text is made."""
-        if self.dialect == "postgresql":
-            row = (await self.session.execute(_FIRST_UNLIKE)).first()
-            return None if row is None else (int(row[0]), int(row[1]))
-        query = select(AuditEntry).where(col(AuditEntry.leaf_index).is_not(None)).order_by(col(AuditEntry.leaf_index))
-        async for entry in await self.session.stream_scalars(query.execution_options(yield_per=1_000)):
-            fields = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
-            if leaf_text(body(id=entry.id, **fields)) != entry.leaf:
-                return int(entry.leaf_index or 0), entry.id
-        return None
+        """(leaf index, id) of the first leaf whose columns are not what its leaf text says: compared as text, in
+        the database, on a connection of its own when the session has an engine (so it runs beside `leaves`)."""
+        bind = self.session.bind
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as connection:
+                found = (await connection.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        else:
+            found = (await self.session.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        return None if found is None else (int(found[0]), int(found[1]))
 
     async def search(
         self,

@@ -4,6 +4,7 @@ an entry's inclusion, and the consistency of two heads."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from marketplace.kit.i18n import Message
 from marketplace.kit.jws import Notary
 
 TREE_HEAD_TYPE = "tree-head+jws"
+# Leaves read and checked at a time by `verify`: a power of two, so that each batch is a perfect subtree.
+VERIFY_BATCH = 1 << 14
 
 
 def rfc3339(at: datetime) -> str:
@@ -88,15 +91,27 @@ class TransparencyLog:
         """The inclusion proof of a leaf in the tree of `tree_size` leaves, which the log has reached."""
         await self._reached(tree_size)
         if leaf_index >= tree_size:
-            message = "the tree of {tree_size} leaves has no leaf {leaf_index}"
-            raise NotFound(Message("transparency.no-such-leaf", message, tree_size=tree_size, leaf_index=leaf_index))
+            raise NotFound(
+                Message(
+                    "transparency.no-such-leaf",
+                    "the tree of {tree_size} leaves has no leaf {leaf_index}",
+                    tree_size=tree_size,
+                    leaf_index=leaf_index,
+                )
+            )
         return await self._hashes(merkle.inclusion_ranges(leaf_index, tree_size))
 
     async def consistency(self, first: int, second: int) -> list[bytes]:
         """The consistency proof from the tree of `first` leaves to the tree of `second`."""
         if first > second:
-            message = "the first tree size ({first}) is larger than the second ({second})"
-            raise Unprocessable(Message("transparency.sizes-out-of-order", message, first=first, second=second))
+            raise Unprocessable(
+                Message(
+                    "transparency.sizes-out-of-order",
+                    "the first tree size ({first}) is larger than the second ({second})",
+                    first=first,
+                    second=second,
+                )
+            )
         await self._reached(first)
         await self._reached(second)
         return await self._hashes(merkle.consistency_ranges(first, second))
@@ -106,8 +121,11 @@ class TransparencyLog:
             raise Unprocessable(Message("transparency.empty-tree", "a tree size is at least 1"))
         head = await self.repository.latest_head()
         if head is None or tree_size > head.tree_size:
-            message = "the log has not reached {tree_size} leaves"
-            raise NotFound(Message("transparency.size-not-reached", message, tree_size=tree_size))
+            raise NotFound(
+                Message(
+                    "transparency.size-not-reached", "the log has not reached {tree_size} leaves", tree_size=tree_size
+                )
+            )
 
     async def _hashes(self, ranges: list[tuple[int, int]]) -> list[bytes]:
         wanted = [piece for start, end in ranges for piece in merkle.pieces(start, end)]
@@ -143,18 +161,16 @@ async def verify_log(repository: AuditRepository, notary: Notary) -> LogReport:
     name the first leaf where the log departs from what was signed (marketplace/audit/verification.py)."""
     heads = await repository.all_heads()
     verifier = LogVerifier((head.tree_size, head.root_hash) for head in heads)
-    found: Broken | None = None
+    # the columns are compared with the leaves in the database while the leaves are read and hashed here
+    unlike = asyncio.create_task(repository.first_leaf_unlike_its_columns())
     try:
-        for head in heads:
-            _check_signature(head, notary)
-        async for rows in repository.stream_leaves():
-            verifier.feed(rows)
-        verifier.finish()
-    except Broken as stop:
-        found = stop
-    unlike = await repository.first_leaf_unlike_its_columns()
-    if unlike is not None:
-        found = first(found, Broken(*unlike, "the entry's columns are not its leaf text (an edit)"))
+        found = await _recompute(repository, heads, verifier, notary)
+    except BaseException:
+        unlike.cancel()
+        raise
+    edited = await unlike
+    if edited is not None:
+        found = first(found, Broken(*edited, "the entry's columns are not its leaf text (an edit)"))
     latest = heads[-1] if heads else None
     return LogReport(
         ok=found is None,
@@ -167,6 +183,40 @@ async def verify_log(repository: AuditRepository, notary: Notary) -> LogReport:
         entry_id=found.entry_id if found else None,
         reason=found.reason if found else None,
     )
+
+
+async def _recompute(
+    repository: AuditRepository, heads: Sequence[AuditTreeHead], verifier: LogVerifier, notary: Notary
+) -> Broken | None:
+    """Every head's signature, then every stored leaf in batches: the first break, if any."""
+    try:
+        for head in heads:
+            _check_signature(head, notary)
+        last = await repository.last_leaf()
+        end = max(heads[-1].tree_size if heads else 0, -1 if last is None else last + 1)
+        await _feed_all(repository, verifier, end)
+        verifier.finish()
+    except Broken as stop:
+        return stop
+    return None
+
+
+async def _feed_all(repository: AuditRepository, verifier: LogVerifier, end: int) -> None:
+    """Leaves [0, end) in batches, each batch read while the one before is hashed: its query is sent before
+    the hashing starts, so the database works on it meanwhile."""
+    bounds = [(start, min(end, start + VERIFY_BATCH)) for start in range(0, end, VERIFY_BATCH)]
+    reading: asyncio.Task[tuple[Sequence[Any], bytes]] | None = None
+    try:
+        for index, (start, stop) in enumerate(bounds):
+            batch = await reading if reading else await repository.leaves(start, stop)
+            reading = None
+            if index + 1 < len(bounds):
+                reading = asyncio.create_task(repository.leaves(*bounds[index + 1]))
+                await asyncio.sleep(0)  # lets it send its query
+            verifier.feed(*batch)
+    finally:
+        if reading is not None:  # a break was found: the read under way ends before the connection is used again
+            await reading
 
 
 def _check_signature(head: AuditTreeHead, notary: Notary) -> None:

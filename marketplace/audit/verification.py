@@ -13,6 +13,7 @@ What locates a break (README, "What the log proves"):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,8 @@ class Broken(Exception):
 
 
 class LogVerifier:
-    """Feed the stored leaves in leaf order, (leaf index, entry id, leaf text, stored leaf hash or None) rows,
-    then `finish`; the first break raises `Broken`. `heads` are the signed (tree size, hex root) pairs."""
+    """Feed the stored leaves in leaf order, in batches of (leaf index, entry id, leaf text) rows, then `finish`;
+    the first break raises `Broken`. `heads` are the signed (tree size, hex root) pairs."""
 
     def __init__(self, heads: Iterable[tuple[int, str]]) -> None:
         self.frontier = merkle.Frontier()
@@ -57,37 +58,48 @@ class LogVerifier:
     def entries(self) -> int:
         return self.frontier.size
 
-    def feed(self, rows: Iterable[Sequence[Any]]) -> None:
-        frontier, leaf_hash = self.frontier, merkle.leaf_hash
-        due = self.heads[-1][0] if self.heads else -1
-        for leaf_index, entry_id, leaf, stored in rows:
-            size = frontier.size
-            if leaf_index != size:
-                if leaf_index < size:
-                    raise Broken(leaf_index, entry_id, "a second entry stored at this leaf index (an insertion)")
-                raise Broken(size, None, f"no entry stored at leaf indexes {size} to {leaf_index - 1} (a deletion)")
-            hashed = leaf_hash(leaf.encode())
-            if hashed != stored:
-                if stored is None:
-                    raise Broken(size, entry_id, "the tree stored no leaf here: the sequencer never added it")
-                raise Broken(
-                    size, entry_id, "the entry's leaf text is not the leaf the tree stored (an edit or a move)"
-                )
-            frontier.append(hashed)
-            if frontier.size == due:
-                self._check_head()
-                due = self.heads[-1][0] if self.heads else -1
+    def feed(self, rows: Sequence[Sequence[Any]], stored: bytes) -> None:
+        """The next rows in leaf order (at most as many as the power of two the tree's size is a multiple of), and
+        the leaf hashes the tree stored from the first row's index on, joined. The indexes and the hashes are
+        checked for the whole batch at once (a row at a time only to name a break), and the batch's perfect
+        subtrees are hashed level by level."""
+        start, sha256 = self.frontier.size, hashlib.sha256
+        hashes = [sha256(b"\x00" + leaf.encode()).digest() for _, _, leaf in rows]
+        if [row[0] for row in rows] != list(range(start, start + len(rows))) or b"".join(hashes) != stored:
+            self._locate(rows, hashes, stored)
+        levels = merkle.subtree_levels(hashes)
 
-    def _check_head(self) -> None:
-        size, root = self.heads.pop()
-        if self.frontier.root().hex() != root:
-            raise Broken(
-                self.verified_size,
-                None,
-                f"the tree of {size} leaves is not the one its head signed: an entry from leaf "
-                f"{self.verified_size} to {size - 1} changed, with the hashes stored for it",
-            )
-        self.verified_size = size
+        def subtrees(end: int) -> list[bytes]:
+            return [levels[level][position - (start >> level)] for level, position in merkle.pieces(start, end)]
+
+        while self.heads and self.heads[-1][0] <= start + len(hashes):
+            size, root = self.heads.pop()
+            if self.frontier.root_with(subtrees(size)).hex() != root:
+                raise Broken(
+                    self.verified_size,
+                    None,
+                    f"the tree of {size} leaves is not the one its head signed: an entry from leaf "
+                    f"{self.verified_size} to {size - 1} changed, with the hashes stored for it",
+                )
+            self.verified_size = size
+        for level, position in merkle.pieces(start, start + len(hashes)):
+            self.frontier.append_subtree(level, levels[level][position - (start >> level)])
+
+    def _locate(self, rows: Sequence[Sequence[Any]], hashes: list[bytes], stored: bytes) -> None:
+        size = self.frontier.size
+        for offset, ((leaf_index, entry_id, _), hashed) in enumerate(zip(rows, hashes, strict=True)):
+            expected = size + offset
+            if leaf_index < expected:
+                raise Broken(leaf_index, entry_id, "a second entry stored at this leaf index (an insertion)")
+            if leaf_index > expected:
+                raise Broken(
+                    expected, None, f"no entry stored at leaf indexes {expected} to {leaf_index - 1} (a deletion)"
+                )
+            kept = stored[32 * offset : 32 * offset + 32]
+            if not kept:
+                raise Broken(expected, entry_id, "the tree stored no leaf here: the sequencer never added it")
+            if hashed != kept:
+                raise Broken(expected, entry_id, "the leaf text is not the leaf the tree stored (an edit or a move)")
 
     def finish(self) -> None:
         if self.heads:

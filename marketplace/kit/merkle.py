@@ -164,6 +164,18 @@ def verify_consistency(
     return fr == first_root and sr == second_root and sn == 0
 
 
+def subtree_levels(hashes: Sequence[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree over the given leaf hashes, level by level: level 0 is the hashes, level k + 1 the
+    parents of level k's complete pairs. For leaves that start at a multiple of a power of two at least as large
+    as their number, level k's item i is the subtree (k, first leaf's position >> k plus i)."""
+    sha256, levels = hashlib.sha256, [list(hashes)]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        pairs = zip(below[::2], below[1::2], strict=False)  # an odd last item waits for its pair
+        levels.append([sha256(b"\x01" + left + right).digest() for left, right in pairs])
+    return levels
+
+
 class Frontier:
     """A tree grown leaf by leaf: the hashes of the perfect subtrees its leaves make (the binary digits of its
     size), enough to append and to give the root. `completed` lists every perfect subtree finished since it was
@@ -177,6 +189,27 @@ class Frontier:
         self.completed: list[tuple[int, int, bytes]] = []
         if len(self.stack) != size.bit_count():
             raise ValueError("a tree's frontier has one subtree per binary digit of its size")
+
+    def append_subtree(self, level: int, subtree: bytes) -> None:
+        """Append the 2**level leaves whose perfect subtree hashes to `subtree` (the size must be a multiple of
+        2**level); completed subtrees are not kept."""
+        stack, position = self.stack, self.size >> level
+        while position & 1:
+            subtree = node_hash(stack.pop(), subtree)
+            position >>= 1
+        stack.append(subtree)
+        self.size += 1 << level
+
+    def root_with(self, subtrees: Iterable[bytes]) -> bytes:
+        """The root of this tree grown by the perfect subtrees given, largest first, that follow its last leaf
+        (without growing it)."""
+        parts = [*self.stack, *subtrees]
+        if not parts:
+            return EMPTY_ROOT
+        folded = parts[-1]
+        for part in reversed(parts[:-1]):
+            folded = node_hash(part, folded)
+        return folded
 
     def append(self, leaf: bytes) -> None:
         stack, index = self.stack, self.size
@@ -193,9 +226,4 @@ class Frontier:
         self.size += 1
 
     def root(self) -> bytes:
-        if not self.stack:
-            return EMPTY_ROOT
-        folded = self.stack[-1]
-        for part in reversed(self.stack[:-1]):
-            folded = node_hash(part, folded)
-        return folded
+        return self.root_with(())

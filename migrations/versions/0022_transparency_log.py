@@ -7,8 +7,10 @@ chain order (their sequence number becomes their id) and drops the head row and 
 sequencer run makes them the tree's first leaves. Downgrade chains every entry again, leaves in leaf order then
 the pending ones in id order, numbered 1..n (the tree, its subtrees and its heads are dropped).
 
-Both directions copy the entries into a new table and swap it in: on SQLite a changed primary key rebuilds the
-table anyway, and the leaf text and the chain's hashes are computed here, in Python, in batches.
+The payload is stored as the text of its canonical JSON (it was JSON, JSONB on PostgreSQL), so that the database
+can compare an entry's columns with its leaf text as text. Both directions copy the entries into a new table and
+swap it in: on SQLite a changed primary key rebuilds the table anyway, and the leaf text and the chain's hashes are
+computed here, in Python, in batches.
 
 Revision ID: 0022
 Revises: 0021
@@ -47,18 +49,18 @@ def _body(number_name: str, number: int, values: dict[str, Any]) -> dict[str, An
     return {**values, number_name: number, "at": values["at"].isoformat(timespec="microseconds")}
 
 
-def _entry_columns() -> list[sa.Column[Any]]:
+def _entry_columns(payload: Any) -> list[sa.Column[Any]]:
     return [
         sa.Column("at", marketplace.kit.sqltypes.UTCDateTime(timezone=True), nullable=False),
         sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
         sa.Column("object_type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("object_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("payload", JSON, nullable=False),
+        sa.Column("payload", payload, nullable=False),
     ]
 
 
-def _copy(source: str, key: str, kept: Any, target: sa.Table, convert: Any) -> None:
+def _copy(source: str, payload: Any, key: str, kept: Any, target: sa.Table, convert: Any) -> None:
     """The rows of `source` that `kept(table)` keeps, in `key` order, into `target`, each `convert`ed with its key,
     in batches."""
     connection = op.get_bind()
@@ -66,7 +68,7 @@ def _copy(source: str, key: str, kept: Any, target: sa.Table, convert: Any) -> N
     read = sa.table(
         source,
         sa.column("at", marketplace.kit.sqltypes.UTCDateTime(timezone=True)),
-        sa.column("payload", JSON),
+        sa.column("payload", payload),
         *(sa.column(name) for name in sorted(names)),
     )
     query = (
@@ -100,7 +102,7 @@ def upgrade() -> None:
     leaves = op.create_table(
         "audit_entry_leaves",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
-        *_entry_columns(),
+        *_entry_columns(sa.Text()),
         sa.Column("leaf", sa.Text(), nullable=False),
         sa.Column("leaf_index", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=_primary_key_name("audit_entry_leaves")),
@@ -108,9 +110,10 @@ def upgrade() -> None:
     )
 
     def as_leaf(values: dict[str, Any], seq: int) -> dict[str, Any]:
-        return {**values, "id": seq, "leaf": _canonical(_body("id", seq, values))}
+        leaf = _canonical(_body("id", seq, values))
+        return {**values, "id": seq, "payload": _canonical(values["payload"]), "leaf": leaf}
 
-    _copy("audit_entry", "seq", lambda read: sa.true(), leaves, as_leaf)
+    _copy("audit_entry", JSON, "seq", lambda read: sa.true(), leaves, as_leaf)
     op.drop_table("audit_head")
     _drop_entry_table()
     op.rename_table("audit_entry_leaves", "audit_entry")
@@ -151,7 +154,7 @@ def downgrade() -> None:
     chain = op.create_table(
         "audit_entry_chain",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
-        *_entry_columns(),
+        *_entry_columns(JSON),
         sa.Column("prev_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=_primary_key_name("audit_entry_chain")),
@@ -160,7 +163,8 @@ def downgrade() -> None:
     )
     head: dict[str, Any] = {"seq": 0, "hash": GENESIS_HASH}
 
-    def as_link(values: dict[str, Any], _: int) -> dict[str, Any]:
+    def as_link(stored: dict[str, Any], _: int) -> dict[str, Any]:
+        values = {**stored, "payload": json.loads(stored["payload"])}
         seq = int(head["seq"]) + 1
         text = f"{head['hash']}{_canonical(_body('seq', seq, values))}"
         link = {**values, "seq": seq, "prev_hash": head["hash"], "hash": hashlib.sha256(text.encode()).hexdigest()}
@@ -168,8 +172,8 @@ def downgrade() -> None:
         return link
 
     # the leaves first, in leaf order, then the pending entries in id order
-    _copy("audit_entry", "leaf_index", lambda read: read.c.leaf_index.is_not(None), chain, as_link)
-    _copy("audit_entry", "id", lambda read: read.c.leaf_index.is_(None), chain, as_link)
+    _copy("audit_entry", sa.Text(), "leaf_index", lambda read: read.c.leaf_index.is_not(None), chain, as_link)
+    _copy("audit_entry", sa.Text(), "id", lambda read: read.c.leaf_index.is_(None), chain, as_link)
     _drop_entry_table()
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP SEQUENCE audit_entry_id_seq")
