@@ -122,8 +122,7 @@ async def _demo_certificate(services: Services, buyer: Principal, order_id: uuid
     checked = check_files(path, str(jwks))
     return [
         f"  trade certificate: {path} (the exchange's keys: {jwks})",
-        f"  marketplace verify-certificate {path} --jwks {jwks}",
-        f"    {checked.line()}",
+        f"  checked as `marketplace verify-certificate {path} --jwks {jwks}` checks it: {checked.line()}",
     ]
 
 
