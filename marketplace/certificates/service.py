@@ -9,6 +9,7 @@ handed out as a clean one. An order whose completion the log's sequencer has not
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,7 @@ def certificate_payload(
     certificate_id: uuid.UUID,
     issued_at: str,
     facts: dict[str, Any],
-    receipts: list[DeliveryReceipt] | tuple[DeliveryReceipt, ...] | Any,
+    receipts: Sequence[DeliveryReceipt],
     proof: EntryProof,
 ) -> dict[str, Any]:
     """What the notary signs: the trade's facts, and its completion's log entry with the proof of its inclusion."""

@@ -68,6 +68,8 @@ def _verify(token: str, jwks: dict[str, Any], presented: str | None, checked: Ch
         raise Refuted(f"the certificate and its {which} are signed by different keys")
     size, root = _field(head, "tree_size", int), _hex(_field(head, "root_hash", str), "the tree head's root")
     checked.holds.append(f"{which} ok (size {size}, kid {kid})")
+    if not presented and _field(log, "tree_size", int) != size:
+        raise Refuted(f"the certificate's tree size is not its tree head's ({size})")
     entry = _field(log, "entry", dict)
     index = _field(log, "leaf_index", int)
     proof = [_hex(item, "a proof hash") for item in _field(log, "inclusion_proof", list)]
