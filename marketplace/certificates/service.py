@@ -98,6 +98,7 @@ class CertificateService:
         assert facts is not None
         receipts = await self.repository.receipts(order_id)
         certificate_id, now = new_id(), clock.now()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # as precise as the signed issued_at
         payload = certificate_payload(certificate_id, rfc3339(now), facts, receipts, proof)
         return TradeCertificate(
             order_id=order_id,
