@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from marketplace.certificates.verification import CERTIFICATE_TYPE, verify
+from marketplace.audit import transparency
+from marketplace.certificates.verification import CERTIFICATE_TYPE, TREE_HEAD_TYPE, verify
 from marketplace.jobs import sequence_audit
 from marketplace.kit import jws
 from marketplace.kit.jws import Notary
@@ -73,6 +74,16 @@ async def test_a_certificate_states_the_trade_and_verifies_with_the_public_keys_
     for who in (market.provider, market.admin, market.buyer):
         again = await certificate_of(market, order_id, who)
         assert again.json()["certificate"] == answer["certificate"]
+
+
+def test_the_check_loads_no_database_and_knows_the_tree_heads_type() -> None:
+    command = [
+        sys.executable,
+        "-c",
+        "import sys, marketplace.certificates.inputs; print(any(m.startswith('sqlalchemy') for m in sys.modules))",
+    ]
+    assert subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.strip() == "False"
+    assert TREE_HEAD_TYPE == transparency.TREE_HEAD_TYPE
 
 
 def flipped(token: str, position: int) -> str:
