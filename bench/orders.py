@@ -10,7 +10,7 @@ stage, the licence reservation where limited, the stored verdict and the audit e
 transaction per order. Once with one worker and once with two. Then two references for the same time
 with as many clients as the HTTP load has connections: the same-statements floor, pgbench replaying the
 very statements one order sent (captured in-process from a real order, parameters written in, fresh ids,
-idempotency key and audit hash per transaction, the audit entry chained to the head it advanced, as
+idempotency key per transaction, the audit entry numbered by the database as the service's is, as
 prepared statements) in the bench's own database; and pgbench TPC-B in a scratch database. Prints, per
 worker count, orders/s, p50 and p99 latency and the ratios orders/s : floor TPS (target >= 0.5) and
 orders/s : TPC-B TPS (target >= 0.12), where the two cores' time went (load generator, app server,
@@ -60,11 +60,11 @@ import httpx
 from sqlalchemy import event, make_url, text
 
 from marketplace.app import create_app
-from marketplace.audit.service import AuditService
 from marketplace.cli import db_upgrade
 from marketplace.config import Settings
 from marketplace.db import create_engine, create_sessionmaker
 from marketplace.demo.factories import ROAD_TRAFFIC, licence_terms, organization_body, plan_body, product_body
+from marketplace.jobs import sequence_audit
 from marketplace.wiring import Runtime
 from tests.fixtures.database import create_postgres_database, drop_postgres_database
 
@@ -516,12 +516,19 @@ async def run_load(
 
 
 async def check_books(settings: Settings, market: Market) -> str:
-    """The audit chain verifies; every order has its verdict, its first event and its "order.placed"
-    entry; no limited product sold more licences than it had (remaining + reserved = the limit)."""
+    """The audit log verifies once the sequencer has made every entry a leaf; every order has its verdict, its
+    first event and its "order.placed" entry; no limited product sold more licences than it had (remaining +
+    reserved = the limit)."""
+    runtime = Runtime.start(settings)
+    try:
+        await sequence_audit(runtime)
+        async with runtime.transaction() as services:
+            report = await services.transparency.verify()
+    finally:
+        await runtime.stop()
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            report = await AuditService(session).verify()
             counts = (
                 await session.execute(
                     text(
@@ -546,14 +553,14 @@ async def check_books(settings: Settings, market: Market) -> str:
         await engine.dispose()
     problems = []
     if not report.ok:
-        problems.append(f"audit chain broken at {report.first_broken_seq}: {report.reason}")
+        problems.append(f"audit log broken at leaf {report.first_broken_leaf}: {report.reason}")
     if len(set(counts)) != 1:
         problems.append(f"orders, verdicts, first events, order.placed entries: {tuple(counts)}")
     for product_id, remaining, reserved in licences:
         if remaining + reserved != LIMITED_LICENCES:
             problems.append(f"product {product_id}: {remaining} left + {reserved} reserved != {LIMITED_LICENCES}")
     sold = sum(reserved for _, _, reserved in licences)
-    summary = f"{counts[0]} orders, audit chain of {report.entries} entries verified, {sold} limited licences reserved"
+    summary = f"{counts[0]} orders, audit log of {report.entries} leaves verified, {sold} limited licences reserved"
     return f"books: {summary}; " + ("; ".join(problems) if problems else "everything adds up")
 
 
@@ -567,8 +574,6 @@ class CapturedOrder:
 
     statements: list[tuple[str, Any]]
     fresh: dict[Any, str]  # a fresh value -> the name of the pgbench expression that replaces it
-    audit_seq: int  # the sequence number its audit entry took from the head
-    audit_prev_hash: str  # and the head's hash it chained to
 
 
 def most_common_order(market: Market) -> int:
@@ -636,8 +641,8 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
 async def fresh_values(
     settings: Settings, placed: dict[str, Any], key: str, statements: list[tuple[str, Any]]
 ) -> CapturedOrder:
-    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key,
-    its audit entry."""
+    """What the captured order made afresh: its ids, its history's and outbox events' ids, its idempotency key
+    (its audit entry is numbered by the database's sequence as it is inserted)."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
@@ -655,15 +660,12 @@ async def fresh_values(
                 .scalars()
                 .all()
             )
-            seq, prev_hash, entry_hash = (
-                await connection.execute(text("SELECT seq, prev_hash, hash FROM audit_entry ORDER BY seq DESC LIMIT 1"))
-            ).one()
     finally:
         await engine.dispose()
     fresh: dict[Any, str] = {uuid.UUID(placed["id"]): "uuid", uuid.UUID(placed["verdict"]["id"]): "uuid"}
     fresh.update(dict.fromkeys([*events, *outbox], "uuid"))
-    fresh.update({key: "key", entry_hash: "hash"})
-    return CapturedOrder(list(statements), fresh, seq, prev_hash)
+    fresh.update({key: "key"})
+    return CapturedOrder(list(statements), fresh)
 
 
 async def engine_dispose(app: Any) -> None:
@@ -720,27 +722,21 @@ def same_statements_floor(
 
 def replay_script(captured: CapturedOrder) -> str:
     """A pgbench script of the captured order: its statements with their parameters written in, each value
-    it made afresh replaced by one derived from a random number drawn per transaction, and its audit entry
-    chained to the head it advanced (`\\gset`), as the service chains it."""
+    it made afresh replaced by one derived from a random number drawn per transaction."""
     lines = ["\\set fresh random(1, 9223372036854775806)"]
     numbers = {value: n for n, value in enumerate(captured.fresh)}
     fresh = dict(captured.fresh)
     for value, kind in captured.fresh.items():  # a uuid is passed as text too (a verdict's subject, say)
         if kind == "uuid":
             fresh[str(value)], numbers[str(value)] = kind, numbers[value]
-    after_head = False
     for statement, parameters in captured.statements:
         if parameters is None:
             lines.append(f"{statement};")
             continue
         template = " ".join(statement.split())
 
-        def value_of(match: re.Match[str], parameters: Any = parameters, after_head: bool = after_head) -> str:
+        def value_of(match: re.Match[str], parameters: Any = parameters) -> str:
             value = parameters[int(match.group(1)) - 1]
-            if after_head and value == captured.audit_seq and isinstance(value, int):
-                return ":head_seq"
-            if after_head and value == captured.audit_prev_hash:
-                return ":head_hash"
             if isinstance(value, (str, uuid.UUID)) and value in fresh:
                 return fresh_expression(fresh[value], numbers[value], isinstance(value, str))
             if isinstance(value, str) and any(made in value for made in fresh if isinstance(made, str)):
@@ -748,8 +744,7 @@ def replay_script(captured: CapturedOrder) -> str:
             return sql_literal(value)
 
         rendered = re.sub(r"\$(\d+)", value_of, template)
-        after_head = template.startswith("UPDATE audit_head SET seq") and "RETURNING" in template
-        lines.append(f"{rendered} \\gset head_" if after_head else f"{rendered};")
+        lines.append(f"{rendered};")
     return "\n".join(lines) + "\n"
 
 

@@ -26,6 +26,7 @@ from marketplace.api.accounts import (
 from marketplace.api.audit import AuditController
 from marketplace.api.billing import AdminBillingController, UsageStatementController
 from marketplace.api.catalog import AdminProductController, CatalogFeedController, ProductController
+from marketplace.api.certificates import CertificateController
 from marketplace.api.compliance import RulesController, TradePreviewController
 from marketplace.api.delivery import (
     AdminDeliveryController,
@@ -41,6 +42,7 @@ from marketplace.api.ledger import AdminLedgerController, AdminSettlementControl
 from marketplace.api.metrics import PROMETHEUS, MetricsController
 from marketplace.api.orders import AdminOrderController, AdminTradesController, OrderController
 from marketplace.api.payments import PaymentAccountController, PaymentMethodController, WebhookController
+from marketplace.api.transparency import TransparencyController
 from marketplace.api.webhooks import WebhookEndpointController
 from marketplace.config import Settings
 from marketplace.console.router import console_assets_router, console_router, template_config
@@ -65,6 +67,7 @@ CONTROLLERS = [
     ApiKeyController,
     AdminAccountsController,
     AuditController,
+    TransparencyController,
     RulesController,
     ProductController,
     AdminProductController,
@@ -74,6 +77,7 @@ CONTROLLERS = [
     AdminSettlementController,
     TradePreviewController,
     OrderController,
+    CertificateController,
     AdminOrderController,
     AdminTradesController,
     PaymentAccountController,

@@ -173,11 +173,34 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
     async def work(services: Any) -> Any:
-        return await services.audit.verify()
+        return await services.transparency.verify()
 
     report = asyncio.run(_with_services(settings, work))
     print(json.dumps(report.__dict__, indent=2))
     return 0 if report.ok else 1
+
+
+def cmd_audit_sequence(settings: Settings, args: argparse.Namespace) -> int:
+    """The sequencer's job, once now: the pending entries become leaves, under new signed tree heads."""
+    from marketplace.jobs import sequence_audit
+
+    print(json.dumps(_run_job(settings, sequence_audit)))
+    return 0
+
+
+def cmd_verify_certificate(settings: Settings, args: argparse.Namespace) -> int:
+    """Check a trade certificate offline with the exchange's JWKS alone; one line says what holds (exit 0) or what
+    does not (exit 1)."""
+    from marketplace.certificates.inputs import Unreadable, check_files
+    from marketplace.certificates.verification import Checked
+
+    try:
+        checked = check_files(Path(args.file), args.jwks, Path(args.tree_head) if args.tree_head else None)
+    except Unreadable as unreadable:
+        checked = Checked(failure=str(unreadable))
+    said = {"ok": checked.ok, "holds": checked.holds, "failure": checked.failure}
+    print(json.dumps(said) if args.json else checked.line())
+    return 0 if checked.ok else 1
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -298,12 +321,9 @@ def cmd_billing_statements(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_billing_job(settings: Settings, args: argparse.Namespace) -> int:
-    """Run one recurring billing job now (`collect`: collect_usage, `renew`: renew_subscriptions); print what it did."""
-    from marketplace.jobs import collect_usage, renew_subscriptions
+def _run_job(settings: Settings, job: Callable[[Any], Awaitable[dict[str, int]]]) -> dict[str, int]:
+    """A periodic job (marketplace/jobs.py) run once, in a runtime of its own."""
     from marketplace.wiring import Runtime
-
-    job = collect_usage if args.billing_command == "collect" else renew_subscriptions
 
     async def run() -> dict[str, int]:
         runtime = Runtime.start(settings)
@@ -312,7 +332,14 @@ def cmd_billing_job(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await runtime.stop()
 
-    done = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def cmd_billing_job(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one recurring billing job now (`collect`: collect_usage, `renew`: renew_subscriptions); print what it did."""
+    from marketplace.jobs import collect_usage, renew_subscriptions
+
+    done = _run_job(settings, collect_usage if args.billing_command == "collect" else renew_subscriptions)
     print(json.dumps(done, indent=2) if args.json else " ".join(f"{name}={count}" for name, count in done.items()))
     return 0
 
@@ -397,8 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="recompute the hash chain")
+    verify = audit_commands.add_parser("verify", help="recompute the transparency log's tree, check every signed head")
     verify.set_defaults(handler=cmd_audit_verify)
+    sequence = audit_commands.add_parser("sequence", help="add the pending entries to the tree, sign new heads")
+    sequence.set_defaults(handler=cmd_audit_sequence)
+
+    check = commands.add_parser("verify-certificate", help="check a trade certificate offline with the public keys")
+    check.add_argument("file", help="the certificate: its compact JWS, or the JSON the API answers")
+    check.add_argument("--jwks", required=True, help="the exchange's JWKS: a file, or its http(s) URL")
+    check.add_argument("--tree-head", help="a signed tree head got elsewhere: the proof must lead to it")
+    check.add_argument("--json", action="store_true", help="as JSON: ok, what holds, the failure")
+    check.set_defaults(handler=cmd_verify_certificate)
 
     rules = commands.add_parser("rules", help="the rulebook")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)

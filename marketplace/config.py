@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = _integer(900, 1, MAX_WINDOW_SECONDS)
     jwt_key_path: Path | None = Field(None, description="a file path")
     jwt_retired_public_keys: tuple[Path, ...] = Field((), description="comma-separated file paths")
+    # The notary's Ed25519 key: it signs the transparency log's tree heads; never an access-token key.
+    notary_key_path: Path | None = Field(None, description="a file path")
     login_failure_window_seconds: int = _integer(60, 1, MAX_WINDOW_SECONDS)
     login_max_failures_per_account: int = _integer(5, 1)
     login_max_failures_per_address: int = _integer(20, 1)
@@ -115,6 +117,10 @@ class Settings(BaseSettings):
     settlement_interval_seconds: int = Field(300, description=JOB_INTERVAL)
     licence_expiry_interval_seconds: int = Field(60, description=JOB_INTERVAL)
     prune_interval_seconds: int = Field(3_600, description=JOB_INTERVAL)
+    # The transparency log's sequencer (marketplace/audit/sequencer.py): how often new audit entries join the tree
+    # under a new signed tree head, and how many entries one of its transactions takes at most.
+    audit_sequencer_interval_seconds: int = Field(5, description=JOB_INTERVAL)
+    audit_sequencer_batch: int = _integer(10_000, 1, 1_000_000)
     # Recurring billing (marketplace/flows/billing.py): how often statements are issued, collected and subscriptions
     # renewed; when a declined charge is tried again; how long an unpaid licence keeps working, and how long an
     # unpaid subscription stays suspended before it expires.
@@ -211,6 +217,7 @@ class Settings(BaseSettings):
         "settlement_interval_seconds",
         "licence_expiry_interval_seconds",
         "prune_interval_seconds",
+        "audit_sequencer_interval_seconds",
         "webhook_interval_seconds",
         "usage_statement_interval_seconds",
         "usage_collection_interval_seconds",
@@ -234,6 +241,10 @@ class Settings(BaseSettings):
     @property
     def signing_key_path(self) -> Path:
         return self.jwt_key_path or self.storage_dir / "keys" / "jwt-ed25519.pem"
+
+    @property
+    def notary_key(self) -> Path:
+        return self.notary_key_path or self.storage_dir / "keys" / "notary-ed25519.pem"
 
     @property
     def secret_key_path(self) -> Path:

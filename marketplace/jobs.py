@@ -85,6 +85,18 @@ async def prune(runtime: Runtime) -> dict[str, int]:
     return {"rate_windows": windows, "idempotency_records": records, "console_sessions": sessions}
 
 
+async def sequence_audit(runtime: Runtime) -> dict[str, int]:
+    """`marketplace audit sequence`: the entries appended since the last run join the transparency log's tree,
+    a batch per transaction, each under a new signed tree head (see TransparencyLog.sequence)."""
+    batch, integrated = runtime.settings.audit_sequencer_batch, 0
+    while True:
+        async with runtime.transaction() as services:
+            joined = await services.transparency.sequence(batch)
+        integrated += joined
+        if joined < batch:
+            return {"integrated_entries": integrated}
+
+
 async def deliver_webhooks(runtime: Runtime) -> dict[str, int]:
     """Queue a delivery per new event each endpoint wants, then send what is due: each round claims (and signs)
     a batch in one transaction, sends it with no transaction open, and records each attempt in a transaction
@@ -162,6 +174,7 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("renew_subscriptions", renew_subscriptions, lambda settings: settings.renewal_interval_seconds),
     PeriodicJob("expire_licences", expire_licences, lambda settings: settings.licence_expiry_interval_seconds),
     PeriodicJob("prune", prune, lambda settings: settings.prune_interval_seconds),
+    PeriodicJob("sequence_audit", sequence_audit, lambda settings: settings.audit_sequencer_interval_seconds),
     PeriodicJob("deliver_webhooks", deliver_webhooks, lambda settings: settings.webhook_interval_seconds),
 )
 

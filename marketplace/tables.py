@@ -7,6 +7,7 @@ from marketplace.accounts import sessions as accounts_sessions
 from marketplace.audit import models as audit_models
 from marketplace.billing import models as billing_models
 from marketplace.catalog import models as catalog_models
+from marketplace.certificates import models as certificates_models
 from marketplace.compliance import models as compliance_models
 from marketplace.delivery import models as delivery_models
 from marketplace.events import models as events_models
@@ -23,6 +24,7 @@ __all__ = [
     "audit_models",
     "billing_models",
     "catalog_models",
+    "certificates_models",
     "compliance_models",
     "delivery_models",
     "events_models",

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -21,10 +22,12 @@ from marketplace.accounts.service import AccountService
 from marketplace.accounts.sessions import ConsoleSessions, SessionPolicy
 from marketplace.accounts.tokens import TokenKeyring
 from marketplace.audit.service import AuditService
+from marketplace.audit.transparency import TransparencyLog
 from marketplace.billing.service import BillingService
 from marketplace.catalog.listing import ListingService
 from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
+from marketplace.certificates.service import CertificateService
 from marketplace.compliance.rulebook import Rulebook, load_rulebook
 from marketplace.compliance.service import ComplianceService
 from marketplace.config import Settings
@@ -50,6 +53,7 @@ from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
 from marketplace.flows.trading import Trading
 from marketplace.flows.webhook_endpoints import WebhookEndpoints
+from marketplace.kit.jws import Notary
 from marketplace.kit.locks import KeyedBatches
 from marketplace.kit.memo import StampedMemo
 from marketplace.kit.sealed import Sealer
@@ -72,6 +76,7 @@ class Runtime:
     rulebook: Rulebook
     gateway: PaymentGateway
     token_keyring: TokenKeyring
+    notary: Notary
     download_keyring: DownloadKeyring
     secret_key: bytes
     # the metering of a licence's data calls, in this process one transaction at a time, each metering every
@@ -95,9 +100,15 @@ class Runtime:
             rulebook=rulebook or load_rulebook(settings.rulebook_path),
             gateway=gateway_from_settings(settings),
             token_keyring=TokenKeyring.from_settings(settings),
+            notary=Notary.load(settings.notary_key),
             download_keyring=DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
             secret_key=load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
         )
+
+    def jwks(self) -> dict[str, Any]:
+        """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
+        which signs tree heads and trade certificates (never an access token)."""
+        return {"keys": [*self.token_keyring.jwks()["keys"], self.notary.jwk()]}
 
     async def stop(self) -> None:
         await self.gateway.aclose()
@@ -123,6 +134,10 @@ class Services:
     @cached_property
     def audit(self) -> AuditService:
         return AuditService(self.session)
+
+    @cached_property
+    def transparency(self) -> TransparencyLog:
+        return TransparencyLog(self.session, self.runtime.notary)
 
     @cached_property
     def events(self) -> EventService:
@@ -193,6 +208,11 @@ class Services:
     @cached_property
     def orders(self) -> OrderService:
         return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit, self.events)
+
+    @cached_property
+    def certificates(self) -> CertificateService:
+        retry = self.settings.audit_sequencer_interval_seconds
+        return CertificateService(self.session, self.runtime.notary, self.orders, self.transparency, retry)
 
     @cached_property
     def transitions(self) -> OrderTransitions:

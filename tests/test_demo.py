@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from marketplace.audit.service import AuditService
 from marketplace.catalog.models import Product
+from marketplace.certificates.inputs import check_files
 from marketplace.compliance.contract import Decision, Stage
 from marketplace.compliance.models import StoredVerdict
 from marketplace.db import unit_of_work
@@ -25,10 +26,11 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
     async with api.services() as services:
         summary = await seed_demo(services, only_if_empty=True)
 
-    async with unit_of_work(api.sessions) as session:
+    async with api.services() as services:
+        session = services.session
         products = (await session.scalars(select(Product))).all()
         verdicts = (await session.scalars(select(StoredVerdict).where(col(StoredVerdict.stage) == Stage.LISTING))).all()
-        report = await AuditService(session).verify()
+        report = await services.transparency.verify()
     assert len(products) == len(PRODUCTS) >= 30
     statuses = Counter(product.status.value for product in products)
     assert statuses["listed"] >= 20
@@ -93,6 +95,18 @@ async def test_the_demo_seeds_a_catalog_with_listed_held_and_rejected_products(a
         ("fee", "escrow", "platform_revenue", f"{fee_minor:,}"),
         ("payout", "provider_payable", "payouts", f"{provider_minor:,}"),
     ]
+
+    # the trade's certificate, written beside the exchange's keys and verified as the command does
+    folder = api.runtime().settings.storage_dir / "demo"
+    certificate, jwks = folder / "certificate.jws", folder / "jwks.json"
+    checked_line = summary.splitlines()[-2]
+    assert f"`marketplace verify-certificate {certificate} --jwks {jwks}` checks it: signature ok" in checked_line
+    assert "inclusion ok (leaf " in checked_line
+    assert checked_line.endswith(f"order {order.id} completed")
+    checked = check_files(certificate, str(jwks))
+    assert checked.ok, checked.line()
+    assert checked.payload["order"]["id"] == str(order.id)
+    assert json.loads(jwks.read_text())["keys"] == (await api.client.get("/.well-known/jwks.json")).json()["keys"]
 
     # a second run with --if-empty adds nothing
     async with api.services() as services:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,25 +16,12 @@ from marketplace.config import Settings
 from marketplace.errors import NotAuthenticated
 from marketplace.kit import clock
 from marketplace.kit.i18n import Message
-from marketplace.kit.secrets import load_or_create
+from marketplace.kit.jws import ALGORITHM, key_id, load_private_key, public_jwk
 
-ALGORITHM = "EdDSA"
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
 LEEWAY_SECONDS = 5
 # How many verified tokens a process remembers before it starts again from none.
 VERIFIED_CACHE_SIZE = 10_000
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    """RFC 7638-style thumbprint, shortened: stable for a key, different across keys."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode().rstrip("=")[:22]
-
-
-def _new_private_pem() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 @dataclass(frozen=True)
@@ -69,10 +54,7 @@ class TokenKeyring:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenKeyring:
-        pem = load_or_create(settings.signing_key_path, _new_private_pem)
-        private = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(f"{settings.signing_key_path} is not an Ed25519 private key")
+        private = load_private_key(settings.signing_key_path)
         retired = [_load_public(path) for path in settings.jwt_retired_public_keys]
         return cls(
             private,
@@ -140,12 +122,7 @@ class TokenKeyring:
             raise NotAuthenticated(Message("auth.token-invalid", "invalid token")) from exc
 
     def jwks(self) -> dict[str, Any]:
-        keys = []
-        for kid, public in self.verification_keys.items():
-            raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            x = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-            keys.append({"kty": "OKP", "crv": "Ed25519", "alg": ALGORITHM, "use": "sig", "kid": kid, "x": x})
-        return {"keys": keys}
+        return {"keys": [public_jwk(public, kid) for kid, public in self.verification_keys.items()]}
 
 
 def _load_public(path: Path) -> Ed25519PublicKey:

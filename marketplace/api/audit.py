@@ -1,10 +1,16 @@
 """Administrators read and verify the audit trail."""
 
+from typing import Annotated
+
 from litestar import Controller, get
 from litestar.di import NamedDependency
+from litestar.params import PathParameter
 
-from marketplace.audit.schemas import AuditEntryRead, ChainVerification
+from marketplace.audit.schemas import AuditEntryRead, EntryProofRead, LogVerification
 from marketplace.audit.service import AuditService
+from marketplace.audit.transparency import TransparencyLog
+from marketplace.errors import NotFound
+from marketplace.kit.i18n import Message
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, Access, Caller
 from marketplace.web.problems import problem_responses
@@ -48,6 +54,22 @@ class AuditController(Controller):
         )
 
     @get("/verify", responses=problem_responses(401, 403), opt={"scope": Access.ADMIN})
-    async def verify(self, admin: Caller, audit: NamedDependency[AuditService]) -> ChainVerification:
-        """Recompute the whole chain and name the first broken entry, if any."""
-        return ChainVerification.model_validate(await audit.verify())
+    async def verify(self, admin: Caller, transparency: NamedDependency[TransparencyLog]) -> LogVerification:
+        """Recompute the transparency log's tree from every stored entry, check every signed tree head against it,
+        and name the first leaf where the stored log departs from what was signed, if any."""
+        return LogVerification.model_validate(await transparency.verify())
+
+    @get("/{entry_id:int}/proof", responses=problem_responses(401, 403, 404), opt={"scope": Access.ADMIN})
+    async def proof(
+        self,
+        admin: Caller,
+        transparency: NamedDependency[TransparencyLog],
+        entry_id: Annotated[int, PathParameter(ge=0, le=2**63 - 1)],
+    ) -> EntryProofRead:
+        """An entry as its leaf hashes it, with its inclusion proof against the latest signed tree head: what a
+        party is given to check, offline, that the exchange logged the act. 404 until the sequencer has made
+        it a leaf."""
+        proof = await transparency.entry_proof(entry_id)
+        if proof is None:
+            raise NotFound(Message("transparency.entry-not-in-tree", "no such entry in the tree yet"))
+        return EntryProofRead.model_validate(proof)

@@ -1,4 +1,4 @@
-"""Liveness with a database round trip, readiness to serve, and the public keys that verify access tokens."""
+"""Liveness with a database round trip, readiness to serve, and the public keys that verify its signatures."""
 
 import asyncio
 import tempfile
@@ -101,5 +101,6 @@ class HealthController(Controller):
 
     @get("/.well-known/jwks.json", opt={"scope": Access.PUBLIC})
     async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
-        """The keys that verify this service's access tokens (RFC 7517)."""
-        return runtime.token_keyring.jwks()
+        """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
+        which signs the transparency log's tree heads (never an access token)."""
+        return runtime.jwks()

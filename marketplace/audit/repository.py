@@ -1,134 +1,251 @@
-"""Every query on the audit tables."""
+"""Every query on the audit tables: entries, the tree's subtrees, the signed tree heads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, func, insert, literal, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    or_,
+    text,
+    update,
+)
+from sqlalchemy import (
+    Sequence as DatabaseSequence,
+)
 from sqlalchemy import select as core_select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col, select
 
-from marketplace.audit.models import AuditEntry, AuditHead
+from marketplace.audit.models import AuditEntry, AuditNode, AuditTreeHead
 from marketplace.db import table_of
 
-HEAD_ID = 1
-
-# Appends run in every state-changing transaction, orders included: their statements are built once,
-# the row goes in as parameters (inlined values cost about a millisecond of CPU per statement to build).
-# Core statements on the tables: the ORM's versions of these updates look for the head among the
-# session's objects on every call, which costs more CPU than the statement itself.
-_HEAD = table_of(AuditHead)
-_ADVANCE_HEAD = (
-    update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(seq=_HEAD.c.seq + 1).returning(_HEAD.c.seq, _HEAD.c.hash)
-)
-_INSERT_ENTRY = insert(table_of(AuditEntry))
-_SET_HEAD_HASH = update(_HEAD).where(_HEAD.c.id == HEAD_ID).values(hash=bindparam("new_hash"))
 _ENTRIES = table_of(AuditEntry)
+_NODES = table_of(AuditNode)
+_HEADS = table_of(AuditTreeHead)
+# PostgreSQL numbers entries from a sequence: taking a number locks nothing a transaction keeps.
+ENTRY_IDS = DatabaseSequence("audit_entry_id_seq", metadata=_ENTRIES.metadata)
+# One sequencer at a time on PostgreSQL: a transaction-scoped advisory lock only sequencers take ("audit" + 1).
+SEQUENCER_LOCK = 0x6175646974_01
 
-# PostgreSQL: a whole append in one statement. The head's row is locked and read, moved to the next number
-# and to the new entry's hash, which the database computes from the text Python canonicalised around the
-# number (`chain.text_before_seq`), and the entry is inserted chained to the hash the head had. One round trip
-# under the head's lock instead of two, and no statement between taking the lock and committing but the
-# request's own last ones.
-_OLD_HEAD = select(_HEAD.c.id, _HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == HEAD_ID).with_for_update().cte("old_head")
-_NEXT_SEQ = _OLD_HEAD.c.seq + 1
-_NEW_HASH = func.encode(
-    func.sha256(
-        func.convert_to(
-            _OLD_HEAD.c.hash + bindparam("before_seq", type_=Text) + cast(_NEXT_SEQ, Text) + literal("}"), "UTF8"
-        )
-    ),
-    "hex",
-)
-_MOVED_HEAD = (
-    update(_HEAD)
-    .where(_HEAD.c.id == _OLD_HEAD.c.id)
-    .values(seq=_NEXT_SEQ, hash=_NEW_HASH)
-    .returning(_HEAD.c.seq, _HEAD.c.hash, _OLD_HEAD.c.hash.label("prev_hash"))
-    .cte("moved_head")
-)
 _ENTRY_FIELDS = ("at", "actor", "action", "object_type", "object_id", "payload")
-_APPEND_HASHED_BY_DATABASE = (
-    insert(_ENTRIES)
-    .from_select(
-        ["seq", *_ENTRY_FIELDS, "prev_hash", "hash"],
-        core_select(
-            _MOVED_HEAD.c.seq,
-            *(bindparam(name, type_=_ENTRIES.c[name].type) for name in _ENTRY_FIELDS),
-            _MOVED_HEAD.c.prev_hash,
-            _MOVED_HEAD.c.hash,
-        ),
-    )
-    .returning(_ENTRIES.c.seq)
+
+
+def _append(next_id: Any) -> Any:
+    """An append in one statement: the entry is numbered by `next_id` as it is inserted, and its leaf text is the
+    text Python canonicalised around the number (`leaves.around_id`)."""
+    numbered = core_select(next_id.label("id")).subquery("numbered")
+    leaf = bindparam("before_id", type_=Text) + cast(numbered.c.id, Text) + bindparam("after_id", type_=Text)
+    values = core_select(numbered.c.id, *(bindparam(name, type_=_ENTRIES.c[name].type) for name in _ENTRY_FIELDS), leaf)
+    return insert(_ENTRIES).from_select(["id", *_ENTRY_FIELDS, "leaf"], values).returning(_ENTRIES.c.id)
+
+
+# SQLite has one writer at a time: the next number is the largest so far plus one.
+_APPEND = {
+    "postgresql": _append(ENTRY_IDS.next_value()),
+    "sqlite": _append(core_select(func.coalesce(func.max(_ENTRIES.c.id), 0) + 1).scalar_subquery()),
+}
+_PENDING = (
+    core_select(_ENTRIES.c.id, _ENTRIES.c.leaf)
+    .where(_ENTRIES.c.leaf_index.is_(None))
+    .order_by(_ENTRIES.c.id)
+    .limit(bindparam("batch"))
 )
+_ASSIGN_ONE = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id")).values(leaf_index=bindparam("new_index"))
+_ASSIGN_ALL = text(
+    "UPDATE audit_entry SET leaf_index = assigned.leaf_index"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:indexes AS bigint[])) AS assigned(id, leaf_index)"
+    " WHERE audit_entry.id = assigned.id"
+)
+_INSERT_NODES = text(
+    "INSERT INTO audit_node (level, position, hash)"
+    " SELECT * FROM unnest(CAST(:levels AS smallint[]), CAST(:positions AS bigint[]), CAST(:hashes AS bytea[]))"
+).bindparams(
+    bindparam("levels", type_=ARRAY(Integer)),
+    bindparam("positions", type_=ARRAY(BigInteger)),
+    bindparam("hashes", type_=ARRAY(LargeBinary)),
+)
+
+
+def _leaf_of_columns(quote: Any, at_text: Any) -> Any:
+    """The leaf text the entry's columns make (`leaves.leaf_text`), in SQL: `quote` writes a text as a JSON
+    string as Python's json module does, `at_text` the time as Python's isoformat; the payload is stored
+    canonical already."""
+    e = _ENTRIES.c
+    return (
+        literal('{"action":')
+        + quote(e.action)
+        + literal(',"actor":')
+        + quote(e.actor)
+        + literal(',"at":"')
+        + at_text
+        + literal('","id":')
+        + cast(e.id, Text)
+        + literal(',"object_id":')
+        + quote(e.object_id)
+        + literal(',"object_type":')
+        + quote(e.object_type)
+        + literal(',"payload":')
+        + cast(e.payload, Text)
+        + literal("}")
+    )
+
+
+_LEAF_OF_COLUMNS = {
+    "postgresql": _leaf_of_columns(
+        lambda value: cast(func.to_json(value), Text),
+        func.to_char(func.timezone("UTC", _ENTRIES.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"', type_=Text),
+    ),
+    # SQLite keeps a UTC time as "2026-01-01 00:00:00.000000"
+    "sqlite": _leaf_of_columns(
+        lambda value: func.json_quote(value, type_=Text),
+        func.replace(cast(_ENTRIES.c.at, Text), " ", "T", type_=Text) + literal("+00:00"),
+    ),
+}
+_FIRST_UNLIKE = {
+    dialect: core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id).where(
+        _ENTRIES.c.leaf_index
+        == core_select(func.min(_ENTRIES.c.leaf_index))
+        .where(_ENTRIES.c.leaf_index.is_not(None), _ENTRIES.c.leaf != leaf)
+        .scalar_subquery()
+    )
+    for dialect, leaf in _LEAF_OF_COLUMNS.items()
+}
+_LEAVES = (
+    core_select(_ENTRIES.c.leaf_index, _ENTRIES.c.id, _ENTRIES.c.leaf)
+    .where(_ENTRIES.c.leaf_index >= bindparam("start"), _ENTRIES.c.leaf_index < bindparam("end"))
+    .order_by(_ENTRIES.c.leaf_index)
+)
+_STORED_LEAVES = (
+    core_select(_NODES.c.hash)
+    .where(_NODES.c.level == 0, _NODES.c.position >= bindparam("start"), _NODES.c.position < bindparam("end"))
+    .order_by(_NODES.c.position)
+)
+_LEAVES_BY_DRIVER = (
+    "SELECT leaf_index, id, leaf FROM audit_entry WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index"
+)
+_STORED_LEAVES_BY_DRIVER = (
+    "SELECT string_agg(hash, ''::bytea ORDER BY position) FROM audit_node"
+    " WHERE level = 0 AND position >= $1 AND position < $2"
+)
+_LAST_LEAF = core_select(func.max(_ENTRIES.c.leaf_index))
+_TREE_SIZE = core_select(func.coalesce(func.max(_HEADS.c.tree_size), 0))
 
 
 class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self.dialect = session.get_bind().dialect.name
 
-    @property
-    def appends_in_one_statement(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+    async def append(self, values: dict[str, Any], before_id: str, after_id: str) -> int:
+        """Insert an entry, pending; `values` are its columns but the id and the leaf. Returns its id."""
+        parameters = {**values, "before_id": before_id, "after_id": after_id}
+        return int((await self.session.execute(_APPEND[self.dialect], parameters)).scalar_one())
 
-    async def append(self, values: dict[str, Any], before_seq: str) -> int:
-        """Append an entry in one statement (PostgreSQL): its number, previous hash and hash are the head's;
-        `values` are its other columns. Returns its number. The head's lock is held until commit."""
-        row = (await self.session.execute(_APPEND_HASHED_BY_DATABASE, {**values, "before_seq": before_seq})).one()
-        return int(row[0])
+    # The sequencer
 
-    async def advance_head(self) -> tuple[int, str]:
-        """Take the head's row lock and the next sequence number; returns (seq, prev_hash).
+    async def lock_sequencer(self) -> None:
+        """Wait for the sequencer's turn, until the transaction ends (SQLite: its single writer is the turn)."""
+        if self.dialect == "postgresql":
+            await self.session.execute(select(func.pg_advisory_xact_lock(SEQUENCER_LOCK)))
 
-        The lock is held until the transaction ends, so concurrent appends line up."""
-        row = (await self.session.execute(_ADVANCE_HEAD)).one()
-        return int(row[0]), str(row[1])
+    async def tree_size(self) -> int:
+        return int((await self.session.execute(_TREE_SIZE)).scalar_one())
 
-    async def insert_entry(self, values: dict[str, Any]) -> None:
-        """Insert the entry and move the head's hash to it (where `append` is not one statement)."""
-        await self.session.execute(_INSERT_ENTRY, values)
-        await self.session.execute(_SET_HEAD_HASH, {"new_hash": values["hash"]})
+    async def pending(self, batch: int) -> list[tuple[int, str]]:
+        rows = await self.session.execute(_PENDING, {"batch": batch})
+        return [(int(entry_id), str(leaf)) for entry_id, leaf in rows]
 
-    async def head(self) -> tuple[int, str]:
-        row = (
-            await self.session.execute(
-                select(col(AuditHead.seq), col(AuditHead.hash)).where(col(AuditHead.id) == HEAD_ID)
+    async def assign_leaves(self, ids: Sequence[int], first_index: int) -> None:
+        """The entries `ids` become leaves first_index, first_index + 1, ... in that order."""
+        indexes = range(first_index, first_index + len(ids))
+        if self.dialect == "postgresql":
+            await self.session.execute(_ASSIGN_ALL, {"ids": list(ids), "indexes": list(indexes)})
+            return
+        rows = [{"entry_id": entry_id, "new_index": index} for entry_id, index in zip(ids, indexes, strict=True)]
+        await self.session.execute(_ASSIGN_ONE, rows)
+
+    async def add_nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if self.dialect == "postgresql":
+            levels, positions, hashes = (list(column) for column in zip(*nodes, strict=True))
+            await self.session.execute(_INSERT_NODES, {"levels": levels, "positions": positions, "hashes": hashes})
+            return
+        rows = [{"level": level, "position": position, "hash": hash} for level, position, hash in nodes]
+        await self.session.execute(insert(_NODES), rows)
+
+    async def subtrees(self, wanted: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of the perfect subtrees (level, position) asked for (one statement)."""
+        if not wanted:
+            return {}
+        rows = await self.session.execute(
+            core_select(_NODES.c.level, _NODES.c.position, _NODES.c.hash).where(
+                or_(*(and_(_NODES.c.level == level, _NODES.c.position == position) for level, position in wanted))
             )
-        ).one()
-        return int(row[0]), str(row[1])
-
-    async def first_seq_beyond_head(self) -> int | None:
-        """An entry numbered past the head was not appended through the chain; read in one
-        statement so a concurrent append (entry and head commit together) cannot look like one."""
-        beyond = (
-            select(func.min(col(AuditEntry.seq)))
-            .where(
-                col(AuditEntry.seq) > select(col(AuditHead.seq)).where(col(AuditHead.id) == HEAD_ID).scalar_subquery()
-            )
-            .scalar_subquery()
         )
-        value = (await self.session.execute(select(beyond))).scalar_one_or_none()
+        return {(int(level), int(position)): bytes(hash) for level, position, hash in rows}
+
+    async def add_head(self, head: AuditTreeHead) -> None:
+        await self.session.execute(insert(_HEADS), head.model_dump())
+
+    # Reads
+
+    async def latest_head(self) -> AuditTreeHead | None:
+        query = select(AuditTreeHead).order_by(col(AuditTreeHead.tree_size).desc()).limit(1)
+        return (await self.session.scalars(query)).first()
+
+    async def head_at(self, tree_size: int) -> AuditTreeHead | None:
+        return await self.session.get(AuditTreeHead, tree_size)
+
+    async def heads(self, *, limit: int, offset: int) -> tuple[Sequence[AuditTreeHead], int]:
+        total = (await self.session.execute(select(func.count()).select_from(AuditTreeHead))).scalar_one()
+        query = select(AuditTreeHead).order_by(col(AuditTreeHead.tree_size).desc()).limit(limit).offset(offset)
+        return (await self.session.scalars(query)).all(), int(total)
+
+    async def all_heads(self) -> Sequence[AuditTreeHead]:
+        return (await self.session.scalars(select(AuditTreeHead).order_by(col(AuditTreeHead.tree_size)))).all()
+
+    async def entry(self, entry_id: int) -> AuditEntry | None:
+        return await self.session.get(AuditEntry, entry_id)
+
+    async def leaves(self, start: int, end: int) -> tuple[Sequence[Any], bytes]:
+        """The entries stored at leaf indexes [start, end) as (leaf index, id, leaf text) rows in leaf order, and
+        the leaf hashes the tree stored for those indexes, joined in order. Verification reads every leaf this
+        way: on PostgreSQL through the driver itself, whose rows cost a fraction of SQLAlchemy's."""
+        if self.dialect == "postgresql":
+            driver = (await (await self.session.connection()).get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(_LEAVES_BY_DRIVER, start, end)
+            return rows, await driver.fetchval(_STORED_LEAVES_BY_DRIVER, start, end) or b""
+        bounds = {"start": start, "end": end}
+        rows = (await self.session.execute(_LEAVES, bounds)).all()
+        return rows, b"".join((await self.session.execute(_STORED_LEAVES, bounds)).scalars().all())
+
+    async def last_leaf(self) -> int | None:
+        value = (await self.session.execute(_LAST_LEAF)).scalar_one_or_none()
         return None if value is None else int(value)
 
-    async def stream_in_order(self, up_to_seq: int, batch: int = 1000) -> AsyncIterator[AuditEntry]:
-        last = 0
-        while True:
-            rows = (
-                await self.session.scalars(
-                    select(AuditEntry)
-                    .where(col(AuditEntry.seq) > last, col(AuditEntry.seq) <= up_to_seq)
-                    .order_by(col(AuditEntry.seq))
-                    .limit(batch)
-                )
-            ).all()
-            for row in rows:
-                yield row
-            if len(rows) < batch:
-                return
-            last = rows[-1].seq
+    async def first_leaf_unlike_its_columns(self) -> tuple[int, int] | None:
+        """(leaf index, id) of the first leaf whose columns are not what its leaf text says: compared as text, in
+        the database, on a connection of its own when the session has an engine (so it runs beside `leaves`)."""
+        bind = self.session.bind
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as connection:
+                found = (await connection.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        else:
+            found = (await self.session.execute(_FIRST_UNLIKE[self.dialect])).one_or_none()
+        return None if found is None else (int(found[0]), int(found[1]))
 
     async def search(
         self,
@@ -157,7 +274,5 @@ class AuditRepository:
             conditions.append(col(AuditEntry.at) < until)
         query = select(AuditEntry).where(*conditions)
         total = (await self.session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        rows = (
-            await self.session.scalars(query.order_by(col(AuditEntry.seq).desc()).limit(limit).offset(offset))
-        ).all()
+        rows = (await self.session.scalars(query.order_by(col(AuditEntry.id).desc()).limit(limit).offset(offset))).all()
         return rows, int(total)

@@ -1,4 +1,4 @@
-"""Append to the audit chain, query it, verify it."""
+"""Append to the audit log and query it (the tree the entries join: marketplace/audit/transparency.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketplace.audit.chain import ChainEntry, ChainReport, ChainVerifier, entry_hash, format_time, text_before_seq
+from marketplace.audit.leaves import around_id, body
 from marketplace.audit.models import AuditEntry
 from marketplace.audit.repository import AuditRepository
 from marketplace.kit import clock
@@ -23,50 +23,12 @@ class AuditService:
     async def record(
         self, *, actor: str, action: str, object_type: str, object_id: object, payload: dict[str, Any]
     ) -> int:
-        """Append one entry in the caller's transaction; returns its sequence number.
-
-        Call it as late as possible in a transaction: it holds the chain's head lock until commit."""
-        if self.repository.appends_in_one_statement:
-            at = clock.now()
-            fields = {"at": at, "actor": actor, "action": action, "object_type": object_type}
-            fields |= {"object_id": str(object_id), "payload": payload}
-            return await self.repository.append(fields, text_before_seq({**fields, "at": format_time(at)}))
-        seq, prev_hash = await self.repository.advance_head()
-        at = clock.now()
-        body = {
-            "seq": seq,
-            "at": format_time(at),
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": str(object_id),
-            "payload": payload,
-        }
-        digest = entry_hash(prev_hash, body)
-        await self.repository.insert_entry(
-            {
-                "seq": seq,
-                "at": at,
-                "actor": actor,
-                "action": action,
-                "object_type": object_type,
-                "object_id": str(object_id),
-                "payload": payload,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
-        )
-        return seq
-
-    async def verify(self) -> ChainReport:
-        head_seq, head_hash = await self.repository.head()
-        verifier = ChainVerifier()
-        async for row in self.repository.stream_in_order(up_to_seq=head_seq):
-            verifier.feed(to_chain_entry(row))
-        beyond = await self.repository.first_seq_beyond_head()
-        if beyond is not None:
-            verifier.entries_beyond_head(beyond)
-        return verifier.finish(head_seq, head_hash)
+        """Append one entry in the caller's transaction, one INSERT that locks nothing other writers need;
+        returns its id. The sequencer makes it a leaf of the tree once the transaction has committed."""
+        fields: dict[str, Any] = {"at": clock.now(), "actor": actor, "action": action, "object_type": object_type}
+        fields |= {"object_id": str(object_id), "payload": payload}
+        before_id, after_id = around_id(body(id=0, **fields))
+        return await self.repository.append(fields, before_id, after_id)
 
     async def search(
         self,
@@ -90,17 +52,3 @@ class AuditService:
             limit=limit,
             offset=offset,
         )
-
-
-def to_chain_entry(row: AuditEntry) -> ChainEntry:
-    return ChainEntry(
-        seq=row.seq,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        object_type=row.object_type,
-        object_id=row.object_id,
-        payload=row.payload,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )

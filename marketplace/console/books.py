@@ -18,6 +18,7 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Template
 
 from marketplace.audit.service import AuditService
+from marketplace.audit.transparency import TransparencyLog
 from marketplace.compliance.registry import RuleLoadError, load_rule_classes
 from marketplace.compliance.rulebook import Rulebook, RulebookError, build_rulebook
 from marketplace.compliance.schemas import RulebookRead
@@ -110,10 +111,10 @@ class BooksController(Controller):
         request: Request[Any, Any, Any],
         admin: Admin,
         page_language: PageLanguage,
-        audit: NamedDependency[AuditService],
+        transparency: NamedDependency[TransparencyLog],
     ) -> Template:
-        """Recompute the whole chain (a read, but long: a button, not a link)."""
-        return page(request, "chain.html", page_language, report=await audit.verify())
+        """Recompute the transparency log and check its signed heads (a read, but long: a button, not a link)."""
+        return page(request, "chain.html", page_language, report=await transparency.verify())
 
     @get("/ledger", opt={"scope": Access.ADMIN})
     async def ledger(

@@ -1,5 +1,5 @@
 """The overview: trades and amounts per day, verdicts per stage and decision, the checks that fail most, the
-queues, the audit chain's head, whether the ledger's debits equal its credits and the worker's backlog, on one
+queues, the audit log's signed tree size, whether the ledger's debits equal its credits and the worker's backlog, on one
 page; each an aggregate query answered from an index or a small table."""
 
 from __future__ import annotations

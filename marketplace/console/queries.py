@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from marketplace.accounts.models import Organization, OrganizationStatus
-from marketplace.audit.models import AuditHead
+from marketplace.audit.models import AuditTreeHead
 from marketplace.catalog.models import Product, ProductStatus
 from marketplace.compliance.models import StoredVerdict
 from marketplace.delivery.models import DeliveryReceipt, Licence, LicenceStatus
@@ -155,7 +155,9 @@ class ConsoleQueries:
         return Backlog(jobs_due, jobs_failing, int(webhooks[0]), int(webhooks[1]), int(webhooks[2]))
 
     async def audit_head(self) -> int:
-        return int((await self.session.execute(select_columns(func.max(col(AuditHead.seq))))).scalar_one() or 0)
+        """The size of the transparency log's latest signed tree head (its entries that are leaves)."""
+        latest = select_columns(func.max(col(AuditTreeHead.tree_size)))
+        return int((await self.session.execute(latest)).scalar_one() or 0)
 
     async def suspended_licences(self, *, limit: int, offset: int) -> tuple[Sequence[Licence], int]:
         suspended = col(Licence.status) == LicenceStatus.SUSPENDED

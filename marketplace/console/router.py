@@ -19,6 +19,7 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from marketplace.certificates.page import TEMPLATES as CERTIFICATE_TEMPLATES
 from marketplace.console.books import BooksController
 from marketplace.console.overview import OverviewController
 from marketplace.console.pages import EXCEPTION_HANDLERS, PREFIX, money
@@ -47,9 +48,9 @@ def to_console() -> Redirect:
 
 
 def template_config() -> TemplateConfig[JinjaTemplateEngine]:
-    environment = Environment(
-        loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined, auto_reload=False
-    )
+    # the console's pages, and the printable trade certificate the API answers as HTML
+    loader = FileSystemLoader([HERE / "templates", CERTIFICATE_TEMPLATES])
+    environment = Environment(loader=loader, autoescape=True, undefined=StrictUndefined, auto_reload=False)
     environment.globals.update(money=money, major_units=major_units)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 

@@ -1,9 +1,10 @@
 """The demonstration trade: one order of a listed demo product taken through the trade stage, paid into
-escrow on the local gateway, delivered as a signed download, confirmed, settled and paid out, and what it
-left in the books, as lines of the demo's summary."""
+escrow on the local gateway, delivered as a signed download, confirmed, settled and paid out, what it left in the
+books, and its trade certificate written to a file and verified, as lines of the demo's summary."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from marketplace.accounts.principal import Principal
+from marketplace.certificates.inputs import check_files
 from marketplace.demo.records import DEMO_ACTOR, PRODUCTS, TRAFFIC
 from marketplace.kit.money import major_units, split, transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Transfer
@@ -102,7 +104,26 @@ async def demo_trade(
         f"paid out {money(balance.paid_out_minor, order.currency)}",
         f"  platform revenue: {money(await ledger.held(revenue), order.currency)}",
     ]
-    return lines
+    return lines + await _demo_certificate(services, buyer, order.id)
+
+
+async def _demo_certificate(services: Services, buyer: Principal, order_id: uuid.UUID) -> list[str]:
+    """The log's sequencer makes the trade's entries leaves under a signed tree head (its periodic job, run now),
+    the buyer takes the trade's certificate, and it is written to a file beside the exchange's JWKS and checked as
+    `marketplace verify-certificate` checks it, with those two files alone."""
+    while await services.transparency.sequence(services.settings.audit_sequencer_batch):
+        pass
+    certificate = await services.certificates.certificate(buyer, order_id)
+    folder = services.settings.storage_dir / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    path, jwks = folder / "certificate.jws", folder / "jwks.json"
+    path.write_text(certificate.signed + "\n", encoding="utf-8")
+    jwks.write_text(json.dumps(services.runtime.jwks(), indent=2) + "\n", encoding="utf-8")
+    checked = check_files(path, str(jwks))
+    return [
+        f"  trade certificate: {path} (the exchange's keys: {jwks})",
+        f"  checked as `marketplace verify-certificate {path} --jwks {jwks}` checks it: {checked.line()}",
+    ]
 
 
 async def _demo_delivery(services: Services, buyer: Principal, order_id: uuid.UUID) -> list[str]:

@@ -1,14 +1,17 @@
 """Column types shared by every domain's models."""
 
 import enum
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum
+from sqlalchemy import JSON, DateTime, Enum, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
+
+from marketplace.kit.canonical import canonical_json
 
 # Named constraints, so migrations can drop and alter them on every database.
 SQLModel.metadata.naming_convention = {
@@ -38,6 +41,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """A JSON value stored as the text of its canonical JSON (marketplace/kit/canonical.py), on every database:
+    what is stored is byte for byte what a hash of it covers."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else canonical_json(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
 
 
 def json_document() -> Any:

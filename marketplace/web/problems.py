@@ -77,7 +77,9 @@ class ProblemDetails(BaseModel):
     sample_error: str | None = Field(None, description="a refused sample: the reader's code")
     dataset_error: str | None = Field(None, description="a refused dataset: the reader's code")
     query_error: str | None = Field(None, description="query-refused: why the data query was refused")
-    retry_after: int | None = Field(None, description="too-many-requests, rate-limited, usage-cap-reached: seconds")
+    retry_after: int | None = Field(
+        None, description="too-many-requests, rate-limited, usage-cap-reached, certificate-unavailable: seconds"
+    )
     sha256: str | None = Field(None, description="a dataset conflict: the digest at fault")
     registered_sha256: str | None = Field(None, description="a dataset conflict: the version's registered digest")
 

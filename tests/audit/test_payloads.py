@@ -71,7 +71,7 @@ async def test_every_entry_the_demo_writes_fits_its_documented_shape(api: Api) -
     async with api.services() as services:
         await seed_demo(services, only_if_empty=True)
     async with unit_of_work(api.sessions) as session:
-        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
     assert len({entry.action for entry in entries}) >= 10
     misfits = []
     for entry in entries:
