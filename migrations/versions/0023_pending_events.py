@@ -13,7 +13,7 @@ POOLED_CODES), which every payment, settlement or refund moved, keep no running 
 sums of their transfers. Upgrade sets their totals to 0; downgrade sums their transfers back into them.
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-06 21:30:00.000000
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0023"
-down_revision: str | None = "0021"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
