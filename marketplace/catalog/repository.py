@@ -41,7 +41,7 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.search_text import fts5_match, is_typo_tolerant, one_edit_apart, tsquery
-from marketplace.db import table_of, upsert_insert
+from marketplace.db import DriverStatement, table_of, upsert_insert
 from marketplace.kit import clock
 
 # Built once, with bound parameters: an order's snapshot reads it on every request.
@@ -62,7 +62,7 @@ _ON_SALE = (
 )
 
 _PRODUCTS = table_of(Product)
-_RESERVE = (
+_RESERVE = DriverStatement(
     update(_PRODUCTS)
     .where(_PRODUCTS.c.id == bindparam("product_id"), _PRODUCTS.c.licences_remaining >= bindparam("quantity"))
     .values(licences_remaining=_PRODUCTS.c.licences_remaining - bindparam("quantity"))
@@ -111,8 +111,8 @@ class CatalogRepository:
         """Guarded decrement: takes `quantity` licences if that many are left; never below zero. A Core
         statement built once: the ORM's version re-evaluates its criteria against the session's objects
         on every call (a Product read earlier in the session keeps the count it was read with)."""
-        result = await self.session.execute(_RESERVE, {"product_id": product_id, "quantity": quantity})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = await _RESERVE.execute(self.session, {"product_id": product_id, "quantity": quantity})
+        return bool(result.rowcount)
 
     async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
         statement = (
