@@ -21,6 +21,7 @@ from sqlalchemy import (
     null,
     select,
     table,
+    text,
     type_coerce,
     union_all,
     update,
@@ -32,6 +33,7 @@ from sqlmodel import SQLModel, col
 
 from marketplace.accounts.models import Organization
 from marketplace.catalog.models import (
+    LISTING_STAMP,
     PricePlan,
     Product,
     ProductStatus,
@@ -62,6 +64,20 @@ _ON_SALE = (
 )
 
 _PRODUCTS = table_of(Product)
+# PostgreSQL: what an order reads of a listed product every time (the licences left, which change with every
+# limited sale) and the stamp of what it reads only when that changes (`LISTING_STAMP`); no row when the product
+# is not on sale.
+_OFFER = DriverStatement(
+    text(
+        f"""SELECT pr.licences_remaining, {LISTING_STAMP}
+  FROM product pr JOIN product_version v ON v.product_id = pr.id AND v.version = pr.listed_version
+  JOIN organization po ON po.id = pr.organization_id LEFT JOIN sample s ON s.id = v.sample_id
+  WHERE pr.id = :product_id AND pr.status = :listed"""  # noqa: S608 - our names only
+    ).bindparams(
+        bindparam("product_id", type_=_PRODUCTS.c.id.type),
+        bindparam("listed", ProductStatus.LISTED, type_=_PRODUCTS.c.status.type),
+    )
+)
 _RESERVE = DriverStatement(
     update(_PRODUCTS)
     .where(_PRODUCTS.c.id == bindparam("product_id"), _PRODUCTS.c.licences_remaining >= bindparam("quantity"))
@@ -106,6 +122,12 @@ class CatalogRepository:
         """Read for a change; the row lock serialises concurrent edits and decisions (PostgreSQL)."""
         query = select(Product).where(col(Product.id) == product_id).with_for_update()
         return (await self.session.scalars(query)).first()
+
+    async def offer(self, product_id: uuid.UUID) -> tuple[int | None, str] | None:
+        """PostgreSQL: the licences left of a product on sale and its listing's stamp; None when it is not on
+        sale."""
+        rows = (await _OFFER.execute(self.session, {"product_id": product_id})).rows
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
         """Guarded decrement: takes `quantity` licences if that many are left; never below zero. A Core

@@ -7,7 +7,7 @@ import uuid
 
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
-from marketplace.catalog.service import CatalogService
+from marketplace.catalog.service import CatalogService, ProductView
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.service import ComplianceService
@@ -15,10 +15,17 @@ from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.errors import Conflict, NotFound, Unprocessable
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit.i18n import Message
+from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.schemas import TradeRequest
 from marketplace.orders.service import PLACED_STATUS, OrderService, Placement, SoldOut, Trade, amount_of
 from marketplace.orders.transitions import OrderTransitions
+
+# The listings orders were placed on, with what the rulebook saw of them, by product: the next order reuses one
+# while none of the rows it was read from changed (their stamp), for `LISTINGS_REUSE_SECONDS` at most.
+Listings = StampedMemo[uuid.UUID, tuple[ProductView, Snapshot]]
+LISTINGS_KEPT = 10_000
+LISTINGS_REUSE_SECONDS = 10.0
 
 
 class Trading:
@@ -30,6 +37,7 @@ class Trading:
         facts: Facts,
         orders: OrderService,
         transitions: OrderTransitions,
+        listings: Listings,
     ) -> None:
         self.accounts = accounts
         self.catalog = catalog
@@ -37,11 +45,27 @@ class Trading:
         self.facts = facts
         self.orders = orders
         self.transitions = transitions
+        self.listings = listings
+
+    async def on_sale(self, product_id: uuid.UUID) -> tuple[ProductView, Snapshot, int | None]:
+        """A product on sale, what the rulebook sees of its listing and its licences left (read every time).
+        The listing is the one kept from an earlier order while the rows it was read from are unchanged
+        (PostgreSQL): one light read instead of the listing's rows and their facts."""
+        stamped = await self.catalog.on_sale_stamp(product_id)
+        if stamped is not None:
+            licences, stamp = stamped
+            if (kept := self.listings.get(product_id, stamp)) is not None:
+                return *kept, licences
+        view = await self.catalog.for_sale(product_id)
+        listing = await self.facts.listing(view)
+        if stamped is not None:
+            self.listings.put(product_id, stamp, (view, listing))
+        return view, listing, view.product.licences_remaining
 
     async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
         """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
         buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
-        view = await self.catalog.for_sale(request.product_id)
+        view, listing, licences = await self.on_sale(request.product_id)
         plan = next((p for p in view.plans if p.id == request.plan_id), None)
         if plan is None:
             raise Unprocessable(
@@ -51,7 +75,6 @@ class Trading:
         intermediary = None
         if request.intermediary_organization_id is not None:
             intermediary = await self.accounts.organization(request.intermediary_organization_id)
-        listing = await self.facts.listing(view)
         amount = amount_of(plan.kind, plan.price_minor, request.quantity)
         product = listing.product
         assert product is not None
@@ -69,7 +92,7 @@ class Trading:
                 currency=plan.currency,
                 licence_terms_accepted=request.accept_licence_terms,
                 dispute_route=product.dispute_route,
-                licences_available=view.product.licences_remaining,
+                licences_available=licences,
             ),
         )
         return Trade(
@@ -80,7 +103,7 @@ class Trading:
             provider_organization_id=view.product.organization_id,
             amount_minor=amount,
             currency=plan.currency,
-            limited_licences=view.product.licences_remaining is not None,
+            limited_licences=licences is not None,
         )
 
     async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:
