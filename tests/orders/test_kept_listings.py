@@ -32,3 +32,10 @@ async def test_the_next_order_sees_the_provider_suspended_and_admitted_again(mar
 
     await set_status(market, OrganizationStatus.ADMITTED)
     await market.accepted_order()
+
+
+async def test_a_kept_listing_outlives_a_refused_order(market: Market) -> None:
+    await market.accepted_order()
+    refused = await market.place(plan_id=str(uuid.uuid4()))  # its transaction rolls back
+    assert refused.status_code == 422, refused.text
+    await market.accepted_order()
