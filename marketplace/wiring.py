@@ -51,7 +51,7 @@ from marketplace.flows.refunds import Refunds
 from marketplace.flows.registration import Registration
 from marketplace.flows.rules_impact import RulesImpact
 from marketplace.flows.settlement import Settlement
-from marketplace.flows.trading import Trading
+from marketplace.flows.trading import LISTINGS_KEPT, LISTINGS_REUSE_SECONDS, Listings, Trading
 from marketplace.flows.webhook_endpoints import WebhookEndpoints
 from marketplace.kit.jws import Notary
 from marketplace.kit.locks import KeyedBatches
@@ -88,6 +88,8 @@ class Runtime:
         default_factory=lambda: StampedMemo(VERDICTS_KEPT, VERDICT_REUSE_SECONDS)
     )
     call_terms: CallTermsMemo = field(default_factory=lambda: StampedMemo(CALL_TERMS_KEPT, VERDICT_REUSE_SECONDS))
+    # the listings orders are placed on, reused while their rows are unchanged
+    listings: Listings = field(default_factory=lambda: StampedMemo(LISTINGS_KEPT, LISTINGS_REUSE_SECONDS))
 
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
@@ -254,7 +256,15 @@ class Services:
 
     @cached_property
     def trading(self) -> Trading:
-        return Trading(self.accounts, self.catalog, self.compliance, self.facts, self.orders, self.transitions)
+        return Trading(
+            self.accounts,
+            self.catalog,
+            self.compliance,
+            self.facts,
+            self.orders,
+            self.transitions,
+            self.runtime.listings,
+        )
 
     @cached_property
     def payment(self) -> Payment:

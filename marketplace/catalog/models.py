@@ -66,6 +66,26 @@ LISTED_INDEX_COLUMNS = (
 )
 
 
+# PostgreSQL text: the row versions (xmin) of what the rulebook sees of a listing -- a version named `v`, its
+# plans, its sample `s`, its provider `po` and the organisations that assessed it (its reports' and its
+# valuation's assessors) -- which change whenever one of those rows does: the stamp of facts kept in memory
+# (`StampedMemo`). Our names only, no input.
+_ASSESSOR_IDS = ", ".join(
+    [
+        *(
+            f"v.details -> '{name}' ->> 'assessor_organization_id'"
+            for name in ("compliance_report", "risk_assessment", "cross_border_assessment")
+        ),
+        "v.details -> 'valuation' -> 'assessment' ->> 'assessor_organization_id'",
+    ]
+)
+LISTING_STAMP = f"""concat_ws(';', v.id, v.xmin, po.xmin, coalesce(s.xmin::text, ''),
+    coalesce((SELECT string_agg(p.xmin::text, ',' ORDER BY p.id) FROM price_plan p
+              WHERE p.product_version_id = v.id), ''),
+    (SELECT string_agg(o.id::text || ':' || o.xmin::text, ',' ORDER BY o.id) FROM organization o
+     WHERE o.id::text IN ({_ASSESSOR_IDS})))"""  # noqa: S608
+
+
 class ProductVersion(SQLModel, table=True):
     """One version's description. Columns hold what search filters on; `details` holds the rest
     of what the rules read (personal information, source, assessments, licence, cost, quality...)."""

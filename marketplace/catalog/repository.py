@@ -21,6 +21,7 @@ from sqlalchemy import (
     null,
     select,
     table,
+    text,
     type_coerce,
     union_all,
     update,
@@ -32,6 +33,7 @@ from sqlmodel import SQLModel, col
 
 from marketplace.accounts.models import Organization
 from marketplace.catalog.models import (
+    LISTING_STAMP,
     PricePlan,
     Product,
     ProductStatus,
@@ -41,7 +43,7 @@ from marketplace.catalog.models import (
     VersionStatus,
 )
 from marketplace.catalog.search_text import fts5_match, is_typo_tolerant, one_edit_apart, tsquery
-from marketplace.db import table_of, upsert_insert
+from marketplace.db import DriverStatement, table_of, upsert_insert
 from marketplace.kit import clock
 
 # Built once, with bound parameters: an order's snapshot reads it on every request.
@@ -62,7 +64,21 @@ _ON_SALE = (
 )
 
 _PRODUCTS = table_of(Product)
-_RESERVE = (
+# PostgreSQL: what an order reads of a listed product every time (the licences left, which change with every
+# limited sale) and the stamp of what it reads only when that changes (`LISTING_STAMP`); no row when the product
+# is not on sale.
+_OFFER = DriverStatement(
+    text(
+        f"""SELECT pr.licences_remaining, {LISTING_STAMP}
+  FROM product pr JOIN product_version v ON v.product_id = pr.id AND v.version = pr.listed_version
+  JOIN organization po ON po.id = pr.organization_id LEFT JOIN sample s ON s.id = v.sample_id
+  WHERE pr.id = :product_id AND pr.status = :listed"""  # noqa: S608 - our names only
+    ).bindparams(
+        bindparam("product_id", type_=_PRODUCTS.c.id.type),
+        bindparam("listed", ProductStatus.LISTED, type_=_PRODUCTS.c.status.type),
+    )
+)
+_RESERVE = DriverStatement(
     update(_PRODUCTS)
     .where(_PRODUCTS.c.id == bindparam("product_id"), _PRODUCTS.c.licences_remaining >= bindparam("quantity"))
     .values(licences_remaining=_PRODUCTS.c.licences_remaining - bindparam("quantity"))
@@ -107,12 +123,18 @@ class CatalogRepository:
         query = select(Product).where(col(Product.id) == product_id).with_for_update()
         return (await self.session.scalars(query)).first()
 
+    async def offer(self, product_id: uuid.UUID) -> tuple[int | None, str] | None:
+        """PostgreSQL: the licences left of a product on sale and its listing's stamp; None when it is not on
+        sale."""
+        rows = (await _OFFER.execute(self.session, {"product_id": product_id})).rows
+        return (rows[0][0], rows[0][1]) if rows else None
+
     async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
         """Guarded decrement: takes `quantity` licences if that many are left; never below zero. A Core
         statement built once: the ORM's version re-evaluates its criteria against the session's objects
         on every call (a Product read earlier in the session keeps the count it was read with)."""
-        result = await self.session.execute(_RESERVE, {"product_id": product_id, "quantity": quantity})
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        result = await _RESERVE.execute(self.session, {"product_id": product_id, "quantity": quantity})
+        return bool(result.rowcount)
 
     async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
         statement = (

@@ -253,6 +253,17 @@ class CatalogService:
         product, version, provider, sample, plans = found
         return ProductView(product, version, plans, sample, provider)
 
+    async def on_sale_stamp(self, product_id: uuid.UUID) -> tuple[int | None, str] | None:
+        """PostgreSQL: the licences left of a product on sale and the stamp of the rows its listing is read from
+        (`for_sale`), for a caller that keeps what it made of them while they stay unchanged; None elsewhere.
+        A product not on sale does not exist."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            return None
+        found = await self.repository.offer(product_id)
+        if found is None:
+            raise NotFound(Message("catalog.product-not-found", "product not found"))
+        return found
+
     async def reserve_licences(self, product_id: uuid.UUID, quantity: int) -> bool:
         """Take licences of a product whose licences are limited; False when fewer are left."""
         return await self.repository.reserve_licences(product_id, quantity)

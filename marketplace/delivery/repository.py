@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from marketplace.catalog.models import PricePlan, ProductVersion
+from marketplace.catalog.models import LISTING_STAMP, PricePlan, ProductVersion
 from marketplace.db import table_of, upsert_insert
 from marketplace.delivery.models import (
     AccessKey,
@@ -97,15 +97,7 @@ _VERSION_ID = bindparam("version_id", type_=table_of(ProductVersion).c.id.type)
 _DATASET_OF_VERSION = select(Dataset).where(col(Dataset.id) == _dataset_of(_VERSION_ID).scalar_subquery())
 
 # The facts stamp, as PostgreSQL text correlated with the statement's `licence`: our names only, no input.
-_ASSESSORS = ", ".join(
-    f"v.details -> '{name}' ->> 'assessor_organization_id'"
-    for name in ("compliance_report", "risk_assessment", "cross_border_assessment")
-)
-_FACTS_STAMP = f"""(SELECT concat_ws(';', pr.xmin, v.xmin, po.xmin, bo.xmin, coalesce(s.xmin::text, ''),
-    coalesce((SELECT string_agg(p.xmin::text, ',' ORDER BY p.id) FROM price_plan p
-              WHERE p.product_version_id = v.id), ''),
-    (SELECT string_agg(o.id::text || ':' || o.xmin::text, ',' ORDER BY o.id) FROM organization o
-     WHERE o.id::text IN ({_ASSESSORS}, v.details -> 'valuation' -> 'assessment' ->> 'assessor_organization_id')))
+_FACTS_STAMP = f"""(SELECT concat_ws(';', pr.xmin, bo.xmin, {LISTING_STAMP})
   FROM product_version v JOIN product pr ON pr.id = v.product_id JOIN organization po ON po.id = pr.organization_id
   JOIN organization bo ON bo.id = licence.buyer_organization_id LEFT JOIN sample s ON s.id = v.sample_id
   WHERE v.id = licence.product_version_id)"""  # noqa: S608

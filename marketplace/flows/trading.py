@@ -4,9 +4,11 @@ trade, and the buyer's cancellation before payment."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.service import AccountService
+from marketplace.catalog.models import PlanKind
 from marketplace.catalog.service import CatalogService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.engine import Verdict
@@ -15,10 +17,29 @@ from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.errors import Conflict, NotFound, Unprocessable
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit.i18n import Message
+from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.schemas import TradeRequest
 from marketplace.orders.service import PLACED_STATUS, OrderService, Placement, SoldOut, Trade, amount_of
 from marketplace.orders.transitions import OrderTransitions
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A product's listed version as an order reads it: plain values, no ORM objects (a kept one outlives the
+    session it was read in, whose rollback would expire them)."""
+
+    product_id: uuid.UUID
+    provider_organization_id: uuid.UUID
+    version_id: uuid.UUID
+    facts: Snapshot  # the provider and the version (its plans among them) as the rulebook sees them
+
+
+# The listings orders were placed on, by product: the next order reuses one while none of the rows it was read
+# from changed (their stamp), for `LISTINGS_REUSE_SECONDS` at most.
+Listings = StampedMemo[uuid.UUID, Listed]
+LISTINGS_KEPT = 10_000
+LISTINGS_REUSE_SECONDS = 10.0
 
 
 class Trading:
@@ -30,6 +51,7 @@ class Trading:
         facts: Facts,
         orders: OrderService,
         transitions: OrderTransitions,
+        listings: Listings,
     ) -> None:
         self.accounts = accounts
         self.catalog = catalog
@@ -37,12 +59,30 @@ class Trading:
         self.facts = facts
         self.orders = orders
         self.transitions = transitions
+        self.listings = listings
+
+    async def on_sale(self, product_id: uuid.UUID) -> tuple[Listed, int | None]:
+        """A product on sale as an order reads it, and its licences left (read every time). The listing is the
+        one kept from an earlier order while the rows it was read from are unchanged (PostgreSQL): one light
+        read instead of the listing's rows and their facts."""
+        stamped = await self.catalog.on_sale_stamp(product_id)
+        if stamped is not None:
+            licences, stamp = stamped
+            if (kept := self.listings.get(product_id, stamp)) is not None:
+                return kept, licences
+        view = await self.catalog.for_sale(product_id)
+        listed = Listed(view.product.id, view.product.organization_id, view.version.id, await self.facts.listing(view))
+        if stamped is not None:
+            self.listings.put(product_id, stamp, listed)
+        return listed, view.product.licences_remaining
 
     async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
         """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
         buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
-        view = await self.catalog.for_sale(request.product_id)
-        plan = next((p for p in view.plans if p.id == request.plan_id), None)
+        listed, licences = await self.on_sale(request.product_id)
+        product = listed.facts.product
+        assert product is not None
+        plan = next((facts for facts in product.plans if facts.id == str(request.plan_id)), None)
         if plan is None:
             raise Unprocessable(
                 Message("orders.plan-not-listed", "plan_id is not a plan of the product's listed version"),
@@ -51,16 +91,13 @@ class Trading:
         intermediary = None
         if request.intermediary_organization_id is not None:
             intermediary = await self.accounts.organization(request.intermediary_organization_id)
-        listing = await self.facts.listing(view)
-        amount = amount_of(plan.kind, plan.price_minor, request.quantity)
-        product = listing.product
-        assert product is not None
+        amount = amount_of(PlanKind(plan.kind), plan.price_minor, request.quantity)
         snapshot = Snapshot(
-            provider=listing.provider,
+            provider=listed.facts.provider,
             buyer=organization_facts(buyer),
             intermediary=organization_facts(intermediary) if intermediary else None,
             product=product,
-            plan=next(facts for facts in product.plans if facts.id == str(plan.id)),
+            plan=plan,
             trade=TradeFacts(
                 scenario=request.scenario,
                 delivery_mode=request.delivery_mode,
@@ -69,18 +106,18 @@ class Trading:
                 currency=plan.currency,
                 licence_terms_accepted=request.accept_licence_terms,
                 dispute_route=product.dispute_route,
-                licences_available=view.product.licences_remaining,
+                licences_available=licences,
             ),
         )
         return Trade(
             request=request,
             snapshot=snapshot,
-            product_id=view.product.id,
-            product_version_id=view.version.id,
-            provider_organization_id=view.product.organization_id,
+            product_id=listed.product_id,
+            product_version_id=listed.version_id,
+            provider_organization_id=listed.provider_organization_id,
             amount_minor=amount,
             currency=plan.currency,
-            limited_licences=view.product.licences_remaining is not None,
+            limited_licences=licences is not None,
         )
 
     async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:

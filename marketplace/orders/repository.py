@@ -9,14 +9,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, or_, update
+from sqlalchemy import bindparam, func, insert, or_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.repository import VerdictRepository
-from marketplace.db import table_of
+from marketplace.db import DriverStatement, table_of
 from marketplace.kit import clock
 from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderStatus
 
@@ -33,7 +33,7 @@ _PLACEMENT_TABLES = {
 
 
 @functools.cache
-def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int) -> Executable:
+def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int) -> DriverStatement:
     """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING)..., verdict AS (INSERT ...), order AS (INSERT ...)
     INSERT INTO order_event ...: built once per set of columns and number of snapshot parts, each value a
     parameter named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as
@@ -59,7 +59,9 @@ def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts
         .cte(f"part{i}")
         for i in range(parts)
     ]
-    return insert(_PLACEMENT_TABLES["event"]).values(values("event", keys["event"], "event")).add_cte(*ctes)
+    return DriverStatement(
+        insert(_PLACEMENT_TABLES["event"]).values(values("event", keys["event"], "event")).add_cte(*ctes)
+    )
 
 
 class OrderRepository:
@@ -96,8 +98,8 @@ class OrderRepository:
         rows = {"verdict": verdict, "order": order, "event": event}
         statement = _placement_statement(tuple((name, tuple(row)) for name, row in rows.items()), len(parts))
         rows |= {f"part{i}": part for i, part in enumerate(parts)}
-        await self.session.execute(
-            statement, {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
+        await statement.execute(
+            self.session, {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
         )
 
     async def add_event(

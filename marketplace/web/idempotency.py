@@ -31,11 +31,12 @@ from litestar.params import HeaderParameter
 from litestar.serialization import default_serializer, encode_json
 from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from marketplace.accounts.principal import Principal
-from marketplace.db import table_of, upsert_insert
+from marketplace.db import DriverStatement, table_of
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.canonical import canonical_json
@@ -95,7 +96,9 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
 # Built once, on the table: with the response inlined, the statement would cost far more CPU to build
 # than to run, and the ORM's version looks for the record among the session's objects on every call.
 _RECORDS = table_of(IdempotencyRecord)
-_FINISH = (
+# ON CONFLICT DO NOTHING as PostgreSQL writes it, which SQLite's compiler writes the same
+_CLAIM = DriverStatement(postgresql.insert(_RECORDS).on_conflict_do_nothing())
+_FINISH = DriverStatement(
     update(_RECORDS)
     .where(_RECORDS.c.actor == bindparam("b_actor"), _RECORDS.c.key == bindparam("b_key"))
     .values(
@@ -122,9 +125,7 @@ class IdempotencyRepository:
             "started_at": clock.now(),
         }
         # the row as parameters: a statement with the values inlined costs far more CPU to build
-        insert = upsert_insert(self.session)(table_of(IdempotencyRecord)).on_conflict_do_nothing()
-        inserted = await self.session.execute(insert, values)
-        if inserted.rowcount:  # type: ignore[attr-defined]
+        if (await _CLAIM.execute(self.session, values)).rowcount:
             return None
         taken_over = await self.session.execute(
             update(IdempotencyRecord)
@@ -145,7 +146,7 @@ class IdempotencyRepository:
         return (await self.session.scalars(query.execution_options(populate_existing=True))).one()
 
     async def finish(self, actor: str, key: str, status: int, body: Any) -> None:
-        await self.session.execute(_FINISH, {"b_actor": actor, "b_key": key, "b_status": status, "b_body": body})
+        await _FINISH.execute(self.session, {"b_actor": actor, "b_key": key, "b_status": status, "b_body": body})
 
     async def prune(self, before: datetime) -> int:
         """Delete the records of requests started before `before`: their keys are then free again."""
