@@ -38,7 +38,15 @@ def test_every_command_and_option_has_help() -> None:
 
 # Commands whose output is JSON whatever the options (reports a script reads), and those that print nothing a
 # script would read (they serve, migrate, write files, or greet a person); every other command takes --json.
-ALWAYS_JSON = {"audit verify", "ledger check", "rules evaluate", "rules impact", "rules snapshot", "settle"}
+ALWAYS_JSON = {
+    "audit sequence",
+    "audit verify",
+    "ledger check",
+    "rules evaluate",
+    "rules impact",
+    "rules snapshot",
+    "settle",
+}
 NOTHING_TO_READ = {"serve", "worker", "db upgrade", "db downgrade", "demo", "messages update"}
 
 

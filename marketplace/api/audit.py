@@ -14,7 +14,7 @@ from marketplace.kit.i18n import Message
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import ADMIN_ONLY, Access, Caller
 from marketplace.web.problems import problem_responses
-from marketplace.web.query import Moment, Text, parse_moment
+from marketplace.web.query import MAX_EXACT_INTEGER, Moment, Text, parse_moment
 
 
 class AuditController(Controller):
@@ -64,7 +64,7 @@ class AuditController(Controller):
         self,
         admin: Caller,
         transparency: NamedDependency[TransparencyLog],
-        entry_id: Annotated[int, PathParameter(ge=0, le=2**63 - 1)],
+        entry_id: Annotated[int, PathParameter(ge=0, le=MAX_EXACT_INTEGER)],
     ) -> EntryProofRead:
         """An entry as its leaf hashes it, with its inclusion proof against the latest signed tree head: what a
         party is given to check, offline, that the exchange logged the act. 404 until the sequencer has made

@@ -17,10 +17,9 @@ from marketplace.kit.i18n import Message
 from marketplace.web.pagination import PAGED, Page, Paging
 from marketplace.web.principal import Access
 from marketplace.web.problems import problem_responses
+from marketplace.web.query import MAX_EXACT_INTEGER
 
-# Sizes and indexes past any log's reach are refused before a query (a database integer holds them all).
-MAX_TREE_SIZE = 2**62
-TreeSize = Annotated[int, QueryParameter(ge=0, le=MAX_TREE_SIZE, description="a number of leaves")]
+TreeSize = Annotated[int, QueryParameter(ge=1, le=MAX_EXACT_INTEGER, description="a number of leaves")]
 
 
 def head_read(head: AuditTreeHead) -> TreeHeadRead:
@@ -43,7 +42,7 @@ class TransparencyController(Controller):
             raise NotFound(Message("transparency.no-head", "no tree head is published yet"))
         return head_read(head)
 
-    @get("/tree-heads", opt={"scope": Access.PUBLIC})
+    @get("/tree-heads", responses=problem_responses(), opt={"scope": Access.PUBLIC})
     async def tree_heads(self, transparency: NamedDependency[TransparencyLog], page: Paging) -> Page[TreeHeadRead]:
         """Every signed tree head ever published, largest first."""
         heads, total = await transparency.heads(limit=page.limit, offset=page.offset)
@@ -51,27 +50,25 @@ class TransparencyController(Controller):
 
     @get(
         "/entries/{leaf_index:int}/inclusion",
-        responses=problem_responses(404, 422),
+        responses=problem_responses(404),
         opt={"scope": Access.PUBLIC},
     )
     async def inclusion(
         self,
         transparency: NamedDependency[TransparencyLog],
-        leaf_index: Annotated[int, PathParameter(ge=0, le=MAX_TREE_SIZE)],
+        leaf_index: Annotated[int, PathParameter(ge=0, le=MAX_EXACT_INTEGER)],
         tree_size: TreeSize,
     ) -> InclusionProofRead:
         """The inclusion proof of a leaf in the tree of `tree_size` leaves (RFC 9162 2.1.3): with the leaf's hash
-        it recomputes that tree's root. 422 for a size of 0, 404 for a size the log has not reached or a leaf
-        past it."""
+        it recomputes that tree's root. 404 for a size the log has not reached or a leaf past it."""
         proof = await transparency.inclusion(leaf_index, tree_size)
         return InclusionProofRead(leaf_index=leaf_index, tree_size=tree_size, inclusion=[item.hex() for item in proof])
 
-    @get("/consistency", responses=problem_responses(404, 422), opt={"scope": Access.PUBLIC})
+    @get("/consistency", responses=problem_responses(404), opt={"scope": Access.PUBLIC})
     async def consistency(
         self, transparency: NamedDependency[TransparencyLog], first: TreeSize, second: TreeSize
     ) -> ConsistencyProofRead:
         """The consistency proof between the trees of `first` and `second` leaves (RFC 9162 2.1.4): the larger
-        tree holds the smaller one unchanged. 422 for a size of 0 or first > second, 404 for a size the log has
-        not reached."""
+        tree holds the smaller one unchanged. 404 for first > second or a size the log has not reached."""
         proof = await transparency.consistency(first, second)
         return ConsistencyProofRead(first=first, second=second, consistency=[item.hex() for item in proof])

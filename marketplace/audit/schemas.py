@@ -54,8 +54,20 @@ class ConsistencyProofRead(ResponseBody):
     consistency: list[str] = Field(description="hex hashes (RFC 9162 2.1.4)")
 
 
+class LeafBody(ResponseBody):
+    """An audit entry as its leaf hashes it: the leaf is SHA-256(0x00 || the canonical JSON of this object)."""
+
+    id: int
+    at: str = Field(description="the time as hashed: Python's isoformat of the UTC time, to the microsecond")
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    payload: Annotated[dict[str, Any], DocumentedAs(documented_shapes())]
+
+
 class EntryProofRead(ResponseBody):
-    body: dict[str, Any] = Field(description="the entry as its leaf hashes it (canonical JSON of this object)")
+    body: LeafBody
     leaf_index: int
     tree_size: int
     inclusion: list[str] = Field(description="hex hashes, nearest the leaf first (RFC 9162 2.1.3)")

@@ -104,7 +104,7 @@ class TransparencyLog:
     async def consistency(self, first: int, second: int) -> list[bytes]:
         """The consistency proof from the tree of `first` leaves to the tree of `second`."""
         if first > second:
-            raise Unprocessable(
+            raise NotFound(
                 Message(
                     "transparency.sizes-out-of-order",
                     "the first tree size ({first}) is larger than the second ({second})",

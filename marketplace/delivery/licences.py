@@ -114,8 +114,8 @@ class LicenceService:
         """Expire up to `limit` live licences whose term has ended, each with its audit entry and event; how many.
         A subscription's licence is left to its renewal (marketplace/flows/billing.py), which expires it if unpaid.
         The licences are locked first and each change is guarded, so concurrent expiries expire each one once;
-        the audit entries and events come last, after every licence moved (the audit head, then the event
-        clock, are the last locks a transaction takes)."""
+        the audit entries and events come last, after every licence moved (plain inserts: they lock nothing
+        another writer waits for)."""
         moved = []
         for licence in await self.repository.due_to_expire(LIVE, clock.now(), limit):
             if await self._move(licence.id, licence.status, LicenceStatus.EXPIRED, TERM_ENDED):
@@ -151,8 +151,8 @@ class LicenceService:
         return await self.repository.prune_rate_windows(before)
 
     async def change_each(self, licences: list[Licence], to: LicenceStatus, reason: str, actor: str) -> int:
-        """`change` for several licences: every move first, then their audit entries and events (the audit head's
-        lock last, as `expire_due` takes it); how many moved."""
+        """`change` for several licences: every move first, then their audit entries and events (as `expire_due`
+        records them); how many moved."""
         moved = [licence for licence in licences if await self._move(licence.id, licence.status, to, reason)]
         for licence in moved:
             await self._record(licence, to, reason, actor)
@@ -178,8 +178,7 @@ class LicenceService:
         return True
 
     async def _record(self, licence: LicenceFacts, to: LicenceStatus, reason: str, actor: str) -> None:
-        """A licence's move from its `status`, once made: its audit entry, then its event (the audit head's
-        lock comes first)."""
+        """A licence's move from its `status`, once made: its audit entry, then its event."""
         await self.audit.record(
             actor=actor,
             action=f"licence.{to.value}",

@@ -112,7 +112,7 @@ class RecurringBilling:
     async def _issue(self, before: str, licence_id: uuid.UUID | None, actor: str) -> tuple[int, list[UsageStatement]]:
         closed = await self.billing.closed_usage(before, licence_id, BATCH)
         made = [statement for usage in closed if (statement := await self.billing.issue_statement(usage)) is not None]
-        for statement in made:  # the audit head's lock last
+        for statement in made:
             await self.billing.record_issued(statement, actor)
         return len(closed), made
 

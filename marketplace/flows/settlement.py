@@ -64,7 +64,7 @@ from marketplace.orders.service import SweepResult
 from marketplace.orders.transitions import OrderTransitions
 
 # Completed orders settled per transaction; a run goes on until none is left. Small, because every order
-# updates the same few rows (its provider's payable, the audit head), and PostgreSQL
+# updates the same few rows (its provider's payable), and PostgreSQL
 # updates a row that one transaction has already updated many times ever more slowly.
 SETTLEMENT_BATCH = 50
 # Pending payouts of earlier runs sent again per run at most.

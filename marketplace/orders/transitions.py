@@ -12,8 +12,8 @@ order moved and changes nothing.
 What a move does beyond the order (money, licences) the flows pass in as `effects`. Every transaction
 takes its locks in one order, so none can deadlock with another: order rows first (settlement and payouts
 skip rows someone else holds, never waiting for them), then ledger accounts (escrow; a provider's payable
-before its debt, payables in id order; platform revenue, then refunds), then the product's licences, then
-the audit chain's head last (events take no lock: `marketplace.events`)."""
+before its debt, payables in id order; platform revenue, then refunds), then the product's licences; audit entries
+and events are plain inserts that take no lock (`marketplace.audit`, `marketplace.events`)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class OrderTransitions:
 
         `effects` (ledger postings, licences) run after the move and before the audit entry and the event:
         every transaction takes its locks in one order -- the order's row, ledger accounts, the product's
-        licences, the audit chain's head last -- so no two can deadlock."""
+        licences -- so no two can deadlock."""
         was = order.status
         if was not in allowed or not await self.repository.move(order.id, was, to, **values):
             current = await self.repository.get(order.id)

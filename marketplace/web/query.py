@@ -13,6 +13,9 @@ from marketplace.kit import clock
 from marketplace.kit.schemas import NO_NUL_PATTERN
 
 Text = Annotated[str | None, QueryParameter(max_length=80, pattern=NO_NUL_PATTERN)]
+# The largest integer a JSON number holds exactly (and a database integer too): numbers past it (a tree size, an
+# audit entry's id) are refused before any query.
+MAX_EXACT_INTEGER = 2**53 - 1
 # Not `datetime`: Litestar would also take a number (a Unix timestamp) for one.
 Moment = Annotated[
     str | None,

@@ -162,6 +162,7 @@ async def test_jwks_publishes_the_verification_key(api: Api, keyring: TokenKeyri
     response = await api.client.get("/.well-known/jwks.json")
     assert response.status_code == 200
     keys = response.json()["keys"]
-    assert [k["kid"] for k in keys] == [keyring.signing_kid]
+    # the access tokens' key, then the notary's (tests/audit/test_transparency.py)
+    assert [k["kid"] for k in keys] == [keyring.signing_kid, api.runtime().notary.kid]
     assert (keys[0]["kty"], keys[0]["crv"]) == ("OKP", "Ed25519")
     assert "d" not in keys[0]  # never the private part

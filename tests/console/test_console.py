@@ -268,7 +268,13 @@ async def test_the_chain_is_verified_from_the_audit_page(demo: None, visitor: ht
     token = await form_token(visitor, "/console/audit")
     report = await visitor.post("/console/audit/verify", data={"_csrf_token": token})
     assert report.status_code == 200
-    assert re.search(r"The chain is intact: \d+ entries verified", report.text)
+    assert re.search(r"The log is intact: [1-9]\d* entries recomputed, every signed tree head matches", report.text)
+
+
+async def test_the_audit_page_shows_the_latest_signed_tree_size(demo: None, visitor: httpx.AsyncClient) -> None:
+    await sign_in(visitor, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = await visitor.get("/console/audit")
+    assert re.search(r"The latest signed tree head holds [1-9]\d* entries", page.text)
 
 
 async def test_admin_and_dashboard_lead_to_the_console(visitor: httpx.AsyncClient) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlmodel import col
 
-from marketplace.audit.service import AuditService
 from marketplace.db import SessionMaker, unit_of_work
 from marketplace.flows.settlement import SettlementReport
+from marketplace.jobs import sequence_audit
 from marketplace.kit import clock
 from marketplace.kit.money import transfer_id
 from marketplace.ledger.models import AccountCode, LedgerAccount, Payout, Transfer, TransferKind
@@ -203,8 +203,11 @@ class Shop:
             return int((await session.execute(select(func.count()).select_from(LedgerAccount))).scalar_one())
 
     async def audit_ok(self) -> bool:
-        async with self.sessions() as session:
-            return (await AuditService(session).verify()).ok
+        """The audit log verifies once the sequencer has made every entry a leaf."""
+        runtime = self.api.runtime()
+        await sequence_audit(runtime)
+        async with runtime.transaction() as services:
+            return (await services.transparency.verify()).ok
 
 
 async def open_shop(api: Api) -> Shop:
