@@ -59,7 +59,6 @@ async def seed_demo(services: Services, *, only_if_empty: bool, progress: Progre
     progress("demo trade", 0, 1)
     lines.extend(await demo_trade(services, owners, organization_ids, listed, admin_principal))
     progress("demo trade", 1, 1)
-    lines.append(await sequence_audit_log(services))
     lines.append("API documentation: http://127.0.0.1:8000/schema; the catalog as DCAT: /api/v1/catalog.jsonld")
     return "\n".join(lines)
 
@@ -113,12 +112,3 @@ def _plan(spec: DemoProduct) -> dict[str, Any]:
     if spec.plan_kind == "metered":
         return plan_body(spec.price_minor // 20, "metered", monthly_cap_minor=spec.price_minor)
     return plan_body(spec.price_minor)
-
-
-async def sequence_audit_log(services: Services) -> str:
-    """The demo's audit entries made leaves of the transparency log at once, under signed tree heads (the
-    sequencer's job would, within seconds)."""
-    batch, leaves = services.settings.audit_sequencer_batch, 0
-    while (joined := await services.transparency.sequence(batch)) > 0:
-        leaves += joined
-    return f"Audit log: {leaves} entries under a signed tree head: /api/v1/transparency/tree-head"

@@ -111,8 +111,9 @@ async def _demo_certificate(services: Services, buyer: Principal, order_id: uuid
     """The log's sequencer makes the trade's entries leaves under a signed tree head (its periodic job, run now),
     the buyer takes the trade's certificate, and it is written to a file beside the exchange's JWKS and checked as
     `marketplace verify-certificate` checks it, with those two files alone."""
-    while await services.transparency.sequence(services.settings.audit_sequencer_batch):
-        pass
+    leaves = 0
+    while joined := await services.transparency.sequence(services.settings.audit_sequencer_batch):
+        leaves += joined
     certificate = await services.certificates.certificate(buyer, order_id)
     folder = services.settings.storage_dir / "demo"
     folder.mkdir(parents=True, exist_ok=True)
@@ -121,6 +122,7 @@ async def _demo_certificate(services: Services, buyer: Principal, order_id: uuid
     jwks.write_text(json.dumps(services.runtime.jwks(), indent=2) + "\n", encoding="utf-8")
     checked = check_files(path, str(jwks))
     return [
+        f"  audit log: {leaves} entries made leaves under a signed tree head (/api/v1/transparency/tree-head)",
         f"  trade certificate: {path} (the exchange's keys: {jwks})",
         f"  checked as `marketplace verify-certificate {path} --jwks {jwks}` checks it: {checked.line()}",
     ]

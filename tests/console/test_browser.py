@@ -251,10 +251,10 @@ def test_an_administrator_decides_filters_exports_verifies_and_analyses(
         expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
     expect(page.locator("main")).to_contain_text("escrow:")
 
-    # the audit chain, verified in place
+    # the transparency log, verified in place
     page.goto("/console/audit")
-    page.get_by_role("button", name="Verify the whole chain").click()
-    expect(page.locator("#chain-report")).to_contain_text("The chain is intact")
+    page.get_by_role("button", name="Verify the whole log").click()
+    expect(page.locator("#chain-report")).to_contain_text("The log is intact")
     expect(page).to_have_url(re.compile("/console/audit$"))
 
     # a candidate rulebook's impact
