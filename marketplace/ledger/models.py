@@ -115,11 +115,14 @@ class Transfer(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="two_accounts"),
+        # Each side's index holds the amount: a pooled account's totals are summed from the index alone.
+        Index("ix_ledger_transfer_debit_account_id", "debit_account_id", "amount_minor"),
+        Index("ix_ledger_transfer_credit_account_id", "credit_account_id", "amount_minor"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
-    debit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id", index=True)
-    credit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id", index=True)
+    debit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id")
+    credit_account_id: uuid.UUID = Field(foreign_key="ledger_account.id")
     amount_minor: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     kind: TransferKind = Field(sa_type=enum_column(TransferKind))
