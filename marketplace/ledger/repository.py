@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Select,
     Subquery,
     Uuid,
     and_,
@@ -110,20 +111,12 @@ def account_totals() -> Subquery:
             .scalar_subquery()
         )
 
-    running = select(
-        col(LedgerAccount.id),
-        col(LedgerAccount.code),
-        col(LedgerAccount.currency),
-        col(LedgerAccount.debits_posted).label("debits"),
-        col(LedgerAccount.credits_posted).label("credits"),
-    ).where(not_(pooled))
-    summed_up = select(
-        col(LedgerAccount.id),
-        col(LedgerAccount.code),
-        col(LedgerAccount.currency),
-        summed(col(Transfer.debit_account_id)).label("debits"),
-        summed(col(Transfer.credit_account_id)).label("credits"),
-    ).where(pooled)
+    def branch(debits: Any, credits: Any) -> Select[Any]:
+        identity = (col(LedgerAccount.id), col(LedgerAccount.code), col(LedgerAccount.currency))
+        return select(*identity, debits.label("debits"), credits.label("credits"))
+
+    running = branch(col(LedgerAccount.debits_posted), col(LedgerAccount.credits_posted)).where(not_(pooled))
+    summed_up = branch(summed(col(Transfer.debit_account_id)), summed(col(Transfer.credit_account_id))).where(pooled)
     return union_all(running, summed_up).subquery("account_totals")
 
 
