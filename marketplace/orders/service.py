@@ -7,7 +7,7 @@ business of the flows (`marketplace.flows`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from marketplace.catalog.models import PlanKind
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.parts import Part
 from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
@@ -79,6 +80,8 @@ class Trade:
     amount_minor: int
     currency: str
     limited_licences: bool
+    # parts of the snapshot digested already (the kept listing's provider, version and plan), by role
+    parts: Mapping[str, Part]
 
 
 @dataclass(frozen=True)
