@@ -15,7 +15,8 @@ prepared statements) in the bench's own database; and pgbench TPC-B in a scratch
 worker count, orders/s, p50 and p99 latency and the ratios orders/s : floor TPS (target >= 0.5) and
 orders/s : TPC-B TPS (target >= 0.12), where the two cores' time went (load generator, app server,
 PostgreSQL, other processes), the CPU time per order of each, and the database round trips one order
-costs (counted in-process on the same database).
+costs (counted in-process on the same database, with this process's CPU time per order meanwhile: the app
+without an HTTP server, a steadier figure on a busy machine than the server's share under load).
 
 The load generator runs in processes of its own (`--loaders`), so its CPU time is measured apart
 from the server's; it shares the machine's cores with the server and PostgreSQL, as pgbench does.
@@ -598,11 +599,14 @@ def order_body(market: Market, n: int) -> tuple[dict[str, Any], dict[str, str]]:
     return body, {"Authorization": authorization, "Idempotency-Key": uuid.uuid4().hex}
 
 
-async def count_round_trips(settings: Settings, market: Market, orders: int, show: bool) -> tuple[float, CapturedOrder]:
-    """Statements, BEGINs and COMMITs the app sends per order (one worker, sequential requests); and the
-    statements of the most common kind of order under the load, for the same-statements floor: through an
-    API key whose last use is fresh (its first order stamps it; the second, captured, does not) and of a
-    product with unlimited licences (three offers in four)."""
+async def count_round_trips(
+    settings: Settings, market: Market, orders: int, show: bool
+) -> tuple[float, float, CapturedOrder]:
+    """Statements, BEGINs and COMMITs the app sends per order (one worker, sequential requests), and the CPU
+    time of this process per order meanwhile (the app and httpx's in-process client: no HTTP server, no load
+    generator); and the statements of the most common kind of order under the load, for the same-statements
+    floor: through an API key whose last use is fresh (its first order stamps it; the second, captured, does
+    not) and of a product with unlimited licences (three offers in four)."""
     app = create_app(settings)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # create_app set up logging at INFO
     engine = app.state.runtime.db_sessions.kw["bind"].sync_engine
@@ -616,17 +620,21 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
     event.listen(engine, "commit", lambda _connection: statements.append(("COMMIT", None)))
     event.listen(engine, "rollback", lambda _connection: statements.append(("ROLLBACK", None)))
     counts = []
+    cpu_seconds = 0.0
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         for n in [*range(orders + 3), *[most_common_order(market)] * 2]:
             body, headers = order_body(market, n)
             statements.clear()
+            started = time.process_time()
             response = await client.post("/api/v1/orders", json=body, headers=headers)
+            spent = time.process_time() - started
             if response.status_code != 201:
                 raise RuntimeError(f"order in the round-trip count: {response.status_code} {response.text}")
             counted = len(counts) < orders and n >= 3  # the first requests warm the pool and its statements
             if counted:
                 counts.append(len(statements))
+                cpu_seconds += spent
             if show and counted and len(counts) <= 2:
                 kind = "API key" if "mkt_" in headers["Authorization"] else "JWT"
                 licences = "limited" if market.offers[n % len(market.offers)][2] else "unlimited"
@@ -635,7 +643,7 @@ async def count_round_trips(settings: Settings, market: Market, orders: int, sho
                     print(f"    {' '.join(statement.split())[:160]}")
     await engine_dispose(app)
     captured = await fresh_values(settings, response.json(), headers["Idempotency-Key"], statements)
-    return statistics.mean(counts), captured
+    return statistics.mean(counts), cpu_seconds / len(counts), captured
 
 
 async def fresh_values(
@@ -857,8 +865,12 @@ async def main() -> int:
                 f"API key each), {args.products} products ({args.limited} with {LIMITED_LICENCES} licences) x 2 "
                 f"plans in {time.perf_counter() - started:.1f} s"
             )
-            trips, captured = await count_round_trips(settings, market, args.trips, args.show_statements)
+            trips, cpu, captured = await count_round_trips(settings, market, args.trips, args.show_statements)
             print(f"database round trips per order (statements + BEGIN/COMMIT): {trips:.1f}")
+            print(
+                f"in-process CPU per order (sequential, through httpx's ASGI transport, client included): "
+                f"{cpu * 1000:.2f} ms"
+            )
             print(
                 f"placing orders over HTTP for {args.duration} s after {args.warmup:.0f} s of warm-up, "
                 f"{args.concurrency} connections from {args.loaders} load process(es) ({args.client}):"

@@ -49,7 +49,7 @@ from marketplace.console.router import console_assets_router, console_router, te
 from marketplace.jobs import in_process_schedule
 from marketplace.kit.logs import configure_logging
 from marketplace.kit.schemas import RequestBodyPlugin, RequestBodySchemaPlugin
-from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session
+from marketplace.web.dependencies import DEPENDENCIES, release_abandoned_session, resolve_dependencies_one_at_a_time
 from marketplace.web.docs import RENDER_PLUGINS, assets_router, operation_id, problem_types_description
 from marketplace.web.language import content_language
 from marketplace.web.principal import DeclaredSecurity
@@ -143,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if traced is not None:  # the spans still batched go to the collector
                 await asyncio.to_thread(traced.config.tracer_provider.shutdown)  # type: ignore[union-attr]
 
+    resolve_dependencies_one_at_a_time()
     return Litestar(
         route_handlers=[*CONTROLLERS, assets_router(), console_router(runtime), console_assets_router()],
         template_config=template_config(),

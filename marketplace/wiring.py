@@ -29,7 +29,7 @@ from marketplace.catalog.plans import PlanService
 from marketplace.catalog.service import CatalogService
 from marketplace.certificates.service import CertificateService
 from marketplace.compliance.rulebook import Rulebook, load_rulebook
-from marketplace.compliance.service import ComplianceService
+from marketplace.compliance.service import JUDGEMENT_REUSE_SECONDS, JUDGEMENTS_KEPT, ComplianceService, Judgements
 from marketplace.config import Settings
 from marketplace.db import SessionMaker, create_engine, create_sessionmaker, unit_of_work
 from marketplace.delivery.licences import LicenceService
@@ -90,6 +90,8 @@ class Runtime:
     call_terms: CallTermsMemo = field(default_factory=lambda: StampedMemo(CALL_TERMS_KEPT, VERDICT_REUSE_SECONDS))
     # the listings orders are placed on, reused while their rows are unchanged
     listings: Listings = field(default_factory=lambda: StampedMemo(LISTINGS_KEPT, LISTINGS_REUSE_SECONDS))
+    # the rulebook's findings on facts judged today, reused for the same facts
+    judgements: Judgements = field(default_factory=lambda: StampedMemo(JUDGEMENTS_KEPT, JUDGEMENT_REUSE_SECONDS))
 
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
@@ -152,7 +154,7 @@ class Services:
 
     @cached_property
     def compliance(self) -> ComplianceService:
-        return ComplianceService(self.session, self.runtime.rulebook, self.audit)
+        return ComplianceService(self.session, self.runtime.rulebook, self.audit, self.runtime.judgements)
 
     @cached_property
     def auth(self) -> AuthService:

@@ -43,13 +43,21 @@ SEQUENCER_LOCK = 0x6175646974_01
 _ENTRY_FIELDS = ("at", "actor", "action", "object_type", "object_id", "payload")
 
 
-def _append(next_id: Any) -> Any:
+def _append(next_id: Any, prefix: str = "") -> Any:
     """An append in one statement: the entry is numbered by `next_id` as it is inserted, and its leaf text is the
-    text Python canonicalised around the number (`leaves.around_id`)."""
+    text Python canonicalised around the number (`leaves.around_id`). Its parameters are the entry's fields,
+    `before_id` and `after_id` (`AuditService.entry`), each named after `prefix`."""
     numbered = core_select(next_id.label("id")).subquery("numbered")
-    leaf = bindparam("before_id", type_=Text) + cast(numbered.c.id, Text) + bindparam("after_id", type_=Text)
-    values = core_select(numbered.c.id, *(bindparam(name, type_=_ENTRIES.c[name].type) for name in _ENTRY_FIELDS), leaf)
+    before, after = bindparam(f"{prefix}before_id", type_=Text), bindparam(f"{prefix}after_id", type_=Text)
+    fields = (bindparam(f"{prefix}{name}", type_=_ENTRIES.c[name].type) for name in _ENTRY_FIELDS)
+    values = core_select(numbered.c.id, *fields, before + cast(numbered.c.id, Text) + after)
     return insert(_ENTRIES).from_select(["id", *_ENTRY_FIELDS, "leaf"], values).returning(_ENTRIES.c.id)
+
+
+def appended_entry(prefix: str) -> Any:
+    """An entry's append on PostgreSQL with its parameters named after `prefix`: for a statement that appends
+    it beside writes of its own (an order's placement), one round trip for all of them."""
+    return _append(ENTRY_IDS.next_value(), prefix)
 
 
 # SQLite has one writer at a time: the next number is the largest so far plus one.
@@ -149,10 +157,9 @@ class AuditRepository:
         self.session = session
         self.dialect = session.get_bind().dialect.name
 
-    async def append(self, values: dict[str, Any], before_id: str, after_id: str) -> int:
-        """Insert an entry, pending; `values` are its columns but the id and the leaf. Returns its id."""
-        parameters = {**values, "before_id": before_id, "after_id": after_id}
-        return int((await self.session.execute(_APPEND[self.dialect], parameters)).scalar_one())
+    async def append(self, entry: dict[str, Any]) -> int:
+        """Insert an entry, pending; `entry` is its parameters (`AuditService.entry`). Returns its id."""
+        return int((await self.session.execute(_APPEND[self.dialect], entry)).scalar_one())
 
     # The sequencer
 

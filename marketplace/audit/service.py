@@ -25,10 +25,20 @@ class AuditService:
     ) -> int:
         """Append one entry in the caller's transaction, one INSERT that locks nothing other writers need;
         returns its id. The sequencer makes it a leaf of the tree once the transaction has committed."""
+        return await self.repository.append(
+            self.entry(actor=actor, action=action, object_type=object_type, object_id=object_id, payload=payload)
+        )
+
+    @staticmethod
+    def entry(
+        *, actor: str, action: str, object_type: str, object_id: object, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The parameters of one entry's append (`AuditRepository.append`, `audit.repository.appended_entry`):
+        its fields, and its leaf's text on either side of the number it will get."""
         fields: dict[str, Any] = {"at": clock.now(), "actor": actor, "action": action, "object_type": object_type}
         fields |= {"object_id": str(object_id), "payload": payload}
         before_id, after_id = around_id(body(id=0, **fields))
-        return await self.repository.append(fields, before_id, after_id)
+        return {**fields, "before_id": before_id, "after_id": after_id}
 
     async def search(
         self,

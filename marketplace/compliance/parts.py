@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from marketplace.kit.canonical import canonical_json
 
 # The roles of a snapshot stored as parts, and the kind of each part.
@@ -40,6 +42,13 @@ class Part:
 def digest_of(document: dict[str, Any]) -> str:
     """The sha256 of a part's canonical JSON, in hex: its key."""
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+def part_of(role: str, facts: BaseModel) -> Part:
+    """The part `facts` make in `role`: the same as `split` makes of them inside a snapshot's document (a kept
+    listing digests its provider, version and plans once, not once per order)."""
+    document = facts.model_dump(mode="json")
+    return Part(digest_of(document), KINDS[role], document)
 
 
 def split(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Part]]:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from marketplace.audit.service import AuditService
-from marketplace.compliance.contract import Decision, Outcome, Stage
-from marketplace.compliance.engine import Verdict, evaluate
+from marketplace.compliance.contract import Decision, Finding, Outcome, Stage
+from marketplace.compliance.engine import RULE_ERROR_ID, Verdict, evaluate
 from marketplace.compliance.models import StoredVerdict
-from marketplace.compliance.parts import assemble, split
+from marketplace.compliance.parts import KINDS, Part, assemble, split
 from marketplace.compliance.repository import VerdictRepository
 from marketplace.compliance.rulebook import Rulebook
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.kit import clock
+from marketplace.kit.canonical import canonical_json
 from marketplace.kit.ids import new_id
+from marketplace.kit.memo import StampedMemo
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,21 @@ class VerdictRows:
         return verdict_id
 
 
-def verdict_rows(values: dict[str, Any], snapshot: Snapshot) -> VerdictRows:
-    """The rows that store a verdict (`values`, without its snapshot) and the snapshot it judged. The parts
-    come in digest order, so that two transactions inserting the same new parts take their locks in one
-    order (PostgreSQL) and cannot deadlock."""
-    inline, parts = split(snapshot.model_dump(mode="json"))
+NO_PARTS: Mapping[str, Part] = MappingProxyType({})
+
+
+def stored_form(snapshot: Snapshot, known: Mapping[str, Part] = NO_PARTS) -> tuple[dict[str, Any], dict[str, Part]]:
+    """The snapshot as it is stored: its inline facts and its parts by role, in the snapshot's order. The parts
+    in `known` (each `part_of` the snapshot's facts in that role, digested once by their keeper) are taken as
+    they are; the rest are dumped and digested here."""
+    inline, parts = split(snapshot.model_dump(mode="json", exclude=set(known)))
+    return inline, {role: known.get(role) or parts[role] for role in KINDS if role in known or role in parts}
+
+
+def verdict_rows(values: dict[str, Any], inline: dict[str, Any], parts: Mapping[str, Part]) -> VerdictRows:
+    """The rows that store a verdict (`values`, without its snapshot) and the snapshot it judged, in its
+    stored form. The parts come in digest order, so that two transactions inserting the same new parts take
+    their locks in one order (PostgreSQL) and cannot deadlock."""
     verdict = {**values, "snapshot": inline, "parts": {role: part.digest for role, part in parts.items()}}
     unique = {part.digest: part.row() for part in parts.values()}  # one organisation may play two roles
     return VerdictRows(verdict, [unique[digest] for digest in sorted(unique)])
@@ -85,6 +98,26 @@ def failed_checks(verdict: Verdict) -> list[dict[str, str]]:
     return [{"rule_id": f.rule_id, "check": f.check} for f in verdict.findings if f.outcome is Outcome.FAIL]
 
 
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What the rulebook found on some facts, in the forms a verdict is answered and stored in."""
+
+    decision: Decision
+    findings: tuple[Finding, ...]
+    findings_json: list[dict[str, Any]]  # as stored; shared by every verdict that reuses it, never changed
+    failed_checks: list[dict[str, str]]
+
+
+# The judgements a process made, by stage, rulebook (its fingerprint) and facts (the parts' digests and the
+# inline facts' canonical JSON), under the stamp of the day (UTC) they were made: rules are pure functions of
+# the snapshot and read the clock by its date (as the delivery stage's kept acceptances rely on too), so the
+# same facts under the same rulebook the same day get the same findings. An edited organisation, a new
+# product version, another plan or rulebook are other facts: another key.
+Judgements = StampedMemo[tuple[Any, ...], Judged]
+JUDGEMENTS_KEPT = 2_000  # a trade's findings are ~10 kB of JSON: ~20 MB at most
+JUDGEMENT_REUSE_SECONDS = 86_400.0
+
+
 def count_findings(verdict: Verdict) -> None:
     for finding in verdict.findings:
         if finding.outcome in (Outcome.FAIL, Outcome.REVIEW):
@@ -92,21 +125,47 @@ def count_findings(verdict: Verdict) -> None:
 
 
 class ComplianceService:
-    def __init__(self, session: AsyncSession, rulebook: Rulebook, audit: AuditService) -> None:
+    def __init__(
+        self, session: AsyncSession, rulebook: Rulebook, audit: AuditService, judgements: Judgements | None = None
+    ) -> None:
+        """`judgements`: the process's (`marketplace.wiring.Runtime`); without it, this service's own."""
         self.repository = VerdictRepository(session)
         self.audit = audit
         self.rulebook = rulebook
+        self.judgements = StampedMemo(JUDGEMENTS_KEPT, JUDGEMENT_REUSE_SECONDS) if judgements is None else judgements
 
     def preview(self, stage: Stage, snapshot: Snapshot) -> Verdict:
         """The verdict the rulebook gives now; writes nothing."""
         return evaluate(self.rulebook, stage, snapshot, clock.now())
 
     def assess(
-        self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot
+        self,
+        *,
+        stage: Stage,
+        subject_type: str,
+        subject_id: object,
+        snapshot: Snapshot,
+        parts: Mapping[str, Part] = NO_PARTS,
     ) -> tuple[VerdictRows, Verdict]:
         """Evaluate, and the verdict's rows as `judge` stores them; writes nothing. For a caller that stores
-        the rows with its own in one statement (order placement) and records it in its own audit entry."""
-        verdict = self.preview(stage, snapshot)
+        the rows with its own in one statement (order placement) and records it in its own audit entry.
+        `parts`: the snapshot's parts its caller keeps digested (see `stored_form`). Facts judged already today
+        under this rulebook get the findings they got then, which are the ones evaluating them now gives."""
+        inline, stored_parts = stored_form(snapshot, parts)
+        now = clock.now()
+        digests = tuple((role, part.digest) for role, part in stored_parts.items())
+        key = (stage, self.rulebook.fingerprint, digests, canonical_json(inline))
+        judged = self.judgements.get(key, now.date())
+        if judged is None:
+            verdict = evaluate(self.rulebook, stage, snapshot, now)
+            judged = Judged(
+                verdict.decision, verdict.findings, [f.as_json() for f in verdict.findings], failed_checks(verdict)
+            )
+            # a rule that raised is logged each time it is evaluated: its verdict is not kept
+            if all(f.message_id != RULE_ERROR_ID for f in verdict.findings):
+                self.judgements.put(key, now.date(), judged)
+        else:
+            verdict = Verdict(stage, judged.decision, judged.findings, self.rulebook.fingerprint, now)
         count_findings(verdict)
         values: dict[str, Any] = {
             "id": new_id(),
@@ -114,12 +173,12 @@ class ComplianceService:
             "subject_type": subject_type,
             "subject_id": str(subject_id),
             "decision": verdict.decision,
-            "findings": [f.as_json() for f in verdict.findings],
-            "failed_checks": failed_checks(verdict),
+            "findings": judged.findings_json,
+            "failed_checks": judged.failed_checks,
             "rulebook_fingerprint": verdict.rulebook_fingerprint,
             "created_at": verdict.evaluated_at,
         }
-        return verdict_rows(values, snapshot), verdict
+        return verdict_rows(values, inline, stored_parts), verdict
 
     async def judge(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str

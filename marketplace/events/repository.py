@@ -37,8 +37,9 @@ _PARTIES = table_of(EventParty)
 _INSERT_PARTY = insert(_PARTIES)
 # SQLite: one event numbered after the last one, in the statement that inserts it.
 _INSERT_NUMBERED = insert(_EVENTS).values(seq=select(func.coalesce(func.max(_EVENTS.c.seq), 0) + 1).scalar_subquery())
-# PostgreSQL: a transaction's events, pending, in the order they were recorded (one statement however many).
-_WRITE_PENDING = text(
+# PostgreSQL: a transaction's events, pending, in the order they were recorded (one statement however many), its
+# `events` the JSON array `pending_rows` makes of them.
+WRITE_PENDING = text(
     """
     INSERT INTO pending_event (id, type, subject_type, subject_id, payload, created_at, parties)
     SELECT (event->>'id')::uuid, event->>'type', event->>'subject_type', event->>'subject_id', event->'payload',
@@ -84,14 +85,18 @@ def write(session: Session, events: Sequence[dict[str, Any]]) -> None:
     if not events:
         return
     if session.get_bind().dialect.name == "postgresql":
-        batch = [{**e, "id": str(e["id"]), "parties": [str(p) for p in e["parties"]]} for e in events]
-        session.execute(_WRITE_PENDING, {"events": batch})
+        session.execute(WRITE_PENDING, {"events": pending_rows(events)})
         return
     for event in events:
         row = {k: v for k, v in event.items() if k != "parties"}
         seq = session.execute(_INSERT_NUMBERED.returning(_EVENTS.c.seq), row).scalar_one()
         if event["parties"]:
             session.execute(_INSERT_PARTY, [{"organization_id": p, "event_seq": seq} for p in event["parties"]])
+
+
+def pending_rows(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded events as `WRITE_PENDING` reads them (its `events`): ids and parties as text."""
+    return [{**e, "id": str(e["id"]), "parties": [str(p) for p in e["parties"]]} for e in events]
 
 
 class EventRepository:

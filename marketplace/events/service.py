@@ -73,6 +73,13 @@ class EventService:
         }
         self.session.info.setdefault(_PENDING, []).append(values)
 
+    def take_recorded(self) -> list[dict[str, Any]]:
+        """The events recorded in this transaction and not written yet, for a caller that writes them now beside
+        writes of its own, in one statement (`events.repository.WRITE_PENDING`): the commit does not write them
+        again."""
+        taken: list[dict[str, Any]] = self.session.info.pop(_PENDING, [])
+        return taken
+
     async def sequence(self) -> int:
         """Number the events committed and still pending, in a transaction of its own (see events.repository):
         what a reader runs before it pages by number, and the periodic job runs too; how many."""

@@ -12,6 +12,7 @@ from marketplace.catalog.models import PlanKind
 from marketplace.catalog.service import CatalogService
 from marketplace.compliance.contract import Stage
 from marketplace.compliance.engine import Verdict
+from marketplace.compliance.parts import Part, part_of
 from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.errors import Conflict, NotFound, Unprocessable
@@ -33,6 +34,17 @@ class Listed:
     provider_organization_id: uuid.UUID
     version_id: uuid.UUID
     facts: Snapshot  # the provider and the version (its plans among them) as the rulebook sees them
+    # the provider's and the version's snapshot parts, and each plan's by its id: digested once per listing
+    parts: dict[str, Part]
+    plan_parts: dict[str, Part]
+
+    @classmethod
+    def of(cls, product_id: uuid.UUID, provider_id: uuid.UUID, version_id: uuid.UUID, facts: Snapshot) -> Listed:
+        assert facts.provider is not None
+        assert facts.product is not None
+        parts = {"provider": part_of("provider", facts.provider), "product": part_of("product", facts.product)}
+        plans = {plan.id: part_of("plan", plan) for plan in facts.product.plans}
+        return cls(product_id, provider_id, version_id, facts, parts, plans)
 
 
 # The listings orders were placed on, by product: the next order reuses one while none of the rows it was read
@@ -71,7 +83,8 @@ class Trading:
             if (kept := self.listings.get(product_id, stamp)) is not None:
                 return kept, licences
         view = await self.catalog.for_sale(product_id)
-        listed = Listed(view.product.id, view.product.organization_id, view.version.id, await self.facts.listing(view))
+        facts = await self.facts.listing(view)
+        listed = Listed.of(view.product.id, view.product.organization_id, view.version.id, facts)
         if stamped is not None:
             self.listings.put(product_id, stamp, listed)
         return listed, view.product.licences_remaining
@@ -118,6 +131,7 @@ class Trading:
             amount_minor=amount,
             currency=plan.currency,
             limited_licences=licences is not None,
+            parts={**listed.parts, "plan": listed.plan_parts[plan.id]},
         )
 
     async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:
@@ -134,7 +148,7 @@ class Trading:
         # The verdict is stored with the order and its first event, and recorded in the order's one audit
         # entry, where `judge` would store and audit it on its own.
         rows, verdict = self.compliance.assess(
-            stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot
+            stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot, parts=trade.parts
         )
         reserved = 0
         if PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED and trade.limited_licences:

@@ -14,9 +14,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from marketplace.audit.repository import AuditRepository, appended_entry
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.repository import VerdictRepository
 from marketplace.db import DriverStatement, table_of
+from marketplace.events.repository import WRITE_PENDING, pending_rows, write
 from marketplace.kit import clock
 from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderStatus
 
@@ -34,10 +36,11 @@ _PLACEMENT_TABLES = {
 
 @functools.cache
 def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int) -> DriverStatement:
-    """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING)..., verdict AS (INSERT ...), order AS (INSERT ...)
-    INSERT INTO order_event ...: built once per set of columns and number of snapshot parts, each value a
-    parameter named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as
-    its column."""
+    """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING)..., verdict AS (INSERT ...), order AS (INSERT ...),
+    audit AS (INSERT ...), events AS (INSERT INTO pending_event ...) INSERT INTO order_event ...: built once per
+    set of columns and number of snapshot parts, each value a parameter named `<row>_<column>` (`part<i>_<column>`
+    for the i-th part, which has every column) typed as its column; the audit entry's `audit_<parameter>`, the
+    events' `events`."""
 
     def values(name: str, keys: tuple[str, ...], row: str) -> dict[str, Any]:
         table = _PLACEMENT_TABLES[name]
@@ -48,7 +51,8 @@ def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts
     order_table = _PLACEMENT_TABLES["order"]
     verdict = insert(verdict_table).values(values("verdict", keys["verdict"], "verdict")).returning(verdict_table.c.id)
     order = insert(order_table).values(values("order", keys["order"], "order")).returning(order_table.c.id)
-    ctes = [verdict.cte("placed_verdict"), order.cte("placed_order")]
+    ctes = [verdict.cte("placed_verdict"), order.cte("placed_order"), appended_entry("audit_").cte("placed_audit")]
+    ctes.append(WRITE_PENDING.columns().cte("placed_events"))
     # One single-row insert per part: SQLAlchemy gives a multi-row VALUES no cache key, so the statement
     # would be compiled again for every order (about a third of an order's CPU).
     part_columns = tuple(part_table.c.keys())
@@ -74,13 +78,20 @@ class OrderRepository:
         await self.session.execute(_INSERT_ORDER, values)
 
     async def insert_placed(
-        self, verdict: dict[str, Any], parts: list[dict[str, Any]], order: dict[str, Any], actor: str
+        self,
+        verdict: dict[str, Any],
+        parts: list[dict[str, Any]],
+        order: dict[str, Any],
+        actor: str,
+        entry: dict[str, Any],
+        events: list[dict[str, Any]],
     ) -> None:
         """A placed order with its trade verdict and the snapshot parts the verdict names (rows of the
-        compliance domain's tables, built by ComplianceService.assess) and its first event. On PostgreSQL one
-        statement: the parts (those not stored yet), the verdict and the order inserted by data-modifying CTEs
-        (the order's foreign key to the verdict is checked at the end of the statement), the event by the
-        statement itself. Elsewhere four inserts."""
+        compliance domain's tables, built by ComplianceService.assess), its first history event, its audit entry
+        (`AuditService.entry`) and the transaction's recorded events (`EventService.take_recorded`). On
+        PostgreSQL one statement: the parts (those not stored yet), the verdict, the order, the audit entry and
+        the pending events inserted by data-modifying CTEs (the order's foreign key to the verdict is checked at
+        the end of the statement), the history event by the statement itself. Elsewhere one insert each."""
         event = {
             "id": uuid.uuid4(),
             "order_id": order["id"],
@@ -94,13 +105,14 @@ class OrderRepository:
             await VerdictRepository(self.session).add(verdict, parts)
             await self.session.execute(_INSERT_ORDER, order)
             await self.session.execute(_INSERT_EVENT, event)
+            await AuditRepository(self.session).append(entry)
+            await self.session.run_sync(write, events)
             return
         rows = {"verdict": verdict, "order": order, "event": event}
         statement = _placement_statement(tuple((name, tuple(row)) for name, row in rows.items()), len(parts))
-        rows |= {f"part{i}": part for i, part in enumerate(parts)}
-        await statement.execute(
-            self.session, {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
-        )
+        rows |= {f"part{i}": part for i, part in enumerate(parts)} | {"audit": entry}
+        parameters = {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
+        await statement.execute(self.session, parameters | {"events": pending_rows(events)})
 
     async def add_event(
         self,

@@ -7,7 +7,7 @@ business of the flows (`marketplace.flows`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from marketplace.catalog.models import PlanKind
 from marketplace.compliance.contract import Decision
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
+from marketplace.compliance.parts import Part
 from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
@@ -79,6 +80,8 @@ class Trade:
     amount_minor: int
     currency: str
     limited_licences: bool
+    # parts of the snapshot digested already (the kept listing's provider, version and plan), by role
+    parts: Mapping[str, Part]
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,9 @@ class OrderService:
         verdict: Verdict,
         reserved: int,
     ) -> OrderRead:
-        """Record a placed order with its verdict and first event (one statement on PostgreSQL), and its
-        one audit entry, which carries the verdict too. Returns the order as read."""
+        """Record a placed order with its verdict, its first history event, its one audit entry (which carries
+        the verdict too) and its events (with any recorded before them in the transaction): one statement on
+        PostgreSQL. Returns the order as read."""
         request = trade.request
         status = PLACED_STATUS[verdict.decision]
         now = clock.now()
@@ -175,8 +179,10 @@ class OrderService:
             "status_changed_at": now,
             "created_at": now,
         }
-        await self.repository.insert_placed(rows.verdict, rows.parts, values, principal.actor)
-        await self.audit.record(
+        order = OrderRead.model_validate({**values, **_NOT_YET})
+        await self.record_event(EventType.ORDER_PLACED, order)
+        await self.record_event(order_event_type(status), order)
+        entry = self.audit.entry(
             actor=principal.actor,
             action="order.placed",
             object_type="order",
@@ -192,9 +198,9 @@ class OrderService:
                 "verdict": verdict_audit_facts(rows.id, verdict),
             },
         )
-        order = OrderRead.model_validate({**values, **_NOT_YET})
-        await self.record_event(EventType.ORDER_PLACED, order)
-        await self.record_event(order_event_type(status), order)
+        await self.repository.insert_placed(
+            rows.verdict, rows.parts, values, principal.actor, entry, self.events.take_recorded()
+        )
         return order
 
     async def record_event(self, event_type: EventType, order: Order | OrderRead, **facts: object) -> None:

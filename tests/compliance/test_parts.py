@@ -9,8 +9,8 @@ from typing import Any, get_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from marketplace.compliance.parts import KINDS, assemble, digest_of, split
-from marketplace.compliance.service import verdict_rows
+from marketplace.compliance.parts import KINDS, assemble, digest_of, part_of, split
+from marketplace.compliance.service import stored_form, verdict_rows
 from marketplace.compliance.snapshots import (
     Assessment,
     ComputationFacts,
@@ -155,7 +155,7 @@ def test_a_snapshot_split_into_parts_and_put_together_is_the_same_snapshot(snaps
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(snapshots())
 def test_a_verdicts_rows_name_each_part_once_in_digest_order(snapshot: Snapshot) -> None:
-    rows = verdict_rows({}, snapshot)
+    rows = verdict_rows({}, *stored_form(snapshot))
     digests = [part["digest"] for part in rows.parts]
 
     assert digests == sorted(set(digests))
@@ -171,3 +171,15 @@ def test_one_organisation_in_two_roles_is_one_part(organization: OrganizationFac
 
     assert parts["provider"] == parts["buyer"]
     assert parts["buyer"].kind == "organization"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), st.sets(st.sampled_from(list(KINDS))))
+def test_parts_digested_apart_are_the_parts_the_snapshot_makes(snapshot: Snapshot, roles: set[str]) -> None:
+    """A kept listing digests its parts once; handed over, they store the verdict as digesting them again would."""
+    known = {role: part_of(role, facts) for role in roles if (facts := getattr(snapshot, role)) is not None}
+
+    inline, parts = stored_form(snapshot, known)
+
+    assert (inline, parts) == stored_form(snapshot)
+    assert list(parts) == [role for role in KINDS if role in parts]  # in the snapshot's order, as before

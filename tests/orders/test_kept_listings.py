@@ -39,3 +39,21 @@ async def test_a_kept_listing_outlives_a_refused_order(market: Market) -> None:
     refused = await market.place(plan_id=str(uuid.uuid4()))  # its transaction rolls back
     assert refused.status_code == 422, refused.text
     await market.accepted_order()
+
+
+async def test_orders_on_the_same_facts_store_the_same_findings_until_the_buyer_is_edited(market: Market) -> None:
+    """The trade stage's findings are kept by the facts they judged: the second order on the same facts stores
+    the first one's findings; once the buyer's organisation is edited, the next order is judged on its new facts."""
+    first, second = [await market.order((await market.accepted_order())["id"]) for _ in range(2)]
+    assert second["verdict"]["findings"] == first["verdict"]["findings"]
+
+    async with market.api.services() as services:
+        buyer_id = uuid.UUID(market.buyer_org["id"])
+        await services.session.execute(
+            update(Organization).where(col(Organization.id) == buyer_id).values(status=OrganizationStatus.SUSPENDED)
+        )
+    refused = await market.place()
+
+    assert refused.status_code == 422, refused.text
+    failed = {f["check"] for f in refused.json()["findings"] if f["outcome"] == "fail"}
+    assert any("buyer" in check for check in failed), failed

@@ -5,12 +5,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+from litestar._kwargs import kwargs_model
+
 from marketplace.compliance.contract import Decision, Finding, Outcome, Stage
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.schemas import VerdictBrief
 from marketplace.kit import clock
 from marketplace.kit.i18n import Language
 from tests.orders.conftest import PRICE_MINOR, Market
+
+
+async def test_an_orders_dependencies_resolve_one_at_a_time(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The caller, the flow and the language (one depth of the route's dependencies) resolve one after another,
+    with no task group of their own (`web.dependencies`), and the order is placed."""
+
+    def no_task_group() -> None:
+        raise AssertionError("a task group was made to resolve dependencies")
+
+    monkeypatch.setattr(kwargs_model, "create_task_group", no_task_group)
+
+    await market.accepted_order()
 
 
 async def test_preview_gives_the_verdict_placing_gives_and_writes_nothing(market: Market) -> None:

@@ -9,9 +9,10 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlmodel import col
 
 from marketplace.compliance.contract import Decision, Stage
@@ -135,3 +136,24 @@ async def test_concurrent_first_orders_store_each_new_part_once(
     assert {s.buyer.id for s in snapshots if s.buyer is not None} == {str(b.organization_id) for b in buyers}
     digests = {digest for verdict in verdicts for digest in verdict.parts.values()}
     assert len(digests) == len(buyers) + 3  # each buyer, the provider, the product, the plan
+
+
+@pytest.mark.postgres
+async def test_an_order_its_verdict_audit_entry_and_events_are_written_in_one_statement(market: Market) -> None:
+    """On PostgreSQL one statement writes what placing an order adds: the snapshot parts, the verdict, the order,
+    its history, its audit entry and its events (each once: the commit writes no event again)."""
+    engine = market.api.runtime().engine.sync_engine
+    sent: list[str] = []
+
+    def on_execute(*parts: Any) -> None:
+        sent.append(" ".join(str(parts[2]).split()))
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        await market.accepted_order()
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+    (placement,) = [statement for statement in sent if "INSERT INTO" in statement]  # no key: nothing else
+    for table in ("snapshot_part", "verdict", "trade_order", "order_event", "audit_entry", "pending_event"):
+        assert f"INSERT INTO {table} " in placement, table
