@@ -8,7 +8,12 @@ batch under its own signed tree head, and times `marketplace audit verify`'s wor
 recompute the tree from every stored leaf, check every head's root and signature, check every entry's columns
 against its leaf text), then the command itself in a process of its own (start-up included). Beside it, in the
 same run, hashlib's SHA-256 over the same leaf texts (one hash per leaf, as 0x00 || text). Prints entries/s of
-each and their ratio. Target: verify >= 200,000 entries/s.
+each and their ratio. Target: the command, start-up included, >= 200,000 entries/s.
+
+The command's start-up is timed apart, as the command over the log while it is still empty. It runs as once
+installed: Python caches each module's compiled bytecode on its first import, so the first run (printed too)
+compiles them and later ones do not; the command is run without PYTHONDONTWRITEBYTECODE, which some shells set
+and which would make every run compile every module again.
 
     .venv/bin/python bench/audit.py [--entries 1000000] [--batch 50000]
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
@@ -108,6 +113,7 @@ async def verify(runtime: Runtime) -> tuple[float, object]:
 def verify_command(settings: Settings) -> tuple[float, dict[str, object]]:
     """`marketplace audit verify` in a process of its own: its wall time (start-up included) and its report."""
     environment = {**os.environ, "DATABASE_URL": settings.database_url, "STORAGE_DIR": str(settings.storage_dir)}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     started = time.perf_counter()
     done = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "marketplace"), "audit", "verify"],
@@ -123,7 +129,17 @@ def verify_command(settings: Settings) -> tuple[float, dict[str, object]]:
     return seconds, json.loads(done.stdout)
 
 
+def start_up(settings: Settings) -> tuple[float, float]:
+    """The command's wall time over the empty log: the first run's (which compiles the modules it imports, unless
+    an earlier run did) and the best of three after it."""
+    first, report = verify_command(settings)
+    assert (report["ok"], report["entries"]) == (True, 0), report
+    return first, min(verify_command(settings)[0] for _ in range(3))
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> None:
+    first_start, start = start_up(settings)
+    print(f"`marketplace audit verify` start-up (over the empty log): {start:.2f} s (first run: {first_start:.2f} s)")
     runtime = Runtime.start(settings)
     try:
         started = time.perf_counter()
@@ -147,14 +163,15 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
     print(
         f"verify (TransparencyLog.verify): {args.entries:,} entries in {seconds:.2f} s = {verify_rate:,.0f} entries/s"
     )
+    command_rate = args.entries / command_seconds
     print(
         f"`marketplace audit verify` (own process, start-up included): {command_seconds:.2f} s"
-        f" = {args.entries / command_seconds:,.0f} entries/s"
+        f" = {command_rate:,.0f} entries/s (start-up {start:.2f} s of it)"
     )
     print(f"hashlib SHA-256 of the same {len(texts):,} leaf texts: {hash_rate:,.0f} hashes/s")
     print(
-        f"verify : SHA-256 = {verify_rate / hash_rate:.2f}; target {TARGET_PER_SECOND:,} entries/s: "
-        f"{'met' if verify_rate >= TARGET_PER_SECOND else 'NOT met'}"
+        f"command : SHA-256 = {command_rate / hash_rate:.2f}; target {TARGET_PER_SECOND:,} entries/s: "
+        f"{'met' if command_rate >= TARGET_PER_SECOND else 'NOT met'}"
     )
 
 

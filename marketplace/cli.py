@@ -9,11 +9,11 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from marketplace.config import Settings, SettingsError
-from marketplace.db import alembic_config
-from marketplace.kit.progress import Progress
+if TYPE_CHECKING:
+    from marketplace.config import Settings
+    from marketplace.kit.progress import Progress
 
 CLI_ACTOR = "cli"
 MIN_PASSWORD_LENGTH = 12
@@ -22,6 +22,8 @@ MIN_PASSWORD_LENGTH = 12
 def db_upgrade(settings: Settings, revision: str = "head") -> None:
     from alembic import command
 
+    from marketplace.db import alembic_config
+
     if settings.is_sqlite:
         _sqlite_file(settings.database_url).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(settings.database_url), revision)
@@ -29,6 +31,8 @@ def db_upgrade(settings: Settings, revision: str = "head") -> None:
 
 def db_downgrade(settings: Settings, revision: str) -> None:
     from alembic import command
+
+    from marketplace.db import alembic_config
 
     command.downgrade(alembic_config(settings.database_url), revision)
 
@@ -114,6 +118,8 @@ def _db_history(as_json: bool) -> int:
     """The migrations, oldest first."""
     from alembic.script import ScriptDirectory
 
+    from marketplace.db import alembic_config
+
     scripts = ScriptDirectory.from_config(alembic_config())
     history = [
         {"revision": script.revision, "down_revision": script.down_revision, "message": script.doc}
@@ -172,12 +178,27 @@ def cmd_admin_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(settings: Settings, args: argparse.Namespace) -> int:
-    async def work(services: Any) -> Any:
-        return await services.transparency.verify()
-
-    report = asyncio.run(_with_services(settings, work))
+    report = asyncio.run(_verify_audit_log(settings))
     print(json.dumps(report.__dict__, indent=2))
     return 0 if report.ok else 1
+
+
+async def _verify_audit_log(settings: Settings) -> Any:
+    """`audit verify`'s work with only what it needs, an engine and the notary's public keys: the whole runtime's
+    start-up (the application's modules, the rulebook, the gateway, the other keys) would double its time over a
+    log of a million entries."""
+    from marketplace.audit.repository import AuditRepository
+    from marketplace.audit.transparency import verify_log
+    from marketplace.db import create_engine, create_sessionmaker
+    from marketplace.kit.jws import Notary
+
+    notary = Notary.load(settings.notary_key, settings.retired_notary_keys)
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return await verify_log(AuditRepository(session), notary)
+    finally:
+        await engine.dispose()
 
 
 def cmd_audit_sequence(settings: Settings, args: argparse.Namespace) -> int:
@@ -188,9 +209,24 @@ def cmd_audit_sequence(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_verify_certificate(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_notary_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    """A new current notary key; the old one retired, its public key kept and published for ever."""
+    from marketplace.kit.jws import rotate_notary
+
+    try:
+        retired, current = rotate_notary(settings.notary_key, settings.retired_notary_keys)
+    except FileNotFoundError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
+    said = {"retired_kid": retired, "current_kid": current}
+    print(json.dumps(said) if args.json else f"notary key {retired} retired, {current} current: restart every process")
+    return 0
+
+
+def cmd_verify_certificate(args: argparse.Namespace) -> int:
     """Check a trade certificate offline with the exchange's JWKS alone; one line says what holds (exit 0) or what
-    does not (exit 1)."""
+    does not (exit 1). Anyone runs it, on any machine: it reads none of the exchange's settings and loads neither
+    the database layer nor the web framework."""
     from marketplace.certificates.inputs import Unreadable, check_files
     from marketplace.certificates.verification import Checked
 
@@ -429,12 +465,19 @@ def build_parser() -> argparse.ArgumentParser:
     sequence = audit_commands.add_parser("sequence", help="add the pending entries to the tree, sign new heads")
     sequence.set_defaults(handler=cmd_audit_sequence)
 
+    notary = commands.add_parser("notary", help="the notary's keys, which sign tree heads and trade certificates")
+    notary_commands = notary.add_subparsers(dest="notary_command", required=True)
+    rotate = notary_commands.add_parser(
+        "rotate", help="make a new notary key current; the old one stays published, never signs again"
+    )
+    rotate.add_argument("--json", action="store_true", help="as JSON: the retired and the current key's ids")
+    rotate.set_defaults(handler=cmd_notary_rotate)
+
     check = commands.add_parser("verify-certificate", help="check a trade certificate offline with the public keys")
     check.add_argument("file", help="the certificate: its compact JWS, or the JSON the API answers")
     check.add_argument("--jwks", required=True, help="the exchange's JWKS: a file, or its http(s) URL")
     check.add_argument("--tree-head", help="a signed tree head got elsewhere: the proof must lead to it")
     check.add_argument("--json", action="store_true", help="as JSON: ok, what holds, the failure")
-    check.set_defaults(handler=cmd_verify_certificate)
 
     rules = commands.add_parser("rules", help="the rulebook")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -505,10 +548,13 @@ def _uuid_text(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from marketplace.compliance.registry import RuleLoadError
-    from marketplace.compliance.rulebook import RulebookError
-
     args = build_parser().parse_args(argv)
+    if args.command == "verify-certificate":
+        return cmd_verify_certificate(args)
+    # each command imports what it uses when it runs: `audit verify` loads no web framework, for one
+    from marketplace.compliance.errors import RulebookError, RuleLoadError
+    from marketplace.config import Settings, SettingsError
+
     try:
         # before any command runs (`serve` starts its workers only after this), so a bad value stops everything
         settings = Settings.from_env()

@@ -86,8 +86,10 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = _integer(900, 1, MAX_WINDOW_SECONDS)
     jwt_key_path: Path | None = Field(None, description="a file path")
     jwt_retired_public_keys: tuple[Path, ...] = Field((), description="comma-separated file paths")
-    # The notary's Ed25519 key: it signs the transparency log's tree heads; never an access-token key.
+    # The notary's Ed25519 key: it signs the transparency log's tree heads and trade certificates; never an
+    # access-token key. Its retired keys (`marketplace notary rotate` adds them) are public keys kept for ever.
     notary_key_path: Path | None = Field(None, description="a file path")
+    notary_retired_key_dir: Path | None = Field(None, description="a directory path")
     login_failure_window_seconds: int = _integer(60, 1, MAX_WINDOW_SECONDS)
     login_max_failures_per_account: int = _integer(5, 1)
     login_max_failures_per_address: int = _integer(20, 1)
@@ -245,6 +247,10 @@ class Settings(BaseSettings):
     @property
     def notary_key(self) -> Path:
         return self.notary_key_path or self.storage_dir / "keys" / "notary-ed25519.pem"
+
+    @property
+    def retired_notary_keys(self) -> Path:
+        return self.notary_retired_key_dir or self.storage_dir / "keys" / "notary-retired"
 
     @property
     def secret_key_path(self) -> Path:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
-from litestar.di import NamedDependency
 from sqlalchemy import ClauseElement, Connection, Dialect, Executable, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -23,8 +22,6 @@ from marketplace.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SessionMaker = async_sessionmaker[AsyncSession]
-# The request-scoped session, as handlers and providers declare it.
-DbSession = NamedDependency[AsyncSession]
 
 
 def alembic_config(database_url: str | None = None) -> Any:

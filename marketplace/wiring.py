@@ -96,6 +96,10 @@ class Runtime:
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
         """Everything a process needs; a misconfigured rulebook, gateway or key stops it here."""
+        token_keyring = TokenKeyring.from_settings(settings)
+        notary = Notary.load(settings.notary_key, settings.retired_notary_keys)
+        if shared := set(notary.kids) & set(token_keyring.verification_keys):
+            raise ValueError(f"notary keys are never access-token keys, but {', '.join(sorted(shared))} is both")
         engine = create_engine(settings)
         return cls(
             settings=settings,
@@ -103,16 +107,16 @@ class Runtime:
             db_sessions=create_sessionmaker(engine),
             rulebook=rulebook or load_rulebook(settings.rulebook_path),
             gateway=gateway_from_settings(settings),
-            token_keyring=TokenKeyring.from_settings(settings),
-            notary=Notary.load(settings.notary_key),
+            token_keyring=token_keyring,
+            notary=notary,
             download_keyring=DownloadKeyring.load(settings.download_key_dir, settings.download_key_id),
             secret_key=load_or_create(settings.secret_key_path, lambda: secrets.token_bytes(32)),
         )
 
     def jwks(self) -> dict[str, Any]:
         """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
-        which signs tree heads and trade certificates (never an access token)."""
-        return {"keys": [*self.token_keyring.jwks()["keys"], self.notary.jwk()]}
+        current and retired, which sign tree heads and trade certificates (never an access token)."""
+        return {"keys": [*self.token_keyring.jwks()["keys"], *self.notary.jwks()["keys"]]}
 
     async def stop(self) -> None:
         await self.gateway.aclose()

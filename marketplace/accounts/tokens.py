@@ -5,18 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from marketplace.config import Settings
 from marketplace.errors import NotAuthenticated
 from marketplace.kit import clock
 from marketplace.kit.i18n import Message
-from marketplace.kit.jws import ALGORITHM, key_id, load_private_key, public_jwk
+from marketplace.kit.jws import ALGORITHM, key_id, load_private_key, load_public_key, public_jwk
 
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
 LEEWAY_SECONDS = 5
@@ -55,7 +53,7 @@ class TokenKeyring:
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenKeyring:
         private = load_private_key(settings.signing_key_path)
-        retired = [_load_public(path) for path in settings.jwt_retired_public_keys]
+        retired = [load_public_key(path) for path in settings.jwt_retired_public_keys]
         return cls(
             private,
             retired,
@@ -123,10 +121,3 @@ class TokenKeyring:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [public_jwk(public, kid) for kid, public in self.verification_keys.items()]}
-
-
-def _load_public(path: Path) -> Ed25519PublicKey:
-    key = serialization.load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key

@@ -102,5 +102,6 @@ class HealthController(Controller):
     @get("/.well-known/jwks.json", opt={"scope": Access.PUBLIC})
     async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
         """The keys that verify this service's signatures (RFC 7517): its access tokens' keys, and the notary's,
-        which signs the transparency log's tree heads (never an access token)."""
+        current and retired (marked `"purpose": "notary"`), which sign the transparency log's tree heads and trade
+        certificates (never an access token)."""
         return runtime.jwks()

@@ -46,8 +46,8 @@ class Broken(Exception):
 
 
 class LogVerifier:
-    """Feed the stored leaves in leaf order, in batches of (leaf index, entry id, leaf text) rows, then `finish`;
-    the first break raises `Broken`. `heads` are the signed (tree size, hex root) pairs."""
+    """Feed the stored leaves in leaf order, in batches of (leaf index, entry id, leaf text in UTF-8) rows, then
+    `finish`; the first break raises `Broken`. `heads` are the signed (tree size, hex root) pairs."""
 
     def __init__(self, heads: Iterable[tuple[int, str]]) -> None:
         self.frontier = merkle.Frontier()
@@ -64,7 +64,7 @@ class LogVerifier:
         checked for the whole batch at once (a row at a time only to name a break), and the batch's perfect
         subtrees are hashed level by level."""
         start, sha256 = self.frontier.size, hashlib.sha256
-        hashes = [sha256(b"\x00" + leaf.encode()).digest() for _, _, leaf in rows]
+        hashes = [sha256(b"\x00" + leaf).digest() for _, _, leaf in rows]
         if [row[0] for row in rows] != list(range(start, start + len(rows))) or b"".join(hashes) != stored:
             self._locate(rows, hashes, stored)
         levels = merkle.subtree_levels(hashes)

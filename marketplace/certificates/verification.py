@@ -57,19 +57,20 @@ def verify(token: str, jwks: dict[str, Any], tree_head: str | None = None) -> Ch
 
 
 def _verify(token: str, jwks: dict[str, Any], presented: str | None, checked: Checked) -> None:
-    payload = _signed(token, jwks, CERTIFICATE_TYPE, "signature")
-    kid = _kid(token)
-    checked.payload = payload
-    checked.holds.append(f"signature ok (kid {kid})")
+    # The notary signs both, with whichever of its keys was current then (a certificate issued after a rotation
+    # may prove against a head the retired key signed): a key of the set that is not the notary's, an
+    # access-token key, is refused.
+    notary = jws.notary_keys(jwks)
+    if not notary["keys"]:
+        raise Refuted("the JWKS holds no notary key")
+    payload = checked.payload = _signed(token, jwks, notary, CERTIFICATE_TYPE, "signature")
+    checked.holds.append(f"signature ok (kid {_kid(token)})")
     log = _field(payload, "log", dict)
     head_token = presented or _field(log, "tree_head", str)
     which = "presented tree head" if presented else "tree head"
-    head = checked.head = _signed(head_token, jwks, TREE_HEAD_TYPE, which)
-    # The notary signs both: a certificate signed by another key of the set (an access-token key) is refused.
-    if _kid(head_token) != kid:
-        raise Refuted(f"the certificate and its {which} are signed by different keys")
+    head = checked.head = _signed(head_token, jwks, notary, TREE_HEAD_TYPE, which)
     size, root = _field(head, "tree_size", int), _hex(_field(head, "root_hash", str), "the tree head's root")
-    checked.holds.append(f"{which} ok (size {size}, kid {kid})")
+    checked.holds.append(f"{which} ok (size {size}, kid {_kid(head_token)})")
     if not presented and _field(log, "tree_size", int) != size:
         raise Refuted(f"the certificate's tree size is not its tree head's ({size})")
     entry = _field(log, "entry", dict)
@@ -96,16 +97,28 @@ def _agree(entry: dict[str, Any], order: dict[str, Any], order_id: str) -> None:
         raise Refuted("the certificate's completion time is not the log entry's")
 
 
-def _signed(token: str, jwks: dict[str, Any], typ: str, what: str) -> dict[str, Any]:
+def _signed(token: str, jwks: dict[str, Any], notary: dict[str, Any], typ: str, what: str) -> dict[str, Any]:
+    """The payload of `token` signed by a notary key of `jwks` (`notary`, those keys)."""
     try:
-        return jws.verify(token, jwks, typ)
+        return jws.verify(token, notary, typ)
     except jws.JWSInvalid as invalid:
+        kid = _header(token).get("kid")
+        kids, notary_kids = ({key.get("kid") for key in keys["keys"]} for keys in (jwks, notary))
+        if kid in kids - notary_kids:
+            raise Refuted(f"{what}: signed by key {kid}, which is not a notary key of the JWKS") from None
         raise Refuted(f"{what}: {invalid}") from None
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return dict(jwt.get_unverified_header(token))
+    except jwt.PyJWTError:
+        return {}
 
 
 def _kid(token: str) -> str:
     """The key id of a token `jws.verify` accepted."""
-    return str(jwt.get_unverified_header(token).get("kid"))
+    return str(_header(token).get("kid"))
 
 
 def _field(document: dict[str, Any], name: str, kind: type) -> Any:

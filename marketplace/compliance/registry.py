@@ -9,10 +9,7 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 
 from marketplace.compliance.contract import ENTRY_POINT_GROUP, Rule, Severity, Stage
-
-
-class RuleLoadError(Exception):
-    pass
+from marketplace.compliance.errors import RuleLoadError
 
 
 def installed_entry_points() -> list[EntryPoint]:

@@ -25,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from marketplace.compliance.contract import Rule, Severity, Stage
+from marketplace.compliance.errors import RulebookError
 from marketplace.kit.canonical import canonical_json
 
 DEFAULT_RULEBOOK_PATH = Path(__file__).resolve().parent.parent.parent / "rules" / "rulebook.toml"
-
-
-class RulebookError(Exception):
-    """The rulebook cannot be built; the service must not start with it."""
 
 
 @dataclass(frozen=True)

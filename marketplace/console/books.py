@@ -19,8 +19,9 @@ from litestar.response import Template
 
 from marketplace.audit.service import AuditService
 from marketplace.audit.transparency import TransparencyLog
-from marketplace.compliance.registry import RuleLoadError, load_rule_classes
-from marketplace.compliance.rulebook import Rulebook, RulebookError, build_rulebook
+from marketplace.compliance.errors import RulebookError, RuleLoadError
+from marketplace.compliance.registry import load_rule_classes
+from marketplace.compliance.rulebook import Rulebook, build_rulebook
 from marketplace.compliance.schemas import RulebookRead
 from marketplace.console.pages import PREFIX, SIGNED_IN, Admin, PageLanguage, Queries, page
 from marketplace.console.verdicts import pretty

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from babel.messages.pofile import read_po
-
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "marketplace"
 
@@ -84,6 +82,9 @@ def catalog(language: Language) -> Mapping[str, str]:
     not translations); empty for English, the source language."""
     if language is SOURCE_LANGUAGE:
         return {}
+    # imported here: every command imports this module (the settings name the languages), few translate
+    from babel.messages.pofile import read_po
+
     with catalog_path(language).open("rb") as file:
         read = read_po(file, locale=language.locale, domain=DOMAIN)
     return {

@@ -127,6 +127,28 @@ async def test_tampering_in_the_database_is_named(api: Api, tamper: str, first_b
     assert report["first_broken_leaf"] == first_broken, report
 
 
+async def test_columns_with_texts_that_need_escaping_are_compared_as_their_json(api: Api) -> None:
+    """PostgreSQL quotes the texts that need no escape as they are (the cheaper comparison); the others, and any
+    edit that would pass for the leaf's text without escaping, are compared as JSON."""
+    admin = await api.admin()
+    async with api.services() as services:
+        audit = AuditService(services.session)
+        needs_escaping = 'a "quoted" \\ 交易\n'
+        await audit.record(actor=needs_escaping, action="test.act", object_type="test", object_id="1", payload={})
+        edited = await audit.record(
+            actor="test", action="test.act", object_type="test", object_id="2", payload={"a": "b", "payload": 1}
+        )
+    assert (await verify(api, admin))["ok"] is True
+    async with unit_of_work(api.sessions) as session:
+        # without escaping, these columns would make the entry's leaf text exactly
+        await session.execute(
+            text("""UPDATE audit_entry SET object_type = 'test","payload":{"a":"b', payload = '1}' WHERE id = :id"""),
+            {"id": edited},
+        )
+    report = await verify(api, admin)
+    assert (report["ok"], report["entry_id"]) == (False, edited), report
+
+
 async def test_cli_verify_exits_nonzero_on_a_broken_log(api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     await some_history(api)
     settings = api.app.state.runtime.settings

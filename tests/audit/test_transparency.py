@@ -117,8 +117,9 @@ async def test_the_notary_key_is_published_but_never_an_access_token_key(api: Ap
     runtime = api.runtime()
     keys = (await api.client.get("/.well-known/jwks.json")).json()["keys"]
     notary = [key for key in keys if key["kid"] == runtime.notary.kid]
-    assert notary == [runtime.notary.jwk()]
-    assert notary[0]["use"] == "sig"
+    assert notary == runtime.notary.jwks()["keys"]
+    assert (notary[0]["use"], notary[0]["purpose"]) == ("sig", "notary")
+    assert [key for key in keys if key.get("purpose") == "notary"] == notary
     assert runtime.notary.kid != runtime.token_keyring.signing_kid
     person = await api.person()
     claims = jwt.decode(person.token, options={"verify_signature": False})
@@ -129,8 +130,8 @@ async def test_the_notary_key_is_published_but_never_an_access_token_key(api: Ap
 
 
 def test_a_tree_head_of_another_type_or_key_is_refused(tmp_path: Path) -> None:
-    notary = jws.Notary.load(tmp_path / "notary.pem")
-    other = jws.Notary.load(tmp_path / "other.pem")
+    notary = jws.Notary.load(tmp_path / "notary.pem", tmp_path / "retired")
+    other = jws.Notary.load(tmp_path / "other.pem", tmp_path / "retired")
     signed = notary.sign({"tree_size": 1}, TREE_HEAD_TYPE)
     assert jws.verify(signed, notary.jwks(), TREE_HEAD_TYPE) == {"tree_size": 1}
     for token, jwks, typ in (

@@ -27,7 +27,8 @@ class StoredLog:
         end = max([size for size, _ in self.heads] + [index + 1 for index, _, _ in self.rows], default=0)
         try:
             for start in range(0, end, BATCH):
-                rows = sorted(row for row in self.rows if start <= row[0] < start + BATCH)
+                batch = sorted(row for row in self.rows if start <= row[0] < start + BATCH)
+                rows = [(index, entry_id, text.encode()) for index, entry_id, text in batch]  # as the database gives
                 stored = b"".join(self.stored[index] for index in range(start, start + BATCH) if index in self.stored)
                 verifier.feed(rows, stored)
             verifier.finish()

@@ -1,6 +1,7 @@
 """Trade certificates: issued for completed orders to their parties and administrators, kept, printable in two
 languages, and verified offline with the JWKS alone (`marketplace verify-certificate`): any changed byte, another
-tree head, a tampered log entry or a certificate signed by another key of the set fails."""
+tree head, a tampered log entry or a certificate signed by a key of the set that is not the notary's fails; after a
+rotation of the notary's key, certificates signed by the retired key still verify."""
 
 from __future__ import annotations
 
@@ -145,7 +146,16 @@ async def test_a_certificate_signed_by_another_key_of_the_set_fails(
     assert keyring.signing_kid in {key["kid"] for key in keys["keys"]}
     refused = verify(forged, keys)
     assert not refused.ok
-    assert "different keys" in str(refused.failure)
+    assert f"signed by key {keyring.signing_kid}, which is not a notary key" in str(refused.failure)
+    # nor when that key signs the tree head too
+    head = jws.verify(answer["payload"]["log"]["tree_head"], keys, TREE_HEAD_TYPE)
+    both = json.loads(json.dumps(answer["payload"]))
+    both["log"]["tree_head"] = jws.sign(head, keyring.signing_key, keyring.signing_kid, TREE_HEAD_TYPE)
+    forged = jws.sign(both, keyring.signing_key, keyring.signing_kid, CERTIFICATE_TYPE)
+    assert "which is not a notary key" in str(verify(forged, keys).failure)
+    # a key set that marks no key as the notary's checks nothing
+    unmarked = {"keys": [{k: v for k, v in key.items() if k != "purpose"} for key in keys["keys"]]}
+    assert verify(answer["certificate"], unmarked).failure == "the JWKS holds no notary key"
     # and a key outside the set
     stranger = Notary(Ed25519PrivateKey.generate())
     assert "does not hold" in str(verify(stranger.sign(answer["payload"], CERTIFICATE_TYPE), keys).failure)

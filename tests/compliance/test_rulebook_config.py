@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from marketplace.compliance.contract import Outcome
-from marketplace.compliance.registry import RuleLoadError, load_rule_classes
-from marketplace.compliance.rulebook import RulebookError, build_rulebook, read_config
+from marketplace.compliance.errors import RulebookError, RuleLoadError
+from marketplace.compliance.registry import load_rule_classes
+from marketplace.compliance.rulebook import build_rulebook, read_config
 from tests.compliance.toy_rules import toy_rule
 
 CLASSES = {"V1": toy_rule("V1", [Outcome.PASS], parameters={"band_bps": 3000, "share": 0.5, "on": True})}
