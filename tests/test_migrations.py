@@ -42,9 +42,9 @@ async def table_names(settings: Settings) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     await engine.dispose()
-    # the FTS5 index and its shadow tables (migration 0004) and the job engine's tables on PostgreSQL (0016) are
-    # created outside the models
-    outside = ("product_version_fts", "procrastinate_")
+    # the FTS5 index, its shadow tables and the search rows on SQLite (migrations 0004 and 0025) and the job
+    # engine's tables on PostgreSQL (0016) are created outside the models
+    outside = ("product_version_fts", "product_version_search", "procrastinate_")
     return {name for name in names if not name.startswith(outside)} - {"alembic_version"}
 
 
@@ -75,16 +75,18 @@ async def search_triggers(settings: Settings) -> set[str]:
 
 async def test_fts_triggers_survive_table_rebuilds(scratch_settings: Settings) -> None:
     """Migration 0005 rebuilds product_version on SQLite (a new non-null foreign key), which drops
-    the triggers that keep the FTS5 index of migration 0004 in step; it must create them again."""
+    the triggers that keep the FTS5 index of migration 0004 in step; it must create them again.
+    Migration 0025 replaces them with those of the search rows, and its downgrade puts them back."""
     if is_postgres_url(scratch_settings.database_url):
         pytest.skip("FTS5 triggers exist on SQLite only")
-    expected = {"product_version_fts_insert", "product_version_fts_update", "product_version_fts_delete"}
+    before_0025 = {"product_version_fts_insert", "product_version_fts_update", "product_version_fts_delete"}
+    search_rows = {f"product_version_search_{name}" for name in ("insert", "update", "text", "delete")}
     await asyncio.to_thread(db_upgrade, scratch_settings)
-    assert await search_triggers(scratch_settings) == expected
+    assert await search_triggers(scratch_settings) == search_rows
     await asyncio.to_thread(db_downgrade, scratch_settings, "0004")
-    assert await search_triggers(scratch_settings) == expected
+    assert await search_triggers(scratch_settings) == before_0025
     await asyncio.to_thread(db_upgrade, scratch_settings)
-    assert await search_triggers(scratch_settings) == expected
+    assert await search_triggers(scratch_settings) == search_rows
 
 
 # Verdicts as they were stored before migration 0015: each with its whole snapshot.
