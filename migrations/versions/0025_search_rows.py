@@ -69,7 +69,6 @@ END""",
         organization_id, industry_code, regions, delivery_modes FROM product_version""",
     """INSERT INTO product_version_fts (rowid, search_text)
     SELECT s.fts_rowid, v.search_text FROM product_version_search s JOIN product_version v ON v.id = s.id""",
-    "ANALYZE",
 ]
 
 # Migration 0004's index, keyed by version id and holding its own copy of every document.
