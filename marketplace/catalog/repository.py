@@ -11,7 +11,6 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
-    Table,
     Uuid,
     and_,
     bindparam,
@@ -266,7 +265,6 @@ _SEARCH_ROWS = table(
 )
 _FTS5 = table("product_version_fts", column("rowid", Integer()), column("rank"))
 _TSVECTOR: ColumnElement[Any] = literal_column("product_version.search_vector")
-Columns = ReadOnlyColumnCollection[str, Any]
 
 
 class CatalogSearch:
@@ -327,22 +325,22 @@ class CatalogSearch:
         """With text: the counts and the page's ids in one pass over the matches, which the text
         index bounds. Ranking must read every match anyway; reading them once halves the cost of
         a broad query."""
-        rows = table_of(ProductVersion) if self.postgres else _SEARCH_ROWS
-        columns: list[Any] = [rows.c.id, rows.c.category, rows.c.grade, rows.c.listed_at, rows.c.min_price_minor]
+        source = table_of(ProductVersion) if self.postgres else _SEARCH_ROWS
+        c = source.c
+        columns: list[Any] = [c.id, c.category, c.grade, c.listed_at, c.min_price_minor]
         if sort == "relevance":
             # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
             relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
             columns.append(relevance.label("relevance"))
-        matched = self._matching(filters, rows, *columns).cte("matched").prefix_with("MATERIALIZED")
+        matched = self._matching(filters, source, *columns).cte("matched").prefix_with("MATERIALIZED")
         page = select(matched.c.id).order_by(*self._order(sort, matched.c)).limit(limit).offset(offset).subquery()
         count_rows = select(
             matched.c.category, matched.c.grade, func.count(), type_coerce(null(), Uuid()).label("id")
         ).group_by(matched.c.category, matched.c.grade)
-        result = await self.session.execute(union_all(count_rows, select(null(), null(), null(), page.c.id)))
+        rows = (await self.session.execute(union_all(count_rows, select(null(), null(), null(), page.c.id)))).all()
         # a count row has a category (never null); a page row only an id
-        found = result.all()
-        counts = [(category, grade, count) for category, grade, count, _ in found if category is not None]
-        return counts, [version_id for category, _, _, version_id in found if category is None]
+        counts = [(category, grade, count) for category, grade, count, _ in rows if category is not None]
+        return counts, [version_id for category, _, _, version_id in rows if category is None]
 
     async def _corrections(self, terms: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """The vocabulary's words one edit from each long query word, first character kept: one range of
@@ -361,21 +359,21 @@ class CatalogSearch:
                 corrections[term] = tuple(words[:MAX_CORRECTIONS])
         return corrections
 
-    def _matching(self, filters: SearchFilters, rows: TableClause | Table, *columns: Any) -> Select[Any]:
-        """`columns` of the listed versions that match the filters, read from `rows`: the version table, or
+    def _matching(self, filters: SearchFilters, source: TableClause, *columns: Any) -> Select[Any]:
+        """`columns` of the listed versions that match the filters, read from `source`: the version table, or
         on SQLite with text the search rows (which have the version table's searched columns)."""
-        c = rows.c
+        c = source.c
         query = select(*columns).where(c.status == _LISTED)
         if filters.terms:
             if self.postgres:
-                query = query.select_from(rows).where(_TSVECTOR.op("@@")(self._tsquery(filters)))
+                query = query.select_from(source).where(_TSVECTOR.op("@@")(self._tsquery(filters)))
             else:
                 # Joined rather than `IN (subquery)` so the page can order by the FTS5 rank (bm25).
-                query = query.select_from(rows.join(_FTS5, _FTS5.c.rowid == c.fts_rowid)).where(
+                query = query.select_from(source.join(_FTS5, _FTS5.c.rowid == c.fts_rowid)).where(
                     literal_column("product_version_fts").op("MATCH")(fts5_match(filters.terms, filters.corrections))
                 )
         else:
-            query = query.select_from(rows)
+            query = query.select_from(source)
         for name in ("category", "industry_code", "grade"):
             value = getattr(filters, name)
             if value is not None:
@@ -408,7 +406,7 @@ class CatalogSearch:
         return func.instr(json_list, f'"{value}"') > 0
 
     @staticmethod
-    def _order(sort: str, columns: Columns) -> list[Any]:
+    def _order(sort: str, columns: ReadOnlyColumnCollection[str, Any]) -> list[Any]:
         """The page order, over the version table's columns or the matched rows' columns."""
         newest = [columns["listed_at"].desc(), columns["id"]]
         if sort == "price":
