@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,23 @@ def generated_version(
     }
 
 
-def generated_query(rng: random.Random, providers: list[uuid.UUID]) -> tuple[SearchFilters, str]:
+def generated_query(rng: random.Random, providers: list[uuid.UUID]) -> tuple[SearchFilters, str, str]:
+    """A query as a buyer types it, its sort, and its kind of text (for the breakdown)."""
     n = rng.randrange(len(SUBJECTS))
     word = ENGLISH[n]
     cut = rng.randrange(1, len(word))
     misspelt = word[:cut] + word[cut + 1 :] if len(word) > 5 else word  # a character dropped
-    english = rng.choice([word, word[:3], misspelt])  # as typed: whole, a prefix, or with a typo
-    texts = [SUBJECTS[n], english, rng.choice(PLACES), f"{rng.choice(PLACES)} {SUBJECTS[n][:2]}", "", ""]
-    q = rng.choice(texts)
+    # as typed: whole, a prefix, or with a typo
+    english = rng.choice([(word, "English word"), (word[:3], "English prefix"), (misspelt, "English misspelt")])
+    texts = [
+        (SUBJECTS[n], "Chinese subject"),
+        english,
+        (rng.choice(PLACES), "Chinese place"),
+        (f"{rng.choice(PLACES)} {SUBJECTS[n][:2]}", "place + subject"),
+        ("", "no text"),
+        ("", "no text"),
+    ]
+    q, kind = rng.choice(texts)
     filters = SearchFilters(
         terms=tuple(query_terms(q)),
         category=rng.choice([None, None, CATEGORIES[n % len(CATEGORIES)]]),
@@ -150,7 +160,7 @@ def generated_query(rng: random.Random, providers: list[uuid.UUID]) -> tuple[Sea
         max_price=rng.choice([None, None, 2_000_000]),
         provider=rng.choice([None] * 5 + providers[:1]),
     )
-    return filters, rng.choice(["relevance", "relevance", "price", "newest"])
+    return filters, rng.choice(["relevance", "relevance", "price", "newest"]), kind
 
 
 async def seed(settings: Settings, products: int) -> list[uuid.UUID]:
@@ -211,37 +221,89 @@ async def seed(settings: Settings, products: int) -> list[uuid.UUID]:
     return providers
 
 
-async def run_queries(settings: Settings, providers: list[uuid.UUID], queries: int) -> tuple[float, float, int]:
+@dataclass
+class Timing:
+    wall_ms: float
+    cpu_ms: float  # this process's CPU (every thread): SQLite's work and ours; on PostgreSQL ours alone
+    kinds: tuple[str, ...]  # the breakdown's rows this query counts in
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[max(int(len(ordered) * 0.95) - 1, 0)]
+
+
+def query_kinds(filters: SearchFilters, sort: str, text: str, offset: int) -> tuple[str, ...]:
+    filtered = sum(
+        value is not None
+        for value in (
+            filters.category,
+            filters.region,
+            filters.grade,
+            filters.delivery_mode,
+            filters.min_price,
+            filters.max_price,
+            filters.provider,
+        )
+    )
+    json_lists = " (region or delivery mode)" if filters.region or filters.delivery_mode else ""
+    return (
+        f"text: {text}",
+        f"sort: {sort}" + (" (with text)" if filters.terms else " (no text)"),
+        f"filters: {min(filtered, 3)}{'+' if filtered >= 3 else ''}{json_lists}",
+        f"page: offset {offset}",
+    )
+
+
+async def run_queries(settings: Settings, providers: list[uuid.UUID], queries: int) -> tuple[list[Timing], int]:
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     rng = random.Random(11)
-    timings: list[float] = []
+    timings: list[Timing] = []
     found = 0
     async with sessions() as session:
         search = CatalogSearch(session)
         for _ in range(20):  # warm up
-            filters, sort = generated_query(rng, providers)
+            filters, sort, _ = generated_query(rng, providers)
             await search.search(filters, sort=sort, limit=20, offset=0)
         for _ in range(queries):
-            filters, sort = generated_query(rng, providers)
-            start = time.perf_counter()
-            _, total, _ = await search.search(filters, sort=sort, limit=20, offset=rng.choice([0, 0, 20]))
-            timings.append((time.perf_counter() - start) * 1000)
+            filters, sort, text = generated_query(rng, providers)
+            offset = rng.choice([0, 0, 20])
+            wall, cpu = time.perf_counter(), time.process_time()
+            _, total, _ = await search.search(filters, sort=sort, limit=20, offset=offset)
+            wall, cpu = (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+            timings.append(Timing(wall, cpu, query_kinds(filters, sort, text, offset)))
             found += total
     await engine.dispose()
-    timings.sort()
-    return statistics.median(timings), timings[int(len(timings) * 0.95) - 1], found // queries
+    return timings, found // queries
+
+
+def print_breakdown(timings: list[Timing]) -> None:
+    """p50 and p95 by kind of query: which kinds make the tail."""
+    rows: dict[str, list[Timing]] = {}
+    for timing in timings:
+        for kind in timing.kinds:
+            rows.setdefault(kind, []).append(timing)
+    print(f"  {'kind':<48}{'queries':>8}{'p50 ms':>9}{'p95 ms':>9}{'cpu p50':>9}{'cpu p95':>9}")
+    for kind in sorted(rows):
+        wall_p50, wall_p95 = percentiles([t.wall_ms for t in rows[kind]])
+        cpu_p50, cpu_p95 = percentiles([t.cpu_ms for t in rows[kind]])
+        print(f"  {kind:<48}{len(rows[kind]):>8}{wall_p50:>9.1f}{wall_p95:>9.1f}{cpu_p50:>9.1f}{cpu_p95:>9.1f}")
 
 
 async def measure(name: str, settings: Settings, products: int, queries: int) -> tuple[float, float]:
     started = time.perf_counter()
     providers = await seed(settings, products)
     seeded = time.perf_counter() - started
-    p50, p95, mean_hits = await run_queries(settings, providers, queries)
+    timings, mean_hits = await run_queries(settings, providers, queries)
+    p50, p95 = percentiles([t.wall_ms for t in timings])
+    cpu_p50, cpu_p95 = percentiles([t.cpu_ms for t in timings])
     print(
         f"{name:<10} seeded {products} products in {seeded:5.1f} s; {queries} queries: "
-        f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (mean {mean_hits} matches per query)"
+        f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (mean {mean_hits} matches per query; "
+        f"this process's CPU per query p50 {cpu_p50:.1f} ms p95 {cpu_p95:.1f} ms)"
     )
+    print_breakdown(timings)
     return p50, p95
 
 

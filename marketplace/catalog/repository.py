@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
     Uuid,
     and_,
     bindparam,
     column,
     func,
-    inspect,
     literal,
     literal_column,
     null,
@@ -29,10 +29,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.expression import TableClause
 from sqlmodel import SQLModel, col
 
 from marketplace.accounts.models import Organization
 from marketplace.catalog.models import (
+    LISTED_INDEX_COLUMNS,
     LISTING_STAMP,
     PricePlan,
     Product,
@@ -250,13 +252,19 @@ MAX_CORRECTIONS = 8
 # A literal, not a bound parameter: the indexes of listed versions are partial (`status = 'listed'`),
 # and SQLite uses a partial index only when the query states its condition; with `status = ?` every
 # search scanned the whole table (135 ms at 100,000 products instead of 9 ms).
-LISTED_VERSION = col(ProductVersion.status) == literal(VersionStatus.LISTED.value, literal_execute=True)
+_LISTED = literal(VersionStatus.LISTED.value, literal_execute=True)
+LISTED_VERSION = col(ProductVersion.status) == _LISTED
 
-# Structures that live outside the models (migrations 0004 and 0005): the FTS5 table on SQLite,
-# keyed by version id, and the stored tsvector column on PostgreSQL, both over `search_text`.
-_FTS5 = table("product_version_fts", column("version_id"), column("rank"))
+# Structures that live outside the models: on SQLite (migration 0025) a narrow copy of every version's
+# searched columns under their names, kept by triggers, and a contentless FTS5 index of `search_text` keyed
+# by that copy's integer key; on PostgreSQL (migration 0005) the stored tsvector column.
+_SEARCH_ROWS = table(
+    "product_version_search",
+    column("fts_rowid", Integer()),
+    *(column(name, table_of(ProductVersion).c[name].type) for name in ("id", "status", *LISTED_INDEX_COLUMNS)),
+)
+_FTS5 = table("product_version_fts", column("rowid", Integer()), column("rank"))
 _TSVECTOR: ColumnElement[Any] = literal_column("product_version.search_vector")
-_VERSION_COLUMNS = inspect(ProductVersion).columns
 
 
 class CatalogSearch:
@@ -264,9 +272,10 @@ class CatalogSearch:
     and every facet, from the counts per category and grade), then the page's ids, then its rows.
 
     Text search is FTS5 on SQLite and a GIN-indexed stored tsvector on PostgreSQL, both over the
-    bigram document of search_text.py. The other filters read the partial index of listed
-    versions (`ix_product_version_listed`), which holds every filtered and sorted column, so an
-    aggregate over the whole catalog never reads the wide rows."""
+    bigram document of search_text.py. On SQLite a text search reads each match's searched columns from
+    the narrow search rows by the FTS5 rowid, never the wide version row. Without text the filters read
+    the partial index of listed versions (`ix_product_version_listed`), which holds every filtered and
+    sorted column, so an aggregate over the whole catalog never reads the wide rows."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -300,15 +309,14 @@ class CatalogSearch:
     ) -> tuple[list[tuple[str, str, int]], Sequence[uuid.UUID]]:
         """Without text: the counts from the covering index, then the page's ids from a sort index,
         which stops after the page instead of sorting every match."""
-        version = ProductVersion
-        counts_query = self._matching(filters, col(version.category), col(version.grade), func.count()).group_by(
-            col(version.category), col(version.grade)
-        )
+        versions = table_of(ProductVersion)
+        counts_query = self._matching(filters, versions, versions.c.category, versions.c.grade, func.count())
+        counts_query = counts_query.group_by(versions.c.category, versions.c.grade)
         counts = [(category, grade, count) for category, grade, count in await self.session.execute(counts_query)]
         if offset >= sum(count for _, _, count in counts):
             return counts, []
-        order = self._order(sort, _VERSION_COLUMNS)
-        page = self._matching(filters, col(version.id)).order_by(*order).limit(limit).offset(offset)
+        order = self._order(sort, versions.c)
+        page = self._matching(filters, versions, versions.c.id).order_by(*order).limit(limit).offset(offset)
         return counts, (await self.session.scalars(page)).all()
 
     async def _in_one_pass(
@@ -317,19 +325,14 @@ class CatalogSearch:
         """With text: the counts and the page's ids in one pass over the matches, which the text
         index bounds. Ranking must read every match anyway; reading them once halves the cost of
         a broad query."""
-        version = ProductVersion
-        columns: list[Any] = [
-            col(version.id),
-            col(version.category),
-            col(version.grade),
-            col(version.listed_at),
-            col(version.min_price_minor),
-        ]
+        source = table_of(ProductVersion) if self.postgres else _SEARCH_ROWS
+        c = source.c
+        columns: list[Any] = [c.id, c.category, c.grade, c.listed_at, c.min_price_minor]
         if sort == "relevance":
             # higher is more relevant: ts_rank on PostgreSQL; FTS5's rank is bm25, where lower is better
             relevance = func.ts_rank(_TSVECTOR, self._tsquery(filters)) if self.postgres else -_FTS5.c.rank
             columns.append(relevance.label("relevance"))
-        matched = self._matching(filters, *columns).cte("matched").prefix_with("MATERIALIZED")
+        matched = self._matching(filters, source, *columns).cte("matched").prefix_with("MATERIALIZED")
         page = select(matched.c.id).order_by(*self._order(sort, matched.c)).limit(limit).offset(offset).subquery()
         count_rows = select(
             matched.c.category, matched.c.grade, func.count(), type_coerce(null(), Uuid()).label("id")
@@ -356,45 +359,48 @@ class CatalogSearch:
                 corrections[term] = tuple(words[:MAX_CORRECTIONS])
         return corrections
 
-    def _matching(self, filters: SearchFilters, *columns: Any) -> Select[Any]:
-        version = ProductVersion
-        query = select(*columns).select_from(version).where(LISTED_VERSION)
+    def _matching(self, filters: SearchFilters, source: TableClause, *columns: Any) -> Select[Any]:
+        """`columns` of the listed versions that match the filters, read from `source`: the version table, or
+        on SQLite with text the search rows (which have the version table's searched columns)."""
+        c = source.c
+        query = select(*columns).where(c.status == _LISTED)
         if filters.terms:
             if self.postgres:
-                query = query.where(_TSVECTOR.op("@@")(self._tsquery(filters)))
+                query = query.select_from(source).where(_TSVECTOR.op("@@")(self._tsquery(filters)))
             else:
                 # Joined rather than `IN (subquery)` so the page can order by the FTS5 rank (bm25).
-                query = query.join(_FTS5, _FTS5.c.version_id == col(version.id)).where(
+                query = query.select_from(source.join(_FTS5, _FTS5.c.rowid == c.fts_rowid)).where(
                     literal_column("product_version_fts").op("MATCH")(fts5_match(filters.terms, filters.corrections))
                 )
+        else:
+            query = query.select_from(source)
         for name in ("category", "industry_code", "grade"):
             value = getattr(filters, name)
             if value is not None:
-                query = query.where(getattr(version, name) == value)
+                query = query.where(c[name] == value)
         for name, value in (("regions", filters.region), ("delivery_modes", filters.delivery_mode)):
             if value is not None:
-                query = query.where(self._contains(name, value))
+                query = query.where(self._contains(c[name], value))
         # On SQLite the price is compared as `min_price_minor + 0`, not a bare column: otherwise its
         # planner reads a price range through a price index and sorts every match (80-130 ms at
         # 100,000 products) where the covering index or the page's sort index takes 1-10 ms.
-        price = col(version.min_price_minor) if self.postgres else col(version.min_price_minor) + 0
+        price = c.min_price_minor if self.postgres else c.min_price_minor + 0
         if filters.min_price is not None:
             query = query.where(price >= filters.min_price)
         if filters.max_price is not None:
             query = query.where(price <= filters.max_price)
         if filters.provider is not None:
-            query = query.where(col(version.organization_id) == filters.provider)
+            query = query.where(c.organization_id == filters.provider)
         return query
 
     def _tsquery(self, filters: SearchFilters) -> ColumnElement[Any]:
         return func.to_tsquery(literal_column("'simple'"), tsquery(filters.terms, filters.corrections))
 
-    def _contains(self, column_name: str, value: str) -> ColumnElement[bool]:
+    def _contains(self, json_list: ColumnElement[Any], value: str) -> ColumnElement[bool]:
         """A JSON list column holds the value: jsonb containment on PostgreSQL. On SQLite the
         quoted value inside the stored JSON text: exact, because stored values and filter values
         alike (division codes, delivery modes) are validated to letters, digits and underscores,
         so a quote is always an element's boundary; and five times faster than json_each."""
-        json_list = getattr(ProductVersion, column_name)
         if self.postgres:
             return type_coerce(json_list, JSONB).contains([value])
         return func.instr(json_list, f'"{value}"') > 0
