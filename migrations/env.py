@@ -25,7 +25,7 @@ def _settings() -> Settings:
 
 
 # Search structures that live outside the models because they differ between the databases:
-# FTS5 and the search rows it is keyed by on SQLite (migrations 0004 and 0025); a stored tsvector column
+# FTS5 and the search rows it is keyed by on SQLite (migrations 0004 and 0026); a stored tsvector column
 # and its GIN index on PostgreSQL, and the sort indexes (migration 0005).
 SEARCH_OBJECTS = (
     "product_version_fts",

@@ -45,7 +45,7 @@ async def table_names(settings: Settings) -> set[str]:
     async with engine.connect() as connection:
         names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     await engine.dispose()
-    # the FTS5 index, its shadow tables and the search rows on SQLite (migrations 0004 and 0025) and the job
+    # the FTS5 index, its shadow tables and the search rows on SQLite (migrations 0004 and 0026) and the job
     # engine's tables on PostgreSQL (0016) are created outside the models
     outside = ("product_version_fts", "product_version_search", "procrastinate_")
     return {name for name in names if not name.startswith(outside)} - {"alembic_version"}
@@ -79,15 +79,15 @@ async def search_triggers(settings: Settings) -> set[str]:
 async def test_fts_triggers_survive_table_rebuilds(scratch_settings: Settings) -> None:
     """Migration 0005 rebuilds product_version on SQLite (a new non-null foreign key), which drops
     the triggers that keep the FTS5 index of migration 0004 in step; it must create them again.
-    Migration 0025 replaces them with those of the search rows, and its downgrade puts them back."""
+    Migration 0026 replaces them with those of the search rows, and its downgrade puts them back."""
     if is_postgres_url(scratch_settings.database_url):
         pytest.skip("FTS5 triggers exist on SQLite only")
-    before_0025 = {"product_version_fts_insert", "product_version_fts_update", "product_version_fts_delete"}
+    before_0026 = {"product_version_fts_insert", "product_version_fts_update", "product_version_fts_delete"}
     search_rows = {f"product_version_search_{name}" for name in ("insert", "update", "text", "delete")}
     await asyncio.to_thread(db_upgrade, scratch_settings)
     assert await search_triggers(scratch_settings) == search_rows
     await asyncio.to_thread(db_downgrade, scratch_settings, "0004")
-    assert await search_triggers(scratch_settings) == before_0025
+    assert await search_triggers(scratch_settings) == before_0026
     await asyncio.to_thread(db_upgrade, scratch_settings)
     assert await search_triggers(scratch_settings) == search_rows
 
@@ -212,8 +212,8 @@ SEARCHED_TEXTS = [
     ("listed", "tourism visitors 旅游客流 traffic"),
 ]
 MATCHES = ['"traffic"', '"weather"', '"贵阳"', '"tra"*', '"交通" AND "traffic"', '"nothing"']
-RANKED_BEFORE_0025 = text("SELECT version_id, rank FROM product_version_fts WHERE product_version_fts MATCH :match")
-RANKED_AFTER_0025 = text(
+RANKED_BEFORE_0026 = text("SELECT version_id, rank FROM product_version_fts WHERE product_version_fts MATCH :match")
+RANKED_AFTER_0026 = text(
     "SELECT s.id, f.rank FROM product_version_fts f JOIN product_version_search s ON s.fts_rowid = f.rowid "
     "WHERE product_version_fts MATCH :match"
 )
@@ -228,12 +228,12 @@ async def ranked(settings: Settings, query: Any) -> list[set[tuple[str, float]]]
 
 
 async def test_search_rows_index_every_version_with_the_same_matches_and_ranks(scratch_settings: Settings) -> None:
-    """Migration 0025 on SQLite, on versions stored before it: the contentless index keyed by the search rows
+    """Migration 0026 on SQLite, on versions stored before it: the contentless index keyed by the search rows
     matches the same versions as the index it replaces, with the same bm25 ranks (so the same order), and its
     downgrade gives the old index back."""
     if is_postgres_url(scratch_settings.database_url):
         pytest.skip("FTS5 exists on SQLite only")
-    await asyncio.to_thread(db_upgrade, scratch_settings, "0024")
+    await asyncio.to_thread(db_upgrade, scratch_settings, "0025")
     engine = create_engine(scratch_settings)
     async with create_sessionmaker(engine)() as session:
         provider = Organization(name="P", uscc="91520100MA0000001X", kind="provider", jurisdiction="520100")
@@ -257,11 +257,11 @@ async def test_search_rows_index_every_version_with_the_same_matches_and_ranks(s
             )
         await session.commit()
     await engine.dispose()
-    before = await ranked(scratch_settings, RANKED_BEFORE_0025)
+    before = await ranked(scratch_settings, RANKED_BEFORE_0026)
     assert [len(found) for found in before] == [3, 2, 3, 3, 2, 0]
 
     await asyncio.to_thread(db_upgrade, scratch_settings)
-    assert await ranked(scratch_settings, RANKED_AFTER_0025) == before
+    assert await ranked(scratch_settings, RANKED_AFTER_0026) == before
 
-    await asyncio.to_thread(db_downgrade, scratch_settings, "0024")
-    assert await ranked(scratch_settings, RANKED_BEFORE_0025) == before
+    await asyncio.to_thread(db_downgrade, scratch_settings, "0025")
+    assert await ranked(scratch_settings, RANKED_BEFORE_0026) == before

@@ -255,7 +255,7 @@ MAX_CORRECTIONS = 8
 _LISTED = literal(VersionStatus.LISTED.value, literal_execute=True)
 LISTED_VERSION = col(ProductVersion.status) == _LISTED
 
-# Structures that live outside the models: on SQLite (migration 0025) a narrow copy of every version's
+# Structures that live outside the models: on SQLite (migration 0026) a narrow copy of every version's
 # searched columns under their names, kept by triggers, and a contentless FTS5 index of `search_text` keyed
 # by that copy's integer key; on PostgreSQL (migration 0005) the stored tsvector column.
 _SEARCH_ROWS = table(

@@ -1,4 +1,4 @@
-"""SQLite's search rows and contentless FTS5 index (migration 0025) follow every change of a version."""
+"""SQLite's search rows and contentless FTS5 index (migration 0026) follow every change of a version."""
 
 from __future__ import annotations
 
