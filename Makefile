@@ -16,7 +16,7 @@ STATE_MACHINE := tests/orders/test_state_machine.py
 # pytest-xdist workers for each pass: one per core by default. Each worker has its own database.
 TEST_WORKERS ?= auto
 
-.PHONY: run test lint typecheck test-sqlite test-postgres messages clean
+.PHONY: run test lint typecheck test-sqlite state-machine suite-sqlite test-postgres messages clean
 
 # The venv's own pip installs the project (no upgrade of pip first: one download and install fewer). No bytecode
 # is compiled ahead: a module is compiled when it is first imported, and most installed ones never are.
@@ -42,11 +42,13 @@ run: $(BIN)/.installed $(ASSETS)/node_modules/.installed
 	$(BIN)/marketplace demo --if-empty
 	$(BIN)/marketplace serve --host $(HOST) --port $(PORT)
 
-## Install and run everything CI runs: lint (ruff, import contracts), types, the suite on SQLite, then on PostgreSQL.
-## The web assets and chromium install (mostly waiting on the network and the disk) beside lint and the type check.
+## Install and run everything CI runs: lint (ruff, import contracts), types, the orders state machine and the suite
+## on SQLite, then the suite on PostgreSQL. The web assets and chromium install (mostly waiting on the network and
+## the disk) beside lint, the type check and the state machine, which keep the cores busy meanwhile.
 test: $(BIN)/.installed
-	$(MAKE) --no-print-directory -j 4 --output-sync=target $(ASSETS)/node_modules/.installed $(CHROMIUM) lint typecheck
-	$(MAKE) --no-print-directory test-sqlite test-postgres
+	$(MAKE) --no-print-directory -j 4 --output-sync=target $(ASSETS)/node_modules/.installed $(CHROMIUM) lint typecheck \
+		state-machine
+	$(MAKE) --no-print-directory suite-sqlite test-postgres
 
 ## After changing a rule's messages or an error's title: rewrite the catalogs' template and merge it into each
 ## catalog (marketplace/kit/locale), then translate what is new (tests/test_i18n.py names what is missing).
@@ -61,12 +63,19 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-test-sqlite: $(BIN)/.installed
+## The SQLite pass: the state machine, then the suite.
+test-sqlite: state-machine suite-sqlite
+
+## The orders-and-ledger state machine on SQLite, ORDER_PROCESSES processes of ORDER_EXAMPLES sequences each.
+state-machine: $(BIN)/.installed
 	@pids=""; for n in $$(seq $(ORDER_PROCESSES)); do \
 		TEST_DATABASE_URL= ORDER_STATEFUL_EXAMPLES=$(ORDER_EXAMPLES) $(BIN)/pytest -q $(STATE_MACHINE) & pids="$$pids $$!"; \
 	done; \
 	status=0; for pid in $$pids; do wait $$pid || status=1; done; \
 	if [ $$status -ne 0 ]; then echo "the state machine failed (SQLite)" >&2; exit 1; fi
+
+## The suite on SQLite, the state machine aside (it has its own target above).
+suite-sqlite: $(BIN)/.installed
 	TEST_DATABASE_URL= $(BIN)/pytest -n $(TEST_WORKERS) --deselect $(STATE_MACHINE)
 
 # On CI PostgreSQL must be there: start the local cluster if it is down, fail if unreachable.

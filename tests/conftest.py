@@ -45,6 +45,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # xdist hands out tests in collection order: a long one collected last leaves the other worker idle
+    # while it runs, so the long ones go first (the sort is stable: the rest keep their order)
+    items.sort(key=lambda item: "long" not in item.keywords)
     if is_postgres_url(os.environ.get("TEST_DATABASE_URL", "")):
         browser = pytest.mark.skip(
             reason="the browser tests run in the SQLite pass (their server has its own database)"

@@ -190,6 +190,7 @@ schema = schemathesis.pytest.from_fixture("conformance_schema")
     # machine must not fail the test for them.
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+@pytest.mark.long
 @schema.parametrize()
 def test_every_operation_conforms_to_the_openapi_document(case: Case, request: pytest.FixtureRequest) -> None:
     administrator = request.node.stash[ADMINISTRATOR]

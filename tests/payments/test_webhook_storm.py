@@ -65,6 +65,7 @@ async def counts(sessions: SessionMaker) -> dict[str, Any]:
         }
 
 
+@pytest.mark.long
 async def test_every_event_three_times_shuffled_settles_each_order_once(
     stripe_api: Api, sessions: SessionMaker, localstripe_url: str
 ) -> None:

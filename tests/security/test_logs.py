@@ -69,6 +69,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.long
 def test_every_line_marketplace_serve_writes_is_json(tmp_path: Path) -> None:
     env = {
         **os.environ,
