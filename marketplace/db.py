@@ -130,6 +130,15 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 @dataclass(frozen=True)
+class TableRow:
+    """A row of a table the writer of a statement does not know, written by the same statement: a request's
+    idempotent answer, stored with the order it placed (one statement, one round trip)."""
+
+    table: Table
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class DriverResult:
     rows: Sequence[Sequence[Any]]
     rowcount: int

@@ -7,6 +7,7 @@ command line, the demo, the benchmarks and the tests build them the same way."""
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -59,6 +60,7 @@ from marketplace.kit.memo import StampedMemo
 from marketplace.kit.sealed import Sealer
 from marketplace.kit.secrets import load_or_create
 from marketplace.ledger.service import LedgerService
+from marketplace.orders.repository import STORED_PARTS_KEPT, StoredParts
 from marketplace.orders.service import OrderService
 from marketplace.orders.transitions import OrderTransitions
 from marketplace.payments.gateway import PaymentGateway
@@ -92,6 +94,8 @@ class Runtime:
     listings: Listings = field(default_factory=lambda: StampedMemo(LISTINGS_KEPT, LISTINGS_REUSE_SECONDS))
     # the rulebook's findings on facts judged today, reused for the same facts
     judgements: Judgements = field(default_factory=lambda: StampedMemo(JUDGEMENTS_KEPT, JUDGEMENT_REUSE_SECONDS))
+    # the snapshot parts known to be stored in this database (never deleted: kept as long as there is room)
+    stored_parts: StoredParts = field(default_factory=lambda: StampedMemo(STORED_PARTS_KEPT, math.inf))
 
     @classmethod
     def start(cls, settings: Settings, *, rulebook: Rulebook | None = None) -> Runtime:
@@ -215,7 +219,15 @@ class Services:
 
     @cached_property
     def orders(self) -> OrderService:
-        return OrderService(self.session, self.settings, self.accounts, self.compliance, self.audit, self.events)
+        return OrderService(
+            self.session,
+            self.settings,
+            self.accounts,
+            self.compliance,
+            self.audit,
+            self.events,
+            self.runtime.stored_parts,
+        )
 
     @cached_property
     def certificates(self) -> CertificateService:

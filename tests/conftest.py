@@ -118,6 +118,7 @@ async def empty_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if DATABASE_FIXTURES.intersection(request.fixturenames):
         app: Litestar = request.getfixturevalue("app")
         await empty_all_tables(app.state.runtime.db_sessions.kw["bind"])
+        app.state.runtime.stored_parts.clear()  # the parts it knew stored are gone with the tables
 
 
 @pytest.fixture

@@ -55,10 +55,10 @@ from marketplace.orders.schemas import (
     TradeRead,
     TradeRequest,
 )
-from marketplace.orders.service import OrderService
+from marketplace.orders.service import OrderService, Placement
 from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
-from marketplace.web.idempotency import idempotent
+from marketplace.web.idempotency import StoredAnswer, idempotent
 from marketplace.web.language import RequestLanguage
 from marketplace.web.pagination import PAGED, Paging
 from marketplace.web.principal import ADMIN_ONLY, AUTHENTICATED, Access, Caller
@@ -86,7 +86,7 @@ class OrderController(Controller):
     dependencies = {**AUTHENTICATED, **PAGED}
 
     @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422), opt={"scope": Scope.ORDERS_WRITE})
-    @idempotent
+    @idempotent(with_work=True)
     async def place(
         self,
         request: Request[Any, Any, State],
@@ -94,24 +94,32 @@ class OrderController(Controller):
         principal: Caller,
         trading: Trade,
         language: RequestLanguage,
+        stored_answer: StoredAnswer | None,
     ) -> Response[OrderPlaced]:
         """Place an order: the trade stage judges it first. Accepted: the licence is reserved and the amount
         fixed (201). Held for review: `pending_review` (201). Either answer carries the verdict's decision,
         rulebook fingerprint and the findings that failed or held it for review; the whole verdict is at
         `GET /api/v1/orders/{id}`. Rejected: 422 with the findings; the rejected attempt is kept for the
         auditors, and nothing is reserved."""
-        placed = await trading.place(principal, data)
-        if placed.order.status == OrderStatus.REJECTED:
-            checks = "; ".join(f.check for f in placed.verdict.failures())
-            rejected = TradeRejected(
-                Message("orders.trade-rejected", "the trade stage rejected this order: {checks}", checks=checks),
-                order_id=str(placed.order.id),
-                findings=[f.as_json() for f in placed.verdict.findings],
-                rulebook_fingerprint=placed.verdict.rulebook_fingerprint,
-            )
-            return problem_of(rejected, request)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
-        verdict = VerdictBrief.of(placed.verdict, placed.verdict_id, language)
-        return Response(OrderPlaced(**dict(placed.order), verdict=verdict), status_code=201)
+
+        def answer(placed: Placement) -> Response[OrderPlaced]:
+            if placed.order.status == OrderStatus.REJECTED:
+                checks = "; ".join(f.check for f in placed.verdict.failures())
+                rejected = TradeRejected(
+                    Message("orders.trade-rejected", "the trade stage rejected this order: {checks}", checks=checks),
+                    order_id=str(placed.order.id),
+                    findings=[f.as_json() for f in placed.verdict.findings],
+                    rulebook_fingerprint=placed.verdict.rulebook_fingerprint,
+                )
+                return problem_of(rejected, request)  # type: ignore[return-value]  # answered, not raised: the attempt is kept
+            verdict = VerdictBrief.of(placed.verdict, placed.verdict_id, language)
+            return Response(OrderPlaced(**dict(placed.order), verdict=verdict), status_code=201)
+
+        if stored_answer is None:
+            return answer(await trading.place(principal, data))
+        # the answer is stored under the key by the statement that places the order
+        await trading.place(principal, data, also=lambda placed: stored_answer.row(answer(placed), 201))
+        return stored_answer.response()
 
     @get("/", responses=problem_responses(401, 403), opt={"scope": Scope.ORDERS_READ})
     async def list_orders(

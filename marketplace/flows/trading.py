@@ -4,6 +4,7 @@ trade, and the buyer's cancellation before payment."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from marketplace.accounts.principal import Principal
@@ -15,6 +16,7 @@ from marketplace.compliance.engine import Verdict
 from marketplace.compliance.parts import Part, part_of
 from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import Snapshot, TradeFacts
+from marketplace.db import TableRow
 from marketplace.errors import Conflict, NotFound, Unprocessable
 from marketplace.flows.facts import Facts, organization_facts
 from marketplace.kit.i18n import Message
@@ -139,10 +141,13 @@ class Trading:
         trade = await self.trade(principal, request)
         return trade, self.compliance.preview(Stage.TRADE, trade.snapshot)
 
-    async def place(self, principal: Principal, request: TradeRequest) -> Placement:
+    async def place(
+        self, principal: Principal, request: TradeRequest, also: Callable[[Placement], TableRow] | None = None
+    ) -> Placement:
         """Run the trade stage, then record the order: rejected (nothing reserved), pending review, or
-        accepted with its licences reserved and its amount fixed. Raises SoldOut (nothing recorded) when
-        the last licences went to another order first."""
+        accepted with its licences reserved and its amount fixed; with it, the row `also` makes of the
+        placement (the request's stored answer). Raises SoldOut (nothing recorded) when the last licences
+        went to another order first."""
         trade = await self.trade(principal, request)
         order_id = uuid.uuid4()
         # The verdict is stored with the order and its first event, and recorded in the order's one audit
@@ -157,7 +162,8 @@ class Trading:
                     Message("orders.sold-out", "no licences of this product are left"), product_id=str(trade.product_id)
                 )
             reserved = request.quantity
-        order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved)
+        answer = (lambda order: also(Placement(order, verdict, rows.id))) if also else None
+        order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved, answer)
         return Placement(order, verdict, rows.id)
 
     async def decide(self, admin: Principal, order_id: uuid.UUID, decision: str, reason: str) -> Order:

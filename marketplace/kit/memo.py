@@ -36,3 +36,7 @@ class StampedMemo(Generic[K, V]):
         self._values.move_to_end(key)
         while len(self._values) > self.size:
             self._values.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every value: the rows they came from are gone (a database emptied under the process)."""
+        self._values.clear()

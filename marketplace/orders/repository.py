@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, update
+from sqlalchemy import Table, bindparam, func, insert, or_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -17,9 +17,10 @@ from sqlmodel import col, select
 from marketplace.audit.repository import AuditRepository, appended_entry
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.repository import VerdictRepository
-from marketplace.db import DriverStatement, table_of
+from marketplace.db import DriverStatement, TableRow, table_of
 from marketplace.events.repository import WRITE_PENDING, pending_rows, write
 from marketplace.kit import clock
+from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import ESCROW_STATUSES, Order, OrderEvent, OrderStatus
 
 _INSERT_ORDER = insert(table_of(Order))
@@ -34,43 +35,59 @@ _PLACEMENT_TABLES = {
 }
 
 
-@functools.cache
-def _placement_statement(columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int) -> DriverStatement:
-    """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING)..., verdict AS (INSERT ...), order AS (INSERT ...),
-    audit AS (INSERT ...), events AS (INSERT INTO pending_event ...) INSERT INTO order_event ...: built once per
-    set of columns and number of snapshot parts, each value a parameter named `<row>_<column>` (`part<i>_<column>`
-    for the i-th part, which has every column) typed as its column; the audit entry's `audit_<parameter>`, the
-    events' `events`."""
+# Snapshot parts this process knows are stored (committed), by digest: a placement sends only the others.
+# Safe because a part is keyed by its content's hash and never deleted.
+StoredParts = StampedMemo[str, bool]
+STORED_PARTS_KEPT = 100_000
 
-    def values(name: str, keys: tuple[str, ...], row: str) -> dict[str, Any]:
-        table = _PLACEMENT_TABLES[name]
+
+@functools.cache
+def _placement_statement(
+    columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int, also: Table | None
+) -> DriverStatement:
+    """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING RETURNING digest)..., verdict AS (INSERT ...), order AS
+    (INSERT ...), audit AS (INSERT ...), events AS (INSERT INTO pending_event ...)[, also AS (INSERT INTO
+    <also> ...)] INSERT INTO order_event ... RETURNING <how many of each part it inserted>: built once per set
+    of columns (the row `also`'s among them), number of snapshot parts and table `also`, each value a parameter
+    named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as its column;
+    the audit entry's `audit_<parameter>`, the events' `events`."""
+
+    def values(table: Table, keys: tuple[str, ...], row: str) -> dict[str, Any]:
         return {key: bindparam(f"{row}_{key}", type_=table.c[key].type) for key in keys}
 
     keys = dict(columns)
     part_table, verdict_table = _PLACEMENT_TABLES["part"], _PLACEMENT_TABLES["verdict"]
     order_table = _PLACEMENT_TABLES["order"]
-    verdict = insert(verdict_table).values(values("verdict", keys["verdict"], "verdict")).returning(verdict_table.c.id)
-    order = insert(order_table).values(values("order", keys["order"], "order")).returning(order_table.c.id)
+    verdict = (
+        insert(verdict_table).values(values(verdict_table, keys["verdict"], "verdict")).returning(verdict_table.c.id)
+    )
+    order = insert(order_table).values(values(order_table, keys["order"], "order")).returning(order_table.c.id)
     ctes = [verdict.cte("placed_verdict"), order.cte("placed_order"), appended_entry("audit_").cte("placed_audit")]
     ctes.append(WRITE_PENDING.columns().cte("placed_events"))
+    if also is not None:
+        # no ON CONFLICT: a concurrent request writing the same row waits on its unique index, then fails
+        ctes.append(insert(also).values(values(also, keys["also"], "also")).cte("placed_also"))
     # One single-row insert per part: SQLAlchemy gives a multi-row VALUES no cache key, so the statement
     # would be compiled again for every order (about a third of an order's CPU).
     part_columns = tuple(part_table.c.keys())
-    ctes += [
+    part_ctes = [
         postgresql.insert(part_table)
-        .values(values("part", part_columns, f"part{i}"))
+        .values(values(part_table, part_columns, f"part{i}"))
         .on_conflict_do_nothing()
+        .returning(part_table.c.digest)
         .cte(f"part{i}")
         for i in range(parts)
     ]
-    return DriverStatement(
-        insert(_PLACEMENT_TABLES["event"]).values(values("event", keys["event"], "event")).add_cte(*ctes)
-    )
+    event_table = _PLACEMENT_TABLES["event"]
+    inserted = [select(func.count()).select_from(part).scalar_subquery() for part in part_ctes]
+    statement = insert(event_table).values(values(event_table, keys["event"], "event")).add_cte(*ctes, *part_ctes)
+    return DriverStatement(statement.returning(*inserted) if inserted else statement)
 
 
 class OrderRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, stored_parts: StoredParts | None = None) -> None:
         self.session = session
+        self.stored_parts = stored_parts
 
     async def insert(self, values: dict[str, Any]) -> None:
         """One INSERT, no ORM unit of work: order placement is the hot path. The table's plain INSERT with
@@ -85,13 +102,15 @@ class OrderRepository:
         actor: str,
         entry: dict[str, Any],
         events: list[dict[str, Any]],
+        also: TableRow | None = None,
     ) -> None:
         """A placed order with its trade verdict and the snapshot parts the verdict names (rows of the
         compliance domain's tables, built by ComplianceService.assess), its first history event, its audit entry
-        (`AuditService.entry`) and the transaction's recorded events (`EventService.take_recorded`). On
-        PostgreSQL one statement: the parts (those not stored yet), the verdict, the order, the audit entry and
-        the pending events inserted by data-modifying CTEs (the order's foreign key to the verdict is checked at
-        the end of the statement), the history event by the statement itself. Elsewhere one insert each."""
+        (`AuditService.entry`), the transaction's recorded events (`EventService.take_recorded`) and the row
+        `also` (of a table the caller names). On PostgreSQL one statement: the parts (those not known to be
+        stored), the verdict, the order, the audit entry, the pending events and `also` inserted by
+        data-modifying CTEs (the order's foreign key to the verdict is checked at the end of the statement), the
+        history event by the statement itself. Elsewhere one insert each."""
         event = {
             "id": uuid.uuid4(),
             "order_id": order["id"],
@@ -107,12 +126,22 @@ class OrderRepository:
             await self.session.execute(_INSERT_EVENT, event)
             await AuditRepository(self.session).append(entry)
             await self.session.run_sync(write, events)
+            if also is not None:
+                await self.session.execute(insert(also.table), also.values)
             return
-        rows = {"verdict": verdict, "order": order, "event": event}
-        statement = _placement_statement(tuple((name, tuple(row)) for name, row in rows.items()), len(parts))
-        rows |= {f"part{i}": part for i, part in enumerate(parts)} | {"audit": entry}
+        stored = self.stored_parts
+        unknown = [part for part in parts if stored is None or stored.get(part["digest"], None) is None]
+        rows = {"verdict": verdict, "order": order, "event": event} | ({"also": also.values} if also else {})
+        columns = tuple((name, tuple(row)) for name, row in rows.items())
+        statement = _placement_statement(columns, len(unknown), also.table if also else None)
+        rows |= {f"part{i}": part for i, part in enumerate(unknown)} | {"audit": entry}
         parameters = {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
-        await statement.execute(self.session, parameters | {"events": pending_rows(events)})
+        result = await statement.execute(self.session, parameters | {"events": pending_rows(events)})
+        if stored is not None and unknown:
+            # a part the statement did not insert was there, committed: ON CONFLICT waits for its inserter
+            for part, inserted in zip(unknown, result.rows[0], strict=True):
+                if not inserted:
+                    stored.put(part["digest"], None, True)
 
     async def add_event(
         self,

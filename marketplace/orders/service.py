@@ -7,7 +7,7 @@ business of the flows (`marketplace.flows`)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,13 +24,14 @@ from marketplace.compliance.parts import Part
 from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
+from marketplace.db import TableRow
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.kit.i18n import Message
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
-from marketplace.orders.repository import OrderRepository
+from marketplace.orders.repository import OrderRepository, StoredParts
 from marketplace.orders.schemas import OrderRead, TradeRequest
 from marketplace.orders.trades import TradeFilters, TradeRepository
 
@@ -132,9 +133,10 @@ class OrderService:
         compliance: ComplianceService,
         audit: AuditService,
         events: EventService,
+        stored_parts: StoredParts | None = None,
     ) -> None:
         self.settings = settings
-        self.repository = OrderRepository(session)
+        self.repository = OrderRepository(session, stored_parts)
         self.trade_rows = TradeRepository(session)
         self.accounts = accounts
         self.compliance = compliance
@@ -149,10 +151,12 @@ class OrderService:
         rows: VerdictRows,
         verdict: Verdict,
         reserved: int,
+        also: Callable[[OrderRead], TableRow] | None = None,
     ) -> OrderRead:
         """Record a placed order with its verdict, its first history event, its one audit entry (which carries
-        the verdict too) and its events (with any recorded before them in the transaction): one statement on
-        PostgreSQL. Returns the order as read."""
+        the verdict too), its events (with any recorded before them in the transaction) and the row `also`
+        makes of the order as read (the request's stored answer): one statement on PostgreSQL. Returns the
+        order as read."""
         request = trade.request
         status = PLACED_STATUS[verdict.decision]
         now = clock.now()
@@ -199,7 +203,13 @@ class OrderService:
             },
         )
         await self.repository.insert_placed(
-            rows.verdict, rows.parts, values, principal.actor, entry, self.events.take_recorded()
+            rows.verdict,
+            rows.parts,
+            values,
+            principal.actor,
+            entry,
+            self.events.take_recorded(),
+            also(order) if also else None,
         )
         return order
 

@@ -9,9 +9,19 @@ commits as it goes (settlement) publishes its claim with its first commit: while
 gets 409. A failed request (an error raised) leaves its key free, so the client may retry it. A claim
 committed and left by a process that died is taken over after IDEMPOTENCY_LOCK_SECONDS.
 
+A handler whose work is one statement and calls no one outside the database (placing an order) stores its
+answer with that work instead, claiming nothing first (`@idempotent(with_work=True)`): the record goes in, done,
+with its answer, in the same statement. A concurrent request with the same key does its own work, waits at
+that statement on the key's primary key until the first commits, then fails, rolls back and replays the
+stored answer (or, when the first rolled back, stores its own). A request that fails for any reason looks for
+a stored answer under its key before it gives up: the same request sent again after a success gets the first
+answer even when its work would fail now (sold out).
+
 A handler opts in with `@idempotent` under its route decorator and returns its usual DTO (or a Response):
 the decorator adds what it needs to the handler's signature (the request, the caller, the session, the
-settings and the documented `Idempotency-Key` header), and stores and replays the serialised response."""
+settings and the documented `Idempotency-Key` header), and stores and replays the serialised response.
+With `with_work=True` it also passes the handler `stored_answer`: None without a key, else the
+`StoredAnswer` whose `row` the handler's statement writes, and whose `response` the handler returns."""
 
 from __future__ import annotations
 
@@ -20,8 +30,9 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 import msgspec
 from litestar import Request, Response
@@ -36,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
 from marketplace.accounts.principal import Principal
-from marketplace.db import DriverStatement, table_of
+from marketplace.db import DriverStatement, TableRow, table_of
 from marketplace.errors import Conflict, Unprocessable
 from marketplace.kit import clock
 from marketplace.kit.canonical import canonical_json
@@ -109,6 +120,37 @@ _FINISH = DriverStatement(
 )
 
 
+@dataclass
+class StoredAnswer:
+    """A request's answer stored under its key by the statement that does its work (`idempotent(with_work=True)`)."""
+
+    actor: str
+    key: str
+    fingerprint: str
+    answer: tuple[int, Any] | None = None  # (status, JSON-ready body), once `row` made the record
+
+    def row(self, result: Any, status: int) -> TableRow:
+        """The key's record, done, with `result` (a DTO or a Response) as its answer, for the work's statement."""
+        self.answer = _serialised(result, status)
+        return TableRow(
+            _RECORDS,
+            {
+                "actor": self.actor,
+                "key": self.key,
+                "request_hash": self.fingerprint,
+                "state": IdempotencyState.DONE,
+                "response_status": self.answer[0],
+                "response_body": self.answer[1],
+                "started_at": clock.now(),
+            },
+        )
+
+    def response(self) -> Response[Any]:
+        """The answer as `row` stored it."""
+        assert self.answer is not None, "the handler's work stored no answer"
+        return _response(*self.answer)
+
+
 class IdempotencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -140,10 +182,16 @@ class IdempotencyRepository:
         )
         if taken_over.rowcount:  # type: ignore[attr-defined]
             return None
+        held = await self.held(actor, key)
+        assert held is not None
+        return held
+
+    async def held(self, actor: str, key: str) -> IdempotencyRecord | None:
+        """The record of the caller's key, if there is one."""
         query = select(IdempotencyRecord).where(
             col(IdempotencyRecord.actor) == actor, col(IdempotencyRecord.key) == key
         )
-        return (await self.session.scalars(query.execution_options(populate_existing=True))).one()
+        return (await self.session.scalars(query.execution_options(populate_existing=True))).first()
 
     async def finish(self, actor: str, key: str, status: int, body: Any) -> None:
         await _FINISH.execute(self.session, {"b_actor": actor, "b_key": key, "b_status": status, "b_body": body})
@@ -167,6 +215,9 @@ class IdempotencyRepository:
 
 # What the decorator adds to a handler's signature when the handler does not take it itself. The session
 # and the settings come with the request's `services`, which the caller's principal resolves anyway.
+# The handler's parameter `idempotent(with_work=True)` passes: its `StoredAnswer`, or None without a key.
+STORED_ANSWER = "stored_answer"
+Handler = Callable[..., Awaitable[Any]]
 _NEEDS: dict[str, Any] = {
     "request": Request[Any, Any, State],
     "principal": NamedDependency[Principal],
@@ -175,8 +226,23 @@ _NEEDS: dict[str, Any] = {
 }
 
 
-def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Response[Any]]]:
-    """Run `handler` at most once per caller and `Idempotency-Key` (see the module's docstring)."""
+@overload
+def idempotent(handler: Handler, /) -> Callable[..., Awaitable[Response[Any]]]: ...
+
+
+@overload
+def idempotent(*, with_work: bool) -> Callable[[Handler], Callable[..., Awaitable[Response[Any]]]]: ...
+
+
+def idempotent(handler: Handler | None = None, /, *, with_work: bool = False) -> Any:
+    """Run the handler at most once per caller and `Idempotency-Key` (see the module's docstring): claimed
+    first, or with `with_work=True` stored by the handler's own statement."""
+    if handler is None:
+        return functools.partial(_idempotent, with_work=with_work)
+    return _idempotent(handler, with_work=with_work)
+
+
+def _idempotent(handler: Handler, *, with_work: bool) -> Callable[..., Awaitable[Response[Any]]]:
     signature = inspect.signature(handler)
     own = set(signature.parameters)
     added = [
@@ -186,7 +252,8 @@ def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
         for name, annotation in _NEEDS.items()
         if name not in own
     ]
-    parameters = list(signature.parameters.values())
+    # `stored_answer` is the decorator's to pass, not a parameter of the request
+    parameters = [p for p in signature.parameters.values() if p.name != STORED_ANSWER]
     keyword_start = next((i for i, p in enumerate(parameters) if p.kind == p.KEYWORD_ONLY), len(parameters))
     returns = signature.return_annotation
 
@@ -198,16 +265,21 @@ def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
         key: str | None = kwargs["idempotency_key"]
         own_kwargs = {name: value for name, value in kwargs.items() if name in own}
         status = request.route_handler.status_code
+        fingerprint = request_fingerprint(request.method, request.url.path, _jsonable(kwargs.get("data")))
+        if with_work:
+            stored = StoredAnswer(principal.actor, key, fingerprint) if key is not None else None
+            return await run_with_stored_answer(
+                services.session, stored, lambda: handler(*args, **own_kwargs, **{STORED_ANSWER: stored}), status
+            )
 
         async def action() -> tuple[int, Any]:
             return _serialised(await handler(*args, **own_kwargs), status)
 
-        body = kwargs.get("data")
         return await run_idempotently(
             services.session,
             actor=principal.actor,
             key=key,
-            fingerprint=request_fingerprint(request.method, request.url.path, _jsonable(body)),
+            fingerprint=fingerprint,
             lock_seconds=services.settings.idempotency_lock_seconds,
             action=action,
         )
@@ -217,7 +289,7 @@ def idempotent(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitabl
         return_annotation=returns if _is_response(returns) else Response[returns],  # type: ignore[valid-type]
     )
     wrapper.__annotations__ = {
-        **handler.__annotations__,
+        **{name: value for name, value in handler.__annotations__.items() if name != STORED_ANSWER},
         **{p.name: p.annotation for p in added},
         "return": wrapper.__signature__.return_annotation,  # type: ignore[attr-defined]
     }
@@ -262,27 +334,7 @@ async def run_idempotently(
     repository = IdempotencyRepository(session)
     held = await repository.claim(actor, key, fingerprint, clock.now() - timedelta(seconds=lock_seconds))
     if held is not None:
-        if held.request_hash != fingerprint:
-            raise IdempotencyKeyReused(
-                Message(
-                    "idempotency.key-reused",
-                    "the {header} {key!r} was used for another request",
-                    header=IDEMPOTENCY_HEADER,
-                    key=key,
-                )
-            )
-        if held.state == IdempotencyState.IN_FLIGHT:
-            raise IdempotentRequestInFlight(
-                Message(
-                    "idempotency.in-flight",
-                    "the request with {header} {key!r} is still running",
-                    header=IDEMPOTENCY_HEADER,
-                    key=key,
-                ),
-                headers={"Retry-After": "1"},
-            )
-        assert held.response_status is not None
-        return _response(held.response_status, held.response_body, replayed=True)
+        return _answer_held(held, key, fingerprint)
     try:
         status, body = await action()
     except BaseException:
@@ -292,6 +344,57 @@ async def run_idempotently(
         raise
     await repository.finish(actor, key, status, body)
     return _response(status, body)
+
+
+async def run_with_stored_answer(
+    session: AsyncSession,
+    stored: StoredAnswer | None,
+    action: Callable[[], Awaitable[Any]],
+    status: int,
+) -> Response[Any]:
+    """Run `action` (a handler whose statement writes `stored.row`, then returns `stored.response()`); without
+    a key, its result is the answer. When it fails, its work is rolled back here and the answer stored under
+    the key, if any, is the request's (a concurrent request with the key stored it first, or an earlier one
+    did); else the failure stands."""
+    if stored is None:
+        return _response(*_serialised(await action(), status))
+    try:
+        result = await action()
+    except Exception:
+        await session.rollback()
+        held = await IdempotencyRepository(session).held(stored.actor, stored.key)
+        if held is None:
+            raise
+        return _answer_held(held, stored.key, stored.fingerprint)
+    assert stored.answer is not None, "the handler's work stored no answer"
+    response: Response[Any] = result
+    return response
+
+
+def _answer_held(held: IdempotencyRecord, key: str, fingerprint: str) -> Response[Any]:
+    """The answer to a request whose key another request holds: its stored answer if it was the same request
+    and is done; 422 if it was another request, 409 while it runs."""
+    if held.request_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            Message(
+                "idempotency.key-reused",
+                "the {header} {key!r} was used for another request",
+                header=IDEMPOTENCY_HEADER,
+                key=key,
+            )
+        )
+    if held.state == IdempotencyState.IN_FLIGHT:
+        raise IdempotentRequestInFlight(
+            Message(
+                "idempotency.in-flight",
+                "the request with {header} {key!r} is still running",
+                header=IDEMPOTENCY_HEADER,
+                key=key,
+            ),
+            headers={"Retry-After": "1"},
+        )
+    assert held.response_status is not None
+    return _response(held.response_status, held.response_body, replayed=True)
 
 
 def _response(status: int, body: Any, *, replayed: bool = False) -> Response[Any]:

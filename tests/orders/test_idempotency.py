@@ -135,6 +135,43 @@ async def test_a_duplicate_of_a_request_that_rolls_back_runs_itself(market: Mark
     same_response(placed, await market.place(key="doomed-key"))
 
 
+async def test_the_same_request_after_it_succeeded_replays_even_when_its_work_would_fail_now(
+    market: Market,
+) -> None:
+    """The order's answer is stored with the order, no claim first: a retry that fails (the product is no longer
+    on sale) still finds the answer stored under its key."""
+    first = await market.place(key="before-delisting")
+    assert first.status_code == 201, first.text
+    delisted = await market.api.client.post(
+        f"/api/v1/products/{market.product_id}/delist", json={"reason": "retired"}, headers=market.provider.headers
+    )
+    assert delisted.status_code == 200, delisted.text
+    same_response(first, await market.place(key="before-delisting"))
+    assert (await market.place(key="after-delisting")).status_code == 404
+    assert await count_orders(market) == 1
+
+
+@pytest.mark.postgres
+async def test_a_placement_claims_nothing_before_its_statement(market: Market) -> None:
+    """While a placement waits on a lock its order needs, its key is nowhere: no claim was written (let alone
+    committed) before the one statement that writes the order and its answer."""
+    other = market.api.sessions()
+    locked = text("SELECT id FROM product WHERE id = :id FOR UPDATE")
+    await other.execute(locked, {"id": uuid.UUID(market.product_id)})
+    try:
+        placing = asyncio.create_task(market.place(key="waits-on-the-product"))
+        await wait_until_blocked_on_a_lock(market)  # its order's key to the product meets the lock
+        assert not placing.done()
+        assert await stored_keys(market) == []
+    finally:
+        await other.rollback()
+        await other.close()
+    placed = await placing
+    assert placed.status_code == 201, placed.text
+    assert await stored_keys(market) == [(f"user:{market.buyer.id}", "waits-on-the-product")]
+    same_response(placed, await market.place(key="waits-on-the-product"))
+
+
 async def test_another_request_with_the_key_is_refused_and_changes_nothing(market: Market) -> None:
     first = await market.place(key="buy-traffic-2")
     assert first.status_code == 201, first.text

@@ -157,3 +157,34 @@ async def test_an_order_its_verdict_audit_entry_and_events_are_written_in_one_st
     (placement,) = [statement for statement in sent if "INSERT INTO" in statement]  # no key: nothing else
     for table in ("snapshot_part", "verdict", "trade_order", "order_event", "audit_entry", "pending_event"):
         assert f"INSERT INTO {table} " in placement, table
+
+
+@pytest.mark.postgres
+async def test_parts_known_stored_are_not_sent_again_and_the_answer_goes_with_the_order(market: Market) -> None:
+    """A part the process saw already stored (its insert found it there) is not sent with the next order; an
+    order placed under an Idempotency-Key stores its answer in the same statement, and nothing else is written."""
+    engine = market.api.runtime().engine.sync_engine
+    sent: list[str] = []
+
+    def on_execute(*parts: Any) -> None:
+        sent.append(" ".join(str(parts[2]).split()))
+
+    first = await trade_verdict(market, (await market.accepted_order())["id"])
+    await market.accepted_order()  # finds every part stored
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        placed = await market.place(key="third-order")
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+    assert placed.status_code == 201, placed.text
+    (placement,) = [statement for statement in sent if "INSERT INTO" in statement or "UPDATE" in statement]
+    assert "INSERT INTO snapshot_part " not in placement
+    for table in ("verdict", "trade_order", "order_event", "audit_entry", "pending_event", "idempotency_record"):
+        assert f"INSERT INTO {table} " in placement, table
+    third = await trade_verdict(market, placed.json()["id"])
+    assert third.parts == first.parts
+    async with market.api.services() as services:
+        (snapshot,) = await services.compliance.snapshots([third])
+    assert snapshot.buyer is not None
+    assert snapshot.buyer.id == market.buyer_org["id"]
