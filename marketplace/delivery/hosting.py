@@ -49,9 +49,6 @@ PREPARED_TABLES = 256  # hosted tables whose schema and row count a process keep
 # Uncompressed bytes of prepared files a process copies into its engine's memory, the first that fit (never
 # dropped: a prepared file never changes). A page of a copy costs about half the CPU of one read from the file.
 MEMORY_TABLES_BYTES = 32 * 1024**2
-# Rows of an in-memory copy whose unfiltered page is quick enough (about a millisecond) to read on the caller's
-# thread: a worker thread's engine work and the event loop contend for the GIL, which cost more CPU than the page.
-QUICK_PAGE_ROWS = 200_000
 # Types whose values DuckDB gives as JSON's own (text, integers, booleans): a page of them is not converted.
 JSON_NATIVE_TYPES = frozenset(
     {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -464,13 +461,6 @@ def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
         "bad-filter",
         Message("query.filter-value-type", "a filter's value does not fit its column's type ({types})", types=types),
     )
-
-
-def quick_page(table: HostedTable, filters: Sequence[Filter], memory_limit_mb: int = 256) -> bool:
-    """Whether `read_rows` of this table and filters is a page of rows of a small copy in memory, which costs
-    about a millisecond whatever its offset: a range of `__row` over at most `QUICK_PAGE_ROWS` rows."""
-    in_memory = table.in_memory is not None and table.in_memory[1] == memory_limit_mb
-    return in_memory and not filters and table.rows <= QUICK_PAGE_ROWS
 
 
 def read_rows(

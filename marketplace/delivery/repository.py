@@ -152,7 +152,8 @@ def _data_call_read(postgres: bool) -> Any:
 _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
 # A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
 _METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
-_METERING_LOCK = select(func.pg_advisory_xact_lock(_METERING_KEY))
+_TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
+_WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
 
 
 def _count_in_window(insert: Any, table: Table, owner: str) -> Any:
@@ -379,20 +380,23 @@ class DeliveryRepository:
 
     # metering
 
-    async def lock_licence_metering(self, licence_id: uuid.UUID) -> None:
+    async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
         """Take the licence's metering lock, which every metering of its calls takes first, until this transaction
         ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
-        time, which never waits on another's rows. PostgreSQL: an advisory lock keyed by the licence, waited
-        for in one statement (no savepoint; the wait is on the lock, never on another transaction's id, and
-        lasts another process's turn of a few statements, while this process's calls of the licence join the
-        batch that waits). SQLite has no row locks, and starts a transaction at its first write: a write that
-        changes nothing takes its one writer's lock (waiting for it) before anything is read."""
+        time, which never waits on another's rows. Without `wait`, False when another transaction holds it.
+        PostgreSQL: an advisory lock keyed by the licence (one statement, no savepoint; a wait for it is on
+        the lock, never on another transaction's id). SQLite has no row locks, and starts a transaction at
+        its first write: a write that changes nothing takes its one writer's lock (waiting for it) before
+        anything is read."""
         if self.session.get_bind().dialect.name == "sqlite":
             licences = table_of(Licence)
             touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
             await self.session.execute(touch)
-            return
-        await self.session.execute(_METERING_LOCK, {"licence_id": str(licence_id)})
+            return True
+        if wait:
+            await self.session.execute(_WAIT_FOR_METERING, {"licence_id": str(licence_id)})
+            return True
+        return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
 
     async def meter_calls(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None

@@ -6,6 +6,7 @@ its epsilon of the licence's privacy budget in that same transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,8 @@ from marketplace.orders.service import OrderService
 
 T = TypeVar("T")
 PRIVACY_COMPUTING = "privacy_computing"
+METERING_TRIES = 200  # tries of a licence's metering lock without waiting: about 0.4 s of pauses in all
+METERING_PAUSE_SECONDS = 0.002
 
 
 class UsageCapReached(TooManyRequests):
@@ -241,7 +244,7 @@ class DataCalls:
         """Count, meter and bill an answered call (and spend its epsilon, if private: the budget after it), in a
         short transaction committed before the answer leaves. The calls of one licence answered meanwhile in
         this process are metered in the same transaction; a licence's transactions take turns across
-        processes on the licence's metering lock, so none waits in the database on another's rows."""
+        processes on the licence's row, so none waits in the database on another's rows."""
         return await self.metering.submit(call.licence.id, (call, private), self._meter_batch)
 
     async def _meter_batch(self, batch: list[PendingMeter]) -> list[MeterOutcome | Exception]:
@@ -249,7 +252,7 @@ class DataCalls:
         read once, each call is judged in turn exactly as alone (refused past the key's rate, the monthly cap
         or the privacy budget, counting nothing), and what the answered ones add is written once."""
         licence = batch[0][0].licence
-        await self.repository.lock_licence_metering(licence.id)
+        await self._take_metering_turn(licence.id)
         counts = await self._counts_now(batch)
         outcomes = [counts.judge(call, private) for call, private in batch]
         answered = [
@@ -335,13 +338,20 @@ class DataCalls:
             order_id=order.id,
         )
 
+    async def _take_metering_turn(self, licence_id: uuid.UUID) -> None:
+        """The licence's metering lock: tried without waiting, since another process's turn lasts a few
+        statements, and retried after a short pause; waited for after `METERING_TRIES`."""
+        for _ in range(1, METERING_TRIES):
+            if await self.repository.lock_licence_metering(licence_id, wait=False):
+                return
+            await asyncio.sleep(METERING_PAUSE_SECONDS)
+        await self.repository.lock_licence_metering(licence_id, wait=True)
+
     async def rows(
         self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int
     ) -> tuple[hosting.RowsPage, Metered]:
-        """A page of rows, then the call metered: a refused query is not metered. A quick page (see
-        `hosting.quick_page`) is read on this thread, any other in a worker thread."""
-        read = functools.partial(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
-        page = _refusing(read) if hosting.quick_page(call.table, filters) else await self._run(read)
+        """A page of rows, then the call metered: a refused query is not metered."""
+        page = await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
         metered, _ = await self._meter_answer(call, None)
         return page, metered
 
@@ -388,15 +398,10 @@ class DataCalls:
     @staticmethod
     async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a DuckDB step in a worker thread; its refusals become 422 problems."""
-        return await anyio.to_thread.run_sync(lambda: _refusing(function, *args, **kwargs))
-
-
-def _refusing(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a DuckDB step; its refusals become 422 problems."""
-    try:
-        return function(*args, **kwargs)
-    except hosting.HostingError as exc:
-        raise QueryRefused(exc.message, query_error=exc.code) from exc
+        try:
+            return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
+        except hosting.HostingError as exc:
+            raise QueryRefused(exc.message, query_error=exc.code) from exc
 
 
 @dataclass(frozen=True)
