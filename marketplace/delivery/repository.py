@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, update
+from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -212,6 +212,42 @@ _COUNT_IN_WINDOW = {
 _METER_CALLS = {dialect: _meter_calls(insert) for dialect, insert in _INSERTS.items()}
 _SPEND_PRIVACY = {dialect: _spend_privacy(insert) for dialect, insert in _INSERTS.items()}
 _CALLS_SO_FAR = select(*_counts(bindparam("access_key_id"), bindparam("licence_id")))
+# What a metering batch adds, on PostgreSQL in one statement (the same upserts as `_count_in_window` and
+# `_meter_calls`, and the usage events), each part's rows given as arrays: RETURNING a row per month counted.
+_RECORD_METERING = text(
+    """WITH key_minutes AS (
+  INSERT INTO access_key_rate_window AS w (access_key_id, window_start, calls)
+  SELECT k.id, k.window_start, k.calls
+  FROM unnest(CAST(:key_ids AS uuid[]), CAST(:key_windows AS timestamptz[]), CAST(:key_calls AS integer[]))
+    AS k(id, window_start, calls)
+  ON CONFLICT (access_key_id, window_start) DO UPDATE SET calls = w.calls + excluded.calls
+), licence_minutes AS (
+  INSERT INTO licence_rate_window AS w (licence_id, window_start, calls)
+  SELECT CAST(:licence_id AS uuid), l.window_start, l.calls
+  FROM unnest(CAST(:licence_windows AS timestamptz[]), CAST(:licence_calls AS integer[])) AS l(window_start, calls)
+  ON CONFLICT (licence_id, window_start) DO UPDATE SET calls = w.calls + excluded.calls
+), events AS (
+  INSERT INTO usage_event (id, licence_id, access_key_id, endpoint, period, call_number, charge_minor, rows, at)
+  SELECT e.id, CAST(:licence_id AS uuid), e.key_id, e.endpoint, e.period, e.call_number, e.charge_minor, 0, e.at
+  FROM unnest(
+    CAST(:event_ids AS uuid[]), CAST(:event_keys AS uuid[]), CAST(:event_endpoints AS varchar[]),
+    CAST(:event_periods AS varchar[]), CAST(:event_numbers AS integer[]), CAST(:event_charges AS bigint[]),
+    CAST(:event_ats AS timestamptz[])
+  ) AS e(id, key_id, endpoint, period, call_number, charge_minor, at)
+), months AS (
+  INSERT INTO licence_usage AS u (licence_id, period, calls, billed_minor, cap_minor, updated_at)
+  SELECT CAST(:licence_id AS uuid), m.period, m.calls, m.billed_minor, CAST(:cap_minor AS bigint),
+    CAST(:updated_at AS timestamptz)
+  FROM unnest(CAST(:periods AS varchar[]), CAST(:period_calls AS integer[]), CAST(:period_billed AS bigint[]))
+    AS m(period, calls, billed_minor)
+  ON CONFLICT (licence_id, period) DO UPDATE
+  SET calls = u.calls + excluded.calls, billed_minor = u.billed_minor + excluded.billed_minor,
+    updated_at = excluded.updated_at
+  WHERE excluded.cap_minor IS NULL OR u.billed_minor + excluded.billed_minor <= excluded.cap_minor
+  RETURNING 1
+)
+SELECT count(*) FROM months"""
+)
 
 
 class DeliveryRepository:
@@ -408,6 +444,53 @@ class DeliveryRepository:
         statement = _METER_CALLS[self._dialect()]
         result = await self.session.execute(statement, {"licence_id": licence_id, "period": period, **values})
         return result.first() is not None
+
+    async def record_metering(
+        self,
+        licence_id: uuid.UUID,
+        key_minutes: Mapping[tuple[uuid.UUID, datetime], int],
+        licence_minutes: Mapping[datetime, int],
+        months: Mapping[str, tuple[int, int]],
+        cap_minor: int | None,
+        calls: Sequence[MeteredCall],
+    ) -> bool:
+        """Write what a metering batch adds: calls counted in the keys' and the licence's minutes, calls and
+        charges (minor units) in its months, a usage event per call. False when a month's usage would pass
+        `cap_minor` (that month is not counted). On PostgreSQL one statement, whose round trip a batch spends
+        holding its licence's metering lock; SQLite a statement each."""
+        if self._dialect() == "sqlite":
+            for (key_id, window), added in key_minutes.items():
+                await self.count_calls(key_id, window, added)
+            for window, added in licence_minutes.items():
+                await self.count_licence_calls(licence_id, window, added)
+            counted = [
+                await self.meter_calls(licence_id, period, calls=added, billed_minor=billed, cap_minor=cap_minor)
+                for period, (added, billed) in months.items()
+            ]
+            await self.add_usage_events(licence_id, calls)
+            return all(counted)
+        parameters = {
+            "licence_id": licence_id,
+            "key_ids": [key_id for key_id, _ in key_minutes],
+            "key_windows": [window for _, window in key_minutes],
+            "key_calls": list(key_minutes.values()),
+            "licence_windows": list(licence_minutes),
+            "licence_calls": list(licence_minutes.values()),
+            "event_ids": [new_id() for _ in calls],
+            "event_keys": [call.access_key_id for call in calls],
+            "event_endpoints": [call.endpoint for call in calls],
+            "event_periods": [usage_period(call.at) for call in calls],
+            "event_numbers": [call.call_number for call in calls],
+            "event_charges": [call.charge_minor for call in calls],
+            "event_ats": [call.at for call in calls],
+            "periods": list(months),
+            "period_calls": [added for added, _ in months.values()],
+            "period_billed": [billed for _, billed in months.values()],
+            "cap_minor": cap_minor,
+            "updated_at": clock.now(),
+        }
+        counted = (await self.session.execute(_RECORD_METERING, parameters)).scalar_one()
+        return int(counted) == len(months)
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
