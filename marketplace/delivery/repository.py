@@ -204,15 +204,15 @@ def _spend_privacy(insert: Any) -> Any:
 # The metering's statements, built once per dialect: built per call, a statement cost more CPU to build and
 # to key for the compiled cache than to run.
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# SQLite writes what a metering batch adds a statement each (PostgreSQL in one, `_RECORD_METERING`).
 _COUNT_IN_WINDOW = {
-    (dialect, table.name): _count_in_window(insert, table, owner)
-    for dialect, insert in _INSERTS.items()
+    table.name: _count_in_window(sqlite.insert, table, owner)
     for table, owner in ((table_of(RateWindow), "access_key_id"), (table_of(LicenceRateWindow), "licence_id"))
 }
-_METER_CALLS = {dialect: _meter_calls(insert) for dialect, insert in _INSERTS.items()}
+_METER_CALLS = _meter_calls(sqlite.insert)
 _SPEND_PRIVACY = {dialect: _spend_privacy(insert) for dialect, insert in _INSERTS.items()}
 _CALLS_SO_FAR = select(*_counts(bindparam("access_key_id"), bindparam("licence_id")))
-# What a metering batch adds, on PostgreSQL in one statement (the same upserts as `_count_in_window` and
+# What a metering batch adds, on PostgreSQL in one statement (the upserts of `_count_in_window` and
 # `_meter_calls`, and the usage events), each part's rows given as arrays: RETURNING a row per month counted.
 _RECORD_METERING = text(
     """WITH key_minutes AS (
@@ -378,11 +378,11 @@ class DeliveryRepository:
         )
         await self.session.execute(query)
 
-    async def count_calls(self, access_key_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+    async def _count_calls(self, access_key_id: uuid.UUID, window_start: datetime, calls: int) -> None:
         """Count `calls` more in the key's minute, in one statement."""
         await self._count_in_window(table_of(RateWindow), "access_key_id", access_key_id, window_start, calls)
 
-    async def count_licence_calls(self, licence_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+    async def _count_licence_calls(self, licence_id: uuid.UUID, window_start: datetime, calls: int) -> None:
         """Count `calls` more in the licence's minute, whichever keys made them."""
         await self._count_in_window(table_of(LicenceRateWindow), "licence_id", licence_id, window_start, calls)
 
@@ -391,7 +391,7 @@ class DeliveryRepository:
     ) -> None:
         """One upsert adds the calls: a concurrent one would queue on the row's lock (or its unique key, for the
         minute's first), so no count is lost."""
-        statement = _COUNT_IN_WINDOW[(self._dialect(), table.name)]
+        statement = _COUNT_IN_WINDOW[table.name]
         await self.session.execute(statement, {owner: owner_id, "window_start": window_start, "calls": calls})
 
     def _dialect(self) -> str:
@@ -434,15 +434,14 @@ class DeliveryRepository:
             return True
         return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
 
-    async def meter_calls(
+    async def _meter_month(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
     ) -> bool:
         """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
         counted, when that would pass the monthly cap. One guarded upsert of the month's row (the CHECK
         constraint `usage_within_cap` stands behind it, and refuses a month's first row past the cap)."""
         values = {"calls": calls, "billed_minor": billed_minor, "cap_minor": cap_minor, "updated_at": clock.now()}
-        statement = _METER_CALLS[self._dialect()]
-        result = await self.session.execute(statement, {"licence_id": licence_id, "period": period, **values})
+        result = await self.session.execute(_METER_CALLS, {"licence_id": licence_id, "period": period, **values})
         return result.first() is not None
 
     async def record_metering(
@@ -460,14 +459,14 @@ class DeliveryRepository:
         holding its licence's metering lock; SQLite a statement each."""
         if self._dialect() == "sqlite":
             for (key_id, window), added in key_minutes.items():
-                await self.count_calls(key_id, window, added)
+                await self._count_calls(key_id, window, added)
             for window, added in licence_minutes.items():
-                await self.count_licence_calls(licence_id, window, added)
+                await self._count_licence_calls(licence_id, window, added)
             counted = [
-                await self.meter_calls(licence_id, period, calls=added, billed_minor=billed, cap_minor=cap_minor)
+                await self._meter_month(licence_id, period, calls=added, billed_minor=billed, cap_minor=cap_minor)
                 for period, (added, billed) in months.items()
             ]
-            await self.add_usage_events(licence_id, calls)
+            await self._add_usage_events(licence_id, calls)
             return all(counted)
         parameters = {
             "licence_id": licence_id,
@@ -513,7 +512,7 @@ class DeliveryRepository:
     async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
         return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
-    async def add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
+    async def _add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
         """A usage event per metered call of the licence: rows of the Core table, not models, whose
         validation cost more than the insert."""
         rows = [
