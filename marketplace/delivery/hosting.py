@@ -49,6 +49,11 @@ PREPARED_TABLES = 256  # hosted tables whose schema and row count a process keep
 # Uncompressed bytes of prepared files a process copies into its engine's memory, the first that fit (never
 # dropped: a prepared file never changes). A page of a copy costs about half the CPU of one read from the file.
 MEMORY_TABLES_BYTES = 32 * 1024**2
+# Types whose values DuckDB gives as JSON's own (text, integers, booleans): a page of them is not converted.
+JSON_NATIVE_TYPES = frozenset(
+    {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL", "U")
 
 HostingErrorCode = Literal[
@@ -481,7 +486,10 @@ def read_rows(
         sql = f"SELECT {selected} FROM {source} WHERE {ROW} >= ? AND {ROW} < ?"  # noqa: S608
         bound += [offset, offset + limit + 1]
     rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
-    page = [[_json_value(v) for v in row] for row in rows[:limit]]
+    if all(c.type in JSON_NATIVE_TYPES for c in table.columns):
+        page = [list(row) for row in rows[:limit]]
+    else:
+        page = [[_json_value(v) for v in row] for row in rows[:limit]]
     return RowsPage(tuple(names), page, offset + limit if len(rows) > limit else None)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, update
+from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -204,14 +204,50 @@ def _spend_privacy(insert: Any) -> Any:
 # The metering's statements, built once per dialect: built per call, a statement cost more CPU to build and
 # to key for the compiled cache than to run.
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# SQLite writes what a metering batch adds a statement each (PostgreSQL in one, `_RECORD_METERING`).
 _COUNT_IN_WINDOW = {
-    (dialect, table.name): _count_in_window(insert, table, owner)
-    for dialect, insert in _INSERTS.items()
+    table.name: _count_in_window(sqlite.insert, table, owner)
     for table, owner in ((table_of(RateWindow), "access_key_id"), (table_of(LicenceRateWindow), "licence_id"))
 }
-_METER_CALLS = {dialect: _meter_calls(insert) for dialect, insert in _INSERTS.items()}
+_METER_CALLS = _meter_calls(sqlite.insert)
 _SPEND_PRIVACY = {dialect: _spend_privacy(insert) for dialect, insert in _INSERTS.items()}
 _CALLS_SO_FAR = select(*_counts(bindparam("access_key_id"), bindparam("licence_id")))
+# What a metering batch adds, on PostgreSQL in one statement (the upserts of `_count_in_window` and
+# `_meter_calls`, and the usage events), each part's rows given as arrays: RETURNING a row per month counted.
+_RECORD_METERING = text(
+    """WITH key_minutes AS (
+  INSERT INTO access_key_rate_window AS w (access_key_id, window_start, calls)
+  SELECT k.id, k.window_start, k.calls
+  FROM unnest(CAST(:key_ids AS uuid[]), CAST(:key_windows AS timestamptz[]), CAST(:key_calls AS integer[]))
+    AS k(id, window_start, calls)
+  ON CONFLICT (access_key_id, window_start) DO UPDATE SET calls = w.calls + excluded.calls
+), licence_minutes AS (
+  INSERT INTO licence_rate_window AS w (licence_id, window_start, calls)
+  SELECT CAST(:licence_id AS uuid), l.window_start, l.calls
+  FROM unnest(CAST(:licence_windows AS timestamptz[]), CAST(:licence_calls AS integer[])) AS l(window_start, calls)
+  ON CONFLICT (licence_id, window_start) DO UPDATE SET calls = w.calls + excluded.calls
+), events AS (
+  INSERT INTO usage_event (id, licence_id, access_key_id, endpoint, period, call_number, charge_minor, rows, at)
+  SELECT e.id, CAST(:licence_id AS uuid), e.key_id, e.endpoint, e.period, e.call_number, e.charge_minor, 0, e.at
+  FROM unnest(
+    CAST(:event_ids AS uuid[]), CAST(:event_keys AS uuid[]), CAST(:event_endpoints AS varchar[]),
+    CAST(:event_periods AS varchar[]), CAST(:event_numbers AS integer[]), CAST(:event_charges AS bigint[]),
+    CAST(:event_ats AS timestamptz[])
+  ) AS e(id, key_id, endpoint, period, call_number, charge_minor, at)
+), months AS (
+  INSERT INTO licence_usage AS u (licence_id, period, calls, billed_minor, cap_minor, updated_at)
+  SELECT CAST(:licence_id AS uuid), m.period, m.calls, m.billed_minor, CAST(:cap_minor AS bigint),
+    CAST(:updated_at AS timestamptz)
+  FROM unnest(CAST(:periods AS varchar[]), CAST(:period_calls AS integer[]), CAST(:period_billed AS bigint[]))
+    AS m(period, calls, billed_minor)
+  ON CONFLICT (licence_id, period) DO UPDATE
+  SET calls = u.calls + excluded.calls, billed_minor = u.billed_minor + excluded.billed_minor,
+    updated_at = excluded.updated_at
+  WHERE excluded.cap_minor IS NULL OR u.billed_minor + excluded.billed_minor <= excluded.cap_minor
+  RETURNING 1
+)
+SELECT count(*) FROM months"""
+)
 
 
 class DeliveryRepository:
@@ -342,11 +378,11 @@ class DeliveryRepository:
         )
         await self.session.execute(query)
 
-    async def count_calls(self, access_key_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+    async def _count_calls(self, access_key_id: uuid.UUID, window_start: datetime, calls: int) -> None:
         """Count `calls` more in the key's minute, in one statement."""
         await self._count_in_window(table_of(RateWindow), "access_key_id", access_key_id, window_start, calls)
 
-    async def count_licence_calls(self, licence_id: uuid.UUID, window_start: datetime, calls: int) -> None:
+    async def _count_licence_calls(self, licence_id: uuid.UUID, window_start: datetime, calls: int) -> None:
         """Count `calls` more in the licence's minute, whichever keys made them."""
         await self._count_in_window(table_of(LicenceRateWindow), "licence_id", licence_id, window_start, calls)
 
@@ -355,7 +391,7 @@ class DeliveryRepository:
     ) -> None:
         """One upsert adds the calls: a concurrent one would queue on the row's lock (or its unique key, for the
         minute's first), so no count is lost."""
-        statement = _COUNT_IN_WINDOW[(self._dialect(), table.name)]
+        statement = _COUNT_IN_WINDOW[table.name]
         await self.session.execute(statement, {owner: owner_id, "window_start": window_start, "calls": calls})
 
     def _dialect(self) -> str:
@@ -398,16 +434,62 @@ class DeliveryRepository:
             return True
         return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
 
-    async def meter_calls(
+    async def _meter_month(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
     ) -> bool:
         """Count `calls` more in the licence's month and `billed_minor` more billed: False, and nothing
         counted, when that would pass the monthly cap. One guarded upsert of the month's row (the CHECK
         constraint `usage_within_cap` stands behind it, and refuses a month's first row past the cap)."""
         values = {"calls": calls, "billed_minor": billed_minor, "cap_minor": cap_minor, "updated_at": clock.now()}
-        statement = _METER_CALLS[self._dialect()]
-        result = await self.session.execute(statement, {"licence_id": licence_id, "period": period, **values})
+        result = await self.session.execute(_METER_CALLS, {"licence_id": licence_id, "period": period, **values})
         return result.first() is not None
+
+    async def record_metering(
+        self,
+        licence_id: uuid.UUID,
+        key_minutes: Mapping[tuple[uuid.UUID, datetime], int],
+        licence_minutes: Mapping[datetime, int],
+        months: Mapping[str, tuple[int, int]],
+        cap_minor: int | None,
+        calls: Sequence[MeteredCall],
+    ) -> bool:
+        """Write what a metering batch adds: calls counted in the keys' and the licence's minutes, calls and
+        charges (minor units) in its months, a usage event per call. False when a month's usage would pass
+        `cap_minor` (that month is not counted). On PostgreSQL one statement, whose round trip a batch spends
+        holding its licence's metering lock; SQLite a statement each."""
+        if self._dialect() == "sqlite":
+            for (key_id, window), added in key_minutes.items():
+                await self._count_calls(key_id, window, added)
+            for window, added in licence_minutes.items():
+                await self._count_licence_calls(licence_id, window, added)
+            counted = [
+                await self._meter_month(licence_id, period, calls=added, billed_minor=billed, cap_minor=cap_minor)
+                for period, (added, billed) in months.items()
+            ]
+            await self._add_usage_events(licence_id, calls)
+            return all(counted)
+        parameters = {
+            "licence_id": licence_id,
+            "key_ids": [key_id for key_id, _ in key_minutes],
+            "key_windows": [window for _, window in key_minutes],
+            "key_calls": list(key_minutes.values()),
+            "licence_windows": list(licence_minutes),
+            "licence_calls": list(licence_minutes.values()),
+            "event_ids": [new_id() for _ in calls],
+            "event_keys": [call.access_key_id for call in calls],
+            "event_endpoints": [call.endpoint for call in calls],
+            "event_periods": [usage_period(call.at) for call in calls],
+            "event_numbers": [call.call_number for call in calls],
+            "event_charges": [call.charge_minor for call in calls],
+            "event_ats": [call.at for call in calls],
+            "periods": list(months),
+            "period_calls": [added for added, _ in months.values()],
+            "period_billed": [billed for _, billed in months.values()],
+            "cap_minor": cap_minor,
+            "updated_at": clock.now(),
+        }
+        counted = (await self.session.execute(_RECORD_METERING, parameters)).scalar_one()
+        return int(counted) == len(months)
 
     async def usage(self, licence_id: uuid.UUID, period: str) -> LicenceUsage | None:
         return await self.session.get(LicenceUsage, (licence_id, period), populate_existing=True)
@@ -430,7 +512,7 @@ class DeliveryRepository:
     async def privacy_budget(self, licence_id: uuid.UUID) -> PrivacyBudget | None:
         return await self.session.get(PrivacyBudget, licence_id, populate_existing=True)
 
-    async def add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
+    async def _add_usage_events(self, licence_id: uuid.UUID, calls: Sequence[MeteredCall]) -> None:
         """A usage event per metered call of the licence: rows of the Core table, not models, whose
         validation cost more than the insert."""
         rows = [

@@ -288,16 +288,18 @@ class DataCalls:
         if not answered:
             return
         licence = answered[0][0].licence
-        for (key_id, window), calls in counts.added_key_minute().items():
-            await self.repository.count_calls(key_id, window, calls)
-        for window, calls in counts.added_licence_minute().items():
-            await self.repository.count_licence_calls(licence.id, window, calls)
-        cap = _PlanTerms.of(answered[0][0].plan).cap_minor
-        for period, (calls, billed) in counts.added_month().items():
-            counted = await self.repository.meter_calls(
-                licence.id, period, calls=calls, billed_minor=billed, cap_minor=cap
-            )
-            assert counted, "the batch was judged within the cap under the licence's metering lock"
+        counted = await self.repository.record_metering(
+            licence.id,
+            counts.added_key_minute(),
+            counts.added_licence_minute(),
+            counts.added_month(),
+            _PlanTerms.of(answered[0][0].plan).cap_minor,
+            [
+                MeteredCall(call.key.id, call.endpoint, call.at, metered.call_number, metered.charge_minor)
+                for call, (metered, _) in answered
+            ],
+        )
+        assert counted, "the batch was judged within the cap under the licence's metering lock"
         if counts.budget is not None and (spent := counts.added_budget()) is not None:
             budget_micro, epsilon_micro, queries = spent
             budget = await self.repository.spend_privacy(
@@ -307,13 +309,6 @@ class DataCalls:
         for call, (metered, _) in answered:
             if metered.charge_minor:
                 await self._bill(call, metered)
-        await self.repository.add_usage_events(
-            licence.id,
-            [
-                MeteredCall(call.key.id, call.endpoint, call.at, metered.call_number, metered.charge_minor)
-                for call, (metered, _) in answered
-            ],
-        )
 
     async def _bill(self, call: DataCall, metered: Metered) -> None:
         """One ledger transfer per billed call: the buyer's receivable to the order's accrued usage."""

@@ -7,7 +7,9 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
+from marketplace.delivery.models import LicenceRateWindow, LicenceUsage, RateWindow, UsageEvent
 from marketplace.demo.factories import plan_body
 from tests.delivery.conftest import COMPUTATION, DISTRICT_DATASET, DISTRICT_ROWS, FIELDS, Market
 
@@ -193,6 +195,29 @@ async def test_privacy_computing_suppresses_the_same_groups_and_adds_the_declare
     assert after.json()["privacy"]["budget_spent"] == 4.0  # the refused query spent nothing
     # Raw rows never leave in privacy-computing delivery.
     assert (await rows(market, licence_id, key)).status_code == 403
+
+
+async def test_concurrent_calls_are_written_as_metered(market: Market) -> None:
+    """What metering writes for calls answered together: one usage event each, numbered 1 to n in the month,
+    its charge as answered, and n calls in the key's minute, the licence's minute and the month."""
+    product = await market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "api")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    responses = await asyncio.gather(*(rows(market, licence_id, key, limit=2) for _ in range(5)))
+    assert [r.status_code for r in responses] == [200] * 5
+    answered = sorted((r.json()["call_number"], r.json()["charge_minor"]) for r in responses)
+    assert answered == [(1, 0), (2, 0), (3, 0), (4, 100), (5, 100)]
+    async with market.api.sessions() as session:
+        events = (await session.execute(select(col(UsageEvent.call_number), col(UsageEvent.charge_minor)))).all()
+        assert sorted(tuple(event) for event in events) == answered
+        key_minutes = list(await session.scalars(select(col(RateWindow.calls))))
+        licence_minutes = list(await session.scalars(select(col(LicenceRateWindow.calls))))
+        months = (await session.execute(select(col(LicenceUsage.calls), col(LicenceUsage.billed_minor)))).all()
+    # the calls of one minute, or of two when they straddle its end
+    assert sum(key_minutes) == sum(licence_minutes) == 5
+    assert len(key_minutes) == len(licence_minutes)
+    assert [tuple(month) for month in months] == [(5, 200)]
 
 
 @pytest.mark.postgres

@@ -300,3 +300,17 @@ def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(
     offset = len(matching) // 2 - 2
     page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
     assert page.rows == matching[offset : offset + 5]
+
+
+def test_a_page_gives_values_in_their_json_form(tmp_path: Path) -> None:
+    """Text, integers and booleans leave as the engine gives them; other values are converted: a date as ISO
+    8601, NaN (which JSON lacks) as null."""
+    source = tmp_path / "d.csv"
+    source.write_text("name,n,ok,day,ratio\na,1,true,2026-01-02,1.5\nb,2,false,2026-01-03,nan\n")
+    table = prepare_table(source, CSV, "d" * 64, tmp_path / "cache", text_columns=frozenset({"name"}))
+    types = [column.type for column in table.columns]
+    assert types == ["VARCHAR", "BIGINT", "BOOLEAN", "DATE", "DOUBLE"]
+    page = read_rows(table, filters=[], limit=10, offset=0)
+    assert page.rows == [["a", 1, True, "2026-01-02", 1.5], ["b", 2, False, "2026-01-03", None]]
+    natives = prepare_table(source, CSV, "e" * 64, tmp_path / "cache", text_columns=frozenset({"name", "day", "ratio"}))
+    assert read_rows(natives, filters=[], limit=1, offset=1).rows == [["b", 2, False, "2026-01-03", "nan"]]
