@@ -616,9 +616,17 @@ async def count_round_trips(
         statements.append((str(parts[2]), parts[3]))
 
     event.listen(engine, "before_cursor_execute", on_execute)
-    event.listen(engine, "begin", lambda _connection: statements.append(("BEGIN", None)))
-    event.listen(engine, "commit", lambda _connection: statements.append(("COMMIT", None)))
-    event.listen(engine, "rollback", lambda _connection: statements.append(("ROLLBACK", None)))
+
+    def on_transaction(word: str) -> Callable[[Any], None]:
+        def sent(connection: Any) -> None:
+            # SQLAlchemy announces a transaction on a connection in autocommit too, where none is sent
+            if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+                statements.append((word, None))
+
+        return sent
+
+    for word in ("BEGIN", "COMMIT", "ROLLBACK"):
+        event.listen(engine, word.lower(), on_transaction(word))
     counts = []
     cpu_seconds = 0.0
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]

@@ -138,6 +138,17 @@ class TableRow:
     values: dict[str, Any]
 
 
+def refused_null(error: Exception, table: str, column: str) -> bool:
+    """Whether `error` is PostgreSQL refusing a NULL in `table`.`column`, as the driver raises it (a
+    `DriverStatement`'s errors are the driver's, not wrapped by SQLAlchemy)."""
+    cause = error.__cause__
+    return (
+        getattr(error, "sqlstate", None) == "23502"
+        and getattr(cause, "table_name", None) == table
+        and getattr(cause, "column_name", None) == column
+    )
+
+
 @dataclass(frozen=True)
 class DriverResult:
     rows: Sequence[Sequence[Any]]

@@ -58,6 +58,7 @@ from marketplace.orders.schemas import (
 from marketplace.orders.service import OrderService, Placement
 from marketplace.orders.trades import TradeFilters
 from marketplace.orders.transitions import OrderTransitions
+from marketplace.web.dependencies import AUTOCOMMIT
 from marketplace.web.idempotency import StoredAnswer, idempotent
 from marketplace.web.language import RequestLanguage
 from marketplace.web.pagination import PAGED, Paging
@@ -85,7 +86,12 @@ class OrderController(Controller):
     tags = ["orders"]
     dependencies = {**AUTHENTICATED, **PAGED}
 
-    @post("/", status_code=201, responses=problem_responses(401, 403, 404, 409, 422), opt={"scope": Scope.ORDERS_WRITE})
+    @post(
+        "/",
+        status_code=201,
+        responses=problem_responses(401, 403, 404, 409, 422),
+        opt={"scope": Scope.ORDERS_WRITE, AUTOCOMMIT: True},  # its one write: the placement statement
+    )
     @idempotent(with_work=True)
     async def place(
         self,

@@ -80,10 +80,17 @@ _OFFER = DriverStatement(
         bindparam("listed", ProductStatus.LISTED, type_=_PRODUCTS.c.status.type),
     )
 )
-_RESERVE = DriverStatement(
+# Takes `reserve_quantity` licences of product `reserve_product_id` if that many are left, never below zero,
+# returning its id. Also written by an order's placement statement (orders.repository), which stands only if it
+# took them.
+RESERVE_LICENCES = DriverStatement(
     update(_PRODUCTS)
-    .where(_PRODUCTS.c.id == bindparam("product_id"), _PRODUCTS.c.licences_remaining >= bindparam("quantity"))
-    .values(licences_remaining=_PRODUCTS.c.licences_remaining - bindparam("quantity"))
+    .where(
+        _PRODUCTS.c.id == bindparam("reserve_product_id", type_=_PRODUCTS.c.id.type),
+        _PRODUCTS.c.licences_remaining >= bindparam("reserve_quantity", type_=_PRODUCTS.c.licences_remaining.type),
+    )
+    .values(licences_remaining=_PRODUCTS.c.licences_remaining - bindparam("reserve_quantity"))
+    .returning(_PRODUCTS.c.id)
 )
 
 
@@ -135,8 +142,10 @@ class CatalogRepository:
         """Guarded decrement: takes `quantity` licences if that many are left; never below zero. A Core
         statement built once: the ORM's version re-evaluates its criteria against the session's objects
         on every call (a Product read earlier in the session keeps the count it was read with)."""
-        result = await _RESERVE.execute(self.session, {"product_id": product_id, "quantity": quantity})
-        return bool(result.rowcount)
+        result = await RESERVE_LICENCES.execute(
+            self.session, {"reserve_product_id": product_id, "reserve_quantity": quantity}
+        )
+        return bool(result.rows)
 
     async def release_licences(self, product_id: uuid.UUID, quantity: int) -> None:
         statement = (

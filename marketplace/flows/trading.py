@@ -155,13 +155,8 @@ class Trading:
         rows, verdict = self.compliance.assess(
             stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot, parts=trade.parts
         )
-        reserved = 0
-        if PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED and trade.limited_licences:
-            if not await self.catalog.reserve_licences(trade.product_id, request.quantity):
-                raise SoldOut(
-                    Message("orders.sold-out", "no licences of this product are left"), product_id=str(trade.product_id)
-                )
-            reserved = request.quantity
+        accepted = PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED
+        reserved = request.quantity if accepted and trade.limited_licences else 0
         answer = (lambda order: also(Placement(order, verdict, rows.id))) if also else None
         order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved, answer)
         return Placement(order, verdict, rows.id)

@@ -10,14 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.audit.repository import AuditRepository, appended_entry
+from marketplace.catalog.repository import RESERVE_LICENCES
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.repository import VerdictRepository
-from marketplace.db import DriverStatement, TableRow, table_of
+from marketplace.db import DriverStatement, TableRow, refused_null, table_of
 from marketplace.events.repository import WRITE_PENDING, pending_rows, write
 from marketplace.kit import clock
 from marketplace.kit.memo import StampedMemo
@@ -43,14 +45,17 @@ STORED_PARTS_KEPT = 100_000
 
 @functools.cache
 def _placement_statement(
-    columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int, also: Table | None
+    columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int, also: Table | None, reserving: bool
 ) -> DriverStatement:
-    """WITH part<i> AS (INSERT ... ON CONFLICT DO NOTHING RETURNING digest)..., verdict AS (INSERT ...), order AS
-    (INSERT ...), audit AS (INSERT ...), events AS (INSERT INTO pending_event ...)[, also AS (INSERT INTO
-    <also> ...)] INSERT INTO order_event ... RETURNING <how many of each part it inserted>: built once per set
-    of columns (the row `also`'s among them), number of snapshot parts and table `also`, each value a parameter
-    named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as its column;
-    the audit entry's `audit_<parameter>`, the events' `events`."""
+    """[WITH reserved AS (UPDATE product ... RETURNING id),] part<i> AS (INSERT ... ON CONFLICT DO NOTHING
+    RETURNING digest)..., verdict AS (INSERT ...), order AS (INSERT ...), audit AS (INSERT ...), events AS (INSERT
+    INTO pending_event ...)[, also AS (INSERT INTO <also> ...)] INSERT INTO order_event ... RETURNING <how many of
+    each part it inserted>: built once per set of columns (the row `also`'s among them), number of snapshot parts,
+    table `also` and whether it reserves licences, each value a parameter named `<row>_<column>`
+    (`part<i>_<column>` for the i-th part, which has every column) typed as its column; the audit entry's
+    `audit_<parameter>`, the events' `events`, the reservation's `reserve_product_id` and `reserve_quantity`.
+    A reserving statement takes the order's `licences_reserved` from the reservation's row: when no licences
+    were left there is none, and the column's NOT NULL constraint aborts the whole statement."""
 
     def values(table: Table, keys: tuple[str, ...], row: str) -> dict[str, Any]:
         return {key: bindparam(f"{row}_{key}", type_=table.c[key].type) for key in keys}
@@ -61,8 +66,20 @@ def _placement_statement(
     verdict = (
         insert(verdict_table).values(values(verdict_table, keys["verdict"], "verdict")).returning(verdict_table.c.id)
     )
-    order = insert(order_table).values(values(order_table, keys["order"], "order")).returning(order_table.c.id)
-    ctes = [verdict.cte("placed_verdict"), order.cte("placed_order"), appended_entry("audit_").cte("placed_audit")]
+    order_values = values(order_table, keys["order"], "order")
+    reservation = []
+    if reserving:
+        reserved = RESERVE_LICENCES.statement.cte("placed_reservation")  # type: ignore[attr-defined]
+        taken = core_select(order_values["licences_reserved"]).select_from(reserved).scalar_subquery()
+        order_values["licences_reserved"] = taken
+        reservation.append(reserved)
+    order = insert(order_table).values(order_values).returning(order_table.c.id)
+    ctes = [
+        *reservation,
+        verdict.cte("placed_verdict"),
+        order.cte("placed_order"),
+        appended_entry("audit_").cte("placed_audit"),
+    ]
     ctes.append(WRITE_PENDING.columns().cte("placed_events"))
     if also is not None:
         # no ON CONFLICT: a concurrent request writing the same row waits on its unique index, then fails
@@ -103,14 +120,18 @@ class OrderRepository:
         entry: dict[str, Any],
         events: list[dict[str, Any]],
         also: TableRow | None = None,
-    ) -> None:
+    ) -> bool:
         """A placed order with its trade verdict and the snapshot parts the verdict names (rows of the
         compliance domain's tables, built by ComplianceService.assess), its first history event, its audit entry
         (`AuditService.entry`), the transaction's recorded events (`EventService.take_recorded`) and the row
-        `also` (of a table the caller names). On PostgreSQL one statement: the parts (those not known to be
-        stored), the verdict, the order, the audit entry, the pending events and `also` inserted by
-        data-modifying CTEs (the order's foreign key to the verdict is checked at the end of the statement), the
-        history event by the statement itself. Elsewhere one insert each."""
+        `also` (of a table the caller names); first, the order's `licences_reserved` taken from its product.
+        False, and nothing written, when the product has fewer licences left. On PostgreSQL one statement (which
+        needs no transaction around it): the reservation, the parts (those not known to be stored), the verdict,
+        the order, the audit entry, the pending events and `also` written by data-modifying CTEs (the order's
+        foreign key to the verdict is checked at the end of the statement), the history event by the statement
+        itself. Elsewhere one statement each."""
+        reserving = order["licences_reserved"] > 0
+        reservation = {"reserve_product_id": order["product_id"], "reserve_quantity": order["licences_reserved"]}
         event = {
             "id": uuid.uuid4(),
             "order_id": order["id"],
@@ -121,6 +142,8 @@ class OrderRepository:
             "at": order["created_at"],
         }
         if self.session.get_bind().dialect.name != "postgresql":
+            if reserving and not (await RESERVE_LICENCES.execute(self.session, reservation)).rows:
+                return False
             await VerdictRepository(self.session).add(verdict, parts)
             await self.session.execute(_INSERT_ORDER, order)
             await self.session.execute(_INSERT_EVENT, event)
@@ -128,20 +151,27 @@ class OrderRepository:
             await self.session.run_sync(write, events)
             if also is not None:
                 await self.session.execute(insert(also.table), also.values)
-            return
+            return True
         stored = self.stored_parts
         unknown = [part for part in parts if stored is None or stored.get(part["digest"], None) is None]
         rows = {"verdict": verdict, "order": order, "event": event} | ({"also": also.values} if also else {})
         columns = tuple((name, tuple(row)) for name, row in rows.items())
-        statement = _placement_statement(columns, len(unknown), also.table if also else None)
+        statement = _placement_statement(columns, len(unknown), also.table if also else None, reserving)
         rows |= {f"part{i}": part for i, part in enumerate(unknown)} | {"audit": entry}
         parameters = {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
-        result = await statement.execute(self.session, parameters | {"events": pending_rows(events)})
+        parameters |= {"events": pending_rows(events)} | (reservation if reserving else {})
+        try:
+            result = await statement.execute(self.session, parameters)
+        except Exception as error:
+            if reserving and refused_null(error, _ORDERS.name, "licences_reserved"):
+                return False  # no licences were taken: nothing was written
+            raise
         if stored is not None and unknown:
             # a part the statement did not insert was there, committed: ON CONFLICT waits for its inserter
             for part, inserted in zip(unknown, result.rows[0], strict=True):
                 if not inserted:
                     stored.put(part["digest"], None, True)
+        return True
 
     async def add_event(
         self,

@@ -155,8 +155,9 @@ class OrderService:
     ) -> OrderRead:
         """Record a placed order with its verdict, its first history event, its one audit entry (which carries
         the verdict too), its events (with any recorded before them in the transaction) and the row `also`
-        makes of the order as read (the request's stored answer): one statement on PostgreSQL. Returns the
-        order as read."""
+        makes of the order as read (the request's stored answer), having taken the `reserved` licences of its
+        product: one statement on PostgreSQL. Returns the order as read; raises SoldOut, recording nothing, when
+        fewer licences are left."""
         request = trade.request
         status = PLACED_STATUS[verdict.decision]
         now = clock.now()
@@ -202,7 +203,7 @@ class OrderService:
                 "verdict": verdict_audit_facts(rows.id, verdict),
             },
         )
-        await self.repository.insert_placed(
+        placed = await self.repository.insert_placed(
             rows.verdict,
             rows.parts,
             values,
@@ -211,6 +212,10 @@ class OrderService:
             self.events.take_recorded(),
             also(order) if also else None,
         )
+        if not placed:
+            raise SoldOut(
+                Message("orders.sold-out", "no licences of this product are left"), product_id=str(trade.product_id)
+            )
         return order
 
     async def record_event(self, event_type: EventType, order: Order | OrderRead, **facts: object) -> None:
