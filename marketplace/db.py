@@ -138,6 +138,14 @@ class TableRow:
     values: dict[str, Any]
 
 
+async def runs_statements_alone(session: AsyncSession) -> bool:
+    """Whether each of the session's statements runs in a transaction of its own (AUTOCOMMIT): one that fails
+    leaves nothing to roll back, and the next runs as if it had not been sent."""
+    connection = (await session.connection()).sync_connection
+    assert connection is not None  # the session's, just procured
+    return bool(connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
 def refused_null(error: Exception, table: str, column: str) -> bool:
     """Whether `error` is PostgreSQL refusing a NULL in `table`.`column`, as the driver raises it (a
     `DriverStatement`'s errors are the driver's, not wrapped by SQLAlchemy)."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Select,
+    String,
     Uuid,
     and_,
     bindparam,
@@ -69,16 +70,32 @@ _PRODUCTS = table_of(Product)
 # PostgreSQL: what an order reads of a listed product every time (the licences left, which change with every
 # limited sale) and the stamp of what it reads only when that changes (`LISTING_STAMP`); no row when the product
 # is not on sale.
+_LISTING_ROWS = """product pr JOIN product_version v ON v.product_id = pr.id AND v.version = pr.listed_version
+  JOIN organization po ON po.id = pr.organization_id LEFT JOIN sample s ON s.id = v.sample_id"""
 _OFFER = DriverStatement(
     text(
-        f"""SELECT pr.licences_remaining, {LISTING_STAMP}
-  FROM product pr JOIN product_version v ON v.product_id = pr.id AND v.version = pr.listed_version
-  JOIN organization po ON po.id = pr.organization_id LEFT JOIN sample s ON s.id = v.sample_id
+        f"""SELECT pr.licences_remaining, {LISTING_STAMP} FROM {_LISTING_ROWS}
   WHERE pr.id = :product_id AND pr.status = :listed"""  # noqa: S608 - our names only
     ).bindparams(
         bindparam("product_id", type_=_PRODUCTS.c.id.type),
         bindparam("listed", ProductStatus.LISTED, type_=_PRODUCTS.c.status.type),
     )
+)
+# PostgreSQL: product `listing_product_id` if it is on sale with unlimited licences and its listing's stamp is still
+# `listing_stamp`; no row otherwise. Read by an order's placement statement (orders.repository), which stands only
+# if the listing it judged, kept from an earlier order and not read again, is the listing now.
+LISTING_UNCHANGED = (
+    text(
+        f"""SELECT pr.id FROM {_LISTING_ROWS}
+  WHERE pr.id = :listing_product_id AND pr.status = :listing_listed AND pr.licences_remaining IS NULL
+  AND {LISTING_STAMP} = :listing_stamp"""  # noqa: S608 - our names only
+    )
+    .bindparams(
+        bindparam("listing_product_id", type_=_PRODUCTS.c.id.type),
+        bindparam("listing_listed", ProductStatus.LISTED, type_=_PRODUCTS.c.status.type),
+        bindparam("listing_stamp", type_=String()),
+    )
+    .columns(_PRODUCTS.c.id)
 )
 # Takes `reserve_quantity` licences of product `reserve_product_id` if that many are left, never below zero,
 # returning its id. Also written by an order's placement statement (orders.repository), which stands only if it

@@ -80,6 +80,12 @@ class EventService:
         taken: list[dict[str, Any]] = self.session.info.pop(_PENDING, [])
         return taken
 
+    def restore(self, taken: list[dict[str, Any]]) -> None:
+        """Record again events taken (`take_recorded`) for a statement that wrote nothing, before any recorded
+        since: they are written with the transaction's others."""
+        if taken:
+            self.session.info[_PENDING] = [*taken, *self.session.info.get(_PENDING, [])]
+
     async def sequence(self) -> int:
         """Number the events committed and still pending, in a transaction of its own (see events.repository):
         what a reader runs before it pages by number, and the periodic job runs too; how many."""

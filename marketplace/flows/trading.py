@@ -23,7 +23,15 @@ from marketplace.kit.i18n import Message
 from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
 from marketplace.orders.schemas import TradeRequest
-from marketplace.orders.service import PLACED_STATUS, OrderService, Placement, SoldOut, Trade, amount_of
+from marketplace.orders.service import (
+    PLACED_STATUS,
+    ListingChanged,
+    OrderService,
+    Placement,
+    SoldOut,
+    Trade,
+    amount_of,
+)
 from marketplace.orders.transitions import OrderTransitions
 
 
@@ -35,18 +43,21 @@ class Listed:
     product_id: uuid.UUID
     provider_organization_id: uuid.UUID
     version_id: uuid.UUID
+    unlimited: bool  # whether the product's licences are unlimited (its licences left are never read again)
     facts: Snapshot  # the provider and the version (its plans among them) as the rulebook sees them
     # the provider's and the version's snapshot parts, and each plan's by its id: digested once per listing
     parts: dict[str, Part]
     plan_parts: dict[str, Part]
 
     @classmethod
-    def of(cls, product_id: uuid.UUID, provider_id: uuid.UUID, version_id: uuid.UUID, facts: Snapshot) -> Listed:
+    def of(
+        cls, product_id: uuid.UUID, provider_id: uuid.UUID, version_id: uuid.UUID, unlimited: bool, facts: Snapshot
+    ) -> Listed:
         assert facts.provider is not None
         assert facts.product is not None
         parts = {"provider": part_of("provider", facts.provider), "product": part_of("product", facts.product)}
         plans = {plan.id: part_of("plan", plan) for plan in facts.product.plans}
-        return cls(product_id, provider_id, version_id, facts, parts, plans)
+        return cls(product_id, provider_id, version_id, unlimited, facts, parts, plans)
 
 
 # The listings orders were placed on, by product: the next order reuses one while none of the rows it was read
@@ -75,26 +86,32 @@ class Trading:
         self.transitions = transitions
         self.listings = listings
 
-    async def on_sale(self, product_id: uuid.UUID) -> tuple[Listed, int | None]:
-        """A product on sale as an order reads it, and its licences left (read every time). The listing is the
-        one kept from an earlier order while the rows it was read from are unchanged (PostgreSQL): one light
-        read instead of the listing's rows and their facts."""
+    async def on_sale(self, product_id: uuid.UUID, *, unread: bool = False) -> tuple[Listed, int | None, str | None]:
+        """A product on sale as an order reads it, its licences left (read every time) and, with `unread`, the
+        stamp of a listing returned without reading anything. The listing is the one kept from an earlier
+        order while the rows it was read from are unchanged (PostgreSQL): one light read instead of the
+        listing's rows and their facts. With `unread`, a kept listing of a product whose licences are unlimited
+        is returned as it is, for the order's placement statement to check its stamp (no read at all)."""
+        if unread and (latest := self.listings.latest(product_id)) is not None and latest[1].unlimited:
+            return latest[1], None, str(latest[0])
         stamped = await self.catalog.on_sale_stamp(product_id)
         if stamped is not None:
             licences, stamp = stamped
             if (kept := self.listings.get(product_id, stamp)) is not None:
-                return kept, licences
+                return kept, licences, None
         view = await self.catalog.for_sale(product_id)
         facts = await self.facts.listing(view)
-        listed = Listed.of(view.product.id, view.product.organization_id, view.version.id, facts)
+        licences = view.product.licences_remaining
+        listed = Listed.of(view.product.id, view.product.organization_id, view.version.id, licences is None, facts)
         if stamped is not None:
             self.listings.put(product_id, stamp, listed)
-        return listed, view.product.licences_remaining
+        return listed, licences, None
 
-    async def trade(self, principal: Principal, request: TradeRequest) -> Trade:
-        """Resolve a trade request into its frozen snapshot. The caller must act for the buyer."""
+    async def trade(self, principal: Principal, request: TradeRequest, *, unread: bool = False) -> Trade:
+        """Resolve a trade request into its frozen snapshot. The caller must act for the buyer. With `unread`,
+        on a kept listing not read again (`on_sale`), whose stamp the trade carries for its placement to check."""
         buyer = await self.accounts.acting_for(principal, request.buyer_organization_id)
-        listed, licences = await self.on_sale(request.product_id)
+        listed, licences, listing_stamp = await self.on_sale(request.product_id, unread=unread)
         product = listed.facts.product
         assert product is not None
         plan = next((facts for facts in product.plans if facts.id == str(request.plan_id)), None)
@@ -134,6 +151,7 @@ class Trading:
             currency=plan.currency,
             limited_licences=licences is not None,
             parts={**listed.parts, "plan": listed.plan_parts[plan.id]},
+            listing_stamp=listing_stamp,
         )
 
     async def preview(self, principal: Principal, request: TradeRequest) -> tuple[Trade, Verdict]:
@@ -147,8 +165,19 @@ class Trading:
         """Run the trade stage, then record the order: rejected (nothing reserved), pending review, or
         accepted with its licences reserved and its amount fixed; with it, the row `also` makes of the
         placement (the request's stored answer). Raises SoldOut (nothing recorded) when the last licences
-        went to another order first."""
-        trade = await self.trade(principal, request)
+        went to another order first. Where the placement runs in a transaction of its own, the order is judged
+        on a kept listing without reading it again, and judged again on the listing read afresh in the rare case
+        the placement finds the listing changed meanwhile (nothing written)."""
+        if await self.orders.placing_alone():
+            try:
+                return await self._place(principal, await self.trade(principal, request, unread=True), also)
+            except ListingChanged:
+                pass
+        return await self._place(principal, await self.trade(principal, request), also)
+
+    async def _place(
+        self, principal: Principal, trade: Trade, also: Callable[[Placement], TableRow] | None
+    ) -> Placement:
         order_id = uuid.uuid4()
         # The verdict is stored with the order and its first event, and recorded in the order's one audit
         # entry, where `judge` would store and audit it on its own.
@@ -156,7 +185,7 @@ class Trading:
             stage=Stage.TRADE, subject_type="order", subject_id=order_id, snapshot=trade.snapshot, parts=trade.parts
         )
         accepted = PLACED_STATUS[verdict.decision] == OrderStatus.ACCEPTED
-        reserved = request.quantity if accepted and trade.limited_licences else 0
+        reserved = trade.request.quantity if accepted and trade.limited_licences else 0
         answer = (lambda order: also(Placement(order, verdict, rows.id))) if also else None
         order = await self.orders.record(principal, trade, order_id, rows, verdict, reserved, answer)
         return Placement(order, verdict, rows.id)

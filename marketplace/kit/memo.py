@@ -31,6 +31,15 @@ class StampedMemo(Generic[K, V]):
         self._values.move_to_end(key)
         return value
 
+    def latest(self, key: K) -> tuple[Hashable, V] | None:
+        """The value kept for `key` and the stamp it was kept under, if it is still fresh: for a caller that
+        checks the stamp itself later (in the statement that acts on the value, say)."""
+        kept = self._values.get(key)
+        if kept is None or time.monotonic() >= kept[1]:
+            return None
+        self._values.move_to_end(key)
+        return kept[0], kept[2]
+
     def put(self, key: K, stamp: Hashable, value: V) -> None:
         self._values[key] = (stamp, time.monotonic() + self.seconds, value)
         self._values.move_to_end(key)

@@ -3,6 +3,7 @@ only from the statuses the transition allows, so a replayed or concurrent reques
 
 from __future__ import annotations
 
+import enum
 import functools
 import uuid
 from collections.abc import Collection, Sequence
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from marketplace.audit.repository import AuditRepository, appended_entry
-from marketplace.catalog.repository import RESERVE_LICENCES
+from marketplace.catalog.repository import LISTING_UNCHANGED, RESERVE_LICENCES
 from marketplace.compliance.models import SnapshotPart, StoredVerdict
 from marketplace.compliance.repository import VerdictRepository
 from marketplace.db import DriverStatement, TableRow, refused_null, table_of
@@ -43,19 +44,33 @@ StoredParts = StampedMemo[str, bool]
 STORED_PARTS_KEPT = 100_000
 
 
+class Placed(enum.Enum):
+    """What an order's placement statement did."""
+
+    WRITTEN = "written"
+    SOLD_OUT = "sold_out"  # fewer licences were left than it takes: nothing written
+    LISTING_CHANGED = "listing_changed"  # the kept listing it judged is not the listing now: nothing written
+
+
 @functools.cache
 def _placement_statement(
-    columns: tuple[tuple[str, tuple[str, ...]], ...], parts: int, also: Table | None, reserving: bool
+    columns: tuple[tuple[str, tuple[str, ...]], ...],
+    parts: int,
+    also: Table | None,
+    reserving: bool,
+    checking_listing: bool,
 ) -> DriverStatement:
-    """[WITH reserved AS (UPDATE product ... RETURNING id),] part<i> AS (INSERT ... ON CONFLICT DO NOTHING
-    RETURNING digest)..., verdict AS (INSERT ...), order AS (INSERT ...), audit AS (INSERT ...), events AS (INSERT
-    INTO pending_event ...)[, also AS (INSERT INTO <also> ...)] INSERT INTO order_event ... RETURNING <how many of
-    each part it inserted>: built once per set of columns (the row `also`'s among them), number of snapshot parts,
-    table `also` and whether it reserves licences, each value a parameter named `<row>_<column>`
-    (`part<i>_<column>` for the i-th part, which has every column) typed as its column; the audit entry's
-    `audit_<parameter>`, the events' `events`, the reservation's `reserve_product_id` and `reserve_quantity`.
-    A reserving statement takes the order's `licences_reserved` from the reservation's row: when no licences
-    were left there is none, and the column's NOT NULL constraint aborts the whole statement."""
+    """WITH [reserved AS (UPDATE product ... RETURNING id),] [listing AS (SELECT <the product if its listing is
+    unchanged>),] part<i> AS (INSERT ... ON CONFLICT DO NOTHING RETURNING digest)..., verdict AS (INSERT ...),
+    order AS (INSERT ...), audit AS (INSERT ...), events AS (INSERT INTO pending_event ...)[, also AS (INSERT
+    INTO <also> ...)] INSERT INTO order_event ... RETURNING <how many of each part it inserted>: built once per
+    set of columns (the row `also`'s among them), number of snapshot parts, table `also` and guards, each value
+    a parameter named `<row>_<column>` (`part<i>_<column>` for the i-th part, which has every column) typed as
+    its column; the audit entry's `audit_<parameter>`, the events' `events`, the reservation's
+    `reserve_product_id` and `reserve_quantity`, the listing's `listing_product_id` and `listing_stamp`.
+    A guarded statement takes a NOT NULL column of the order from its guard's row, `licences_reserved` from the
+    reservation's, `product_version_id` from the unchanged listing's: when the guard finds no row, the
+    constraint aborts the whole statement."""
 
     def values(table: Table, keys: tuple[str, ...], row: str) -> dict[str, Any]:
         return {key: bindparam(f"{row}_{key}", type_=table.c[key].type) for key in keys}
@@ -67,15 +82,18 @@ def _placement_statement(
         insert(verdict_table).values(values(verdict_table, keys["verdict"], "verdict")).returning(verdict_table.c.id)
     )
     order_values = values(order_table, keys["order"], "order")
-    reservation = []
-    if reserving:
-        reserved = RESERVE_LICENCES.statement.cte("placed_reservation")  # type: ignore[attr-defined]
-        taken = core_select(order_values["licences_reserved"]).select_from(reserved).scalar_subquery()
-        order_values["licences_reserved"] = taken
-        reservation.append(reserved)
+    guards = []
+    for guarding, guard, column in (
+        (reserving, RESERVE_LICENCES.statement, "licences_reserved"),
+        (checking_listing, LISTING_UNCHANGED, "product_version_id"),
+    ):
+        if guarding:
+            found = guard.cte(f"placed_{column}_guard")  # type: ignore[attr-defined]
+            order_values[column] = core_select(order_values[column]).select_from(found).scalar_subquery()
+            guards.append(found)
     order = insert(order_table).values(order_values).returning(order_table.c.id)
     ctes = [
-        *reservation,
+        *guards,
         verdict.cte("placed_verdict"),
         order.cte("placed_order"),
         appended_entry("audit_").cte("placed_audit"),
@@ -101,6 +119,16 @@ def _placement_statement(
     return DriverStatement(statement.returning(*inserted) if inserted else statement)
 
 
+def _guards(order: dict[str, Any], listing_stamp: str | None) -> dict[str, Any]:
+    """The parameters of a placement's guards: the reservation of its licences, the check of its listing."""
+    guards: dict[str, Any] = {}
+    if order["licences_reserved"] > 0:
+        guards |= {"reserve_product_id": order["product_id"], "reserve_quantity": order["licences_reserved"]}
+    if listing_stamp is not None:
+        guards |= {"listing_product_id": order["product_id"], "listing_stamp": listing_stamp}
+    return guards
+
+
 class OrderRepository:
     def __init__(self, session: AsyncSession, stored_parts: StoredParts | None = None) -> None:
         self.session = session
@@ -120,18 +148,20 @@ class OrderRepository:
         entry: dict[str, Any],
         events: list[dict[str, Any]],
         also: TableRow | None = None,
-    ) -> bool:
+        listing_stamp: str | None = None,
+    ) -> Placed:
         """A placed order with its trade verdict and the snapshot parts the verdict names (rows of the
         compliance domain's tables, built by ComplianceService.assess), its first history event, its audit entry
         (`AuditService.entry`), the transaction's recorded events (`EventService.take_recorded`) and the row
         `also` (of a table the caller names); first, the order's `licences_reserved` taken from its product.
-        False, and nothing written, when the product has fewer licences left. On PostgreSQL one statement (which
-        needs no transaction around it): the reservation, the parts (those not known to be stored), the verdict,
-        the order, the audit entry, the pending events and `also` written by data-modifying CTEs (the order's
-        foreign key to the verdict is checked at the end of the statement), the history event by the statement
-        itself. Elsewhere one statement each."""
+        Nothing is written when the product has fewer licences left, or (PostgreSQL) when `listing_stamp`, the
+        stamp of the kept listing the order was judged on, is no longer its product's. On PostgreSQL one
+        statement (which needs no transaction around it): the guards, the parts (those not known to be stored),
+        the verdict, the order, the audit entry, the pending events and `also` written by data-modifying CTEs
+        (the order's foreign key to the verdict is checked at the end of the statement), the history event by
+        the statement itself. Elsewhere one statement each."""
         reserving = order["licences_reserved"] > 0
-        reservation = {"reserve_product_id": order["product_id"], "reserve_quantity": order["licences_reserved"]}
+        guards = _guards(order, listing_stamp)
         event = {
             "id": uuid.uuid4(),
             "order_id": order["id"],
@@ -142,8 +172,9 @@ class OrderRepository:
             "at": order["created_at"],
         }
         if self.session.get_bind().dialect.name != "postgresql":
-            if reserving and not (await RESERVE_LICENCES.execute(self.session, reservation)).rows:
-                return False
+            assert listing_stamp is None, "listings are stamped on PostgreSQL only"
+            if reserving and not (await RESERVE_LICENCES.execute(self.session, guards)).rows:
+                return Placed.SOLD_OUT
             await VerdictRepository(self.session).add(verdict, parts)
             await self.session.execute(_INSERT_ORDER, order)
             await self.session.execute(_INSERT_EVENT, event)
@@ -151,27 +182,30 @@ class OrderRepository:
             await self.session.run_sync(write, events)
             if also is not None:
                 await self.session.execute(insert(also.table), also.values)
-            return True
+            return Placed.WRITTEN
         stored = self.stored_parts
         unknown = [part for part in parts if stored is None or stored.get(part["digest"], None) is None]
         rows = {"verdict": verdict, "order": order, "event": event} | ({"also": also.values} if also else {})
         columns = tuple((name, tuple(row)) for name, row in rows.items())
-        statement = _placement_statement(columns, len(unknown), also.table if also else None, reserving)
+        statement = _placement_statement(
+            columns, len(unknown), also.table if also else None, reserving, listing_stamp is not None
+        )
         rows |= {f"part{i}": part for i, part in enumerate(unknown)} | {"audit": entry}
         parameters = {f"{name}_{key}": value for name, row in rows.items() for key, value in row.items()}
-        parameters |= {"events": pending_rows(events)} | (reservation if reserving else {})
         try:
-            result = await statement.execute(self.session, parameters)
+            result = await statement.execute(self.session, parameters | {"events": pending_rows(events)} | guards)
         except Exception as error:
             if reserving and refused_null(error, _ORDERS.name, "licences_reserved"):
-                return False  # no licences were taken: nothing was written
+                return Placed.SOLD_OUT
+            if listing_stamp is not None and refused_null(error, _ORDERS.name, "product_version_id"):
+                return Placed.LISTING_CHANGED
             raise
         if stored is not None and unknown:
             # a part the statement did not insert was there, committed: ON CONFLICT waits for its inserter
             for part, inserted in zip(unknown, result.rows[0], strict=True):
                 if not inserted:
                     stored.put(part["digest"], None, True)
-        return True
+        return Placed.WRITTEN
 
     async def add_event(
         self,

@@ -24,14 +24,14 @@ from marketplace.compliance.parts import Part
 from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
-from marketplace.db import TableRow
+from marketplace.db import TableRow, runs_statements_alone
 from marketplace.errors import Conflict, DomainError, Forbidden, NotFound
 from marketplace.events.models import EventType
 from marketplace.events.service import EventService
 from marketplace.kit import clock
 from marketplace.kit.i18n import Message
 from marketplace.orders.models import Order, OrderEvent, OrderStatus
-from marketplace.orders.repository import OrderRepository, StoredParts
+from marketplace.orders.repository import OrderRepository, Placed, StoredParts
 from marketplace.orders.schemas import OrderRead, TradeRequest
 from marketplace.orders.trades import TradeFilters, TradeRepository
 
@@ -46,6 +46,11 @@ PLACED_STATUS = {
 class SoldOut(Conflict):
     code = "order-sold-out"
     title = "No licences left"
+
+
+class ListingChanged(Exception):
+    """The kept listing an order was judged on changed before the order was placed: nothing was written, and
+    the order is judged again on the listing read afresh (`flows.trading`), which cannot raise this again."""
 
 
 class InvalidTransition(Conflict):
@@ -83,6 +88,9 @@ class Trade:
     limited_licences: bool
     # parts of the snapshot digested already (the kept listing's provider, version and plan), by role
     parts: Mapping[str, Part]
+    # the stamp of the kept listing judged without reading it again, which the placement checks is still the
+    # listing's (None: the listing was read for this trade)
+    listing_stamp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ class OrderService:
             "created_at": now,
         }
         order = OrderRead.model_validate({**values, **_NOT_YET})
+        earlier = self.events.take_recorded()
         await self.record_event(EventType.ORDER_PLACED, order)
         await self.record_event(order_event_type(status), order)
         entry = self.audit.entry(
@@ -209,14 +218,23 @@ class OrderService:
             values,
             principal.actor,
             entry,
-            self.events.take_recorded(),
+            earlier + self.events.take_recorded(),
             also(order) if also else None,
+            trade.listing_stamp,
         )
-        if not placed:
+        if placed != Placed.WRITTEN:
+            self.events.restore(earlier)  # this order's are not
+        if placed == Placed.SOLD_OUT:
             raise SoldOut(
                 Message("orders.sold-out", "no licences of this product are left"), product_id=str(trade.product_id)
             )
+        if placed == Placed.LISTING_CHANGED:
+            raise ListingChanged
         return order
+
+    async def placing_alone(self) -> bool:
+        """Whether an order's placement runs in a transaction of its own: one refused leaves nothing to undo."""
+        return await runs_statements_alone(self.repository.session)
 
     async def record_event(self, event_type: EventType, order: Order | OrderRead, **facts: object) -> None:
         """The order's event, for its buyer, provider and intermediary: the order's public state."""

@@ -4,11 +4,14 @@ rows' versions): a change to one of them, the provider's suspension say, is judg
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import pytest
 from sqlalchemy import update
 from sqlmodel import col
 
 from marketplace.accounts.models import Organization, OrganizationStatus
+from marketplace.orders.repository import OrderRepository, Placed
 from tests.orders.conftest import Market
 
 
@@ -57,3 +60,31 @@ async def test_orders_on_the_same_facts_store_the_same_findings_until_the_buyer_
     assert refused.status_code == 422, refused.text
     failed = {f["check"] for f in refused.json()["findings"] if f["outcome"] == "fail"}
     assert any("buyer" in check for check in failed), failed
+
+
+@pytest.mark.postgres
+async def test_an_order_judged_on_a_kept_listing_that_changed_is_judged_again(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order route judges an order of an unlimited product on the kept listing without reading it, and its
+    placement statement checks the listing is unchanged: when the provider was suspended meanwhile, that
+    statement writes nothing, and the order is judged again on the listing read afresh."""
+    outcomes: list[Placed] = []
+    placed = OrderRepository.insert_placed
+
+    async def watched(self: OrderRepository, *args: Any, **kwargs: Any) -> Placed:
+        outcomes.append(await placed(self, *args, **kwargs))
+        return outcomes[-1]
+
+    monkeypatch.setattr(OrderRepository, "insert_placed", watched)
+    await market.accepted_order()
+    await market.accepted_order()
+    assert outcomes == [Placed.WRITTEN, Placed.WRITTEN]
+
+    await set_status(market, OrganizationStatus.SUSPENDED)
+    refused = await market.place(key="after-the-change")
+    assert refused.status_code == 422, refused.text
+    assert "R7.provider-status" in {f["check"] for f in refused.json()["findings"] if f["outcome"] == "fail"}
+    assert outcomes[2:] == [Placed.LISTING_CHANGED, Placed.WRITTEN]  # the rejected attempt is kept, once
+    replayed = await market.place(key="after-the-change")
+    assert (replayed.status_code, replayed.json()) == (422, refused.json())
