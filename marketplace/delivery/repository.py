@@ -174,7 +174,12 @@ def _whole(model: type[Whole], values: Iterator[Any]) -> Whole | None:
 _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
 # A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
 _METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
-_TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
+# The lock tried and, once held, the counts of `CallsSoFar` read, in one round trip (migration 0028): no row when
+# another transaction holds the lock.
+_TRY_METERING_TURN = text(
+    "SELECT * FROM metering_turn(CAST(:licence_id AS uuid), CAST(:access_key_id AS uuid), "
+    "CAST(:window_start AS timestamptz), CAST(:period AS varchar))"
+)
 _WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
 
 
@@ -447,23 +452,29 @@ class DeliveryRepository:
 
     # metering
 
-    async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
+    async def metering_turn(
+        self, licence_id: uuid.UUID, access_key_id: uuid.UUID, window_start: datetime, period: str, *, wait: bool
+    ) -> CallsSoFar | None:
         """Take the licence's metering lock, which every metering of its calls takes first, until this transaction
-        ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
-        time, which never waits on another's rows. Without `wait`, False when another transaction holds it.
-        PostgreSQL: an advisory lock keyed by the licence (one statement, no savepoint; a wait for it is on
-        the lock, never on another transaction's id). SQLite has no row locks, and starts a transaction at
+        ends, then read the key's and the licence's counts (as `calls_so_far`) as committed once it is held: its
+        rate windows, usage and privacy budget are read and written by one transaction at a time, which never
+        waits on another's rows. Without `wait`, None (and nothing held) when another transaction holds it.
+        PostgreSQL: an advisory lock keyed by the licence (a wait for it is on the lock, never on another
+        transaction's id), tried with the read in one statement (the function `metering_turn`, whose read
+        sees what was committed once the lock is held). SQLite has no row locks, and starts a transaction at
         its first write: a write that changes nothing takes its one writer's lock (waiting for it) before
         anything is read."""
-        if self.session.get_bind().dialect.name == "sqlite":
+        if self._dialect() == "sqlite":
             licences = table_of(Licence)
             touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
             await self.session.execute(touch)
-            return True
-        if wait:
+        elif wait:
             await self.session.execute(_WAIT_FOR_METERING, {"licence_id": str(licence_id)})
-            return True
-        return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
+        else:
+            parameters = {"licence_id": licence_id, "access_key_id": access_key_id, "window_start": window_start}
+            row = (await self.session.execute(_TRY_METERING_TURN, {**parameters, "period": period})).first()
+            return None if row is None else CallsSoFar(*(int(value or 0) for value in row))
+        return await self.calls_so_far(access_key_id, licence_id, window_start, period)
 
     async def _meter_month(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None
