@@ -524,10 +524,10 @@ def read_rows(
     table: HostedTable, *, filters: Sequence[Filter], limit: int, offset: int, memory_limit_mb: int = 256
 ) -> RowsPage:
     """One page of rows in file order; `next_offset` is None on the last page. A page of the whole file is a
-    slice of the process's copy of the rows, if it has one; else a range of `__row`, which the row groups'
-    statistics narrow to the one or two groups holding it. A filtered
-    page is the matching rows read until the page is full. Either is in file order without sorting: a
-    single-file scan, filtered, keeps the file's order in DuckDB (`preserve_insertion_order`)."""
+    slice of the process's copy of the rows, if it has one, else a range of `__row`, which the row groups'
+    statistics narrow to the one or two groups holding it; a filtered page is the matching rows read until the
+    page is full. Each is in file order without sorting: a single-file scan, filtered, keeps the file's order
+    in DuckDB (`preserve_insertion_order`)."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise HostingError(
             "bad-filter",
