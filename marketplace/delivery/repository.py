@@ -171,6 +171,24 @@ def _whole(model: type[Whole], values: Iterator[Any]) -> Whole | None:
     return instance
 
 
+def _data_call_of(row: Sequence[Any]) -> DataCallRead:
+    """The `DataCallRead` of a row of `_data_call_read`."""
+    values = iter(row)
+    key, licence, plan = _whole(AccessKey, values), _whole(Licence, values), _whole(PricePlan, values)
+    dataset = _whole(Dataset, values)
+    order_status, *counts, budget_micro, spent_micro, queries, stamp = values
+    assert key is not None  # the statement's inner joins
+    assert licence is not None
+    assert plan is not None
+    budget = None
+    if budget_micro is not None:
+        budget = PrivacyBudget(
+            licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
+        )
+    so_far = CallsSoFar(*(int(value or 0) for value in counts))
+    return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
+
+
 _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
 # A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
 _METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
@@ -384,22 +402,7 @@ class DeliveryRepository:
         postgres = connection.dialect.name == "postgresql"
         parameters = {"prefix": prefix, "window_start": window_start, "period": period}
         row = (await connection.execute(_DATA_CALL_READ[postgres], parameters)).first()
-        if row is None:
-            return None
-        values = iter(row)
-        key, licence, plan = _whole(AccessKey, values), _whole(Licence, values), _whole(PricePlan, values)
-        dataset = _whole(Dataset, values)
-        order_status, *counts, budget_micro, spent_micro, queries, stamp = values
-        assert key is not None  # the statement's inner joins
-        assert licence is not None
-        assert plan is not None
-        budget = None
-        if budget_micro is not None:
-            budget = PrivacyBudget(
-                licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
-            )
-        so_far = CallsSoFar(*(int(value or 0) for value in counts))
-        return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
+        return None if row is None else _data_call_of(row)
 
     async def active_access_key(self, licence_id: uuid.UUID) -> AccessKey | None:
         query = select(AccessKey).where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
