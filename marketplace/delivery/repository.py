@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import String, Table, and_, bindparam, case, func, literal_column, null, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, class_mapper
 from sqlmodel import col
 
 from marketplace.catalog.models import LISTING_STAMP, PricePlan, ProductVersion
@@ -121,38 +122,82 @@ def _counts(access_key_id: Any, licence_id: Any) -> list[Any]:
 
 
 def _data_call_read(postgres: bool) -> Any:
-    """The statement of `DataCallRead`, by the key's prefix, at a minute and a month."""
+    """The statement of `DataCallRead`, by the key's prefix, at a minute and a month: the whole rows of
+    `_READ_WHOLE` first, then the order's status, the counts, the budget and the stamp."""
+    key, licence, plan, dataset = (table_of(model) for model in _READ_WHOLE)
     budget = table_of(PrivacyBudget)
     stamp = literal_column(_FACTS_STAMP) if postgres else null()
-    dataset_id = _dataset_of(col(Licence.product_version_id)).correlate(Licence).scalar_subquery()
+    dataset_id = _dataset_of(licence.c.product_version_id).correlate(licence).scalar_subquery()
+    order = table_of(Order)
     return (
         select(
-            AccessKey,
-            Licence,
-            col(Order.status),
-            PricePlan,
-            Dataset,
-            *_counts(col(AccessKey.id), col(Licence.id)),
+            key,
+            licence,
+            plan,
+            dataset,
+            order.c.status,
+            *_counts(key.c.id, licence.c.id),
             budget.c.budget_micro,
             budget.c.spent_micro,
             budget.c.queries,
             stamp,
         )
-        .join(Licence, col(Licence.id) == col(AccessKey.licence_id))
-        .join(Order, col(Order.id) == col(Licence.order_id))
-        .join(PricePlan, col(PricePlan.id) == col(Licence.plan_id))
-        .outerjoin(Dataset, col(Dataset.id) == dataset_id)
-        .outerjoin(budget, budget.c.licence_id == col(Licence.id))
-        .where(col(AccessKey.prefix) == bindparam("prefix"))
+        .select_from(key)
+        .join(licence, licence.c.id == key.c.licence_id)
+        .join(order, order.c.id == licence.c.order_id)
+        .join(plan, plan.c.id == licence.c.plan_id)
+        .outerjoin(dataset, dataset.c.id == dataset_id)
+        .outerjoin(budget, budget.c.licence_id == licence.c.id)
+        .where(key.c.prefix == bindparam("prefix"))
         .limit(1)
-        .execution_options(populate_existing=True)
     )
+
+
+# The rows a data call reads whole, by their columns' names: read as plain rows and made models as the session
+# makes loaded ones (an instance with its state, its attributes set in place), but not the session's: its
+# loading of four objects cost more CPU than the statement's round trip.
+_READ_WHOLE = {model: tuple(table_of(model).c.keys()) for model in (AccessKey, Licence, PricePlan, Dataset)}
+Whole = TypeVar("Whole", AccessKey, Licence, PricePlan, Dataset)
+
+
+def _whole(model: type[Whole], values: Iterator[Any]) -> Whole | None:
+    """The model of the next row of `values` read whole (`_READ_WHOLE`); None when an outer join found none."""
+    names = _READ_WHOLE[model]
+    found = dict(zip(names, itertools.islice(values, len(names)), strict=True))
+    if found["id"] is None:
+        return None
+    instance: Whole = class_mapper(model).class_manager.new_instance()
+    instance.__dict__.update(found)
+    return instance
+
+
+def _data_call_of(row: Sequence[Any]) -> DataCallRead:
+    """The `DataCallRead` of a row of `_data_call_read`."""
+    values = iter(row)
+    key, licence, plan = _whole(AccessKey, values), _whole(Licence, values), _whole(PricePlan, values)
+    dataset = _whole(Dataset, values)
+    order_status, *counts, budget_micro, spent_micro, queries, stamp = values
+    assert key is not None  # the statement's inner joins
+    assert licence is not None
+    assert plan is not None
+    budget = None
+    if budget_micro is not None:
+        budget = PrivacyBudget(
+            licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
+        )
+    so_far = CallsSoFar(*(int(value or 0) for value in counts))
+    return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
 
 
 _DATA_CALL_READ = {postgres: _data_call_read(postgres) for postgres in (False, True)}
 # A licence's metering lock on PostgreSQL: an advisory lock keyed by a 64-bit hash of its id.
 _METERING_KEY = func.hashtextextended(bindparam("licence_id", type_=String()), 0)
-_TRY_METERING = select(func.pg_try_advisory_xact_lock(_METERING_KEY))
+# The lock tried and, once held, the counts of `CallsSoFar` read, in one round trip (migration 0028): no row when
+# another transaction holds the lock.
+_TRY_METERING_TURN = text(
+    "SELECT * FROM metering_turn(CAST(:licence_id AS uuid), CAST(:access_key_id AS uuid), "
+    "CAST(:window_start AS timestamptz), CAST(:period AS varchar))"
+)
 _WAIT_FOR_METERING = select(func.pg_advisory_xact_lock(_METERING_KEY))
 
 
@@ -348,22 +393,16 @@ class DeliveryRepository:
     async def data_call(self, prefix: str, window_start: datetime, period: str) -> DataCallRead | None:
         """What authorising a call with the access key of `prefix` reads (see `DataCallRead`), in one statement;
         None when no key has that prefix. Outside a transaction when the session has none yet: one statement
-        is consistent on its own, and a transaction begun and committed around it cost two more round trips."""
-        if not self.session.in_transaction():
-            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        postgres = self.session.get_bind().dialect.name == "postgresql"
+        is consistent on its own, and a transaction begun and committed around it cost two more round trips.
+        The models it gives are not the session's: nothing of theirs is written through it."""
+        if self.session.in_transaction():
+            connection = await self.session.connection()
+        else:
+            connection = await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        postgres = connection.dialect.name == "postgresql"
         parameters = {"prefix": prefix, "window_start": window_start, "period": period}
-        row = (await self.session.execute(_DATA_CALL_READ[postgres], parameters)).first()
-        if row is None:
-            return None
-        key, licence, order_status, plan, dataset, *counts, budget_micro, spent_micro, queries, stamp = row
-        budget = None
-        if budget_micro is not None:
-            budget = PrivacyBudget(
-                licence_id=licence.id, budget_micro=budget_micro, spent_micro=spent_micro, queries=queries
-            )
-        so_far = CallsSoFar(*(int(value or 0) for value in counts))
-        return DataCallRead(key, licence, order_status, plan, dataset, so_far, budget, stamp)
+        row = (await connection.execute(_DATA_CALL_READ[postgres], parameters)).first()
+        return None if row is None else _data_call_of(row)
 
     async def active_access_key(self, licence_id: uuid.UUID) -> AccessKey | None:
         query = select(AccessKey).where(col(AccessKey.licence_id) == licence_id, col(AccessKey.revoked_at).is_(None))
@@ -416,23 +455,29 @@ class DeliveryRepository:
 
     # metering
 
-    async def lock_licence_metering(self, licence_id: uuid.UUID, *, wait: bool) -> bool:
+    async def metering_turn(
+        self, licence_id: uuid.UUID, access_key_id: uuid.UUID, window_start: datetime, period: str, *, wait: bool
+    ) -> CallsSoFar | None:
         """Take the licence's metering lock, which every metering of its calls takes first, until this transaction
-        ends: its rate windows, usage and privacy budget are then read and written by one transaction at a
-        time, which never waits on another's rows. Without `wait`, False when another transaction holds it.
-        PostgreSQL: an advisory lock keyed by the licence (one statement, no savepoint; a wait for it is on
-        the lock, never on another transaction's id). SQLite has no row locks, and starts a transaction at
+        ends, then read the key's and the licence's counts (as `calls_so_far`) as committed once it is held: its
+        rate windows, usage and privacy budget are read and written by one transaction at a time, which never
+        waits on another's rows. Without `wait`, None (and nothing held) when another transaction holds it.
+        PostgreSQL: an advisory lock keyed by the licence (a wait for it is on the lock, never on another
+        transaction's id), tried with the read in one statement (the function `metering_turn`, whose read
+        sees what was committed once the lock is held). SQLite has no row locks, and starts a transaction at
         its first write: a write that changes nothing takes its one writer's lock (waiting for it) before
         anything is read."""
-        if self.session.get_bind().dialect.name == "sqlite":
+        if self._dialect() == "sqlite":
             licences = table_of(Licence)
             touch = update(licences).where(licences.c.id == licence_id).values(status=licences.c.status)
             await self.session.execute(touch)
-            return True
-        if wait:
+        elif wait:
             await self.session.execute(_WAIT_FOR_METERING, {"licence_id": str(licence_id)})
-            return True
-        return bool((await self.session.execute(_TRY_METERING, {"licence_id": str(licence_id)})).scalar_one())
+        else:
+            parameters = {"licence_id": licence_id, "access_key_id": access_key_id, "window_start": window_start}
+            row = (await self.session.execute(_TRY_METERING_TURN, {**parameters, "period": period})).first()
+            return None if row is None else CallsSoFar(*(int(value or 0) for value in row))
+        return await self.calls_so_far(access_key_id, licence_id, window_start, period)
 
     async def _meter_month(
         self, licence_id: uuid.UUID, period: str, *, calls: int, billed_minor: int, cap_minor: int | None

@@ -7,9 +7,10 @@ its epsilon of the licence's privacy budget in that same transaction."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -251,8 +252,6 @@ class DataCalls:
         """Meter the answered calls of one licence in one transaction holding its metering lock: the counts are
         read once, each call is judged in turn exactly as alone (refused past the key's rate, the monthly cap
         or the privacy budget, counting nothing), and what the answered ones add is written once."""
-        licence = batch[0][0].licence
-        await self._take_metering_turn(licence.id)
         counts = await self._counts_now(batch)
         outcomes = [counts.judge(call, private) for call, private in batch]
         answered = [
@@ -265,13 +264,19 @@ class DataCalls:
         return outcomes
 
     async def _counts_now(self, batch: list[PendingMeter]) -> _Counts:
-        """The licence's counts that the batch's calls are judged on, as committed (read under its lock)."""
-        licence = batch[0][0].licence
+        """The licence's counts that the batch's calls are judged on, as committed, read under its metering lock
+        (taken here, with the first call's counts)."""
+        first = batch[0][0]
+        licence, read = first.licence, (first.key.id, _minute(first.at), usage_period(first.at))
+        turn = await self._take_metering_turn(licence.id, *read)
         counts = _Counts()
         for call, private in batch:
             window, period = _minute(call.at), usage_period(call.at)
             if (call.key.id, window) not in counts.key_minute or period not in counts.month:
-                seen = await self.repository.calls_so_far(call.key.id, licence.id, window, period)
+                if (call.key.id, window, period) == read:
+                    seen = turn
+                else:
+                    seen = await self.repository.calls_so_far(call.key.id, licence.id, window, period)
                 counts.key_minute.setdefault((call.key.id, window), seen.key_in_minute)
                 counts.licence_minute.setdefault(window, seen.licence_in_minute)
                 counts.month.setdefault(period, (seen.licence_in_month, seen.billed_in_month_minor))
@@ -333,20 +338,32 @@ class DataCalls:
             order_id=order.id,
         )
 
-    async def _take_metering_turn(self, licence_id: uuid.UUID) -> None:
-        """The licence's metering lock: tried without waiting, since another process's turn lasts a few
-        statements, and retried after a short pause; waited for after `METERING_TRIES`."""
+    async def _take_metering_turn(
+        self, licence_id: uuid.UUID, access_key_id: uuid.UUID, window: datetime, period: str
+    ) -> CallsSoFar:
+        """The licence's metering lock, and the key's and the licence's counts read once it is held: tried
+        without waiting, since another process's turn lasts a few statements, and retried after a short pause;
+        waited for after `METERING_TRIES`."""
         for _ in range(1, METERING_TRIES):
-            if await self.repository.lock_licence_metering(licence_id, wait=False):
-                return
+            seen = await self.repository.metering_turn(licence_id, access_key_id, window, period, wait=False)
+            if seen is not None:
+                return seen
             await asyncio.sleep(METERING_PAUSE_SECONDS)
-        await self.repository.lock_licence_metering(licence_id, wait=True)
+        seen = await self.repository.metering_turn(licence_id, access_key_id, window, period, wait=True)
+        assert seen is not None  # waited for
+        return seen
 
     async def rows(
         self, call: DataCall, filters: list[hosting.Filter], limit: int, offset: int
     ) -> tuple[hosting.RowsPage, Metered]:
-        """A page of rows, then the call metered: a refused query is not metered."""
-        page = await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+        """A page of rows, then the call metered: a refused query is not metered. A slice of the process's copy
+        of the rows is read on the event loop: it costs less than handing it to a worker thread."""
+        read = functools.partial(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
+        if hosting.reads_copy(call.table, filters):
+            with _refusals():
+                page = read()
+        else:
+            page = await self._run(read)
         metered, _ = await self._meter_answer(call, None)
         return page, metered
 
@@ -393,10 +410,8 @@ class DataCalls:
     @staticmethod
     async def _run(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a DuckDB step in a worker thread; its refusals become 422 problems."""
-        try:
+        with _refusals():
             return await anyio.to_thread.run_sync(lambda: function(*args, **kwargs))
-        except hosting.HostingError as exc:
-            raise QueryRefused(exc.message, query_error=exc.code) from exc
 
 
 @dataclass(frozen=True)
@@ -473,6 +488,15 @@ class _Counts:
         if self.budget is None or self.read[3] is None or self.budget == self.read[3]:
             return None
         return self.budget[0], self.budget[1] - self.read[3][1], self.budget[2] - self.read[3][2]
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A query's refusals, as 422 problems."""
+    try:
+        yield
+    except hosting.HostingError as exc:
+        raise QueryRefused(exc.message, query_error=exc.code) from exc
 
 
 def _check_allowance(key: AccessKey, plan: PricePlan, seen: CallsSoFar, now: datetime) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
-from marketplace.delivery.models import LicenceRateWindow, LicenceUsage, RateWindow, UsageEvent
+from marketplace.delivery.models import AccessKey, LicenceRateWindow, LicenceUsage, RateWindow, UsageEvent, usage_period
+from marketplace.delivery.repository import CallsSoFar, DeliveryRepository, MeteredCall
 from marketplace.demo.factories import plan_body
+from marketplace.kit import clock
 from tests.delivery.conftest import COMPUTATION, DISTRICT_DATASET, DISTRICT_ROWS, FIELDS, Market
 
 METERED = plan_body(
@@ -218,6 +221,29 @@ async def test_concurrent_calls_are_written_as_metered(market: Market) -> None:
     assert sum(key_minutes) == sum(licence_minutes) == 5
     assert len(key_minutes) == len(licence_minutes)
     assert [tuple(month) for month in months] == [(5, 200)]
+
+
+@pytest.mark.postgres
+async def test_a_metering_turn_is_one_transactions_at_a_time_and_reads_what_the_last_committed(market: Market) -> None:
+    """The licence's metering lock, tried with the read of its counts in one statement: refused while another
+    transaction holds it, and once that one has committed, held with the counts it wrote (the read sees what
+    was committed after the lock was taken, not before the statement)."""
+    product = await market.product(plan=METERED, delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
+    _, body = await access_key(market, await market.paid_order(product, "api"))
+    licence_id = uuid.UUID(body["licence_id"])
+    async with market.api.sessions() as session:
+        key_id = (await session.scalars(select(col(AccessKey.id)).where(col(AccessKey.licence_id) == licence_id))).one()
+    now = clock.now()
+    window, period = now.replace(second=0, microsecond=0), usage_period(now)
+    async with market.api.sessions() as first, market.api.sessions() as second:
+        holder, other = DeliveryRepository(first), DeliveryRepository(second)
+        assert await holder.metering_turn(licence_id, key_id, window, period, wait=False) == CallsSoFar(0, 0, 0, 0)
+        assert await other.metering_turn(licence_id, key_id, window, period, wait=False) is None
+        calls = [MeteredCall(key_id, "rows", now, 1, 0)]
+        added = {(key_id, window): 1}, {window: 1}, {period: (1, 0)}
+        assert await holder.record_metering(licence_id, *added, None, calls)
+        await first.commit()
+        assert await other.metering_turn(licence_id, key_id, window, period, wait=False) == CallsSoFar(1, 1, 1, 0)
 
 
 @pytest.mark.postgres

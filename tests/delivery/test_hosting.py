@@ -280,31 +280,38 @@ def test_reserved_or_repeated_column_names_are_refused(tmp_path: Path) -> None:
         assert refused.value.code == "bad-columns"
 
 
-@pytest.mark.parametrize("in_memory", [True, False])
+@pytest.mark.parametrize("held", ["rows copied", "in memory", "file"])
 def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: str
 ) -> None:
-    """Pages of the whole file are ranges of the row ordinal, filtered pages limited scans: both in file order,
-    across row group boundaries, with the row count and schema read from the file's metadata; read from the
-    table's copy in memory, or from the file when the copy does not fit."""
-    monkeypatch.setattr(hosting, "MEMORY_TABLES_BYTES", 1 << 40 if in_memory else 0)
+    """Pages of the whole file are slices of the process's copy of the rows or ranges of the row ordinal,
+    filtered pages limited scans: all in file order, across row group boundaries, with the row count and schema
+    read from the file's metadata; read from the table's copy in the engine's memory, or from the file when the
+    copy does not fit."""
+    monkeypatch.setattr(hosting, "MEMORY_TABLES_BYTES", 0 if held == "file" else 1 << 40)
+    monkeypatch.setattr(hosting, "ROW_COPIES_BYTES", 1 << 40 if held == "rows copied" else 0)
     rows: list[Row] = [("520102" if n % 3 else "052010", "bus", n, None) for n in range(2 * ROW_GROUP_ROWS + 7)]
     table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "c" * 64, tmp_path / "cache", text_columns=TEXT)
-    assert (table.in_memory is not None) == in_memory
+    assert (table.in_memory is not None) == (held != "file")
+    assert not hosting.reads_copy(table, [])  # made at the first page
     assert (table.rows, [c.name for c in table.columns]) == (len(rows), list(COLUMNS))
     for offset in (0, ROW_GROUP_ROWS - 3, 2 * ROW_GROUP_ROWS - 1, len(rows) - 4):
         page = read_rows(table, filters=[], limit=5, offset=offset)
         assert page.rows == [list(row) for row in rows[offset : offset + 5]]
         assert page.next_offset == (offset + 5 if offset + 5 < len(rows) else None)
+    assert hosting.reads_copy(table, []) == (held == "rows copied")
+    assert not hosting.reads_copy(table, [Filter("district", "eq", "052010")])
     matching = [list(row) for row in rows if row[0] == "052010"]
     offset = len(matching) // 2 - 2
     page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
     assert page.rows == matching[offset : offset + 5]
 
 
-def test_a_page_gives_values_in_their_json_form(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copied", [True, False])
+def test_a_page_gives_values_in_their_json_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copied: bool) -> None:
     """Text, integers and booleans leave as the engine gives them; other values are converted: a date as ISO
-    8601, NaN (which JSON lacks) as null."""
+    8601, NaN (which JSON lacks) as null; the same from the process's copy of the rows and from the engine."""
+    monkeypatch.setattr(hosting, "ROW_COPIES_BYTES", 1 << 40 if copied else 0)
     source = tmp_path / "d.csv"
     source.write_text("name,n,ok,day,ratio\na,1,true,2026-01-02,1.5\nb,2,false,2026-01-03,nan\n")
     table = prepare_table(source, CSV, "d" * 64, tmp_path / "cache", text_columns=frozenset({"name"}))
