@@ -3,6 +3,7 @@ frozen into a snapshot (the rules themselves never read the database)."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from marketplace.accounts.models import Organization
 from marketplace.accounts.service import AccountService
 from marketplace.catalog.models import PricePlan, Product, ProductVersion, Sample
 from marketplace.catalog.service import ASSESSMENT_FIELDS, COLUMN_FIELDS, CatalogService, ProductView
+from marketplace.compliance.parts import Part, part_of
 from marketplace.compliance.snapshots import (
     Assessment,
     OrganizationFacts,
@@ -20,26 +22,50 @@ from marketplace.compliance.snapshots import (
     Snapshot,
 )
 
+# An organisation's facts kept for the same values: a process holds this many (a buyer's facts are the same on
+# each of its orders, and made and digested once).
+ORGANIZATION_FACTS_KEPT = 4_096
+
 
 def organization_facts(organization: Organization) -> OrganizationFacts:
     """What the rulebook sees of an organisation."""
+    return organization_part(organization)[0]
+
+
+def organization_part(organization: Organization) -> tuple[OrganizationFacts, Part]:
+    """What the rulebook sees of an organisation, and the snapshot part it makes in any of its roles: made once
+    per process for the same values."""
     intermediary = organization.intermediary or {}
-    return OrganizationFacts(
-        id=str(organization.id),
-        name=organization.name,
-        kind=organization.kind.value,
-        uscc=organization.uscc,
-        jurisdiction=organization.jurisdiction,
-        status=organization.status.value,
-        dsmm_level=organization.dsmm_level,
-        max_data_grade=organization.max_data_grade.value,
-        penalties_last_3y=organization.penalties_last_3y,
-        last_penalty_on=organization.last_penalty_on,
-        security_certifications=tuple(organization.security_certifications),
-        intermediary_roles=tuple(intermediary.get("roles", ())),
-        fee_disclosure=intermediary.get("fee_disclosure"),
-        retains_no_traded_data=intermediary.get("retains_no_traded_data"),
+    return _facts_and_part(
+        (
+            str(organization.id),
+            organization.name,
+            organization.kind.value,
+            organization.uscc,
+            organization.jurisdiction,
+            organization.status.value,
+            organization.dsmm_level,
+            organization.max_data_grade.value,
+            organization.penalties_last_3y,
+            organization.last_penalty_on,
+            tuple(organization.security_certifications),
+            tuple(intermediary.get("roles", ())),
+            intermediary.get("fee_disclosure"),
+            intermediary.get("retains_no_traded_data"),
+        )
     )
+
+
+_ORGANIZATION_FIELDS = (
+    *("id", "name", "kind", "uscc", "jurisdiction", "status", "dsmm_level", "max_data_grade", "penalties_last_3y"),
+    *("last_penalty_on", "security_certifications", "intermediary_roles", "fee_disclosure", "retains_no_traded_data"),
+)
+
+
+@functools.lru_cache(maxsize=ORGANIZATION_FACTS_KEPT)
+def _facts_and_part(values: tuple[Any, ...]) -> tuple[OrganizationFacts, Part]:
+    facts = OrganizationFacts(**dict(zip(_ORGANIZATION_FIELDS, values, strict=True)))
+    return facts, part_of("organization", facts)
 
 
 class Facts:

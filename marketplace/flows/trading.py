@@ -18,7 +18,7 @@ from marketplace.compliance.service import ComplianceService
 from marketplace.compliance.snapshots import Snapshot, TradeFacts
 from marketplace.db import TableRow
 from marketplace.errors import Conflict, NotFound, Unprocessable
-from marketplace.flows.facts import Facts, organization_facts
+from marketplace.flows.facts import Facts, organization_part
 from marketplace.kit.i18n import Message
 from marketplace.kit.memo import StampedMemo
 from marketplace.orders.models import Order, OrderStatus
@@ -120,14 +120,18 @@ class Trading:
                 Message("orders.plan-not-listed", "plan_id is not a plan of the product's listed version"),
                 field="plan_id",
             )
+        buyer_facts, buyer_part = organization_part(buyer)
+        parts = {**listed.parts, "plan": listed.plan_parts[plan.id], "buyer": buyer_part}
         intermediary = None
         if request.intermediary_organization_id is not None:
-            intermediary = await self.accounts.organization(request.intermediary_organization_id)
+            intermediary, parts["intermediary"] = organization_part(
+                await self.accounts.organization(request.intermediary_organization_id)
+            )
         amount = amount_of(PlanKind(plan.kind), plan.price_minor, request.quantity)
         snapshot = Snapshot(
             provider=listed.facts.provider,
-            buyer=organization_facts(buyer),
-            intermediary=organization_facts(intermediary) if intermediary else None,
+            buyer=buyer_facts,
+            intermediary=intermediary,
             product=product,
             plan=plan,
             trade=TradeFacts(
@@ -150,7 +154,7 @@ class Trading:
             amount_minor=amount,
             currency=plan.currency,
             limited_licences=licences is not None,
-            parts={**listed.parts, "plan": listed.plan_parts[plan.id]},
+            parts=parts,
             listing_stamp=listing_stamp,
         )
 

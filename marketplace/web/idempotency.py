@@ -127,11 +127,12 @@ class StoredAnswer:
     actor: str
     key: str
     fingerprint: str
-    answer: tuple[int, Any] | None = None  # (status, JSON-ready body), once `row` made the record
+    answer: tuple[int, bytes] | None = None  # (status, JSON body), once `row` made the record
 
     def row(self, result: Any, status: int) -> TableRow:
-        """The key's record, done, with `result` (a DTO or a Response) as its answer, for the work's statement."""
-        self.answer = _serialised(result, status)
+        """The key's record, done, with `result` (a DTO or a Response) as its answer, for the work's statement.
+        The answer is encoded once: the same bytes are stored and sent."""
+        self.answer = _encoded(result, status)
         return TableRow(
             _RECORDS,
             {
@@ -140,7 +141,7 @@ class StoredAnswer:
                 "request_hash": self.fingerprint,
                 "state": IdempotencyState.DONE,
                 "response_status": self.answer[0],
-                "response_body": self.answer[1],
+                "response_body": msgspec.Raw(self.answer[1]),  # written into the statement as the JSON it is
                 "started_at": clock.now(),
             },
         )
@@ -313,6 +314,15 @@ def _serialised(result: Any, status: int) -> tuple[int, Any]:
 
 def _decoded(content: Any) -> Any:
     return msgspec.json.decode(encode_json(content, default_serializer))
+
+
+def _encoded(result: Any, status: int) -> tuple[int, bytes]:
+    """A handler's result as a status and its JSON body, encoded as the response sends it."""
+    if isinstance(result, Response):
+        status, result = result.status_code or status, result.content
+    if isinstance(result, BaseModel):
+        return status, result.__pydantic_serializer__.to_json(result)
+    return status, encode_json(result, default_serializer)
 
 
 async def run_idempotently(
