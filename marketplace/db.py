@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import ClauseElement, Dialect, Executable, Table, event, text
+from sqlalchemy import ClauseElement, CursorResult, Dialect, Executable, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -205,6 +205,9 @@ class DriverStatement:
     async def execute(self, session: AsyncSession, parameters: dict[str, Any]) -> DriverResult:
         if session.get_bind().dialect.name != "postgresql":
             result: Any = await session.execute(self.statement, parameters)
+            if not isinstance(result, CursorResult):  # a query's rows, through the ORM session
+                found = result.all()
+                return DriverResult(found, len(found))
             return DriverResult(result.all() if result.returns_rows else [], result.rowcount)
         connection = (await session.connection()).sync_connection
         assert connection is not None  # the session's, just procured

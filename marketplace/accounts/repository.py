@@ -22,13 +22,16 @@ from marketplace.accounts.models import (
     User,
     UserStatus,
 )
+from marketplace.db import DriverStatement
 from marketplace.errors import Conflict
 from marketplace.kit.i18n import Message
 
 # Where a session keeps objects of its request alive: see `api_key_with_organization`.
 _KEPT = "marketplace.accounts.kept"
 # Statements of the request path, built once (with bound parameters) rather than on every call.
-_USER_STANDING = select(col(User.is_admin), col(User.status)).where(col(User.id) == bindparam("user_id"))
+_USER_STANDING = DriverStatement(
+    select(col(User.is_admin), col(User.status)).where(col(User.id) == bindparam("user_id"))
+)
 _KEY_WITH_ORGANIZATION = (
     select(ApiKey, Organization)
     .join(Organization, col(Organization.id) == col(ApiKey.organization_id))
@@ -83,8 +86,8 @@ class AccountRepository:
 
     async def user_standing(self, user_id: uuid.UUID) -> tuple[bool, UserStatus] | None:
         """(is_admin, status) of a user: what every request made with a token checks, two columns."""
-        row = (await self.session.execute(_USER_STANDING, {"user_id": user_id})).first()
-        return None if row is None else (bool(row[0]), UserStatus(row[1]))
+        rows = (await _USER_STANDING.execute(self.session, {"user_id": user_id})).rows
+        return (bool(rows[0][0]), UserStatus(rows[0][1])) if rows else None
 
     async def user_by_email(self, email: str) -> User | None:
         return (await self.session.scalars(select(User).where(col(User.email) == email))).first()
