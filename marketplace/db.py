@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import msgspec
@@ -221,20 +222,26 @@ class DriverStatement:
                 strict=True,
             )
         )
-        # announced like SQLAlchemy's own statements (the orders bench counts and replays them)
+        # announced like SQLAlchemy's own statements, to the engine's cursor listeners (a tracer's spans; the
+        # orders bench counts and replays them), with a context of their own to keep what they need
+        announced = SimpleNamespace()
         for listener in connection.dispatch.before_cursor_execute:
-            listener(connection, None, compiled.sql, values, None, False)
+            listener(connection, None, compiled.sql, values, announced, False)
         # what the dialect's cursor does for a statement (`_prepare_and_execute`), awaited here
         adapted: Any = connection.connection.dbapi_connection
-        async with adapted._execute_mutex:
-            if adapted._transaction is None:
-                await adapted._start_transaction()  # none in AUTOCOMMIT
-            try:
-                prepared, _ = await adapted._prepare(compiled.sql, dialect._invalidate_schema_cache_asof)
-                rows: Sequence[Sequence[Any]] = await prepared.fetch(*values)
-                status = prepared.get_statusmsg() or ""
-            except Exception as error:  # noqa: BLE001 - raised again as the dialect's error
-                adapted._handle_exception(error)
+        try:
+            async with adapted._execute_mutex:
+                if adapted._transaction is None:
+                    await adapted._start_transaction()  # none in AUTOCOMMIT
+                try:
+                    prepared, _ = await adapted._prepare(compiled.sql, dialect._invalidate_schema_cache_asof)
+                    rows: Sequence[Sequence[Any]] = await prepared.fetch(*values)
+                    status = prepared.get_statusmsg() or ""
+                except Exception as error:  # noqa: BLE001 - raised again as the dialect's error
+                    adapted._handle_exception(error)
+        finally:
+            for listener in connection.dispatch.after_cursor_execute:
+                listener(connection, None, compiled.sql, values, announced, False)
         counted = _ROWCOUNT.match(status)
         rowcount = int(counted.group(1)) if counted else -1
         if rows and any(compiled.results):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,12 +47,19 @@ class VerdictRows:
 
     verdict: dict[str, Any]
     parts: list[dict[str, Any]]
+    findings_document: msgspec.Raw | None = None  # the verdict's findings encoded once, if they were
 
     @property
     def id(self) -> uuid.UUID:
         verdict_id = self.verdict["id"]
         assert isinstance(verdict_id, uuid.UUID)
         return verdict_id
+
+    def written(self) -> dict[str, Any]:
+        """The verdict's row as a statement writes it: its findings as the JSON they were encoded to once."""
+        if self.findings_document is None:
+            return self.verdict
+        return {**self.verdict, "findings": self.findings_document}
 
 
 NO_PARTS: Mapping[str, Part] = MappingProxyType({})
@@ -65,13 +73,18 @@ def stored_form(snapshot: Snapshot, known: Mapping[str, Part] = NO_PARTS) -> tup
     return inline, {role: known.get(role) or parts[role] for role in KINDS if role in known or role in parts}
 
 
-def verdict_rows(values: dict[str, Any], inline: dict[str, Any], parts: Mapping[str, Part]) -> VerdictRows:
+def verdict_rows(
+    values: dict[str, Any],
+    inline: dict[str, Any],
+    parts: Mapping[str, Part],
+    findings_document: msgspec.Raw | None = None,
+) -> VerdictRows:
     """The rows that store a verdict (`values`, without its snapshot) and the snapshot it judged, in its
     stored form. The parts come in digest order, so that two transactions inserting the same new parts take
     their locks in one order (PostgreSQL) and cannot deadlock."""
     verdict = {**values, "snapshot": inline, "parts": {role: part.digest for role, part in parts.items()}}
     unique = {part.digest: part.row() for part in parts.values()}  # one organisation may play two roles
-    return VerdictRows(verdict, [unique[digest] for digest in sorted(unique)])
+    return VerdictRows(verdict, [unique[digest] for digest in sorted(unique)], findings_document)
 
 
 def verdict_audit_facts(verdict_id: uuid.UUID, verdict: Verdict) -> dict[str, Any]:
@@ -106,6 +119,7 @@ class Judged:
     findings: tuple[Finding, ...]
     findings_json: list[dict[str, Any]]  # as stored; shared by every verdict that reuses it, never changed
     failed_checks: list[dict[str, str]]
+    findings_document: msgspec.Raw  # `findings_json` encoded, written as it is by every verdict that reuses it
 
 
 # The judgements a process made, by stage, rulebook (its fingerprint) and facts (the parts' digests and the
@@ -158,8 +172,13 @@ class ComplianceService:
         judged = self.judgements.get(key, now.date())
         if judged is None:
             verdict = evaluate(self.rulebook, stage, snapshot, now)
+            findings_json = [f.as_json() for f in verdict.findings]
             judged = Judged(
-                verdict.decision, verdict.findings, [f.as_json() for f in verdict.findings], failed_checks(verdict)
+                verdict.decision,
+                verdict.findings,
+                findings_json,
+                failed_checks(verdict),
+                msgspec.Raw(msgspec.json.encode(findings_json)),
             )
             # a rule that raised is logged each time it is evaluated: its verdict is not kept
             if all(f.message_id != RULE_ERROR_ID for f in verdict.findings):
@@ -178,7 +197,7 @@ class ComplianceService:
             "rulebook_fingerprint": verdict.rulebook_fingerprint,
             "created_at": verdict.evaluated_at,
         }
-        return verdict_rows(values, inline, stored_parts), verdict
+        return verdict_rows(values, inline, stored_parts, judged.findings_document), verdict
 
     async def judge(
         self, *, stage: Stage, subject_type: str, subject_id: object, snapshot: Snapshot, actor: str

@@ -213,7 +213,7 @@ class OrderService:
             },
         )
         placed = await self.repository.insert_placed(
-            rows.verdict,
+            rows.written(),
             rows.parts,
             values,
             principal.actor,
