@@ -36,35 +36,29 @@ def organization_part(organization: Organization) -> tuple[OrganizationFacts, Pa
     """What the rulebook sees of an organisation, and the snapshot part it makes in any of its roles: made once
     per process for the same values."""
     intermediary = organization.intermediary or {}
-    return _facts_and_part(
-        (
-            str(organization.id),
-            organization.name,
-            organization.kind.value,
-            organization.uscc,
-            organization.jurisdiction,
-            organization.status.value,
-            organization.dsmm_level,
-            organization.max_data_grade.value,
-            organization.penalties_last_3y,
-            organization.last_penalty_on,
-            tuple(organization.security_certifications),
-            tuple(intermediary.get("roles", ())),
-            intermediary.get("fee_disclosure"),
-            intermediary.get("retains_no_traded_data"),
-        )
-    )
-
-
-_ORGANIZATION_FIELDS = (
-    *("id", "name", "kind", "uscc", "jurisdiction", "status", "dsmm_level", "max_data_grade", "penalties_last_3y"),
-    *("last_penalty_on", "security_certifications", "intermediary_roles", "fee_disclosure", "retains_no_traded_data"),
-)
+    facts = {
+        "id": str(organization.id),
+        "name": organization.name,
+        "kind": organization.kind.value,
+        "uscc": organization.uscc,
+        "jurisdiction": organization.jurisdiction,
+        "status": organization.status.value,
+        "dsmm_level": organization.dsmm_level,
+        "max_data_grade": organization.max_data_grade.value,
+        "penalties_last_3y": organization.penalties_last_3y,
+        "last_penalty_on": organization.last_penalty_on,
+        "security_certifications": tuple(organization.security_certifications),
+        "intermediary_roles": tuple(intermediary.get("roles", ())),
+        "fee_disclosure": intermediary.get("fee_disclosure"),
+        "retains_no_traded_data": intermediary.get("retains_no_traded_data"),
+    }
+    return _facts_and_part(tuple(facts.items()))
 
 
 @functools.lru_cache(maxsize=ORGANIZATION_FACTS_KEPT)
-def _facts_and_part(values: tuple[Any, ...]) -> tuple[OrganizationFacts, Part]:
-    facts = OrganizationFacts(**dict(zip(_ORGANIZATION_FIELDS, values, strict=True)))
+def _facts_and_part(fields: tuple[tuple[str, Any], ...]) -> tuple[OrganizationFacts, Part]:
+    """The facts of these (name, value) pairs, and their part: the pairs are the cache's key."""
+    facts = OrganizationFacts(**dict(fields))
     return facts, part_of("organization", facts)
 
 
