@@ -9,7 +9,9 @@ kept per process (`PREPARED_TABLES`, least recently used first out). Queries run
 per process (memory limited; Parquet metadata cached), through a connection of their worker thread, and read
 a small table from its copy in that database's memory (`MEMORY_TABLES_BYTES` in all), a larger one from its
 file. A page of such a small table unfiltered is a slice of the process's own copy of its rows, as JSON values
-(`ROW_COPIES_BYTES` in all): no engine, whose least query costs more CPU than the page.
+(`ROW_COPIES_BYTES` in all): no engine, whose least query costs more CPU than the page. A filtered page of it is
+a slice of the positions of the matching rows, which the engine finds once per filter asked more than once
+(`MATCHES_BYTES` in all).
 
 Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
 checked against the table's own columns (and, for aggregates, the product's allowed lists) before
@@ -26,6 +28,7 @@ import os
 import sys
 import threading
 import uuid
+from array import array
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -55,6 +58,14 @@ MEMORY_TABLES_BYTES = 32 * 1024**2
 # memory, the first that fit (never dropped either). A page sliced from a copy costs tens of microseconds of
 # CPU; the engine's least query about 0.2 ms, and a page of a copy in its memory about 0.5 ms.
 ROW_COPIES_BYTES = 64 * 1024**2
+# Bytes of the row positions matching a filter that a process keeps, for tables with a copy of their rows (8 bytes
+# a matching row), the least recently used first out: an application paging through a filtered set reads each page
+# as a slice of them, where the engine would scan the table up to the page each time.
+MATCHES_BYTES = 32 * 1024**2
+# Filters seen once, whose matching rows are found at the second page asked of them: finding all the matching rows
+# costs more than a first page (a filter matching most of 100,000 rows ten times more), which is all a one-off
+# filter needs.
+SEEN_FILTERS = 4096
 # Types whose values DuckDB gives as JSON's own (text, integers, booleans): a page of them is not converted.
 JSON_NATIVE_TYPES = frozenset(
     {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -101,6 +112,9 @@ class ColumnInfo:
 
 # A table's rows in file order, column by column, as JSON values.
 RowsCopy = tuple[tuple[Any, ...], ...]
+# A filter on a copy of rows in the engine's memory: the copy's name, the condition's SQL and its parameters, each
+# with its type (1, 1.0 and True are equal keys in Python, not in SQL).
+MatchesKey = tuple[str, str, tuple[tuple[type, Any], ...]]
 
 
 @dataclass(frozen=True)
@@ -177,6 +191,9 @@ class _Engine:
         self._kept_bytes = 0
         self._copies: dict[str, RowsCopy | None] = {}  # by the name of the copy in memory
         self._copies_bytes = 0
+        self._matches: OrderedDict[MatchesKey, array[int]] = OrderedDict()
+        self._matches_bytes = 0
+        self._seen: OrderedDict[MatchesKey, None] = OrderedDict()
 
     def cursor(self, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
         mine: dict[int, duckdb.DuckDBPyConnection] = self._local.__dict__.setdefault("cursors", {})
@@ -228,6 +245,37 @@ class _Engine:
             self._copies[name] = copy if fits else None
             self._copies_bytes += size if fits else 0
             return self._copies[name]
+
+    def matched(self, key: MatchesKey) -> array[int] | None:
+        """The positions of the rows matching a filter, if `keep_matches` kept them."""
+        with self._lock:
+            positions = self._matches.get(key)
+            if positions is not None:
+                self._matches.move_to_end(key)
+            return positions
+
+    def seen_before(self, key: MatchesKey) -> bool:
+        """Whether a page of this filter was asked before (of the last `SEEN_FILTERS`); remembered from now on."""
+        with self._lock:
+            seen = key in self._seen
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            while len(self._seen) > SEEN_FILTERS:
+                self._seen.popitem(last=False)
+            return seen
+
+    def keep_matches(self, key: MatchesKey, positions: array[int]) -> None:
+        """Keep the positions of the rows matching a filter, dropping the least recently used beyond
+        `MATCHES_BYTES`."""
+        size = sys.getsizeof(positions)
+        with self._lock:
+            if key in self._matches or size > MATCHES_BYTES:
+                return
+            self._matches[key] = positions
+            self._matches_bytes += size
+            while self._matches_bytes > MATCHES_BYTES:
+                _, dropped = self._matches.popitem(last=False)
+                self._matches_bytes -= sys.getsizeof(dropped)
 
 
 class _PreparedTables:
@@ -515,9 +563,63 @@ def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
 
 
 def reads_copy(table: HostedTable, filters: Sequence[Filter]) -> bool:
-    """Whether `read_rows` slices the process's copy of the table's rows (a page of the whole file, of a table
-    that has one), touching no engine: cheap enough for the caller's own thread."""
-    return not filters and table.in_memory is not None and _engine.copied(table.in_memory[0]) is not None
+    """Whether `read_rows` slices the process's copy of the table's rows (a page of the whole file, or of a filter
+    whose matching rows are known, of a table that has one), touching no engine: cheap enough for the caller's
+    own thread."""
+    if table.in_memory is None or _engine.copied(table.in_memory[0]) is None:
+        return False
+    if not filters:
+        return True
+    try:
+        return _engine.matched(_matches_key(table, filters)) is not None
+    except HostingError:
+        return False  # refused by `read_rows`, wherever it runs
+
+
+def _matches_key(table: HostedTable, filters: Sequence[Filter]) -> MatchesKey:
+    assert table.in_memory is not None
+    where, parameters = _where(table, filters, None)
+    return table.in_memory[0], where, tuple((type(value), value) for value in parameters)
+
+
+def _matching(table: HostedTable, filters: Sequence[Filter]) -> array[int] | None:
+    """The positions, in file order, of the rows of the table's copy in memory that match `filters`: found by
+    the engine at the second page asked of the filter, then kept while they fit (`MATCHES_BYTES`); None at the
+    first."""
+    assert table.in_memory is not None
+    key = _matches_key(table, filters)
+    positions = _engine.matched(key)
+    if positions is None:
+        if not _engine.seen_before(key):
+            return None
+        name, memory_limit_mb = table.in_memory
+        _, where, typed = key
+        sql = f"SELECT list({ROW} ORDER BY {ROW}) FROM {name} WHERE {where}"  # noqa: S608
+        ((found,),) = _run(sql, [value for _, value in typed], memory_limit_mb, _mismatch(table, filters))
+        positions = array("q", found or ())
+        _engine.keep_matches(key, positions)
+    return positions
+
+
+def _page_of_copy(table: HostedTable, filters: Sequence[Filter], limit: int, offset: int) -> RowsPage | None:
+    """The page, sliced from the process's copy of the table's rows (made now if it fits), if it has one and,
+    for a filtered page, the positions of the matching rows are known (see `_matching`); else None."""
+    copy = _engine.copy_of(*table.in_memory, table.columns) if table.in_memory is not None else None
+    if copy is None:
+        return None
+    end = offset + limit + 1  # one more row tells whether a next page exists
+    if filters:
+        positions = _matching(table, filters)
+        if positions is None:
+            return None
+        chosen = positions[offset:end]
+        page = [[values[position] for values in copy] for position in chosen[:limit]]
+        more = len(chosen) > limit
+    else:
+        found = list(zip(*(values[offset:end] for values in copy), strict=True))
+        page = [list(row) for row in found[:limit]]
+        more = len(found) > limit
+    return RowsPage(tuple(c.name for c in table.columns), page, offset + limit if more else None)
 
 
 def read_rows(
@@ -525,21 +627,18 @@ def read_rows(
 ) -> RowsPage:
     """One page of rows in file order; `next_offset` is None on the last page. A page of the whole file is a
     slice of the process's copy of the rows, if it has one, else a range of `__row`, which the row groups'
-    statistics narrow to the one or two groups holding it; a filtered page is the matching rows read until the
-    page is full. Each is in file order without sorting: a single-file scan, filtered, keeps the file's order
-    in DuckDB (`preserve_insertion_order`)."""
+    statistics narrow to the one or two groups holding it; a filtered page is a slice of the positions of the
+    matching rows in that copy, from the filter's second page on, else the matching rows read until the page is
+    full. Each is in file order without sorting: a single-file scan, filtered, keeps the file's order in DuckDB
+    (`preserve_insertion_order`)."""
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise HostingError(
             "bad-filter",
             Message("query.bad-page", "limit is 1 to {limit} and offset is not negative", limit=MAX_PAGE),
         )
-    if not filters and table.in_memory is not None:
-        copy = _engine.copy_of(*table.in_memory, table.columns)
-        if copy is not None:
-            end = offset + limit + 1  # one more row tells whether a next page exists
-            found = list(zip(*(values[offset:end] for values in copy), strict=True))
-            page = [list(row) for row in found[:limit]]
-            return RowsPage(tuple(c.name for c in table.columns), page, offset + limit if len(found) > limit else None)
+    copied = _page_of_copy(table, filters, limit, offset)
+    if copied is not None:
+        return copied
     where, parameters = _where(table, filters, None)
     names = [c.name for c in table.columns]
     selected = ", ".join(_quote(n) for n in names)

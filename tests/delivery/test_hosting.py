@@ -6,6 +6,8 @@ import csv
 import hashlib
 import json
 import math
+import sys
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -302,9 +304,58 @@ def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(
     assert hosting.reads_copy(table, []) == (held == "rows copied")
     assert not hosting.reads_copy(table, [Filter("district", "eq", "052010")])
     matching = [list(row) for row in rows if row[0] == "052010"]
-    offset = len(matching) // 2 - 2
-    page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
-    assert page.rows == matching[offset : offset + 5]
+    for offset in (0, len(matching) // 2 - 2, len(matching) - 3):
+        page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
+        assert page.rows == matching[offset : offset + 5]
+        assert page.next_offset == (offset + 5 if offset + 5 < len(matching) else None)
+    # the matching rows' positions are kept after the first page: the next pages read no engine
+    assert hosting.reads_copy(table, [Filter("district", "eq", "052010")]) == (held == "rows copied")
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_filtered_pages_of_a_copy_of_rows_are_slices_of_the_matching_positions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
+) -> None:
+    """A filter's first page is read by the engine; at its second, the positions of the rows it matches are
+    found, and kept while they fit: its next pages are slices of them. Pages are the same whichever way they were
+    read. A value the column cannot take is refused the same way, and a refused filter is never read on the
+    caller's thread."""
+    monkeypatch.setattr(hosting, "MATCHES_BYTES", 1 << 20 if kept else 0)
+    rows: list[Row] = [(f"52010{n % 7}", "bus" if n % 2 else "taxi", n, None) for n in range(3_000)]
+    table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "f" * 64, tmp_path / "cache", text_columns=TEXT)
+    read_rows(table, filters=[], limit=1, offset=0)  # the copy of the rows, made at the first page
+    conditions = [
+        [Filter("district", "eq", f"52010{d}"), Filter("kind", "eq", kind)]
+        for d in range(7)
+        for kind in ("bus", "taxi")
+    ] + [[Filter("amount", "ge", 2_990)], [Filter("amount", "ge", 2_990.0)], [Filter("kind", "in", ["bus"])]]
+    for condition in conditions:
+        expected = [list(row) for row in rows if all(matches(row, f) for f in condition)]
+        for read in range(3):
+            offset = (len(expected) - 5, 1, 0)[read]
+            page = read_rows(table, filters=condition, limit=7, offset=offset)
+            assert page.rows == expected[offset : offset + 7]
+            assert page.next_offset == (offset + 7 if offset + 7 < len(expected) else None)
+            assert hosting.reads_copy(table, condition) == (kept and read > 0)
+    with pytest.raises(HostingError) as refused:
+        read_rows(table, filters=[Filter("amount", "eq", "many")], limit=1, offset=0)
+    assert refused.value.code == "bad-filter"
+    assert not hosting.reads_copy(table, [Filter("nowhere", "eq", 1)])
+
+
+def test_kept_matches_are_bounded_in_bytes_least_recently_used_first_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = hosting._Engine()
+    positions = [array("q", range(n * 100, n * 100 + 100)) for n in range(4)]
+    keys: list[hosting.MatchesKey] = [("t", f"c{n}", ()) for n in range(4)]
+    monkeypatch.setattr(hosting, "MATCHES_BYTES", 3 * sys.getsizeof(positions[0]))
+    for key, kept in zip(keys[:3], positions, strict=False):
+        engine.keep_matches(key, kept)
+    assert engine.matched(keys[0]) is positions[0]  # used again: the second is now the least recently used
+    engine.keep_matches(keys[3], positions[3])
+    assert [engine.matched(key) is not None for key in keys] == [True, False, True, True]
+    monkeypatch.setattr(hosting, "MATCHES_BYTES", sys.getsizeof(positions[0]) - 1)
+    engine.keep_matches(("t", "too large", ()), positions[0])
+    assert engine.matched(("t", "too large", ())) is None
 
 
 @pytest.mark.parametrize("copied", [True, False])
