@@ -11,7 +11,7 @@ a small table from its copy in that database's memory (`MEMORY_TABLES_BYTES` in 
 file. A page of such a small table unfiltered is a slice of the process's own copy of its rows, as JSON values
 (`ROW_COPIES_BYTES` in all): no engine, whose least query costs more CPU than the page. A filtered page of it is
 a slice of the positions of the matching rows, which the engine finds once per filter asked more than once
-(`MATCHES_BYTES` in all).
+(`MATCHES_BYTES` in all). An aggregate's exact answer is kept too, for the same query asked again.
 
 Nothing a buyer sends is ever part of SQL text: values are bound parameters, and column names are
 checked against the table's own columns (and, for aggregates, the product's allowed lists) before
@@ -66,6 +66,10 @@ MATCHES_BYTES = 32 * 1024**2
 # costs more than a first page (a filter matching most of 100,000 rows ten times more), which is all a one-off
 # filter needs.
 SEEN_FILTERS = 4096
+# Exact aggregates a process keeps, by statement and parameters (a prepared file never changes), counted in groups,
+# the least recently used first out: the same query asked again scans nothing. Noise, where the caller adds it, is
+# drawn afresh for every answer all the same.
+AGGREGATE_GROUPS_KEPT = 100_000
 # Types whose values DuckDB gives as JSON's own (text, integers, booleans): a page of them is not converted.
 JSON_NATIVE_TYPES = frozenset(
     {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -302,8 +306,37 @@ class _PreparedTables:
                 self._tables.popitem(last=False)
 
 
+class _Aggregates:
+    """Exact aggregates already computed in this process, by statement and typed parameters; never changed
+    once kept. Bounded by their groups in all (`AGGREGATE_GROUPS_KEPT`): the least recently used go first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, tuple[tuple[type, Any], ...]], AggregateResult] = OrderedDict()
+        self._groups = 0
+
+    def get(self, key: tuple[str, tuple[tuple[type, Any], ...]]) -> AggregateResult | None:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, tuple[tuple[type, Any], ...]], result: AggregateResult) -> None:
+        size = len(result.groups) + 1
+        with self._lock:
+            if key in self._kept or size > AGGREGATE_GROUPS_KEPT:
+                return
+            self._kept[key] = result
+            self._groups += size
+            while self._groups > AGGREGATE_GROUPS_KEPT:
+                _, dropped = self._kept.popitem(last=False)
+                self._groups -= len(dropped.groups) + 1
+
+
 _engine = _Engine()
 _prepared = _PreparedTables(PREPARED_TABLES)
+_aggregates = _Aggregates()
 
 
 def _quote(name: str) -> str:
@@ -700,7 +733,8 @@ def aggregate(
     of fewer than `min_group_size` rows (k) is left out entirely, and only how many were left out is
     told. Without grouping the whole filtered table is one group, suppressed below k rows too. Sums and
     averages of a column in `bounds` (lower, upper) add its values clamped into them: privacy computing
-    calibrates its noise to that range. Exact either way: noise, if any, is added by the caller."""
+    calibrates its noise to that range. Exact either way: noise, if any, is added by the caller. The same
+    query asked again is answered from the process's kept answers (`AGGREGATE_GROUPS_KEPT`)."""
     if min_group_size < 1:
         raise ValueError("min_group_size is at least 1")
     if not 1 <= len(metrics) <= MAX_METRICS:
@@ -730,11 +764,15 @@ def aggregate(
         f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
     bound = [*clamps, *source_parameters, *parameters, min_group_size, min_group_size]
+    key = (sql, tuple((type(value), value) for value in bound))
+    kept = _aggregates.get(key)
+    if kept is not None:
+        return kept
     rows = _run(sql, bound, memory_limit_mb, _mismatch(table, filters))
     size_at = 1 + len(keys)
     suppressed = int(rows[0][0]) if rows else 0
-    kept = [row for row in rows if row[size_at] is not None]
-    if len(kept) > MAX_GROUPS:
+    shown = [row for row in rows if row[size_at] is not None]
+    if len(shown) > MAX_GROUPS:
         raise HostingError(
             "too-many-groups",
             Message(
@@ -746,9 +784,11 @@ def aggregate(
     names = [*group_by, *(metric.name for metric in metrics)]
     groups = [
         {name: _json_value(value) for name, value in zip(names, [*row[1:size_at], *row[size_at + 1 :]], strict=True)}
-        for row in kept
+        for row in shown
     ]
-    return AggregateResult(tuple(names), groups, suppressed, min_group_size)
+    result = AggregateResult(tuple(names), groups, suppressed, min_group_size)
+    _aggregates.put(key, result)
+    return result
 
 
 def text_columns_of(fields: Sequence[Mapping[str, Any]]) -> frozenset[str]:

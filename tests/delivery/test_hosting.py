@@ -225,6 +225,38 @@ def test_groups_under_k_are_suppressed_and_none_of_their_values_appear(district_
     assert (whole.groups, whole.suppressed_groups) == ([], 1)
 
 
+def test_an_aggregate_asked_again_is_the_kept_answer(district_table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same query (statement and parameters, each of its type) is answered from the kept exact answer; the
+    answers kept are bounded in groups, the least recently used dropped first."""
+
+    def ask(filters: list[Filter], k: int = 1) -> hosting.AggregateResult:
+        return aggregate(
+            district_table,
+            group_by=["district"],
+            metrics=[Metric("count")],
+            filters=filters,
+            allowed=ALLOWED,
+            min_group_size=k,
+        )
+
+    first = ask([Filter("amount", "ge", 3)])
+    assert ask([Filter("amount", "ge", 3)]) is first
+    as_float = ask([Filter("amount", "ge", 3.0)])  # another parameter for the engine, the same answer here
+    assert as_float is not first
+    assert as_float == first
+    assert first.groups == [{"district": "520103", "count": 9}, {"district": "520111", "count": 10}]
+    # an answer counts its groups and one more: k=10 shows two groups, k=11 one
+    monkeypatch.setattr(hosting, "AGGREGATE_GROUPS_KEPT", 4)
+    monkeypatch.setattr(hosting, "_aggregates", hosting._Aggregates())
+    first = ask([], k=10)
+    second = ask([], k=11)
+    assert ask([], k=11) is second
+    assert ask([], k=10) is not first  # dropped when the second was kept
+    monkeypatch.setattr(hosting, "AGGREGATE_GROUPS_KEPT", 2)
+    larger = ask([], k=1)  # three groups: more than may be kept
+    assert ask([], k=1) is not larger
+
+
 @pytest.mark.parametrize(
     ("group_by", "metrics", "filters", "code"),
     [
