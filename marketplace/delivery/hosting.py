@@ -30,10 +30,10 @@ import threading
 import uuid
 from array import array
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import duckdb
 
@@ -90,6 +90,8 @@ HostingErrorCode = Literal[
 FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in"]
 MetricFn = Literal["count", "sum", "avg", "min", "max"]
 _COMPARISONS = {"eq": "=", "ne": "<>", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 class HostingError(ValueError):
@@ -116,9 +118,9 @@ class ColumnInfo:
 
 # A table's rows in file order, column by column, as JSON values.
 RowsCopy = tuple[tuple[Any, ...], ...]
-# A filter on a copy of rows in the engine's memory: the copy's name, the condition's SQL and its parameters, each
-# with its type (1, 1.0 and True are equal keys in Python, not in SQL).
-MatchesKey = tuple[str, str, tuple[tuple[type, Any], ...]]
+# A filter on a copy of rows in the engine's memory: the copy's name, the condition's SQL and its parameters.
+TypedValues = tuple[tuple[type, Any], ...]
+MatchesKey = tuple[str, str, TypedValues]
 
 
 @dataclass(frozen=True)
@@ -195,9 +197,6 @@ class _Engine:
         self._kept_bytes = 0
         self._copies: dict[str, RowsCopy | None] = {}  # by the name of the copy in memory
         self._copies_bytes = 0
-        self._matches: OrderedDict[MatchesKey, array[int]] = OrderedDict()
-        self._matches_bytes = 0
-        self._seen: OrderedDict[MatchesKey, None] = OrderedDict()
 
     def cursor(self, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
         mine: dict[int, duckdb.DuckDBPyConnection] = self._local.__dict__.setdefault("cursors", {})
@@ -250,93 +249,48 @@ class _Engine:
             self._copies_bytes += size if fits else 0
             return self._copies[name]
 
-    def matched(self, key: MatchesKey) -> array[int] | None:
-        """The positions of the rows matching a filter, if `keep_matches` kept them."""
-        with self._lock:
-            positions = self._matches.get(key)
-            if positions is not None:
-                self._matches.move_to_end(key)
-            return positions
 
-    def seen_before(self, key: MatchesKey) -> bool:
-        """Whether a page of this filter was asked before (of the last `SEEN_FILTERS`); remembered from now on."""
-        with self._lock:
-            seen = key in self._seen
-            self._seen[key] = None
-            self._seen.move_to_end(key)
-            while len(self._seen) > SEEN_FILTERS:
-                self._seen.popitem(last=False)
-            return seen
+class _Kept(Generic[K, V]):
+    """Values a process keeps, shared by its threads, bounded in weight: at most `limit()` in all (read at each
+    `put`, from a setting), the least recently used going first; a value heavier than that is not kept."""
 
-    def keep_matches(self, key: MatchesKey, positions: array[int]) -> None:
-        """Keep the positions of the rows matching a filter, dropping the least recently used beyond
-        `MATCHES_BYTES`."""
-        size = sys.getsizeof(positions)
-        with self._lock:
-            if key in self._matches or size > MATCHES_BYTES:
-                return
-            self._matches[key] = positions
-            self._matches_bytes += size
-            while self._matches_bytes > MATCHES_BYTES:
-                _, dropped = self._matches.popitem(last=False)
-                self._matches_bytes -= sys.getsizeof(dropped)
-
-
-class _PreparedTables:
-    """Hosted tables already prepared in this process, by Parquet path: a call on a known dataset touches
-    neither the disk nor the engine to learn its schema. Bounded: the least recently used goes first."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, limit: Callable[[], int], weight: Callable[[V], int] = lambda _: 1) -> None:
+        self._limit = limit
+        self._weight = weight
         self._lock = threading.Lock()
-        self._tables: OrderedDict[Path, HostedTable] = OrderedDict()
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._total = 0
 
-    def get(self, path: Path) -> HostedTable | None:
+    def get(self, key: K) -> V | None:
         with self._lock:
-            table = self._tables.get(path)
-            if table is not None:
-                self._tables.move_to_end(path)
-            return table
+            value = self._values.get(key)
+            if value is not None:
+                self._values.move_to_end(key)
+            return value
 
-    def put(self, table: HostedTable) -> None:
+    def put(self, key: K, value: V) -> None:
+        weight, limit = self._weight(value), self._limit()
         with self._lock:
-            self._tables[table.path] = table
-            self._tables.move_to_end(table.path)
-            while len(self._tables) > self.size:
-                self._tables.popitem(last=False)
-
-
-class _Aggregates:
-    """Exact aggregates already computed in this process, by statement and typed parameters; never changed
-    once kept. Bounded by their groups in all (`AGGREGATE_GROUPS_KEPT`): the least recently used go first."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[str, tuple[tuple[type, Any], ...]], AggregateResult] = OrderedDict()
-        self._groups = 0
-
-    def get(self, key: tuple[str, tuple[tuple[type, Any], ...]]) -> AggregateResult | None:
-        with self._lock:
-            found = self._kept.get(key)
-            if found is not None:
-                self._kept.move_to_end(key)
-            return found
-
-    def put(self, key: tuple[str, tuple[tuple[type, Any], ...]], result: AggregateResult) -> None:
-        size = len(result.groups) + 1
-        with self._lock:
-            if key in self._kept or size > AGGREGATE_GROUPS_KEPT:
+            if key in self._values or weight > limit:
                 return
-            self._kept[key] = result
-            self._groups += size
-            while self._groups > AGGREGATE_GROUPS_KEPT:
-                _, dropped = self._kept.popitem(last=False)
-                self._groups -= len(dropped.groups) + 1
+            self._values[key] = value
+            self._total += weight
+            while self._total > limit:
+                _, dropped = self._values.popitem(last=False)
+                self._total -= self._weight(dropped)
 
 
 _engine = _Engine()
-_prepared = _PreparedTables(PREPARED_TABLES)
-_aggregates = _Aggregates()
+# hosted tables already prepared, by Parquet path: a call on a known dataset touches neither the disk nor the
+# engine to learn its schema
+_prepared: _Kept[Path, HostedTable] = _Kept(lambda: PREPARED_TABLES)
+# the positions of the rows matching a filter, by `MatchesKey` (see `_matching`), and the filters asked once
+_matches: _Kept[MatchesKey, array[int]] = _Kept(lambda: MATCHES_BYTES, sys.getsizeof)
+_seen_filters: _Kept[MatchesKey, bool] = _Kept(lambda: SEEN_FILTERS)
+# exact aggregates, by statement and typed parameters; never changed once kept
+_aggregates: _Kept[tuple[str, TypedValues], AggregateResult] = _Kept(
+    lambda: AGGREGATE_GROUPS_KEPT, lambda result: len(result.groups) + 1
+)
 
 
 def _quote(name: str) -> str:
@@ -428,7 +382,7 @@ def prepare_table(
         raise HostingError(
             "unreadable", Message("query.unreadable", "the hosted dataset cannot be read as its media type")
         ) from exc
-    _prepared.put(table)
+    _prepared.put(table.path, table)
     return table
 
 
@@ -604,7 +558,7 @@ def reads_copy(table: HostedTable, filters: Sequence[Filter]) -> bool:
     if not filters:
         return True
     try:
-        return _engine.matched(_matches_key(table, filters)) is not None
+        return _matches.get(_matches_key(table, filters)) is not None
     except HostingError:
         return False  # refused by `read_rows`, wherever it runs
 
@@ -612,7 +566,12 @@ def reads_copy(table: HostedTable, filters: Sequence[Filter]) -> bool:
 def _matches_key(table: HostedTable, filters: Sequence[Filter]) -> MatchesKey:
     assert table.in_memory is not None
     where, parameters = _where(table, filters, None)
-    return table.in_memory[0], where, tuple((type(value), value) for value in parameters)
+    return table.in_memory[0], where, _typed(parameters)
+
+
+def _typed(values: Sequence[Any]) -> TypedValues:
+    """Bound values as a key: each with its type, since 1, 1.0 and True are equal keys in Python, not in SQL."""
+    return tuple((type(value), value) for value in values)
 
 
 def _matching(table: HostedTable, filters: Sequence[Filter]) -> array[int] | None:
@@ -621,16 +580,17 @@ def _matching(table: HostedTable, filters: Sequence[Filter]) -> array[int] | Non
     first."""
     assert table.in_memory is not None
     key = _matches_key(table, filters)
-    positions = _engine.matched(key)
+    positions = _matches.get(key)
     if positions is None:
-        if not _engine.seen_before(key):
+        if _seen_filters.get(key) is None:
+            _seen_filters.put(key, True)
             return None
         name, memory_limit_mb = table.in_memory
         _, where, typed = key
         sql = f"SELECT list({ROW} ORDER BY {ROW}) FROM {name} WHERE {where}"  # noqa: S608
         ((found,),) = _run(sql, [value for _, value in typed], memory_limit_mb, _mismatch(table, filters))
         positions = array("q", found or ())
-        _engine.keep_matches(key, positions)
+        _matches.put(key, positions)
     return positions
 
 
@@ -764,7 +724,7 @@ def aggregate(
         f"SELECT hidden.n, kept.* FROM hidden LEFT JOIN kept ON TRUE ORDER BY {order} LIMIT {MAX_GROUPS + 1}"
     )
     bound = [*clamps, *source_parameters, *parameters, min_group_size, min_group_size]
-    key = (sql, tuple((type(value), value) for value in bound))
+    key = (sql, _typed(bound))
     kept = _aggregates.get(key)
     if kept is not None:
         return kept

@@ -247,7 +247,9 @@ def test_an_aggregate_asked_again_is_the_kept_answer(district_table: Any, monkey
     assert first.groups == [{"district": "520103", "count": 9}, {"district": "520111", "count": 10}]
     # an answer counts its groups and one more: k=10 shows two groups, k=11 one
     monkeypatch.setattr(hosting, "AGGREGATE_GROUPS_KEPT", 4)
-    monkeypatch.setattr(hosting, "_aggregates", hosting._Aggregates())
+    monkeypatch.setattr(
+        hosting, "_aggregates", hosting._Kept(lambda: hosting.AGGREGATE_GROUPS_KEPT, lambda r: len(r.groups) + 1)
+    )
     first = ask([], k=10)
     second = ask([], k=11)
     assert ask([], k=11) is second
@@ -375,19 +377,18 @@ def test_filtered_pages_of_a_copy_of_rows_are_slices_of_the_matching_positions(
     assert not hosting.reads_copy(table, [Filter("nowhere", "eq", 1)])
 
 
-def test_kept_matches_are_bounded_in_bytes_least_recently_used_first_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    engine = hosting._Engine()
+def test_kept_values_are_bounded_in_weight_least_recently_used_first_out() -> None:
+    limit = 3 * sys.getsizeof(array("q", range(100)))
+    kept: hosting._Kept[str, array[int]] = hosting._Kept(lambda: limit, sys.getsizeof)
     positions = [array("q", range(n * 100, n * 100 + 100)) for n in range(4)]
-    keys: list[hosting.MatchesKey] = [("t", f"c{n}", ()) for n in range(4)]
-    monkeypatch.setattr(hosting, "MATCHES_BYTES", 3 * sys.getsizeof(positions[0]))
-    for key, kept in zip(keys[:3], positions, strict=False):
-        engine.keep_matches(key, kept)
-    assert engine.matched(keys[0]) is positions[0]  # used again: the second is now the least recently used
-    engine.keep_matches(keys[3], positions[3])
-    assert [engine.matched(key) is not None for key in keys] == [True, False, True, True]
-    monkeypatch.setattr(hosting, "MATCHES_BYTES", sys.getsizeof(positions[0]) - 1)
-    engine.keep_matches(("t", "too large", ()), positions[0])
-    assert engine.matched(("t", "too large", ())) is None
+    for n in range(3):
+        kept.put(f"c{n}", positions[n])
+    assert kept.get("c0") is positions[0]  # used again: the second is now the least recently used
+    kept.put("c3", positions[3])
+    assert [kept.get(f"c{n}") is not None for n in range(4)] == [True, False, True, True]
+    limit = sys.getsizeof(positions[0]) - 1
+    kept.put("too large", positions[0])
+    assert kept.get("too large") is None
 
 
 @pytest.mark.parametrize("copied", [True, False])
