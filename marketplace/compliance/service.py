@@ -133,6 +133,8 @@ JUDGEMENT_REUSE_SECONDS = 86_400.0
 
 
 def count_findings(verdict: Verdict) -> None:
+    """Count a stored verdict's failed and held checks: once it is written, so that a verdict made and then not
+    stored (an order judged again on a changed listing, or sold out) is not counted."""
     for finding in verdict.findings:
         if finding.outcome in (Outcome.FAIL, Outcome.REVIEW):
             FINDINGS.labels(verdict.stage.value, finding.rule_id, finding.outcome.value).inc()
@@ -162,7 +164,8 @@ class ComplianceService:
         parts: Mapping[str, Part] = NO_PARTS,
     ) -> tuple[VerdictRows, Verdict]:
         """Evaluate, and the verdict's rows as `judge` stores them; writes nothing. For a caller that stores
-        the rows with its own in one statement (order placement) and records it in its own audit entry.
+        the rows with its own in one statement (order placement), records it in its own audit entry and counts
+        its findings (`count_findings`) once they are written.
         `parts`: the snapshot's parts its caller keeps digested (see `stored_form`). Facts judged already today
         under this rulebook get the findings they got then, which are the ones evaluating them now gives."""
         inline, stored_parts = stored_form(snapshot, parts)
@@ -185,7 +188,6 @@ class ComplianceService:
                 self.judgements.put(key, now.date(), judged)
         else:
             verdict = Verdict(stage, judged.decision, judged.findings, self.rulebook.fingerprint, now)
-        count_findings(verdict)
         values: dict[str, Any] = {
             "id": new_id(),
             "stage": stage,
@@ -206,6 +208,7 @@ class ComplianceService:
         rows, verdict = self.assess(stage=stage, subject_type=subject_type, subject_id=subject_id, snapshot=snapshot)
         stored = StoredVerdict(**rows.verdict)
         await self.repository.add(rows.verdict, rows.parts)
+        count_findings(verdict)
         await self.audit.record(
             actor=actor,
             action="verdict.recorded",

@@ -21,7 +21,7 @@ from marketplace.compliance.contract import Decision
 from marketplace.compliance.engine import Verdict
 from marketplace.compliance.models import StoredVerdict
 from marketplace.compliance.parts import Part
-from marketplace.compliance.service import ComplianceService, VerdictRows, verdict_audit_facts
+from marketplace.compliance.service import ComplianceService, VerdictRows, count_findings, verdict_audit_facts
 from marketplace.compliance.snapshots import Snapshot
 from marketplace.config import Settings
 from marketplace.db import TableRow, runs_statements_alone
@@ -222,7 +222,9 @@ class OrderService:
             also(order) if also else None,
             trade.listing_stamp,
         )
-        if placed != Placed.WRITTEN:
+        if placed == Placed.WRITTEN:
+            count_findings(verdict)
+        else:
             self.events.restore(earlier)  # this order's are not
         if placed == Placed.SOLD_OUT:
             raise SoldOut(

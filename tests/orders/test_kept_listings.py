@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from marketplace.accounts.models import Organization, OrganizationStatus
+from marketplace.compliance.service import FINDINGS
 from marketplace.orders.repository import OrderRepository, Placed
 from tests.orders.conftest import Market
 
@@ -88,3 +89,22 @@ async def test_an_order_judged_on_a_kept_listing_that_changed_is_judged_again(
     assert outcomes[2:] == [Placed.LISTING_CHANGED, Placed.WRITTEN]  # the rejected attempt is kept, once
     replayed = await market.place(key="after-the-change")
     assert (replayed.status_code, replayed.json()) == (422, refused.json())
+
+
+async def test_a_verdict_not_stored_is_not_counted_in_the_metrics(market: Market) -> None:
+    """An order judged on a kept listing that changed is judged again: only the verdict stored counts its failed
+    checks in `marketplace_verdict_findings_total`, not the first one too."""
+    await market.accepted_order()
+    await market.accepted_order()
+    await set_status(market, OrganizationStatus.SUSPENDED)
+
+    def counted() -> float:
+        return FINDINGS.labels("trade", "R1", "fail")._value.get()
+
+    before = counted()
+    # a scenario the product does not permit: R1 fails the trade on the kept listing and on the changed one
+    refused = await market.place(key="not-permitted", scenario="credit_scoring")
+    assert refused.status_code == 422, refused.text
+    failed = [f for f in refused.json()["findings"] if f["rule_id"] == "R1" and f["outcome"] == "fail"]
+    assert failed
+    assert counted() - before == len(failed)
