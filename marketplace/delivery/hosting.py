@@ -62,14 +62,14 @@ ROW_COPIES_BYTES = 64 * 1024**2
 # a matching row), the least recently used first out: an application paging through a filtered set reads each page
 # as a slice of them, where the engine would scan the table up to the page each time.
 MATCHES_BYTES = 32 * 1024**2
-# Filters seen once, whose matching rows are found at the second page asked of them: finding all the matching rows
-# costs more than a first page (a filter matching most of 100,000 rows ten times more), which is all a one-off
-# filter needs.
-SEEN_FILTERS = 4096
-# Exact aggregates a process keeps, by statement and parameters (a prepared file never changes), counted in groups,
-# the least recently used first out: the same query asked again scans nothing. Noise, where the caller adds it, is
+# Bytes of the filters seen once, whose matching rows are found at the second page asked of them: finding all the
+# matching rows costs more than a first page (a filter matching most of 100,000 rows ten times more), which is all
+# a one-off filter needs.
+SEEN_FILTERS_BYTES = 4 * 1024**2
+# Bytes of the exact aggregates a process keeps, by statement and parameters (a prepared file never changes), the
+# least recently used first out: the same query asked again scans nothing. Noise, where the caller adds it, is
 # drawn afresh for every answer all the same.
-AGGREGATE_GROUPS_KEPT = 100_000
+AGGREGATES_BYTES = 32 * 1024**2
 # Types whose values DuckDB gives as JSON's own (text, integers, booleans): a page of them is not converted.
 JSON_NATIVE_TYPES = frozenset(
     {"VARCHAR", "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
@@ -251,10 +251,11 @@ class _Engine:
 
 
 class _Kept(Generic[K, V]):
-    """Values a process keeps, shared by its threads, bounded in weight: at most `limit()` in all (read at each
-    `put`, from a setting), the least recently used going first; a value heavier than that is not kept."""
+    """Values a process keeps, shared by its threads, bounded in weight (of each key and its value): at most
+    `limit()` in all (read at each `put`, from a setting), the least recently used going first; an entry heavier
+    than that is not kept."""
 
-    def __init__(self, limit: Callable[[], int], weight: Callable[[V], int] = lambda _: 1) -> None:
+    def __init__(self, limit: Callable[[], int], weight: Callable[[K, V], int] = lambda key, value: 1) -> None:
         self._limit = limit
         self._weight = weight
         self._lock = threading.Lock()
@@ -269,15 +270,26 @@ class _Kept(Generic[K, V]):
             return value
 
     def put(self, key: K, value: V) -> None:
-        weight, limit = self._weight(value), self._limit()
+        weight, limit = self._weight(key, value), self._limit()
         with self._lock:
             if key in self._values or weight > limit:
                 return
             self._values[key] = value
             self._total += weight
             while self._total > limit:
-                _, dropped = self._values.popitem(last=False)
-                self._total -= self._weight(dropped)
+                self._total -= self._weight(*self._values.popitem(last=False))
+
+
+def _size_of(value: Any) -> int:
+    """Bytes of a kept key or value, roughly: a container with its items, recursively (types are shared)."""
+    if isinstance(value, type):
+        return 0
+    size = sys.getsizeof(value)
+    if isinstance(value, tuple | list):
+        size += sum(_size_of(item) for item in value)
+    elif isinstance(value, dict):
+        size += sum(_size_of(name) + _size_of(item) for name, item in value.items())
+    return size
 
 
 _engine = _Engine()
@@ -285,11 +297,13 @@ _engine = _Engine()
 # engine to learn its schema
 _prepared: _Kept[Path, HostedTable] = _Kept(lambda: PREPARED_TABLES)
 # the positions of the rows matching a filter, by `MatchesKey` (see `_matching`), and the filters asked once
-_matches: _Kept[MatchesKey, array[int]] = _Kept(lambda: MATCHES_BYTES, sys.getsizeof)
-_seen_filters: _Kept[MatchesKey, bool] = _Kept(lambda: SEEN_FILTERS)
+_matches: _Kept[MatchesKey, array[int]] = _Kept(
+    lambda: MATCHES_BYTES, lambda key, positions: _size_of(key) + sys.getsizeof(positions)
+)
+_seen_filters: _Kept[MatchesKey, bool] = _Kept(lambda: SEEN_FILTERS_BYTES, lambda key, _: _size_of(key))
 # exact aggregates, by statement and typed parameters; never changed once kept
 _aggregates: _Kept[tuple[str, TypedValues], AggregateResult] = _Kept(
-    lambda: AGGREGATE_GROUPS_KEPT, lambda result: len(result.groups) + 1
+    lambda: AGGREGATES_BYTES, lambda key, result: _size_of(key) + _size_of(result.groups)
 )
 
 
@@ -467,6 +481,11 @@ def _where(table: HostedTable, filters: Sequence[Filter], allowed: frozenset[str
                         limit=MAX_IN_VALUES,
                     ),
                 )
+            if any(isinstance(item, list | dict) for item in value):
+                raise HostingError(
+                    "bad-filter",
+                    Message("query.in-single-values", "`in` takes a list of single values, not of lists or objects"),
+                )
             clauses.append(f"{column} IN ({', '.join('?' for _ in value)})")
             parameters.extend(value)
         elif isinstance(value, list | dict):
@@ -549,18 +568,18 @@ def _mismatch(table: HostedTable, filters: Sequence[Filter]) -> HostingError:
     )
 
 
-def reads_copy(table: HostedTable, filters: Sequence[Filter]) -> bool:
-    """Whether `read_rows` slices the process's copy of the table's rows (a page of the whole file, or of a filter
-    whose matching rows are known, of a table that has one), touching no engine: cheap enough for the caller's
-    own thread."""
-    if table.in_memory is None or _engine.copied(table.in_memory[0]) is None:
-        return False
-    if not filters:
-        return True
-    try:
-        return _matches.get(_matches_key(table, filters)) is not None
-    except HostingError:
-        return False  # refused by `read_rows`, wherever it runs
+def copied_page(table: HostedTable, filters: Sequence[Filter], limit: int, offset: int) -> RowsPage | None:
+    """The page, if the process's copy of the table's rows answers it without the engine: a page of the whole file,
+    or of a filter whose matching rows' positions are kept; else None (`read_rows` answers it). Cheap enough for
+    the caller's own thread. A bad page or filter is refused as `read_rows` refuses it."""
+    _check_page(limit, offset)
+    copy = _engine.copied(table.in_memory[0]) if table.in_memory is not None else None
+    if copy is None:
+        return None
+    positions = _matches.get(_matches_key(table, filters)) if filters else None
+    if filters and positions is None:
+        return None
+    return _slice(table, copy, positions, limit, offset)
 
 
 def _matches_key(table: HostedTable, filters: Sequence[Filter]) -> MatchesKey:
@@ -600,19 +619,32 @@ def _page_of_copy(table: HostedTable, filters: Sequence[Filter], limit: int, off
     copy = _engine.copy_of(*table.in_memory, table.columns) if table.in_memory is not None else None
     if copy is None:
         return None
+    positions = _matching(table, filters) if filters else None
+    if filters and positions is None:
+        return None
+    return _slice(table, copy, positions, limit, offset)
+
+
+def _slice(table: HostedTable, copy: RowsCopy, positions: array[int] | None, limit: int, offset: int) -> RowsPage:
+    """A page of the copy of the rows: of the whole file, or of the rows at `positions`."""
     end = offset + limit + 1  # one more row tells whether a next page exists
-    if filters:
-        positions = _matching(table, filters)
-        if positions is None:
-            return None
-        chosen = positions[offset:end]
-        page = [[values[position] for values in copy] for position in chosen[:limit]]
-        more = len(chosen) > limit
-    else:
+    if positions is None:
         found = list(zip(*(values[offset:end] for values in copy), strict=True))
         page = [list(row) for row in found[:limit]]
         more = len(found) > limit
+    else:
+        chosen = positions[offset:end]
+        page = [[values[position] for values in copy] for position in chosen[:limit]]
+        more = len(chosen) > limit
     return RowsPage(tuple(c.name for c in table.columns), page, offset + limit if more else None)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise HostingError(
+            "bad-filter",
+            Message("query.bad-page", "limit is 1 to {limit} and offset is not negative", limit=MAX_PAGE),
+        )
 
 
 def read_rows(
@@ -624,11 +656,7 @@ def read_rows(
     matching rows in that copy, from the filter's second page on, else the matching rows read until the page is
     full. Each is in file order without sorting: a single-file scan, filtered, keeps the file's order in DuckDB
     (`preserve_insertion_order`)."""
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise HostingError(
-            "bad-filter",
-            Message("query.bad-page", "limit is 1 to {limit} and offset is not negative", limit=MAX_PAGE),
-        )
+    _check_page(limit, offset)
     copied = _page_of_copy(table, filters, limit, offset)
     if copied is not None:
         return copied
@@ -694,7 +722,7 @@ def aggregate(
     told. Without grouping the whole filtered table is one group, suppressed below k rows too. Sums and
     averages of a column in `bounds` (lower, upper) add its values clamped into them: privacy computing
     calibrates its noise to that range. Exact either way: noise, if any, is added by the caller. The same
-    query asked again is answered from the process's kept answers (`AGGREGATE_GROUPS_KEPT`)."""
+    query asked again is answered from the process's kept answers (`AGGREGATES_BYTES`)."""
     if min_group_size < 1:
         raise ValueError("min_group_size is at least 1")
     if not 1 <= len(metrics) <= MAX_METRICS:

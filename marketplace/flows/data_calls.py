@@ -358,12 +358,10 @@ class DataCalls:
     ) -> tuple[hosting.RowsPage, Metered]:
         """A page of rows, then the call metered: a refused query is not metered. A slice of the process's copy
         of the rows is read on the event loop: it costs less than handing it to a worker thread."""
-        read = functools.partial(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
-        if hosting.reads_copy(call.table, filters):
-            with _refusals():
-                page = read()
-        else:
-            page = await self._run(read)
+        with _refusals():
+            page = hosting.copied_page(call.table, filters, limit, offset)
+        if page is None:
+            page = await self._run(hosting.read_rows, call.table, filters=filters, limit=limit, offset=offset)
         metered, _ = await self._meter_answer(call, None)
         return page, metered
 

@@ -264,3 +264,25 @@ async def test_the_monthly_cap_holds_exactly_under_concurrent_calls(market: Mark
     check = await market.api.client.get("/api/v1/admin/ledger/check", headers=market.admin.headers)
     assert check.json()["ok"], check.json()
     assert check.json()["transfers"] == 1 + 30  # the base fee's payment, and one transfer per billed call
+
+
+async def test_filtered_pages_are_the_same_however_they_are_read_and_a_nested_list_is_refused(market: Market) -> None:
+    """A filter's first page is the engine's, its next ones slices of its matching rows' positions: the same rows.
+    A list inside an `in` list is a 422 problem, from the copy of the rows as from the engine, and is not metered."""
+    product = await market.product(delivery_modes=["api"], fields=FIELDS, dataset=DISTRICT_DATASET)
+    order_id = await market.paid_order(product, "api")
+    key, body = await access_key(market, order_id)
+    licence_id = body["licence_id"]
+    assert (await rows(market, licence_id, key, limit=1)).status_code == 200  # the copy of the rows, made now
+    matching = [list(r) for r in DISTRICT_ROWS if r[0] == "520102"]
+    for _ in range(3):
+        page = await rows(market, licence_id, key, limit=4, offset=2, where=['district:eq:"520102"'])
+        assert page.status_code == 200, page.text
+        assert page.json()["rows"] == matching[2:6]
+    usage = await market.api.client.get(f"/api/v1/licences/{licence_id}/usage", headers=market.buyer.headers)
+    for where in ('district:in:[["520102"]]', 'district:in:[{"a": 1}]'):
+        refused = await rows(market, licence_id, key, limit=4, where=[where])
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["query_error"] == "bad-filter"
+    after = await market.api.client.get(f"/api/v1/licences/{licence_id}/usage", headers=market.buyer.headers)
+    assert after.json()["calls"] == usage.json()["calls"]

@@ -226,8 +226,8 @@ def test_groups_under_k_are_suppressed_and_none_of_their_values_appear(district_
 
 
 def test_an_aggregate_asked_again_is_the_kept_answer(district_table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same query (statement and parameters, each of its type) is answered from the kept exact answer; the
-    answers kept are bounded in groups, the least recently used dropped first."""
+    """The same query (statement and parameters, each of its type) is answered from the kept exact answer, while
+    it fits in what may be kept."""
 
     def ask(filters: list[Filter], k: int = 1) -> hosting.AggregateResult:
         return aggregate(
@@ -245,18 +245,9 @@ def test_an_aggregate_asked_again_is_the_kept_answer(district_table: Any, monkey
     assert as_float is not first
     assert as_float == first
     assert first.groups == [{"district": "520103", "count": 9}, {"district": "520111", "count": 10}]
-    # an answer counts its groups and one more: k=10 shows two groups, k=11 one
-    monkeypatch.setattr(hosting, "AGGREGATE_GROUPS_KEPT", 4)
-    monkeypatch.setattr(
-        hosting, "_aggregates", hosting._Kept(lambda: hosting.AGGREGATE_GROUPS_KEPT, lambda r: len(r.groups) + 1)
-    )
-    first = ask([], k=10)
-    second = ask([], k=11)
-    assert ask([], k=11) is second
-    assert ask([], k=10) is not first  # dropped when the second was kept
-    monkeypatch.setattr(hosting, "AGGREGATE_GROUPS_KEPT", 2)
-    larger = ask([], k=1)  # three groups: more than may be kept
-    assert ask([], k=1) is not larger
+    monkeypatch.setattr(hosting, "AGGREGATES_BYTES", 1)  # no answer is that small: none is kept
+    again = ask([], k=10)
+    assert ask([], k=10) is not again
 
 
 @pytest.mark.parametrize(
@@ -329,21 +320,23 @@ def test_pages_of_a_prepared_file_of_many_row_groups_are_in_file_order(
     rows: list[Row] = [("520102" if n % 3 else "052010", "bus", n, None) for n in range(2 * ROW_GROUP_ROWS + 7)]
     table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "c" * 64, tmp_path / "cache", text_columns=TEXT)
     assert (table.in_memory is not None) == (held != "file")
-    assert not hosting.reads_copy(table, [])  # made at the first page
+    assert hosting.copied_page(table, [], 5, 0) is None  # made at the first page
     assert (table.rows, [c.name for c in table.columns]) == (len(rows), list(COLUMNS))
     for offset in (0, ROW_GROUP_ROWS - 3, 2 * ROW_GROUP_ROWS - 1, len(rows) - 4):
         page = read_rows(table, filters=[], limit=5, offset=offset)
         assert page.rows == [list(row) for row in rows[offset : offset + 5]]
         assert page.next_offset == (offset + 5 if offset + 5 < len(rows) else None)
-    assert hosting.reads_copy(table, []) == (held == "rows copied")
-    assert not hosting.reads_copy(table, [Filter("district", "eq", "052010")])
+    assert (hosting.copied_page(table, [], 5, 0) is not None) == (held == "rows copied")
+    assert hosting.copied_page(table, [Filter("district", "eq", "052010")], 5, 0) is None
     matching = [list(row) for row in rows if row[0] == "052010"]
     for offset in (0, len(matching) // 2 - 2, len(matching) - 3):
         page = read_rows(table, filters=[Filter("district", "eq", "052010")], limit=5, offset=offset)
         assert page.rows == matching[offset : offset + 5]
         assert page.next_offset == (offset + 5 if offset + 5 < len(matching) else None)
     # the matching rows' positions are kept after the first page: the next pages read no engine
-    assert hosting.reads_copy(table, [Filter("district", "eq", "052010")]) == (held == "rows copied")
+    copied = hosting.copied_page(table, [Filter("district", "eq", "052010")], 5, 0)
+    assert (copied is not None) == (held == "rows copied")
+    assert copied is None or copied.rows == matching[:5]
 
 
 @pytest.mark.parametrize("kept", [True, False])
@@ -352,8 +345,8 @@ def test_filtered_pages_of_a_copy_of_rows_are_slices_of_the_matching_positions(
 ) -> None:
     """A filter's first page is read by the engine; at its second, the positions of the rows it matches are
     found, and kept while they fit: its next pages are slices of them. Pages are the same whichever way they were
-    read. A value the column cannot take is refused the same way, and a refused filter is never read on the
-    caller's thread."""
+    read. A value the column cannot take, or a list in an `in` list, is refused the same way, on the caller's thread
+    too."""
     monkeypatch.setattr(hosting, "MATCHES_BYTES", 1 << 20 if kept else 0)
     rows: list[Row] = [(f"52010{n % 7}", "bus" if n % 2 else "taxi", n, None) for n in range(3_000)]
     table = prepare_table(write_csv(tmp_path / "d.csv", rows), CSV, "f" * 64, tmp_path / "cache", text_columns=TEXT)
@@ -370,16 +363,24 @@ def test_filtered_pages_of_a_copy_of_rows_are_slices_of_the_matching_positions(
             page = read_rows(table, filters=condition, limit=7, offset=offset)
             assert page.rows == expected[offset : offset + 7]
             assert page.next_offset == (offset + 7 if offset + 7 < len(expected) else None)
-            assert hosting.reads_copy(table, condition) == (kept and read > 0)
+            copied = hosting.copied_page(table, condition, 7, offset)
+            assert (copied is not None) == (kept and read > 0)
+            assert copied is None or copied == page
     with pytest.raises(HostingError) as refused:
         read_rows(table, filters=[Filter("amount", "eq", "many")], limit=1, offset=0)
     assert refused.value.code == "bad-filter"
-    assert not hosting.reads_copy(table, [Filter("nowhere", "eq", 1)])
+    for refused_filter in (Filter("nowhere", "eq", 1), Filter("district", "in", [["520101"]])):
+        with pytest.raises(HostingError) as refused:
+            hosting.copied_page(table, [refused_filter], 1, 0)
+        assert refused.value.code in {"column-not-allowed", "bad-filter"}
+    with pytest.raises(HostingError) as refused:
+        read_rows(table, filters=[Filter("district", "in", [{"a": 1}])], limit=1, offset=0)
+    assert refused.value.code == "bad-filter"
 
 
 def test_kept_values_are_bounded_in_weight_least_recently_used_first_out() -> None:
     limit = 3 * sys.getsizeof(array("q", range(100)))
-    kept: hosting._Kept[str, array[int]] = hosting._Kept(lambda: limit, sys.getsizeof)
+    kept: hosting._Kept[str, array[int]] = hosting._Kept(lambda: limit, lambda _, value: sys.getsizeof(value))
     positions = [array("q", range(n * 100, n * 100 + 100)) for n in range(4)]
     for n in range(3):
         kept.put(f"c{n}", positions[n])
