@@ -573,13 +573,7 @@ def copied_page(table: HostedTable, filters: Sequence[Filter], limit: int, offse
     or of a filter whose matching rows' positions are kept; else None (`read_rows` answers it). Cheap enough for
     the caller's own thread. A bad page or filter is refused as `read_rows` refuses it."""
     _check_page(limit, offset)
-    copy = _engine.copied(table.in_memory[0]) if table.in_memory is not None else None
-    if copy is None:
-        return None
-    positions = _matches.get(_matches_key(table, filters)) if filters else None
-    if filters and positions is None:
-        return None
-    return _slice(table, copy, positions, limit, offset)
+    return _page_of_copy(table, filters, limit, offset, engine=False)
 
 
 def _matches_key(table: HostedTable, filters: Sequence[Filter]) -> MatchesKey:
@@ -613,15 +607,22 @@ def _matching(table: HostedTable, filters: Sequence[Filter]) -> array[int] | Non
     return positions
 
 
-def _page_of_copy(table: HostedTable, filters: Sequence[Filter], limit: int, offset: int) -> RowsPage | None:
-    """The page, sliced from the process's copy of the table's rows (made now if it fits), if it has one and,
-    for a filtered page, the positions of the matching rows are known (see `_matching`); else None."""
-    copy = _engine.copy_of(*table.in_memory, table.columns) if table.in_memory is not None else None
+def _page_of_copy(
+    table: HostedTable, filters: Sequence[Filter], limit: int, offset: int, *, engine: bool
+) -> RowsPage | None:
+    """The page, sliced from the process's copy of the table's rows, if it has one and, for a filtered page, the
+    positions of the matching rows are known; else None. With `engine`, the copy is made now if it fits and the
+    positions are found if it is time (see `_matching`); without, only what is kept is read."""
+    if table.in_memory is None:
+        return None
+    copy = _engine.copy_of(*table.in_memory, table.columns) if engine else _engine.copied(table.in_memory[0])
     if copy is None:
         return None
-    positions = _matching(table, filters) if filters else None
-    if filters and positions is None:
-        return None
+    positions = None
+    if filters:
+        positions = _matching(table, filters) if engine else _matches.get(_matches_key(table, filters))
+        if positions is None:
+            return None
     return _slice(table, copy, positions, limit, offset)
 
 
@@ -657,7 +658,7 @@ def read_rows(
     full. Each is in file order without sorting: a single-file scan, filtered, keeps the file's order in DuckDB
     (`preserve_insertion_order`)."""
     _check_page(limit, offset)
-    copied = _page_of_copy(table, filters, limit, offset)
+    copied = _page_of_copy(table, filters, limit, offset, engine=True)
     if copied is not None:
         return copied
     where, parameters = _where(table, filters, None)
