@@ -155,6 +155,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         request_class=ServiceRequest,
+        # `configure_logging` set the root logger's one JSON handler; Litestar's default logging config would
+        # replace it with its own plain-text one (a line a worker logged, an error say, would not be JSON)
+        logging_config=None,
         middleware=[request_ids, PROMETHEUS.middleware],
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -19,6 +19,8 @@ import httpx
 import pytest
 
 from marketplace.api import compliance
+from marketplace.app import create_app
+from marketplace.config import Settings
 from marketplace.kit.logs import JsonFormatter
 from tests.fixtures.api import Api
 
@@ -109,3 +111,18 @@ def test_every_line_marketplace_serve_writes_is_json(tmp_path: Path) -> None:
     for line in lines:
         entry = json.loads(line)  # not JSON: the test fails here, naming the line
         assert {"time", "level", "message"} <= set(entry), line
+
+
+def test_the_app_leaves_the_root_logger_its_one_json_handler(tmp_path: Path) -> None:
+    """Litestar's default logging config would replace the root logger's handler with its own plain-text one: a
+    line logged in a worker (the pool's error as the worker stops, an unhandled error) would not be JSON."""
+    root = logging.getLogger()
+    kept = root.handlers[:], root.level
+    try:
+        create_app(
+            Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'd.db'}", storage_dir=tmp_path, log_json=True)
+        )
+        assert [type(handler.formatter) for handler in root.handlers] == [JsonFormatter]
+    finally:
+        root.handlers[:], level = kept
+        root.setLevel(level)
